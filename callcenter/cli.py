@@ -1,0 +1,271 @@
+"""``callcenter ...``: the command line. Errors are one line on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+from callcenter.config import Settings, load_settings
+from callcenter.errors import CallCenterError, ConfigError
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+# -- pbx -------------------------------------------------------------------------------------------
+
+def cmd_pbx(args: argparse.Namespace) -> int:
+    from callcenter.telephony.pbx import Pbx
+
+    pbx = Pbx(_settings())
+    if args.action == "up":
+        pbx.up()
+        print(f"asterisk up (pid {pbx.pid()}); AMI on {pbx.settings.ami.host}:"
+              f"{pbx.settings.ami.port}")
+    elif args.action == "down":
+        pbx.down()
+        print("asterisk down; mounts removed")
+    elif args.action == "status":
+        status = pbx.status()
+        print(status.describe())
+        return 0 if status.running else 3
+    elif args.action == "cli":
+        if not args.command:
+            raise ConfigError("usage: callcenter pbx cli \"<asterisk CLI command>\"")
+        print(pbx.cli(" ".join(args.command)), end="")
+    return 0
+
+
+# -- engine ----------------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from callcenter.engine import run_engine
+
+    asyncio.run(run_engine(_settings()))
+    return 0
+
+
+async def _call(args: argparse.Namespace) -> int:
+    from callcenter.store.calls import get_call
+    from callcenter.store.db import open_db
+    from callcenter.telephony.ami import AmiClient
+    from callcenter.telephony.simcall import SimCaller, check_dtmf, check_number
+
+    settings = _settings()
+    check_number(args.number)
+    check_dtmf(args.dtmf)
+    ami = AmiClient(settings.ami, settings.ami_secret())
+    caller = SimCaller(ami)
+    await ami.connect()
+    try:
+        call_id = await caller.place(args.number, args.dtmf, hold_s=args.hold)
+        print(f"call {call_id} placed to {args.number}", flush=True)
+        result = await caller.wait_end(call_id, args.timeout)
+    finally:
+        await ami.close()
+    print(f"call {call_id} ended after {result.duration_s:.1f}s: "
+          f"cause {result.cause} ({result.cause_text or 'normal'})")
+    if settings.database.exists():
+        db = await open_db(settings.database)
+        try:
+            record = None
+            # The engine commits the record in its own time; give it a moment.
+            for _ in range(20):
+                record = await get_call(db, call_id)
+                if record is not None and record.ended_at is not None:
+                    break
+                await asyncio.sleep(0.1)
+            if record is not None:
+                for event in record.events:
+                    if event.kind.startswith("ivr."):
+                        detail = " ".join(f"{k}={v}" for k, v in event.detail.items())
+                        print(f"  {event.kind} {detail}".rstrip())
+        finally:
+            await db.close()
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    return asyncio.run(_call(args))
+
+
+async def _status() -> int:
+    from callcenter.store.calls import recent_calls
+    from callcenter.store.db import open_db
+    from callcenter.telephony.ami import AmiClient
+    from callcenter.telephony.pbx import Pbx
+
+    settings = _settings()
+    print(Pbx(settings).status().describe())
+    ami = AmiClient(settings.ami, settings.ami_secret())
+    try:
+        await ami.connect()
+        channels = await ami.action_list("CoreShowChannels")
+        print(f"AMI: connected; {len(channels)} live channels")
+        for ch in channels:
+            print(f"  {ch.get('Channel')} {ch.get('ChannelStateDesc')} "
+                  f"{ch.get('Application')} {ch.get('Duration')}")
+    except CallCenterError as exc:
+        print(f"AMI: {exc}")
+    finally:
+        await ami.close()
+    if settings.database.exists():
+        db = await open_db(settings.database)
+        try:
+            calls = await recent_calls(db, 5)
+        finally:
+            await db.close()
+        print(f"recent calls ({settings.database}):")
+        for c in calls:
+            state = "live" if c.ended_at is None else f"ended cause {c.end_cause}"
+            print(f"  {c.id} from {c.caller_num or '-'} {state}, {len(c.events)} events")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return asyncio.run(_status())
+
+
+async def _doctor() -> int:
+    from callcenter.telephony.ami import AmiClient
+
+    problems = 0
+
+    def report(ok: bool, what: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        print(f"[{'ok' if ok else 'FAIL'}] {what}")
+
+    try:
+        settings = _settings()
+        report(True, "settings load")
+    except ConfigError as exc:
+        report(False, str(exc))
+        return 1
+    conf = settings.pbx.conf_dir
+    missing = [n for n in ("modules.conf", "manager.conf", "extensions.conf")
+               if not (conf / n).is_file()]
+    report(not missing, f"Asterisk configuration in {conf}"
+           + (f" (missing {', '.join(missing)})" if missing else ""))
+    try:
+        secret = settings.ami_secret()
+        report(True, "AMI secret available")
+    except ConfigError as exc:
+        report(False, str(exc))
+        return 1
+    ami = AmiClient(settings.ami, secret)
+    try:
+        await ami.connect()
+        report(True, f"AMI login at {settings.ami.host}:{settings.ami.port} as "
+                     f"{settings.ami.username}")
+        reply = await ami.action("Ping")
+        report(reply.get("Ping", "").lower() == "pong", "AMI answers Ping")
+    except CallCenterError as exc:
+        report(False, str(exc))
+    finally:
+        await ami.close()
+    report(_port_free_or_ours(settings.agi.host, settings.agi.port),
+           f"FastAGI port {settings.agi.host}:{settings.agi.port} usable")
+    return 1 if problems else 0
+
+
+def _port_free_or_ours(host: str, port: int) -> bool:
+    """True if we could bind the port, or a FastAGI server (the engine) already listens on it."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            return True
+        except OSError:
+            pass
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    return asyncio.run(_doctor())
+
+
+# -- prompts ---------------------------------------------------------------------------------------
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from callcenter.ivr.prompts import build_prompts, load_prompts
+
+    settings = _settings()
+    prompts = load_prompts(settings.flows_dir / "prompts.yaml")
+    written = build_prompts(prompts, settings.pbx.sounds_dir)
+    print(f"{len(prompts)} prompts x 2 languages; {written} files rendered "
+          f"into {settings.pbx.sounds_dir}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from callcenter.bench_ivr import run_bench
+
+    return asyncio.run(run_bench(_settings(), args.calls, args.concurrency, args.output))
+
+
+# -- entry -----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callcenter", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("pbx", help="the sandbox (or system) Asterisk")
+    p.add_argument("action", choices=["up", "down", "status", "cli"])
+    p.add_argument("command", nargs="*", help="for 'cli': the Asterisk CLI command")
+    p.set_defaults(func=cmd_pbx)
+
+    p = sub.add_parser("run", help="run the engine in the foreground")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("call", help="place a simulated call through AMI")
+    p.add_argument("number")
+    p.add_argument("--dtmf", default="", help="digits to send; 'w' pauses 0.5 s")
+    p.add_argument("--hold", type=int, default=60, help="seconds the caller stays at most")
+    p.add_argument("--timeout", type=float, default=120)
+    p.set_defaults(func=cmd_call)
+
+    p = sub.add_parser("status", help="PBX, live channels and recent calls")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("doctor", help="check AMI, credentials, configuration, FastAGI port")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("prompts", help="prompt audio")
+    p.add_argument("action", choices=["build"])
+    p.set_defaults(func=cmd_prompts)
+
+    p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
+    p.add_argument("what", choices=["ivr"])
+    p.add_argument("--calls", type=int, default=40)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--output", default="docs/benchmarks.md")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except CallCenterError as exc:
+        print(f"callcenter: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

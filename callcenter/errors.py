@@ -1,0 +1,95 @@
+"""The one exception tree of the engine.
+
+Every error the engine raises on purpose is a ``CallCenterError``. Library errors are translated
+at the boundary where they occur (``raise X(...) from exc``), so callers only ever catch these::
+
+    CallCenterError
+    ├── ConfigError              settings or configuration files are wrong
+    ├── UnsafeValueError         a value bound for Asterisk was refused (CR, LF, control chars...)
+    ├── TelephonyError           anything between us and Asterisk
+    │   ├── PbxError             the sandbox PBX could not be provisioned, started or stopped
+    │   ├── AmiError
+    │   │   ├── AmiConnectionError   unreachable, lost, or not answering (liveness)
+    │   │   ├── AmiAuthError         the AMI user or secret was refused
+    │   │   └── AmiActionError       Asterisk answered an action with an error
+    │   └── AgiError
+    │       ├── AgiProtocolError     Asterisk (or an impostor) broke the FastAGI protocol
+    │       ├── AgiCommandError      an AGI command was refused (510/511/520)
+    │       └── AgiHangup            the caller hung up; the session must end
+    ├── StoreError               the database could not be opened, migrated or written
+    └── FlowError                an IVR flow is invalid or failed at run time
+
+``LocalProtocolError``/``RemoteProtocolError`` style: *who* broke a protocol is in the class name
+(``AgiProtocolError`` is always the peer's fault; ``UnsafeValueError`` is always ours).
+"""
+
+from __future__ import annotations
+
+
+class CallCenterError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(CallCenterError):
+    """Settings or configuration files are missing or wrong."""
+
+
+class UnsafeValueError(CallCenterError, ValueError):
+    """A value bound for Asterisk contains characters that could change its meaning."""
+
+
+class TelephonyError(CallCenterError):
+    """Something between the engine and Asterisk failed."""
+
+
+class PbxError(TelephonyError):
+    """The sandbox PBX could not be provisioned, started, reached or stopped."""
+
+
+class AmiError(TelephonyError):
+    """An AMI failure."""
+
+
+class AmiConnectionError(AmiError):
+    """AMI is unreachable, the connection was lost, or it stopped answering."""
+
+
+class AmiAuthError(AmiError):
+    """Asterisk refused the AMI credentials."""
+
+
+class AmiActionError(AmiError):
+    """Asterisk answered an AMI action with an error."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"AMI {action} failed: {message}")
+        self.action = action
+        self.message = message
+
+
+class AgiError(TelephonyError):
+    """A FastAGI failure."""
+
+
+class AgiProtocolError(AgiError):
+    """The peer broke the FastAGI protocol (bad header, oversized data, timeout)."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk refused an AGI command."""
+
+    def __init__(self, command: str, code: int, message: str) -> None:
+        super().__init__(f"AGI {command.split(' ', 1)[0]} refused ({code}): {message}")
+        self.code = code
+
+
+class AgiHangup(AgiError):
+    """The channel hung up; the AGI session must end."""
+
+
+class StoreError(CallCenterError):
+    """The database could not be opened, migrated or written."""
+
+
+class FlowError(CallCenterError):
+    """An IVR flow is invalid or failed at run time."""

@@ -1,0 +1,1 @@
+"""The IVR (the plan's auto-attendant, ATDH): flows, their interpreter, and speech."""

@@ -1,0 +1,107 @@
+"""Prompt texts and their audio: load ``prompts.yaml``, render it with pyttsx3 + espeak-ng.
+
+Audio is built, never committed: ``callcenter prompts build`` renders each (id, language) whose
+text changed since the last build (a manifest keyed by text hash) into an 8 kHz mono 16-bit WAV,
+the format Asterisk plays without transcoding to a narrowband call. Runs from the CLI, outside
+the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from callcenter.errors import ConfigError
+
+LANGUAGES = ("zh", "en")
+#: espeak-ng voices by language; pyttsx3 picks them by id
+VOICES = {"zh": "sit/cmn", "en": "gmw/en"}
+MANIFEST = ".manifest.json"
+
+
+class PromptText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zh: str
+    en: str
+
+    @field_validator("zh", "en")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt text is empty")
+        return value
+
+
+def load_prompts(path: Path) -> dict[str, PromptText]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read prompts: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of prompt id to texts")
+    prompts: dict[str, PromptText] = {}
+    for key, value in raw.items():
+        ident = str(key)
+        if not all(part.replace("_", "").isalnum() for part in ident.split("/")):
+            raise ConfigError(f"{path}: prompt id {ident!r} must be words joined by '/'")
+        try:
+            prompts[ident] = PromptText.model_validate(value)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: prompt {ident!r}: {exc.errors()[0]['msg']}") from exc
+    return prompts
+
+
+def _digest(text: str, voice: str) -> str:
+    return hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()[:16]
+
+
+def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
+    """Render the prompts whose text changed; return how many files were written."""
+    import pyttsx3  # imported here: loading espeak-ng is only needed when building
+
+    engine = pyttsx3.init()
+    written = 0
+    for lang in LANGUAGES:
+        lang_dir = out_dir / lang
+        lang_dir.mkdir(parents=True, exist_ok=True)
+        manifest_path = lang_dir / MANIFEST
+        try:
+            manifest: dict[str, str] = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        engine.setProperty("voice", VOICES[lang])
+        for ident, texts in prompts.items():
+            text = getattr(texts, lang)
+            digest = _digest(text, VOICES[lang])
+            target = lang_dir / f"{ident}.wav"
+            if manifest.get(ident) == digest and target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                raw = Path(tmp) / "raw.wav"  # pyttsx3 wants an absolute path
+                engine.save_to_file(text, str(raw.resolve()))
+                # pyttsx3 prints "Audio saved to ..." for every file
+                with contextlib.redirect_stdout(io.StringIO()):
+                    engine.runAndWait()
+                _to_telephony_wav(raw, target)
+            manifest[ident] = digest
+            written += 1
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return written
+
+
+def _to_telephony_wav(src: Path, dest: Path) -> None:
+    done = subprocess.run(
+        ["sox", str(src), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(dest)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise ConfigError(f"sox could not convert a prompt to {dest}: {done.stderr.strip()}")

@@ -1,0 +1,1 @@
+"""The embedded store: SQLite through aiosqlite, its schema and migrations, and repositories."""

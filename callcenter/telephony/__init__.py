@@ -1,0 +1,1 @@
+"""The Asterisk edge: AMI, FastAGI, and the sandbox PBX."""

@@ -1,0 +1,527 @@
+"""FastAGI over asyncio: the server Asterisk connects to, and the typed ``Channel`` the IVR drives.
+
+This is the thin edge around ``agi_protocol.AgiConnection``. It owns the robustness rules that
+panoramisk's FastAGI server lacks: every read is bounded (4 KiB at a time, the environment by
+``max_header_bytes``), the environment must arrive within ``header_timeout``, EOF ends a session,
+and one bad connection never disturbs another or the event loop.
+
+Nothing a caller typed is logged: commands are logged by name only, never with arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+
+from callcenter.config import AgiSettings
+from callcenter.errors import (
+    AgiCommandError,
+    AgiHangup,
+    AgiProtocolError,
+    UnsafeValueError,
+)
+from callcenter.telephony.agi_protocol import (
+    AgiConnection,
+    Closed,
+    Environment,
+    Event,
+    HangupNotice,
+    NeedData,
+    Reply,
+)
+from callcenter.telephony.values import check_agi_arg
+
+__all__ = ["DEFAULT_ESCAPE_DIGITS", "AgiServer", "Channel", "Handler"]
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 4096
+DEFAULT_ESCAPE_DIGITS = "0123456789*#"
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_()]*")
+_APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
+_DIGITS = re.compile(r"[0-9]+")
+_DTMF = frozenset("0123456789*#ABCD")
+_INT32 = range(-(2**31) + 1, 2**31)
+
+# res_agi runs these on a hung-up ("dead") channel; anything else gets 511 there, so we answer
+# AgiHangup ourselves without a round trip.
+_DEAD_SAFE = frozenset(
+    {"GET VARIABLE", "GET FULL VARIABLE", "SET VARIABLE", "VERBOSE", "HANGUP", "EXEC"}
+)
+
+Handler = Callable[["Channel"], Awaitable[None]]
+
+
+class Channel:
+    """One AGI session: the caller's channel, as the IVR sees it.
+
+    Commands are serialised: res_agi aborts a playing prompt *without replying* when a new
+    command arrives, so a second outstanding command would desynchronise the stream.
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        connection: AgiConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        reply_timeout: float,
+    ) -> None:
+        self._environment = environment
+        self._conn = connection
+        self._reader = reader
+        self._writer = writer
+        self._reply_timeout = reply_timeout
+        self._lock = asyncio.Lock()
+        self._hung_up = connection.hangup_received
+        self._closed = False
+        self._broken = False
+        self._linkedid: str | None = environment.variables.get("agi_linkedid") or None
+
+    # -- what Asterisk told us up front ---------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self._environment.variables
+
+    @property
+    def script(self) -> str:
+        return self._environment.script
+
+    @property
+    def arguments(self) -> list[str]:
+        return self._environment.arguments
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.get("agi_uniqueid", "")
+
+    @property
+    def channel_name(self) -> str:
+        return self.env.get("agi_channel", "")
+
+    @property
+    def linkedid(self) -> str | None:
+        """Known linkedid (from the environment or an earlier ``resolve_linkedid``)."""
+        return self._linkedid
+
+    @property
+    def caller_id(self) -> str | None:
+        return _known(self.env.get("agi_callerid"))
+
+    @property
+    def caller_name(self) -> str | None:
+        return _known(self.env.get("agi_calleridname"))
+
+    @property
+    def dnid(self) -> str | None:
+        return _known(self.env.get("agi_dnid"))
+
+    @property
+    def language(self) -> str:
+        return self.env.get("agi_language") or "en"
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up or self._closed
+
+    # -- commands --------------------------------------------------------------------------------
+
+    async def answer(self) -> None:
+        await self._run("ANSWER", minus_one_is_hangup=True)
+
+    async def hangup(self) -> None:
+        """Hang up the channel; a no-op if it is already gone."""
+        if self.hung_up:
+            return
+        try:
+            await self._run("HANGUP")
+        except AgiHangup:
+            pass
+        finally:
+            self._hung_up = True
+
+    async def stream_file(
+        self, name: str, escape_digits: str = DEFAULT_ESCAPE_DIGITS
+    ) -> str | None:
+        """Play one prompt; return the digit that interrupted it (barge-in), else ``None``.
+
+        Asterisk answers ``result=-1`` both for a missing prompt file and for a hangup during
+        playback. A hangup is confirmed by the next command (``HANGUP``/511), so a missing file
+        is logged and the call goes on.
+        """
+        check_agi_arg(name, what="AGI argument 'prompt'")
+        _check_escape_digits(escape_digits)
+        reply = await self._run("STREAM FILE", name, escape_digits)
+        code = self._int_result("STREAM FILE", reply)
+        if code == -1:
+            if self.hung_up:
+                raise AgiHangup("the channel hung up during STREAM FILE")
+            log.warning("AGI %s: prompt %r could not be played (missing?)", self.uniqueid, name)
+            return None
+        return self._digit("STREAM FILE", code)
+
+    async def play(
+        self, names: Sequence[str], escape_digits: str = DEFAULT_ESCAPE_DIGITS
+    ) -> str | None:
+        """Play prompts in order, stopping at the first digit pressed (returned)."""
+        for name in names:
+            digit = await self.stream_file(name, escape_digits)
+            if digit is not None:
+                return digit
+        return None
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        if not _DIGITS.fullmatch(digits):
+            raise UnsafeValueError("AGI argument 'digits' must be ASCII digits; refused")
+        _check_escape_digits(escape_digits)
+        reply = await self._run("SAY DIGITS", digits, escape_digits, minus_one_is_hangup=True)
+        return self._digit("SAY DIGITS", self._int_result("SAY DIGITS", reply))
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+        if number not in _INT32:
+            raise UnsafeValueError("AGI argument 'number' is outside the 32-bit range; refused")
+        _check_escape_digits(escape_digits)
+        reply = await self._run("SAY NUMBER", str(number), escape_digits, minus_one_is_hangup=True)
+        return self._digit("SAY NUMBER", self._int_result("SAY NUMBER", reply))
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        """Play ``prompt`` and collect up to ``max_digits`` (``#`` ends input early).
+
+        Returns ``(digits, timed_out)``; ``timed_out`` is true when the caller stopped typing
+        before ``max_digits`` or ``#``.
+        """
+        check_agi_arg(prompt, what="AGI argument 'prompt'")
+        if timeout_ms <= 0 or max_digits <= 0:
+            raise ValueError("GET DATA needs a positive timeout and digit count")
+        reply = await self._run(
+            "GET DATA", prompt, str(timeout_ms), str(max_digits), minus_one_is_hangup=True
+        )
+        digits = reply.result
+        if any(char not in _DTMF for char in digits):
+            raise AgiProtocolError("AGI GET DATA answered with non-DTMF characters")
+        return digits, reply.data == "timeout"
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        """Wait for one digit (``-1`` waits forever); ``None`` on timeout."""
+        if timeout_ms < -1:
+            raise ValueError("WAIT FOR DIGIT timeout must be -1 or more")
+        reply = await self._run("WAIT FOR DIGIT", str(timeout_ms), minus_one_is_hangup=True)
+        return self._digit("WAIT FOR DIGIT", self._int_result("WAIT FOR DIGIT", reply))
+
+    async def set_variable(self, name: str, value: str) -> None:
+        _check_variable_name(name)
+        check_agi_arg(value, what=f"AGI variable {name}")
+        await self._run("SET VARIABLE", name, value)
+
+    async def get_variable(self, name: str) -> str | None:
+        """A channel variable or function (``CHANNEL(linkedid)``); ``None`` when unset."""
+        _check_variable_name(name)
+        return _variable_value(await self._run("GET VARIABLE", name))
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        """Evaluate an expression such as ``${CALLERID(num)}``; ``None`` when unset."""
+        check_agi_arg(expression, what="AGI argument 'expression'")
+        return _variable_value(await self._run("GET FULL VARIABLE", expression))
+
+    async def resolve_linkedid(self) -> str:
+        """The linkedid, asked of Asterisk once when the environment did not carry it."""
+        if self._linkedid is None:
+            self._linkedid = await self.get_variable("CHANNEL(linkedid)") or self.uniqueid
+        return self._linkedid
+
+    async def exec(self, app: str, *args: str) -> int:
+        """Run a dialplan application; returns its result (``-1`` from an app is a hangup)."""
+        if not _APP_NAME.fullmatch(app):
+            raise UnsafeValueError("AGI EXEC application name is not a plain word; refused")
+        for index, arg in enumerate(args, start=1):
+            check_agi_arg(arg, what=f"AGI EXEC {app} argument {index}")
+            if "," in arg:
+                # the arguments are joined with ","; one inside would add an argument
+                raise UnsafeValueError(f"AGI EXEC {app} argument {index} contains ','; refused")
+        reply = await self._run("EXEC", app, ",".join(args), minus_one_is_hangup=True)
+        code = self._int_result("EXEC", reply)
+        if code == -2:
+            raise AgiCommandError("EXEC", reply.code, f"application {app} not found")
+        return code
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        check_agi_arg(message, what="AGI argument 'message'")
+        await self._run("VERBOSE", message, str(level))
+
+    # -- the command round trip -----------------------------------------------------------------
+
+    async def _run(self, command: str, *args: str, minus_one_is_hangup: bool = False) -> Reply:
+        reply = await self._round_trip(command, args)
+        if reply.code == 511:
+            self._hung_up = True
+            raise AgiHangup(f"AGI {command}: the channel is dead")
+        if reply.code != 200:
+            message = (reply.data or "").split("\n", 1)[0]
+            raise AgiCommandError(command, reply.code, message)
+        if minus_one_is_hangup and reply.result == "-1":
+            self._hung_up = True
+            raise AgiHangup(f"AGI {command}: the channel hung up")
+        if self._hung_up and command not in _DEAD_SAFE:
+            raise AgiHangup(f"AGI {command}: the channel hung up")
+        return reply
+
+    async def _round_trip(self, command: str, args: Sequence[str]) -> Reply:
+        async with self._lock:
+            self._check_usable(command)
+            payload = self._conn.send_command(command, *args)
+            log.debug("AGI %s: %s", self.uniqueid, command)
+            in_sync = False
+            try:
+                await self._write(payload)
+                try:
+                    async with asyncio.timeout(self._reply_timeout):
+                        reply = await self._read_reply()
+                except TimeoutError:
+                    raise AgiProtocolError(
+                        f"no reply to AGI {command} within {self._reply_timeout:g} s"
+                    ) from None
+                in_sync = True
+            finally:
+                # A command without its reply (timeout, cancellation, lost link) leaves the stream
+                # position unknown: nothing more can be sent safely.
+                if not in_sync:
+                    self._broken = True
+            return reply
+
+    def _check_usable(self, command: str) -> None:
+        if self._closed:
+            raise AgiHangup("the AGI connection is closed")
+        if self._broken:
+            raise AgiProtocolError("the AGI connection is unusable after an earlier failure")
+        if self._hung_up and command not in _DEAD_SAFE:
+            raise AgiHangup(f"AGI {command}: the channel hung up")
+
+    async def _write(self, payload: bytes) -> None:
+        try:
+            self._writer.write(payload)
+            await self._writer.drain()
+        except ConnectionError as exc:
+            self._closed = True
+            raise AgiHangup("the AGI connection was lost") from exc
+
+    async def _read_reply(self) -> Reply:
+        while True:
+            event = await self._next_event()
+            if isinstance(event, Reply):
+                return event
+            if isinstance(event, HangupNotice):
+                self._hung_up = True  # the reply still follows; keep reading to stay in sync
+                continue
+            if isinstance(event, Closed):
+                self._closed = True
+                raise AgiHangup("Asterisk closed the AGI connection")
+            raise AgiProtocolError("FastAGI peer sent an unexpected event")
+
+    async def _next_event(self) -> Event:
+        while True:
+            event = self._conn.next_event()
+            if not isinstance(event, NeedData):
+                return event
+            try:
+                data = await self._reader.read(READ_CHUNK)
+            except ConnectionError:
+                data = b""
+            self._conn.receive_data(data)
+
+    # -- reply helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _int_result(command: str, reply: Reply) -> int:
+        value = reply.numeric_result
+        if value is None:
+            raise AgiProtocolError(f"AGI {command} answered with a non-numeric result")
+        return value
+
+    @staticmethod
+    def _digit(command: str, code: int) -> str | None:
+        if code == 0:
+            return None
+        char = chr(code) if 0 < code < 0x110000 else ""
+        if char not in _DTMF:
+            raise AgiProtocolError(f"AGI {command} answered with a result that is not a digit")
+        return char
+
+
+def _known(value: str | None) -> str | None:
+    # res_agi writes "unknown" for an absent caller ID, DNID or RDNIS
+    return None if not value or value == "unknown" else value
+
+
+def _check_variable_name(name: str) -> None:
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise UnsafeValueError("AGI variable name must match [A-Za-z_][A-Za-z0-9_()]*; refused")
+
+
+def _check_escape_digits(digits: str) -> None:
+    if not _ESCAPE_DIGITS.fullmatch(digits):
+        raise UnsafeValueError("AGI argument 'escape_digits' may hold only 0-9, * and #; refused")
+
+
+def _variable_value(reply: Reply) -> str | None:
+    if reply.result != "1":
+        return None
+    return reply.data if reply.data is not None else ""
+
+
+class AgiServer:
+    """Accepts FastAGI connections and runs ``handler(channel)`` for each."""
+
+    def __init__(self, settings: AgiSettings, handler: Handler) -> None:
+        self._settings = settings
+        self._handler = handler
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self._closing = False
+
+    async def __aenter__(self) -> AgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when ``settings.port`` is 0)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the FastAGI server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def active_sessions(self) -> int:
+        return self._active
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the FastAGI server is already started")
+        self._closing = False
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            self._settings.host,
+            self._settings.port,
+            # we only read(n), so this only caps what the stream buffers before pausing the socket
+            limit=max(READ_CHUNK, self._settings.max_line_bytes),
+        )
+        log.info("FastAGI listening on %s:%d", self._settings.host, self.port)
+
+    async def close(self) -> None:
+        """Stop accepting, cancel every session and wait for all of them to finish."""
+        self._closing = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - asyncio always runs the callback in a task
+            writer.close()
+            return
+        self._tasks.add(task)
+        try:
+            if self._closing:
+                return
+            if self._active >= self._settings.max_sessions:
+                log.warning(
+                    "FastAGI connection from %s refused: %d sessions active",
+                    _peer(writer),
+                    self._active,
+                )
+                return
+            self._active += 1
+            try:
+                await self._session(reader, writer)
+            finally:
+                self._active -= 1
+        finally:
+            try:
+                await _close_quietly(writer)
+            finally:
+                self._tasks.discard(task)
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = AgiConnection(
+            max_header_bytes=self._settings.max_header_bytes,
+            max_line_bytes=self._settings.max_line_bytes,
+        )
+        environment = await self._read_environment(connection, reader, _peer(writer))
+        if environment is None:
+            return
+        channel = Channel(
+            environment,
+            connection,
+            reader,
+            writer,
+            reply_timeout=self._settings.reply_timeout,
+        )
+        await self._run_handler(channel)
+
+    async def _read_environment(
+        self, connection: AgiConnection, reader: asyncio.StreamReader, peer: str
+    ) -> Environment | None:
+        try:
+            async with asyncio.timeout(self._settings.header_timeout):
+                while True:
+                    event = connection.next_event()
+                    if isinstance(event, Environment):
+                        return event
+                    if isinstance(event, Closed):
+                        log.info("FastAGI connection from %s closed before its environment", peer)
+                        return None
+                    connection.receive_data(await reader.read(READ_CHUNK))
+        except TimeoutError:
+            log.warning(
+                "FastAGI connection from %s dropped: no environment within %g s",
+                peer,
+                self._settings.header_timeout,
+            )
+        except AgiProtocolError as exc:
+            log.warning("FastAGI connection from %s dropped: %s", peer, exc)
+        except ConnectionError as exc:
+            log.info("FastAGI connection from %s lost: %s", peer, type(exc).__name__)
+        return None
+
+    async def _run_handler(self, channel: Channel) -> None:
+        try:
+            await self._handler(channel)
+        except AgiHangup:
+            log.debug("AGI %s ended by hangup", channel.uniqueid)
+        except AgiProtocolError as exc:
+            log.warning("AGI %s ended: %s", channel.uniqueid, exc)
+        except Exception:
+            log.exception("AGI handler for %s (script %r) failed", channel.uniqueid, channel.script)
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+async def _close_quietly(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):  # a peer reset still leaves the socket closed
+        await writer.wait_closed()

@@ -1,0 +1,297 @@
+"""The AMI edge: one supervised connection to Asterisk's manager interface.
+
+panoramisk's ``AMIProtocol`` does the wire framing and matches responses to actions; this adapter
+owns everything around it, because panoramisk's own ``Manager`` gets these wrong for us:
+
+- every action name, header name and value is checked before anything is written
+  (``ami_link.build_action``), so CR/LF can never inject a second action;
+- login is challenge-response (MD5), so the secret never crosses the wire;
+- a Ping every ``ping_interval``; no word from Asterisk for ``ping_timeout`` closes the link, so a
+  dead or half-open connection is noticed within seconds (panoramisk never checks the reply);
+- reconnect with exponential backoff; after each login ``on_ready`` runs (the controller resyncs
+  from ``CoreShowChannels``);
+- actions in flight when the link drops fail with ``AmiConnectionError``. Nothing is resent
+  (panoramisk's Manager re-sends "awaiting" actions after reconnect: an Originate could ring twice).
+
+Events reach ``on_event`` as typed objects (``ami_events``), synchronously and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from panoramisk.ami_protocol import AMIProtocol
+from pydantic import SecretStr
+
+from callcenter.config import AmiSettings
+from callcenter.errors import AmiActionError, AmiAuthError, AmiConnectionError, AmiError
+from callcenter.telephony.ami_events import AmiEvent, parse_event
+from callcenter.telephony.ami_link import Backoff, Liveness, build_action, md5_login_key
+
+log = logging.getLogger(__name__)
+# panoramisk logs whole messages at debug level; they may carry caller data.
+logging.getLogger("panoramisk").setLevel(logging.WARNING)
+
+EventHandler = Callable[[AmiEvent], None]
+ReadyHandler = Callable[[], Awaitable[None]]
+Response = Mapping[str, str]
+
+
+class _Link:
+    """What panoramisk's protocol expects of its ``factory``, bound to one TCP connection."""
+
+    forgetable_actions: tuple[str, ...] = ()
+
+    def __init__(self, client: AmiClient) -> None:
+        self.client = client
+        self.awaiting_actions: deque[Any] = deque()  # panoramisk parks actions here; we drop them
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.protocol: AMIProtocol | None = None
+
+    def dispatch(self, message: Any) -> None:
+        self.client._heard()
+        self.client._dispatch(message)
+
+    def connection_lost(self, exc: object) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, plus: every byte from Asterisk proves the link alive."""
+
+    def data_received(self, data: bytes) -> None:
+        if self.factory is not None:
+            self.factory.client._heard()
+        super().data_received(data)
+
+
+class AmiClient:
+    def __init__(
+        self,
+        settings: AmiSettings,
+        secret: SecretStr,
+        on_event: EventHandler | None = None,
+        on_ready: ReadyHandler | None = None,
+    ) -> None:
+        self.settings = settings
+        self._secret = secret
+        self._handlers: list[EventHandler] = [on_event] if on_event else []
+        self._on_ready = on_ready
+        self._link: _Link | None = None
+        self._liveness = Liveness(settings.ping_timeout)
+        self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max)
+        self._supervisor: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.connections = 0  # how many times a login succeeded (tests and status read it)
+        self.last_error: str | None = None
+
+    def add_handler(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def remove_handler(self, handler: EventHandler) -> None:
+        self._handlers.remove(handler)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect and log in once; raise ``AmiConnectionError``/``AmiAuthError`` on failure."""
+        await self._open()
+
+    async def start(self) -> None:
+        """Connect (raising on a first failure), then keep the link up in the background."""
+        await self._open()
+        self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+
+    async def close(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        self._drop_link()
+
+    async def _supervise(self) -> None:
+        while True:
+            link = self._link
+            if link is not None:
+                await self._watch(link)
+            self.connected.clear()
+            delay = self._backoff.next_delay()
+            log.warning("AMI link down (%s); reconnecting in %.1fs", self.last_error, delay)
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except AmiAuthError as exc:
+                self.last_error = str(exc)
+                log.error("%s", exc)
+            except AmiError as exc:
+                self.last_error = str(exc)
+
+    async def _watch(self, link: _Link) -> None:
+        """Ping until the link is lost or Asterisk stays silent past ``ping_timeout``."""
+        loop = asyncio.get_running_loop()
+        # Checking at a fraction of the timeout bounds detection to ~1.25 x ping_timeout.
+        tick = min(self.settings.ping_interval, self.settings.ping_timeout / 4)
+        next_ping = loop.time()
+        while not link.lost.done():
+            now = loop.time()
+            if self._liveness.is_dead(now):
+                self.last_error = f"no answer from Asterisk for {self.settings.ping_timeout:.0f}s"
+                log.warning("AMI %s; closing the link", self.last_error)
+                break
+            if now >= next_ping:
+                self._liveness.ping_sent(now)
+                self._write(link, build_action("Ping", {}))
+                next_ping = now + self.settings.ping_interval
+            await asyncio.wait({link.lost}, timeout=tick)
+        if link.lost.done() and self.last_error is None:
+            self.last_error = "connection lost"
+        self._drop_link()
+
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        self.connected.clear()
+        if link is None:
+            return
+        if link.protocol is not None and link.protocol.transport is not None:
+            # abort(): a half-open peer would never acknowledge a graceful close
+            link.protocol.transport.abort()
+        if not link.lost.done():
+            link.lost.set_result(None)
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        link = _Link(self)
+        try:
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(_Protocol, s.host, s.port), s.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise AmiConnectionError(
+                f"cannot reach Asterisk AMI at {s.host}:{s.port}: {exc or 'timed out'}"
+            ) from exc
+        protocol.factory = link
+        protocol.log = logging.getLogger("panoramisk.ami_protocol")
+        protocol.encoding = "utf-8"
+        link.protocol = protocol
+        self._link = link
+        self._liveness.heard_from_peer()
+        try:
+            await self._login(link)
+        except BaseException:
+            self._drop_link()
+            raise
+        self.connections += 1
+        self._backoff.reset()
+        self.last_error = None
+        self.connected.set()
+        log.info("AMI connected to %s:%s", s.host, s.port)
+        if self._on_ready is not None:
+            await self._on_ready()
+
+    async def _login(self, link: _Link) -> None:
+        reply = await self._send(link, build_action("Challenge", {"AuthType": "MD5"}))
+        challenge = reply.get("Challenge", "")
+        if not challenge:
+            raise AmiAuthError("Asterisk refused the AMI challenge")
+        key = md5_login_key(challenge, self._secret.get_secret_value())
+        action = build_action(
+            "Login",
+            {"AuthType": "MD5", "Username": self.settings.username, "Key": key, "Events": "on"},
+        )
+        try:
+            await self._send(link, action)
+        except AmiActionError as exc:
+            raise AmiAuthError(
+                f"Asterisk refused the AMI login of user {self.settings.username!r}: {exc.message}"
+            ) from exc
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def action(self, action: str, **headers: str | list[str]) -> Response:
+        """Send one action and return its response; raise ``AmiActionError`` on ``Error``."""
+        message = build_action(action, headers)
+        return await self._send(self._require_link(), message)
+
+    async def action_list(self, action: str, **headers: str | list[str]) -> list[Response]:
+        """Send an action whose answer is an event list; return the events (no completion)."""
+        message = build_action(action, headers)
+        replies = await self._send_raw(self._require_link(), message, as_list=True)
+        return [r for r in replies[1:] if not r.get("Event", "").endswith("Complete")]
+
+    async def originate(self, **headers: str | list[str]) -> tuple[Response, Response]:
+        """Async Originate; return (the queued response, the OriginateResponse event).
+
+        Never retried: if the link drops in between, the caller gets ``AmiConnectionError`` and
+        must look at the live model to learn whether the call exists.
+        """
+        headers = {**headers, "Async": "true"}
+        message = build_action("Originate", headers)
+        replies = await self._send_raw(self._require_link(), message, as_list=None)
+        if not isinstance(replies, list) or len(replies) < 2:
+            raise AmiActionError("Originate", "no OriginateResponse")
+        final = replies[-1]
+        if final.get("Response", "").lower() != "success":
+            raise AmiActionError("Originate", f"{final.get('Reason', '?')} (call not placed)")
+        return replies[0], final
+
+    def _require_link(self) -> _Link:
+        if self._link is None or not self.connected.is_set():
+            raise AmiConnectionError("AMI is not connected; action not sent")
+        return self._link
+
+    async def _send(self, link: _Link, message: dict[str, str | list[str]]) -> Response:
+        reply = await self._send_raw(link, message, as_list=False)
+        if reply.get("Response", "").lower() == "error":
+            raise AmiActionError(str(message["Action"]), reply.get("Message", "error"))
+        return dict(reply)
+
+    async def _send_raw(
+        self, link: _Link, message: dict[str, str | list[str]], *, as_list: bool | None
+    ) -> Any:
+        future = self._write(link, message, as_list=as_list)
+        timeout = self.settings.action_timeout
+        done, _ = await asyncio.wait({future, link.lost}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if future in done:
+            return _plain(future.result())
+        future.cancel()
+        name = message["Action"]
+        if link.lost in done:
+            raise AmiConnectionError(f"AMI link lost before {name} was answered; not resent")
+        raise AmiConnectionError(f"AMI {name} not answered within {timeout:.0f}s")
+
+    def _write(
+        self, link: _Link, message: dict[str, str | list[str]], *, as_list: bool | None = False
+    ) -> asyncio.Future[Any]:
+        if link.protocol is None or link.lost.done():
+            raise AmiConnectionError("AMI link lost; action not sent")
+        future: asyncio.Future[Any] = link.protocol.send(message, as_list=as_list)
+        return future
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _heard(self) -> None:
+        self._liveness.heard_from_peer()
+
+    def _dispatch(self, message: Any) -> None:
+        event = parse_event(_plain(message))
+        for handler in self._handlers:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("AMI event handler failed on %s", type(event).__name__)
+
+
+def _plain(message: Any) -> Any:
+    """panoramisk Message (case-insensitive dict) -> plain dict, or a list of them."""
+    if isinstance(message, list):
+        return [_plain(m) for m in message]
+    return {str(k): str(v) for k, v in dict(message).items()}

@@ -1,0 +1,206 @@
+"""Typed AMI events: the only shape in which Asterisk's events reach the controller.
+
+``parse_event`` turns a header mapping (from panoramisk's parser or a recorded transcript) into one
+of the dataclasses below. Events the controller does not model come out as ``OtherEvent``. Pure
+code: no I/O, no event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """The channel fields Asterisk repeats on every channel event."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    state: int
+    state_desc: str
+    caller_num: str
+    caller_name: str
+    context: str
+    exten: str
+
+    @classmethod
+    def from_headers(cls, h: Mapping[str, str], prefix: str = "") -> ChannelInfo:
+        def get(key: str) -> str:
+            return h.get(prefix + key, "") or ""
+
+        try:
+            state = int(get("ChannelState") or "0")
+        except ValueError:
+            state = 0
+        uniqueid = get("Uniqueid")
+        return cls(
+            uniqueid=uniqueid,
+            linkedid=get("Linkedid") or uniqueid,
+            channel=get("Channel"),
+            state=state,
+            state_desc=get("ChannelStateDesc"),
+            caller_num=_unknown_to_empty(get("CallerIDNum")),
+            caller_name=_unknown_to_empty(get("CallerIDName")),
+            context=get("Context"),
+            exten=get("Exten"),
+        )
+
+
+def _unknown_to_empty(value: str) -> str:
+    return "" if value in ("<unknown>", "<Unknown>") else value
+
+
+@dataclass(frozen=True, slots=True)
+class NewChannel:
+    info: ChannelInfo
+
+
+@dataclass(frozen=True, slots=True)
+class NewState:
+    info: ChannelInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    info: ChannelInfo
+    cause: int
+    cause_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialBegin:
+    caller: ChannelInfo | None
+    dest: ChannelInfo
+    dialstring: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialEnd:
+    caller: ChannelInfo | None
+    dest: ChannelInfo
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEnter:
+    info: ChannelInfo
+    bridge_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeLeave:
+    info: ChannelInfo
+    bridge_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoreShowChannel:
+    """One row of a ``CoreShowChannels`` snapshot (resync after reconnect)."""
+
+    info: ChannelInfo
+    application: str
+    bridge_id: str
+    duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class FullyBooted:
+    uptime_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    restart: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OtherEvent:
+    name: str
+    headers: Mapping[str, str] = field(repr=False)
+
+
+AmiEvent = (
+    NewChannel
+    | NewState
+    | Hangup
+    | DialBegin
+    | DialEnd
+    | BridgeEnter
+    | BridgeLeave
+    | CoreShowChannel
+    | FullyBooted
+    | Shutdown
+    | OtherEvent
+)
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value or default)
+    except ValueError:
+        return default
+
+
+def _duration(value: str) -> int:
+    """``CoreShowChannel`` gives Duration as HH:MM:SS."""
+    try:
+        h, m, s = (int(p) for p in value.split(":"))
+    except ValueError:
+        return 0
+    return h * 3600 + m * 60 + s
+
+
+def parse_event(headers: Mapping[str, str]) -> AmiEvent:
+    """Build the typed event for an AMI event's headers (case-insensitive names accepted)."""
+    h = _normalise(headers)
+    name = h.get("Event", "")
+    key = name.lower()
+    if key == "newchannel":
+        return NewChannel(ChannelInfo.from_headers(h))
+    if key == "newstate":
+        return NewState(ChannelInfo.from_headers(h))
+    if key == "hangup":
+        return Hangup(ChannelInfo.from_headers(h), _int(h.get("Cause")), h.get("Cause-txt", ""))
+    if key == "dialbegin":
+        return DialBegin(_caller(h), ChannelInfo.from_headers(h, "Dest"), h.get("DialString", ""))
+    if key == "dialend":
+        return DialEnd(_caller(h), ChannelInfo.from_headers(h, "Dest"), h.get("DialStatus", ""))
+    if key == "bridgeenter":
+        return BridgeEnter(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", ""))
+    if key == "bridgeleave":
+        return BridgeLeave(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", ""))
+    if key == "coreshowchannel":
+        return CoreShowChannel(
+            ChannelInfo.from_headers(h),
+            application=h.get("Application", ""),
+            bridge_id=h.get("BridgeId", ""),
+            duration_s=_duration(h.get("Duration", "")),
+        )
+    if key == "fullybooted":
+        return FullyBooted(_int(h.get("Uptime")))
+    if key == "shutdown":
+        return Shutdown(restart=h.get("Restart", "").lower() in ("true", "yes"))
+    return OtherEvent(name, h)
+
+
+def _caller(h: Mapping[str, str]) -> ChannelInfo | None:
+    # Originated dials have no caller channel: Asterisk then omits the bare headers.
+    return ChannelInfo.from_headers(h) if h.get("Uniqueid") else None
+
+
+_CANONICAL = {
+    k.lower(): k
+    for k in (
+        "Event Uniqueid Linkedid Channel ChannelState ChannelStateDesc CallerIDNum CallerIDName "
+        "Context Exten Cause Cause-txt DialString DialStatus BridgeUniqueid Application BridgeId "
+        "Duration Uptime Restart DestUniqueid DestLinkedid DestChannel DestChannelState "
+        "DestChannelStateDesc DestCallerIDNum DestCallerIDName DestContext DestExten"
+    ).split()
+}
+
+
+def _normalise(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names in AMI's canonical case, whatever case the parser produced."""
+    return {_CANONICAL.get(k.lower(), k): str(v) for k, v in headers.items()}

@@ -1,0 +1,315 @@
+"""The sandbox PBX: provision, start, stop and query a real Asterisk.
+
+``sandbox`` mode runs Asterisk 22 from Debian sid in a debootstrap chroot cached outside the
+repository (``PbxSettings.root``); ``system`` mode drives an Asterisk already installed on the
+host. Either way the project's ``asterisk_conf/`` is installed as the complete configuration,
+plus a generated ``manager_secret.conf`` holding the AMI secret (kept 0600 in the state dir).
+
+This module manages processes and mounts for the CLI and the test session; it is never called
+from the engine's event loop, so it uses plain blocking ``subprocess`` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from callcenter.config import Settings
+from callcenter.errors import PbxError
+
+_CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
+               "/etc/asterisk")
+_PACKAGES = "asterisk,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
+_BIND_MOUNTS = ("proc", "dev")
+
+
+@dataclass(frozen=True)
+class PbxStatus:
+    running: bool
+    pid: int | None
+    mounts: tuple[str, ...]
+    provisioned: bool
+    version: str
+
+    def describe(self) -> str:
+        state = f"running (pid {self.pid})" if self.running else "stopped"
+        lines = [f"asterisk: {state}", f"version: {self.version or 'unknown'}",
+                 f"provisioned: {'yes' if self.provisioned else 'no'}"]
+        if self.mounts:
+            lines.append("mounts: " + ", ".join(self.mounts))
+        return "\n".join(lines)
+
+
+class Pbx:
+    """One Asterisk, sandboxed or system-wide, as the settings say."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.cfg = settings.pbx
+        self.sandbox = self.cfg.mode == "sandbox"
+        self.root = self.cfg.root if self.sandbox else Path("/")
+        self.state_dir = settings.state_dir
+        self.pidfile = self.state_dir / "pbx.pid"
+        self.logfile = self.state_dir / "pbx.log"
+
+    # -- paths and commands ------------------------------------------------------------------
+
+    def _in_root(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    def _cmd(self, *argv: str) -> list[str]:
+        return ["chroot", str(self.root), *argv] if self.sandbox else list(argv)
+
+    def _run(self, *argv: str, timeout: float = 30, check: bool = True) -> str:
+        try:
+            done = subprocess.run(self._cmd(*argv), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PbxError(f"{argv[0]} failed: {exc}") from exc
+        if check and done.returncode != 0:
+            raise PbxError(f"{' '.join(argv[:2])} failed: {(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+    # -- provisioning ------------------------------------------------------------------------
+
+    @property
+    def provisioned(self) -> bool:
+        return self._in_root("/usr/sbin/asterisk").exists()
+
+    def provision(self) -> None:
+        """Build the sid chroot once (about a minute); later calls reuse the cache."""
+        if not self.sandbox or self.provisioned:
+            return
+        if shutil.which("debootstrap") is None:
+            raise PbxError("debootstrap is not installed (the setup script installs it)")
+        mirror = self.cfg.mirror or apt_mirror()
+        tmp = self.root.with_name(self.root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["debootstrap", "--variant=minbase", f"--include={_PACKAGES}",
+                self.cfg.suite, str(tmp), mirror]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise PbxError(f"debootstrap of Debian {self.cfg.suite} failed:\n{tail}")
+        tmp.rename(self.root)
+
+    def ami_secret(self) -> str:
+        """The AMI secret, generated on first use and kept 0600 in the state directory."""
+        path = self.settings.ami_secret_file
+        if self.settings.ami.secret is not None:
+            return self.settings.ami.secret.get_secret_value()
+        if path.exists():
+            return path.read_text(encoding="ascii").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(value + "\n")
+        return value
+
+    def install_config(self) -> None:
+        """Replace Asterisk's configuration with the project's, plus the secret include."""
+        src = self.cfg.conf_dir
+        if not (src / "modules.conf").is_file():
+            raise PbxError(f"{src} holds no Asterisk configuration (modules.conf missing)")
+        etc = self._in_root("/etc/asterisk") if self.sandbox else self.cfg.system_etc
+        etc.mkdir(parents=True, exist_ok=True)
+        for old in etc.iterdir():
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
+        for conf in sorted(src.iterdir()):
+            if conf.is_file():
+                shutil.copy2(conf, etc / conf.name)
+        secret_conf = etc / "manager_secret.conf"
+        fd = os.open(secret_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(f"secret = {self.ami_secret()}\n")
+        self.install_sounds()
+
+    def install_sounds(self) -> None:
+        """Copy the built prompts to where Asterisk finds them as ``callcenter/<lang>/<id>``."""
+        src = self.cfg.sounds_dir
+        dest = self._in_root("/usr/share/asterisk/sounds/callcenter")
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        if src.is_dir():
+            for lang_dir in sorted(p for p in src.iterdir() if p.is_dir()):
+                shutil.copytree(lang_dir, dest / lang_dir.name,
+                                ignore=shutil.ignore_patterns("*.yaml", "*.txt", "*.md"))
+
+    # -- running -----------------------------------------------------------------------------
+
+    def _mounts(self) -> list[str]:
+        if not self.sandbox:
+            return []
+        root = str(self.root.resolve())
+        try:
+            lines = Path("/proc/mounts").read_text().splitlines()
+        except OSError:
+            return []
+        points = [line.split()[1] for line in lines if len(line.split()) > 1]
+        return [p for p in points if p == root or p.startswith(root + "/")]
+
+    def _mount(self) -> None:
+        present = set(self._mounts())
+        for name in _BIND_MOUNTS:
+            target = self._in_root("/" + name)
+            target.mkdir(exist_ok=True)
+            if str(target.resolve()) not in present:
+                subprocess.run(["mount", "--bind", "/" + name, str(target)], check=True)
+
+    def _unmount(self) -> None:
+        # Deepest first, so nested mounts (dev/pts, if any) go before their parent.
+        for point in sorted(self._mounts(), key=len, reverse=True):
+            done = subprocess.run(["umount", point], capture_output=True, check=False)
+            if done.returncode != 0:
+                subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid
+
+    def up(self) -> None:
+        """Provision if needed, install the configuration, start Asterisk, wait for AMI."""
+        if self.pid() is not None:
+            return
+        self.provision()
+        self.install_config()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = self._in_root("/run/asterisk")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS)
+        if self.sandbox:
+            self._mount()
+        log = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            proc = subprocess.Popen(
+                self._cmd("asterisk", "-f", "-U", "asterisk", "-G", "asterisk"),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        except OSError as exc:
+            self._unmount()
+            raise PbxError(f"cannot start asterisk: {exc}") from exc
+        finally:
+            log.close()
+        self.pidfile.write_text(f"{proc.pid}\n")
+        try:
+            self.wait_ready(self.cfg.start_timeout)
+        except PbxError:
+            self.down()
+            raise
+
+    def wait_ready(self, timeout: float) -> None:
+        """Return when Asterisk is fully booted and AMI greets us."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise PbxError(f"asterisk exited during start-up; see {self.logfile}")
+            booted = subprocess.run(self._cmd("asterisk", "-rx", "core waitfullybooted"),
+                                    capture_output=True, text=True, timeout=timeout,
+                                    check=False)
+            if booted.returncode == 0 and ami_banner(self.settings) is not None:
+                return
+            time.sleep(0.2)
+        raise PbxError(f"asterisk did not answer on AMI within {timeout:.0f}s; see {self.logfile}")
+
+    def down(self) -> None:
+        """Stop Asterisk and remove every mount; idempotent."""
+        pid = self.pid()
+        if pid is not None:
+            subprocess.run(self._cmd("asterisk", "-rx", "core stop now"),
+                           capture_output=True, timeout=20, check=False)
+            if not _wait_exit(pid, 15):
+                os.killpg(pid, signal.SIGTERM)
+                if not _wait_exit(pid, 5):
+                    os.killpg(pid, signal.SIGKILL)
+                    _wait_exit(pid, 5)
+        self.pidfile.unlink(missing_ok=True)
+        self._unmount()
+
+    def kill(self) -> None:
+        """Kill Asterisk without warning (fault tests); mounts stay for a following ``up``."""
+        pid = self.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            _wait_exit(pid, 5)
+        self.pidfile.unlink(missing_ok=True)
+
+    def cli(self, command: str, timeout: float = 30) -> str:
+        """Run one Asterisk CLI command through the console socket (not through AMI)."""
+        if self.pid() is None and self.sandbox:
+            raise PbxError("the sandbox PBX is not running; start it with 'callcenter pbx up'")
+        return self._run("asterisk", "-rx", command, timeout=timeout)
+
+    def status(self) -> PbxStatus:
+        pid = self.pid()
+        version = ""
+        if self.provisioned:
+            version = self._run("asterisk", "-V", check=False).strip()
+        return PbxStatus(pid is not None, pid, tuple(self._mounts()), self.provisioned, version)
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # Reap our own child if it is one, so the pid really disappears.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    return False
+
+
+def ami_banner(settings: Settings, timeout: float = 2.0) -> str | None:
+    """The AMI greeting line, or None if nothing answers at the configured address."""
+    try:
+        with socket.create_connection((settings.ami.host, settings.ami.port), timeout) as sock:
+            sock.settimeout(timeout)
+            data = sock.recv(128).decode("ascii", "replace")
+    except OSError:
+        return None
+    return data.strip() if data.startswith("Asterisk Call Manager/") else None
+
+
+def apt_mirror() -> str:
+    """The Debian mirror this machine already uses (deb822 ``URIs:`` or sources.list)."""
+    candidates = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
+    for path in candidates:
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                for uri in line.split()[1:]:
+                    if "security" not in uri:
+                        return uri
+    legacy = Path("/etc/apt/sources.list")
+    if legacy.exists():
+        for line in legacy.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "deb":
+                uri = next(p for p in parts[1:] if not p.startswith("["))
+                if "security" not in uri:
+                    return uri
+    raise PbxError("no Debian mirror found in /etc/apt/sources*; set CALLCENTER_PBX__MIRROR")

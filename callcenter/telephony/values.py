@@ -1,0 +1,69 @@
+"""Value checks for everything bound for Asterisk (AMI headers, AGI arguments, variables).
+
+Asterisk's AMI and AGI are line protocols: a CR or LF inside a value ends the line and lets the
+rest of the value be read as a new header, action or command. So values are *refused*, never
+escaped (DESIGN.md §4). Error messages name what was refused and the code point, but never echo
+the value: it may be a password a caller typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from callcenter.errors import UnsafeValueError
+
+__all__ = ["check_agi_arg", "check_mapping", "check_value", "is_forbidden_char"]
+
+# U+2028/U+2029 are line breaks to str.splitlines() and to some log and JSON tooling.
+_LINE_SEPARATORS = frozenset("\u2028\u2029")
+# AGI arguments go out as "..." and res_agi's parse_args() treats \ as an escape and " as a quote
+# toggle: either could move an argument boundary.
+_AGI_SYNTAX = frozenset('"\\')
+
+
+def is_forbidden_char(char: str) -> bool:
+    """True for C0 controls, DEL, C1 controls, line/paragraph separators and lone surrogates."""
+    code = ord(char)
+    return (
+        code <= 0x1F
+        or 0x7F <= code <= 0x9F
+        or char in _LINE_SEPARATORS
+        or 0xD800 <= code <= 0xDFFF  # cannot be encoded; refusing beats a late UnicodeError
+    )
+
+
+def _describe(char: str) -> str:
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        return f"an unpaired surrogate (U+{code:04X})"
+    if char in _LINE_SEPARATORS:
+        return f"a line separator (U+{code:04X})"
+    return f"a control character (U+{code:04X})"
+
+
+def check_value(value: str, *, what: str) -> str:
+    """Return ``value`` unchanged, or raise ``UnsafeValueError`` naming ``what`` and the char."""
+    for char in value:
+        if is_forbidden_char(char):
+            raise UnsafeValueError(f"{what} contains {_describe(char)}; refused")
+    return value
+
+
+def check_agi_arg(value: str, *, what: str = "AGI argument") -> str:
+    """Like ``check_value``, and also refuse ``"`` and ``\\`` (AGI quoting syntax)."""
+    check_value(value, what=what)
+    for char in value:
+        if char in _AGI_SYNTAX:
+            raise UnsafeValueError(
+                f"{what} contains a quote or backslash (U+{ord(char):04X}); refused"
+            )
+    return value
+
+
+def check_mapping(values: Mapping[str, str], what: str) -> dict[str, str]:
+    """Check every key and value of ``values``; return them as a new dict."""
+    checked: dict[str, str] = {}
+    for key, value in values.items():
+        check_value(key, what=f"{what} key")
+        checked[key] = check_value(value, what=f"{what} {key!r}")
+    return checked

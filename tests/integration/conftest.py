@@ -1,0 +1,95 @@
+"""Integration fixtures: the real sandbox Asterisk (one per session), an engine per test.
+
+The PBX is started once for the session unless one is already running (a developer's), and is
+stopped at the end only if the session started it: no Asterisk process and no mount outlives the
+tests. After every test, Asterisk must have no channels left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.config import Settings, load_settings
+from callcenter.engine import Engine
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.pbx import Pbx
+from callcenter.telephony.simcall import SimCaller
+
+pytestmark = pytest.mark.integration
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (chroot and mounts for the sandbox Asterisk)")
+
+
+@pytest.fixture(scope="session")
+def pbx() -> Iterator[Pbx]:
+    _require_root()
+    pbx = Pbx(load_settings())
+    started_here = pbx.pid() is None
+    if started_here:
+        pbx.up()
+    try:
+        yield pbx
+    finally:
+        if started_here:
+            pbx.down()
+
+
+@pytest.fixture
+def settings(pbx: Pbx, tmp_path: Path) -> Settings:
+    return load_settings(db_path=tmp_path / "callcenter.db")
+
+
+async def live_channels(ami: AmiClient) -> list[str]:
+    rows = await ami.action_list("CoreShowChannels")
+    return [r.get("Channel", "") for r in rows]
+
+
+async def wait_no_channels(ami: AmiClient, within_s: float = 20.0) -> list[str]:
+    """Wait (event-driven: re-check after every AMI event burst) until Asterisk is empty."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    changed = asyncio.Event()
+
+    def on_event(_event: object) -> None:
+        changed.set()
+
+    ami.add_handler(on_event)
+    try:
+        while True:
+            channels = await live_channels(ami)
+            if not channels or loop.time() >= deadline:
+                return channels
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), max(0.05, deadline - loop.time()))
+    finally:
+        ami.remove_handler(on_event)
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    eng = Engine(settings)
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        leftovers: list[str] = []
+        if eng.ami is not None and eng.ami.connected.is_set():
+            leftovers = await wait_no_channels(eng.ami)
+        await eng.stop()
+        assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"
+
+
+@pytest.fixture
+def caller(engine: Engine) -> SimCaller:
+    assert engine.ami is not None
+    return SimCaller(engine.ami)
