@@ -18,15 +18,17 @@ from callcenter.errors import AgiHangup
 from callcenter.ivr.first_flow import first_flow
 from callcenter.store.calls import CallRecorder
 from callcenter.store.db import open_db
-from callcenter.telephony.agi import AgiServer, Channel
+from callcenter.telephony.agi import AgiServer, Channel, RoundTripObserver
 from callcenter.telephony.ami import AmiClient
 
 log = logging.getLogger(__name__)
 
 
 class Engine:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 on_agi_round_trip: RoundTripObserver | None = None) -> None:
         self.settings = settings
+        self._on_agi_round_trip = on_agi_round_trip  # the IVR benchmark times commands
         self.db: aiosqlite.Connection | None = None
         self.recorder: CallRecorder | None = None
         self.controller: Controller | None = None
@@ -44,7 +46,8 @@ class Engine:
                                  on_ready=self.controller.resync)
             self.controller.attach(self.ami)
             await self.ami.start()
-            self.agi = AgiServer(self.settings.agi, self.handle_agi)
+            self.agi = AgiServer(self.settings.agi, self.handle_agi,
+                                 on_round_trip=self._on_agi_round_trip)
             await self.agi.start()
         except BaseException:
             await self.stop()

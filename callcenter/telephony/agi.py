@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from callcenter.config import AgiSettings
@@ -34,7 +35,7 @@ from callcenter.telephony.agi_protocol import (
 )
 from callcenter.telephony.values import check_agi_arg
 
-__all__ = ["DEFAULT_ESCAPE_DIGITS", "AgiServer", "Channel", "Handler"]
+__all__ = ["DEFAULT_ESCAPE_DIGITS", "AgiServer", "Channel", "Handler", "RoundTripObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ _DEAD_SAFE = frozenset(
 )
 
 Handler = Callable[["Channel"], Awaitable[None]]
+#: told (command name, seconds from writing the command to its reply) after every answered command
+RoundTripObserver = Callable[[str, float], None]
 
 
 class Channel:
@@ -72,12 +75,14 @@ class Channel:
         writer: asyncio.StreamWriter,
         *,
         reply_timeout: float,
+        on_round_trip: RoundTripObserver | None = None,
     ) -> None:
         self._environment = environment
         self._conn = connection
         self._reader = reader
         self._writer = writer
         self._reply_timeout = reply_timeout
+        self._on_round_trip = on_round_trip
         self._lock = asyncio.Lock()
         self._hung_up = connection.hangup_received
         self._closed = False
@@ -278,6 +283,7 @@ class Channel:
             payload = self._conn.send_command(command, *args)
             log.debug("AGI %s: %s", self.uniqueid, command)
             in_sync = False
+            started = time.perf_counter()
             try:
                 await self._write(payload)
                 try:
@@ -288,6 +294,8 @@ class Channel:
                         f"no reply to AGI {command} within {self._reply_timeout:g} s"
                     ) from None
                 in_sync = True
+                if self._on_round_trip is not None:
+                    self._on_round_trip(command, time.perf_counter() - started)
             finally:
                 # A command without its reply (timeout, cancellation, lost link) leaves the stream
                 # position unknown: nothing more can be sent safely.
@@ -378,9 +386,15 @@ def _variable_value(reply: Reply) -> str | None:
 class AgiServer:
     """Accepts FastAGI connections and runs ``handler(channel)`` for each."""
 
-    def __init__(self, settings: AgiSettings, handler: Handler) -> None:
+    def __init__(
+        self,
+        settings: AgiSettings,
+        handler: Handler,
+        on_round_trip: RoundTripObserver | None = None,
+    ) -> None:
         self._settings = settings
         self._handler = handler
+        self._on_round_trip = on_round_trip
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
@@ -475,6 +489,7 @@ class AgiServer:
             reader,
             writer,
             reply_timeout=self._settings.reply_timeout,
+            on_round_trip=self._on_round_trip,
         )
         await self._run_handler(channel)
 

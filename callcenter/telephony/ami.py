@@ -88,6 +88,7 @@ class AmiClient:
         self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max)
         self._supervisor: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # set while the link is down (after a first login)
         self.connections = 0  # how many times a login succeeded (tests and status read it)
         self.last_error: str | None = None
 
@@ -142,7 +143,7 @@ class AmiClient:
         while not link.lost.done():
             now = loop.time()
             if self._liveness.is_dead(now):
-                self.last_error = f"no answer from Asterisk for {self.settings.ping_timeout:.0f}s"
+                self.last_error = f"no answer from Asterisk for {self.settings.ping_timeout:g}s"
                 log.warning("AMI %s; closing the link", self.last_error)
                 break
             if now >= next_ping:
@@ -159,6 +160,7 @@ class AmiClient:
         self.connected.clear()
         if link is None:
             return
+        self.disconnected.set()
         if link.protocol is not None and link.protocol.transport is not None:
             # abort(): a half-open peer would never acknowledge a graceful close
             link.protocol.transport.abort()
@@ -188,13 +190,18 @@ class AmiClient:
         except BaseException:
             self._drop_link()
             raise
+        try:
+            if self._on_ready is not None:
+                await self._on_ready()  # the controller resyncs before anyone sees "connected"
+        except BaseException:
+            self._drop_link()
+            raise
         self.connections += 1
         self._backoff.reset()
         self.last_error = None
+        self.disconnected.clear()
         self.connected.set()
         log.info("AMI connected to %s:%s", s.host, s.port)
-        if self._on_ready is not None:
-            await self._on_ready()
 
     async def _login(self, link: _Link) -> None:
         reply = await self._send(link, build_action("Challenge", {"AuthType": "MD5"}))
@@ -243,9 +250,10 @@ class AmiClient:
         return replies[0], final
 
     def _require_link(self) -> _Link:
-        if self._link is None or not self.connected.is_set():
+        link = self._link
+        if link is None or link.lost.done():
             raise AmiConnectionError("AMI is not connected; action not sent")
-        return self._link
+        return link
 
     async def _send(self, link: _Link, message: dict[str, str | list[str]]) -> Response:
         reply = await self._send_raw(link, message, as_list=False)

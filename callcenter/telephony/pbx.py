@@ -11,7 +11,6 @@ from the engine's event loop, so it uses plain blocking ``subprocess`` calls.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -57,7 +56,8 @@ class Pbx:
         self.sandbox = self.cfg.mode == "sandbox"
         self.root = self.cfg.root if self.sandbox else Path("/")
         self.state_dir = settings.state_dir
-        self.pidfile = self.state_dir / "pbx.pid"
+        #: Asterisk writes its own pid here, also after ``core restart`` (which re-execs it)
+        self.pidfile = self._in_root("/run/asterisk/asterisk.pid")
         self.logfile = self.state_dir / "pbx.log"
 
     # -- paths and commands ------------------------------------------------------------------
@@ -202,18 +202,18 @@ class Pbx:
         self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS)
         if self.sandbox:
             self._mount()
-        log = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child process
-        try:
-            proc = subprocess.Popen(
-                self._cmd("asterisk", "-f", "-U", "asterisk", "-G", "asterisk"),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        self.pidfile.unlink(missing_ok=True)
+        # setsid --fork: Asterisk is nobody's child, so neither this CLI nor a test session
+        # holds a process handle for a daemon that outlives it.
+        with open(self.logfile, "ab") as log:
+            done = subprocess.run(
+                ["setsid", "--fork",
+                 *self._cmd("asterisk", "-f", "-U", "asterisk", "-G", "asterisk")],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=False,
             )
-        except OSError as exc:
+        if done.returncode != 0:
             self._unmount()
-            raise PbxError(f"cannot start asterisk: {exc}") from exc
-        finally:
-            log.close()
-        self.pidfile.write_text(f"{proc.pid}\n")
+            raise PbxError(f"cannot start asterisk; see {self.logfile}")
         try:
             self.wait_ready(self.cfg.start_timeout)
         except PbxError:
@@ -223,9 +223,12 @@ class Pbx:
     def wait_ready(self, timeout: float) -> None:
         """Return when Asterisk is fully booted and AMI greets us."""
         deadline = time.monotonic() + timeout
+        seen = False
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            running = self.pid() is not None
+            if seen and not running:
                 raise PbxError(f"asterisk exited during start-up; see {self.logfile}")
+            seen = seen or running
             booted = subprocess.run(self._cmd("asterisk", "-rx", "core waitfullybooted"),
                                     capture_output=True, text=True, timeout=timeout,
                                     check=False)
@@ -240,12 +243,11 @@ class Pbx:
         if pid is not None:
             subprocess.run(self._cmd("asterisk", "-rx", "core stop now"),
                            capture_output=True, timeout=20, check=False)
-            if not _wait_exit(pid, 15):
+            if not self._wait_exit(pid, 15):
                 os.killpg(pid, signal.SIGTERM)
-                if not _wait_exit(pid, 5):
+                if not self._wait_exit(pid, 5):
                     os.killpg(pid, signal.SIGKILL)
-                    _wait_exit(pid, 5)
-        self.pidfile.unlink(missing_ok=True)
+                    self._wait_exit(pid, 5)
         self._unmount()
 
     def kill(self) -> None:
@@ -253,8 +255,19 @@ class Pbx:
         pid = self.pid()
         if pid is not None:
             os.killpg(pid, signal.SIGKILL)
-            _wait_exit(pid, 5)
+            self._wait_exit(pid, 5)
         self.pidfile.unlink(missing_ok=True)
+
+    @staticmethod
+    def _wait_exit(pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        return False
 
     def cli(self, command: str, timeout: float = 30) -> str:
         """Run one Asterisk CLI command through the console socket (not through AMI)."""
@@ -268,20 +281,6 @@ class Pbx:
         if self.provisioned:
             version = self._run("asterisk", "-V", check=False).strip()
         return PbxStatus(pid is not None, pid, tuple(self._mounts()), self.provisioned, version)
-
-
-def _wait_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        # Reap our own child if it is one, so the pid really disappears.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    return False
 
 
 def ami_banner(settings: Settings, timeout: float = 2.0) -> str | None:

@@ -41,6 +41,8 @@ def pbx() -> Iterator[Pbx]:
     finally:
         if started_here:
             pbx.down()
+            leftovers = pbx.status()
+            assert not leftovers.running and leftovers.mounts == (), leftovers.describe()
 
 
 @pytest.fixture
