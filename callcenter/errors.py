@@ -17,7 +17,9 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     │       ├── AgiCommandError      an AGI command was refused (510/511/520)
     │       └── AgiHangup            the caller hung up; the session must end
     ├── StoreError               the database could not be opened, migrated or written
-    └── FlowError                an IVR flow is invalid or failed at run time
+    ├── FlowError                an IVR flow is invalid or failed at run time
+    └── BrokerError              the back office failed (unreachable, inconsistent)
+        └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
 
 ``LocalProtocolError``/``RemoteProtocolError`` style: *who* broke a protocol is in the class name
 (``AgiProtocolError`` is always the peer's fault; ``UnsafeValueError`` is always ours).
@@ -93,3 +95,21 @@ class StoreError(CallCenterError):
 
 class FlowError(CallCenterError):
     """An IVR flow is invalid or failed at run time."""
+
+
+class BrokerError(CallCenterError):
+    """The back office failed: unreachable, or answered something inconsistent."""
+
+
+class BrokerRefusal(BrokerError):
+    """The back office refused a request for a business reason the caller must hear.
+
+    ``code`` is a ``callcenter.broker.interface.RefusalCode`` value; ``params`` carry what the
+    explanation needs (e.g. the allowed price range, remaining password attempts), never secrets.
+    """
+
+    def __init__(self, code: str, message: str, **params: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.params = params

@@ -39,7 +39,7 @@ async def _slow_client(port: int, stop: asyncio.Event) -> bool:
 
 
 async def _huge_header(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     chunk = b"agi_x: " + b"A" * 65536 + b"\n"
     try:
         for _ in range(160):  # 10 MB

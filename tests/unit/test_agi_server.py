@@ -227,14 +227,13 @@ async def test_round_trip_observer_sees_each_answered_command() -> None:
         await channel.answer()  # never answered: no round trip to report
 
     settings = AgiSettings(host="127.0.0.1", port=0, reply_timeout=0.3)
-    async with AgiServer(settings, handler,
-                         on_round_trip=lambda name, s: seen.append((name, s))) as server:
-        async with fake_asterisk(server.port) as fake:
-            await fake.send(env("rt"))
-            await fake.expect(b"ANSWER\n", b"200 result=0\n")
-            await fake.expect(b'GET VARIABLE "CHANNEL(linkedid)"\n', b"200 result=1 (rt)\n")
-            await fake.expect(b"ANSWER\n")
-            await fake.expect_eof()
+    server = AgiServer(settings, handler, on_round_trip=lambda name, s: seen.append((name, s)))
+    async with server, fake_asterisk(server.port) as fake:
+        await fake.send(env("rt"))
+        await fake.expect(b"ANSWER\n", b"200 result=0\n")
+        await fake.expect(b'GET VARIABLE "CHANNEL(linkedid)"\n', b"200 result=1 (rt)\n")
+        await fake.expect(b"ANSWER\n")
+        await fake.expect_eof()
     # names only, never arguments; durations are measured, not asserted
     assert [name for name, _ in seen] == ["ANSWER", "GET VARIABLE"]
     assert all(isinstance(s, float) and s >= 0 for _, s in seen)

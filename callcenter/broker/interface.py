@@ -1,0 +1,250 @@
+"""What the call center needs from the brokerage's trading system: types and the ``BackOffice``.
+
+Money is ``Decimal`` (yuan, two places; prices are quoted to 0.01), quantities are integer shares.
+Passwords cross this interface as ``SecretStr`` and are never returned, logged or stored in clear.
+Business refusals raise ``callcenter.errors.BrokerRefusal`` with a ``RefusalCode``; the IVR turns
+each code into an explanation the caller hears.
+
+Idempotency: ``place_order``, ``cancel_order`` and ``transfer`` take the caller-side idempotency
+key; the same key always yields the same single order/transfer, and ``find_*_by_key`` lets the
+engine reconcile after a crash without resending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import SecretStr
+
+
+class Tier(StrEnum):
+    ORDINARY = "ordinary"
+    SILVER = "silver"
+    GOLD = "gold"
+    PLATINUM = "platinum"
+
+
+class Board(StrEnum):
+    MAIN = "main"            # Shanghai/Shenzhen main boards: +/-10%
+    CHINEXT = "chinext"      # 300xxx/301xxx: +/-20%
+    STAR = "star"            # 688xxx: +/-20%
+    RISK_WARNING = "st"      # ST / *ST on the main board: +/-5%
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"                    # accepted, nothing filled yet
+    PARTIALLY_FILLED = "partial"
+    FILLED = "filled"
+    CANCELLED = "cancelled"          # includes partially filled then cancelled
+    REJECTED = "rejected"
+
+
+class PasswordKind(StrEnum):
+    TRADING = "trading"
+    FUND = "fund"
+
+
+class TransferDirection(StrEnum):
+    BANK_TO_SECURITIES = "in"        # 银行转证券
+    SECURITIES_TO_BANK = "out"       # 证券转银行
+
+
+class RefusalCode(StrEnum):
+    UNKNOWN_CODE = "unknown_code"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    BAD_PASSWORD = "bad_password"              # params: remaining
+    ACCOUNT_LOCKED = "account_locked"          # params: kind
+    WEAK_PASSWORD = "weak_password"
+    PASSWORD_MISMATCH = "password_mismatch"
+    MARKET_CLOSED = "market_closed"
+    SUSPENDED = "suspended"
+    LOT_SIZE = "lot_size"                      # params: lot
+    PRICE_TICK = "price_tick"                  # params: tick
+    PRICE_LIMIT = "price_limit"                # params: low, high
+    INVALID_QUANTITY = "invalid_quantity"
+    INVALID_PRICE = "invalid_price"
+    INSUFFICIENT_FUNDS = "insufficient_funds"  # params: available, needed
+    INSUFFICIENT_SHARES = "insufficient_shares"  # params: sellable
+    ORDER_NOT_FOUND = "order_not_found"
+    NOT_CANCELLABLE = "not_cancellable"        # params: status
+    INVALID_AMOUNT = "invalid_amount"
+    OVER_AVAILABLE = "over_available"          # params: available
+    DAILY_LIMIT = "daily_limit"                # params: remaining
+    TRANSFER_CLOSED = "transfer_closed"
+    NO_BANK_LINK = "no_bank_link"
+    BANK_REFUSED = "bank_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    code: str            # 6 digits
+    name: str            # Chinese short name, e.g. 贵州茅台
+    name_en: str         # English or pinyin name for English callers
+    board: Board
+    exchange: str        # "SH" or "SZ"
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    security: Security
+    prev_close: Decimal
+    open: Decimal
+    last: Decimal
+    high: Decimal
+    low: Decimal
+    volume: int          # shares traded today
+    amount: Decimal      # yuan traded today
+    limit_up: Decimal
+    limit_down: Decimal
+    at: dt.datetime
+
+    @property
+    def change(self) -> Decimal:
+        return self.last - self.prev_close
+
+    @property
+    def change_pct(self) -> Decimal:
+        """Percent change, two places (e.g. Decimal('-1.23'))."""
+        return (self.change * 100 / self.prev_close).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    account: str                     # fund account (资金账号)
+    name: str
+    tier: Tier
+    phones: tuple[str, ...]          # registered phone numbers (greeting only, never auth)
+    manager: str | None              # the agent id of their named manager (gold/platinum)
+    language: str                    # "zh" or "en"
+
+
+@dataclass(frozen=True, slots=True)
+class Cash:
+    balance: Decimal
+    available: Decimal               # may buy / transfer out
+    frozen: Decimal                  # held by open buy orders
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    security: Security
+    quantity: int
+    sellable: int                    # T+1: excludes shares bought today
+    cost_price: Decimal              # average cost per share
+    last: Decimal
+
+    @property
+    def market_value(self) -> Decimal:
+        return self.last * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPreview:
+    """What the caller is asked to confirm: the checked order and its costs."""
+
+    security: Security
+    side: Side
+    price: Decimal
+    quantity: int
+    amount: Decimal                  # price x quantity
+    fees: Decimal                    # commission (with minimum) + transfer fee (+ stamp duty)
+    total: Decimal                   # buy: amount + fees; sell: amount - fees
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_no: str
+    account: str
+    security: Security
+    side: Side
+    price: Decimal
+    quantity: int
+    filled: int
+    status: OrderStatus
+    created_at: dt.datetime
+    reason: str                      # why rejected/cancelled, else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    order_no: str
+    security: Security
+    side: Side
+    price: Decimal
+    quantity: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BankLink:
+    bank_code: str
+    bank_name: str
+    masked_account: str              # e.g. 6222****1234
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    transfer_no: str
+    account: str
+    direction: TransferDirection
+    amount: Decimal
+    at: dt.datetime
+    balance_after: Decimal           # securities-side available cash after the transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    id: str
+    title: str
+    body_zh: str
+    body_en: str
+    published: dt.date
+
+
+class BackOffice(Protocol):
+    """Everything the IVR and console ask of the trading system. All methods are coroutines."""
+
+    # market
+    async def quote(self, code: str) -> Quote: ...
+    async def security(self, code: str) -> Security: ...
+
+    # customers and authentication
+    async def customer(self, account: str) -> Customer: ...
+    async def customer_by_phone(self, phone: str) -> Customer | None: ...
+    async def verify_password(self, account: str, kind: PasswordKind,
+                              password: SecretStr) -> Customer: ...
+    async def change_password(self, account: str, kind: PasswordKind, old: SecretStr,
+                              new: SecretStr) -> None: ...
+
+    # account queries
+    async def cash(self, account: str) -> Cash: ...
+    async def positions(self, account: str) -> list[Position]: ...
+    async def orders_today(self, account: str) -> list[Order]: ...
+    async def fills_today(self, account: str) -> list[Fill]: ...
+
+    # orders
+    async def preview_order(self, account: str, side: Side, code: str, price: Decimal,
+                            quantity: int) -> OrderPreview: ...
+    async def place_order(self, account: str, side: Side, code: str, price: Decimal,
+                          quantity: int, idempotency_key: str) -> Order: ...
+    async def cancel_order(self, account: str, order_no: str, idempotency_key: str) -> Order: ...
+    async def order_by_key(self, idempotency_key: str) -> Order | None: ...
+
+    # bank-securities transfers
+    async def bank_links(self, account: str) -> list[BankLink]: ...
+    async def transfer(self, account: str, direction: TransferDirection, amount: Decimal,
+                       fund_password: SecretStr, bank_password: SecretStr | None,
+                       idempotency_key: str) -> Transfer: ...
+    async def transfer_by_key(self, idempotency_key: str) -> Transfer | None: ...
+
+    # information
+    async def announcements(self) -> list[Announcement]: ...
