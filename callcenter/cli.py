@@ -197,10 +197,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- prompts ---------------------------------------------------------------------------------------
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    from callcenter.ivr.prompts import build_prompts, load_prompts
+    from callcenter.ivr.prompts import build_prompts, load_prompt_files
 
     settings = _settings()
-    prompts = load_prompts(settings.flows_dir / "prompts.yaml")
+    prompts = load_prompt_files(settings.flows_dir)
     written = build_prompts(prompts, settings.pbx.sounds_dir)
     print(f"{len(prompts)} prompts x 2 languages; {written} files rendered "
           f"into {settings.pbx.sounds_dir}")

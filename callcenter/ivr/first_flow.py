@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from callcenter.ivr import speech
 from callcenter.telephony.agi import Channel
 
 MAX_DIGITS = 20
 INTER_DIGIT_TIMEOUT_MS = 5000
 DIGITS = "0123456789*#"
-_DIGIT_PROMPT = {"*": "star", "#": "hash"}
 
 Notes = Callable[[str, Mapping[str, str]], None]
 
@@ -51,7 +51,7 @@ async def first_flow(channel: Channel, note: Notes, lang: str = "zh") -> str:
     note("ivr.digits", {"digits": digits, "count": str(len(digits))})
     if digits:
         names = [prompt(lang, "you_entered")]
-        names += [prompt(lang, f"digits/{_DIGIT_PROMPT.get(d, d)}") for d in digits]
+        names += [prompt(lang, p) for p in speech.say_digits(digits, speech.check_lang(lang))]
         note("ivr.play", {"prompts": "you_entered digits"})
         await channel.play(names, escape_digits="")
     else:

@@ -4,6 +4,11 @@ Audio is built, never committed: ``callcenter prompts build`` renders each (id, 
 text changed since the last build (a manifest keyed by text hash) into an 8 kHz mono 16-bit WAV,
 the format Asterisk plays without transcoding to a narrowband call. Runs from the CLI, outside
 the event loop.
+
+Mandarin is voiced from pinyin: espeak-ng 1.51 (Debian 12) reads many Chinese characters with
+its English rules ("一" as "yi one"), while its ``cmn-latn-pinyin`` voice speaks tone-numbered
+pinyin correctly. pypinyin converts the text, with its phrase dictionary for polyphones
+(银行 -> yin2 hang2).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from callcenter.errors import ConfigError
 
 LANGUAGES = ("zh", "en")
 #: espeak-ng voices by language; pyttsx3 picks them by id
-VOICES = {"zh": "sit/cmn", "en": "gmw/en"}
+VOICES = {"zh": "sit/cmn-latn-pinyin", "en": "gmw/en"}
+_PAUSES = {"，": ",", "、": ",", "；": ",", "：": ",", "。": ".", "？": "?", "！": "."}
 MANIFEST = ".manifest.json"
 
 
@@ -38,6 +44,27 @@ class PromptText(BaseModel):
         if not value.strip():
             raise ValueError("prompt text is empty")
         return value
+
+
+def voiced_text(text: str, lang: str) -> str:
+    """What the synthesizer is given: pinyin with tone numbers for zh, the text for en."""
+    if lang != "zh":
+        return text
+    from pypinyin import Style, lazy_pinyin
+
+    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+    return " ".join(_PAUSES.get(s, s) for s in syllables if s.strip())
+
+
+def load_prompt_files(directory: Path) -> dict[str, PromptText]:
+    """Every ``prompts*.yaml`` in ``directory`` (flows' texts, speech fragments)."""
+    prompts: dict[str, PromptText] = {}
+    for path in sorted(directory.glob("prompts*.yaml")):
+        for ident, text in load_prompts(path).items():
+            if ident in prompts:
+                raise ConfigError(f"{path}: prompt {ident!r} is defined in two files")
+            prompts[ident] = text
+    return prompts
 
 
 def load_prompts(path: Path) -> dict[str, PromptText]:
@@ -79,7 +106,7 @@ def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
             manifest = {}
         engine.setProperty("voice", VOICES[lang])
         for ident, texts in prompts.items():
-            text = getattr(texts, lang)
+            text = voiced_text(getattr(texts, lang), lang)
             digest = _digest(text, VOICES[lang])
             target = lang_dir / f"{ident}.wav"
             if manifest.get(ident) == digest and target.exists():

@@ -1,0 +1,267 @@
+"""The flow language: the pydantic schema of one IVR flow file (see docs/flows.md).
+
+A flow is a named graph of nodes; each node has a ``type`` that decides its fields. Targets name
+a node of the same flow, or ``flow:<name>`` to enter another flow at its start. Values spoken or
+passed to actions are variable references (``quote.last``) or literals. The schema checks shapes;
+``flow_check`` checks meaning across nodes and files.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME = r"^[a-z][a-z0-9_]*$"
+VAR_REF = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+KEYS = "0123456789*#"
+
+#: how a dynamic value is spoken (``callcenter.ivr.speech``)
+SayKind = Literal["price", "amount", "quantity", "integer", "percent", "change", "digits",
+                  "stock", "date", "time", "volume"]
+
+#: named input validators for ``collect``
+Validator = Literal["digits", "stock_code", "price", "quantity", "amount", "account",
+                    "password", "new_password", "order_no", "choice"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Say(_Model):
+    """A dynamic value: ``{say: price, value: quote.last}``."""
+
+    say: SayKind
+    value: str
+
+    @field_validator("value")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        if not VAR_REF.fullmatch(v):
+            raise ValueError(f"{v!r} is not a variable reference like quote.last")
+        return v
+
+
+PromptItem = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")] | Say
+
+
+class Defaults(_Model):
+    timeout: float = Field(5.0, gt=0, le=60)
+    retries: int = Field(3, ge=0, le=9)
+    back_key: str | None = "*"
+    agent_key: str | None = "0"
+    agent: str | None = None          # target of the agent key and of exhausted retries
+    fail: str | None = None           # target when retries run out (default: agent, else goodbye)
+    invalid_prompts: tuple[PromptItem, ...] = ("invalid_choice",)
+    timeout_prompts: tuple[PromptItem, ...] = ("no_input",)
+
+
+class _Node(_Model):
+    note: str | None = None           # free text for operators; ignored by the engine
+
+
+class Play(_Node):
+    type: Literal["play"]
+    prompts: tuple[PromptItem, ...]
+    next: str
+
+
+class MenuNode(_Node):
+    type: Literal["menu"]
+    prompts: tuple[PromptItem, ...]
+    options: dict[str, str]
+    timeout: float | None = None
+    retries: int | None = None
+    invalid_prompts: tuple[PromptItem, ...] | None = None
+    timeout_prompts: tuple[PromptItem, ...] | None = None
+    fail: str | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if len(key) != 1 or key not in KEYS:
+                raise ValueError(f"option key {key!r} must be one of {KEYS}")
+        if not v:
+            raise ValueError("a menu needs at least one option")
+        return v
+
+
+class Collect(_Node):
+    type: Literal["collect"]
+    prompts: tuple[PromptItem, ...]
+    var: str = Field(pattern=NAME)
+    min_digits: int = Field(1, ge=0, le=32)
+    max_digits: int = Field(..., ge=1, le=32)
+    terminator: str | None = "#"
+    validator: Validator = "digits"
+    #: secret input (passwords): kept out of variables, timelines and logs; only the next
+    #: action may read it, and it is wiped after
+    secret: bool = False
+    timeout: float | None = None
+    retries: int | None = None
+    invalid_prompts: tuple[PromptItem, ...] | None = None
+    timeout_prompts: tuple[PromptItem, ...] | None = None
+    fail: str | None = None
+    next: str
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Collect:
+        if self.min_digits > self.max_digits:
+            raise ValueError("min_digits is larger than max_digits")
+        if self.terminator is not None and self.terminator not in ("#", "*"):
+            raise ValueError("terminator must be '#' or '*'")
+        if self.validator in ("password", "new_password") and not self.secret:
+            raise ValueError("a password is collected with secret: true")
+        return self
+
+
+class Confirm(_Node):
+    type: Literal["confirm"]
+    prompts: tuple[PromptItem, ...]
+    yes_key: str = "1"
+    no_key: str = "2"
+    yes: str
+    no: str
+    #: create a fresh idempotency key (variable ``idempotency_key``) on entering this step
+    idempotent: bool = False
+    timeout: float | None = None
+    retries: int | None = None
+    fail: str | None = None
+
+
+class Action(_Node):
+    type: Literal["action"]
+    action: str = Field(pattern=NAME)
+    args: dict[str, str] = Field(default_factory=dict)
+    result: str | None = Field(None, pattern=NAME)
+    #: outcome -> target; outcomes are "ok", refusal codes, "error"; "default" catches the rest
+    on: dict[str, str]
+
+    @field_validator("on")
+    @classmethod
+    def _has_ok(cls, v: dict[str, str]) -> dict[str, str]:
+        if "ok" not in v and "default" not in v:
+            raise ValueError("an action needs an 'ok' (or 'default') outcome")
+        return v
+
+
+class Condition(_Model):
+    var: str
+    equals: str | int | None = None
+    not_equals: str | int | None = None
+    is_in: tuple[str | int, ...] | None = Field(None, alias="in")
+    is_set: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Condition:
+        tests = [self.equals, self.not_equals, self.is_in, self.is_set]
+        if sum(t is not None for t in tests) != 1:
+            raise ValueError("a condition has exactly one of equals, not_equals, in, is_set")
+        if not VAR_REF.fullmatch(self.var):
+            raise ValueError(f"{self.var!r} is not a variable reference")
+        return self
+
+
+class Case(_Model):
+    when: Condition
+    goto: str
+
+
+class Branch(_Node):
+    type: Literal["branch"]
+    cases: tuple[Case, ...]
+    otherwise: str = Field(alias="else")
+
+
+class SetVars(_Node):
+    type: Literal["set"]
+    values: dict[str, str | int]
+    next: str
+
+
+class SubFlow(_Node):
+    type: Literal["subflow"]
+    flow: str = Field(pattern=NAME)
+    next: str
+
+
+class Hours(_Node):
+    type: Literal["hours"]
+    schedule: str = Field(pattern=NAME)
+    open: str
+    closed: str
+
+
+class Queue(_Node):
+    type: Literal["queue"]
+    prompts: tuple[PromptItem, ...] = ()
+    queue: str = Field(pattern=NAME)
+    #: variables handed to the agent's screen pop, by name
+    context: tuple[str, ...] = ()
+
+
+class Record(_Node):
+    type: Literal["record"]
+    prompts: tuple[PromptItem, ...]
+    max_seconds: int = Field(60, ge=1, le=600)
+    kind: str = Field("message", pattern=NAME)
+    next: str
+
+
+class Hangup(_Node):
+    type: Literal["hangup"]
+    prompts: tuple[PromptItem, ...] = ()
+
+
+class Return(_Node):
+    """Back to the flow that entered this one as a sub-flow (or hang up at top level)."""
+
+    type: Literal["return"]
+
+
+Node = Annotated[
+    Play | MenuNode | Collect | Confirm | Action | Branch | SetVars | SubFlow | Hours | Queue
+    | Record | Hangup | Return,
+    Field(discriminator="type"),
+]
+
+
+class Flow(_Model):
+    flow: str = Field(pattern=NAME)
+    description: str = ""
+    start: str
+    defaults: Defaults = Defaults()
+    #: variables the flow reads that someone else sets (caller id, customer...)
+    inputs: tuple[str, ...] = ()
+    nodes: dict[str, Node]
+
+    @field_validator("nodes")
+    @classmethod
+    def _names(cls, v: dict[str, Node]) -> dict[str, Node]:
+        for name in v:
+            if not re.fullmatch(NAME, name):
+                raise ValueError(f"node name {name!r} must be lower_case_words")
+        return v
+
+
+class Schedule(_Model):
+    """Business hours: weekly windows plus holidays (no service) and extra working days."""
+
+    timezone: str = "Asia/Shanghai"
+    weekly: dict[str, tuple[str, ...]]
+    holidays: tuple[str, ...] = ()      # ISO dates
+    workdays: tuple[str, ...] = ()      # ISO dates that open although weekly says closed
+
+    @field_validator("weekly")
+    @classmethod
+    def _windows(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for day, windows in v.items():
+            if day not in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+                raise ValueError(f"{day!r} is not a weekday (mon..sun)")
+            for w in windows:
+                if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d", w):
+                    raise ValueError(f"{day}: window {w!r} must look like 09:00-17:30")
+        return v

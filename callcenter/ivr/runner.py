@@ -1,0 +1,185 @@
+"""Driving the interpreter: on a real call (``AgiFlowIO``) or from a script (``ScriptFlowIO``).
+
+``drive`` feeds the interpreter's steps to a ``FlowIO`` and actions to the ``ActionRunner``, and
+hands timeline notes to ``note`` as they happen. Digits pressed during a prompt that does not
+collect them are kept (type-ahead) and become the start of the next answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from callcenter.errors import BrokerError, BrokerRefusal, CallCenterError
+from callcenter.ivr.interpreter import (
+    Ask,
+    Call,
+    Digits,
+    End,
+    Interpreter,
+    Outcome,
+    RecordMessage,
+    SayStep,
+    Transfer,
+)
+from callcenter.telephony.agi import Channel
+
+log = logging.getLogger(__name__)
+
+DIGIT_KEYS = "0123456789*#"
+Notes = Callable[[str, Mapping[str, str]], None]
+
+
+class ActionRunner(Protocol):
+    async def __call__(self, call: Call) -> Outcome: ...
+
+
+class FlowIO(Protocol):
+    async def ask(self, step: Ask) -> Digits: ...
+    async def say(self, step: SayStep) -> None: ...
+    async def record(self, step: RecordMessage) -> str | None: ...
+    async def finish(self, step: End | Transfer) -> None: ...
+
+
+async def run_action(actions: Mapping[str, Callable[[Call], Awaitable[Any]]],
+                     call: Call) -> Outcome:
+    """Run one action; a refusal or a back-office failure becomes an outcome, not a crash."""
+    handler = actions.get(call.action)
+    if handler is None:
+        return Outcome("error", params={"reason": "unknown action"})
+    try:
+        return Outcome("ok", await handler(call))
+    except BrokerRefusal as refusal:
+        return Outcome(refusal.code, params=dict(refusal.params))
+    except (BrokerError, CallCenterError) as exc:
+        log.warning("action %s failed: %s", call.action, type(exc).__name__)
+        return Outcome("error", params={"reason": type(exc).__name__})
+
+
+async def drive(interp: Interpreter, io: FlowIO, actions: ActionRunner,
+                note: Notes) -> End | Transfer:
+    """Run a flow to its end; return how it ended."""
+    gen = interp.run()
+    step = next(gen)
+    while True:
+        for kind, detail in interp.drain_notes():
+            note(kind, detail)
+        reply: Any = None
+        match step:
+            case Ask():
+                reply = await io.ask(step)
+            case SayStep():
+                await io.say(step)
+            case Call():
+                reply = await actions(step)
+            case RecordMessage():
+                reply = await io.record(step)
+            case End() | Transfer():
+                await io.finish(step)
+                gen.close()
+                return step
+        step = gen.send(reply)
+
+
+def sound(prompt: str) -> str:
+    """``zh/welcome`` -> the Asterisk sound name ``callcenter/zh/welcome``."""
+    return f"callcenter/{prompt}"
+
+
+class AgiFlowIO:
+    """Steps on a live channel: barge-in on every prompt, type-ahead kept between steps."""
+
+    def __init__(self, channel: Channel, call_id: str) -> None:
+        self.channel = channel
+        self.call_id = call_id
+        self.pending = ""    # digits pressed ahead of the question that wants them
+
+    async def say(self, step: SayStep) -> None:
+        if self.pending:
+            return  # the caller is already answering ahead: do not make them listen
+        digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
+        if digit:
+            self.pending += digit
+
+    async def ask(self, step: Ask) -> Digits:
+        got = self.pending
+        self.pending = ""
+        if not got:
+            digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
+            got = digit or ""
+        timeout_ms = int(step.timeout_s * 1000)
+        while True:
+            if got and step.terminator and got.endswith(step.terminator):
+                return Digits(got[:-1])
+            if len(got) >= step.max_digits or (len(got) == 1 and got in step.first_keys):
+                # Digits beyond this answer belong to the next question.
+                answer, self.pending = got[: step.max_digits], got[step.max_digits:]
+                return Digits(answer)
+            digit = await self.channel.wait_for_digit(timeout_ms)
+            if digit is None:
+                return Digits(got, timed_out=True)
+            got += digit
+
+    async def record(self, step: RecordMessage) -> str | None:
+        await self.channel.play([sound(p) for p in step.prompts], "")
+        path = f"/var/spool/asterisk/recording/callcenter/{self.call_id}-{step.kind}"
+        await self.channel.exec("Record", f"{path}.wav", "3", str(step.max_seconds), "qk")
+        return f"{path}.wav"
+
+    async def finish(self, step: End | Transfer) -> None:
+        if step.prompts:
+            await self.channel.play([sound(p) for p in step.prompts], "")
+        if isinstance(step, Transfer):
+            await self.channel.set_variable("CC_QUEUE", step.queue)
+            # Leave AGI for the holding context; the ACD picks the call up from there.
+            await self.channel.exec("Goto", "queue-hold", "s", "1")
+
+
+class ScriptFlowIO:
+    """``callcenter flows try``: keys from a DTMF script, prompts printed as text."""
+
+    def __init__(self, dtmf: str, texts: Mapping[str, Mapping[str, str]],
+                 out: Callable[[str], None]) -> None:
+        self.keys = [k for k in dtmf if k in DIGIT_KEYS]
+        self.texts = texts
+        self.out = out
+
+    def _speak(self, prompts: tuple[str, ...]) -> None:
+        if not prompts:
+            return
+        words = []
+        for prompt in prompts:
+            lang, _, ident = prompt.partition("/")
+            words.append(self.texts.get(ident, {}).get(lang, f"<{ident}>"))
+        joined = "".join(words) if prompts[0].startswith("zh/") else " ".join(words)
+        self.out(f"  ♪ {joined}")
+
+    async def say(self, step: SayStep) -> None:
+        self._speak(step.prompts)
+
+    async def ask(self, step: Ask) -> Digits:
+        self._speak(step.prompts)
+        got = ""
+        while self.keys:
+            key = self.keys.pop(0)
+            if step.terminator and key == step.terminator:
+                break
+            got += key
+            if len(got) >= step.max_digits or (len(got) == 1 and got in step.first_keys):
+                break
+        else:
+            if len(got) < step.max_digits:
+                shown = "•" * len(got) if step.secret else got
+                self.out(f"  ⌨ {shown or '(nothing)'} … timeout")
+                return Digits(got, timed_out=True)
+        self.out(f"  ⌨ {'•' * len(got) if step.secret else got}")
+        return Digits(got)
+
+    async def record(self, step: RecordMessage) -> str | None:
+        self._speak(step.prompts)
+        self.out(f"  ● (recording a {step.kind}, up to {step.max_seconds}s)")
+        return None
+
+    async def finish(self, step: End | Transfer) -> None:
+        self._speak(step.prompts)
