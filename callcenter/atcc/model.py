@@ -177,6 +177,10 @@ class CallModel:
             self.calls[call.id] = call
             out.append(CallStarted(call))
         call.channels[info.uniqueid] = view
+        if not call.caller_num and info.caller_num:
+            # An originated channel gets its caller ID after it is created; a later channel
+            # of the same call (the IVR's side) carries it.
+            call.caller_num, call.caller_name = info.caller_num, info.caller_name
         self._note(call.id, now, kind, {"channel": info.channel, "caller": info.caller_num,
                                         "exten": info.exten}, out)
 
@@ -187,6 +191,9 @@ class CallModel:
             self._add_channel(info, now, out, "channel.adopted")
             view = self.channels[info.uniqueid]
         view.seen_seq = self._seq
+        call = self.calls.get(view.linkedid)
+        if call is not None and not call.caller_num and info.caller_num:
+            call.caller_num, call.caller_name = info.caller_num, info.caller_name
         return view
 
     def _remove_channel(self, uniqueid: str, now: float, cause: int, cause_text: str,

@@ -111,9 +111,10 @@ class CallRecorder:
                         )
                     case CallEnded(call):
                         await db.execute(
-                            "UPDATE calls SET ended_at = ?, end_cause = ?, end_reason = ?"
-                            " WHERE id = ?",
-                            (call.ended_at, call.end_cause, call.end_reason, call.id),
+                            "UPDATE calls SET ended_at = ?, end_cause = ?, end_reason = ?,"
+                            " caller_num = ?, caller_name = ? WHERE id = ?",
+                            (call.ended_at, call.end_cause, call.end_reason, call.caller_num,
+                             call.caller_name, call.id),
                         )
             await db.execute("COMMIT")
         except BaseException:

@@ -82,3 +82,11 @@ def test_engine_notes_reach_ended_calls_too() -> None:
     m = CallModel()
     out = m.note("gone", "ivr.end", {"outcome": "completed"}, 5.0)
     assert isinstance(out[0], TimelineAdded) and out[0].call_id == "gone"
+
+
+def test_caller_number_comes_from_a_later_channel_when_the_first_has_none() -> None:
+    m = CallModel()
+    first = ChannelInfo("a", "a", "Local/9500@hotline-1;1", 4, "Ring", "", "", "hotline", "9500")
+    m.apply(NewChannel(first), 1.0)
+    m.apply(NewChannel(info("b", "a")), 1.1)
+    assert m.calls["a"].caller_num == "138"
