@@ -36,8 +36,8 @@ END_GRACE_S = 30  # beyond HOLD_S, a call that has not ended counts as failed
 IDLE_S = 3.0  # Asterisk's background CPU is sampled this long before the calls
 CAUSE_NORMAL = 16  # both flows end with the dialplan's Hangup(): normal clearing
 
-FLOWS = {"agi": ("9500", "hotline"), "native": ("9501", "hotline-native")}
-FLOW_TITLES = {"agi": "AGI flow (9500)", "native": "native dialplan (9501)"}
+FLOWS = {"agi": ("9502", "hotline"), "native": ("9501", "hotline-native")}
+FLOW_TITLES = {"agi": "AGI flow (9502)", "native": "native dialplan (9501)"}
 # A command whose round trip is the network + res_agi alone: no audio, no caller, no media wait.
 PURE_ROUND_TRIP = "GET VARIABLE"
 ROUND_TRIP_NOTES = {
@@ -210,7 +210,7 @@ def render_markdown(result: BenchResult) -> str:
         f"- Asterisk idle CPU, sampled before the calls: "
         f"{1000 * result.asterisk_idle_cpu_per_s:.1f} ms per second",
         "",
-        "| metric | AGI flow (9500) | native dialplan (9501) | AGI / native |",
+        "| metric | AGI flow (9502) | native dialplan (9501) | AGI / native |",
         "|---|---:|---:|---:|",
         row("calls completed / placed", f"{agi.completed} / {agi.calls}",
             f"{native.completed} / {native.calls}"),

@@ -197,14 +197,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- prompts ---------------------------------------------------------------------------------------
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    from callcenter.ivr.prompts import build_prompts, load_prompt_files
+    from callcenter.ivr.prompts import backoffice_prompts, build_prompts, load_prompt_files
 
     settings = _settings()
-    prompts = load_prompt_files(settings.flows_dir)
+    prompts = {**load_prompt_files(settings.flows_dir), **backoffice_prompts()}
     written = build_prompts(prompts, settings.pbx.sounds_dir)
     print(f"{len(prompts)} prompts x 2 languages; {written} files rendered "
           f"into {settings.pbx.sounds_dir}")
     return 0
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from callcenter.broker.sandbox import SandboxBackOffice
+    from callcenter.broker.seed import DEMO_ACCOUNTS, seed_demo
+
+    settings = _settings()
+    office = await SandboxBackOffice.open(settings.backoffice_db)
+    try:
+        if args.action == "seed":
+            await seed_demo(office)
+            print(f"sandbox back office seeded at {settings.backoffice_db}:")
+            for demo in DEMO_ACCOUNTS:
+                c = demo.customer
+                print(f"  {c.account} {c.tier.value:9} phone {', '.join(c.phones)}")
+            print("  demo passwords: see docs/backoffice.md")
+        elif args.action == "quote":
+            q = await office.quote(args.code)
+            print(f"{q.security.code} {q.security.name} last {q.last} "
+                  f"({q.change:+} {q.change_pct:+}%) at {office.now():%Y-%m-%d %H:%M}")
+    finally:
+        await office.close()
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    return asyncio.run(_sandbox(args))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -244,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prompts", help="prompt audio")
     p.add_argument("action", choices=["build"])
     p.set_defaults(func=cmd_prompts)
+
+    p = sub.add_parser("sandbox", help="the embedded sandbox back office")
+    p.add_argument("action", choices=["seed", "quote"])
+    p.add_argument("code", nargs="?", default="600519")
+    p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
     p.add_argument("what", choices=["ivr"])

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(default_factory=_default_state_dir)
     db_path: Path | None = None
+    #: the embedded sandbox back office (default ``<state_dir>/backoffice.db``)
+    backoffice_path: Path | None = None
     flows_dir: Path = REPO_ROOT / "ivr_flows"
     log_level: str = "INFO"
     ami: AmiSettings = AmiSettings()
@@ -103,6 +105,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.db_path or self.state_dir / "callcenter.db"
+
+    @property
+    def backoffice_db(self) -> Path:
+        return self.backoffice_path or self.state_dir / "backoffice.db"
 
     @property
     def ami_secret_file(self) -> Path:

@@ -28,6 +28,8 @@ class Controller:
         self.ami: AmiClient | None = None
         self.resyncs = 0
         self._ended_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        #: called with (call_id, kind, detail) for every engine-side timeline note
+        self.note_listeners: list[Callable[[str, str, Mapping[str, str]], None]] = []
         self._changed = asyncio.Event()
 
     def attach(self, ami: AmiClient) -> None:
@@ -40,6 +42,8 @@ class Controller:
     def note(self, call_id: str, kind: str, detail: Mapping[str, str]) -> None:
         """Record an engine-side step (IVR, routing) on the call's timeline."""
         self._publish(self.model.note(call_id, kind, detail, self.clock()))
+        for listener in list(self.note_listeners):
+            listener(call_id, kind, detail)
 
     async def resync(self) -> None:
         """Reconcile the model with Asterisk's own list of channels."""

@@ -40,8 +40,11 @@ BUILTINS = frozenset({"caller", "lang", "call_id", "customer", "refusal", "last_
                       "idempotency_key", "recording"})
 #: prompts the interpreter itself may play
 BUILTIN_PROMPTS = ("goodbye", "invalid_choice", "no_input")
-OUTCOMES = frozenset({"ok", "error", "default"} | {c.value for c in RefusalCode})
+#: "end": a list action (``next_item``) has nothing more
+OUTCOMES = frozenset({"ok", "error", "default", "end"} | {c.value for c in RefusalCode})
 WAITS = (MenuNode, Collect, Confirm, Record)
+#: ``say: refusal`` speaks ``refusal/<code>``: each needs a text
+REFUSAL_PROMPTS = ("error", *(c.value for c in RefusalCode))
 
 
 def ref_name(value: object) -> str | None:
@@ -158,6 +161,11 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
         for field, item in _prompt_items(node):
             if isinstance(item, Say):
                 check_ref((*base, field), item.value)
+                if item.say == "refusal":
+                    missing = [f"refusal/{c}" for c in REFUSAL_PROMPTS
+                               if f"refusal/{c}" not in fs.prompts]
+                    if missing:
+                        problem((*base, field), f"missing prompts {', '.join(missing)}")
             elif item not in fs.prompts:
                 problem((*base, field), f"missing prompt {item!r} (no text in prompts*.yaml)")
         match node:

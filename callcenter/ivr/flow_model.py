@@ -19,11 +19,12 @@ KEYS = "0123456789*#"
 
 #: how a dynamic value is spoken (``callcenter.ivr.speech``)
 SayKind = Literal["price", "amount", "quantity", "integer", "percent", "change", "digits",
-                  "stock", "date", "time", "volume"]
+                  "stock", "date", "time", "volume", "refusal", "prompt"]
 
 #: named input validators for ``collect``
 Validator = Literal["digits", "stock_code", "price", "quantity", "amount", "account",
-                    "password", "new_password", "order_no", "choice"]
+                    "password", "new_password", "order_no", "choice", "rating", "phone",
+                    "date_mmdd"]
 
 
 class _Model(BaseModel):

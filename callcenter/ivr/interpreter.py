@@ -143,10 +143,28 @@ def validate(validator: str, text: str) -> Any | None:
         return text if 6 <= len(text) <= 16 else None
     if validator in ("password", "new_password"):
         return text if len(text) == 6 else None
+    if validator == "rating":
+        return int(text) if len(text) == 1 and "1" <= text <= "5" else None
+    if validator == "phone":
+        return text if 5 <= len(text) <= 16 else None
+    if validator == "date_mmdd":
+        return text if len(text) == 4 and _valid_mmdd(text) else None
     return text
 
 
+def _valid_mmdd(text: str) -> bool:
+    try:
+        dt.date(2024, int(text[:2]), int(text[2:]))  # a leap year accepts 0229
+    except ValueError:
+        return False
+    return True
+
+
 # -- the interpreter ----------------------------------------------------------------------------
+
+
+class ListEnd(Exception):
+    """Raised by a list action (``next_item``) with nothing more: the node's ``end`` outcome."""
 
 
 class FlowEnded(Exception):
@@ -246,6 +264,7 @@ class Interpreter:
                 self._enter_flow(node.flow)
                 return self.flow.start
             case Return():
+                self.secrets.clear()  # nothing collected in a sub-flow outlives it
                 if not self._returns:
                     self._note("ivr.end", reason="completed")
                     raise FlowEnded(End((), "completed"))
@@ -322,6 +341,10 @@ class Interpreter:
         if len(self._menus) >= 2:
             self._menus.pop()
             flow, previous = self._menus[-1]
+            # Going back into an outer flow leaves the sub-flows entered since.
+            while self._returns and self.flow.flow != flow:
+                outer, _ = self._returns.pop()
+                self._enter_flow(outer)
             self._enter_flow(flow)
             return previous
         return name  # nowhere to go back to: hear this menu again
@@ -484,7 +507,37 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
             return speech.say_date(value, lang)
         case "time":
             return speech.say_time(value, lang)
+        case "prompt":
+            return [str(value)]
+        case "refusal":
+            return say_refusal(value, lang)
     raise ValueError(f"cannot say {kind!r}")
+
+
+#: how each refusal parameter is spoken after the refusal's own prompt
+_REFUSAL_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
+    "bad_password": (("remaining", "integer"),),
+    "price_limit": (("low", "price"), ("high", "price")),
+    "price_tick": (("tick", "price"),),
+    "lot_size": (("lot", "quantity"),),
+    "insufficient_funds": (("available", "amount"),),
+    "insufficient_shares": (("sellable", "quantity"),),
+    "over_available": (("available", "amount"),),
+    "daily_limit": (("remaining", "amount"),),
+}
+
+
+def say_refusal(refusal: Any, lang: speech.Lang) -> list[str]:
+    """``refusal/<code>`` then the values that make it actionable (range, what is left)."""
+    if not isinstance(refusal, Mapping) or "code" not in refusal:
+        return ["refusal/error"]
+    code = str(refusal["code"])
+    out = [f"refusal/{code}"]
+    for param, kind in _REFUSAL_PARAMS.get(code, ()):
+        value = refusal.get(param)
+        if value is not None:
+            out.extend(speak(kind, value, lang))
+    return out
 
 
 def _decimal(value: Any) -> Decimal:

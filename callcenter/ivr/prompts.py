@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -46,14 +47,56 @@ class PromptText(BaseModel):
         return value
 
 
+_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_PERCENT = re.compile(r"(\d+)%")
+_NUMBER = re.compile(r"\d+")
+
+
+def _zh_numbers(text: str) -> str:
+    """Digits written in a Mandarin text, spelled out (9:30 -> 九点三十分, 5% -> 百分之五)."""
+    from callcenter.ivr import speech
+
+    words = speech.fragment_texts()
+
+    def number(n: str) -> str:
+        return "".join(words[f]["zh"] for f in speech.say_integer(int(n), "zh"))
+
+    def clock(m: re.Match[str]) -> str:
+        minutes = "" if m.group(2) == "00" else number(m.group(2)) + "分"
+        return number(m.group(1)) + "点" + minutes
+
+    text = _TIME.sub(clock, text)
+    text = _PERCENT.sub(lambda m: "百分之" + number(m.group(1)), text)
+    return _NUMBER.sub(lambda m: number(m.group(0)), text)
+
+
 def voiced_text(text: str, lang: str) -> str:
     """What the synthesizer is given: pinyin with tone numbers for zh, the text for en."""
     if lang != "zh":
         return text
     from pypinyin import Style, lazy_pinyin
 
-    syllables = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True)
+    syllables = lazy_pinyin(_zh_numbers(text), style=Style.TONE3, neutral_tone_with_five=True)
     return " ".join(_PAUSES.get(s, s) for s in syllables if s.strip())
+
+
+def prompt_id(raw: str) -> str:
+    """A back-office identifier as a prompt id segment (``2024-001`` -> ``2024_001``)."""
+    return re.sub(r"[^a-z0-9_]", "_", raw.lower())
+
+
+def backoffice_prompts() -> dict[str, PromptText]:
+    """Texts that come from the sandbox back office's data: stock names, announcements."""
+    from callcenter.broker.sandbox import load_listings
+    from callcenter.broker.seed import DEMO_ANNOUNCEMENTS
+    from callcenter.ivr.speech import stock_name_texts
+
+    names = stock_name_texts((li.security.code, li.security.name, li.security.name_en)
+                             for li in load_listings())
+    out = {ident: PromptText(zh=t["zh"], en=t["en"]) for ident, t in names.items()}
+    for a in DEMO_ANNOUNCEMENTS:
+        out[f"announcement/{prompt_id(a.id)}"] = PromptText(zh=a.body_zh, en=a.body_en)
+    return out
 
 
 def load_prompt_files(directory: Path) -> dict[str, PromptText]:

@@ -18,6 +18,7 @@ from callcenter.ivr.interpreter import (
     Digits,
     End,
     Interpreter,
+    ListEnd,
     Outcome,
     RecordMessage,
     SayStep,
@@ -50,6 +51,8 @@ async def run_action(actions: Mapping[str, Callable[[Call], Awaitable[Any]]],
         return Outcome("error", params={"reason": "unknown action"})
     try:
         return Outcome("ok", await handler(call))
+    except ListEnd:
+        return Outcome("end")
     except BrokerRefusal as refusal:
         return Outcome(refusal.code, params=dict(refusal.params))
     except (BrokerError, CallCenterError) as exc:
@@ -66,6 +69,12 @@ async def drive(interp: Interpreter, io: FlowIO, actions: ActionRunner,
         for kind, detail in interp.drain_notes():
             note(kind, detail)
         reply: Any = None
+        prompts = getattr(step, "prompts", ())
+        if prompts:
+            # What the caller is played, in order: agents and tests read it; never a secret.
+            note("ivr.prompts", {"ids": " ".join(prompts)})
+        if isinstance(step, Transfer):
+            note("ivr.handoff", {"queue": step.queue, **step.context})
         match step:
             case Ask():
                 reply = await io.ask(step)

@@ -18,6 +18,7 @@ import aiosqlite
 
 from callcenter.atcc.model import CallEnded, CallStarted, Change, TimelineAdded
 from callcenter.errors import StoreError
+from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ class CallRecorder:
                 self._idle.set()
 
     async def _write(self, batch: list[Change]) -> None:
-        db = self.db
-        await db.execute("BEGIN")
-        try:
+        async with transaction(self.db) as db:
             for change in batch:
                 match change:
                     case CallStarted(call):
@@ -116,10 +115,6 @@ class CallRecorder:
                             (call.ended_at, call.end_cause, call.end_reason, call.caller_num,
                              call.caller_name, call.id),
                         )
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
 
 async def get_call(db: aiosqlite.Connection, call_id: str) -> CallRecord | None:

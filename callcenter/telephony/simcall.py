@@ -63,7 +63,8 @@ class SimCaller:
                     self._ended[change.call.id] = change
 
     async def place(self, number: str, dtmf: str = "", *, context: str = "hotline",
-                    hold_s: int = 30, wait_s: int = 1, caller_id: str = "13800000000") -> str:
+                    hold_s: int = 30, wait_s: int = 1, caller_id: str = "13800000000",
+                    gap_ms: int = 250, tone_ms: int = 100) -> str:
         """Originate one simulated call; return its call id (Asterisk's linkedid)."""
         call_id = f"sim-{uuid.uuid4().hex[:20]}"
         self._waiters[call_id] = asyncio.get_running_loop().create_future()
@@ -75,7 +76,8 @@ class SimCaller:
                 CallerID=f"\"sim\" <{check_number(caller_id)}>",
                 Timeout="30000",
                 Variable=[f"CALLER_DTMF={check_dtmf(dtmf)}", f"CALLER_HOLD={int(hold_s)}",
-                          f"CALLER_WAIT={int(wait_s)}"],
+                          f"CALLER_WAIT={int(wait_s)}", f"CALLER_DTMF_GAP={int(gap_ms)}",
+                          f"CALLER_DTMF_LEN={int(tone_ms)}"],
             )
         except BaseException:
             self._waiters.pop(call_id, None)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
 from callcenter.telephony.ami import AmiClient
@@ -36,6 +38,8 @@ def pbx() -> Iterator[Pbx]:
     started_here = pbx.pid() is None
     if started_here:
         pbx.up()
+    else:
+        pbx.install_sounds()  # a running PBX gets the prompts as built now
     try:
         yield pbx
     finally:
@@ -45,9 +49,14 @@ def pbx() -> Iterator[Pbx]:
             assert not leftovers.running and leftovers.mounts == (), leftovers.describe()
 
 
+#: a trading day (Monday), mid-morning session, Asia/Shanghai: orders and transfers are open
+TRADING_TIME = dt.datetime(2026, 11, 23, 10, 0)
+
+
 @pytest.fixture
 def settings(pbx: Pbx, tmp_path: Path) -> Settings:
-    return load_settings(db_path=tmp_path / "callcenter.db")
+    return load_settings(db_path=tmp_path / "callcenter.db",
+                         backoffice_path=tmp_path / "backoffice.db")
 
 
 async def live_channels(ami: AmiClient) -> list[str]:
@@ -81,6 +90,9 @@ async def wait_no_channels(ami: AmiClient, within_s: float = 20.0) -> list[str]:
 async def engine(settings: Settings) -> AsyncIterator[Engine]:
     eng = Engine(settings)
     await eng.start()
+    assert eng.backoffice is not None
+    eng.backoffice.set_clock(TRADING_TIME)
+    await seed_demo(eng.backoffice)
     try:
         yield eng
     finally:

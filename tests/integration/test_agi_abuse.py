@@ -67,7 +67,7 @@ async def test_abuse_does_not_disturb_real_calls_or_the_loop(engine: Engine,
             ticks += 1
 
     tick_task = asyncio.create_task(ticker())
-    calls = [asyncio.create_task(caller.call("9500", d, hold_s=40, within_s=90))
+    calls = [asyncio.create_task(caller.call("9502", d, hold_s=40, within_s=90))
              for d in ("4w5w6#", "8w9#")]
     slow = asyncio.create_task(_slow_client(port, stop))
     await asyncio.gather(_bare_connects(port, 50), _huge_header(port), _huge_header(port))

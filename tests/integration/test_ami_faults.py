@@ -92,7 +92,7 @@ async def test_half_open_link_is_noticed_and_nothing_is_resent(proxied_engine: E
 async def _calls_in_ivr(engine: Engine, caller: SimCaller, count: int) -> list[str]:
     """Place ``count`` long calls and return once each is inside the IVR."""
     assert engine.agi is not None and engine.controller is not None
-    ids = [await caller.place("9500", "", hold_s=60) for _ in range(count)]
+    ids = [await caller.place("9502", "", hold_s=60) for _ in range(count)]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 20
     while engine.agi.active_sessions < count:
@@ -151,7 +151,7 @@ async def test_asterisk_killed_then_started_again(engine: Engine, caller: SimCal
     # No hangup event ever came: the resync ended the call as lost.
     assert await _ended_records(engine, ids) == [(CAUSE_LOST, "ended while AMI was down")]
     # And the engine serves calls again.
-    result = await caller.call("9500", "7#", hold_s=40, within_s=60)
+    result = await caller.call("9502", "7#", hold_s=40, within_s=60)
     assert engine.recorder is not None and engine.db is not None
     await engine.recorder.flush()
     record = await get_call(engine.db, result.call_id)

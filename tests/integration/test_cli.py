@@ -57,10 +57,10 @@ async def test_doctor_passes_on_a_healthy_setup(settings: Settings) -> None:
 
 async def test_call_command_prints_the_call_and_its_digits(engine: Engine,
                                                            settings: Settings) -> None:
-    code, out, err = await _cli("call", "9500", "--dtmf", "1w2w3#",
+    code, out, err = await _cli("call", "9502", "--dtmf", "1w2w3#",
                                 env={"CALLCENTER_DB_PATH": str(settings.database)})
     assert code == 0, err
-    assert "placed to 9500" in out
+    assert "placed to 9502" in out
     assert "cause 16" in out
     assert "ivr.digits digits=123 count=3" in out
 
@@ -75,7 +75,7 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert b"callcenter engine running" in line
-        code, out, err = await _cli("call", "9500", "--dtmf", "5#",
+        code, out, err = await _cli("call", "9502", "--dtmf", "5#",
                                     env={"CALLCENTER_DB_PATH": str(tmp_path / "run.db")})
         assert code == 0, err
         assert "ivr.digits digits=5 count=1" in out

@@ -24,7 +24,7 @@ def _ivr(record) -> list[tuple[str, dict[str, str]]]:  # type: ignore[no-untyped
 async def test_digits_are_received_read_back_and_recorded(engine: Engine,
                                                           caller: SimCaller) -> None:
     # The digits start during the welcome prompt: barge-in cuts it short.
-    result = await caller.call("9500", "1w2w3w#", hold_s=40, within_s=90)
+    result = await caller.call("9502", "1w2w3w#", hold_s=40, within_s=90)
     assert result.cause == 16  # normal clearing: the flow hung up, not the caller
     record = await _record(engine, result.call_id)
     assert record.ended_at is not None
@@ -43,7 +43,7 @@ async def test_digits_are_received_read_back_and_recorded(engine: Engine,
 async def test_concurrent_callers_each_get_their_own_digits(engine: Engine,
                                                             caller: SimCaller) -> None:
     dtmf = {"5": "5#", "42": "4w2#", "907": "9w0w7#", "*1": "*w1#"}
-    results = await asyncio.gather(*(caller.call("9500", d, hold_s=40, within_s=120)
+    results = await asyncio.gather(*(caller.call("9502", d, hold_s=40, within_s=120)
                                      for d in dtmf.values()))
     for expected, result in zip(dtmf, results, strict=True):
         record = await _record(engine, result.call_id)
@@ -53,7 +53,7 @@ async def test_concurrent_callers_each_get_their_own_digits(engine: Engine,
 
 async def test_silent_caller_hears_no_input_and_the_call_ends(engine: Engine,
                                                              caller: SimCaller) -> None:
-    result = await caller.call("9500", "", hold_s=40, within_s=90)
+    result = await caller.call("9502", "", hold_s=40, within_s=90)
     record = await _record(engine, result.call_id)
     assert ("ivr.digits", {"digits": "", "count": "0"}) in _ivr(record)
     assert ("ivr.play", {"prompts": "no_input"}) in _ivr(record)
@@ -63,7 +63,7 @@ async def test_caller_hanging_up_mid_prompt_ends_the_session_cleanly(
         engine: Engine, caller: SimCaller) -> None:
     assert engine.agi is not None
     # The caller leaves after 2 s, in the middle of the welcome prompt.
-    result = await caller.call("9500", "", hold_s=2, within_s=60)
+    result = await caller.call("9502", "", hold_s=2, within_s=60)
     record = await _record(engine, result.call_id)
     kinds = [k for k, _ in _ivr(record)]
     assert kinds[-1] == "ivr.caller_hangup" and "ivr.end" not in kinds

@@ -1,0 +1,124 @@
+"""Demo data for the sandbox back office: one customer per tier and then some, with documented
+passwords (demo data, not secrets), cash, positions, bank links and announcements.
+
+``seed_demo`` resets these accounts to exactly this state, so running it twice is harmless.
+Positions marked ``bought_today`` count as bought on the sandbox's current day (T+1 demos).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pydantic import SecretStr
+
+from callcenter.broker.interface import Announcement, Customer, Tier
+from callcenter.broker.sandbox import BankAccount, Holding, SandboxBackOffice
+
+#: every demo customer's passwords (none is weak by ``rules.check_new_password``)
+DEMO_TRADING_PASSWORD = "135790"  # noqa: S105 - demo data, published in the docs
+DEMO_FUND_PASSWORD = "246801"  # noqa: S105
+#: the sandbox bank's password, asked for bank-to-securities transfers
+DEMO_BANK_PASSWORD = "802413"  # noqa: S105
+
+
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    customer: Customer
+    cash: Decimal
+    holdings: tuple[Holding, ...]
+    banks: tuple[tuple[str, str, str, Decimal], ...]   # code, name, masked account, balance
+
+
+ORDINARY = "10000001"
+SILVER = "10000002"
+GOLD = "10000003"
+PLATINUM = "10000004"
+NO_BANK = "10000005"
+
+_ICBC = ("ICBC", "工商银行", "6222****0001")
+_CMB = ("CMB", "招商银行", "6225****0002")
+_CCB = ("CCB", "建设银行", "6217****0003")
+
+DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
+    DemoAccount(
+        Customer(ORDINARY, "张伟", Tier.ORDINARY, ("13800000001",), None, "zh"),
+        Decimal("50000.00"),
+        (Holding("600036", 1000, Decimal("38.50")),
+         Holding("000001", 350, Decimal("11.20"))),           # 3 lots and an odd lot of 50
+        ((*_ICBC, Decimal("200000.00")),),
+    ),
+    DemoAccount(
+        Customer(SILVER, "李娜", Tier.SILVER, ("13800000002",), None, "zh"),
+        Decimal("300000.00"),
+        (Holding("600519", 100, Decimal("1450.00"), bought_today=100),   # not sellable today
+         Holding("300750", 200, Decimal("230.00"))),
+        ((*_CMB, Decimal("500000.00")),),
+    ),
+    DemoAccount(
+        Customer(GOLD, "王芳", Tier.GOLD, ("13800000003", "13900000003"), "A1001", "zh"),
+        Decimal("1200000.00"),
+        (Holding("601318", 2000, Decimal("48.00"), bought_today=500),   # 1500 sellable today
+         Holding("000858", 500, Decimal("135.00")),
+         Holding("688981", 300, Decimal("80.00"))),
+        ((*_ICBC, Decimal("1000000.00")), (*_CCB, Decimal("300000.00"))),
+    ),
+    DemoAccount(
+        Customer(PLATINUM, "陈杰", Tier.PLATINUM, ("13800000004",), "A1002", "en"),
+        Decimal("6000000.00"),
+        (Holding("600519", 1000, Decimal("1390.00")),
+         Holding("002594", 2000, Decimal("300.00")),
+         Holding("600518", 5000, Decimal("3.10"))),
+        ((*_CMB, Decimal("3000000.00")),),
+    ),
+    DemoAccount(
+        Customer(NO_BANK, "刘洋", Tier.ORDINARY, ("13800000005",), None, "zh"),
+        Decimal("8000.00"),
+        (),
+        (),
+    ),
+)
+
+DEMO_ANNOUNCEMENTS: tuple[Announcement, ...] = (
+    Announcement(
+        "2024-001", "交易时间提示 / Trading hours",
+        "沪深A股连续竞价时间为交易日9:30至11:30、13:00至15:00。银证转账服务时间为交易日9:00至16:00。",
+        "A-shares trade continuously on trading days from 9:30 to 11:30 and 13:00 to 15:00. "
+        "Bank-securities transfers are available on trading days from 9:00 to 16:00.",
+        dt.date(2024, 1, 2),
+    ),
+    Announcement(
+        "2024-002", "谨防电信诈骗 / Beware of phone fraud",
+        "本公司工作人员不会索取您的交易密码或资金密码。请勿向任何人透露密码。",
+        "Our staff will never ask for your trading or fund password. "
+        "Never tell anyone your passwords.",
+        dt.date(2024, 3, 1),
+    ),
+    Announcement(
+        "2024-003", "风险警示股票交易提示 / Risk-warning stocks",
+        "ST及*ST股票每日涨跌幅限制为5%，投资者应充分了解风险。",
+        "ST and *ST stocks have a daily price limit of 5%. Please consider the risks carefully.",
+        dt.date(2024, 4, 15),
+    ),
+)
+
+
+async def seed_demo(backoffice: SandboxBackOffice) -> None:
+    """Load (or reset to) the demo customers and announcements."""
+    # Together: the password hashes then run side by side in worker threads.
+    await asyncio.gather(*(
+        backoffice.put_account(
+            demo.customer,
+            trading_password=SecretStr(DEMO_TRADING_PASSWORD),
+            fund_password=SecretStr(DEMO_FUND_PASSWORD),
+            cash=demo.cash,
+            holdings=demo.holdings,
+            banks=[BankAccount(code, name, masked, balance, SecretStr(DEMO_BANK_PASSWORD))
+                   for code, name, masked, balance in demo.banks],
+        )
+        for demo in DEMO_ACCOUNTS
+    ))
+    for announcement in DEMO_ANNOUNCEMENTS:
+        await backoffice.put_announcement(announcement)

@@ -1,0 +1,375 @@
+"""The hotline's actions: what a flow's ``action`` nodes do, bound to one call.
+
+Each action takes the node's arguments (and secrets) and returns a plain value the flow speaks,
+or raises ``BrokerRefusal`` (its code becomes the node's outcome). Account actions use the
+account this call logged in with, never an account named by the flow, so no flow edit can read
+or trade someone else's account.
+
+Orders, cancels and transfers are exactly once (``_exactly_once``): the intent is committed
+before the back office is called, the call to the back office runs as an engine task that a
+hang-up cannot cancel, and its outcome is recorded on the intent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiosqlite
+from pydantic import SecretStr
+
+from callcenter.broker.interface import (
+    BackOffice,
+    PasswordKind,
+    RefusalCode,
+    Side,
+    TransferDirection,
+)
+from callcenter.errors import BrokerError, BrokerRefusal, StoreError
+from callcenter.ivr.interpreter import Call, ListEnd
+from callcenter.ivr.prompts import prompt_id
+from callcenter.store import hotline as records
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+class BackgroundWork:
+    """Engine-owned tasks that must finish even if the call that started them is gone."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The caller that awaited it already got the error; this only keeps it retrieved.
+            log.debug("background work ended with %s", type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait for everything in flight (engine shutdown: let orders finish)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+@dataclass
+class CallSession:
+    call_id: str
+    caller: str
+    lang: str = "zh"
+    account: str | None = None
+    inflight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+
+
+def _money(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | str):
+        return Decimal(value)
+    raise TypeError("money must be Decimal")
+
+
+def _secret(call: Call, name: str) -> SecretStr:
+    secret = call.secrets.get(name)
+    if secret is None:
+        # The flow did not collect it right before this action: a flow bug, not the caller's.
+        raise BrokerError(f"action {call.action} got no {name}")
+    return secret
+
+
+#: the action names flows may use; each is a method of HotlineActions
+_ACTIONS = (
+    "identify_caller", "login", "quote", "security", "cash", "positions", "orders_today",
+    "fills_today", "next_item", "preview_order", "place_order", "cancel_order", "bank_link",
+    "transfer", "change_password", "request_statement", "announcements", "book_appointment",
+    "request_callback", "save_survey",
+)
+
+
+class HotlineActions:
+    def __init__(self, backoffice: BackOffice, db: aiosqlite.Connection, work: BackgroundWork,
+                 session: CallSession) -> None:
+        self.bo = backoffice
+        self.db = db
+        self.work = work
+        self.session = session
+
+    @classmethod
+    def table_names(cls) -> tuple[str, ...]:
+        return _ACTIONS
+
+    def table(self) -> dict[str, Handler]:
+        return {name: getattr(self, name) for name in _ACTIONS}
+
+    def _account(self) -> str:
+        if self.session.account is None:
+            raise BrokerRefusal(RefusalCode.UNKNOWN_ACCOUNT.value, "not logged in")
+        return self.session.account
+
+    # -- identity ------------------------------------------------------------------------------
+
+    async def identify_caller(self, call: Call) -> dict[str, str]:
+        """The tier for the greeting. Caller ID is not proof of anything: no login here."""
+        customer = await self.bo.customer_by_phone(self.session.caller) \
+            if self.session.caller else None
+        if customer is None:
+            raise BrokerRefusal(RefusalCode.UNKNOWN_ACCOUNT.value, "caller not recognised")
+        return {"tier": customer.tier.value}
+
+    async def login(self, call: Call) -> dict[str, str]:
+        account = str(call.args.get("account", ""))
+        customer = await self.bo.verify_password(account, PasswordKind.TRADING,
+                                                 _secret(call, "password"))
+        self.session.account = customer.account
+        return {"account": customer.account, "tier": customer.tier.value,
+                "manager": customer.manager or ""}
+
+    # -- market and account --------------------------------------------------------------------
+
+    async def quote(self, call: Call) -> dict[str, Any]:
+        q = await self.bo.quote(str(call.args["code"]))
+        return {"code": q.security.code, "name": q.security.name, "last": q.last,
+                "change": q.change, "change_pct": q.change_pct, "high": q.high, "low": q.low,
+                "volume": q.volume, "prev_close": q.prev_close}
+
+    async def security(self, call: Call) -> dict[str, str]:
+        s = await self.bo.security(str(call.args["code"]))
+        return {"code": s.code, "name": s.name}
+
+    async def cash(self, call: Call) -> dict[str, Decimal]:
+        c = await self.bo.cash(self._account())
+        return {"balance": c.balance, "available": c.available, "frozen": c.frozen}
+
+    async def positions(self, call: Call) -> list[dict[str, Any]]:
+        return [{"kind": "position", "kind_prompt": None, "code": p.security.code,
+                 "quantity": p.quantity, "sellable": p.sellable, "cost_price": p.cost_price,
+                 "last": p.last} for p in await self.bo.positions(self._account())]
+
+    async def orders_today(self, call: Call) -> list[dict[str, Any]]:
+        return [{"kind": "order", "kind_prompt": f"side_{o.side.value}",
+                 "code": o.security.code, "order_no": o.order_no, "price": o.price,
+                 "quantity": o.quantity, "status_prompt": f"order_status_{o.status.value}"}
+                for o in await self.bo.orders_today(self._account())]
+
+    async def fills_today(self, call: Call) -> list[dict[str, Any]]:
+        return [{"kind": "fill", "kind_prompt": f"side_{f.side.value}", "code": f.security.code,
+                 "price": f.price, "quantity": f.quantity, "time": f.at.time()}
+                for f in await self.bo.fills_today(self._account())]
+
+    async def next_item(self, call: Call) -> dict[str, Any]:
+        items = call.args.get("items") or []
+        index = int(str(call.args.get("index", "0")))
+        if not isinstance(items, list) or index >= len(items):
+            raise ListEnd
+        return {"item": items[index], "index": index + 1}
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _order_args(self, call: Call) -> tuple[Side, str, Decimal, int]:
+        return (Side(str(call.args["side"])), str(call.args["code"]),
+                _money(call.args["price"]), int(call.args["quantity"]))
+
+    async def preview_order(self, call: Call) -> dict[str, Any]:
+        side, code, price, quantity = self._order_args(call)
+        p = await self.bo.preview_order(self._account(), side, code, price, quantity)
+        return {"price": p.price, "quantity": p.quantity, "amount": p.amount, "fees": p.fees,
+                "total": p.total}
+
+    async def place_order(self, call: Call) -> dict[str, Any]:
+        account = self._account()
+        side, code, price, quantity = self._order_args(call)
+        key = str(call.args["key"])
+
+        async def place() -> dict[str, Any]:
+            order = await self.bo.place_order(account, side, code, price, quantity, key)
+            return {"order_no": order.order_no, "status": order.status.value}
+
+        summary = {"side": side.value, "code": code, "price": str(price), "quantity": quantity}
+        return await self._exactly_once("order", key, summary, place)
+
+    async def cancel_order(self, call: Call) -> dict[str, Any]:
+        account = self._account()
+        order_no = str(call.args["order_no"])
+        key = str(call.args["key"])
+
+        async def cancel() -> dict[str, Any]:
+            order = await self.bo.cancel_order(account, order_no, key)
+            return {"order_no": order.order_no, "status": order.status.value}
+
+        return await self._exactly_once("cancel", key, {"order_no": order_no}, cancel)
+
+    # -- transfers -----------------------------------------------------------------------------
+
+    async def bank_link(self, call: Call) -> dict[str, str]:
+        links = await self.bo.bank_links(self._account())
+        if not links:
+            raise BrokerRefusal(RefusalCode.NO_BANK_LINK.value, "no bank link")
+        code = links[0].bank_code
+        return {"bank_code": code, "bank_prompt": f"bank/{code.lower()}"}
+
+    async def transfer(self, call: Call) -> dict[str, Any]:
+        account = self._account()
+        direction = TransferDirection(str(call.args["direction"]))
+        amount = _money(call.args["amount"])
+        key = str(call.args["key"])
+        fund = _secret(call, "fund_password")
+        bank = call.secrets.get("bank_password")
+
+        async def move() -> dict[str, Any]:
+            t = await self.bo.transfer(account, direction, amount, fund, bank, key)
+            return {"transfer_no": t.transfer_no, "amount": t.amount,
+                    "balance_after": t.balance_after}
+
+        summary = {"direction": direction.value, "amount": str(amount)}
+        return await self._exactly_once("transfer", key, summary, move)
+
+    async def _exactly_once(self, kind: str, key: str, summary: dict[str, Any],
+                            work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        account = self._account()
+        try:
+            intent, created = await records.begin_intent(self.db, key, kind,
+                                                         self.session.call_id, account, summary)
+        except StoreError as exc:
+            raise BrokerError(str(exc)) from exc
+        if not created:
+            if intent.state == "done":
+                return intent.result  # the same confirm again: the same single result
+            if intent.state == "refused":
+                params = {k: str(v) for k, v in intent.result.items() if k != "code"}
+                raise BrokerRefusal(str(intent.result.get("code")), "refused before", **params)
+            running = self.session.inflight.get(key)
+            if running is not None:
+                return dict(await asyncio.shield(running))
+            raise BrokerError(f"{kind} {key[:8]} is being reconciled")
+        task = self.work.spawn(self._settle(key, work))
+        self.session.inflight[key] = task
+        # shield: a hang-up cancels the call's flow, not the order already on its way
+        return dict(await asyncio.shield(task))
+
+    async def _settle(self, key: str, work: Callable[[], Awaitable[dict[str, Any]]]
+                      ) -> dict[str, Any]:
+        try:
+            result = await work()
+        except BrokerRefusal as refusal:
+            await records.finish_intent(self.db, key, "refused",
+                                        {"code": refusal.code, **refusal.params})
+            raise
+        # Any other failure leaves the intent pending: reconcile() settles it later by asking
+        # the back office what happened, instead of guessing or resending.
+        await records.finish_intent(self.db, key, "done", result)
+        return result
+
+    # -- passwords -----------------------------------------------------------------------------
+
+    async def change_password(self, call: Call) -> None:
+        old, new, again = (_secret(call, n) for n in ("old", "new", "again"))
+        if new.get_secret_value() != again.get_secret_value():
+            raise BrokerRefusal(RefusalCode.PASSWORD_MISMATCH.value, "new passwords differ")
+        await self.bo.change_password(self._account(), PasswordKind.TRADING, old, new)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def _request(self, kind: str, detail: dict[str, Any], *, phone: str | None = None,
+                       outbox: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
+        try:
+            return await records.add_request(self.db, kind, self.session.call_id,
+                                             account=self.session.account, phone=phone,
+                                             detail=detail, outbox=outbox or [])
+        except StoreError as exc:
+            raise BrokerError(str(exc)) from exc
+
+    async def request_statement(self, call: Call) -> dict[str, str]:
+        account = self._account()
+        doc = str(call.args["doc"])
+        channel = str(call.args["channel"])
+        if channel not in ("fax", "email", "sms"):
+            raise BrokerError(f"unknown channel {channel!r}")
+        customer = await self.bo.customer(account)
+        to = str(call.args.get("fax_number") or "") if channel == "fax" else (
+            customer.phones[0] if channel == "sms" and customer.phones else "")
+        payload = {"kind": "statement", "doc": doc, "account": account, "to": to,
+                   "lang": customer.language}
+        ref = await self._request("statement", {"doc": doc, "channel": channel},
+                                  outbox=[(channel, f"callcenter/outbox/{channel}", payload)])
+        return {"request_no": ref}
+
+    async def announcements(self, call: Call) -> list[dict[str, str]]:
+        return [{"prompt": f"announcement/{prompt_id(a.id)}"}
+                for a in await self.bo.announcements()]
+
+    async def book_appointment(self, call: Call) -> dict[str, str]:
+        mmdd = str(call.args["date"])
+        today = dt.date.today()
+        when = _next_date(today, int(mmdd[:2]), int(mmdd[2:]))
+        ref = await self._request("appointment", {"service": str(call.args["service"]),
+                                                  "date": when.isoformat()},
+                                  phone=self.session.caller or None)
+        return {"ref": ref}
+
+    async def request_callback(self, call: Call) -> dict[str, str]:
+        phone = self.session.caller
+        existing = await records.open_callback(self.db, phone) if phone else None
+        if existing is not None:
+            return {"ref": existing}  # at most one pending call-back per number
+        return {"ref": await self._request("callback", {"lang": self.session.lang},
+                                           phone=phone or None)}
+
+    async def save_survey(self, call: Call) -> None:
+        await records.save_survey(self.db, self.session.call_id, self.session.account,
+                                  int(call.args["rating"]))
+
+
+def _next_date(today: dt.date, month: int, day: int) -> dt.date:
+    """The next ``month``/``day`` on or after today (Feb 29 moves to the next leap year)."""
+    for year in range(today.year, today.year + 5):
+        try:
+            candidate = dt.date(year, month, day)
+        except ValueError:
+            continue
+        if candidate >= today:
+            return candidate
+    raise BrokerError("no such date")
+
+
+async def reconcile(db: aiosqlite.Connection, bo: BackOffice) -> dict[str, int]:
+    """Settle intents left pending by a crash, by asking the back office. Never resends."""
+    counts = {"done": 0, "not_done": 0}
+    for intent in await records.pending_intents(db):
+        result: Mapping[str, Any] | None = None
+        try:
+            if intent.kind == "order":
+                order = await bo.order_by_key(intent.key)
+                if order is not None:
+                    result = {"order_no": order.order_no, "status": order.status.value}
+            elif intent.kind == "transfer":
+                t = await bo.transfer_by_key(intent.key)
+                if t is not None:
+                    result = {"transfer_no": t.transfer_no, "amount": t.amount,
+                              "balance_after": t.balance_after}
+            elif intent.kind == "cancel":
+                for o in await bo.orders_today(intent.account):
+                    # An order that expired at the close is cancelled too, but not by us.
+                    if o.order_no == intent.summary.get("order_no") and \
+                            o.status.value == "cancelled" and "expired" not in o.reason:
+                        result = {"order_no": o.order_no, "status": o.status.value}
+        except BrokerError:
+            log.warning("could not reconcile %s %s now; will retry", intent.kind,
+                        intent.key[:8])
+            continue
+        state = "done" if result is not None else "not_done"
+        await records.finish_intent(db, intent.key, state, dict(result or {}))
+        counts[state] += 1
+        log.info("reconciled %s %s: %s", intent.kind, intent.key[:8], state)
+    return counts

@@ -1,0 +1,85 @@
+"""Helpers for hotline tests: place a scripted call, then read what the IVR did."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from callcenter.engine import Engine
+from callcenter.errors import AmiActionError
+from callcenter.store.calls import CallRecord, get_call
+from callcenter.telephony.simcall import SimCaller
+
+STRANGER = "13700000000"  # a number no customer registered
+
+
+@dataclass
+class Heard:
+    record: CallRecord
+
+    def ivr(self, kind: str) -> list[dict[str, str]]:
+        return [e.detail for e in self.record.events if e.kind == kind]
+
+    def outcomes(self, action: str) -> list[str]:
+        return [d["outcome"] for d in self.ivr("ivr.action") if d["action"] == action]
+
+    def prompts(self) -> list[str]:
+        return [p for d in self.ivr("ivr.prompts") for p in d["ids"].split()]
+
+    def nodes(self) -> list[str]:
+        return [d["node"] for d in self.ivr("ivr.node")]
+
+
+def _caller_channel(engine: Engine, call_id: str) -> str:
+    assert engine.controller is not None
+    view = engine.controller.model.channels.get(call_id)
+    assert view is not None, f"call {call_id} has no caller channel"
+    return view.name
+
+
+async def hotline_call(engine: Engine, caller: SimCaller, dtmf: str, *,
+                       until: str | None = None, times: int = 1, caller_id: str = STRANGER,
+                       hold_s: int = 60, wait_s: int = 1) -> Heard:
+    """Dial 9500 and send ``dtmf`` (``w`` = 0.5 s pause).
+
+    The caller hangs up as soon as the IVR is about to play the prompt ``until`` (e.g.
+    ``zh/order_placed``) for the ``times``-th time, when the IVR ends the call, or after
+    ``hold_s`` at the latest.
+    """
+    assert engine.controller is not None and engine.ami is not None
+    reached = asyncio.Event()
+    placed: list[str] = []
+    seen = 0
+
+    def listen(call_id: str, kind: str, detail: Mapping[str, str]) -> None:
+        nonlocal seen
+        if placed and call_id == placed[0] and until and kind == "ivr.prompts" and \
+                until in detail["ids"].split():
+            seen += 1
+            if seen >= times:
+                reached.set()
+
+    engine.controller.note_listeners.append(listen)
+    try:
+        # Keys at a brisk 120 ms cadence: Local channels carry DTMF as frames, not tones.
+        call_id = await caller.place("9500", dtmf, hold_s=hold_s, wait_s=wait_s,
+                                     caller_id=caller_id, gap_ms=60, tone_ms=60)
+        placed.append(call_id)
+        ended = asyncio.ensure_future(caller.wait_end(call_id, hold_s + 120))
+        waiter = asyncio.ensure_future(reached.wait())
+        await asyncio.wait({ended, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not ended.done():
+            # The point under test was reached: hang up like a caller would.
+            with contextlib.suppress(AmiActionError):
+                await engine.ami.action("Hangup", Channel=_caller_channel(engine, call_id))
+        await ended
+    finally:
+        engine.controller.note_listeners.remove(listen)
+    assert engine.recorder is not None and engine.db is not None
+    await engine.recorder.flush()
+    record = await get_call(engine.db, call_id)
+    assert record is not None
+    return Heard(record)

@@ -1,0 +1,214 @@
+"""The brokerage hotline through the real Asterisk: scripted DTMF callers, outcomes checked in the
+engine's records and the sandbox back office, prompts checked from the call timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from decimal import Decimal
+
+import pytest
+from pydantic import SecretStr
+
+from callcenter.broker.interface import OrderStatus, PasswordKind
+from callcenter.broker.seed import (
+    DEMO_FUND_PASSWORD,
+    DEMO_TRADING_PASSWORD,
+    GOLD,
+    ORDINARY,
+    PLATINUM,
+    SILVER,
+)
+from callcenter.engine import Engine
+from callcenter.telephony.simcall import SimCaller
+
+from .hotline import Heard, hotline_call
+
+PW = DEMO_TRADING_PASSWORD
+
+
+async def _rows(engine: Engine, sql: str, *args: object) -> list[tuple[object, ...]]:
+    assert engine.db is not None
+    async with engine.db.execute(sql, args) as cur:
+        return [tuple(r) for r in await cur.fetchall()]
+
+
+async def test_self_service_without_and_with_login(engine: Engine, caller: SimCaller) -> None:
+    """Quotes, unknown code, survey; login + cash; announcements; call-back; appointment."""
+    quote, unknown, cash, news, callback, booking = await asyncio.gather(
+        hotline_call(engine, caller, "1w600519w2w#w5", caller_id="13800000004"),
+        hotline_call(engine, caller, "1w999999", until="zh/refusal/unknown_code"),
+        hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1", until="zh/cash_balance"),
+        hotline_call(engine, caller, "6w1w1w1", until="zh/announcement/2024_002"),
+        hotline_call(engine, caller, "7w4", until="zh/callback_booked"),
+        hotline_call(engine, caller, "7w1w1128", until="zh/appointment_booked"),
+    )
+    # Recognised by caller ID: greeted by tier, but not logged in.
+    assert "zh/greet_platinum" in quote.prompts()
+    assert quote.outcomes("quote") == ["ok"]
+    assert "zh/stock/600519" in quote.prompts() and "zh/quote_last" in quote.prompts()
+    assert await _rows(engine, "SELECT rating FROM surveys WHERE call_id = ?",
+                       quote.record.id) == [(5,)]
+    assert "zh/greet_default" in unknown.prompts()
+    assert unknown.outcomes("quote") == ["unknown_code"]
+    assert "zh/refusal/unknown_code" in unknown.prompts()
+    assert cash.outcomes("login") == ["ok"] and cash.outcomes("cash") == ["ok"]
+    assert "zh/cash_balance" in cash.prompts() and "zh/login_ok" in cash.prompts()
+    assert news.outcomes("next_item").count("ok") >= 2
+    assert "zh/announcement/2024_003" in news.prompts()  # newest first
+    assert await _rows(engine, "SELECT kind, phone FROM service_requests WHERE call_id = ?",
+                       callback.record.id) == [("callback", "13700000000")]
+    rows = await _rows(engine, "SELECT kind, detail FROM service_requests WHERE call_id = ?",
+                       booking.record.id)
+    assert rows and rows[0][0] == "appointment" and '"open_account"' in str(rows[0][1])
+
+
+async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
+                                                              caller: SimCaller) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    double, hung_up, refused, t_plus_1 = await asyncio.gather(
+        # buy, then a bouncing confirm digit: "1w1"
+        hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1w1",
+                     until="zh/order_after"),
+        # confirm and hang up at once
+        hotline_call(engine, caller, f"3w{GOLD}#w{PW}w1w601398w6*80#w1000#w1", hold_s=0),
+        # a price outside the limits, then an odd lot
+        hotline_call(engine, caller,
+                     f"3w{PLATINUM}#w{PW}w1w600000w99#w100#ww1w600000w10*20#w150#",
+                     until="zh/refusal/lot_size"),
+        # selling shares bought today (T+1)
+        hotline_call(engine, caller, f"3w{SILVER}#w{PW}w2w600519w1480#w100#",
+                     until="zh/refusal/insufficient_shares"),
+    )
+    assert double.outcomes("place_order") == ["ok"]
+    assert "zh/order_placed" in double.prompts()
+    orders = await bo.orders_today(ORDINARY)
+    assert [(o.security.code, o.quantity, o.price) for o in orders] == [
+        ("600000", 100, Decimal("10.20"))]
+    # The caller hung up right after confirming: the order is placed and recorded all the same.
+    assert hung_up.outcomes("place_order") == ["ok"]
+    assert hung_up.ivr("ivr.caller_hangup") == [{}]
+    gold_orders = await bo.orders_today(GOLD)
+    assert [(o.security.code, o.quantity) for o in gold_orders] == [("601398", 1000)]
+    assert await _rows(engine, "SELECT kind, state, account FROM intents ORDER BY account") == [
+        ("order", "done", ORDINARY), ("order", "done", GOLD)]
+    assert refused.outcomes("preview_order") == ["price_limit", "lot_size"]
+    assert "zh/refusal/price_limit" in refused.prompts()
+    assert "zh/refusal/lot_size" in refused.prompts()
+    assert await bo.orders_today(PLATINUM) == []
+    assert t_plus_1.outcomes("preview_order") == ["insufficient_shares"]
+    assert await bo.orders_today(SILVER) == []
+
+
+async def test_closed_market_and_cancel_by_number(engine: Engine, caller: SimCaller) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    placed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*00#w200#w1",
+                                until="zh/order_placed")
+    assert placed.outcomes("place_order") == ["ok"]
+    order_no = (await bo.orders_today(ORDINARY))[0].order_no
+    cancel = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w3w{order_no}#w1",
+                                until="zh/cancel_done")
+    assert cancel.outcomes("cancel_order") == ["ok"]
+    assert (await bo.orders_today(ORDINARY))[0].status is OrderStatus.CANCELLED
+    bo.set_clock(dt.datetime(2026, 11, 23, 20, 0))
+    closed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#",
+                                until="zh/refusal/market_closed")
+    assert closed.outcomes("preview_order") == ["market_closed"]
+    assert "zh/refusal/market_closed" in closed.prompts()
+
+
+async def test_bank_securities_transfers(engine: Engine, caller: SimCaller) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    before = (await bo.cash(ORDINARY)).available
+    fund, bank = DEMO_FUND_PASSWORD, "802413"
+    moved_in, too_much = await asyncio.gather(
+        hotline_call(engine, caller, f"4w{ORDINARY}#w{PW}w1w{fund}w{bank}w1000#w1",
+                     until="zh/transfer_new_balance"),
+        hotline_call(engine, caller, f"4w{SILVER}#w{PW}w2w{fund}w400000#w1",
+                     until="zh/refusal/over_available"),
+    )
+    assert moved_in.outcomes("transfer") == ["ok"]
+    assert "zh/transfer_done" in moved_in.prompts()
+    assert "zh/transfer_new_balance" in moved_in.prompts()
+    assert (await bo.cash(ORDINARY)).available == before + Decimal("1000")
+    assert too_much.outcomes("transfer") == ["over_available"]
+    assert "zh/refusal/over_available" in too_much.prompts()
+    assert await _rows(engine, "SELECT kind, state FROM intents ORDER BY state") == [
+        ("transfer", "done"), ("transfer", "refused")]
+
+
+async def test_wrong_passwords_lock_across_calls_and_never_leak(
+        engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    caplog.set_level(logging.DEBUG)
+    async def lock_out() -> tuple[Heard, Heard, Heard]:
+        first = await hotline_call(engine, caller, f"2w{SILVER}#w111111w222222w333333",
+                                   until="zh/refusal/bad_password", times=3)
+        second = await hotline_call(engine, caller, f"2w{SILVER}#w444444w555555",
+                                    until="zh/refusal/account_locked")
+        third = await hotline_call(engine, caller, f"2w{SILVER}#w{PW}",
+                                   until="zh/refusal/account_locked")
+        return first, second, third
+
+    async def change() -> tuple[Heard, Heard]:
+        weak = await hotline_call(engine, caller, f"8w{ORDINARY}#w{PW}w{PW}w123456w123456",
+                                  until="zh/refusal/weak_password")
+        changed = await hotline_call(engine, caller, f"8w{ORDINARY}#w{PW}w{PW}w147036w147036",
+                                     until="zh/password_changed")
+        return weak, changed
+
+    (first, second, third), (weak, changed) = await asyncio.gather(lock_out(), change())
+    assert first.outcomes("login") == ["bad_password"] * 3
+    assert second.outcomes("login") == ["bad_password", "account_locked"]
+    assert "zh/refusal/account_locked" in second.prompts()
+    # Locked even for the right password, in a later call.
+    assert third.outcomes("login") == ["account_locked"]
+    assert (await bo.lock_state(SILVER, PasswordKind.TRADING))[1] is True
+    # Change of password: a weak one is refused, a good one works.
+    assert weak.outcomes("change_password") == ["weak_password"]
+    assert changed.outcomes("change_password") == ["ok"]
+    assert "zh/password_changed" in changed.prompts()
+    await bo.verify_password(ORDINARY, PasswordKind.TRADING, SecretStr("147036"))
+    # No password digits anywhere: timelines, the database, logs.
+    assert engine.db is not None
+    dump = "\n".join([line async for line in engine.db.iterdump()])
+    for secret in (PW, "111111", "444444", "147036"):
+        assert secret not in dump
+        assert secret not in caplog.text
+    masked = [d for h in (first, weak) for d in h.ivr("ivr.input") if "masked" in d]
+    assert masked and all("digits" not in d for d in masked)
+
+
+async def test_statement_request_is_queued_with_its_record(engine: Engine,
+                                                           caller: SimCaller) -> None:
+    heard = await hotline_call(engine, caller, f"5w{ORDINARY}#w{PW}w1w3",
+                               until="zh/statement_queued")
+    assert heard.outcomes("request_statement") == ["ok"]
+    rows = await _rows(engine, "SELECT r.kind, o.channel, o.topic, o.state FROM service_requests"
+                       " r JOIN outbox o ON o.ref = r.ref WHERE r.call_id = ?", heard.record.id)
+    assert rows == [("statement", "sms", "callcenter/outbox/sms", "queued")]
+    assert "zh/statement_queued" in heard.prompts()
+
+
+async def test_to_an_agent_in_and_out_of_hours(engine: Engine, caller: SimCaller) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    # A wrong password first, then 0 in the account menu: the agent gets the failure too.
+    handed = await hotline_call(engine, caller, f"2w{GOLD}#w111111w{PW}w0",
+                                until="zh/agent_connecting", caller_id="13800000003")
+    handoff = handed.ivr("ivr.handoff")
+    assert len(handoff) == 1 and handoff[0]["queue"] == "general"
+    assert handoff[0]["customer.account"] == GOLD and handoff[0]["customer.tier"] == "gold"
+    assert handoff[0]["last_failure"] == "login:bad_password"
+    assert handoff[0]["known.tier"] == "gold"  # recognised by caller ID too
+    assert "login" in handoff[0]["path"] and "main_menu" in handoff[0]["path"]
+    assert "zh/agent_connecting" in handed.prompts()
+    bo.set_clock(dt.datetime(2026, 11, 21, 11, 0))  # Saturday: agents are off
+    closed = await hotline_call(engine, caller, "0w1", until="zh/callback_booked")
+    assert "zh/agent_closed" in closed.prompts() and closed.ivr("ivr.handoff") == []
+    assert closed.outcomes("request_callback") == ["ok"]
