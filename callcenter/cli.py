@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from callcenter.config import Settings, load_settings
 from callcenter.errors import CallCenterError, ConfigError
@@ -207,6 +208,89 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- flows -----------------------------------------------------------------------------------------
+
+def _load_flows(path: str | None) -> tuple[Path, object]:
+    from callcenter.engine import ACTION_NAMES
+    from callcenter.ivr.flowset import load_flowset
+
+    directory = Path(path) if path else _settings().flows_dir
+    return directory, load_flowset(directory, actions=ACTION_NAMES)
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    from callcenter.ivr.flowset import FlowSet, FlowSetError
+
+    try:
+        directory, loaded = _load_flows(args.path)
+    except FlowSetError as exc:
+        for diagnostic in exc.diagnostics:
+            print(diagnostic, file=sys.stderr)
+        print(f"{len(exc.diagnostics)} problem(s); nothing was changed", file=sys.stderr)
+        return 1
+    assert isinstance(loaded, FlowSet)
+    if args.action == "check":
+        print(f"{directory}: {len(loaded.flows)} flows, {len(loaded.prompts)} prompts, "
+              f"version {loaded.version}: OK")
+        return 0
+    if args.action == "reload":
+        return _signal_engine_reload(loaded.version)
+    if args.action == "test":
+        return asyncio.run(_flows_test(loaded, directory))
+    return asyncio.run(_flows_try(args, loaded))
+
+
+def _signal_engine_reload(version: str) -> int:
+    import os
+    import signal
+
+    pidfile = _settings().state_dir / "engine.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"no running engine to reload ({pidfile}: {exc})") from exc
+    print(f"flows checked (version {version}); engine {pid} told to reload")
+    return 0
+
+
+async def _flows_try(args: argparse.Namespace, flows: object) -> int:
+    """Run a flow on the interpreter the engine uses, with a throwaway sandbox back office."""
+    import datetime as dt
+
+    from callcenter.ivr.flowset import FlowSet
+    from callcenter.ivr.interpreter import End
+    from callcenter.ivr.tryout import try_flow
+
+    assert isinstance(flows, FlowSet)
+    at = dt.datetime.fromisoformat(args.at) if args.at else None
+    got = await try_flow(flows, args.flow, args.dtmf, caller=args.caller, lang=args.lang,
+                         at=at, out=print)
+    if isinstance(got.end, End):
+        print(f"call ends: {got.end.reason}")
+    elif got.end is not None:
+        context = " ".join(f"{k}={v}" for k, v in got.end.context.items())
+        print(f"to agent queue {got.end.queue}: {context}")
+    return 0
+
+
+async def _flows_test(flows: object, directory: Path) -> int:
+    from callcenter.ivr.flowset import FlowSet
+    from callcenter.ivr.tryout import load_scenarios, run_scenario
+
+    assert isinstance(flows, FlowSet)
+    failed = 0
+    scenarios = load_scenarios(directory / "scenarios")
+    for path, scenario in scenarios:
+        problems = await run_scenario(flows, scenario)
+        failed += bool(problems)
+        print(f"{'FAIL' if problems else 'ok  '} {path.name}: {scenario.name}")
+        for problem in problems:
+            print(f"       {problem}")
+    print(f"{len(scenarios) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 async def _sandbox(args: argparse.Namespace) -> int:
     from callcenter.broker.sandbox import SandboxBackOffice
     from callcenter.broker.seed import DEMO_ACCOUNTS, seed_demo
@@ -271,6 +355,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prompts", help="prompt audio")
     p.add_argument("action", choices=["build"])
     p.set_defaults(func=cmd_prompts)
+
+    p = sub.add_parser("flows", help="check, try and reload the IVR flows")
+    fsub = p.add_subparsers(dest="action", required=True)
+    f = fsub.add_parser("check", help="report every problem as file:line:col")
+    f.add_argument("path", nargs="?", help="flows directory (default: the configured one)")
+    f = fsub.add_parser("try", help="run a flow without Asterisk, printing what is heard")
+    f.add_argument("flow")
+    f.add_argument("--dtmf", default="", help="keys the caller presses, in order")
+    f.add_argument("--caller", default="13700000000", help="caller ID")
+    f.add_argument("--lang", default="zh", choices=["zh", "en"])
+    f.add_argument("--at", help="sandbox time, e.g. '2026-11-23 10:00' (Asia/Shanghai)")
+    f.add_argument("--path", help="flows directory")
+    f = fsub.add_parser("test", help="run the scenario files in <flows>/scenarios")
+    f.add_argument("path", nargs="?", help="flows directory (default: the configured one)")
+    f = fsub.add_parser("reload", help="check, then tell the running engine to reload")
+    f.add_argument("path", nargs="?", help="flows directory to check first")
+    p.set_defaults(func=cmd_flows)
 
     p = sub.add_parser("sandbox", help="the embedded sandbox back office")
     p.add_argument("action", choices=["seed", "quote"])

@@ -121,6 +121,10 @@ def _load_prompts(directory: Path, problems: list[Diagnostic]) -> dict[str, dict
             if ident in prompts:
                 problems.append(Diagnostic(locs.at((ident,)), f"prompt {ident!r} defined twice"))
             prompts[ident] = {"zh": texts["zh"], "en": texts["en"]}
+            unknown = set(texts) - {"zh", "en", "other_voice"}
+            if unknown:
+                problems.append(Diagnostic(locs.at((ident,)), f"prompt {ident!r}: unknown "
+                                           f"key(s) {', '.join(sorted(unknown))}"))
     return prompts
 
 

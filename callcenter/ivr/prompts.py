@@ -38,6 +38,9 @@ class PromptText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zh: str
     en: str
+    #: speak each language's text with the other language's voice (the language offer:
+    #: "For English, press nine" inside the Mandarin menu)
+    other_voice: bool = False
 
     @field_validator("zh", "en")
     @classmethod
@@ -147,31 +150,61 @@ def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
             manifest: dict[str, str] = json.loads(manifest_path.read_text())
         except (OSError, ValueError):
             manifest = {}
-        engine.setProperty("voice", VOICES[lang])
         for ident, texts in prompts.items():
-            text = voiced_text(getattr(texts, lang), lang)
-            digest = _digest(text, VOICES[lang])
+            voice_lang = ("en" if lang == "zh" else "zh") if texts.other_voice else lang
+            engine.setProperty("voice", VOICES[voice_lang])
+            text = voiced_text(getattr(texts, lang), voice_lang)
+            digest = _digest(text, VOICES[voice_lang])
             target = lang_dir / f"{ident}.wav"
             if manifest.get(ident) == digest and target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as tmp:
-                raw = Path(tmp) / "raw.wav"  # pyttsx3 wants an absolute path
-                engine.save_to_file(text, str(raw.resolve()))
-                # pyttsx3 prints "Audio saved to ..." for every file
-                with contextlib.redirect_stdout(io.StringIO()):
-                    engine.runAndWait()
-                _to_telephony_wav(raw, target)
+                parts = []
+                for n, chunk in enumerate(chunks(text)):
+                    raw = (Path(tmp) / f"raw{n}.wav").resolve()  # pyttsx3 wants it absolute
+                    engine.save_to_file(chunk, str(raw))
+                    # pyttsx3 prints "Audio saved to ..." for every file
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        engine.runAndWait()
+                    if not raw.exists():
+                        raise ConfigError(f"espeak-ng rendered nothing for {ident} ({lang})")
+                    parts.append(raw)
+                _to_telephony_wav(parts, target)
             manifest[ident] = digest
             written += 1
         manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return written
 
 
-def _to_telephony_wav(src: Path, dest: Path) -> None:
+#: pyttsx3's espeak-ng driver writes no file at all for an utterance much over 110 characters
+MAX_CHUNK = 90
+
+
+def chunks(text: str, limit: int = MAX_CHUNK) -> list[str]:
+    """Split at clause ends (then words) into pieces the synthesizer renders reliably."""
+    clauses = re.findall(r"[^,.?!，。？！；;]+[,.?!，。？！；;]*", text) or [text]
+    out: list[str] = []
+    for clause in (c.strip() for c in clauses):
+        while len(clause) > limit:
+            cut = clause.rfind(" ", 0, limit)
+            cut = cut if cut > 0 else limit
+            out.append(clause[:cut].strip())
+            clause = clause[cut:].strip()
+        if not clause:
+            continue
+        if out and len(out[-1]) + 1 + len(clause) <= limit:
+            out[-1] = f"{out[-1]} {clause}"
+        else:
+            out.append(clause)
+    return out
+
+
+def _to_telephony_wav(parts: list[Path], dest: Path) -> None:
     done = subprocess.run(
-        ["sox", str(src), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(dest)],
+        ["sox", *map(str, parts), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+         str(dest)],
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
-        raise ConfigError(f"sox could not convert a prompt to {dest}: {done.stderr.strip()}")
+        raise ConfigError(f"sox could not make {dest}: {done.stderr.strip()}")
