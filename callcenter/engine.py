@@ -167,6 +167,6 @@ async def run_engine(settings: Settings) -> None:
 
 
 async def _reload(engine: Engine) -> None:
-    result = await asyncio.to_thread(engine.flows.reload)
+    result = await engine.flows.reload_async()
     if result.accepted:
         log.info("SIGHUP: flows version %s in service", result.version)

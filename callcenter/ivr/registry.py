@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class FlowRegistry:
         self.actions = actions
         self._current: FlowSet | None = None
         self._stamp: tuple[tuple[str, int, int], ...] = ()
+        #: told of every reload attempt made by ``watch`` or ``reload_async`` (on the loop)
+        self.listeners: list[Callable[[ReloadResult], None]] = []
 
     @property
     def current(self) -> FlowSet:
@@ -75,10 +78,17 @@ class FlowRegistry:
             stamps.append((path.name, st.st_mtime_ns, st.st_size))
         return tuple(stamps)
 
+    async def reload_async(self) -> ReloadResult:
+        """``reload`` off the event loop (parsing YAML is blocking work), then tell listeners."""
+        result = await asyncio.to_thread(self.reload)
+        for listener in list(self.listeners):
+            listener(result)
+        return result
+
     async def watch(self, interval_s: float = 1.0) -> None:
         """Reload whenever the directory's YAML files change; runs until cancelled."""
         while True:
             await asyncio.sleep(interval_s)
             stamp = await asyncio.to_thread(self._files_stamp)
             if stamp != self._stamp:
-                await asyncio.to_thread(self.reload)
+                await self.reload_async()
