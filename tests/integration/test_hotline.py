@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
@@ -19,11 +20,16 @@ from callcenter.broker.seed import (
     ORDINARY,
     PLATINUM,
     SILVER,
+    seed_demo,
 )
+from callcenter.config import Settings
 from callcenter.engine import Engine
+from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.simcall import SimCaller
 
+from .conftest import TRADING_TIME, wait_no_channels
 from .hotline import Heard, hotline_call
+from .proxy import TcpProxy
 
 PW = DEMO_TRADING_PASSWORD
 
@@ -141,11 +147,46 @@ async def test_bank_securities_transfers(engine: Engine, caller: SimCaller) -> N
         ("transfer", "done"), ("transfer", "refused")]
 
 
+@pytest.fixture
+async def watched_engine(settings: Settings) -> AsyncIterator[tuple[Engine, TcpProxy]]:
+    """An engine whose AMI link goes through a recording proxy."""
+    proxy = TcpProxy(settings.ami.host, settings.ami.port)
+    await proxy.start()
+    ami = settings.ami.model_copy(update={"port": proxy.port})
+    engine = Engine(settings.model_copy(update={"ami": ami}))
+    await engine.start()
+    assert engine.backoffice is not None
+    engine.backoffice.set_clock(TRADING_TIME)
+    await seed_demo(engine.backoffice)
+    try:
+        yield engine, proxy
+    finally:
+        await engine.stop()
+        await proxy.close()
+
+
 async def test_wrong_passwords_lock_across_calls_and_never_leak(
-        engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture) -> None:
+        watched_engine: tuple[Engine, TcpProxy], settings: Settings,
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine, proxy = watched_engine
     bo = engine.backoffice
     assert bo is not None
     caplog.set_level(logging.DEBUG)
+    # The simulated caller has its own AMI connection: its Originate carries the keys it will
+    # press, as a phone would; only the engine's link is watched.
+    caller_ami = AmiClient(settings.ami, settings.ami_secret())
+    await caller_ami.connect()
+    caller = SimCaller(caller_ami)
+    await _passwords(engine, caller, caplog, proxy)
+    leftovers = await wait_no_channels(caller_ami)
+    await caller_ami.close()
+    assert leftovers == []
+
+
+async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture,
+                     proxy: TcpProxy) -> None:
+    bo = engine.backoffice
+    assert bo is not None
     async def lock_out() -> tuple[Heard, Heard, Heard]:
         first = await hotline_call(engine, caller, f"2w{SILVER}#w111111w222222w333333",
                                    until="zh/refusal/bad_password", times=3)
@@ -174,12 +215,15 @@ async def test_wrong_passwords_lock_across_calls_and_never_leak(
     assert changed.outcomes("change_password") == ["ok"]
     assert "zh/password_changed" in changed.prompts()
     await bo.verify_password(ORDINARY, PasswordKind.TRADING, SecretStr("147036"))
-    # No password digits anywhere: timelines, the database, logs.
+    # No password digits anywhere: timelines, the database, logs, the engine's AMI traffic.
     assert engine.db is not None
     dump = "\n".join([line async for line in engine.db.iterdump()])
+    traffic = bytes(proxy.to_server + proxy.to_client)
+    assert b"Event: Newchannel" in traffic  # the proxy did see the calls
     for secret in (PW, "111111", "444444", "147036"):
         assert secret not in dump
         assert secret not in caplog.text
+        assert secret.encode() not in traffic
     masked = [d for h in (first, weak) for d in h.ivr("ivr.input") if "masked" in d]
     assert masked and all("digits" not in d for d in masked)
 
