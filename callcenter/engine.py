@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
@@ -39,9 +40,12 @@ ACTION_NAMES = frozenset(HotlineActions.table_names())
 
 class Engine:
     def __init__(self, settings: Settings,
-                 on_agi_round_trip: Callable[[str, float], None] | None = None) -> None:
+                 on_agi_round_trip: Callable[[str, float], None] | None = None,
+                 backoffice_clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
         self.on_agi_round_trip = on_agi_round_trip
+        #: the sandbox back office's clock from the moment it opens (tests pin a trading day)
+        self.backoffice_clock = backoffice_clock
         self.db: aiosqlite.Connection | None = None
         self.recorder: CallRecorder | None = None
         self.controller: Controller | None = None
@@ -57,7 +61,8 @@ class Engine:
         try:
             self.flows.load()
             self.db = await open_db(self.settings.database)
-            self.backoffice = await SandboxBackOffice.open(self.settings.backoffice_db)
+            self.backoffice = await SandboxBackOffice.open(self.settings.backoffice_db,
+                                                           clock=self.backoffice_clock)
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
@@ -130,7 +135,8 @@ class Engine:
         flows = self.flows.current  # this call keeps this version to its end
         caller = channel.caller_id or ""
         session = CallSession(call_id, caller)
-        table = HotlineActions(self.backoffice, self.db, self.work, session).table()
+        table = HotlineActions(self.backoffice, self.db, self.work, session,
+                               clock=self.backoffice.now).table()
         # Business hours follow the back office's clock (the sandbox's can be set for demos).
         interp = Interpreter(flows, flow, {"caller": caller, "call_id": call_id},
                              clock=self.backoffice.now)

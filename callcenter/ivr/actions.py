@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -81,6 +81,16 @@ def _money(value: Any) -> Decimal:
     raise TypeError("money must be Decimal")
 
 
+def _key(call: Call) -> str:
+    """The idempotency key the confirm step made; without one nothing may be placed."""
+    key = call.args.get("key")
+    if not isinstance(key, str) or not key:
+        # A flow that reaches this without an `idempotent: true` confirm is broken; placing
+        # under a shared or empty key could replay another order's result.
+        raise BrokerError(f"{call.action} without an idempotency key")
+    return key
+
+
 def _secret(call: Call, name: str) -> SecretStr:
     secret = call.secrets.get(name)
     if secret is None:
@@ -94,14 +104,17 @@ _ACTIONS = (
     "identify_caller", "login", "quote", "security", "cash", "positions", "orders_today",
     "fills_today", "next_item", "preview_order", "place_order", "cancel_order", "bank_link",
     "transfer", "change_password", "request_statement", "announcements", "book_appointment",
-    "request_callback", "save_survey",
+    "request_callback", "save_survey", "save_message",
 )
 
 
 class HotlineActions:
     def __init__(self, backoffice: BackOffice, db: aiosqlite.Connection, work: BackgroundWork,
-                 session: CallSession) -> None:
+                 session: CallSession,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.bo = backoffice
+        #: the back office's clock (the sandbox's may be set), so "today" agrees everywhere
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.db = db
         self.work = work
         self.session = session
@@ -190,7 +203,7 @@ class HotlineActions:
     async def place_order(self, call: Call) -> dict[str, Any]:
         account = self._account()
         side, code, price, quantity = self._order_args(call)
-        key = str(call.args["key"])
+        key = _key(call)
 
         async def place() -> dict[str, Any]:
             order = await self.bo.place_order(account, side, code, price, quantity, key)
@@ -202,7 +215,7 @@ class HotlineActions:
     async def cancel_order(self, call: Call) -> dict[str, Any]:
         account = self._account()
         order_no = str(call.args["order_no"])
-        key = str(call.args["key"])
+        key = _key(call)
 
         async def cancel() -> dict[str, Any]:
             order = await self.bo.cancel_order(account, order_no, key)
@@ -223,7 +236,7 @@ class HotlineActions:
         account = self._account()
         direction = TransferDirection(str(call.args["direction"]))
         amount = _money(call.args["amount"])
-        key = str(call.args["key"])
+        key = _key(call)
         fund = _secret(call, "fund_password")
         bank = call.secrets.get("bank_password")
 
@@ -253,23 +266,36 @@ class HotlineActions:
             if running is not None:
                 return dict(await asyncio.shield(running))
             raise BrokerError(f"{kind} {key[:8]} is being reconciled")
-        task = self.work.spawn(self._settle(key, work))
+        task = self.work.spawn(self._settle(kind, key, work))
         self.session.inflight[key] = task
         # shield: a hang-up cancels the call's flow, not the order already on its way
         return dict(await asyncio.shield(task))
 
-    async def _settle(self, key: str, work: Callable[[], Awaitable[dict[str, Any]]]
-                      ) -> dict[str, Any]:
+    async def _settle(self, kind: str, key: str,
+                      work: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         try:
             result = await work()
         except BrokerRefusal as refusal:
-            await records.finish_intent(self.db, key, "refused",
-                                        {"code": refusal.code, **refusal.params})
+            await self._record(key, "refused", {"code": refusal.code, **refusal.params})
             raise
-        # Any other failure leaves the intent pending: reconcile() settles it later by asking
-        # the back office what happened, instead of guessing or resending.
-        await records.finish_intent(self.db, key, "done", result)
+        except Exception:
+            # The request may or may not have reached the back office (a timeout, a lost
+            # link): ask it by key instead of guessing. Still unknown: the intent stays
+            # pending for reconcile(), and the flow must not offer to try again.
+            found = await _lookup(self.bo, kind, key, self._account())
+            if found is None:
+                raise
+            result = found
+        await self._record(key, "done", result)
         return result
+
+    async def _record(self, key: str, state: str, result: dict[str, Any]) -> None:
+        """Record the outcome; a store failure must not hide a placed order from the caller."""
+        try:
+            await records.finish_intent(self.db, key, state, result)
+        except Exception:
+            log.exception("could not record the %s outcome of %s; reconcile will", state,
+                          key[:8])
 
     # -- passwords -----------------------------------------------------------------------------
 
@@ -311,7 +337,7 @@ class HotlineActions:
 
     async def book_appointment(self, call: Call) -> dict[str, str]:
         mmdd = str(call.args["date"])
-        today = dt.date.today()
+        today = self.clock().date()
         when = _next_date(today, int(mmdd[:2]), int(mmdd[2:]))
         ref = await self._request("appointment", {"service": str(call.args["service"]),
                                                   "date": when.isoformat()},
@@ -325,6 +351,16 @@ class HotlineActions:
             return {"ref": existing}  # at most one pending call-back per number
         return {"ref": await self._request("callback", {"lang": self.session.lang},
                                            phone=phone or None)}
+
+    async def save_message(self, call: Call) -> dict[str, str]:
+        """A recorded message becomes a request an agent follows up (recording path in it)."""
+        recording = call.args.get("recording")
+        if not recording:
+            raise BrokerError("no recording was made")
+        ref = await self._request("message", {"recording": str(recording),
+                                              "lang": self.session.lang},
+                                  phone=self.session.caller or None)
+        return {"ref": ref}
 
     async def save_survey(self, call: Call) -> None:
         await records.save_survey(self.db, self.session.call_id, self.session.account,
@@ -343,31 +379,39 @@ def _next_date(today: dt.date, month: int, day: int) -> dt.date:
     raise BrokerError("no such date")
 
 
+async def _lookup(bo: BackOffice, kind: str, key: str, account: str,
+                  order_no: str | None = None) -> dict[str, Any] | None:
+    """What the back office knows of a request, by its idempotency key (None: nothing)."""
+    try:
+        if kind == "order":
+            order = await bo.order_by_key(key)
+            return None if order is None else {"order_no": order.order_no,
+                                               "status": order.status.value}
+        if kind == "transfer":
+            t = await bo.transfer_by_key(key)
+            return None if t is None else {"transfer_no": t.transfer_no, "amount": t.amount,
+                                           "balance_after": t.balance_after}
+        if kind == "cancel" and order_no:
+            for o in await bo.orders_today(account):
+                # An order that expired at the close is cancelled too, but not by us.
+                if o.order_no == order_no and o.status.value == "cancelled" and \
+                        "expired" not in o.reason:
+                    return {"order_no": o.order_no, "status": o.status.value}
+    except BrokerError:
+        log.warning("back office unreachable while looking up %s %s", kind, key[:8])
+        raise
+    return None
+
+
 async def reconcile(db: aiosqlite.Connection, bo: BackOffice) -> dict[str, int]:
     """Settle intents left pending by a crash, by asking the back office. Never resends."""
     counts = {"done": 0, "not_done": 0}
     for intent in await records.pending_intents(db):
-        result: Mapping[str, Any] | None = None
         try:
-            if intent.kind == "order":
-                order = await bo.order_by_key(intent.key)
-                if order is not None:
-                    result = {"order_no": order.order_no, "status": order.status.value}
-            elif intent.kind == "transfer":
-                t = await bo.transfer_by_key(intent.key)
-                if t is not None:
-                    result = {"transfer_no": t.transfer_no, "amount": t.amount,
-                              "balance_after": t.balance_after}
-            elif intent.kind == "cancel":
-                for o in await bo.orders_today(intent.account):
-                    # An order that expired at the close is cancelled too, but not by us.
-                    if o.order_no == intent.summary.get("order_no") and \
-                            o.status.value == "cancelled" and "expired" not in o.reason:
-                        result = {"order_no": o.order_no, "status": o.status.value}
+            result = await _lookup(bo, intent.kind, intent.key, intent.account,
+                                   intent.summary.get("order_no"))
         except BrokerError:
-            log.warning("could not reconcile %s %s now; will retry", intent.kind,
-                        intent.key[:8])
-            continue
+            continue  # still unreachable: try again at the next start
         state = "done" if result is not None else "not_done"
         await records.finish_intent(db, intent.key, state, dict(result or {}))
         counts[state] += 1

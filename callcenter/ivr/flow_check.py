@@ -41,6 +41,7 @@ BUILTINS = frozenset({"caller", "lang", "call_id", "customer", "refusal", "last_
 #: prompts the interpreter itself may play
 BUILTIN_PROMPTS = ("goodbye", "invalid_choice", "no_input")
 #: "end": a list action (``next_item``) has nothing more
+LANGUAGES = ("zh", "en")
 OUTCOMES = frozenset({"ok", "error", "default", "end"} | {c.value for c in RefusalCode})
 WAITS = (MenuNode, Collect, Confirm, Record)
 #: ``say: refusal`` speaks ``refusal/<code>``: each needs a text
@@ -187,6 +188,8 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
                     ref = ref_name(set_value)
                     if ref is not None:
                         check_ref((*base, "values", var), ref)
+                    elif var == "lang" and set_value not in LANGUAGES:
+                        problem((*base, "values", var), f"lang must be one of {LANGUAGES}")
             case SubFlow():
                 if node.flow not in fs.flows:
                     problem((*base, "flow"), f"unknown flow {node.flow!r}")
@@ -199,11 +202,13 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
                     check_ref((*base, "context"), var)
             case _:
                 pass
-        for field in ("timeout_prompts", "invalid_prompts"):
-            for item in getattr(flow.defaults, field):
-                if isinstance(item, str) and item not in fs.prompts:
-                    problem(("defaults", field), f"missing prompt {item!r}")
 
+    for field in ("timeout_prompts", "invalid_prompts"):
+        for item in getattr(flow.defaults, field):
+            if isinstance(item, str) and item not in fs.prompts:
+                problem(("defaults", field), f"missing prompt {item!r}")
+            elif isinstance(item, Say):
+                check_ref(("defaults", field), item.value)
     out.extend(_reachability(flow, locs.at))
     out.extend(_cycles(flow, locs.at))
     return out

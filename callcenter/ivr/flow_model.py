@@ -8,8 +8,10 @@ passed to actions are variable references (``quote.last``) or literals. The sche
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -94,7 +96,7 @@ class Collect(_Node):
     type: Literal["collect"]
     prompts: tuple[PromptItem, ...]
     var: str = Field(pattern=NAME)
-    min_digits: int = Field(1, ge=0, le=32)
+    min_digits: int = Field(1, ge=1, le=32)
     max_digits: int = Field(..., ge=1, le=32)
     terminator: str | None = "#"
     validator: Validator = "digits"
@@ -256,6 +258,25 @@ class Schedule(_Model):
     holidays: tuple[str, ...] = ()      # ISO dates
     workdays: tuple[str, ...] = ()      # ISO dates that open although weekly says closed
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {v!r}") from exc
+        return v
+
+    @field_validator("holidays", "workdays")
+    @classmethod
+    def _dates(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for day in v:
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError as exc:
+                raise ValueError(f"{day!r} is not a date like 2026-10-01") from exc
+        return v
+
     @field_validator("weekly")
     @classmethod
     def _windows(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
@@ -263,6 +284,9 @@ class Schedule(_Model):
             if day not in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
                 raise ValueError(f"{day!r} is not a weekday (mon..sun)")
             for w in windows:
-                if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d", w):
+                if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)", w):
                     raise ValueError(f"{day}: window {w!r} must look like 09:00-17:30")
+                if w[:5] >= w[6:]:
+                    raise ValueError(f"{day}: window {w!r} ends before it starts "
+                                     "(split a night window at 24:00)")
         return v

@@ -63,6 +63,8 @@ class Ask:
     #: keys that end the collection at once when pressed first (back, agent)
     first_keys: str
     secret: bool = False
+    #: drop keys pressed ahead: the caller must hear this question (an order's readback)
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,8 @@ class Interpreter:
         self.notes: list[tuple[str, dict[str, str]]] = []
         self.path: list[str] = []
         self._menus: list[tuple[str, str]] = []       # (flow, node) visited menus, for "back"
-        self._returns: list[tuple[str, str]] = []     # (flow, node) to continue after subflow
+        #: (flow, node to continue at, menus depth) for each sub-flow entered
+        self._returns: list[tuple[str, str, int]] = []
         self._transitions = 0
 
     # -- public ---------------------------------------------------------------------------------
@@ -260,7 +263,7 @@ class Interpreter:
                 if len(self._returns) >= MAX_SUBFLOW_DEPTH:
                     self._note("ivr.end", reason="subflow_depth")
                     raise FlowEnded(End(self._prompts(("goodbye",)), "subflow_depth"))
-                self._returns.append((self.flow.flow, node.next))
+                self._returns.append((self.flow.flow, node.next, len(self._menus)))
                 self._enter_flow(node.flow)
                 return self.flow.start
             case Return():
@@ -268,7 +271,8 @@ class Interpreter:
                 if not self._returns:
                     self._note("ivr.end", reason="completed")
                     raise FlowEnded(End((), "completed"))
-                flow, after = self._returns.pop()
+                flow, after, depth = self._returns.pop()
+                del self._menus[depth:]  # the sub-flow's menus are no place to go back to
                 self._enter_flow(flow)
                 return after
             case Hours():
@@ -330,24 +334,27 @@ class Interpreter:
             if key in node.options:
                 return node.options[key]
             if key and key == d.back_key:
-                return self._back(name)
+                return self._back(name, from_menu=True)
             if key and key == d.agent_key and d.agent:
                 self.vars["last_failure"] = self.vars.get("last_failure", f"asked_agent:{name}")
                 return d.agent
             lead = self._retry_prompts(node, not key)
         return self._fail(name, node, "menu")
 
-    def _back(self, name: str) -> str:
-        if len(self._menus) >= 2:
+    def _back(self, name: str, *, from_menu: bool) -> str:
+        """From a menu: the menu before it. From an input: the menu that led to it."""
+        if from_menu and len(self._menus) >= 2:
             self._menus.pop()
-            flow, previous = self._menus[-1]
-            # Going back into an outer flow leaves the sub-flows entered since.
-            while self._returns and self.flow.flow != flow:
-                outer, _ = self._returns.pop()
-                self._enter_flow(outer)
-            self._enter_flow(flow)
-            return previous
-        return name  # nowhere to go back to: hear this menu again
+        elif from_menu or not self._menus:
+            return name  # nowhere to go back to: hear this again
+        flow, previous = self._menus[-1]
+        # Going back into an outer flow leaves the sub-flows entered since.
+        while self._returns and self.flow.flow != flow:
+            outer, _, depth = self._returns.pop()
+            del self._menus[max(depth, 1):]
+            self._enter_flow(outer)
+        self._enter_flow(flow)
+        return previous
 
     def _collect(self, name: str, node: Collect) -> Generator[Step, Any, str]:
         d = self.flow.defaults
@@ -365,7 +372,7 @@ class Interpreter:
                 self._note("ivr.input", node=name, digits=text,
                            timed_out=str(got.timed_out).lower())
             if back and text == back:
-                return self._back(name)
+                return self._back(name, from_menu=False)
             value = validate(node.validator, text) if len(text) >= node.min_digits else None
             if text and value is not None:
                 if node.secret:
@@ -383,7 +390,8 @@ class Interpreter:
             self.vars["idempotency_key"] = self.new_key()
         lead: tuple[str, ...] = ()
         for _ in range(retries + 1):
-            got: Digits = yield Ask(lead + self._prompts(node.prompts), 1, timeout, None, "")
+            got: Digits = yield Ask(lead + self._prompts(node.prompts), 1, timeout, None, "",
+                                    fresh=True)
             key = got.text[:1]
             self._note("ivr.input", node=name, digits=key, timed_out=str(got.timed_out).lower())
             if key == node.yes_key:

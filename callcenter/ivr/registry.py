@@ -37,6 +37,7 @@ class FlowRegistry:
         self._stamp: tuple[tuple[str, int, int], ...] = ()
         #: told of every reload attempt made by ``watch`` or ``reload_async`` (on the loop)
         self.listeners: list[Callable[[ReloadResult], None]] = []
+        self._reloading = asyncio.Lock()  # SIGHUP and the watcher must not race
 
     @property
     def current(self) -> FlowSet:
@@ -80,7 +81,8 @@ class FlowRegistry:
 
     async def reload_async(self) -> ReloadResult:
         """``reload`` off the event loop (parsing YAML is blocking work), then tell listeners."""
-        result = await asyncio.to_thread(self.reload)
+        async with self._reloading:
+            result = await asyncio.to_thread(self.reload)
         for listener in list(self.listeners):
             listener(result)
         return result

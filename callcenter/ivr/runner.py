@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from callcenter.errors import BrokerError, BrokerRefusal, CallCenterError
+from callcenter.errors import AgiHangup, BrokerError, BrokerRefusal, CallCenterError
 from callcenter.ivr.interpreter import (
     Ask,
     Call,
@@ -25,6 +25,7 @@ from callcenter.ivr.interpreter import (
     Transfer,
 )
 from callcenter.telephony.agi import Channel
+from callcenter.telephony.pbx import RECORDINGS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ async def run_action(actions: Mapping[str, Callable[[Call], Awaitable[Any]]],
     except (BrokerError, CallCenterError) as exc:
         log.warning("action %s failed: %s", call.action, type(exc).__name__)
         return Outcome("error", params={"reason": type(exc).__name__})
+    except Exception:
+        # A bug or an unexpected store error: the caller hears an apology, not silence.
+        log.exception("action %s failed unexpectedly", call.action)
+        return Outcome("error", params={"reason": "internal"})
 
 
 async def drive(interp: Interpreter, io: FlowIO, actions: ActionRunner,
@@ -112,8 +117,14 @@ class AgiFlowIO:
             self.pending += digit
 
     async def ask(self, step: Ask) -> Digits:
-        got = self.pending
+        got = "" if step.fresh else self.pending
         self.pending = ""
+        answer = await self._collect(step, got)
+        if step.secret:
+            self.pending = ""  # keys after a password never reach a menu (or its timeline)
+        return answer
+
+    async def _collect(self, step: Ask, got: str) -> Digits:
         if not got:
             digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
             got = digit or ""
@@ -122,9 +133,7 @@ class AgiFlowIO:
             if got and step.terminator and got.endswith(step.terminator):
                 return Digits(got[:-1])
             if len(got) >= step.max_digits or (len(got) == 1 and got in step.first_keys):
-                # Digits beyond this answer belong to the next question.
-                answer, self.pending = got[: step.max_digits], got[step.max_digits:]
-                return Digits(answer)
+                return Digits(got)
             digit = await self.channel.wait_for_digit(timeout_ms)
             if digit is None:
                 return Digits(got, timed_out=True)
@@ -132,9 +141,15 @@ class AgiFlowIO:
 
     async def record(self, step: RecordMessage) -> str | None:
         await self.channel.play([sound(p) for p in step.prompts], "")
-        path = f"/var/spool/asterisk/recording/callcenter/{self.call_id}-{step.kind}"
-        await self.channel.exec("Record", f"{path}.wav", "3", str(step.max_seconds), "qk")
-        return f"{path}.wav"
+        # Record() beeps, stops on '#' or 3 s of silence, and keeps what it has on hang-up (k).
+        path = f"{RECORDINGS}/{self.call_id}-{step.kind}.wav"
+        try:
+            await self.channel.exec("Record", path, "3", str(step.max_seconds), "k")
+        except AgiHangup:
+            # Hanging up is how many callers finish a message: keep it. The flow goes on to
+            # file it; its next prompt meets the hang-up and ends the session.
+            log.info("caller hung up while recording a %s; keeping it", step.kind)
+        return path
 
     async def finish(self, step: End | Transfer) -> None:
         if step.prompts:
@@ -188,7 +203,7 @@ class ScriptFlowIO:
     async def record(self, step: RecordMessage) -> str | None:
         self._speak(step.prompts)
         self.out(f"  ● (recording a {step.kind}, up to {step.max_seconds}s)")
-        return None
+        return f"try/{step.kind}.wav"  # no audio is recorded when trying a flow
 
     async def finish(self, step: End | Transfer) -> None:
         self._speak(step.prompts)

@@ -57,7 +57,8 @@ async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700
             if at is not None:
                 office.set_clock(at)
             session = CallSession("try", caller)
-            table = HotlineActions(office, db, BackgroundWork(), session).table()
+            table = HotlineActions(office, db, BackgroundWork(), session,
+                                   clock=office.now).table()
             interp = Interpreter(flows, flow, {"caller": caller, "call_id": "try", "lang": lang},
                                  clock=office.now)
 

@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
 
 from callcenter.atcc.model import CallEnded, CallStarted, Change, TimelineAdded
-from callcenter.errors import StoreError
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -82,7 +80,7 @@ class CallRecorder:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._write(batch)
-            except (sqlite3.Error, StoreError):
+            except Exception:
                 # The record is lost but calls go on; say so loudly.
                 log.exception("could not write %d call record changes", len(batch))
             if self._queue.empty():
@@ -100,13 +98,17 @@ class CallRecorder:
                              call.first_channel),
                         )
                     case TimelineAdded(call_id, entry):
+                        # An engine note may come before (or without) AMI's view of the call,
+                        # e.g. during an AMI outage: keep it on a stub record.
+                        await db.execute(
+                            "INSERT OR IGNORE INTO calls (id, started_at) VALUES (?, ?)",
+                            (call_id, entry.at))
                         await db.execute(
                             "INSERT INTO call_events (call_id, seq, at, kind, detail)"
                             " SELECT ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events"
-                            " WHERE call_id = ?), ?, ?, ? WHERE EXISTS"
-                            " (SELECT 1 FROM calls WHERE id = ?)",
+                            " WHERE call_id = ?), ?, ?, ?",
                             (call_id, call_id, entry.at, entry.kind,
-                             json.dumps(dict(entry.detail), ensure_ascii=False), call_id),
+                             json.dumps(dict(entry.detail), ensure_ascii=False)),
                         )
                     case CallEnded(call):
                         await db.execute(

@@ -55,7 +55,8 @@ async def begin_intent(db: aiosqlite.Connection, key: str, kind: str, call_id: s
             row = await c.fetchone()
     assert row is not None
     intent = _intent(row)
-    if intent.kind != kind or intent.account != account:
+    same = json.loads(json.dumps(summary, default=str))
+    if intent.kind != kind or intent.account != account or intent.summary != same:
         raise StoreError("idempotency key reused for a different request")
     return intent, created
 

@@ -133,6 +133,10 @@ class AmiClient:
                 log.error("%s", exc)
             except AmiError as exc:
                 self.last_error = str(exc)
+            except Exception as exc:
+                # A bug in a resync must not end reconnection for good.
+                self.last_error = f"{type(exc).__name__} after login"
+                log.exception("AMI link set-up failed")
 
     async def _watch(self, link: _Link) -> None:
         """Ping until the link is lost or Asterisk stays silent past ``ping_timeout``."""

@@ -28,6 +28,8 @@ _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/va
                "/etc/asterisk")
 _PACKAGES = "asterisk,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
 _BIND_MOUNTS = ("proc", "dev")
+#: IVR messages (``ivr.runner.AgiFlowIO.record``); created on ``up``, owned by asterisk
+RECORDINGS = "/var/spool/asterisk/recording/callcenter"
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ class Pbx:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         run_dir = self._in_root("/run/asterisk")
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._in_root(RECORDINGS).mkdir(parents=True, exist_ok=True)
         self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS)
         if self.sandbox:
             self._mount()

@@ -44,6 +44,10 @@ def check_number(number: str) -> str:
     return number
 
 
+def new_call_id() -> str:
+    return f"sim-{uuid.uuid4().hex[:20]}"
+
+
 class SimCaller:
     def __init__(self, ami: AmiClient) -> None:
         self.ami = ami
@@ -64,9 +68,13 @@ class SimCaller:
 
     async def place(self, number: str, dtmf: str = "", *, context: str = "hotline",
                     hold_s: int = 30, wait_s: int = 1, caller_id: str = "13800000000",
-                    gap_ms: int = 250, tone_ms: int = 100) -> str:
-        """Originate one simulated call; return its call id (Asterisk's linkedid)."""
-        call_id = f"sim-{uuid.uuid4().hex[:20]}"
+                    gap_ms: int = 250, tone_ms: int = 100, call_id: str | None = None) -> str:
+        """Originate one simulated call; return its call id (Asterisk's linkedid).
+
+        The id is chosen here (or by the caller of this method) before anything is sent, so
+        whoever waits for the call can know it before Asterisk does.
+        """
+        call_id = call_id or new_call_id()
         self._waiters[call_id] = asyncio.get_running_loop().create_future()
         try:
             await self.ami.originate(

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -49,8 +50,13 @@ def pbx() -> Iterator[Pbx]:
             assert not leftovers.running and leftovers.mounts == (), leftovers.describe()
 
 
-#: a trading day (Monday), mid-morning session, Asia/Shanghai: orders and transfers are open
-TRADING_TIME = dt.datetime(2026, 11, 23, 10, 0)
+#: a trading day (Monday), mid-morning session, Asia/Shanghai: orders and transfers are open.
+#: The sandbox runs on it from the moment it opens, whatever day the suite runs.
+TRADING_TIME = dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def trading_clock() -> dt.datetime:
+    return TRADING_TIME
 
 
 @pytest.fixture
@@ -88,10 +94,9 @@ async def wait_no_channels(ami: AmiClient, within_s: float = 20.0) -> list[str]:
 
 @pytest.fixture
 async def engine(settings: Settings) -> AsyncIterator[Engine]:
-    eng = Engine(settings)
+    eng = Engine(settings, backoffice_clock=trading_clock)
     await eng.start()
     assert eng.backoffice is not None
-    eng.backoffice.set_clock(TRADING_TIME)
     await seed_demo(eng.backoffice)
     try:
         yield eng

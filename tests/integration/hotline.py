@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError
 from callcenter.store.calls import CallRecord, get_call
-from callcenter.telephony.simcall import SimCaller
+from callcenter.telephony.simcall import SimCaller, new_call_id
 
 STRANGER = "13700000000"  # a number no customer registered
 
@@ -50,12 +50,12 @@ async def hotline_call(engine: Engine, caller: SimCaller, dtmf: str, *,
     """
     assert engine.controller is not None and engine.ami is not None
     reached = asyncio.Event()
-    placed: list[str] = []
+    wanted = new_call_id()  # known before the call exists: no early prompt can be missed
     seen = 0
 
     def listen(call_id: str, kind: str, detail: Mapping[str, str]) -> None:
         nonlocal seen
-        if placed and call_id == placed[0] and until and kind == "ivr.prompts" and \
+        if call_id == wanted and until and kind == "ivr.prompts" and \
                 until in detail["ids"].split():
             seen += 1
             if seen >= times:
@@ -65,17 +65,20 @@ async def hotline_call(engine: Engine, caller: SimCaller, dtmf: str, *,
     try:
         # Keys at a brisk 120 ms cadence: Local channels carry DTMF as frames, not tones.
         call_id = await caller.place("9500", dtmf, hold_s=hold_s, wait_s=wait_s,
-                                     caller_id=caller_id, gap_ms=60, tone_ms=60)
-        placed.append(call_id)
+                                     caller_id=caller_id, gap_ms=60, tone_ms=60,
+                                     call_id=wanted)
         ended = asyncio.ensure_future(caller.wait_end(call_id, hold_s + 120))
         waiter = asyncio.ensure_future(reached.wait())
-        await asyncio.wait({ended, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if not ended.done():
-            # The point under test was reached: hang up like a caller would.
-            with contextlib.suppress(AmiActionError):
-                await engine.ami.action("Hangup", Channel=_caller_channel(engine, call_id))
-        await ended
+        try:
+            await asyncio.wait({ended, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not ended.done():
+                # The point under test was reached: hang up like a caller would.
+                with contextlib.suppress(AmiActionError):
+                    await engine.ami.action("Hangup", Channel=_caller_channel(engine, call_id))
+            await ended
+        finally:
+            waiter.cancel()
+            ended.cancel()
     finally:
         engine.controller.note_listeners.remove(listen)
     assert engine.recorder is not None and engine.db is not None

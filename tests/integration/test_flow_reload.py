@@ -16,7 +16,7 @@ from callcenter.engine import Engine
 from callcenter.ivr.registry import ReloadResult
 from callcenter.telephony.simcall import SimCaller
 
-from .conftest import TRADING_TIME, wait_no_channels
+from .conftest import trading_clock, wait_no_channels
 from .hotline import hotline_call
 
 
@@ -25,10 +25,10 @@ async def editable(settings: Settings, tmp_path: Path) -> AsyncIterator[Engine]:
     """An engine serving a copy of the shipped flows that the test may edit."""
     flows = tmp_path / "flows"
     shutil.copytree(REPO_ROOT / "ivr_flows", flows)
-    eng = Engine(settings.model_copy(update={"flows_dir": flows}))
+    eng = Engine(settings.model_copy(update={"flows_dir": flows}),
+                 backoffice_clock=trading_clock)
     await eng.start()
     assert eng.backoffice is not None and eng.ami is not None
-    eng.backoffice.set_clock(TRADING_TIME)
     await seed_demo(eng.backoffice)
     try:
         yield eng

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -27,7 +28,7 @@ from callcenter.engine import Engine
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.simcall import SimCaller
 
-from .conftest import TRADING_TIME, wait_no_channels
+from .conftest import trading_clock, wait_no_channels
 from .hotline import Heard, hotline_call
 from .proxy import TcpProxy
 
@@ -153,10 +154,9 @@ async def watched_engine(settings: Settings) -> AsyncIterator[tuple[Engine, TcpP
     proxy = TcpProxy(settings.ami.host, settings.ami.port)
     await proxy.start()
     ami = settings.ami.model_copy(update={"port": proxy.port})
-    engine = Engine(settings.model_copy(update={"ami": ami}))
+    engine = Engine(settings.model_copy(update={"ami": ami}), backoffice_clock=trading_clock)
     await engine.start()
     assert engine.backoffice is not None
-    engine.backoffice.set_clock(TRADING_TIME)
     await seed_demo(engine.backoffice)
     try:
         yield engine, proxy
@@ -256,3 +256,26 @@ async def test_to_an_agent_in_and_out_of_hours(engine: Engine, caller: SimCaller
     closed = await hotline_call(engine, caller, "0w1", until="zh/callback_booked")
     assert "zh/agent_closed" in closed.prompts() and closed.ivr("ivr.handoff") == []
     assert closed.outcomes("request_callback") == ["ok"]
+
+
+async def test_messages_are_kept_whether_ended_by_hash_or_by_hanging_up(
+        engine: Engine, caller: SimCaller, settings: Settings) -> None:
+    pause = "w" * 14  # the caller speaks for 7 s after the prompt and the beep
+    by_hash, by_hangup = await asyncio.gather(
+        hotline_call(engine, caller, f"7w5{pause}#", until="zh/message_saved"),
+        hotline_call(engine, caller, "7w5", hold_s=12),
+    )
+    for heard in (by_hash, by_hangup):
+        assert heard.outcomes("save_message") == ["ok"]
+        rows = await _rows(engine, "SELECT detail FROM service_requests WHERE call_id = ? AND"
+                           " kind = 'message'", heard.record.id)
+        assert len(rows) == 1
+        recording = json.loads(str(rows[0][0]))["recording"]
+        assert recording.endswith(f"{heard.record.id}-message.wav")
+        assert (settings.pbx.root / recording.lstrip("/")).is_file()
+    assert "zh/message_saved" in by_hash.prompts()
+    # The caller who hung up spoke (sent audio) until then: the kept message holds it.
+    audio = settings.pbx.root / json.loads(str((await _rows(
+        engine, "SELECT detail FROM service_requests WHERE call_id = ?",
+        by_hangup.record.id))[0][0]))["recording"].lstrip("/")
+    assert audio.stat().st_size > 16000  # over a second of 8 kHz 16-bit audio

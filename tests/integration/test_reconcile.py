@@ -19,13 +19,12 @@ from callcenter.engine import Engine
 from callcenter.store import hotline as records
 from callcenter.store.db import open_db
 
-from .conftest import TRADING_TIME
+from .conftest import trading_clock
 
 
 async def test_pending_intents_are_settled_by_asking_the_back_office(settings: Settings) -> None:
     db = await open_db(settings.database)
-    office = await SandboxBackOffice.open(settings.backoffice_db)
-    office.set_clock(TRADING_TIME)
+    office = await SandboxBackOffice.open(settings.backoffice_db, clock=trading_clock)
     await seed_demo(office)
     order = {"side": "buy", "code": "600000", "price": "10.20", "quantity": 100}
     # 1. reached the back office, result never recorded
@@ -42,7 +41,7 @@ async def test_pending_intents_are_settled_by_asking_the_back_office(settings: S
     await office.close()
     await db.close()
 
-    engine = Engine(settings)
+    engine = Engine(settings, backoffice_clock=trading_clock)
     await engine.start()
     try:
         assert engine.db is not None and engine.backoffice is not None
@@ -54,7 +53,6 @@ async def test_pending_intents_are_settled_by_asking_the_back_office(settings: S
         assert settled["k-order-lost"] is not None
         assert settled["k-order-lost"].state == "not_done"  # never guessed, never resent
         assert settled["k-transfer"] is not None and settled["k-transfer"].state == "done"
-        engine.backoffice.set_clock(TRADING_TIME)  # "today" is the day of the orders
         orders = await engine.backoffice.orders_today(ORDINARY)
         assert [o.order_no for o in orders] == [placed.order_no]
         assert await records.pending_intents(engine.db) == []

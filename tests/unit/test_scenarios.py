@@ -31,7 +31,7 @@ async def test_shipped_scenario(flows: FlowSet, scenario: Scenario) -> None:
 async def test_a_wrong_expectation_is_reported(flows: FlowSet) -> None:
     got = await try_flow(flows, "hotline", "1 600519")
     wrong = Scenario(name="x", dtmf="", prompts=["zh/stock/600519", "zh/greet_default"],
-                     actions={"quote": "unknown_code"}, end="hangup")
+                     actions={"quote": "unknown_code"}, end="queue:nowhere")
     problems = check_scenario(wrong, got)
     assert "prompt zh/greet_default not heard (in order)" in problems
     assert "action quote: expected unknown_code, got ok" in problems

@@ -50,14 +50,16 @@ async def test_recorder_persists_a_call_with_its_timeline_in_order(tmp_path: Pat
         recorder.put(m.note("c1", "ivr.digits", {"digits": "123"}, 1.5))
         recorder.put(m.apply(Hangup(_info("c1"), 16, "Normal Clearing"), 2.0))
         recorder.put(m.note("c1", "ivr.end", {}, 2.1))  # after the hangup: still recorded
-        recorder.put(m.note("nope", "ivr.end", {}, 2.1))  # unknown call: ignored, no error
+        recorder.put(m.note("unseen", "ivr.end", {}, 2.1))  # AMI never saw it: kept on a stub
         await recorder.flush()
         record = await get_call(db, "c1")
         assert record is not None
         assert record.ended_at == 2.0 and record.end_cause == 16
         assert record.kinds() == ["channel.new", "ivr.digits", "channel.hangup", "ivr.end"]
         assert record.events[1].detail == {"digits": "123"}
-        assert [r.id for r in await recent_calls(db)] == ["c1"]
+        stub = await get_call(db, "unseen")
+        assert stub is not None and stub.kinds() == ["ivr.end"]
+        assert {r.id for r in await recent_calls(db)} == {"c1", "unseen"}
         assert await get_call(db, "nope") is None
     finally:
         await recorder.close()
