@@ -24,6 +24,7 @@ from callcenter.config import Settings
 from callcenter.errors import AgiHangup
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
+from callcenter.ivr.flowset import FlowSet
 from callcenter.ivr.interpreter import Call, Interpreter, Outcome
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action
@@ -116,11 +117,12 @@ class Engine:
             controller.note(call_id, kind, detail)
 
         script = channel.script
+        flows = self.flows.current  # this call keeps this version to its end
         try:
             if script == "first":
                 await first_flow(channel, note)
-            elif script in self.flows.current.flows:
-                await self.run_flow(channel, script, call_id, note)
+            elif script in flows.flows:
+                await self.run_flow(channel, flows, script, call_id, note)
             else:
                 note("ivr.refused", {"script": script})
                 log.warning("FastAGI request for unknown flow %r; hanging up", script)
@@ -129,10 +131,9 @@ class Engine:
             note("ivr.caller_hangup", {})
             raise
 
-    async def run_flow(self, channel: Channel, flow: str, call_id: str,
+    async def run_flow(self, channel: Channel, flows: FlowSet, flow: str, call_id: str,
                        note: Callable[[str, Mapping[str, str]], None]) -> None:
         assert self.db is not None and self.backoffice is not None
-        flows = self.flows.current  # this call keeps this version to its end
         caller = channel.caller_id or ""
         session = CallSession(call_id, caller)
         table = HotlineActions(self.backoffice, self.db, self.work, session,

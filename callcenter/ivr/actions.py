@@ -31,7 +31,7 @@ from callcenter.broker.interface import (
     TransferDirection,
 )
 from callcenter.errors import BrokerError, BrokerRefusal, StoreError
-from callcenter.ivr.interpreter import Call, ListEnd
+from callcenter.ivr.interpreter import Call, ListEnd, as_decimal
 from callcenter.ivr.prompts import prompt_id
 from callcenter.store import hotline as records
 
@@ -71,14 +71,6 @@ class CallSession:
     lang: str = "zh"
     account: str | None = None
     inflight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-
-
-def _money(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | str):
-        return Decimal(value)
-    raise TypeError("money must be Decimal")
 
 
 def _key(call: Call) -> str:
@@ -192,7 +184,7 @@ class HotlineActions:
 
     def _order_args(self, call: Call) -> tuple[Side, str, Decimal, int]:
         return (Side(str(call.args["side"])), str(call.args["code"]),
-                _money(call.args["price"]), int(call.args["quantity"]))
+                as_decimal(call.args["price"]), int(call.args["quantity"]))
 
     async def preview_order(self, call: Call) -> dict[str, Any]:
         side, code, price, quantity = self._order_args(call)
@@ -235,7 +227,7 @@ class HotlineActions:
     async def transfer(self, call: Call) -> dict[str, Any]:
         account = self._account()
         direction = TransferDirection(str(call.args["direction"]))
-        amount = _money(call.args["amount"])
+        amount = as_decimal(call.args["amount"])
         key = _key(call)
         fund = _secret(call, "fund_password")
         bank = call.secrets.get("bank_password")

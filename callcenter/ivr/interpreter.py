@@ -494,9 +494,9 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
     lang = speech.check_lang(language)
     match kind:
         case "price":
-            return speech.say_price(_decimal(value), lang)
+            return speech.say_price(as_decimal(value), lang)
         case "amount":
-            return speech.say_amount(_decimal(value), lang)
+            return speech.say_amount(as_decimal(value), lang)
         case "quantity":
             return speech.say_quantity(int(value), lang)
         case "integer":
@@ -504,9 +504,9 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
         case "volume":
             return speech.say_volume(int(value), lang)
         case "percent":
-            return speech.say_percent(_decimal(value), lang)
+            return speech.say_percent(as_decimal(value), lang)
         case "change":
-            return speech.say_change(_decimal(value), lang)
+            return speech.say_change(as_decimal(value), lang)
         case "digits":
             return speech.say_digits(str(value), lang)
         case "stock":
@@ -548,7 +548,8 @@ def say_refusal(refusal: Any, lang: speech.Lang) -> list[str]:
     return out
 
 
-def _decimal(value: Any) -> Decimal:
+def as_decimal(value: Any) -> Decimal:
+    """Money from a flow value: Decimal, int or text (never float)."""
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int | str):
