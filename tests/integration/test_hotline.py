@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from callcenter.broker.interface import OrderStatus, PasswordKind
+from callcenter.broker.interface import OrderStatus, PasswordKind, Side
 from callcenter.broker.seed import (
     DEMO_FUND_PASSWORD,
     DEMO_TRADING_PASSWORD,
@@ -279,3 +279,30 @@ async def test_messages_are_kept_whether_ended_by_hash_or_by_hanging_up(
         engine, "SELECT detail FROM service_requests WHERE call_id = ?",
         by_hangup.record.id))[0][0]))["recording"].lstrip("/")
     assert audio.stat().st_size > 16000  # over a second of 8 kHz 16-bit audio
+
+
+async def test_account_queries_positions_orders_and_fills(engine: Engine,
+                                                          caller: SimCaller) -> None:
+    bo = engine.backoffice
+    assert bo is not None
+    # A buy at today's limit-up price fills at the market's first step.
+    limit_up = (await bo.quote("600000")).limit_up
+    await bo.place_order(ORDINARY, Side.BUY, "600000", limit_up, 100, "setup-fill")
+    bo.set_clock(dt.datetime(2026, 11, 23, 10, 1))
+    assert [f.quantity for f in await bo.fills_today(ORDINARY)] == [100]
+    prefix = f"2w{ORDINARY}#w{PW}w"
+    positions, orders, fills = await asyncio.gather(
+        hotline_call(engine, caller, prefix + "2w1", until="zh/position_holding", times=2),
+        hotline_call(engine, caller, prefix + "3", until="zh/order_record"),
+        hotline_call(engine, caller, prefix + "4", until="zh/at_price"),
+    )
+    assert positions.outcomes("positions") == ["ok"]
+    assert positions.outcomes("next_item") == ["ok", "ok"]  # one by one: first, then next
+    # by code: 000001 first, then 600000 (bought by the fill above, none of it sellable today)
+    stocks = [p for p in positions.prompts() if p.startswith("zh/stock/")]
+    assert stocks[:2] == ["zh/stock/000001", "zh/stock/600000"]
+    assert "zh/position_sellable" in positions.prompts()
+    assert orders.outcomes("orders_today") == ["ok"]
+    assert "zh/order_status_filled" in orders.prompts() or "zh/order_record" in orders.prompts()
+    assert fills.outcomes("fills_today") == ["ok"]
+    assert "zh/side_buy" in fills.prompts() and "zh/stock/600000" in fills.prompts()
