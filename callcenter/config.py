@@ -8,11 +8,13 @@ Secrets are ``SecretStr`` so they never print; the sandbox AMI secret lives in a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +74,24 @@ class PbxSettings(BaseModel):
     start_timeout: float = Field(60.0, gt=0)
 
 
+class BackOfficeSettings(BaseModel):
+    """The sandbox back office's rules that a brokerage sets (the rest: broker/rules.py)."""
+
+    holidays: list[dt.date] = []
+    trading_password_attempts: int = Field(5, ge=1, le=20)
+    fund_password_attempts: int = Field(3, ge=1, le=20)
+    transfer_daily_limit: Decimal = Field(Decimal("500000.00"), gt=0)
+    commission_rate: Decimal = Field(Decimal("0.00025"), ge=0)
+    commission_min: Decimal = Field(Decimal("5.00"), ge=0)
+
+    @field_validator("transfer_daily_limit", "commission_rate", "commission_min", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("write money as a quoted decimal, e.g. \"500000.00\" (never float)")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid"
@@ -86,6 +106,7 @@ class Settings(BaseSettings):
     ami: AmiSettings = AmiSettings()
     agi: AgiSettings = AgiSettings()
     pbx: PbxSettings = PbxSettings()
+    backoffice: BackOfficeSettings = BackOfficeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -19,6 +20,8 @@ from collections.abc import Callable, Mapping
 import aiosqlite
 
 from callcenter.atcc.controller import Controller
+from callcenter.broker.interface import PasswordKind
+from callcenter.broker.rules import DEFAULT_RULES, Rules
 from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup
@@ -62,8 +65,9 @@ class Engine:
         try:
             self.flows.load()
             self.db = await open_db(self.settings.database)
-            self.backoffice = await SandboxBackOffice.open(self.settings.backoffice_db,
-                                                           clock=self.backoffice_clock)
+            self.backoffice = await SandboxBackOffice.open(
+                self.settings.backoffice_db, clock=self.backoffice_clock,
+                rules=sandbox_rules(self.settings))
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
@@ -148,6 +152,20 @@ class Engine:
 
         await channel.answer()
         await drive(interp, AgiFlowIO(channel, call_id), actions, note)
+
+
+def sandbox_rules(settings: Settings) -> Rules:
+    """The A-share rules with the brokerage's own settings applied."""
+    bo = settings.backoffice
+    return dataclasses.replace(
+        DEFAULT_RULES,
+        holidays=frozenset(bo.holidays),
+        transfer_daily_limit=bo.transfer_daily_limit,
+        commission_rate=bo.commission_rate,
+        commission_min=bo.commission_min,
+        max_failures={PasswordKind.TRADING: bo.trading_password_attempts,
+                      PasswordKind.FUND: bo.fund_password_attempts},
+    )
 
 
 async def run_engine(settings: Settings) -> None:

@@ -41,3 +41,27 @@ def test_toml_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     conf.write_text('[agi]\nport = 4599\n')
     monkeypatch.setenv("CALLCENTER_CONFIG", str(conf))
     assert load_settings().agi.port == 4599
+
+
+def test_backoffice_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decimal import Decimal
+
+    from callcenter.broker.interface import PasswordKind
+    from callcenter.engine import sandbox_rules
+
+    monkeypatch.setenv("CALLCENTER_BACKOFFICE__FUND_PASSWORD_ATTEMPTS", "4")
+    monkeypatch.setenv("CALLCENTER_BACKOFFICE__TRANSFER_DAILY_LIMIT", "20000.00")
+    monkeypatch.setenv("CALLCENTER_BACKOFFICE__HOLIDAYS", '["2026-10-01"]')
+    rules = sandbox_rules(load_settings())
+    assert rules.max_failures[PasswordKind.FUND] == 4
+    assert rules.max_failures[PasswordKind.TRADING] == 5
+    assert rules.transfer_daily_limit == Decimal("20000.00")
+    assert [d.isoformat() for d in rules.holidays] == ["2026-10-01"]
+
+
+def test_money_settings_refuse_floats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "cc.toml"
+    conf.write_text("[backoffice]\ntransfer_daily_limit = 500000.0\n")
+    monkeypatch.setenv("CALLCENTER_CONFIG", str(conf))
+    with pytest.raises(ConfigError, match="never float"):
+        load_settings()
