@@ -4,6 +4,7 @@ engine's records and the sandbox back office, prompts checked from the call time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -306,3 +307,36 @@ async def test_account_queries_positions_orders_and_fills(engine: Engine,
     assert "zh/order_status_filled" in orders.prompts() or "zh/order_record" in orders.prompts()
     assert fills.outcomes("fills_today") == ["ok"]
     assert "zh/side_buy" in fills.prompts() and "zh/stock/600000" in fills.prompts()
+
+
+async def test_the_handed_off_call_waits_in_the_holding_context(engine: Engine,
+                                                                caller: SimCaller) -> None:
+    ami = engine.ami
+    assert ami is not None
+    call_id = await caller.place("9500", "0", hold_s=40, gap_ms=60, tone_ms=60)
+    ivr_side = f"{call_id}-b"  # the hotline half of the simulated call (OtherChannelId)
+    changed = asyncio.Event()
+
+    def on_event(_event: object) -> None:
+        changed.set()
+
+    ami.add_handler(on_event)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        where: dict[str, str] = {}
+        while loop.time() < deadline:
+            rows = await ami.action_list("CoreShowChannels")
+            where = next((r for r in rows if r.get("Uniqueid") == ivr_side), {})
+            if where.get("Context") == "queue-hold" and where.get("Application") == "MusicOnHold":
+                break
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 1.0)
+        assert where.get("Context") == "queue-hold", where
+        queue = await ami.action("Getvar", Channel=where["Channel"], Variable="CC_QUEUE")
+        assert queue.get("Value") == "general"
+        await ami.action("Hangup", Channel=where["Channel"])
+        await caller.wait_end(call_id, 30)
+    finally:
+        ami.remove_handler(on_event)
