@@ -60,11 +60,13 @@ class SimCaller:
         loop = asyncio.get_running_loop()
         for change in self.model.apply(event, loop.time()):
             if isinstance(change, CallEnded):
-                waiter = self._waiters.pop(change.call.id, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(change)
-                else:
+                # The waiter stays until wait_end() collects it: the call may well end before
+                # anyone asks.
+                waiter = self._waiters.get(change.call.id)
+                if waiter is None:
                     self._ended[change.call.id] = change
+                elif not waiter.done():
+                    waiter.set_result(change)
 
     async def place(self, number: str, dtmf: str = "", *, context: str = "hotline",
                     hold_s: int = 30, wait_s: int = 1, caller_id: str = "13800000000",
@@ -99,7 +101,7 @@ class SimCaller:
             if waiter is None:
                 raise KeyError(call_id)
             ended = await asyncio.wait_for(asyncio.shield(waiter), within_s)
-            self._waiters.pop(call_id, None)
+            del self._waiters[call_id]
         call = ended.call
         duration = (call.ended_at or call.started_at) - call.started_at
         return SimCallResult(call.id, call.end_cause, call.end_reason, duration)
