@@ -1,0 +1,1 @@
+"""The ACD: queues, routing policy, callbacks."""

@@ -1,0 +1,212 @@
+"""ACD routing core: priority, aging, VIP staging, skills, seat choice, timers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callcenter.acd.routing import (
+    Assignment,
+    QueuePolicy,
+    SeatView,
+    WaitingCall,
+    assignments,
+    eligible,
+    estimated_wait,
+    next_assignment,
+    next_change_at,
+    position,
+    priority,
+)
+from callcenter.broker.interface import Tier
+
+POLICY = QueuePolicy(name="hotline", vip_team=frozenset({"v1", "v2"}))
+
+
+def seat(agent: str, ready: float | None = 0.0, skills: dict[str, int] | None = None,
+         calls: int = 0) -> SeatView:
+    return SeatView(agent, ready, skills or {}, calls)
+
+
+def test_platinum_arriving_later_is_served_first() -> None:
+    calls = [WaitingCall("ord", Tier.ORDINARY, 0.0, None, None),
+             WaitingCall("plat", Tier.PLATINUM, 10.0, None, None)]
+    # platinum without a manager starts at the VIP-team stage; a VIP seat takes it
+    assert next_assignment(calls, [seat("v1")], POLICY, 11.0) == Assignment("plat", "v1")
+    # without a VIP team configured there is no staging at all
+    plain = QueuePolicy(name="plain")
+    assert next_assignment(calls, [seat("a")], plain, 11.0) == Assignment("plat", "a")
+
+
+def test_aging_lets_the_ordinary_caller_through() -> None:
+    plain = QueuePolicy(name="plain")
+    ordinary = WaitingCall("ord", Tier.ORDINARY, 0.0, None, None)
+    plat = WaitingCall("plat", Tier.PLATINUM, 50.0, None, None)
+    # ord: 0 + t; plat: 90 + (t - 50) = 40 + t -> platinum always 40 s ahead here
+    assert next_assignment([ordinary, plat], [seat("a")], plain, 60.0) == Assignment("plat", "a")
+    # a platinum arriving at 90 s ties (90 + 0 == 0 + 90) and loses on position_key
+    tie = WaitingCall("plat", Tier.PLATINUM, 90.0, None, None)
+    assert priority(tie, plain, 90.0) == priority(ordinary, plain, 90.0) == 90.0
+    assert next_assignment([tie, ordinary], [seat("a")], plain, 90.0) == Assignment("ord", "a")
+    # arriving later than the starvation bound, the ordinary caller is strictly ahead
+    assert plain.starvation_bound_s == 90.0
+    late = WaitingCall("plat", Tier.PLATINUM, 90.5, None, None)
+    assert next_assignment([late, ordinary], [seat("a")], plain, 91.0) == Assignment("ord", "a")
+    silver = WaitingCall("sil", Tier.SILVER, 20.0, None, None)
+    assert priority(silver, plain, 25.0) == 35.0
+    assert position("sil", [ordinary, silver], plain, 25.0) == 1
+
+
+def test_vip_with_manager_stages() -> None:
+    call = WaitingCall("g", Tier.GOLD, 100.0, "mgr", None)
+    mgr, vip, other = seat("mgr"), seat("v1"), seat("x")
+    for now in (100.0, 119.9):
+        assert [eligible(call, s, POLICY, now) for s in (mgr, vip, other)] == [True, False, False]
+    for now in (120.0, 139.9):
+        assert [eligible(call, s, POLICY, now) for s in (mgr, vip, other)] == [True, True, False]
+    assert [eligible(call, s, POLICY, 140.0) for s in (mgr, vip, other)] == [True, True, True]
+    # manager not ready: the call simply waits for the stage to pass
+    assert next_assignment([call], [seat("mgr", None), other, vip], POLICY, 110.0) is None
+    assert next_assignment([call], [other, vip], POLICY, 125.0) == Assignment("g", "v1")
+    # an ordinary call behind it may take the seat the VIP cannot
+    ordinary = WaitingCall("o", Tier.ORDINARY, 0.0, None, None)
+    assert next_assignment([call, ordinary], [other], POLICY, 110.0) == Assignment("o", "x")
+
+
+def test_next_change_at() -> None:
+    gold = WaitingCall("g", Tier.GOLD, 100.0, "mgr", None)
+    plat = WaitingCall("p", Tier.PLATINUM, 105.0, None, None)
+    ordinary = WaitingCall("o", Tier.ORDINARY, 0.0, None, None)
+    assert next_change_at([ordinary], POLICY, 0.0) is None
+    assert next_change_at([gold, plat, ordinary], POLICY, 101.0) == 120.0
+    assert next_change_at([gold, plat], POLICY, 120.0) == 140.0
+    assert next_change_at([gold, plat], POLICY, 141.0) == 145.0
+    assert next_change_at([gold, plat], POLICY, 145.0) is None
+    # at the instant returned, the stage really has passed (no float drift)
+    odd = WaitingCall("g2", Tier.GOLD, 0.1, "mgr", None)
+    t = next_change_at([odd], POLICY, 0.1)
+    assert t is not None and eligible(odd, seat("v1"), POLICY, t)
+
+
+def test_skills_filter() -> None:
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "margin")
+    seats = [seat("a", 0.0, {"fund": 9}), seat("b", 5.0, {"margin": 0}),
+             seat("c", 9.0, {"margin": 1})]
+    assert [eligible(call, s, POLICY, 10.0) for s in seats] == [False, False, True]
+    assert next_assignment([call], seats, POLICY, 10.0) == Assignment("c", "c")
+    queue_skill = QueuePolicy(name="margin", skill="margin")
+    bare = WaitingCall("b", Tier.ORDINARY, 0.0, None, None)
+    assert next_assignment([bare], seats, queue_skill, 10.0) == Assignment("b", "c")
+
+
+def test_excluded_agent_skipped_call_keeps_its_place() -> None:
+    first = WaitingCall("first", Tier.ORDINARY, 0.0, None, None, excluded=frozenset({"a"}))
+    second = WaitingCall("second", Tier.ORDINARY, 5.0, None, None)
+    seats = [seat("a", 0.0), seat("b", 3.0)]
+    assert next_assignment([second, first], seats, POLICY, 10.0) == Assignment("first", "b")
+    assert next_assignment([second, first], [seat("a")], POLICY, 10.0) == Assignment("second", "a")
+    assert position("first", [second, first], POLICY, 10.0) == 1
+
+
+def test_callback_keeps_original_arrival() -> None:
+    back = WaitingCall("cb", Tier.ORDINARY, 50.0, None, None, position_key=0.0)
+    fresh = WaitingCall("new", Tier.ORDINARY, 10.0, None, None)
+    assert position("cb", [fresh, back], POLICY, 60.0) == 1
+    assert WaitingCall("x", Tier.ORDINARY, 7.0).position_key == 7.0
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [("longest_idle", "b"), ("skill_level", "c"), ("fewest_calls", "a")],
+)
+def test_seat_choice(choice: str, expected: str) -> None:
+    policy = QueuePolicy(name="q", seat_choice=choice)  # type: ignore[arg-type]
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "fund")
+    seats = [seat("a", 5.0, {"fund": 3}, calls=1), seat("b", 1.0, {"fund": 3}, calls=4),
+             seat("c", 8.0, {"fund": 9}, calls=2)]
+    assert next_assignment([call], seats, policy, 10.0) == Assignment("c", expected)
+
+
+def test_seat_choice_ties() -> None:
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "fund")
+    seats = [seat("z", 5.0, {"fund": 3}), seat("y", 2.0, {"fund": 3}),
+             seat("x", 2.0, {"fund": 3})]
+    for choice in ("longest_idle", "skill_level", "fewest_calls"):
+        policy = QueuePolicy(name="q", seat_choice=choice)  # type: ignore[arg-type]
+        assert next_assignment([call], seats, policy, 10.0) == Assignment("c", "x")
+
+
+def test_assignments_never_reuse_a_seat_or_call() -> None:
+    calls = [WaitingCall(f"c{i}", Tier.ORDINARY, float(i), None, None) for i in range(3)]
+    seats = [seat(f"a{i}", float(i)) for i in range(5)]
+    got = assignments(calls, seats, POLICY, 10.0)
+    assert got == [Assignment("c0", "a0"), Assignment("c1", "a1"), Assignment("c2", "a2")]
+    more = assignments(calls * 1, seats[:2], POLICY, 10.0)
+    assert len({a.call_id for a in more}) == len({a.agent_id for a in more}) == len(more) == 2
+    assert assignments([], seats, POLICY, 10.0) == []
+
+
+def test_position_and_estimated_wait() -> None:
+    calls = [WaitingCall("o", Tier.ORDINARY, 0.0, None, None),
+             WaitingCall("s", Tier.SILVER, 0.0, None, None),
+             WaitingCall("p", Tier.PLATINUM, 0.0, None, None)]
+    assert [position(c, calls, POLICY, 1.0) for c in ("p", "s", "o")] == [1, 2, 3]
+    with pytest.raises(KeyError):
+        position("nobody", calls, POLICY, 1.0)
+    assert estimated_wait(3, 120.0, 2) == 180.0
+    assert estimated_wait(2, 60.0, 0) == 120.0
+    with pytest.raises(ValueError):
+        estimated_wait(0, 60.0, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"aging_per_second": -1.0}, {"aging_per_second": 0.0}, {"manager_first_s": -1.0},
+     {"vip_team_s": 10.0}, {"tier_weights": {Tier.GOLD: -5.0}}, {"seat_choice": "random"},
+     {"name": ""}, {"aging_per_second": float("nan")}],
+)
+def test_bad_policy_raises(kwargs: dict[str, object]) -> None:
+    args: dict[str, object] = {"name": "q", **kwargs}
+    with pytest.raises(ValueError):
+        QueuePolicy(**args)  # type: ignore[arg-type]
+
+
+def test_policy_weights_are_copied() -> None:
+    weights = {Tier.ORDINARY: 0.0, Tier.PLATINUM: 10.0}
+    policy = QueuePolicy(name="q", tier_weights=weights)
+    weights[Tier.PLATINUM] = 99.0
+    assert policy.tier_weights[Tier.PLATINUM] == 10.0
+    assert policy.max_weight == 10.0
+
+
+calls_strategy = st.lists(
+    st.builds(
+        WaitingCall,
+        call_id=st.text("abcdef", min_size=1, max_size=3),
+        tier=st.sampled_from(list(Tier)),
+        arrived_at=st.floats(0.0, 200.0),
+        manager=st.sampled_from([None, "mgr", "v1", "solo"]),
+        skill=st.sampled_from([None, "fund", "margin"]),
+        excluded=st.sampled_from([frozenset(), frozenset({"solo"})]),
+    ),
+    max_size=8,
+    unique_by=lambda c: c.call_id,
+)
+
+
+@given(calls_strategy, st.floats(0.0, 300.0))
+def test_property_picks_max_priority_eligible_call(calls: list[WaitingCall],
+                                                   delta: float) -> None:
+    now = 200.0 + delta
+    the_seat = seat("solo", 0.0, {"fund": 5, "margin": 5})
+    ok = [c for c in calls if eligible(c, the_seat, POLICY, now)]
+    got = next_assignment(calls, [the_seat], POLICY, now)
+    if not ok:
+        assert got is None
+        return
+    assert got is not None and got.agent_id == "solo"
+    chosen = next(c for c in calls if c.call_id == got.call_id)
+    assert chosen in ok
+    best = max(priority(c, POLICY, now) for c in ok)
+    assert priority(chosen, POLICY, now) == best
