@@ -18,6 +18,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     │       └── AgiHangup            the caller hung up; the session must end
     ├── StoreError               the database could not be opened, migrated or written
     ├── FlowError                an IVR flow is invalid or failed at run time
+    ├── SeatStateError           a seat was asked for a move its state does not allow
     └── BrokerError              the back office failed (unreachable, inconsistent)
         └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
 
@@ -95,6 +96,10 @@ class StoreError(CallCenterError):
 
 class FlowError(CallCenterError):
     """An IVR flow is invalid or failed at run time."""
+
+
+class SeatStateError(CallCenterError):
+    """A seat was asked for a move its state does not allow (or with a bad reason)."""
 
 
 class BrokerError(CallCenterError):

@@ -1,0 +1,1 @@
+"""Agent seats: the seat state machine, the console server, the supervisor."""
