@@ -67,12 +67,12 @@ from callcenter.broker.market import (
 )
 from callcenter.broker.passwords import hash_password_async, verify_password_async
 from callcenter.errors import BrokerError, ConfigError
+from callcenter.store.db import durable_pragmas
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 
 DB_FILE = "backoffice.db"
-BUSY_TIMEOUT_MS = 5000
 # Order and transfer numbers are 8 digits, read out to callers digit by digit; the two ranges
 # never overlap, so an agent can tell them apart by the first digit.
 ORDER_BASE = 30_000_000
@@ -362,9 +362,7 @@ class SandboxBackOffice:
                      interval=interval, owns_db=owns)
         try:
             if owns:
-                await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                await db.execute("PRAGMA journal_mode = WAL")
-                await db.execute("PRAGMA synchronous = FULL")
+                await durable_pragmas(db)
             await office._migrate()
             await office._load_securities(listings if listings is not None else load_listings())
             await office._reload_market()

@@ -26,9 +26,7 @@ async def open_db(path: Path) -> aiosqlite.Connection:
         raise StoreError(f"cannot open database {path}: {exc}") from exc
     try:
         db.row_factory = aiosqlite.Row
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
+        await durable_pragmas(db)
         await db.execute("PRAGMA foreign_keys = ON")
         await migrate(db)
     except sqlite3.Error as exc:
@@ -38,6 +36,13 @@ async def open_db(path: Path) -> aiosqlite.Connection:
         await db.close()
         raise
     return db
+
+
+async def durable_pragmas(db: aiosqlite.Connection) -> None:
+    """WAL, ``synchronous=FULL`` and a busy timeout: how every database of ours is opened."""
+    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = FULL")
 
 
 async def migrate(db: aiosqlite.Connection) -> int:
