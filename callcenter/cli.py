@@ -300,6 +300,7 @@ async def _sandbox(args: argparse.Namespace) -> int:
     try:
         if args.action == "seed":
             await seed_demo(office)
+            await _seed_agents(settings)
             print(f"sandbox back office seeded at {settings.backoffice_db}:")
             for demo in DEMO_ACCOUNTS:
                 c = demo.customer
@@ -312,6 +313,58 @@ async def _sandbox(args: argparse.Namespace) -> int:
     finally:
         await office.close()
     return 0
+
+
+async def _seed_agents(settings: Settings) -> None:
+    from callcenter.seats.demo import DEMO_AGENTS, seed_agents
+    from callcenter.store.db import open_db
+
+    db = await open_db(settings.database)
+    try:
+        await seed_agents(db)
+    finally:
+        await db.close()
+    print(f"demo agents: {', '.join(a.agent_id for a in DEMO_AGENTS)} (password: docs/acd.md)")
+
+
+async def _agents(args: argparse.Namespace) -> int:
+    from pydantic import SecretStr
+
+    from callcenter.store.agents import AgentRecord, load_agents, save_agent
+    from callcenter.store.db import open_db
+
+    db = await open_db(_settings().database)
+    try:
+        if args.action == "list":
+            for a in await load_agents(db):
+                skills = ",".join(f"{k}={v}" for k, v in sorted(a.skills.items()))
+                print(f"{a.agent_id:8} {a.role:10} {a.endpoint:28} {skills:24} "
+                      f"{'vip ' if a.vip_team else ''}{a.name}")
+            return 0
+        skills: dict[str, int] = {}
+        for item in args.skill:
+            name, _, level = item.partition("=")
+            if not level.isdigit():
+                raise ConfigError(f"--skill {item!r}: write name=level, e.g. general=5")
+            skills[name] = int(level)
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        await save_agent(db, AgentRecord(args.agent_id, args.name or args.agent_id, args.role,
+                                         args.endpoint, skills, args.vip),
+                         SecretStr(password) if password else None)
+        print(f"agent {args.agent_id} saved")
+        return 0
+    finally:
+        await db.close()
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    return asyncio.run(_agents(args))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from callcenter.acd.report import run_report
+
+    return asyncio.run(run_report(args, _settings()))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -377,6 +430,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["seed", "quote"])
     p.add_argument("code", nargs="?", default="600519")
     p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser("agents", help="the agents who may log in to the console")
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("agent_id", nargs="?", default="")
+    p.add_argument("--name", default="")
+    p.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    p.add_argument("--endpoint", default="", help="what Asterisk dials, e.g. PJSIP/1001")
+    p.add_argument("--skill", action="append", default=[], help="name=level (1-10)")
+    p.add_argument("--vip", action="store_true", help="member of the VIP team")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input")
+    p.set_defaults(func=cmd_agents)
+
+    p = sub.add_parser("report", help="service level, ASA, AHT, abandonment, occupancy")
+    try:
+        from callcenter.acd.report import add_report_arguments
+    except ImportError:
+        pass
+    else:
+        add_report_arguments(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
     p.add_argument("what", choices=["ivr"])

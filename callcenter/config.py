@@ -92,6 +92,67 @@ class BackOfficeSettings(BaseModel):
         return value
 
 
+class ConsoleSettings(BaseModel):
+    """The agents' web console: one HTTP + websocket listener (page at /, protocol at /ws)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    #: page origins allowed to open the websocket; empty: the listener's own origins only
+    allowed_origins: list[str] = []
+    static_dir: Path = REPO_ROOT / "agent_console"
+    #: a connection must log in within this many seconds
+    login_timeout: float = Field(10.0, gt=0)
+    #: frames over this size close the connection (1009)
+    max_message_bytes: int = Field(16 * 1024, ge=512)
+    #: token bucket per connection: sustained messages per second and burst
+    rate_per_s: float = Field(10.0, gt=0)
+    rate_burst: int = Field(30, ge=1)
+    #: wrong passwords for one agent id before logins for it pause for ``lockout_s``
+    max_login_failures: int = Field(5, ge=1)
+    lockout_s: float = Field(60.0, gt=0)
+    #: events queued for a slow client before it is disconnected
+    max_pending_events: int = Field(256, ge=8)
+
+
+class QueueSettings(BaseModel):
+    """One ACD queue (see docs/acd.md)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    skill: str | None = None
+    #: service level: answered within ``target_s`` (the "20" of 80/20) ...
+    target_s: float = Field(20.0, gt=0)
+    #: ... for this share of calls (the "80")
+    target_share: float = Field(0.8, gt=0, le=1)
+    tier_weights: dict[str, float] = {"platinum": 90.0, "gold": 60.0, "silver": 30.0,
+                                      "ordinary": 0.0}
+    aging_per_second: float = Field(1.0, gt=0)
+    manager_first_s: float = Field(20.0, ge=0)
+    vip_team_s: float = Field(40.0, ge=0)
+    seat_choice: Literal["longest_idle", "skill_level", "fewest_calls"] = "longest_idle"
+    #: after this wait a caller overflows to ``overflow_queue`` (0: never)
+    overflow_after_s: float = Field(0.0, ge=0)
+    overflow_queue: str | None = None
+    #: callers still waiting after this are offered a call-back or told to call later (0: never)
+    max_wait_s: float = Field(0.0, ge=0)
+    callback_offer: bool = True
+    #: position and estimated wait are announced this often (0: never)
+    announce_every_s: float = Field(45.0, ge=0)
+    #: a schedule name from ivr_flows/schedules.yaml; none: always open
+    hours: str | None = None
+    closed_action: Literal["callback", "voicemail", "hangup"] = "callback"
+
+
+class AcdSettings(BaseModel):
+    queues: list[QueueSettings] = [QueueSettings(name="general")]
+    #: seconds an agent's phone rings before the seat goes not ready ("no answer")
+    ring_timeout_s: float = Field(15.0, gt=0)
+    #: after-call work before the seat is ready again (0: straight back to ready)
+    wrap_up_s: float = Field(30.0, ge=0)
+    #: the agents' calls are recorded (MixMonitor) here, inside the PBX's file system
+    recordings_dir: str = "/var/spool/asterisk/monitor/callcenter"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid"
@@ -107,6 +168,8 @@ class Settings(BaseSettings):
     agi: AgiSettings = AgiSettings()
     pbx: PbxSettings = PbxSettings()
     backoffice: BackOfficeSettings = BackOfficeSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    acd: AcdSettings = AcdSettings()
 
     @classmethod
     def settings_customise_sources(

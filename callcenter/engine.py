@@ -15,10 +15,13 @@ import datetime as dt
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import aiosqlite
 
+from callcenter.acd.service import Acd
 from callcenter.atcc.controller import Controller
 from callcenter.broker.interface import PasswordKind
 from callcenter.broker.rules import DEFAULT_RULES, Rules
@@ -28,11 +31,15 @@ from callcenter.errors import AgiHangup
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
 from callcenter.ivr.flowset import FlowSet
-from callcenter.ivr.interpreter import Call, Interpreter, Outcome
+from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
 from callcenter.ivr.registry import FlowRegistry
-from callcenter.ivr.runner import AgiFlowIO, drive, run_action
+from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
+from callcenter.ivr.speech import Lang, say_digits
+from callcenter.seats.backend import EngineConsoleBackend
+from callcenter.store import agents as directory
 from callcenter.store.calls import CallRecorder
 from callcenter.store.db import open_db
+from callcenter.store.hotline import add_request, open_callback
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
 
@@ -45,11 +52,14 @@ ACTION_NAMES = frozenset(HotlineActions.table_names())
 class Engine:
     def __init__(self, settings: Settings,
                  on_agi_round_trip: Callable[[str, float], None] | None = None,
-                 backoffice_clock: Callable[[], dt.datetime] | None = None) -> None:
+                 backoffice_clock: Callable[[], dt.datetime] | None = None,
+                 acd_clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.on_agi_round_trip = on_agi_round_trip
         #: the sandbox back office's clock from the moment it opens (tests pin a trading day)
         self.backoffice_clock = backoffice_clock
+        #: the ACD's clock (tests move it to show aging and VIP stages without waiting)
+        self.acd_clock = acd_clock or time.time
         self.db: aiosqlite.Connection | None = None
         self.recorder: CallRecorder | None = None
         self.controller: Controller | None = None
@@ -58,6 +68,9 @@ class Engine:
         self.work = BackgroundWork()
         self.ami: AmiClient | None = None
         self.agi: AgiServer | None = None
+        self.acd: Acd | None = None
+        self.console_backend: EngineConsoleBackend | None = None
+        self.console: Any = None
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -74,9 +87,20 @@ class Engine:
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             self.controller = Controller(self.recorder)
+            self.acd = Acd(self.settings.acd, self.db, clock=self.acd_clock)
+            await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
-                                 on_ready=self.controller.resync)
+                                 on_ready=self._on_ami_ready)
             self.controller.attach(self.ami)
+            self.acd.attach(self.ami)
+            self.console_backend = EngineConsoleBackend(self.acd, self.db, self.backoffice)
+            await self.console_backend.load_today()
+            if self.settings.console.enabled:
+                from callcenter.seats.console_server import ConsoleServer
+
+                self.console = ConsoleServer(self.settings.console, self.console_backend)
+                await self.console.start()
+                self.console_backend.push = self.console.push
             await self.ami.start()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
                                  on_round_trip=self.on_agi_round_trip)
@@ -89,7 +113,20 @@ class Engine:
                  self.settings.ami.port, self.settings.agi.host, self.agi.port,
                  self.flows.current.version)
 
+    async def _on_ami_ready(self) -> None:
+        """After every AMI (re)login: the model first, then the queues and seats from it."""
+        assert self.controller is not None and self.acd is not None
+        await self.controller.resync()
+        live = {uid: view.name for uid, view in self.controller.model.channels.items()}
+        await self.acd.resync(live)
+
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.close()
+            self.console = None
+        if self.console_backend is not None:
+            await self.console_backend.close()
+            self.console_backend = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -99,6 +136,9 @@ class Engine:
             await self.agi.close()
             self.agi = None
         await self.work.drain()  # orders and transfers on their way finish and are recorded
+        if self.acd is not None:
+            await self.acd.close()
+            self.acd = None
         if self.ami is not None:
             await self.ami.close()
             self.ami = None
@@ -125,6 +165,8 @@ class Engine:
         try:
             if script == "first":
                 await first_flow(channel, note)
+            elif script == "queue-callback":
+                await self.queue_callback(channel, call_id, note)
             elif script in flows.flows:
                 await self.run_flow(channel, flows, script, call_id, note)
             else:
@@ -151,7 +193,40 @@ class Engine:
             return await run_action(table, call)
 
         await channel.answer()
-        await drive(interp, AgiFlowIO(channel, call_id), actions, note)
+        end = await drive(interp, AgiFlowIO(channel, call_id), actions, note)
+        if isinstance(end, Transfer) and self.acd is not None:
+            context = {k: v for k, v in end.context.items() if v is not None}
+            context.setdefault("lang", session.lang)
+            account = context.get("customer.account", "")
+            manager = context.get("customer.manager") or context.get("known.manager") or ""
+            if account and self.db is not None:
+                manager = (await directory.managers(self.db)).get(account, manager)
+            self.acd.enqueue(call_id, end.queue, channel.channel_name, channel.uniqueid,
+                             context, phone=caller, manager=manager)
+
+    async def queue_callback(self, channel: Channel, call_id: str,
+                             note: Callable[[str, Mapping[str, str]], None]) -> None:
+        """A waiting caller pressed 1: book a call-back that keeps their place, then hang up."""
+        assert self.db is not None
+        waiter = self.acd.find_waiter(uniqueid=channel.uniqueid) if self.acd else None
+        lang: Lang = "en" if waiter is not None and waiter.context.get("lang") == "en" else "zh"
+        phone = channel.caller_id or ""
+        if waiter is None or not phone or waiter.ringing:
+            return  # nothing to keep (or an agent is ringing right now): back to waiting
+        existing = await open_callback(self.db, phone)
+        if existing is None:
+            ref = await add_request(self.db, "callback", call_id, account=waiter.account or None,
+                                    phone=phone, detail={"lang": lang, "queue": waiter.queue,
+                                                         "keeps_place": True})
+            prompts = [f"{lang}/callback_booked"]
+        else:
+            ref, prompts = existing, [f"{lang}/queue_callback_exists"]
+        if self.acd is not None and self.acd.find_waiter(uniqueid=channel.uniqueid) is waiter:
+            self.acd.keep_place_by_callback(waiter, phone)
+        note("acd.callback", {"ref": ref, "queue": waiter.queue})
+        prompts += [f"{lang}/{d}" for d in say_digits(ref, lang)] + [f"{lang}/goodbye"]
+        await channel.play([sound(x) for x in prompts], "")
+        await channel.hangup()
 
 
 def sandbox_rules(settings: Settings) -> Rules:

@@ -19,6 +19,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     ├── StoreError               the database could not be opened, migrated or written
     ├── FlowError                an IVR flow is invalid or failed at run time
     ├── SeatStateError           a seat was asked for a move its state does not allow
+    ├── ConsoleError             a console request refused, with an ``ErrorCode`` for the client
     └── BrokerError              the back office failed (unreachable, inconsistent)
         └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
 
@@ -100,6 +101,15 @@ class FlowError(CallCenterError):
 
 class SeatStateError(CallCenterError):
     """A seat was asked for a move its state does not allow (or with a bad reason)."""
+
+
+class ConsoleError(CallCenterError):
+    """A console request was refused; ``code`` is a ``seats.protocol.ErrorCode`` value."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class BrokerError(CallCenterError):

@@ -131,7 +131,8 @@ class HotlineActions:
             if self.session.caller else None
         if customer is None:
             raise BrokerRefusal(RefusalCode.UNKNOWN_ACCOUNT.value, "caller not recognised")
-        return {"tier": customer.tier.value}
+        # The tier and named manager only steer the greeting and the queue, never access.
+        return {"tier": customer.tier.value, "manager": customer.manager or ""}
 
     async def login(self, call: Call) -> dict[str, str]:
         account = str(call.args.get("account", ""))

@@ -77,4 +77,105 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  REAL NOT NULL
     );
     """,
+    # 3: agents and seats, the queue and seat logs, recordings, wrap-ups, tasks
+    """
+    CREATE TABLE agents (
+        agent_id      TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('agent', 'supervisor', 'admin')),
+        password_hash TEXT NOT NULL,             -- scrypt$salt$hash, never the password
+        endpoint      TEXT NOT NULL,             -- what Asterisk dials: PJSIP/1001, Local/...
+        skills        TEXT NOT NULL DEFAULT '{}',   -- JSON {skill: level 1..10}
+        vip_team      INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL
+    );
+    -- a customer's own manager ("one-to-one" for gold and platinum)
+    CREATE TABLE customer_managers (
+        account  TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents(agent_id) ON DELETE CASCADE
+    );
+    -- the seat's current state, so a restarted engine restores it
+    CREATE TABLE seats (
+        agent_id       TEXT PRIMARY KEY REFERENCES agents(agent_id) ON DELETE CASCADE,
+        state          TEXT NOT NULL,
+        reason         TEXT NOT NULL DEFAULT '',
+        since          REAL NOT NULL,
+        ready_since    REAL,
+        calls_taken    INTEGER NOT NULL DEFAULT 0,
+        call_id        TEXT NOT NULL DEFAULT '',
+        agent_channel  TEXT NOT NULL DEFAULT '',   -- uniqueid of the agent's leg
+        caller_channel TEXT NOT NULL DEFAULT ''    -- channel name of the caller's leg
+    );
+    CREATE TABLE seat_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         REAL NOT NULL,
+        agent_id   TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state   TEXT NOT NULL,
+        input      TEXT NOT NULL,
+        reason     TEXT NOT NULL DEFAULT '',
+        by         TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX seat_log_agent_at ON seat_log(agent_id, at);
+    -- enter | ring | noanswer | connect | abandon | callback | overflow | complete | transfer
+    CREATE TABLE queue_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        queue    TEXT NOT NULL,
+        call_id  TEXT NOT NULL,
+        event    TEXT NOT NULL,
+        agent_id TEXT NOT NULL DEFAULT '',
+        tier     TEXT NOT NULL DEFAULT '',
+        wait_s   REAL,                           -- connect, abandon: seconds since enter
+        talk_s   REAL,                           -- complete: seconds connected
+        detail   TEXT NOT NULL DEFAULT '{}'      -- JSON
+    );
+    CREATE INDEX queue_log_at ON queue_log(at);
+    CREATE INDEX queue_log_call ON queue_log(call_id);
+    -- callers waiting now (or holding a place by call-back): restored after a restart
+    CREATE TABLE queue_waiting (
+        call_id      TEXT PRIMARY KEY,
+        queue        TEXT NOT NULL,
+        tier         TEXT NOT NULL,
+        arrived_at   REAL NOT NULL,
+        channel      TEXT NOT NULL DEFAULT '',   -- caller's channel name ('' for a call-back)
+        uniqueid     TEXT NOT NULL DEFAULT '',
+        account      TEXT NOT NULL DEFAULT '',
+        manager      TEXT NOT NULL DEFAULT '',
+        phone        TEXT NOT NULL DEFAULT '',
+        callback     INTEGER NOT NULL DEFAULT 0,
+        context      TEXT NOT NULL DEFAULT '{}'  -- JSON: the IVR's hand-off context
+    );
+    CREATE TABLE recordings (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id    TEXT NOT NULL,
+        agent_id   TEXT NOT NULL,
+        account    TEXT NOT NULL DEFAULT '',
+        path       TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at   REAL
+    );
+    CREATE INDEX recordings_call ON recordings(call_id);
+    CREATE TABLE wrapups (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id     TEXT NOT NULL,
+        agent_id    TEXT NOT NULL,
+        account     TEXT NOT NULL DEFAULT '',
+        disposition TEXT NOT NULL,
+        notes       TEXT NOT NULL DEFAULT '',
+        at          REAL NOT NULL,
+        UNIQUE (call_id, agent_id)
+    );
+    CREATE TABLE tasks (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        agent_id   TEXT NOT NULL,                -- who should do it
+        account    TEXT NOT NULL DEFAULT '',
+        phone      TEXT NOT NULL DEFAULT '',
+        due_at     REAL,
+        text       TEXT NOT NULL,
+        state      TEXT NOT NULL DEFAULT 'open'
+    );
+    """,
 )

@@ -237,15 +237,20 @@ class AmiClient:
         replies = await self._send_raw(self._require_link(), message, as_list=True)
         return [r for r in replies[1:] if not r.get("Event", "").endswith("Complete")]
 
-    async def originate(self, **headers: str | list[str]) -> tuple[Response, Response]:
+    async def originate(self, wait_s: float | None = None,
+                        **headers: str | list[str]) -> tuple[Response, Response]:
         """Async Originate; return (the queued response, the OriginateResponse event).
+
+        ``wait_s``: how long to wait for the OriginateResponse (default: the action timeout);
+        give more than the originate's own ``Timeout`` when ringing a person.
 
         Never retried: if the link drops in between, the caller gets ``AmiConnectionError`` and
         must look at the live model to learn whether the call exists.
         """
         headers = {**headers, "Async": "true"}
         message = build_action("Originate", headers)
-        replies = await self._send_raw(self._require_link(), message, as_list=None)
+        replies = await self._send_raw(self._require_link(), message, as_list=None,
+                                       wait_s=wait_s)
         if not isinstance(replies, list) or len(replies) < 2:
             raise AmiActionError("Originate", "no OriginateResponse")
         final = replies[-1]
@@ -266,10 +271,11 @@ class AmiClient:
         return dict(reply)
 
     async def _send_raw(
-        self, link: _Link, message: dict[str, str | list[str]], *, as_list: bool | None
+        self, link: _Link, message: dict[str, str | list[str]], *, as_list: bool | None,
+        wait_s: float | None = None,
     ) -> Any:
         future = self._write(link, message, as_list=as_list)
-        timeout = self.settings.action_timeout
+        timeout = wait_s or self.settings.action_timeout
         done, _ = await asyncio.wait({future, link.lost}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if future in done:

@@ -61,8 +61,10 @@ def trading_clock() -> dt.datetime:
 
 @pytest.fixture
 def settings(pbx: Pbx, tmp_path: Path) -> Settings:
+    # The console listens on an ephemeral port: tests never fight over 8080.
     return load_settings(db_path=tmp_path / "callcenter.db",
-                         backoffice_path=tmp_path / "backoffice.db")
+                         backoffice_path=tmp_path / "backoffice.db",
+                         console={"port": 0})
 
 
 async def live_channels(ami: AmiClient) -> list[str]:

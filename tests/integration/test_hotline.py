@@ -328,7 +328,7 @@ async def test_the_handed_off_call_waits_in_the_holding_context(engine: Engine,
         while loop.time() < deadline:
             rows = await ami.action_list("CoreShowChannels")
             where = next((r for r in rows if r.get("Uniqueid") == ivr_side), {})
-            if where.get("Context") == "queue-hold" and where.get("Application") == "MusicOnHold":
+            if where.get("Context") == "queue-hold" and where.get("Application") == "WaitExten":
                 break
             changed.clear()
             with contextlib.suppress(TimeoutError):

@@ -1,0 +1,210 @@
+"""Call controls an agent or supervisor asks for: hang up, hold, transfers, conference, spying.
+
+Each is a few AMI actions on the two legs the ACD knows (the caller's channel in the queue's
+holding context, the agent's leg in ``[acd-agent]``). Every number reaching Asterisk has passed
+``seats.protocol.DIALABLE`` and is checked again here; channel names come from Asterisk itself.
+Refusals are ``ConsoleError`` with the protocol's error codes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
+from callcenter.broker.interface import Tier
+from callcenter.errors import AmiActionError, ConsoleError
+from callcenter.seats.protocol import DIALABLE, Target
+from callcenter.seats.state import SeatInput, SeatState
+from callcenter.telephony.ami import AmiClient
+
+
+def _number(value: str) -> str:
+    if not re.fullmatch(DIALABLE, value):
+        raise ConsoleError("bad_number", "a number may hold only digits, +, * and #")
+    return value
+
+
+class CallControl:
+    def __init__(self, acd: Acd) -> None:
+        self.acd = acd
+
+    @property
+    def ami(self) -> AmiClient:
+        if self.acd.ami is None:
+            raise ConsoleError("unavailable", "the telephony link is down")
+        return self.acd.ami
+
+    def _connected(self, agent_id: str) -> tuple[SeatRuntime, ActiveCall]:
+        rt = self.acd.seat(agent_id)
+        call = rt.call
+        if call is None or call.connected_at is None:
+            raise ConsoleError("no_call", "no connected call")
+        return rt, call
+
+    async def _act(self, action: str, **headers: str | list[str]) -> None:
+        try:
+            await self.ami.action(action, **headers)
+        except AmiActionError as exc:
+            raise ConsoleError("unavailable", f"Asterisk refused {action}: {exc.message}") \
+                from exc
+
+    def _dial_string(self, target: Target) -> str:
+        if target.kind == "agent":
+            return self.acd.seat(target.value).agent.endpoint
+        if target.kind == "number":
+            return f"Local/{_number(target.value)}@outbound"
+        raise ConsoleError("malformed", "a consultation or conference needs an agent or number")
+
+    # -- the agent's own call ----------------------------------------------------------------
+
+    async def hangup(self, agent_id: str) -> None:
+        rt = self.acd.seat(agent_id)
+        if rt.call is None:
+            raise ConsoleError("no_call", "no call to hang up")
+        await self._act("Hangup", Channel=rt.call.agent_uniqueid)
+
+    async def hold(self, agent_id: str) -> None:
+        rt, call = self._connected(agent_id)
+        if call.held or not call.waiter.channel:
+            raise ConsoleError("invalid_state", "the call is already on hold")
+        rt.seat.apply(SeatInput.HOLD, self.acd.clock())  # refuses before Asterisk is touched
+        await self._act("Redirect", Channel=call.waiter.channel, Context="acd-hold",
+                        Exten="s", Priority="1", ExtraChannel=call.agent_channel,
+                        ExtraContext="acd-agent", ExtraExten="held", ExtraPriority="1")
+        call.held = True
+        self.acd._log_seat(rt, SeatState.ON_CALL, "hold", agent_id)
+        self.acd._emit(agent_id, "held", {"call_id": call.call_id})
+
+    async def resume(self, agent_id: str) -> None:
+        rt, call = self._connected(agent_id)
+        if not call.held:
+            raise ConsoleError("invalid_state", "the call is not on hold")
+        await self._act("Bridge", Channel1=call.agent_channel, Channel2=call.waiter.channel,
+                        Tone="no")
+        call.held = False
+        rt.seat.apply(SeatInput.RESUME, self.acd.clock())
+        self.acd._log_seat(rt, SeatState.ON_HOLD, "resume", agent_id)
+        self.acd._emit(agent_id, "resumed", {"call_id": call.call_id})
+
+    async def recording(self, agent_id: str, pause: bool) -> None:
+        _rt, call = self._connected(agent_id)
+        if not call.recording:
+            raise ConsoleError("invalid_state", "this call is not recorded")
+        await self._act("MixMonitorMute", Channel=call.agent_channel, Direction="both",
+                        State="1" if pause else "0")
+        call.recording_paused = pause
+        self.acd._emit(agent_id, "recording", {"call_id": call.call_id,
+                                               "state": "paused" if pause else "on"})
+
+    async def transfer(self, agent_id: str, target: Target) -> None:
+        """Blind transfer: the caller goes on, the agent's leg ends (and wraps up)."""
+        _rt, call = self._connected(agent_id)
+        waiter = call.waiter
+        if not waiter.channel:
+            raise ConsoleError("invalid_state", "a call-back cannot be transferred")
+        now = self.acd.clock()
+        self.acd._qlog(now, waiter.queue, waiter.call_id, "transfer", agent=agent_id,
+                       detail={"kind": target.kind, "target": target.value})
+        if target.kind == "number":
+            await self._act("Redirect", Channel=waiter.channel, Context="acd-dial",
+                            Exten=_number(target.value), Priority="1")
+            return
+        if target.kind == "queue":
+            if target.value not in self.acd.queues:
+                raise ConsoleError("not_found", f"no queue {target.value}")
+            await self._act("Setvar", Channel=waiter.channel, Variable="CC_QUEUE",
+                            Value=target.value)
+            await self._act("Redirect", Channel=waiter.channel, Context="queue-hold",
+                            Exten="s", Priority="1")
+            self.acd.enqueue(waiter.call_id, target.value, waiter.channel, waiter.uniqueid,
+                             waiter.context, phone=waiter.phone, manager=waiter.manager,
+                             position_key=waiter.position_key or waiter.arrived_at)
+            return
+        other = self.acd.seat(target.value)
+        if other.seat.state is not SeatState.READY or other.call is not None:
+            raise ConsoleError("invalid_state", f"agent {target.value} is not ready")
+        await self._act("Redirect", Channel=waiter.channel, Context="acd-hold", Exten="s",
+                        Priority="1")
+        moved = Waiter(waiter.call_id, waiter.queue, waiter.tier, now, waiter.channel,
+                       waiter.uniqueid, waiter.account, waiter.manager, waiter.phone,
+                       context=waiter.context)
+        self.acd._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
+        self.acd.offer_direct(other, moved)
+
+    async def consult(self, agent_id: str, target: Target) -> None:
+        rt, call = self._connected(agent_id)
+        if call.held or call.consult_channel:
+            raise ConsoleError("invalid_state", "already on hold or consulting")
+        dial = self._dial_string(target)
+        await self._act("Setvar", Channel=call.agent_channel, Variable="CC_TARGET", Value=dial)
+        await self._act("Setvar", Channel=call.agent_channel, Variable="CC_DIAL_TIMEOUT",
+                        Value="30")
+        rt.seat.apply(SeatInput.HOLD, self.acd.clock())
+        await self._act("Redirect", Channel=call.waiter.channel, Context="acd-hold",
+                        Exten="s", Priority="1", ExtraChannel=call.agent_channel,
+                        ExtraContext="acd-agent", ExtraExten="consult", ExtraPriority="1")
+        call.held = True
+        self.acd._log_seat(rt, SeatState.ON_CALL, "consult", agent_id)
+        self.acd._emit(agent_id, "consult", {"call_id": call.call_id, "state": "ringing",
+                                             "target": target.value})
+
+    async def consult_complete(self, agent_id: str) -> None:
+        _rt, call = self._connected(agent_id)
+        if not call.consult_channel:
+            raise ConsoleError("invalid_state", "no consultation in progress")
+        await self._act("Bridge", Channel1=call.waiter.channel, Channel2=call.consult_channel,
+                        Tone="no")
+        call.consult_channel = ""
+        await self._act("Hangup", Channel=call.agent_uniqueid)
+
+    async def consult_cancel(self, agent_id: str) -> None:
+        _rt, call = self._connected(agent_id)
+        if not call.consult_channel:
+            raise ConsoleError("invalid_state", "no consultation in progress")
+        channel, call.consult_channel = call.consult_channel, ""
+        await self._act("Hangup", Channel=channel)
+        await self.resume(agent_id)
+
+    async def conference(self, agent_id: str, target: Target) -> None:
+        _rt, call = self._connected(agent_id)
+        dial = self._dial_string(target)
+        room = call.conference or f"cc-{uuid.uuid4().int % 10**12}"
+        if not call.conference:
+            await self._act("Redirect", Channel=call.waiter.channel, Context="acd-conference",
+                            Exten=room, Priority="1", ExtraChannel=call.agent_channel,
+                            ExtraContext="acd-conference", ExtraExten=room, ExtraPriority="1")
+            call.conference = room
+        try:
+            await self.ami.originate(Channel=dial, Context="acd-conference", Exten=room,
+                                     Priority="1", Timeout="30000", wait_s=40)
+        except AmiActionError as exc:
+            raise ConsoleError("unavailable", f"{target.value} did not answer") from exc
+        self.acd._emit(agent_id, "conference", {"call_id": call.call_id,
+                                                "target": target.value})
+
+    # -- starting calls ----------------------------------------------------------------------
+
+    def click_to_call(self, agent_id: str, number: str, account: str) -> str:
+        """Ring the agent first, then dial the customer (as a call-back does)."""
+        rt = self.acd.seat(agent_id)
+        if rt.seat.state is not SeatState.READY or rt.call is not None:
+            raise ConsoleError("invalid_state", "go ready (and finish any call) first")
+        call_id = f"out-{uuid.uuid4().hex[:16]}"
+        waiter = Waiter(call_id, "", Tier.ORDINARY, self.acd.clock(), "", "", account,
+                        phone=_number(number), callback=True)
+        self.acd.offer_direct(rt, waiter)
+        return call_id
+
+    async def spy(self, supervisor_id: str, agent_id: str, mode: str) -> None:
+        supervisor = self.acd.seat(supervisor_id)
+        _rt, call = self._connected(agent_id)
+        if mode not in ("listen", "whisper", "barge"):
+            raise ConsoleError("malformed", "mode is listen, whisper or barge")
+        try:
+            await self.ami.originate(Channel=supervisor.agent.endpoint,
+                                     Context="supervisor-spy", Exten=mode, Priority="1",
+                                     Timeout="30000", wait_s=40,
+                                     Variable=[f"CC_SPY={call.agent_channel}"])
+        except AmiActionError as exc:
+            raise ConsoleError("unavailable", "the supervisor's phone did not answer") from exc

@@ -1,0 +1,769 @@
+"""The ACD's asyncio edge: queues of waiting callers, the seats, and the calls between them.
+
+Decisions are made synchronously in memory (``routing`` picks, ``Seat`` moves) and their rows go
+to an ``OrderedWriter``; only talking to Asterisk awaits. Everything is event driven: a caller
+arriving, a seat becoming ready, a ring refused or a wrap-up ending runs ``dispatch`` at once,
+and one timer per queue covers what changes with time alone (VIP stages, overflow,
+announcements).
+
+How a call is connected (see ``asterisk_conf/extensions.conf``): the caller waits in
+``[queue-hold]``; the agent's phone is originated into ``[acd-agent]``, which starts MixMonitor and
+``Bridge()``s the caller in. Hold, resume, transfers, conferences and spying are AMI
+``Redirect``/``Bridge``/``Originate`` on those two legs (``calls.CallControl``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from callcenter.acd import routing
+from callcenter.broker.interface import Tier
+from callcenter.config import AcdSettings, QueueSettings
+from callcenter.errors import AmiActionError, CallCenterError, ConsoleError, TelephonyError
+from callcenter.ivr.runner import sound
+from callcenter.ivr.speech import Lang, say_integer
+from callcenter.seats.state import Seat, SeatInput, SeatState
+from callcenter.store.agents import AgentRecord, load_agents
+from callcenter.store.writer import OrderedWriter
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
+
+log = logging.getLogger(__name__)
+
+#: (audience, event, data): audience is an agent id, or "*" for supervisors' views
+Listener = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass
+class Waiter:
+    """A caller in a queue (or holding a place there by call-back)."""
+
+    call_id: str
+    queue: str
+    tier: Tier
+    arrived_at: float
+    channel: str
+    uniqueid: str
+    account: str = ""
+    manager: str = ""
+    phone: str = ""
+    callback: bool = False
+    context: dict[str, str] = field(default_factory=dict)
+    position_key: float | None = None
+    excluded: set[str] = field(default_factory=set)
+    ringing: str = ""
+    announced_at: float = 0.0
+    #: offered to one agent directly (click-to-call, transfer to an agent), not queued
+    direct: bool = False
+
+    def view(self, skill: str | None) -> routing.WaitingCall:
+        return routing.WaitingCall(self.call_id, self.tier, self.arrived_at,
+                                   manager=self.manager or None, skill=skill,
+                                   position_key=self.position_key,
+                                   excluded=frozenset(self.excluded))
+
+
+@dataclass
+class ActiveCall:
+    """A call offered to or connected with a seat."""
+
+    waiter: Waiter
+    agent_uniqueid: str
+    offered_at: float
+    recording: str = ""
+    agent_channel: str = ""
+    connected_at: float | None = None
+    recording_paused: bool = False
+    held: bool = False
+    consult_channel: str = ""
+    conference: str = ""
+
+    @property
+    def call_id(self) -> str:
+        return self.waiter.call_id
+
+
+@dataclass
+class SeatRuntime:
+    agent: AgentRecord
+    seat: Seat
+    ready_since: float | None = None
+    calls_taken: int = 0
+    call: ActiveCall | None = None
+    last_call: ActiveCall | None = None
+    wrap_timer: asyncio.TimerHandle | None = None
+
+    def data(self) -> dict[str, Any]:
+        return {"agent_id": self.agent.agent_id, "name": self.agent.name,
+                "state": self.seat.state.value, "reason": self.seat.reason,
+                "since": self.seat.since,
+                "call_id": self.call.call_id if self.call else ""}
+
+
+def _tier(value: str) -> Tier:
+    try:
+        return Tier(value)
+    except ValueError:
+        return Tier.ORDINARY
+
+
+class Acd:
+    def __init__(self, settings: AcdSettings, db: aiosqlite.Connection,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self.queues: dict[str, QueueSettings] = {q.name: q for q in settings.queues}
+        self.policies = {q.name: _policy(q, ()) for q in settings.queues}
+        self.waiting: dict[str, dict[str, Waiter]] = {q: {} for q in self.queues}
+        self.seats: dict[str, SeatRuntime] = {}
+        self.ami: AmiClient | None = None
+        self.log = OrderedWriter(db, "acd-log")
+        self.listeners: list[Listener] = []
+        #: the ring tasks and other Asterisk work in flight (awaited on close)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
+        #: ``(agent, call)`` for completed calls whose wrap-up is still owed
+        self.avg_handle_s = 120.0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.log.start()
+        agents = await load_agents(self.db)
+        vip = frozenset(a.agent_id for a in agents if a.vip_team)
+        self.policies = {q.name: _policy(q, vip) for q in self.queues.values()}
+        now = self.clock()
+        for agent in agents:
+            self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=now))
+        await self._restore_seats()
+        await self._restore_waiting()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for rt in self.seats.values():
+            if rt.wrap_timer is not None:
+                rt.wrap_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.log.close()
+
+    def attach(self, ami: AmiClient) -> None:
+        self.ami = ami
+        ami.add_handler(self.on_ami_event)
+
+    async def add_agent(self, agent: AgentRecord) -> None:
+        """An agent created or changed while running (the directory is the database)."""
+        rt = self.seats.get(agent.agent_id)
+        if rt is None:
+            self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=self.clock()))
+        else:
+            rt.agent = agent
+
+    async def _restore_seats(self) -> None:
+        async with self.db.execute(
+                "SELECT agent_id, state, reason, since, ready_since, calls_taken FROM seats"
+        ) as cur:
+            rows = await cur.fetchall()
+        for agent_id, state, reason, since, ready_since, calls in rows:
+            rt = self.seats.get(str(agent_id))
+            if rt is None:
+                continue
+            seat_state = SeatState(str(state))
+            # Calls are re-attached by ``resync`` once Asterisk's channels are known; until
+            # then a seat that was busy is not offered anything.
+            rt.seat.state, rt.seat.reason, rt.seat.since = seat_state, str(reason), float(since)
+            rt.ready_since = float(ready_since) if ready_since is not None else None
+            rt.calls_taken = int(calls)
+        self._pending_calls: dict[str, tuple[str, str, str]] = {}
+        async with self.db.execute(
+                "SELECT agent_id, call_id, agent_channel, caller_channel FROM seats"
+                " WHERE call_id != ''") as cur:
+            for agent_id, call_id, agent_channel, caller_channel in await cur.fetchall():
+                self._pending_calls[str(agent_id)] = (str(call_id), str(agent_channel),
+                                                      str(caller_channel))
+
+    async def _restore_waiting(self) -> None:
+        async with self.db.execute(
+                "SELECT call_id, queue, tier, arrived_at, channel, uniqueid, account, manager,"
+                " phone, callback, context FROM queue_waiting ORDER BY arrived_at") as cur:
+            rows = await cur.fetchall()
+        for (call_id, queue, tier, arrived, channel, uniqueid, account, manager, phone,
+             callback, context) in rows:
+            if queue not in self.waiting:
+                log.warning("caller %s waited in queue %s, which no longer exists; "
+                            "moved to %s", call_id, queue, next(iter(self.queues)))
+                queue = next(iter(self.queues))
+            waiter = Waiter(str(call_id), str(queue), _tier(str(tier)), float(arrived),
+                            str(channel), str(uniqueid), str(account), str(manager), str(phone),
+                            bool(callback), json.loads(str(context)))
+            self.waiting[str(queue)][waiter.call_id] = waiter
+
+    async def resync(self, live: Mapping[str, str]) -> None:
+        """After (re)connecting: ``live`` maps every channel's uniqueid to its name.
+
+        Waiting callers whose channel is gone abandoned while we could not see them; seats that
+        were on a call keep it if the agent's leg still exists, else go to wrap-up; a ring in
+        flight is withdrawn (its originate's answer is lost) and the caller keeps the place.
+        """
+        now = self.clock()
+        for queue in self.waiting.values():
+            for waiter in list(queue.values()):
+                waiter.ringing = ""
+                if waiter.callback or waiter.uniqueid in live:
+                    self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
+                    continue
+                self._abandon(waiter, now, "lost while the engine was down")
+        pending = getattr(self, "_pending_calls", {})
+        self._pending_calls = {}
+        for agent_id, rt in self.seats.items():
+            state = rt.seat.state
+            if rt.call is not None or state not in (SeatState.RINGING, SeatState.ON_CALL,
+                                                     SeatState.ON_HOLD):
+                continue
+            call_id, agent_uid, caller_channel = pending.get(agent_id, ("", "", ""))
+            if state is SeatState.RINGING:
+                if agent_uid in live and self.ami is not None:
+                    self._spawn(self._hangup(agent_uid))
+                self._restore(rt, SeatState.READY, "", now)
+            elif agent_uid in live:
+                waiter = Waiter(call_id, "", Tier.ORDINARY, now, caller_channel, "")
+                rt.call = ActiveCall(waiter, agent_uid, now, agent_channel=live[agent_uid],
+                                     connected_at=now, held=state is SeatState.ON_HOLD)
+                self._uniqueids[agent_uid] = ("agent", agent_id)
+            else:
+                self._restore(rt, SeatState.WRAP_UP, "", now)
+                self._arm_wrap_up(rt)
+        self.dispatch()
+
+    def _restore(self, rt: SeatRuntime, state: SeatState, reason: str, now: float) -> None:
+        old = rt.seat.state
+        rt.seat.state, rt.seat.reason, rt.seat.since = state, reason, now
+        rt.ready_since = now if state is SeatState.READY else None
+        self._log_seat(rt, old, "restore", "system")
+
+    # -- listeners ---------------------------------------------------------------------------
+
+    def _emit(self, audience: str, event: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(audience, event, data)
+            except Exception:
+                log.exception("ACD listener failed on %s", event)
+
+    # -- queue entry ---------------------------------------------------------------------------
+
+    def enqueue(self, call_id: str, queue: str, channel: str, uniqueid: str,
+                context: Mapping[str, str], phone: str = "", manager: str = "",
+                position_key: float | None = None) -> Waiter:
+        """A caller joins ``queue`` (unknown queues fall back to the first one)."""
+        if queue not in self.queues:
+            log.warning("call %s asked for unknown queue %r; using %s", call_id, queue,
+                        next(iter(self.queues)))
+            queue = next(iter(self.queues))
+        now = self.clock()
+        tier = _tier(context.get("customer.tier") or context.get("known.tier") or "")
+        account = context.get("customer.account", "")
+        waiter = Waiter(call_id, queue, tier, now, channel, uniqueid, account, manager, phone,
+                        context=dict(context), position_key=position_key, announced_at=now)
+        self.waiting[queue][call_id] = waiter
+        self._uniqueids[uniqueid] = ("caller", call_id)
+        self.log.put(
+            "INSERT OR REPLACE INTO queue_waiting (call_id, queue, tier, arrived_at, channel,"
+            " uniqueid, account, manager, phone, callback, context)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            (call_id, queue, tier.value, now, channel, uniqueid, account, manager, phone,
+             json.dumps(dict(context))))
+        self._qlog(now, queue, call_id, "enter", tier=tier.value)
+        log.info("call %s queued in %s (tier %s)", call_id, queue, tier.value)
+        self.dispatch()
+        self._emit_queues()
+        return waiter
+
+    def find_waiter(self, *, uniqueid: str = "", call_id: str = "") -> Waiter | None:
+        for queue in self.waiting.values():
+            for waiter in queue.values():
+                if (uniqueid and waiter.uniqueid == uniqueid) or \
+                        (call_id and waiter.call_id == call_id):
+                    return waiter
+        return None
+
+    def keep_place_by_callback(self, waiter: Waiter, phone: str) -> None:
+        """The caller pressed 1: they hang up but keep their place; the agent calls back."""
+        waiter.callback, waiter.phone = True, phone
+        waiter.channel = ""
+        self.log.put("UPDATE queue_waiting SET callback = 1, phone = ?, channel = ''"
+                     " WHERE call_id = ?", (phone, waiter.call_id))
+        self._qlog(self.clock(), waiter.queue, waiter.call_id, "callback")
+        self._emit_queues()
+
+    # -- seats ---------------------------------------------------------------------------------
+
+    def seat(self, agent_id: str) -> SeatRuntime:
+        rt = self.seats.get(agent_id)
+        if rt is None:
+            raise ConsoleError("not_found", f"no agent {agent_id}")
+        return rt
+
+    def set_state(self, agent_id: str, state: str, reason: str = "", *,
+                  by: str = "", force: bool = False) -> SeatRuntime:
+        """An agent (or, with ``force``, a supervisor) changes the seat's state."""
+        rt = self.seat(agent_id)
+        now = self.clock()
+        target = SeatState(state)
+        seat = rt.seat
+        if force:
+            if seat.state is SeatState.RINGING and rt.call is not None:
+                self._withdraw_offer(rt)
+            self._apply(rt, SeatInput.FORCE, now, reason=reason if target is
+                        SeatState.NOT_READY else "", by=by, target=target)
+            self.dispatch()
+        elif target is SeatState.READY:
+            if seat.state is SeatState.LOGGED_OUT:
+                self._apply(rt, SeatInput.LOGIN, now, by=by)
+            if seat.state is SeatState.WRAP_UP:
+                self._finish_wrap_up(rt)
+            if seat.state is not SeatState.READY:
+                self._apply(rt, SeatInput.READY, now, by=by)
+        elif target is SeatState.NOT_READY:
+            if seat.state is SeatState.LOGGED_OUT:
+                self._apply(rt, SeatInput.LOGIN, now, by=by)
+                if reason and reason != "login":
+                    self._apply(rt, SeatInput.READY, now, by=by)
+                    self._apply(rt, SeatInput.NOT_READY, now, reason=reason, by=by)
+            elif seat.state is not SeatState.NOT_READY or reason != seat.reason:
+                if seat.state is SeatState.NOT_READY:
+                    self._apply(rt, SeatInput.READY, now, by=by)
+                if seat.state is SeatState.WRAP_UP:
+                    self._finish_wrap_up(rt, cancel_only=True)
+                self._apply(rt, SeatInput.NOT_READY, now, reason=reason or "break", by=by)
+        else:
+            if seat.state is SeatState.WRAP_UP:
+                self._finish_wrap_up(rt, cancel_only=True)
+            self._apply(rt, SeatInput.LOGOUT, now, by=by)
+        return rt
+
+    def _apply(self, rt: SeatRuntime, what: SeatInput, now: float, *, reason: str = "",
+               by: str = "", target: SeatState | None = None) -> None:
+        old = rt.seat.state
+        change = rt.seat.apply(what, now, reason=reason, by=by, target=target)
+        rt.ready_since = now if change.to_state is SeatState.READY else None
+        self._log_seat(rt, old, what.value, change.by)
+        if change.to_state is SeatState.READY:
+            self.dispatch()
+
+    def _log_seat(self, rt: SeatRuntime, old: SeatState, what: str, by: str) -> None:
+        seat = rt.seat
+        self.log.put("INSERT INTO seat_log (at, agent_id, from_state, to_state, input, reason,"
+                     " by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (seat.since, rt.agent.agent_id, old.value, seat.state.value, what,
+                      seat.reason, by))
+        call = rt.call
+        self.log.put(
+            "INSERT OR REPLACE INTO seats (agent_id, state, reason, since, ready_since,"
+            " calls_taken, call_id, agent_channel, caller_channel)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rt.agent.agent_id, seat.state.value, seat.reason, seat.since, rt.ready_since,
+             rt.calls_taken, call.call_id if call else "", call.agent_uniqueid if call else "",
+             call.waiter.channel if call else ""))
+        self._emit(rt.agent.agent_id, "seat", rt.data())
+        self._emit("*", "seat", {**rt.data(), "from_state": old.value})
+
+    def _arm_wrap_up(self, rt: SeatRuntime) -> None:
+        if rt.wrap_timer is not None:
+            rt.wrap_timer.cancel()
+        rt.wrap_timer = asyncio.get_running_loop().call_later(
+            self.settings.wrap_up_s, self._wrap_up_expired, rt.agent.agent_id)
+
+    def _wrap_up_expired(self, agent_id: str) -> None:
+        rt = self.seats.get(agent_id)
+        if rt is not None and rt.seat.state is SeatState.WRAP_UP:
+            self._finish_wrap_up(rt)
+
+    def _finish_wrap_up(self, rt: SeatRuntime, cancel_only: bool = False) -> None:
+        if rt.wrap_timer is not None:
+            rt.wrap_timer.cancel()
+            rt.wrap_timer = None
+        if not cancel_only:
+            self._apply(rt, SeatInput.WRAP_DONE, self.clock())
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Offer waiting calls to ready seats, best first, until nothing more fits."""
+        now = self.clock()
+        ready = [rt for rt in self.seats.values()
+                 if rt.seat.state is SeatState.READY and rt.call is None]
+        while ready:
+            best: tuple[float, Waiter, SeatRuntime] | None = None
+            views = [routing.SeatView(rt.agent.agent_id, rt.ready_since, rt.agent.skills,
+                                      rt.calls_taken) for rt in ready]
+            for name, queue in self.waiting.items():
+                policy = self.policies[name]
+                calls = [w.view(policy.skill) for w in queue.values() if not w.ringing]
+                pick = routing.next_assignment(calls, views, policy, now)
+                if pick is None:
+                    continue
+                waiter = queue[pick.call_id]
+                score = routing.priority(waiter.view(policy.skill), policy, now)
+                if best is None or score > best[0]:
+                    best = (score, waiter, self.seats[pick.agent_id])
+            if best is None:
+                break
+            _, waiter, rt = best
+            ready.remove(rt)
+            self._offer(rt, waiter, now)
+        self._arm_timer(now)
+
+    def _arm_timer(self, now: float) -> None:
+        """One timer for the next thing that changes by time alone."""
+        due: list[float] = []
+        for name, queue in self.waiting.items():
+            policy = self.policies[name]
+            settings = self.queues[name]
+            calls = [w.view(policy.skill) for w in queue.values() if not w.ringing]
+            at = routing.next_change_at(calls, policy, now)
+            if at is not None:
+                due.append(at)
+            for w in queue.values():
+                if settings.overflow_after_s and settings.overflow_queue and not w.ringing:
+                    due.append(w.arrived_at + settings.overflow_after_s)
+                if settings.announce_every_s and not w.callback:
+                    due.append(w.announced_at + settings.announce_every_s)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if due:
+            delay = max(0.05, min(due) - now)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        for name, queue in self.waiting.items():
+            settings = self.queues[name]
+            for w in list(queue.values()):
+                if (settings.overflow_after_s and settings.overflow_queue and not w.ringing
+                        and now - w.arrived_at >= settings.overflow_after_s
+                        and settings.overflow_queue in self.queues):
+                    self._move(w, settings.overflow_queue, now, "overflow")
+        self._announce(now)
+        self.dispatch()
+
+    def _move(self, waiter: Waiter, target: str, now: float, event: str) -> None:
+        del self.waiting[waiter.queue][waiter.call_id]
+        self._qlog(now, waiter.queue, waiter.call_id, event, detail={"target": target})
+        waiter.position_key = waiter.position_key or waiter.arrived_at
+        waiter.queue, waiter.arrived_at = target, now
+        self.waiting[target][waiter.call_id] = waiter
+        self.log.put("UPDATE queue_waiting SET queue = ?, arrived_at = ? WHERE call_id = ?",
+                     (target, now, waiter.call_id))
+        self._qlog(now, target, waiter.call_id, "enter", tier=waiter.tier.value)
+
+    def _announce(self, now: float) -> None:
+        if self.ami is None:
+            return
+        for name, queue in self.waiting.items():
+            settings = self.queues[name]
+            if not settings.announce_every_s:
+                continue
+            policy = self.policies[name]
+            calls = [w.view(policy.skill) for w in queue.values()]
+            ready = sum(1 for rt in self.seats.values() if rt.seat.state in (
+                SeatState.READY, SeatState.ON_CALL, SeatState.ON_HOLD, SeatState.WRAP_UP,
+                SeatState.RINGING))
+            for w in queue.values():
+                if w.callback or w.ringing or now - w.announced_at < settings.announce_every_s:
+                    continue
+                w.announced_at = now
+                pos = routing.position(w.call_id, calls, policy, now)
+                if pos is None or pos <= 1:
+                    continue  # the caller at the head is next: no announcement
+                minutes = max(1, round(routing.estimated_wait(pos, self.avg_handle_s,
+                                                              max(1, ready)) / 60))
+                lang: Lang = "en" if w.context.get("lang") == "en" else "zh"
+                files = [f"{lang}/queue_ahead", *(f"{lang}/{p}" for p in
+                                                   say_integer(pos - 1, lang)),
+                         f"{lang}/queue_callers", f"{lang}/queue_wait_about",
+                         *(f"{lang}/{p}" for p in say_integer(minutes, lang)),
+                         f"{lang}/queue_minutes"]
+                if settings.callback_offer:
+                    files.append(f"{lang}/queue_callback_offer")
+                self._spawn(self._play_announcement(w, "&".join(sound(f) for f in files)))
+
+    async def _play_announcement(self, waiter: Waiter, files: str) -> None:
+        assert self.ami is not None
+        if not waiter.channel or waiter.ringing:
+            return
+        await self.ami.action("Setvar", Channel=waiter.channel, Variable="CC_ANNOUNCE",
+                              Value=files)
+        if waiter.ringing:
+            return  # an agent is being rung: the redirect would race the bridge
+        await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
+                              Exten="announce", Priority="1")
+
+    # -- offering and connecting -----------------------------------------------------------------
+
+    def offer_direct(self, rt: SeatRuntime, waiter: Waiter) -> None:
+        """Ring one seat for a call that is not queued (click-to-call, transfer to an agent)."""
+        waiter.direct = True
+        self._offer(rt, waiter, self.clock())
+
+    def _offer(self, rt: SeatRuntime, waiter: Waiter, now: float) -> None:
+        agent_uid = f"acd-{uuid.uuid4().hex[:20]}"
+        call = ActiveCall(waiter, agent_uid, now)
+        waiter.ringing = rt.agent.agent_id
+        rt.call = call
+        self._uniqueids[agent_uid] = ("agent", rt.agent.agent_id)
+        self._apply(rt, SeatInput.OFFER, now)
+        self._qlog(now, waiter.queue, waiter.call_id, "ring", agent=rt.agent.agent_id,
+                   tier=waiter.tier.value)
+        self._emit(rt.agent.agent_id, "offered", {"call": call, "seat": rt})
+        self._spawn(self._ring(rt, call))
+
+    async def _ring(self, rt: SeatRuntime, call: ActiveCall) -> None:
+        waiter = call.waiter
+        stamp = time.strftime("%Y%m%d", time.localtime(call.offered_at))
+        call.recording = (f"{self.settings.recordings_dir}/{stamp}/"
+                          f"{waiter.call_id}-{rt.agent.agent_id}.wav")
+        variables = [f"CC_CALL={waiter.call_id}", f"CC_REC={call.recording}"]
+        if waiter.callback:
+            exten = "callback"
+            variables += [f"CC_NUMBER={waiter.phone}", "CC_DIAL_TIMEOUT=60"]
+        else:
+            exten = "s"
+            variables.append(f"CC_CALLER={waiter.channel}")
+        ring_s = self.settings.ring_timeout_s
+        try:
+            if self.ami is None:
+                raise TelephonyError("no AMI link")
+            _, answer = await self.ami.originate(
+                wait_s=ring_s + 10, Channel=rt.agent.endpoint, Context="acd-agent",
+                Exten=exten, Priority="1", ChannelId=call.agent_uniqueid,
+                OtherChannelId=f"{call.agent_uniqueid}-2", Timeout=str(int(ring_s * 1000)),
+                CallerID=f"\"{waiter.tier.value}\" <{waiter.phone or 'queue'}>",
+                Variable=variables)
+            call.agent_channel = answer.get("Channel", "")
+        except (AmiActionError, TelephonyError) as exc:
+            self._ring_failed(rt, call, str(exc))
+            return
+        self._answered(rt, call)
+
+    def _ring_failed(self, rt: SeatRuntime, call: ActiveCall, why: str) -> None:
+        if rt.call is not call:
+            return  # withdrawn (forced, or the caller hung up) meanwhile
+        now = self.clock()
+        waiter = call.waiter
+        rt.call = None
+        self._uniqueids.pop(call.agent_uniqueid, None)
+        waiter.ringing = ""
+        if waiter.direct:
+            self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
+                                                    "wrap_up_s": 0, "answered": False})
+            self._apply(rt, SeatInput.NO_ANSWER, now)
+        elif self.find_waiter(call_id=waiter.call_id) is waiter:
+            waiter.excluded.add(rt.agent.agent_id)
+            self._qlog(now, waiter.queue, waiter.call_id, "noanswer", agent=rt.agent.agent_id)
+            log.info("agent %s did not answer call %s (%s)", rt.agent.agent_id,
+                     waiter.call_id, why)
+            self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
+                                                    "wrap_up_s": 0, "answered": False})
+            self._apply(rt, SeatInput.NO_ANSWER, now)
+        else:
+            self._apply(rt, SeatInput.CALL_ENDED, now)
+        self.dispatch()
+
+    def _answered(self, rt: SeatRuntime, call: ActiveCall) -> None:
+        waiter = call.waiter
+        now = self.clock()
+        if rt.call is not call:
+            self._spawn(self._hangup(call.agent_uniqueid))
+            return
+        if not waiter.direct and self.find_waiter(call_id=waiter.call_id) is not waiter:
+            # The caller left while the phone rang; the bridge found nobody.
+            self._spawn(self._hangup(call.agent_uniqueid))
+            rt.call = None
+            self._apply(rt, SeatInput.CALL_ENDED, now)
+            return
+        if not waiter.direct:
+            del self.waiting[waiter.queue][waiter.call_id]
+            self.log.put("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
+        call.connected_at = now
+        rt.calls_taken += 1
+        self._apply(rt, SeatInput.ANSWER, now)
+        self._qlog(now, waiter.queue, waiter.call_id, "connect", agent=rt.agent.agent_id,
+                   tier=waiter.tier.value, wait_s=now - (waiter.position_key or
+                                                         waiter.arrived_at))
+        self.log.put("INSERT INTO recordings (call_id, agent_id, account, path, started_at)"
+                     " VALUES (?, ?, ?, ?, ?)",
+                     (waiter.call_id, rt.agent.agent_id, waiter.account, call.recording, now))
+        if waiter.callback:
+            self.log.put("UPDATE service_requests SET state = 'done' WHERE kind = 'callback'"
+                         " AND phone = ? AND state = 'open'", (waiter.phone,))
+        self._emit(rt.agent.agent_id, "connected", {"call_id": waiter.call_id,
+                                                    "recording": bool(call.recording)})
+        self._emit_queues()
+
+    def _withdraw_offer(self, rt: SeatRuntime) -> None:
+        call = rt.call
+        if call is None:
+            return
+        rt.call = None
+        call.waiter.ringing = ""
+        self._spawn(self._hangup(call.agent_uniqueid))
+
+    # -- AMI events ----------------------------------------------------------------------------
+
+    def on_ami_event(self, event: AmiEvent) -> None:
+        match event:
+            case Hangup(info):
+                self._on_hangup(info.uniqueid, info.channel)
+            case BridgeEnter(info):
+                role = self._uniqueids.get(info.uniqueid)
+                if role is not None and role[0] == "agent":
+                    rt = self.seats.get(role[1])
+                    if rt is not None and rt.call is not None and not rt.call.agent_channel:
+                        rt.call.agent_channel = info.channel
+            case DialBegin(caller, dest, _):
+                if caller is None:
+                    return
+                role = self._uniqueids.get(caller.uniqueid)
+                if role is not None and role[0] == "agent":
+                    rt = self.seats.get(role[1])
+                    if rt is not None and rt.call is not None:
+                        rt.call.consult_channel = dest.channel
+            case _:
+                pass
+
+    def _on_hangup(self, uniqueid: str, channel: str) -> None:
+        role = self._uniqueids.pop(uniqueid, None)
+        if role is None:
+            return
+        kind, key = role
+        now = self.clock()
+        if kind == "caller":
+            waiter = self.find_waiter(call_id=key)
+            if waiter is not None and waiter.uniqueid == uniqueid and not waiter.callback:
+                ringing = self.seats.get(waiter.ringing) if waiter.ringing else None
+                self._abandon(waiter, now, "caller hung up")
+                if ringing is not None and ringing.call is not None:
+                    self._withdraw_offer_after_abandon(ringing)
+            return
+        rt = self.seats.get(key)
+        if rt is None or rt.call is None or rt.call.agent_uniqueid != uniqueid:
+            return
+        call = rt.call
+        if call.connected_at is None:
+            return  # still ringing: the originate's answer settles it
+        self._call_ended(rt, call, now)
+
+    def _withdraw_offer_after_abandon(self, rt: SeatRuntime) -> None:
+        call = rt.call
+        assert call is not None
+        rt.call = None
+        self._spawn(self._hangup(call.agent_uniqueid))
+        self._apply(rt, SeatInput.CALL_ENDED, self.clock())
+
+    def _abandon(self, waiter: Waiter, now: float, why: str) -> None:
+        self.waiting[waiter.queue].pop(waiter.call_id, None)
+        self.log.put("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
+        self._qlog(now, waiter.queue, waiter.call_id, "abandon", tier=waiter.tier.value,
+                   wait_s=now - waiter.arrived_at, detail={"why": why})
+        log.info("call %s abandoned in %s after %.0f s (%s)", waiter.call_id, waiter.queue,
+                 now - waiter.arrived_at, why)
+        self._emit_queues()
+
+    def _call_ended(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
+        rt.call = None
+        rt.last_call = call
+        talk = now - (call.connected_at or now)
+        self._qlog(now, call.waiter.queue or "", call.call_id, "complete",
+                   agent=rt.agent.agent_id, talk_s=talk)
+        self.log.put("UPDATE recordings SET ended_at = ? WHERE call_id = ? AND agent_id = ?",
+                     (now, call.call_id, rt.agent.agent_id))
+        if call.consult_channel:
+            self._spawn(self._hangup(call.consult_channel))
+        self.avg_handle_s = 0.9 * self.avg_handle_s + 0.1 * (talk + self.settings.wrap_up_s)
+        self._apply(rt, SeatInput.CALL_ENDED, now)
+        self._emit(rt.agent.agent_id, "ended", {"call_id": call.call_id,
+                                                "wrap_up_s": self.settings.wrap_up_s,
+                                                "answered": True})
+        if self.settings.wrap_up_s <= 0:
+            self._finish_wrap_up(rt)
+        else:
+            self._arm_wrap_up(rt)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _qlog(self, at: float, queue: str, call_id: str, event: str, *, agent: str = "",
+              tier: str = "", wait_s: float | None = None, talk_s: float | None = None,
+              detail: Mapping[str, str] | None = None) -> None:
+        self.log.put("INSERT INTO queue_log (at, queue, call_id, event, agent_id, tier, wait_s,"
+                     " talk_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (at, queue, call_id, event, agent, tier, wait_s, talk_s,
+                      json.dumps(dict(detail or {}))))
+        self._emit("*", "queue_log", {"at": at, "queue": queue, "call_id": call_id,
+                                      "event": event, "agent_id": agent, "wait_s": wait_s,
+                                      "talk_s": talk_s})
+
+    def _emit_queues(self) -> None:
+        self._emit("*", "queues", {})
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guard(coro: Any) -> None:
+        try:
+            await coro
+        except CallCenterError as exc:
+            log.warning("ACD: %s", exc)
+        except Exception:
+            log.exception("ACD task failed")
+
+    async def _hangup(self, channel: str) -> None:
+        if self.ami is None:
+            return
+        with contextlib.suppress(AmiActionError):
+            await self.ami.action("Hangup", Channel=channel)
+
+    def queue_snapshot(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Waiting callers per queue, in the order they will be served."""
+        now = self.clock() if now is None else now
+        out = []
+        for name, queue in self.waiting.items():
+            policy = self.policies[name]
+            order = routing.ranked([w.view(policy.skill) for w in queue.values()], policy, now)
+            out.append({"name": name, "waiting": [
+                {"call_id": c.call_id, "tier": c.tier.value, "waited_s": now - c.arrived_at,
+                 "callback": queue[c.call_id].callback, "ringing": queue[c.call_id].ringing}
+                for c in order]})
+        return out
+
+    async def flush(self) -> None:
+        await self.log.flush()
+
+
+def _policy(q: QueueSettings, vip_team: Iterable[str]) -> routing.QueuePolicy:
+    weights = {_tier(k): float(v) for k, v in q.tier_weights.items()}
+    return routing.QueuePolicy(
+        name=q.name, skill=q.skill, tier_weights=weights, aging_per_second=q.aging_per_second,
+        manager_first_s=q.manager_first_s, vip_team_s=q.vip_team_s,
+        vip_team=frozenset(vip_team), seat_choice=q.seat_choice)

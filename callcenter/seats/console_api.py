@@ -1,0 +1,45 @@
+"""What the console server needs from the rest of the engine, and nothing more.
+
+The websocket server (``console_server.py``) owns connections, login, limits and the protocol;
+a ``ConsoleBackend`` (the seat service in the engine, a fake in unit tests) owns what commands do.
+The backend pushes events through the ``ConsolePush`` it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callcenter.seats.protocol import Event, Request, Role
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    agent_id: str
+    name: str
+    role: Role
+
+
+class ConsolePush(Protocol):
+    def to_agent(self, agent_id: str, event: Event) -> None:
+        """Send to every live session of this agent (dropped if none)."""
+
+    def to_role(self, role: Role, event: Event) -> None:
+        """Send to every session whose role is ``role`` or above (supervisor -> admin too)."""
+
+    def end_sessions(self, agent_id: str, reason: str) -> None:
+        """Close the agent's sessions with a ``session_ended`` event (forced log-out)."""
+
+
+class ConsoleBackend(Protocol):
+    async def authenticate(self, agent_id: str, password: str) -> AgentIdentity | None:
+        """The agent if the password is right, else None (constant-time; never logs it)."""
+
+    async def snapshot(self, agent: AgentIdentity) -> dict[str, Any]:
+        """The login reply's data: {agent, seat, call, queues} as in docs/console-protocol.md."""
+
+    async def command(self, agent: AgentIdentity, request: Request) -> dict[str, Any]:
+        """Carry out an authorised request; the reply's data. Raises ``ConsoleError``."""
+
+    async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
+        """A session of this agent ended (the seat stays as it is; a supervisor sees it)."""

@@ -1,0 +1,272 @@
+"""The agent console's websocket protocol, version 1: every message, as pydantic models.
+
+Client -> server: a *request* ``{"v": 1, "id": "<client id>", "type": "<command>", ...}``.
+Server -> client: a *reply* ``{"v": 1, "type": "result", "id": ..., "data": {...}}`` or
+``{"v": 1, "type": "error", "id": ..., "code": "<ErrorCode>", "message": "..."}``, and *events*
+``{"v": 1, "type": "event", "event": "<name>", "data": {...}}`` pushed at any time.
+
+``docs/console-protocol.md`` describes the same; this module is the authority. Numbers that go to
+Asterisk (transfer, click-to-call, consult, conference) are checked here: only digits, ``+``,
+``*`` and ``#``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+PROTOCOL_VERSION = 1
+#: a phone number or extension the console may ask Asterisk to dial
+DIALABLE = r"^[0-9+*#]{1,32}$"
+AGENT_ID = r"^[A-Za-z0-9_.-]{1,32}$"
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class ErrorCode(enum.StrEnum):
+    MALFORMED = "malformed"              # not JSON, not an object, or fails validation
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_COMMAND = "unknown_command"
+    LOGIN_REQUIRED = "login_required"    # a command before login
+    BAD_CREDENTIALS = "bad_credentials"  # wrong id or password (never says which)
+    LOGIN_TIMEOUT = "login_timeout"      # no login within the deadline: the server closes
+    ALREADY_LOGGED_IN = "already_logged_in"
+    FORBIDDEN = "forbidden"              # the role may not do this
+    RATE_LIMITED = "rate_limited"        # too many messages: this one was dropped
+    TOO_LARGE = "too_large"              # (close code 1009 for frames over the limit)
+    INVALID_STATE = "invalid_state"      # the seat's state does not allow it
+    NO_CALL = "no_call"                  # a call control without a call
+    BAD_NUMBER = "bad_number"            # outside digits, + * #
+    NOT_FOUND = "not_found"              # unknown agent, queue, call or account
+    UNAVAILABLE = "unavailable"          # Asterisk link down, etc.
+    INTERNAL = "internal"
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=4000)
+
+    v: Literal[1] = 1
+    id: str = Field("", max_length=64)
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class Login(_Msg):
+    type: Literal["login"]
+    agent_id: str = Field(pattern=AGENT_ID)
+    password: str = Field(min_length=1, max_length=128)
+    #: the console's language for texts the server composes (zh or en)
+    lang: Literal["zh", "en"] = "zh"
+
+
+class Ping(_Msg):
+    type: Literal["ping"]
+
+
+class SetState(_Msg):
+    type: Literal["set_state"]
+    state: Literal["ready", "not_ready", "logged_out"]
+    reason: str = Field("", max_length=64)
+
+
+class Hangup(_Msg):
+    type: Literal["hangup"]
+
+
+class Hold(_Msg):
+    type: Literal["hold"]
+
+
+class Resume(_Msg):
+    type: Literal["resume"]
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["queue", "agent", "number"]
+    value: str = Field(min_length=1, max_length=32)
+
+    @field_validator("value")
+    @classmethod
+    def _checked(cls, value: str, info: ValidationInfo) -> str:
+        kind = info.data.get("kind")
+        if kind == "number" and not re.fullmatch(DIALABLE, value):
+            raise ValueError("a number may hold only digits, +, * and #")
+        if kind in ("queue", "agent") and not re.fullmatch(AGENT_ID, value):
+            raise ValueError("not a queue or agent id")
+        return value
+
+
+class Transfer(_Msg):
+    """Blind transfer of the caller; the agent's leg ends."""
+
+    type: Literal["transfer"]
+    target: Target
+
+
+class Consult(_Msg):
+    """Put the caller on hold and call the target (agent or number) for a word first."""
+
+    type: Literal["consult"]
+    target: Target
+
+
+class ConsultComplete(_Msg):
+    """Join the caller to the consulted party; the agent's leg ends."""
+
+    type: Literal["consult_complete"]
+
+
+class ConsultCancel(_Msg):
+    """Hang up the consulted party and take the caller back."""
+
+    type: Literal["consult_cancel"]
+
+
+class Conference(_Msg):
+    """Bring a third party (agent or number) into the call with the caller and agent."""
+
+    type: Literal["conference"]
+    target: Target
+
+
+class Recording(_Msg):
+    type: Literal["recording"]
+    action: Literal["pause", "resume"]
+
+
+class WrapUp(_Msg):
+    type: Literal["wrap_up"]
+    call_id: str = Field(min_length=1, max_length=64)
+    disposition: Literal["resolved", "follow_up", "complaint", "order_help", "info", "other"]
+    notes: str = Field("", max_length=2000)
+
+
+class CreateTask(_Msg):
+    type: Literal["create_task"]
+    text: str = Field(min_length=1, max_length=1000)
+    account: str = Field("", pattern=r"^[0-9]{0,16}$")
+    phone: str = Field("", pattern=r"^[0-9+*#]{0,32}$")
+    #: unix seconds; none means "no deadline"
+    due_at: float | None = None
+    #: who should do it (default: the agent who creates it)
+    agent_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$")
+
+
+class ClickToCall(_Msg):
+    type: Literal["click_to_call"]
+    number: str = Field(pattern=DIALABLE)
+    account: str = Field("", pattern=r"^[0-9]{0,16}$")
+
+
+class SendMessage(_Msg):
+    """A statement or a note to the customer, through the outbox (fax, e-mail or SMS)."""
+
+    type: Literal["send_message"]
+    account: str = Field(pattern=r"^[0-9]{1,16}$")
+    channel: Literal["sms", "email", "fax"]
+    template: Literal["statement", "note"]
+    text: str = Field("", max_length=500)
+
+
+class Wallboard(_Msg):
+    """Supervisor: the wallboard now, and ``wallboard`` events from then on."""
+
+    type: Literal["wallboard"]
+
+
+class Spy(_Msg):
+    """Supervisor: ring the supervisor's phone and listen / whisper / barge on an agent."""
+
+    type: Literal["spy"]
+    agent_id: str = Field(pattern=AGENT_ID)
+    mode: Literal["listen", "whisper", "barge"]
+
+
+class ForceState(_Msg):
+    type: Literal["force_state"]
+    agent_id: str = Field(pattern=AGENT_ID)
+    state: Literal["ready", "not_ready", "logged_out"]
+    reason: str = Field("", max_length=64)
+
+
+Request = Annotated[
+    Login | Ping | SetState | Hangup | Hold | Resume | Transfer | Consult | ConsultComplete
+    | ConsultCancel | Conference | Recording | WrapUp | CreateTask | ClickToCall | SendMessage
+    | Wallboard | Spy | ForceState,
+    Field(discriminator="type"),
+]
+REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
+
+#: who may send what (login and ping: anyone; the server checks before the backend sees it)
+AGENT_COMMANDS = frozenset({
+    "set_state", "hangup", "hold", "resume", "transfer", "consult", "consult_complete",
+    "consult_cancel", "conference", "recording", "wrap_up", "create_task", "click_to_call",
+    "send_message",
+})
+SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "force_state"}
+ALLOWED: dict[Role, frozenset[str]] = {
+    Role.AGENT: AGENT_COMMANDS,
+    Role.SUPERVISOR: SUPERVISOR_COMMANDS,
+    Role.ADMIN: SUPERVISOR_COMMANDS,
+}
+
+
+# -- replies and events --------------------------------------------------------------------------
+
+
+class Result(BaseModel):
+    v: Literal[1] = 1
+    type: Literal["result"] = "result"
+    id: str
+    data: dict[str, Any] = {}
+
+
+class Error(BaseModel):
+    v: Literal[1] = 1
+    type: Literal["error"] = "error"
+    id: str = ""
+    code: ErrorCode
+    message: str
+
+
+class Event(BaseModel):
+    """Pushed by the server. ``event`` names and their ``data``:
+
+    - ``seat``: {agent_id, name, state, reason, since, call_id}
+    - ``call_offered``: the screen pop, {call_id, queue, waited_s, customer: {name, tier,
+      account_masked, balance_summary: {currency, cash, market_value, total}} | null,
+      ivr: {path, last_failure, lang}, recent_contacts: [{at, kind, summary}], caller: masked}
+    - ``call_connected``: {call_id, recording: bool}
+    - ``call_held``, ``call_resumed``: {call_id}
+    - ``recording``: {call_id, state: "on" | "paused"}
+    - ``consult``: {call_id, state: "ringing" | "talking" | "ended", target}
+    - ``call_ended``: {call_id, wrap_up_s, disposition_required: true}
+    - ``queues``: {queues: [QueueFigures]}
+    - ``wallboard``: {queues: [QueueFigures], seats: [seat data]}
+    - ``session_ended``: {reason} (logged out elsewhere, forced by a supervisor)
+
+    QueueFigures: {name, waiting, longest_wait_s, answered, abandoned, service_level (0..1 or
+    null), asa_s (or null), target_s}.
+    """
+
+    v: Literal[1] = 1
+    type: Literal["event"] = "event"
+    event: str
+    data: dict[str, Any] = {}

@@ -1,0 +1,115 @@
+"""Helpers for ACD tests: agents in the test database, a movable ACD clock, waiting on the ACD."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import SecretStr
+
+from callcenter.config import Settings
+from callcenter.engine import Engine
+from callcenter.store.agents import AgentRecord, save_agent
+from callcenter.store.db import open_db
+from callcenter.telephony.simcall import SimCaller
+
+AGENT_PASSWORD = "test-agent-pw"  # noqa: S105
+
+ORDINARY_PHONE = "13800000001"
+SILVER_PHONE = "13800000002"
+GOLD_PHONE = "13800000003"       # manager A1001
+PLATINUM_PHONE = "13800000004"   # manager A1002
+
+
+class Clock:
+    """The ACD's clock: real time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.time
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def agent(agent_id: str, phone: str, kind: str = "agent-answer", *, vip: bool = False,
+          role: str = "agent", skills: dict[str, int] | None = None) -> AgentRecord:
+    return AgentRecord(agent_id, f"Agent {agent_id}", role, f"Local/{phone}@{kind}",
+                       skills or {"general": 5}, vip_team=vip)
+
+
+async def add_agents(settings: Settings, agents: list[AgentRecord]) -> None:
+    db = await open_db(settings.database)
+    try:
+        for a in agents:
+            await save_agent(db, a, SecretStr(AGENT_PASSWORD))
+    finally:
+        await db.close()
+
+
+async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0,
+                what: str = "") -> Any:
+    """Wait (event-driven: every ACD or AMI event re-checks) until ``check()`` is truthy."""
+    assert engine.acd is not None and engine.ami is not None
+    changed = asyncio.Event()
+
+    def poke(*_args: object) -> None:
+        changed.set()
+
+    engine.acd.listeners.append(poke)
+    engine.ami.add_handler(poke)
+    try:
+        async with asyncio.timeout(within_s):
+            while True:
+                result = check()
+                if result:
+                    return result
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what or check}") from None
+    finally:
+        engine.acd.listeners.remove(poke)
+        engine.ami.remove_handler(poke)
+
+
+def waiting_ids(engine: Engine, queue: str = "general") -> list[str]:
+    assert engine.acd is not None
+    return list(engine.acd.waiting[queue])
+
+
+async def queue_to_agent(engine: Engine, caller: SimCaller, phone: str, *,
+                         hold_s: int = 90) -> str:
+    """A caller dials the hotline and presses 0 at once: they end up waiting in the queue."""
+    call_id = await caller.place("9500", "0", hold_s=hold_s, wait_s=1, caller_id=phone,
+                                 gap_ms=60, tone_ms=60)
+    await until(engine, lambda: call_id in waiting_ids(engine), 40, f"{call_id} queued")
+    return call_id
+
+
+async def queue_log(engine: Engine, event: str | None = None) -> list[dict[str, Any]]:
+    assert engine.acd is not None and engine.db is not None
+    await engine.acd.flush()
+    sql = "SELECT at, queue, call_id, event, agent_id, tier, wait_s, talk_s FROM queue_log"
+    args: tuple[str, ...] = ()
+    if event:
+        sql += " WHERE event = ?"
+        args = (event,)
+    async with engine.db.execute(sql + " ORDER BY id", args) as cur:
+        cols = ["at", "queue", "call_id", "event", "agent_id", "tier", "wait_s", "talk_s"]
+        return [dict(zip(cols, row, strict=True)) for row in await cur.fetchall()]
+
+
+async def hang_up_all(engine: Engine) -> None:
+    assert engine.ami is not None
+    rows = await engine.ami.action_list("CoreShowChannels")
+    for row in rows:
+        with contextlib.suppress(Exception):
+            await engine.ami.action("Hangup", Channel=row["Channel"])
