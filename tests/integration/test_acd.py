@@ -4,7 +4,6 @@ call-backs, abandons and a restart of the engine while people wait and talk."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -94,3 +93,154 @@ async def test_a_platinum_caller_who_arrives_later_is_served_first(
     assert [c["call_id"] for c in connects] == [platinum]
     assert connects[0]["tier"] == "platinum" and connects[0]["agent_id"] == "A1"
     assert waiting_ids(engine) == [ordinary]
+
+
+async def test_aging_lets_an_ordinary_caller_through_in_the_end(start_engine: Factory) -> None:
+    clock = Clock()
+    # platinum's head start is 30 s of waiting: an ordinary caller who waited 40 s goes first
+    engine = await start_engine([agent("A1", "1001")], clock,
+                                tier_weights={"platinum": 30, "gold": 20, "silver": 10,
+                                              "ordinary": 0})
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    ordinary = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    clock.advance(40)
+    await queue_to_agent(engine, caller, PLATINUM_PHONE)
+    assert engine.acd is not None
+    engine.acd.set_state("A1", "ready")
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
+    assert [c["call_id"] for c in await queue_log(engine, "connect")] == [ordinary]
+
+
+async def test_a_vip_rings_the_manager_first_then_the_vip_team(start_engine: Factory) -> None:
+    clock = Clock()
+    agents = [agent("A1001", "1001", vip=True), agent("A1002", "1002", vip=True),
+              agent("A2001", "2001")]
+    engine = await start_engine(agents, clock, manager_first_s=20, vip_team_s=40)
+    acd = engine.acd
+    assert acd is not None
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    # The gold customer's manager is A1001 (from the back office, by caller ID).
+    acd.set_state("A1002", "ready")
+    acd.set_state("A2001", "ready")
+    gold = await queue_to_agent(engine, caller, GOLD_PHONE)
+    assert acd.find_waiter(call_id=gold) is not None
+    assert acd.find_waiter(call_id=gold).manager == "A1001"  # type: ignore[union-attr]
+    assert (await queue_log(engine, "ring")) == []  # the manager's time: nobody else rings
+    # The manager's stage passes: the VIP team (A1002), not the general agent, gets it.
+    clock.advance(21)
+    acd.dispatch()
+    await until(engine, lambda: seat_state(engine, "A1002") is SeatState.ON_CALL, what="team")
+    assert seat_state(engine, "A2001") is SeatState.READY
+    # A second gold caller while the manager is ready: the manager rings at once.
+    acd.set_state("A1001", "ready")
+    second = await queue_to_agent(engine, caller, GOLD_PHONE)
+    await until(engine, lambda: seat_state(engine, "A1001") is SeatState.ON_CALL, what="mgr")
+    connects = await queue_log(engine, "connect")
+    assert [(c["call_id"], c["agent_id"]) for c in connects] == [(gold, "A1002"),
+                                                                 (second, "A1001")]
+
+
+async def test_ring_no_answer_makes_the_seat_not_ready_and_the_caller_keeps_the_head(
+        start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "3001", "agent-noanswer"), agent("A2", "1002")])
+    acd = engine.acd
+    assert acd is not None
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    first = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    second = await queue_to_agent(engine, caller, PLATINUM_PHONE.replace("4", "9"))
+    acd.set_state("A1", "ready")
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.NOT_READY, 20, "RNA")
+    assert acd.seats["A1"].seat.reason == "no answer"
+    assert waiting_ids(engine) == [first, second]
+    assert [r["agent_id"] for r in await queue_log(engine, "noanswer")] == ["A1"]
+    acd.set_state("A2", "ready")
+    await until(engine, lambda: seat_state(engine, "A2") is SeatState.ON_CALL, what="A2")
+    assert [c["call_id"] for c in await queue_log(engine, "connect")] == [first]
+
+
+async def test_an_abandoned_call_is_counted(start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")])
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    call_id = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    assert engine.ami is not None and engine.controller is not None
+    await engine.ami.action("Hangup", Channel=engine.controller.model.channels[call_id].name)
+    await until(engine, lambda: not waiting_ids(engine), what="abandon")
+    abandons = await queue_log(engine, "abandon")
+    assert [a["call_id"] for a in abandons] == [call_id]
+    assert abandons[0]["wait_s"] is not None and abandons[0]["wait_s"] >= 0
+    assert engine.console_backend is not None
+    figures = engine.console_backend.queue_figures()
+    assert figures[0]["abandoned"] == 1 and figures[0]["waiting"] == 0
+
+
+async def test_a_callback_keeps_its_place_and_calls_the_agent_then_the_customer(
+        start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")])
+    acd = engine.acd
+    assert acd is not None and engine.ami is not None and engine.controller is not None
+    caller = SimCaller(engine.ami)
+    first = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    # The caller presses 1 while waiting (DTMF sent into the call like a phone would).
+    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[first].name,
+                            Digit="1", Duration="120")
+    await until(engine, lambda: acd.find_waiter(call_id=first) is not None
+                and acd.find_waiter(call_id=first).callback, what="call-back")  # type: ignore[union-attr]
+    await caller.wait_end(first, 30)  # the engine read the reference and hung up
+    later = await queue_to_agent(engine, caller, PLATINUM_PHONE.replace("4", "8"))
+    assert waiting_ids(engine) == [first, later]
+    dialled: list[str] = []
+
+    def on_event(ev: object) -> None:
+        from callcenter.telephony.ami_events import DialBegin
+        if isinstance(ev, DialBegin):
+            dialled.append(ev.dest.channel)
+
+    engine.ami.add_handler(on_event)
+    acd.set_state("A1", "ready")
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
+    await until(engine, lambda: any(f"{ORDINARY_PHONE}@outbound" in d for d in dialled),
+                what="customer dialled")
+    connects = await queue_log(engine, "connect")
+    assert [c["call_id"] for c in connects] == [first]
+    assert waiting_ids(engine) == [later]
+    assert engine.db is not None
+    async with engine.db.execute("SELECT state FROM service_requests WHERE kind = 'callback'"
+                                 " AND phone = ?", (ORDINARY_PHONE,)) as cur:
+        assert [r[0] for r in await cur.fetchall()] == ["done"]
+
+
+async def test_a_restart_while_callers_wait_and_agents_talk(start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001"), agent("A2", "1002")])
+    acd = engine.acd
+    assert acd is not None
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    talking = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    acd.set_state("A1", "ready")
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
+    acd.set_state("A2", "not_ready", "break")
+    first = await queue_to_agent(engine, caller, "13700000001")
+    second = await queue_to_agent(engine, caller, "13700000002")
+    await engine.stop()  # the controller goes away; Asterisk keeps every call
+
+    engine2 = await start_engine([])
+    acd2 = engine2.acd
+    assert acd2 is not None
+    assert waiting_ids(engine2) == [first, second]
+    assert seat_state(engine2, "A1") is SeatState.ON_CALL
+    assert acd2.seats["A1"].call is not None
+    assert seat_state(engine2, "A2") is SeatState.NOT_READY
+    acd2.set_state("A2", "ready")
+    await until(engine2, lambda: seat_state(engine2, "A2") is SeatState.ON_CALL, what="A2")
+    assert [c["call_id"] for c in await queue_log(engine2, "connect")][-1] == first
+    # The call that survived the restart still ends properly: the seat wraps up.
+    await acd2_hangup(engine2, "A1")
+    await until(engine2, lambda: seat_state(engine2, "A1") in (SeatState.WRAP_UP,
+                                                               SeatState.READY), what="wrap")
+    assert talking in [c["call_id"] for c in await queue_log(engine2, "connect")]
+
+
+async def acd2_hangup(engine: Engine, agent_id: str) -> None:
+    assert engine.acd is not None and engine.ami is not None
+    call = engine.acd.seats[agent_id].call
+    assert call is not None
+    await engine.ami.action("Hangup", Channel=call.agent_uniqueid)
