@@ -337,8 +337,8 @@ async def _agents(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             for a in await load_agents(db):
-                skills = ",".join(f"{k}={v}" for k, v in sorted(a.skills.items()))
-                print(f"{a.agent_id:8} {a.role:10} {a.endpoint:28} {skills:24} "
+                listed = ",".join(f"{k}={v}" for k, v in sorted(a.skills.items()))
+                print(f"{a.agent_id:8} {a.role:10} {a.endpoint:28} {listed:24} "
                       f"{'vip ' if a.vip_team else ''}{a.name}")
             return 0
         skills: dict[str, int] = {}
@@ -374,6 +374,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from callcenter.bench_ivr import run_bench
 
+    if args.what == "acd":
+        from callcenter.bench_acd import run_acd_bench
+
+        return asyncio.run(run_acd_bench(_settings(), args.rounds, args.output))
     return asyncio.run(run_bench(_settings(), args.calls, args.concurrency, args.output))
 
 
@@ -443,17 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the password from the first line of standard input")
     p.set_defaults(func=cmd_agents)
 
-    p = sub.add_parser("report", help="service level, ASA, AHT, abandonment, occupancy")
-    try:
-        from callcenter.acd.report import add_report_arguments
-    except ImportError:
-        pass
-    else:
-        add_report_arguments(p)
-    p.set_defaults(func=cmd_report)
+    from callcenter.acd.report import add_report_parser
+
+    add_report_parser(sub).set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
-    p.add_argument("what", choices=["ivr"])
+    p.add_argument("what", choices=["ivr", "acd"])
+    p.add_argument("--rounds", type=int, default=20, help="acd: rounds per side")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--output", default="docs/benchmarks.md")
