@@ -516,6 +516,7 @@ class Acd:
             return  # an agent is being rung: the redirect would race the bridge
         await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
                               Exten="announce", Priority="1")
+        self._emit("*", "announced", {"call_id": waiter.call_id, "files": files})
 
     # -- offering and connecting -----------------------------------------------------------------
 

@@ -244,3 +244,31 @@ async def acd2_hangup(engine: Engine, agent_id: str) -> None:
     call = engine.acd.seats[agent_id].call
     assert call is not None
     await engine.ami.action("Hangup", Channel=call.agent_uniqueid)
+
+
+async def test_waiting_callers_hear_their_position_but_the_head_of_the_line_does_not(
+        start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")], announce_every_s=2)
+    assert engine.acd is not None
+    heard: dict[str, str] = {}
+    times: dict[str, int] = {}
+
+    def on_acd(_audience: str, event: str, data: dict[str, Any]) -> None:
+        if event == "announced":
+            heard[data["call_id"]] = data["files"]
+            times[data["call_id"]] = times.get(data["call_id"], 0) + 1
+
+    engine.acd.listeners.append(on_acd)
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    head = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    second = await queue_to_agent(engine, caller, "13700000002")
+    await until(engine, lambda: second in heard, 20, "announcement")
+    files = heard[second].split("&")
+    # one caller ahead, then the expected wait and the call-back offer
+    assert files[:3] == ["callcenter/zh/queue_ahead", "callcenter/zh/num/1",
+                         "callcenter/zh/queue_callers"]
+    assert files[-1] == "callcenter/zh/queue_callback_offer"
+    # The caller heard it and went back to waiting: the next announcement finds them there.
+    await until(engine, lambda: times.get(second, 0) >= 2, 20, "second announcement")
+    assert head not in heard
+    assert waiting_ids(engine) == [head, second]  # the announcements did not lose the place
