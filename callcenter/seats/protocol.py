@@ -69,7 +69,7 @@ class _Msg(BaseModel):
 class Login(_Msg):
     type: Literal["login"]
     agent_id: str = Field(pattern=AGENT_ID)
-    password: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=128, repr=False)
     #: the console's language for texts the server composes (zh or en)
     lang: Literal["zh", "en"] = "zh"
 

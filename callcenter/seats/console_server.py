@@ -1,0 +1,620 @@
+"""The agent console's listener: the page over HTTP GET and protocol v1 at ``/ws``, on one port.
+
+This module owns connections and their rules: static files with security headers, the Origin
+check at the handshake, login (deadline, lockout), every message's checks (size, JSON, version,
+type, role, validation, rate), the push fan-out through a bounded outbox per connection, and
+shutdown. What a command *does* belongs to the ``ConsoleBackend``; message shapes to
+``protocol.py``; the limits' arithmetic to ``limits.py``.
+
+Passwords: a ``Login`` goes to ``backend.authenticate`` and nowhere else. It is never logged or
+repr'd, and a validation error names the field and the rule, never the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import http
+import json
+import logging
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ValidationError
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request as HttpRequest
+from websockets.http11 import Response as HttpResponse
+
+from callcenter.config import ConsoleSettings
+from callcenter.errors import ConsoleError
+from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
+from callcenter.seats.limits import LoginGuard, TokenBucket
+from callcenter.seats.protocol import (
+    ALLOWED,
+    PROTOCOL_VERSION,
+    REQUEST,
+    Error,
+    ErrorCode,
+    Event,
+    Login,
+    Ping,
+    Request,
+    Result,
+    Role,
+)
+
+__all__ = ["ConsoleServer", "check_message"]
+
+log = logging.getLogger(__name__)
+#: websockets' own logger. Capped at WARNING: at DEBUG it logs every frame, login frames and
+#: their passwords included, and at INFO a line per static file.
+_ws_log = logging.getLogger(f"{__name__}.websockets")
+_ws_log.setLevel(logging.WARNING)
+
+WS_PATH: Final = "/ws"
+KEEPALIVE_S: Final = 20.0
+#: how long a close waits for the peer before the socket is dropped: websockets' close() first
+#: waits for the write buffer to drain, which never happens with a peer that does not read
+CLOSE_GRACE_S: Final = 2.0
+CLOSE_SESSION_ENDED: Final = 4000
+CLOSE_LOGIN_TIMEOUT: Final = 4001
+_MAX_ID = 64
+
+CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+SECURITY_HEADERS: Final = (
+    ("Content-Security-Policy",
+     "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+     "style-src 'self'; script-src 'self'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+
+_RANK: Final = {Role.AGENT: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2}
+
+
+def _request_types() -> frozenset[str]:
+    """Every ``type`` the ``Request`` union accepts, read off the models themselves."""
+    union = typing.get_args(Request)[0]
+    return frozenset(
+        literal
+        for model in typing.get_args(union)
+        for literal in typing.get_args(model.model_fields["type"].annotation)
+    )
+
+
+KNOWN_TYPES: Final = _request_types()
+
+
+# -- checking one message (no I/O) ---------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _malformed(request_id: str, message: str) -> Error:
+    return Error(id=request_id, code=ErrorCode.MALFORMED, message=message)
+
+
+def _describe(exc: ValidationError, kind: str) -> str:
+    """Pydantic's first error as ``where: what``; ``include_input=False`` keeps a password (or
+    anything else the client sent) out of the reply."""
+    first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    loc = list(first["loc"])
+    if loc and loc[0] == kind:  # the discriminated union puts the tag first
+        loc = loc[1:]
+    where = ".".join(str(part) for part in loc) or "message"
+    return f"{where}: {first['msg']}"[:200]
+
+
+def check_message(message: str | bytes, role: Role | None) -> Request | Error:
+    """One incoming frame, checked in the order clients are told: the request, or the reply
+    that refuses it. ``role`` is None before login."""
+    if isinstance(message, bytes):
+        return _malformed("", "binary frames are not accepted: send JSON text")
+    try:
+        raw = json.loads(message, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+        return _malformed("", "not JSON")
+    if not isinstance(raw, dict):
+        return _malformed("", "a message is a JSON object")
+    request_id = raw.get("id", "")
+    if not isinstance(request_id, str) or len(request_id) > _MAX_ID:
+        request_id = ""
+    version = raw.get("v", PROTOCOL_VERSION)
+    # type() rather than isinstance: JSON true is a Python bool, which equals 1
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        return Error(id=request_id, code=ErrorCode.UNSUPPORTED_VERSION,
+                     message=f"this server speaks protocol v {PROTOCOL_VERSION}")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in KNOWN_TYPES:
+        return Error(id=request_id, code=ErrorCode.UNKNOWN_COMMAND, message="unknown type")
+    if role is None and kind not in ("login", "ping"):
+        return Error(id=request_id, code=ErrorCode.LOGIN_REQUIRED, message="log in first")
+    if role is not None and kind == "login":
+        return Error(id=request_id, code=ErrorCode.ALREADY_LOGGED_IN,
+                     message="this connection is already logged in")
+    if role is not None and kind != "ping" and kind not in ALLOWED[role]:
+        return Error(id=request_id, code=ErrorCode.FORBIDDEN,
+                     message=f"the {role.value} role may not use {kind}")
+    try:
+        return REQUEST.validate_python(raw)
+    except ValidationError as exc:
+        return _malformed(request_id, _describe(exc, kind))
+
+
+def _peek_id(message: str | bytes) -> str:
+    """The request id of a frame that will not be handled, so the refusal can name it."""
+    if isinstance(message, bytes):
+        return ""
+    try:
+        raw = json.loads(message)
+    except (ValueError, RecursionError):
+        return ""
+    request_id = raw.get("id") if isinstance(raw, dict) else None
+    return request_id if isinstance(request_id, str) and len(request_id) <= _MAX_ID else ""
+
+
+# -- static files --------------------------------------------------------------------------------
+
+
+def _http(status: http.HTTPStatus, body: bytes,
+          content_type: str = "text/plain; charset=utf-8") -> HttpResponse:
+    headers = Headers([
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Connection", "close"),
+        ("Content-Length", str(len(body))),
+        ("Content-Type", content_type),
+        ("Cache-Control", "no-cache"),
+        *SECURITY_HEADERS,
+    ])
+    return HttpResponse(status.value, status.phrase, headers, body)
+
+
+def read_static(root: Path, url_path: str) -> tuple[bytes, str] | None:
+    """The body and content type for ``url_path`` under ``root`` (resolved), or None.
+
+    Only regular files of a known type inside ``root``: no ``..`` (encoded or not), no hidden
+    files, no directories, no symlink leading outside. Blocking: run it in a thread.
+    """
+    try:
+        path = unquote(url_path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if path == "/":
+        path = "/index.html"
+    if not path.startswith("/") or "\\" in path or "\x00" in path:
+        return None
+    parts = path[1:].split("/")
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+        return None
+    content_type = CONTENT_TYPES.get(Path(parts[-1]).suffix.lower())
+    if content_type is None:
+        return None
+    try:
+        real = root.joinpath(*parts).resolve(strict=True)
+        if not real.is_relative_to(root) or not real.is_file():
+            return None
+        return real.read_bytes(), content_type
+    except OSError:
+        return None
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class _Outbox:
+    """Frames waiting for the connection's writer. Bounded: a client that does not read must not
+    grow the server's memory. A close is always accepted (it ends the queue)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._items: collections.deque[str | _Close] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, text: str) -> bool:
+        if len(self._items) >= self._limit:
+            return False
+        self._items.append(text)
+        self._ready.set()
+        return True
+
+    def put_close(self, close: _Close) -> None:
+        self._items.append(close)
+        self._ready.set()
+
+    async def get(self) -> str | _Close:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+
+def _peer(conn: ServerConnection) -> str:
+    try:
+        host, port = conn.remote_address[:2]
+    except (TypeError, ValueError, OSError):
+        return "?"
+    return f"{host}:{port}"
+
+
+class _Session:
+    """One websocket connection: its login, limits and outbox."""
+
+    def __init__(self, conn: ServerConnection, settings: ConsoleSettings, now: float) -> None:
+        self.conn = conn
+        self.peer = _peer(conn)
+        self.limit = settings.max_pending_events
+        self.bucket = TokenBucket(settings.rate_per_s, settings.rate_burst, now)
+        self.outbox = _Outbox(settings.max_pending_events)
+        self.agent: AgentIdentity | None = None
+        #: events pushed while the login reply is being composed; sent right after it, so the
+        #: client applies them on top of the snapshot rather than losing or preceding it
+        self.held: list[str] | None = None
+        #: closing: no more frames are queued for it
+        self.ending = False
+        self.writer: asyncio.Task[None] | None = None
+        self.handler: asyncio.Task[Any] | None = asyncio.current_task()
+
+    def send(self, text: str) -> bool:
+        """Queue a frame; False if the client is too far behind."""
+        if self.ending:
+            return True
+        if self.held is not None:
+            if len(self.held) >= self.limit:
+                return False
+            self.held.append(text)
+            return True
+        return self.outbox.put(text)
+
+    def release_held(self) -> bool:
+        held, self.held = self.held or [], None
+        return all(self.send(text) for text in held)
+
+
+class _Push:
+    """``ConsolePush`` over the live sessions: each event is serialised once, and queued
+    without waiting; a session that cannot take it is dropped as too slow."""
+
+    def __init__(self, sessions: set[_Session], too_slow: Callable[[_Session], None]) -> None:
+        self._sessions = sessions
+        self._too_slow = too_slow
+
+    def to_agent(self, agent_id: str, event: Event) -> None:
+        self._fan_out(event, lambda agent: agent.agent_id == agent_id)
+
+    def to_role(self, role: Role, event: Event) -> None:
+        rank = _RANK[role]
+        self._fan_out(event, lambda agent: _RANK[agent.role] >= rank)
+
+    def end_sessions(self, agent_id: str, reason: str) -> None:
+        text = Event(event="session_ended", data={"reason": reason}).model_dump_json()
+        for session in self._targets(lambda agent: agent.agent_id == agent_id):
+            # past any held frames: the session is over, the login reply no longer matters
+            session.held = None
+            if not session.outbox.put(text):
+                self._too_slow(session)
+                continue
+            session.outbox.put_close(_Close(CLOSE_SESSION_ENDED, "session ended"))
+            session.ending = True
+            log.info("console session of agent %s from %s ended: %r",
+                     agent_id, session.peer, reason)
+
+    def _targets(self, wanted: Callable[[AgentIdentity], bool]) -> list[_Session]:
+        return [s for s in self._sessions
+                if s.agent is not None and not s.ending and wanted(s.agent)]
+
+    def _fan_out(self, event: Event, wanted: Callable[[AgentIdentity], bool]) -> None:
+        targets = self._targets(wanted)
+        if not targets:
+            return
+        text = event.model_dump_json()
+        for session in targets:
+            if not session.send(text):
+                self._too_slow(session)
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+
+class ConsoleServer:
+    """The console listener. ``start()``, then ``port`` and ``push``; ``close()`` at the end."""
+
+    def __init__(self, settings: ConsoleSettings, backend: ConsoleBackend, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._backend = backend
+        #: drives the rate limit and the login lockout (tests step it instead of sleeping)
+        self._clock = clock
+        self._guard = LoginGuard(settings.max_login_failures, settings.lockout_s)
+        self._sessions: set[_Session] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: Server | None = None
+        self._origins: frozenset[str] = frozenset()
+        self._static_root = settings.static_dir
+        self.close_grace_s = CLOSE_GRACE_S
+        self.push: ConsolePush = _Push(self._sessions, self._drop_slow)
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the console server is not started")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        settings = self._settings
+        self._static_root = await asyncio.to_thread(settings.static_dir.resolve)
+        self._server = await serve(
+            self._handle, settings.host, settings.port,
+            process_request=self._process_request,
+            max_size=settings.max_message_bytes,
+            ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_S,
+            server_header=None,
+            logger=_ws_log,
+            # the allowed origins name the bound port: know them before the first handshake
+            start_serving=False,
+        )
+        self._origins = self._allowed_origins()
+        await self._server.start_serving()
+        log.info("agent console listening on http://%s:%d/", settings.host, self.port)
+
+    async def close(self) -> None:
+        """Stop listening, close every connection (1001), wait for every handler."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        sessions = list(self._sessions)
+        # websockets' own close of a connection that does not read would wait forever
+        await asyncio.gather(*(
+            self._close_conn(s.conn, CloseCode.GOING_AWAY, "server shutting down")
+            for s in sessions
+        ))
+        # a handler still inside a backend call that does not return must not hold up shutdown
+        handlers = {s.handler for s in sessions if s.handler is not None}
+        if handlers:
+            _, stuck = await asyncio.wait(handlers, timeout=self.close_grace_s)
+            for task in stuck:
+                task.cancel()
+        await server.wait_closed()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def _allowed_origins(self) -> frozenset[str]:
+        if self._settings.allowed_origins:
+            return frozenset(o.rstrip("/") for o in self._settings.allowed_origins)
+        port, host = self.port, self._settings.host
+        origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+        if host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+            origins.add(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+        return frozenset(origins)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _process_request(self, conn: ServerConnection,
+                               request: HttpRequest) -> HttpResponse | None:
+        path = request.path.partition("?")[0]
+        if request.method != "GET":
+            return _http(http.HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n")
+        if path == WS_PATH:
+            origins = request.headers.get_all("Origin")
+            if len(origins) != 1 or origins[0] not in self._origins:
+                log.warning("console websocket from %s refused: origin %r not allowed",
+                            _peer(conn), origins[0] if origins else None)
+                return _http(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n")
+            return None  # websockets completes the handshake (426 for a plain GET)
+        if request.headers.get_all("Upgrade"):
+            return _http(http.HTTPStatus.NOT_FOUND, b"the websocket is at /ws\n")
+        found = await asyncio.to_thread(read_static, self._static_root, path)
+        if found is None:
+            return _http(http.HTTPStatus.NOT_FOUND, b"not found\n")
+        body, content_type = found
+        return _http(http.HTTPStatus.OK, body, content_type)
+
+    # -- one connection --------------------------------------------------------------------------
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        session = _Session(conn, self._settings, self._clock())
+        self._sessions.add(session)
+        session.writer = asyncio.create_task(self._write_loop(session))
+        try:
+            await self._read_loop(session)
+            # the read loop ended by queueing a close for the writer to deliver. Keep reading
+            # (and dropping) meanwhile: unread frames pause the socket (flow control), and the
+            # peer's answer to our close would never be seen.
+            while True:
+                await conn.recv()
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._finish(session)
+
+    async def _read_loop(self, session: _Session) -> None:
+        loop = asyncio.get_running_loop()
+        login_deadline = loop.time() + self._settings.login_timeout
+        while True:
+            if session.agent is None:
+                try:
+                    async with asyncio.timeout_at(login_deadline):
+                        message = await session.conn.recv()
+                except TimeoutError:
+                    log.warning("console connection from %s: no login in time", session.peer)
+                    self._reply(session, Error(code=ErrorCode.LOGIN_TIMEOUT,
+                                               message="no login in time"))
+                    session.outbox.put_close(_Close(CLOSE_LOGIN_TIMEOUT, "login timeout"))
+                    return
+            else:
+                message = await session.conn.recv()
+            if not session.bucket.take(self._clock()):
+                if session.bucket.flooding:
+                    log.warning("console connection from %s (agent %s) closed: flooding",
+                                session.peer, session.agent.agent_id if session.agent else "-")
+                    session.outbox.put_close(_Close(CloseCode.POLICY_VIOLATION, "flooding"))
+                    return
+                self._reply(session, Error(id=_peek_id(message), code=ErrorCode.RATE_LIMITED,
+                                           message="too many messages: this one was dropped"))
+                continue
+            await self._on_message(session, message)
+
+    async def _on_message(self, session: _Session, message: str | bytes) -> None:
+        agent = session.agent
+        checked = check_message(message, agent.role if agent else None)
+        if isinstance(checked, Error):
+            self._reply(session, checked)
+        elif isinstance(checked, Login):
+            await self._login(session, checked)
+        elif isinstance(checked, Ping):
+            self._reply(session, Result(id=checked.id, data={"time": time.time()}))
+        else:
+            assert agent is not None  # check_message refuses commands before login
+            self._reply(session, await self._command(agent, checked))
+
+    async def _login(self, session: _Session, login: Login) -> None:
+        agent_id = login.agent_id
+        if self._guard.locked(agent_id, self._clock()):
+            log.warning("console login for agent %s from %s refused: logins for it are paused",
+                        agent_id, session.peer)
+            self._reply(session, Error(
+                id=login.id, code=ErrorCode.BAD_CREDENTIALS,
+                message="too many failed logins: logins for this id are paused, try later"))
+            return
+        try:
+            agent = await self._backend.authenticate(agent_id, login.password)
+        except Exception:
+            log.exception("console backend failed to authenticate agent %s", agent_id)
+            self._reply(session, Error(id=login.id, code=ErrorCode.INTERNAL,
+                                       message="login failed: internal error"))
+            return
+        if agent is None:
+            log.warning("console login for agent %s from %s refused: bad credentials",
+                        agent_id, session.peer)
+            if self._guard.failed(agent_id, self._clock()):
+                log.warning("console logins for agent %s paused for %.0f s after %d failures",
+                            agent_id, self._settings.lockout_s,
+                            self._settings.max_login_failures)
+            self._reply(session, Error(id=login.id, code=ErrorCode.BAD_CREDENTIALS,
+                                       message="wrong agent id or password"))
+            return
+        self._guard.succeeded(agent_id)
+        session.agent, session.held = agent, []
+        try:
+            data = await self._backend.snapshot(agent)
+        except Exception as exc:
+            session.agent, session.held = None, None
+            self._reply(session, self._refusal(login.id, exc, f"snapshot for {agent_id}"))
+            await self._closed(agent, session)
+            return
+        log.info("console login: agent %s (%s) from %s", agent.agent_id, agent.role.value,
+                 session.peer)
+        self._reply(session, Result(id=login.id, data=data))
+        if not session.release_held():
+            self._drop_slow(session)
+
+    async def _command(self, agent: AgentIdentity, request: Request) -> Result | Error:
+        try:
+            return Result(id=request.id, data=await self._backend.command(agent, request))
+        except Exception as exc:
+            return self._refusal(request.id, exc, f"{request.type} for {agent.agent_id}")
+
+    @staticmethod
+    def _refusal(request_id: str, exc: Exception, what: str) -> Error:
+        """The reply for a backend failure: its ``ConsoleError`` code, else ``internal``."""
+        if isinstance(exc, ConsoleError):
+            try:
+                return Error(id=request_id, code=ErrorCode(exc.code), message=exc.message)
+            except ValueError:
+                log.error("console backend: %s refused with unknown code %r", what, exc.code)
+        else:
+            log.error("console backend failed: %s", what, exc_info=exc)
+        return Error(id=request_id, code=ErrorCode.INTERNAL,
+                     message="internal error: the request may not have been carried out")
+
+    def _reply(self, session: _Session, reply: BaseModel) -> None:
+        # a reply is never held back behind a login in progress: it answers this connection
+        if session.ending:
+            return
+        if not session.outbox.put(reply.model_dump_json()):
+            self._drop_slow(session)
+
+    async def _write_loop(self, session: _Session) -> None:
+        while True:
+            item = await session.outbox.get()
+            if isinstance(item, _Close):
+                await self._close_conn(session.conn, item.code, item.reason)
+                return
+            try:
+                await session.conn.send(item)
+            except ConnectionClosed:
+                return
+
+    async def _close_conn(self, conn: ServerConnection, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self.close_grace_s):
+                await conn.close(code, reason)
+        except TimeoutError:
+            conn.transport.abort()
+
+    def _drop_slow(self, session: _Session) -> None:
+        if session.ending:
+            return
+        session.ending = True
+        log.warning("console client %s (agent %s) too slow: %d frames waiting; disconnecting",
+                    session.peer, session.agent.agent_id if session.agent else "-",
+                    session.limit)
+        task = asyncio.get_running_loop().create_task(self._abandon(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _abandon(self, session: _Session) -> None:
+        if session.writer is not None:
+            session.writer.cancel()  # it may be stuck writing to the client that does not read
+        await self._close_conn(session.conn, CloseCode.POLICY_VIOLATION, "too slow")
+
+    async def _finish(self, session: _Session) -> None:
+        self._sessions.discard(session)
+        session.ending = True
+        if session.writer is not None:
+            session.writer.cancel()
+            await asyncio.wait([session.writer])
+        if session.agent is not None:
+            log.info("console logout: agent %s (%s) from %s", session.agent.agent_id,
+                     session.agent.role.value, session.peer)
+            await self._closed(session.agent, session)
+
+    async def _closed(self, agent: AgentIdentity, session: _Session) -> None:
+        left = sum(1 for s in self._sessions
+                   if s is not session and not s.ending and s.agent is not None
+                   and s.agent.agent_id == agent.agent_id)
+        try:
+            await self._backend.session_closed(agent, left)
+        except Exception:
+            log.exception("console backend failed on the close of a session of %s",
+                          agent.agent_id)
