@@ -190,13 +190,16 @@ class Acd:
             rt.seat.state, rt.seat.reason, rt.seat.since = seat_state, str(reason), float(since)
             rt.ready_since = float(ready_since) if ready_since is not None else None
             rt.calls_taken = int(calls)
-        self._pending_calls: dict[str, tuple[str, str, str]] = {}
+        self._pending_calls: dict[str, tuple[str, str, str, str, float]] = {}
         async with self.db.execute(
-                "SELECT agent_id, call_id, agent_channel, caller_channel FROM seats"
-                " WHERE call_id != ''") as cur:
-            for agent_id, call_id, agent_channel, caller_channel in await cur.fetchall():
-                self._pending_calls[str(agent_id)] = (str(call_id), str(agent_channel),
-                                                      str(caller_channel))
+                "SELECT s.agent_id, s.call_id, s.agent_channel, s.caller_channel,"
+                " COALESCE(q.queue, ''), COALESCE(q.at, s.since) FROM seats s"
+                " LEFT JOIN queue_log q ON q.id = (SELECT max(id) FROM queue_log"
+                "   WHERE call_id = s.call_id AND agent_id = s.agent_id AND event = 'connect')"
+                " WHERE s.call_id != ''") as cur:
+            for agent_id, call_id, agent_ch, caller_ch, queue, at in await cur.fetchall():
+                self._pending_calls[str(agent_id)] = (str(call_id), str(agent_ch),
+                                                      str(caller_ch), str(queue), float(at))
 
     async def _restore_waiting(self) -> None:
         async with self.db.execute(
@@ -233,18 +236,24 @@ class Acd:
         self._pending_calls = {}
         for agent_id, rt in self.seats.items():
             state = rt.seat.state
-            if rt.call is not None or state not in (SeatState.RINGING, SeatState.ON_CALL,
-                                                     SeatState.ON_HOLD):
+            call = rt.call
+            if call is not None and call.connected_at is not None \
+                    and call.agent_uniqueid not in live:
+                self._call_ended(rt, call, now)  # ended while the AMI link was down
                 continue
-            call_id, agent_uid, caller_channel = pending.get(agent_id, ("", "", ""))
+            if call is not None or state not in (SeatState.RINGING, SeatState.ON_CALL,
+                                                 SeatState.ON_HOLD):
+                continue
+            call_id, agent_uid, caller_channel, queue, connected = pending.get(
+                agent_id, ("", "", "", "", now))
             if state is SeatState.RINGING:
                 if agent_uid in live and self.ami is not None:
                     self._spawn(self._hangup(agent_uid))
                 self._restore(rt, SeatState.READY, "", now)
             elif agent_uid in live:
-                waiter = Waiter(call_id, "", Tier.ORDINARY, now, caller_channel, "")
-                rt.call = ActiveCall(waiter, agent_uid, now, agent_channel=live[agent_uid],
-                                     connected_at=now, held=state is SeatState.ON_HOLD)
+                waiter = Waiter(call_id, queue, Tier.ORDINARY, connected, caller_channel, "")
+                rt.call = ActiveCall(waiter, agent_uid, connected, agent_channel=live[agent_uid],
+                                     connected_at=connected, held=state is SeatState.ON_HOLD)
                 self._uniqueids[agent_uid] = ("agent", agent_id)
             else:
                 self._restore(rt, SeatState.WRAP_UP, "", now)
