@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import CallCenterError
@@ -38,7 +39,8 @@ from callcenter.telephony.simcall import new_call_id
 
 OURS_PHONE = "Local/5001@agent-answer"
 THEIRS_PHONE = "Local/5002@agent-answer"
-SECTION = "## ACD: seat ready to agent ringing"
+TITLE = "ACD: seat ready to agent ringing"
+SECTION = f"## {TITLE}"
 
 
 @dataclass
@@ -77,21 +79,8 @@ def render_section(result: AcdBenchResult, when: datetime) -> str:
     return "\n".join(lines)
 
 
-def replace_section(text: str, heading: str, section: str) -> str:
-    """``text`` with the ``## heading`` section replaced by ``section`` (appended if absent)."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
-    if start is None:
-        return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-               len(lines))
-    return "\n".join([*lines[:start], *section.rstrip("\n").splitlines(), "", *lines[end:]]
-                     ).rstrip("\n") + "\n"
-
-
 def _update_report(path: Path, section: str) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    path.write_text(replace_section(old, SECTION, section), encoding="utf-8")
+    write_section(path, TITLE, section)
 
 
 class _Watch:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import CallCenterError, ConfigError, PbxError
@@ -196,7 +197,7 @@ def render_markdown(result: BenchResult) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `callcenter bench ivr`; run it again to refresh (see `bench/README.md`).",
+        "Each section is written by its benchmark; run it again to refresh (`bench/README.md`).",
         "Speed is shown as ratios against Asterisk-native baselines measured in the same run.",
         "",
         "## IVR: the first flow over FastAGI vs. the same flow in plain dialplan",
@@ -462,6 +463,7 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
 
 
 def _write_report(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Replace only the IVR section: other benchmarks (routing, ACD) write their own."""
+    body = text[text.index("## IVR"):]
+    write_section(path, body.splitlines()[0][3:], body)
 

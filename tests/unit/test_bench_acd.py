@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from callcenter.bench_acd import SECTION, AcdBenchResult, render_section, replace_section
+from callcenter.bench_acd import SECTION, TITLE, AcdBenchResult, render_section
+from callcenter.benchdoc import replace_section
 
 
 def test_the_section_reports_both_sides_and_their_ratio() -> None:
@@ -23,7 +24,7 @@ def test_no_rounds_says_why() -> None:
 def test_replace_section_keeps_the_rest() -> None:
     doc = ("# Benchmarks\n\n## IVR\n\nivr text\n\n## ACD: seat ready to agent ringing\n\n"
            "old\n\n## Other\n\nx\n")
-    out = replace_section(doc, SECTION, f"{SECTION}\n\nnew\n")
+    out = replace_section(doc, TITLE, f"{SECTION}\n\nnew\n")
     assert "old" not in out and "new" in out and "ivr text" in out and "## Other\n\nx" in out
-    appended = replace_section("# Benchmarks\n", SECTION, f"{SECTION}\n\nnew\n")
+    appended = replace_section("# Benchmarks\n", TITLE, f"{SECTION}\n\nnew\n")
     assert appended == f"# Benchmarks\n\n{SECTION}\n\nnew\n"

@@ -1,0 +1,1182 @@
+// The agent console: log in, seat state, the call card (screen pop), call controls, wrap-up,
+// queues, and the supervisor's wallboard.
+//
+// Rules this file keeps:
+// - Server data reaches the page only through textContent and attributes, never innerHTML, so
+//   nothing the server (or a caller's data) sends can become markup.
+// - No inline styles or scripts (the server's CSP forbids them): state shows through classes,
+//   data-* attributes and the hidden attribute.
+// - The password lives only in the form field until the login request is sent; the field is
+//   cleared at once and nothing keeps it.
+// - The state below is the page's only memory; render*() functions draw it, so a language switch
+//   is "apply the texts, render everything again".
+
+import { applyTranslations, getLang, setLang, t, tValue } from "./i18n.js";
+import { Link, LinkError, consoleUrl } from "./link.js";
+
+const AGENT_ID = /^[A-Za-z0-9_.-]{1,32}$/;
+const DIALABLE = /^[0-9+*#]{1,32}$/;
+const ACCOUNT = /^[0-9]{1,16}$/;
+const DEFAULT_REASONS = ["break", "lunch", "training", "meeting", "after_call", "other"];
+const DISPOSITIONS = ["resolved", "follow_up", "complaint", "order_help", "info", "other"];
+const TIERS = ["platinum", "gold", "silver", "ordinary"];
+/** Wallboard order: the seats that need a supervisor's eye first. */
+const SEAT_STATES = [
+  "ringing", "on_call", "on_hold", "wrap_up", "ready", "not_ready", "logged_out",
+];
+const KEEPALIVE_MS = 25000;
+const PING_TIMEOUT_MS = 10000;
+const BACKOFF_MAX_MS = 30000;
+
+const state = {
+  link: null,
+  me: null,          // {agent_id, name, role} once logged in
+  seat: null,        // {agent_id, name, state, reason, since, call_id}
+  call: null,        // the call card: call_offered data + state, sinceMs, recording, ...
+  queues: [],
+  reasons: DEFAULT_REASONS,
+  wallboard: null,   // {queues, seats, atMs}
+  wallboardAsked: false,
+  tab: "desk",
+  conn: "offline",   // online | offline | reconnecting
+  skewMs: 0,         // server clock minus ours (see now())
+  loggingOut: false,
+  keepalive: 0,
+  reconnectTimer: 0,
+  reconnectAttempt: 0,
+  targetAction: "",  // what the target dialog is for: transfer | consult | conference
+};
+
+const $ = (id) => document.getElementById(id);
+
+/** Now on the server's clock, in ms. The protocol's times (seat `since`) are the server's unix
+ * seconds; a ping reply carries the server's time, so the page corrects for a PC whose clock is
+ * off and timers never start at "-0:42" or "7:03" instead of 0:00. */
+function now() {
+  return Date.now() + state.skewMs;
+}
+
+/** Measure the skew from one ping: the server's time against the middle of the round trip. */
+async function syncClock(link, timeoutMs = PING_TIMEOUT_MS) {
+  const sent = Date.now();
+  const reply = await link.request("ping", {}, { timeoutMs });
+  const received = Date.now();
+  if (typeof reply.time === "number" && Number.isFinite(reply.time)) {
+    state.skewMs = reply.time * 1000 - (sent + received) / 2;
+  }
+}
+
+// -- small helpers --------------------------------------------------------------------------
+
+function show(el, visible) {
+  el.hidden = !visible;
+}
+
+/** Unix seconds (the protocol's times), ISO strings or ms -> ms since the epoch, or null. */
+function toMs(value) {
+  if (typeof value === "number" && Number.isFinite(value)) {
+    return value < 1e12 ? value * 1000 : value;
+  }
+  if (typeof value === "string" && value) {
+    const parsed = Date.parse(value);
+    return Number.isNaN(parsed) ? null : parsed;
+  }
+  return null;
+}
+
+function fmtDuration(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return t("none");
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+function fmtDateTime(value) {
+  const ms = toMs(value);
+  if (ms === null) return String(value ?? "");
+  const locale = getLang() === "zh" ? "zh-CN" : "en-GB";
+  return new Date(ms).toLocaleString(locale, {
+    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+const CURRENCY_SIGNS = { CNY: "¥", RMB: "¥", HKD: "HK$", USD: "US$" };
+
+/** Money arrives as a decimal string (or a number): group the digits without going through a
+ * float, so what the agent reads is exactly what the back office said. */
+function fmtMoney(value, currency) {
+  if (value === null || value === undefined || value === "") return t("none");
+  const text = String(value);
+  const m = /^(-?)(\d+)(\.\d+)?$/.exec(text);
+  const sign = CURRENCY_SIGNS[currency] ?? (currency ? `${currency} ` : "");
+  if (!m) return `${sign}${text}`;
+  const grouped = m[2].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${m[1]}${sign}${grouped}${m[3] ?? ""}`;
+}
+
+function fmtPercent(share) {
+  if (typeof share !== "number" || !Number.isFinite(share)) return t("none");
+  return `${Math.round(share * 100)}%`;
+}
+
+/** The IVR path: the engine sends node names joined by spaces ("main quotes agent"); a list is
+ * accepted too. Shown as a breadcrumb. */
+function fmtPath(path) {
+  const steps = Array.isArray(path) ? path.map(String)
+    : String(path ?? "").split(/\s+/).filter(Boolean);
+  return steps.length ? steps.join(" › ") : t("none");
+}
+
+function isSupervisor() {
+  return state.me !== null && (state.me.role === "supervisor" || state.me.role === "admin");
+}
+
+/** A clock element: renderClocks() keeps its text current from data-since / data-deadline. */
+function setClock(el, kind, ms) {
+  delete el.dataset.since;
+  delete el.dataset.deadline;
+  if (ms === null || ms === undefined) {
+    el.textContent = "";
+    return;
+  }
+  el.dataset[kind] = String(ms);
+  renderClock(el);
+}
+
+// -- messages to the agent ------------------------------------------------------------------
+
+function errorText(err) {
+  const code = err instanceof LinkError ? err.code : "internal";
+  const key = `err.${code}`;
+  const text = t(key);
+  return text === key ? t("err.unknown", { code }) : text;
+}
+
+let toastTimer = 0;
+
+/** One toast at a time (the newest): an error's meaning in the agent's language, and the
+ * server's own words underneath when it gave any. */
+function toast(text, { kind = "info", detail = "" } = {}) {
+  const box = $("toast");
+  box.replaceChildren();
+  const main = document.createElement("strong");
+  main.textContent = text;
+  box.append(main);
+  if (detail && detail !== text) {
+    const small = document.createElement("span");
+    small.className = "detail";
+    small.textContent = detail;
+    box.append(small);
+  }
+  box.dataset.kind = kind;
+  show(box, true);
+  window.clearTimeout(toastTimer);
+  toastTimer = window.setTimeout(() => show(box, false), kind === "error" ? 8000 : 4000);
+}
+
+function toastError(err) {
+  toast(errorText(err), { kind: "error", detail: err?.serverMessage ?? "" });
+}
+
+/** Run a request with its button disabled, so a double click does not send it twice. */
+async function busy(button, work) {
+  if (button) button.disabled = true;
+  try {
+    return await work();
+  } finally {
+    if (button) button.disabled = false;
+    renderControls(); // the right enabled/disabled state comes from the state, not the button
+  }
+}
+
+/** Send a request; errors become a toast and resolve to null. */
+async function send(type, fields = {}, button = null) {
+  if (!state.link) {
+    toastError(new LinkError("closed"));
+    return null;
+  }
+  try {
+    return await busy(button, () => state.link.request(type, fields));
+  } catch (err) {
+    toastError(err);
+    return null;
+  }
+}
+
+function fieldError(el, key) {
+  el.textContent = key ? t(key) : "";
+  show(el, Boolean(key));
+}
+
+// -- connection, log in, log out ------------------------------------------------------------
+
+function newLink() {
+  const link = new Link({
+    url: consoleUrl(),
+    onEvent: handleEvent,
+    onStrayError: (err) => {
+      // The server closes an idle login-less connection: nothing the agent needs to see.
+      if (err.code !== "login_timeout") toastError(err);
+    },
+    // Only the current link's end matters: an old one closing must not touch a newer one.
+    onClose: (info) => {
+      if (state.link === link) handleClose(info);
+    },
+  });
+  return link;
+}
+
+async function ensureLink() {
+  window.clearTimeout(state.reconnectTimer);
+  if (!state.link) state.link = newLink();
+  await state.link.open();
+  setConn("online");
+}
+
+function setConn(kind) {
+  state.conn = kind;
+  const el = $("conn-status");
+  el.dataset.conn = kind;
+  el.textContent = t(`conn.${kind}`);
+  // At the log-in form "offline" is normal (the socket opens on submit): say nothing then.
+  show(el, state.me !== null || kind === "reconnecting");
+}
+
+async function onLoginSubmit(event) {
+  event.preventDefault();
+  const agentInput = $("login-agent");
+  const passwordInput = $("login-password");
+  const agentId = agentInput.value.trim();
+  let password = passwordInput.value;
+  passwordInput.value = ""; // never kept: the field empties as soon as it is read
+  const error = $("login-error");
+  if (!AGENT_ID.test(agentId)) {
+    fieldError(error, "login.bad_agent");
+    agentInput.focus();
+    return;
+  }
+  if (!password) {
+    fieldError(error, "login.no_password");
+    passwordInput.focus();
+    return;
+  }
+  fieldError(error, "");
+  const submit = $("login-submit");
+  submit.disabled = true;
+  submit.textContent = t("login.busy");
+  try {
+    await ensureLink();
+    const pending = state.link.request("login", { agent_id: agentId, password, lang: getLang() });
+    password = ""; // the request holds the only copy until it is sent
+    startSession(await pending);
+  } catch (err) {
+    error.textContent = errorText(err);
+    show(error, true);
+    passwordInput.focus();
+  } finally {
+    password = "";
+    submit.disabled = false;
+    submit.textContent = t("login.submit");
+  }
+}
+
+function startSession(data) {
+  state.me = data.agent ?? null;
+  state.seat = data.seat ?? null;
+  state.queues = Array.isArray(data.queues) ? data.queues : [];
+  state.reasons = Array.isArray(data.reasons) && data.reasons.length
+    ? data.reasons.map(String) : DEFAULT_REASONS;
+  state.call = data.call ? callFromSnapshot(data.call, data.seat) : null;
+  state.wallboard = null;
+  state.wallboardAsked = false;
+  state.reconnectAttempt = 0;
+  $("wrapup-form").reset();
+  show($("view-login"), false);
+  show($("view-work"), true);
+  setConn("online");
+  fillReasons();
+  selectTab(isSupervisor() && state.tab === "wallboard" ? "wallboard" : "desk");
+  renderAll();
+  startKeepalive();
+  // Correct the timers for the PC's clock; if this ping fails, the keepalive's next one will.
+  syncClock(state.link).then(renderClocks, () => {});
+}
+
+/** The login reply's call: call_offered data plus its state. It has no timestamps of its own,
+ * so the seat's `since` is the best start for the call timer. */
+function callFromSnapshot(call, seat) {
+  return {
+    ...call,
+    sinceMs: toMs(seat?.since) ?? now(),
+    recording: call.recording === false ? "off" : (call.recording === "paused" ? "paused" : "on"),
+    consult: null,
+    conference: [],
+    wrapDeadlineMs: null,
+    saved: false,
+  };
+}
+
+/** Back to the log-in form, forgetting everything about the session. */
+function endSession(noticeKey, params = {}) {
+  stopKeepalive();
+  state.me = null;
+  state.seat = null;
+  state.call = null;
+  state.wallboard = null;
+  state.wallboardAsked = false;
+  show($("view-work"), false);
+  show($("view-login"), true);
+  setNotice(noticeKey, params);
+  renderHeader();
+  setConn(state.conn);
+  $("login-password").value = "";
+  const agentInput = $("login-agent");
+  (agentInput.value ? $("login-password") : agentInput).focus();
+}
+
+function setNotice(key, params = {}) {
+  const el = $("login-notice");
+  el.textContent = key ? t(key, params) : "";
+  show(el, Boolean(key));
+}
+
+async function onLogout() {
+  if (!state.link) return;
+  state.loggingOut = true;
+  const button = $("btn-logout");
+  button.disabled = true;
+  try {
+    await state.link.request("set_state", { state: "logged_out", reason: "" });
+  } catch (err) {
+    // The server may end the session (and the socket) as it logs us out: that is success.
+    if (err.code !== "closed") {
+      state.loggingOut = false;
+      toastError(err); // refused, e.g. on a call: stay logged in
+      return;
+    }
+  } finally {
+    button.disabled = false;
+  }
+  finishLogout("login.logged_out");
+}
+
+/** Close the link on purpose and go back to the log-in form. */
+function finishLogout(noticeKey, params = {}) {
+  const link = state.link;
+  state.link = null;
+  state.loggingOut = false;
+  link?.close();
+  setConn("offline");
+  endSession(noticeKey, params);
+}
+
+function handleClose({ byUs }) {
+  state.link = null;
+  if (state.loggingOut) return finishLogout("login.logged_out");
+  setConn("offline");
+  if (byUs || state.me === null) return; // at the login form, the next submit reconnects
+  endSession("login.lost");
+  scheduleReconnect();
+}
+
+/** Reconnect with exponential backoff and jitter; once the server answers, ask the agent to
+ * log in again (the password was never kept, so the page cannot do it alone). */
+function scheduleReconnect() {
+  const base = Math.min(BACKOFF_MAX_MS, 1000 * 2 ** state.reconnectAttempt);
+  const delay = base / 2 + Math.random() * (base / 2);
+  state.reconnectAttempt += 1;
+  setConn("reconnecting");
+  window.clearTimeout(state.reconnectTimer);
+  state.reconnectTimer = window.setTimeout(async () => {
+    try {
+      await ensureLink();
+      state.reconnectAttempt = 0;
+      setNotice("login.reconnected");
+    } catch {
+      state.link = null;
+      scheduleReconnect();
+    }
+  }, delay);
+}
+
+/** An application-level ping: a half-open TCP connection is otherwise invisible here. */
+function startKeepalive() {
+  stopKeepalive();
+  state.keepalive = window.setInterval(async () => {
+    const link = state.link;
+    if (!link) return;
+    try {
+      await syncClock(link);
+    } catch (err) {
+      if (err.code === "timeout") link.abort();
+    }
+  }, KEEPALIVE_MS);
+}
+
+function stopKeepalive() {
+  window.clearInterval(state.keepalive);
+  state.keepalive = 0;
+}
+
+// -- events from the server -----------------------------------------------------------------
+
+const EVENT_HANDLERS = {
+  seat(data) {
+    if (state.me && data.agent_id && data.agent_id !== state.me.agent_id) return;
+    state.seat = { ...state.seat, ...data };
+    renderHeader();
+    renderControls();
+  },
+  call_offered(data) {
+    state.call = {
+      ...data, state: "ringing", sinceMs: now(), recording: "on", consult: null,
+      conference: [], wrapDeadlineMs: null, saved: false,
+    };
+    $("wrapup-form").reset();
+    fieldError($("wrapup-error"), "");
+    selectTab("desk"); // the screen pop must be seen
+    renderCall();
+  },
+  call_connected(data) {
+    if (!isCurrentCall(data)) return;
+    state.call.state = "talking";
+    state.call.sinceMs = now();
+    state.call.recording = data.recording === false ? "off" : "on";
+    renderCall();
+  },
+  call_held(data) {
+    if (!isCurrentCall(data)) return;
+    state.call.state = "held";
+    renderCall();
+  },
+  call_resumed(data) {
+    if (!isCurrentCall(data)) return;
+    state.call.state = "talking";
+    renderCall();
+  },
+  recording(data) {
+    if (!isCurrentCall(data)) return;
+    state.call.recording = data.state === "paused" ? "paused" : "on";
+    renderCall();
+  },
+  consult(data) {
+    if (!isCurrentCall(data)) return;
+    state.call.consult = data.state === "ended" ? null : { state: data.state, target: data.target };
+    renderCall();
+  },
+  conference(data) {
+    if (!isCurrentCall(data)) return;
+    const target = String(data.target ?? "");
+    if (target && !state.call.conference.includes(target)) state.call.conference.push(target);
+    renderCall();
+  },
+  call_ended(data) {
+    if (!isCurrentCall(data)) return;
+    if (data.disposition_required === false) {
+      // e.g. the caller gave up while it rang: no work was done, nothing to wrap up
+      state.call = null;
+      renderCall();
+      return;
+    }
+    const wrapS = typeof data.wrap_up_s === "number" ? data.wrap_up_s : null;
+    Object.assign(state.call, {
+      state: "wrap_up",
+      sinceMs: now(),
+      consult: null,
+      wrapDeadlineMs: wrapS === null ? null : now() + wrapS * 1000,
+    });
+    renderCall();
+    $("wrapup-disposition").focus();
+  },
+  queues(data) {
+    state.queues = Array.isArray(data.queues) ? data.queues : [];
+    renderQueues();
+  },
+  wallboard(data) {
+    state.wallboard = { ...data, atMs: Date.now() };
+    renderWallboard();
+  },
+  session_ended(data) {
+    // The server closes the socket next; this is a deliberate end, not a lost connection.
+    if (state.loggingOut) return finishLogout("login.logged_out");
+    return finishLogout("login.session_ended", { reason: tValue("reason", data.reason ?? "") });
+  },
+};
+
+function handleEvent(name, data) {
+  const handler = EVENT_HANDLERS[name];
+  if (handler) handler(data);
+}
+
+function isCurrentCall(data) {
+  return state.call !== null && (!data.call_id || data.call_id === state.call.call_id);
+}
+
+// -- rendering ------------------------------------------------------------------------------
+
+function renderAll() {
+  renderHeader();
+  fillReasons();
+  fillDispositions();
+  renderQueues();
+  renderCall();
+  fillStateFilter();
+  renderWallboard();
+  setConn(state.conn);
+}
+
+function renderHeader() {
+  const me = state.me;
+  show($("who"), me !== null);
+  show($("seat-badge"), me !== null);
+  show($("btn-logout"), me !== null);
+  show($("tab-wallboard"), isSupervisor());
+  if (!me) return;
+  $("agent-name").textContent = me.name ?? "";
+  $("agent-id").textContent = me.agent_id ?? "";
+  $("agent-role").textContent = tValue("role", me.role);
+  const seat = state.seat ?? {};
+  const seatState = seat.state ?? "logged_out";
+  $("seat-badge").dataset.state = seatState;
+  $("seat-state").textContent = tValue("state", seatState);
+  $("seat-state").dataset.state = seatState;
+  $("seat-reason").textContent = seatState === "not_ready" && seat.reason
+    ? tValue("reason", seat.reason) : "";
+  setClock($("seat-timer"), "since", toMs(seat.since));
+}
+
+function fillReasons() {
+  const select = $("reason-select");
+  const keep = select.value;
+  select.replaceChildren(...state.reasons.map((reason) => {
+    const opt = document.createElement("option");
+    opt.value = reason;
+    opt.textContent = tValue("reason", reason);
+    return opt;
+  }));
+  if (state.reasons.includes(keep)) select.value = keep;
+}
+
+function fillDispositions() {
+  const select = $("wrapup-disposition");
+  const keep = select.value;
+  const blank = document.createElement("option");
+  blank.value = "";
+  blank.textContent = t("wrap.choose");
+  select.replaceChildren(blank, ...DISPOSITIONS.map((value) => {
+    const opt = document.createElement("option");
+    opt.value = value;
+    opt.textContent = t(`disp.${value}`);
+    return opt;
+  }));
+  select.value = keep;
+}
+
+/** Which seat buttons make sense now, from the seat state table (seats/state.py). */
+function renderControls() {
+  const seatState = state.seat?.state ?? "logged_out";
+  $("btn-ready").disabled = !["not_ready", "wrap_up"].includes(seatState);
+  $("btn-not-ready").disabled = !["ready", "wrap_up"].includes(seatState);
+  $("btn-ready").classList.toggle("active", seatState === "ready");
+  $("btn-not-ready").classList.toggle("active", seatState === "not_ready");
+  renderCallControls();
+}
+
+function renderQueues() {
+  const rows = state.queues.map((q) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = `queue-${q.name}`;
+    tr.append(
+      cell(q.name),
+      cell(String(q.waiting ?? 0), "num"),
+      cell(fmtDuration(q.longest_wait_s), `num${isLate(q) ? " warn" : ""}`),
+      cell(fmtPercent(q.service_level), `num ${slClass(q.service_level)}`),
+    );
+    return tr;
+  });
+  $("queue-rows").replaceChildren(...rows);
+  show($("queue-empty"), rows.length === 0);
+}
+
+function cell(text, className = "", col = "") {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  if (col) td.dataset.col = col;
+  return td;
+}
+
+function isLate(q) {
+  return typeof q.target_s === "number" && (q.longest_wait_s ?? 0) > q.target_s;
+}
+
+/** Colour for a service level. QueueFigures carries no target share, so the classic 80% is
+ * the line between good and warning, 60% the line to bad. */
+function slClass(share) {
+  if (typeof share !== "number") return "";
+  if (share >= 0.8) return "good";
+  return share >= 0.6 ? "warn" : "bad";
+}
+
+// The call card ----------------------------------------------------------------------------
+
+function renderCall() {
+  const call = state.call;
+  show($("no-call"), call === null);
+  show($("call-card"), call !== null);
+  document.title = call?.state === "ringing"
+    ? `☎ ${t("call.status.ringing")} · ${t("app.title")}` : t("app.title");
+  if (!call) return;
+  $("call-card").dataset.status = call.state;
+  renderCustomer(call);
+  renderIvr(call);
+  renderCallStatus(call);
+  renderCallControls();
+  renderWrapUp(call);
+}
+
+function renderCustomer(call) {
+  const customer = call.customer ?? null;
+  $("customer-name").textContent = customer?.name || t("call.unknown_customer");
+  const tier = $("customer-tier");
+  const tierValue = customer?.tier ?? "";
+  tier.textContent = tierValue ? tValue("tier", tierValue) : "";
+  tier.dataset.tier = TIERS.includes(tierValue) ? tierValue : "unknown";
+  show(tier, Boolean(tierValue));
+  $("account-masked").textContent = customer?.account_masked || t("none");
+  $("caller").textContent = call.caller || t("none");
+  $("call-queue").textContent = call.queue || t("none");
+  $("call-waited").textContent = fmtDuration(call.waited_s);
+  const balance = customer?.balance_summary ?? null;
+  show($("balance"), balance !== null);
+  if (balance) {
+    $("balance-cash").textContent = fmtMoney(balance.cash, balance.currency);
+    $("balance-market").textContent = fmtMoney(balance.market_value, balance.currency);
+    $("balance-total").textContent = fmtMoney(balance.total, balance.currency);
+  }
+}
+
+function renderIvr(call) {
+  const ivr = call.ivr ?? {};
+  $("ivr-path").textContent = fmtPath(ivr.path);
+  const failure = $("last-failure");
+  failure.textContent = ivr.last_failure ? String(ivr.last_failure) : t("none");
+  failure.classList.toggle("has-failure", Boolean(ivr.last_failure));
+  const contacts = Array.isArray(call.recent_contacts) ? call.recent_contacts : [];
+  const items = contacts.map((c) => {
+    const li = document.createElement("li");
+    const at = document.createElement("span");
+    at.className = "at";
+    at.textContent = fmtDateTime(c.at);
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = tValue("contact", c.kind ?? "");
+    const summary = document.createElement("span");
+    summary.className = "summary";
+    summary.textContent = String(c.summary ?? "");
+    li.append(at, kind, summary);
+    return li;
+  });
+  if (items.length === 0) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = t("call.recent_none");
+    items.push(li);
+  }
+  $("recent-contacts").replaceChildren(...items);
+}
+
+function renderCallStatus(call) {
+  $("call-status").textContent = t(`call.status.${call.state}`);
+  $("call-status-box").dataset.status = call.state;
+  setClock($("call-timer"), "since", call.sinceMs);
+  show($("answer-hint"), call.state === "ringing");
+  const rec = $("recording-state");
+  const live = call.state === "talking" || call.state === "held";
+  show(rec, live);
+  rec.dataset.rec = call.recording;
+  rec.textContent = t(`call.recording_${call.recording}`);
+}
+
+function renderCallControls() {
+  const call = state.call;
+  if (!call) return;
+  const live = call.state === "talking" || call.state === "held";
+  const consulting = call.consult !== null;
+  show($("call-card").querySelector(".controls"), call.state !== "wrap_up");
+  $("btn-hangup").disabled = call.state === "wrap_up";
+  show($("btn-hold"), call.state !== "held");
+  show($("btn-resume"), call.state === "held");
+  $("btn-hold").disabled = call.state !== "talking";
+  $("btn-resume").disabled = call.state !== "held";
+  show($("btn-record-pause"), call.recording !== "paused");
+  show($("btn-record-resume"), call.recording === "paused");
+  $("btn-record-pause").disabled = !live || call.recording !== "on";
+  $("btn-record-resume").disabled = !live;
+  for (const id of ["btn-transfer", "btn-consult", "btn-conference"]) {
+    $(id).disabled = !live || consulting;
+  }
+  show($("consult-bar"), consulting);
+  if (consulting) {
+    const target = call.consult.target;
+    const targetText = target && typeof target === "object" ? String(target.value ?? "")
+      : String(target ?? "");
+    $("consult-status").textContent = t("ctl.consult_with", {
+      target: targetText, state: tValue("consult", call.consult.state),
+    });
+  }
+  const conf = $("conference-status");
+  show(conf, live && call.conference.length > 0);
+  conf.textContent = t("ctl.conference_with", { targets: call.conference.join(", ") });
+}
+
+function renderWrapUp(call) {
+  const inWrap = call.state === "wrap_up";
+  show($("wrapup-form"), inWrap);
+  if (!inWrap) return;
+  setClock($("wrapup-countdown"), "deadline", call.saved ? null : call.wrapDeadlineMs);
+  show($("wrapup-saved"), call.saved);
+  show($("btn-close-call"), call.saved);
+  $("wrapup-save").disabled = call.saved;
+  $("wrapup-disposition").disabled = call.saved;
+  $("wrapup-notes").disabled = call.saved;
+}
+
+// The clocks -------------------------------------------------------------------------------
+
+function renderClock(el) {
+  const at = now();
+  if (el.dataset.since) {
+    el.textContent = fmtDuration((at - Number(el.dataset.since)) / 1000);
+  } else if (el.dataset.deadline) {
+    const left = (Number(el.dataset.deadline) - at) / 1000;
+    el.textContent = left > 0 ? t("wrap.left", { time: fmtDuration(Math.ceil(left)) })
+      : t("wrap.over");
+    el.classList.toggle("urgent", left <= 10);
+  }
+}
+
+function renderClocks() {
+  for (const el of document.querySelectorAll("[data-since], [data-deadline]")) renderClock(el);
+}
+
+// The wallboard ----------------------------------------------------------------------------
+
+function selectTab(name) {
+  const tab = name === "wallboard" && isSupervisor() ? "wallboard" : "desk";
+  state.tab = tab;
+  for (const button of document.querySelectorAll(".tabs [data-tab]")) {
+    button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+  }
+  show($("panel-desk"), tab === "desk");
+  show($("panel-wallboard"), tab === "wallboard");
+  if (tab === "wallboard" && !state.wallboardAsked) askWallboard();
+}
+
+/** The wallboard now, and `wallboard` events from then on (once per session). */
+async function askWallboard() {
+  state.wallboardAsked = true;
+  const data = await send("wallboard");
+  if (data === null) {
+    state.wallboardAsked = false; // let a later visit to the tab try again
+    return;
+  }
+  state.wallboard = { ...data, atMs: Date.now() };
+  renderWallboard();
+}
+
+function fillStateFilter() {
+  const select = $("wb-state-filter");
+  const keep = select.value || "all";
+  select.replaceChildren(...["all", ...SEAT_STATES].map((value) => {
+    const opt = document.createElement("option");
+    opt.value = value;
+    return opt;
+  }));
+  select.value = keep;
+  labelStateFilter();
+}
+
+/** Seats per state, as option labels of the filter and as a strip of pills beside it (a click
+ * on a pill filters on that state): the "by state" view at a glance. */
+function labelStateFilter() {
+  const seats = state.wallboard?.seats ?? [];
+  const count = (value) => (value === "all" ? seats.length
+    : seats.filter((s) => s.state === value).length);
+  for (const opt of $("wb-state-filter").options) {
+    const label = opt.value === "all" ? t("wb.all") : tValue("state", opt.value);
+    opt.textContent = `${label} (${count(opt.value)})`;
+  }
+  $("wb-state-counts").replaceChildren(...SEAT_STATES.filter((s) => count(s) > 0).map((s) => {
+    const pill = document.createElement("button");
+    pill.type = "button";
+    pill.className = "state-pill";
+    pill.dataset.state = s;
+    pill.dataset.testid = `wb-count-${s}`;
+    pill.textContent = `${tValue("state", s)} ${count(s)}`;
+    return pill;
+  }));
+}
+
+function renderWallboard() {
+  const wb = state.wallboard;
+  $("wb-updated").textContent = wb ? t("wb.updated", {
+    time: new Date(wb.atMs).toLocaleTimeString(getLang() === "zh" ? "zh-CN" : "en-GB"),
+  }) : "";
+  renderWallboardQueues(Array.isArray(wb?.queues) ? wb.queues : []);
+  renderWallboardSeats(Array.isArray(wb?.seats) ? wb.seats : []);
+  labelStateFilter();
+}
+
+function renderWallboardQueues(queues) {
+  $("wb-queue-rows").replaceChildren(...queues.map((q) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = `wb-queue-${q.name}`;
+    tr.append(
+      cell(String(q.name), "", "name"),
+      cell(String(q.waiting ?? 0), `num${q.waiting > 0 ? " strong" : ""}`, "waiting"),
+      cell(fmtDuration(q.longest_wait_s), `num${isLate(q) ? " warn" : ""}`, "longest"),
+      cell(fmtPercent(q.service_level), `num ${slClass(q.service_level)}`, "sl"),
+      cell(q.asa_s === null || q.asa_s === undefined ? t("none") : fmtDuration(q.asa_s),
+        "num", "asa"),
+      cell(String(q.answered ?? 0), "num", "answered"),
+      cell(String(q.abandoned ?? 0), `num${q.abandoned > 0 ? " warn" : ""}`, "abandoned"),
+    );
+    return tr;
+  }));
+}
+
+/** Seat rows are updated in place, keyed by agent id, so a supervisor's click on a row's button
+ * is not lost to a wallboard event that redraws the table under the pointer. */
+function renderWallboardSeats(seats) {
+  const filter = $("wb-state-filter").value || "all";
+  const order = (s) => {
+    const i = SEAT_STATES.indexOf(s.state);
+    return i === -1 ? SEAT_STATES.length : i;
+  };
+  const wanted = seats
+    .filter((s) => filter === "all" || s.state === filter)
+    .sort((a, b) => order(a) - order(b) || String(a.agent_id).localeCompare(String(b.agent_id)));
+  const tbody = $("wb-seat-rows");
+  const existing = new Map([...tbody.rows].map((row) => [row.dataset.agent, row]));
+  wanted.forEach((seat, i) => {
+    const id = String(seat.agent_id);
+    const row = existing.get(id) ?? buildSeatRow(id);
+    existing.delete(id);
+    fillSeatRow(row, seat);
+    if (tbody.rows[i] !== row) tbody.insertBefore(row, tbody.rows[i] ?? null);
+  });
+  for (const row of existing.values()) row.remove();
+}
+
+const SEAT_ACTIONS = [
+  ["spy", "listen", "wb.listen"],
+  ["spy", "whisper", "wb.whisper"],
+  ["spy", "barge", "wb.barge"],
+  ["force", "ready", "wb.force_ready"],
+  ["force", "not_ready", "wb.force_not_ready"],
+  ["force", "logged_out", "wb.force_logout"],
+];
+
+function buildSeatRow(agentId) {
+  const tr = document.createElement("tr");
+  tr.dataset.agent = agentId;
+  tr.dataset.testid = `wb-seat-${agentId}`;
+  for (const col of ["agent", "name", "state", "reason", "time", "call"]) {
+    const td = document.createElement("td");
+    td.dataset.col = col;
+    if (col === "time") td.className = "num";
+    tr.append(td);
+  }
+  // the buttons sit in a flex box inside the cell: a flex <td> would lose its table borders
+  const cellBox = document.createElement("td");
+  cellBox.className = "actions-cell";
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  cellBox.append(actions);
+  for (const [kind, value] of SEAT_ACTIONS) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = kind === "force" ? "small ghost" : "small";
+    button.dataset.action = kind;
+    button.dataset.value = value;
+    button.dataset.testid = `${kind}-${value.replace("_", "-")}`;
+    actions.append(button);
+  }
+  tr.append(cellBox);
+  return tr;
+}
+
+function fillSeatRow(row, seat) {
+  const cells = row.cells;
+  cells[0].textContent = String(seat.agent_id ?? "");
+  cells[1].textContent = String(seat.name ?? "");
+  const badge = document.createElement("span");
+  badge.className = "state-pill";
+  badge.dataset.state = String(seat.state ?? "");
+  badge.textContent = tValue("state", seat.state);
+  cells[2].replaceChildren(badge);
+  cells[3].textContent = seat.state === "not_ready" && seat.reason
+    ? tValue("reason", seat.reason) : "";
+  setClock(cells[4], "since", toMs(seat.since));
+  cells[5].textContent = seat.call_id ? String(seat.call_id) : "";
+  row.dataset.state = String(seat.state ?? "");
+  const onCall = seat.state === "on_call" || seat.state === "on_hold";
+  for (const button of row.querySelectorAll("button[data-action]")) {
+    const [, , key] = SEAT_ACTIONS.find(([k, v]) =>
+      k === button.dataset.action && v === button.dataset.value);
+    button.textContent = t(key);
+    // Spying needs a call to spy on; a force is refused on a call (seats/state.py FORCE_TARGETS)
+    // and pointless into the state the seat is already in.
+    button.disabled = button.dataset.action === "spy"
+      ? !onCall : onCall || seat.state === button.dataset.value;
+  }
+}
+
+async function onSeatAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const agentId = button.closest("tr").dataset.agent;
+  const value = button.dataset.value;
+  if (button.dataset.action === "spy") {
+    const reply = await send("spy", { agent_id: agentId, mode: value }, button);
+    if (reply !== null) toast(t("ok.spy"));
+  } else {
+    const reply = await send("force_state", { agent_id: agentId, state: value, reason: "" },
+      button);
+    if (reply !== null) toast(t("ok.force", { agent: agentId, state: tValue("state", value) }));
+    if (reply?.seat && state.wallboard && Array.isArray(state.wallboard.seats)) {
+      // show the forced state at once; the next wallboard event confirms it
+      state.wallboard.seats = state.wallboard.seats.map((seat) =>
+        seat.agent_id === reply.seat.agent_id ? { ...seat, ...reply.seat } : seat);
+    }
+  }
+  renderWallboard(); // busy() re-enabled the button; the seat's state decides
+}
+
+// -- agent actions --------------------------------------------------------------------------
+
+async function setSeatState(newState, button) {
+  const reason = newState === "not_ready" ? $("reason-select").value : "";
+  const reply = await send("set_state", { state: newState, reason }, button);
+  applySeatReply(reply);
+}
+
+/** Replies to seat commands carry the seat ({seat: {...}}); the `seat` event that follows says
+ * the same thing again, harmlessly. */
+function applySeatReply(reply) {
+  if (reply && reply.seat && typeof reply.seat.state === "string") EVENT_HANDLERS.seat(reply.seat);
+}
+
+/** A call control; on success the implied call state is applied at once (the matching event,
+ * when it comes, applies the same state again). */
+async function callControl(type, fields, button, after) {
+  const reply = await send(type, fields, button);
+  if (reply === null || !state.call) return;
+  after?.();
+  renderCall();
+}
+
+const TARGET_KINDS = {
+  transfer: ["queue", "agent", "number"],
+  consult: ["agent", "number"],
+  conference: ["agent", "number"],
+};
+
+function openTargetDialog(action) {
+  state.targetAction = action;
+  $("target-title").textContent = t(`target.title.${action}`);
+  const kind = $("target-kind");
+  kind.replaceChildren(...TARGET_KINDS[action].map((value) => {
+    const opt = document.createElement("option");
+    opt.value = value;
+    opt.textContent = t(`target.kind.${value}`);
+    return opt;
+  }));
+  $("target-value").value = "";
+  fieldError($("target-error"), "");
+  fillTargetOptions();
+  $("target-dialog").showModal();
+  $("target-value").focus();
+}
+
+/** Suggestions for the target field: queue names we know, or agent ids from the wallboard. */
+function fillTargetOptions() {
+  const kind = $("target-kind").value;
+  let values = [];
+  if (kind === "queue") values = state.queues.map((q) => String(q.name));
+  if (kind === "agent") values = (state.wallboard?.seats ?? []).map((s) => String(s.agent_id));
+  $("target-options").replaceChildren(...values.map((value) => {
+    const opt = document.createElement("option");
+    opt.value = value;
+    return opt;
+  }));
+}
+
+async function onTargetSubmit(event) {
+  event.preventDefault();
+  const kind = $("target-kind").value;
+  const raw = $("target-value").value;
+  const value = kind === "number" ? cleanNumber(raw) : raw.trim();
+  const ok = kind === "number" ? DIALABLE.test(value) : AGENT_ID.test(value);
+  if (!ok) {
+    fieldError($("target-error"), kind === "number" ? "val.dialable" : "target.bad_id");
+    return;
+  }
+  const action = state.targetAction;
+  const reply = await send(action, { target: { kind, value } }, $("target-ok"));
+  if (reply === null) return; // the toast says why; the dialog stays for a correction
+  $("target-dialog").close();
+  toast(t(`ok.${action}`));
+  if (action === "consult" && state.call) {
+    state.call.consult = { state: "ringing", target: { kind, value } };
+    renderCall();
+  }
+}
+
+async function onWrapUpSubmit(event) {
+  event.preventDefault();
+  const call = state.call;
+  if (!call || call.saved) return;
+  const disposition = $("wrapup-disposition").value;
+  if (!DISPOSITIONS.includes(disposition)) {
+    fieldError($("wrapup-error"), "wrap.need_disposition");
+    $("wrapup-disposition").focus();
+    return;
+  }
+  fieldError($("wrapup-error"), "");
+  const reply = await send("wrap_up", {
+    call_id: String(call.call_id), disposition, notes: $("wrapup-notes").value,
+  }, $("wrapup-save"));
+  if (reply === null || state.call !== call) return;
+  call.saved = true;
+  renderCall();
+  applySeatReply(reply); // saving ends the wrap-up: the seat is ready again
+}
+
+/** Strip the separators people type or paste into phone numbers ("138-0000 0000"). */
+function cleanNumber(text) {
+  return text.replace(/[\s()-]/g, "");
+}
+
+async function onClickToCall(event) {
+  event.preventDefault();
+  const number = cleanNumber($("ctc-number").value);
+  const account = $("ctc-account").value.trim();
+  const error = $("ctc-error");
+  if (!DIALABLE.test(number)) return fieldError(error, "val.dialable");
+  if (account && !ACCOUNT.test(account)) return fieldError(error, "val.digits");
+  fieldError(error, "");
+  const reply = await send("click_to_call", { number, account },
+    event.submitter ?? null);
+  if (reply !== null) toast(t("ok.click_to_call", { number }));
+}
+
+async function onCreateTask(event) {
+  event.preventDefault();
+  const text = $("task-text").value.trim();
+  const account = $("task-account").value.trim();
+  const phone = cleanNumber($("task-phone").value);
+  const agentId = $("task-agent").value.trim();
+  const due = $("task-due").value;
+  const error = $("task-error");
+  if (!text) return fieldError(error, "task.need_text");
+  if (account && !ACCOUNT.test(account)) return fieldError(error, "val.digits");
+  if (phone && !DIALABLE.test(phone)) return fieldError(error, "val.dialable");
+  if (agentId && !AGENT_ID.test(agentId)) return fieldError(error, "login.bad_agent");
+  fieldError(error, "");
+  const dueAt = due ? new Date(due).getTime() / 1000 : null;
+  const reply = await send("create_task", {
+    text, account, phone, due_at: Number.isFinite(dueAt) ? dueAt : null, agent_id: agentId,
+  }, event.submitter ?? null);
+  if (reply === null) return;
+  event.target.reset();
+  toast(t("ok.task"));
+}
+
+async function onSendMessage(event) {
+  event.preventDefault();
+  const account = $("msg-account").value.trim();
+  const error = $("msg-error");
+  if (!ACCOUNT.test(account)) return fieldError(error, "val.digits");
+  fieldError(error, "");
+  const reply = await send("send_message", {
+    account,
+    channel: $("msg-channel").value,
+    template: $("msg-template").value,
+    text: $("msg-text").value,
+  }, event.submitter ?? null);
+  if (reply !== null) toast(t("ok.message"));
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+
+function onLanguageChange(event) {
+  setLang(event.target.value);
+  applyTranslations();
+  renderAll();
+  if (state.tab) selectTab(state.tab);
+}
+
+function wire() {
+  $("login-form").addEventListener("submit", onLoginSubmit);
+  $("lang-switch").addEventListener("change", onLanguageChange);
+  $("btn-logout").addEventListener("click", onLogout);
+  for (const button of document.querySelectorAll(".tabs [data-tab]")) {
+    button.addEventListener("click", () => selectTab(button.dataset.tab));
+  }
+  $("btn-ready").addEventListener("click", (e) => setSeatState("ready", e.currentTarget));
+  $("btn-not-ready").addEventListener("click", (e) => setSeatState("not_ready", e.currentTarget));
+
+  $("btn-hangup").addEventListener("click", (e) => callControl("hangup", {}, e.currentTarget));
+  $("btn-hold").addEventListener("click", (e) => callControl("hold", {}, e.currentTarget,
+    () => { state.call.state = "held"; }));
+  $("btn-resume").addEventListener("click", (e) => callControl("resume", {}, e.currentTarget,
+    () => { state.call.state = "talking"; }));
+  $("btn-record-pause").addEventListener("click", (e) => callControl("recording",
+    { action: "pause" }, e.currentTarget, () => { state.call.recording = "paused"; }));
+  $("btn-record-resume").addEventListener("click", (e) => callControl("recording",
+    { action: "resume" }, e.currentTarget, () => { state.call.recording = "on"; }));
+  $("btn-transfer").addEventListener("click", () => openTargetDialog("transfer"));
+  $("btn-consult").addEventListener("click", () => openTargetDialog("consult"));
+  $("btn-conference").addEventListener("click", () => openTargetDialog("conference"));
+  $("btn-consult-complete").addEventListener("click", (e) => callControl("consult_complete",
+    {}, e.currentTarget, () => { state.call.consult = null; }));
+  $("btn-consult-cancel").addEventListener("click", (e) => callControl("consult_cancel",
+    {}, e.currentTarget, () => { state.call.consult = null; }));
+
+  $("target-form").addEventListener("submit", onTargetSubmit);
+  $("target-kind").addEventListener("change", fillTargetOptions);
+  $("target-cancel").addEventListener("click", () => $("target-dialog").close());
+  $("wrapup-form").addEventListener("submit", onWrapUpSubmit);
+  $("btn-close-call").addEventListener("click", () => {
+    state.call = null;
+    renderCall();
+  });
+  $("ctc-form").addEventListener("submit", onClickToCall);
+  $("task-form").addEventListener("submit", onCreateTask);
+  $("msg-form").addEventListener("submit", onSendMessage);
+  $("wb-state-filter").addEventListener("change", renderWallboard);
+  $("wb-state-counts").addEventListener("click", (event) => {
+    const pill = event.target.closest("button[data-state]");
+    if (!pill) return;
+    const filter = $("wb-state-filter");
+    filter.value = filter.value === pill.dataset.state ? "all" : pill.dataset.state;
+    renderWallboard();
+  });
+  $("wb-seat-rows").addEventListener("click", onSeatAction);
+  $("toast").addEventListener("click", () => show($("toast"), false));
+}
+
+function main() {
+  $("lang-switch").value = getLang();
+  applyTranslations();
+  wire();
+  renderAll();
+  window.setInterval(renderClocks, 1000);
+  $("login-agent").focus();
+}
+
+main();

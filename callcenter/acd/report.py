@@ -1,0 +1,366 @@
+"""``callcenter report``: queue and agent figures for a period, read from the database.
+
+The async edge of :mod:`callcenter.acd.figures` (which owns what each figure means): this module
+owns reading a period's ``queue_log``/``seat_log`` rows, the period's command-line syntax, and
+the two renderings, an aligned text table and CSV. ``cli.py`` hooks it in with
+:func:`add_report_parser` and :func:`run_report`.
+
+Times in the database are Unix seconds (``queue_log.at``); the command line speaks local time.
+A period that reaches into the future is cut at *now*, so today's report does not count the
+current states of the seats as lasting until midnight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import io
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+
+import aiosqlite
+
+from callcenter.acd.figures import (
+    AgentFigures,
+    QueueEvent,
+    QueueFigures,
+    SeatEvent,
+    agent_figures,
+    queue_figures,
+)
+from callcenter.config import Settings
+from callcenter.errors import ConfigError, StoreError
+from callcenter.seats.state import SeatState
+from callcenter.store.db import open_db
+
+__all__ = [
+    "Report",
+    "add_report_parser",
+    "build_report",
+    "parse_period",
+    "read_period",
+    "render_csv",
+    "render_table",
+    "run_report",
+    "select",
+]
+
+ISO_HELP = "e.g. 2026-11-23 or 2026-11-23T09:30 or 2026-11-23T09:30+08:00"
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Figures for ``[start, until)``; ``until`` is ``end`` cut at the time of the report.
+
+    A section that is ``None`` is not shown (see :func:`select`).
+    """
+
+    start: datetime
+    end: datetime
+    until: datetime
+    queues: tuple[QueueFigures, ...] | None
+    agents: tuple[AgentFigures, ...] | None
+    target_shares: Mapping[str, float]
+    names: Mapping[str, str]
+
+
+# -- the period ----------------------------------------------------------------------------------
+
+
+def _local_midnight(day: date) -> datetime:
+    # via a naive time and astimezone(): the local zone's offset on *that* day (DST-proof)
+    return datetime.combine(day, time()).astimezone()
+
+
+def _parse_bound(option: str, text: str) -> datetime | date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {text!r}: not an ISO date or date-time ({ISO_HELP}): {exc}"
+        ) from exc
+    return moment.astimezone()  # naive means local time
+
+
+def parse_period(from_text: str | None, to_text: str | None,
+                 now: datetime) -> tuple[datetime, datetime]:
+    """``[start, end)`` as aware datetimes from ``--from``/``--to``; ``ConfigError`` if bad.
+
+    A date as ``--from`` is its local midnight, as ``--to`` the end of that day (so
+    ``--from 2026-11-01 --to 2026-11-30`` is all of November). No ``--from``: today
+    (``now``'s local date). No ``--to``: the end of the day ``--from`` falls in.
+    """
+    first = _parse_bound("--from", from_text) if from_text else now.astimezone().date()
+    start = first if isinstance(first, datetime) else _local_midnight(first)
+    if to_text:
+        last = _parse_bound("--to", to_text)
+        end = last if isinstance(last, datetime) else _local_midnight(last + timedelta(days=1))
+    else:
+        end = _local_midnight(start.astimezone().date() + timedelta(days=1))
+    if end <= start:
+        raise ConfigError(
+            f"--to ({end.isoformat(sep=' ')}) must be after --from ({start.isoformat(sep=' ')})"
+        )
+    return start, end
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+_QUEUE_SQL = """
+    SELECT id, at, queue, call_id, event, agent_id, tier, wait_s, talk_s FROM queue_log
+    WHERE at >= ? AND at < ? ORDER BY at, id
+"""
+# the period's rows, and each agent's last row before it (its state when the period starts)
+_SEAT_SQL = """
+    SELECT id, at, agent_id, from_state, to_state FROM seat_log
+    WHERE at < ? AND (at >= ? OR id IN (
+        SELECT MAX(id) FROM seat_log WHERE at < ? GROUP BY agent_id))
+    ORDER BY at, id
+"""
+
+
+def _state(row: sqlite3.Row, column: str) -> SeatState:
+    try:
+        return SeatState(row[column])
+    except ValueError as exc:
+        raise StoreError(f"seat_log row {row['id']}: unknown {column} {row[column]!r}") from exc
+
+
+async def read_period(db: aiosqlite.Connection, start: float,
+                      end: float) -> tuple[list[QueueEvent], list[SeatEvent]]:
+    """The rows the figures of ``[start, end)`` need, oldest first."""
+    try:
+        async with db.execute(_QUEUE_SQL, (start, end)) as cur:
+            queue_rows = list(await cur.fetchall())
+        async with db.execute(_SEAT_SQL, (end, start, start)) as cur:
+            seat_rows = list(await cur.fetchall())
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the queue and seat logs: {exc}") from exc
+    events = [
+        QueueEvent(r["at"], r["queue"], r["call_id"], r["event"], r["agent_id"], r["tier"],
+                   r["wait_s"], r["talk_s"])
+        for r in queue_rows
+    ]
+    seats = [
+        SeatEvent(r["at"], r["agent_id"], _state(r, "from_state"), _state(r, "to_state"))
+        for r in seat_rows
+    ]
+    return events, seats
+
+
+async def _agent_names(db: aiosqlite.Connection) -> dict[str, str]:
+    try:
+        async with db.execute("SELECT agent_id, name FROM agents") as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the agents: {exc}") from exc
+
+
+async def build_report(db: aiosqlite.Connection, settings: Settings, start: datetime,
+                       end: datetime, *, now: datetime,
+                       short_abandon_s: float = 0.0) -> Report:
+    """Every configured queue (and any other in the log) and every agent active in the period."""
+    until = max(start, min(end, now))
+    targets = {q.name: q.target_s for q in settings.acd.queues}
+    events, seats = await read_period(db, start.timestamp(), until.timestamp())
+    t0, t1 = start.timestamp(), until.timestamp()
+    return Report(
+        start=start,
+        end=end,
+        until=until,
+        queues=tuple(queue_figures(events, seats, t0, t1, targets,
+                                   short_abandon_s=short_abandon_s)),
+        agents=tuple(agent_figures(events, seats, t0, t1)),
+        target_shares={q.name: q.target_share for q in settings.acd.queues},
+        names=await _agent_names(db),
+    )
+
+
+def select(report: Report, *, queue: str | None = None, agent: str | None = None) -> Report:
+    """Keep one queue and/or one agent. Naming only one hides the other section."""
+    if queue is None and agent is None:
+        return report
+    queues: tuple[QueueFigures, ...] | None = None
+    agents: tuple[AgentFigures, ...] | None = None
+    if queue is not None:
+        queues = tuple(r for r in report.queues or () if r.queue == queue)
+        if not queues:
+            known = ", ".join(r.queue for r in report.queues or ()) or "none"
+            raise ConfigError(f"--queue {queue!r}: no such queue (known: {known})")
+    if agent is not None:
+        agents = tuple(r for r in report.agents or () if r.agent_id == agent)
+        if not agents and agent not in report.names:
+            raise ConfigError(f"--agent {agent!r}: no such agent")
+    return dataclasses.replace(report, queues=queues, agents=agents)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _sec(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def _hms(x: float) -> str:
+    whole = round(x)
+    return f"{whole // 3600}:{whole % 3600 // 60:02}:{whole % 60:02}"
+
+
+def _goal(report: Report, row: QueueFigures) -> str:
+    share = report.target_shares.get(row.queue)
+    if row.target_s is None or share is None:
+        return "-"
+    return f"{100 * share:g}% in {row.target_s:g}s"
+
+
+def _align(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
+    """Columns padded to their widest cell; the first ``left`` columns left-aligned."""
+    widths = [max(len(cell) for cell in col) for col in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(cell.ljust(w) if n < left else cell.rjust(w)
+                  for n, (cell, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in (headers, *rows)
+    ]
+
+
+_QUEUE_HEADERS = ("queue", "goal", "offered", "answered", "abandoned", "aband.", "SL",
+                  "ASA s", "AHT s", "longest s", "callbacks", "overflows", "transfers")
+_AGENT_HEADERS = ("agent", "name", "handled", "AHT s", "talk", "wrap-up", "ready",
+                  "not ready", "logged in", "occupancy", "no answer")
+
+
+def _queue_cells(report: Report, r: QueueFigures) -> list[str]:
+    return [r.queue, _goal(report, r), str(r.offered), str(r.answered), str(r.abandoned),
+            _pct(r.abandon_rate), _pct(r.service_level), _sec(r.asa_s), _sec(r.aht_s),
+            _sec(r.longest_wait_s), str(r.callbacks), str(r.overflows), str(r.transfers)]
+
+
+def _agent_cells(report: Report, r: AgentFigures) -> list[str]:
+    return [r.agent_id, report.names.get(r.agent_id, ""), str(r.handled), _sec(r.aht_s),
+            _hms(r.talk_s), _hms(r.wrap_up_s), _hms(r.ready_s), _hms(r.not_ready_s),
+            _hms(r.logged_in_s), _pct(r.occupancy), str(r.no_answers)]
+
+
+def render_table(report: Report) -> str:
+    """The report as aligned text for a terminal."""
+    stamp = "%Y-%m-%d %H:%M:%S"
+    lines = [f"Period: {report.start:{stamp}} to {report.end:{stamp}} "
+             f"(UTC{report.start:%z})"]
+    if report.until < report.end:
+        lines.append(f"Figures up to {report.until:{stamp}} (now).")
+    if report.queues is not None:
+        lines += ["", "Queues"]
+        cells = [_queue_cells(report, r) for r in report.queues]
+        lines += _align(_QUEUE_HEADERS, cells, left=2)
+    if report.agents is not None:
+        lines += ["", "Agents"]
+        if report.agents:
+            cells = [_agent_cells(report, r) for r in report.agents]
+            lines += _align(_AGENT_HEADERS, cells, left=2)
+        else:
+            lines.append("(no agent activity in this period)")
+    return "\n".join(lines) + "\n"
+
+
+#: One CSV for both sections: ``section`` says which, cells that do not apply are empty.
+CSV_COLUMNS = (
+    "section", "name", "agent_name", "period_from", "period_to", "target_s", "target_share",
+    "offered", "answered", "answered_in_target", "abandoned", "short_abandoned",
+    "abandon_rate", "service_level", "asa_s", "aht_s", "longest_wait_s", "callbacks",
+    "overflows", "transfers", "handled", "talk_s", "wrap_up_s", "ringing_s", "ready_s",
+    "not_ready_s", "logged_in_s", "occupancy", "no_answers",
+)
+
+
+def _csv_value(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def render_csv(report: Report) -> str:
+    """The report as CSV (stdlib ``csv``): seconds and shares as plain numbers, None as empty."""
+    period = {"period_from": report.start.isoformat(), "period_to": report.until.isoformat()}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for q in report.queues or ():
+        row: dict[str, object] = {"section": "queue", "name": q.queue, **period,
+                                  "target_share": report.target_shares.get(q.queue)}
+        row.update((k, v) for k, v in _fields(q).items() if k != "queue")
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    for a in report.agents or ():
+        row = {"section": "agent", "name": a.agent_id, "agent_name": report.names.get(a.agent_id),
+               **period}
+        row.update((k, v) for k, v in _fields(a).items() if k != "agent_id")
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def _fields(obj: QueueFigures | AgentFigures) -> dict[str, object]:
+    return dataclasses.asdict(obj)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def add_report_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add ``report`` to ``callcenter``'s subcommands; the caller sets its ``func``."""
+    p = subparsers.add_parser(
+        "report", help="queue and agent figures for a period",
+        description="Queue and agent figures (service level, ASA, AHT, occupancy...) for a "
+                    "period, from the engine's database. Times are local unless an offset is "
+                    "given.",
+    )
+    p.add_argument("--from", dest="from_", metavar="ISO",
+                   help=f"start: a date (its midnight) or a date-time, {ISO_HELP} "
+                        "(default: today)")
+    p.add_argument("--to", metavar="ISO",
+                   help="end, exclusive; a date means the end of that day "
+                        "(default: the end of the --from day)")
+    p.add_argument("--queue", metavar="NAME", help="only this queue (hides agents unless "
+                                                   "--agent is given too)")
+    p.add_argument("--agent", metavar="ID", help="only this agent (hides queues unless "
+                                                 "--queue is given too)")
+    p.add_argument("--format", choices=["table", "csv"], default="table")
+    p.add_argument("--short-abandon", type=float, default=0.0, metavar="S",
+                   help="leave abandons shorter than S seconds out of the service level "
+                        "(default 0: they count)")
+    return p
+
+
+async def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    """``callcenter report``: print the figures; ``ConfigError``/``StoreError`` on bad input."""
+    now = datetime.now().astimezone()
+    start, end = parse_period(args.from_, args.to, now)
+    short = float(args.short_abandon)
+    if not math.isfinite(short) or short < 0:
+        raise ConfigError(f"--short-abandon {args.short_abandon}: must be seconds >= 0")
+    path = settings.database
+    if not await asyncio.to_thread(path.exists):  # open_db would create an empty one
+        raise StoreError(f"no database at {path}: has the engine run with these settings?")
+    db = await open_db(path)
+    try:
+        report = await build_report(db, settings, start, end, now=now, short_abandon_s=short)
+    finally:
+        await db.close()
+    report = select(report, queue=args.queue, agent=args.agent)
+    text = render_csv(report) if args.format == "csv" else render_table(report)
+    print(text, end="")
+    return 0

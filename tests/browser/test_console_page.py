@@ -1,0 +1,495 @@
+"""The agent console page against the real console server, with a fake backend.
+
+The server is ``callcenter.seats.console_server.ConsoleServer`` serving the repo's
+``agent_console/``; the backend is a fake that answers logins, snapshots and commands from a
+small in-memory model, records every request it gets, and pushes events through
+``server.push`` the way the engine's backend does. No Asterisk is involved.
+
+No test sleeps: every wait is Playwright's auto-waiting ``expect`` (or a page-side condition).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, expect
+
+from callcenter.config import ConsoleSettings
+from callcenter.errors import ConsoleError
+from callcenter.seats import protocol as p
+from callcenter.seats.console_api import AgentIdentity, ConsolePush
+from callcenter.seats.console_server import ConsoleServer
+from tests.browser.conftest import PageProblems
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "agent_console"
+AGENT_PW = "agent-secret-1"
+SUPERVISOR_PW = "super-secret-1"
+XSS = '<img src=x onerror="window.__pwned=1">'
+
+
+def queue_figures(name: str = "general", **changes: Any) -> dict[str, Any]:
+    figures = {"name": name, "waiting": 2, "longest_wait_s": 35.0, "answered": 41,
+               "abandoned": 3, "service_level": 0.83, "asa_s": 12.4, "target_s": 20.0}
+    return {**figures, **changes}
+
+
+def screen_pop(call_id: str = "c-1001", **changes: Any) -> dict[str, Any]:
+    """call_offered data as the engine's backend builds it (seats/backend.py _screen_pop)."""
+    pop = {
+        "call_id": call_id, "queue": "vip", "waited_s": 42.3,
+        "customer": {"name": "张伟", "tier": "gold", "account_masked": "******1234",
+                     "balance_summary": {"currency": "CNY", "cash": "12345.67",
+                                         "market_value": "250000.00", "total": "262345.67"}},
+        "caller": "*******8000",
+        "ivr": {"path": "main account transfer agent", "last_failure": "transfer:refused",
+                "lang": "zh"},
+        "recent_contacts": [{"at": time.time() - 86400, "kind": "call",
+                             "summary": "resolved: 查询转账额度"}],
+    }
+    return {**pop, **changes}
+
+
+@dataclass
+class Agent:
+    password: str
+    identity: AgentIdentity
+
+
+class FakeBackend:
+    """A ``ConsoleBackend`` with just enough of a seat model for the page to be exercised."""
+
+    def __init__(self) -> None:
+        self.push: ConsolePush | None = None
+        self.agents = {
+            "A1001": Agent(AGENT_PW, AgentIdentity("A1001", "周敏 Zhou Min", p.Role.AGENT)),
+            "S9001": Agent(SUPERVISOR_PW,
+                           AgentIdentity("S9001", "林静 Lin Jing", p.Role.SUPERVISOR)),
+        }
+        self.seats: dict[str, dict[str, Any]] = {
+            agent_id: {"agent_id": agent_id, "name": a.identity.name, "state": "logged_out",
+                       "reason": "", "since": time.time(), "call_id": ""}
+            for agent_id, a in self.agents.items()
+        }
+        self.queues = [queue_figures("general"), queue_figures("vip", waiting=0)]
+        #: every command, as (agent id, request), in arrival order
+        self.requests: list[tuple[str, p.Request]] = []
+        #: what a command should raise instead of succeeding, by request type
+        self.refuse: dict[str, ConsoleError] = {}
+
+    # -- ConsoleBackend ----------------------------------------------------------------------
+
+    async def authenticate(self, agent_id: str, password: str) -> AgentIdentity | None:
+        agent = self.agents.get(agent_id)
+        expected = agent.password if agent else "-"
+        ok = hmac.compare_digest(password.encode(), expected.encode())
+        return agent.identity if agent and ok else None
+
+    async def snapshot(self, agent: AgentIdentity) -> dict[str, Any]:
+        seat = self.seats[agent.agent_id]
+        if seat["state"] == "logged_out":
+            seat.update(state="not_ready", reason="login", since=time.time())
+        return {"agent": {"agent_id": agent.agent_id, "name": agent.name,
+                          "role": agent.role.value},
+                "seat": dict(seat), "call": None, "queues": self.queues,
+                "reasons": ["break", "meal", "training", "meeting", "after-call"]}
+
+    async def command(self, agent: AgentIdentity, request: p.Request) -> dict[str, Any]:
+        self.requests.append((agent.agent_id, request))
+        if request.type in self.refuse:
+            raise self.refuse[request.type]
+        match request:
+            case p.SetState(state=state, reason=reason):
+                return {"seat": self.set_seat(agent.agent_id, state, reason)}
+            case p.ForceState(agent_id=target, state=state, reason=reason):
+                return {"seat": self.set_seat(target, state, reason or "forced")}
+            case p.WrapUp():
+                return {"saved": True, "seat": self.set_seat(agent.agent_id, "ready", "")}
+            case p.Wallboard():
+                return self.wallboard()
+        return {}
+
+    async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
+        pass
+
+    # -- the engine's side, driven by the tests ----------------------------------------------
+
+    def set_seat(self, agent_id: str, state: str, reason: str = "",
+                 call_id: str = "") -> dict[str, Any]:
+        seat = self.seats[agent_id]
+        seat.update(state=state, reason=reason if state == "not_ready" else "",
+                    since=time.time(), call_id=call_id)
+        self.event(agent_id, "seat", dict(seat))
+        return dict(seat)
+
+    def event(self, agent_id: str, name: str, data: dict[str, Any]) -> None:
+        assert self.push is not None, "the server is not started"
+        self.push.to_agent(agent_id, p.Event(event=name, data=data))
+
+    def wallboard(self) -> dict[str, Any]:
+        return {"queues": self.queues, "seats": [dict(s) for s in self.seats.values()]}
+
+    def push_wallboard(self) -> None:
+        assert self.push is not None
+        self.push.to_role(p.Role.SUPERVISOR, p.Event(event="wallboard", data=self.wallboard()))
+
+    def requests_of(self, kind: type[p.Request]) -> list[Any]:
+        return [r for _, r in self.requests if isinstance(r, kind)]
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def server(backend: FakeBackend) -> AsyncIterator[ConsoleServer]:
+    server = ConsoleServer(ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR),
+                           backend)
+    await server.start()
+    backend.push = server.push
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def console(server: ConsoleServer, page: Page) -> Page:
+    """The page, opened on the console. Requesting the server first means the page is closed
+    before the server at teardown, so the page never sees the server go away."""
+    await page.goto(f"http://127.0.0.1:{server.port}/")
+    return page
+
+
+async def log_in(page: Page, agent_id: str, password: str) -> None:
+    await page.get_by_test_id("login-agent").fill(agent_id)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+
+
+async def log_in_agent(page: Page) -> None:
+    await log_in(page, "A1001", AGENT_PW)
+    await expect(page.get_by_test_id("seat-state")).to_have_text("未就绪")
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+async def test_wrong_password_shows_the_error(console: Page, backend: FakeBackend) -> None:
+    await log_in(console, "A1001", "not-the-password")
+    error = console.get_by_test_id("login-error")
+    await expect(error).to_have_text("工号或密码错误")
+    await expect(console.get_by_test_id("login-password")).to_have_value("")
+    await expect(console.get_by_test_id("seat-state")).to_be_hidden()
+
+
+async def test_bad_agent_id_is_refused_before_sending(console: Page,
+                                                      backend: FakeBackend) -> None:
+    await log_in(console, "A1001; drop", AGENT_PW)
+    await expect(console.get_by_test_id("login-error")).to_contain_text("工号只能包含")
+    assert backend.requests == []
+
+
+async def test_login_then_ready(console: Page, backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    await expect(console.get_by_test_id("agent-name")).to_have_text("周敏 Zhou Min")
+    await expect(console.get_by_test_id("seat-reason")).to_have_text("刚登录")
+    await expect(console.get_by_test_id("tab-wallboard")).to_be_hidden()
+    # the password went to the server and nowhere else: the field is empty again
+    await expect(console.get_by_test_id("login-password")).to_have_value("")
+
+    await console.get_by_test_id("btn-ready").click()
+    seat_state = console.get_by_test_id("seat-state")
+    await expect(seat_state).to_have_text("就绪")
+    await expect(seat_state).to_have_attribute("data-state", "ready")
+    await expect(console.get_by_test_id("seat-timer")).to_have_text(re.compile(r"^0:0\d$"))
+    assert [(r.state, r.reason) for r in backend.requests_of(p.SetState)] == [("ready", "")]
+
+    # and back to not ready, with the reason picked from the login reply's list
+    await console.get_by_test_id("reason-select").select_option("meal")
+    await console.get_by_test_id("btn-not-ready").click()
+    await expect(seat_state).to_have_text("未就绪")
+    await expect(console.get_by_test_id("seat-reason")).to_have_text("用餐")
+    assert backend.requests_of(p.SetState)[-1].reason == "meal"
+    # every request carried its own id
+    ids = [r.id for _, r in backend.requests]
+    assert len(set(ids)) == len(ids) and all(ids)
+
+
+async def test_screen_pop_call_and_wrap_up(console: Page, backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    await console.get_by_test_id("btn-ready").click()
+    await expect(console.get_by_test_id("seat-state")).to_have_text("就绪")
+
+    backend.set_seat("A1001", "ringing", call_id="c-1001")
+    backend.event("A1001", "call_offered", screen_pop())
+    card = console.get_by_test_id("call-card")
+    await expect(card).to_be_visible()
+    await expect(console.get_by_test_id("customer-name")).to_have_text("张伟")
+    tier = console.get_by_test_id("customer-tier")
+    await expect(tier).to_have_text("金卡")
+    await expect(tier).to_have_attribute("data-tier", "gold")
+    await expect(console.get_by_test_id("account-masked")).to_have_text("******1234")
+    await expect(console.get_by_test_id("ivr-path")).to_have_text(
+        "main › account › transfer › agent")
+    await expect(console.get_by_test_id("last-failure")).to_have_text("transfer:refused")
+    await expect(console.get_by_test_id("balance-total")).to_have_text("¥262,345.67")
+    await expect(console.get_by_test_id("recent-contacts")).to_contain_text("查询转账额度")
+    await expect(console.get_by_test_id("call-status")).to_have_text("振铃中")
+    await expect(console.get_by_test_id("answer-hint")).to_be_visible()
+
+    backend.set_seat("A1001", "on_call", call_id="c-1001")
+    backend.event("A1001", "call_connected", {"call_id": "c-1001", "recording": True})
+    await expect(console.get_by_test_id("call-status")).to_have_text("通话中")
+    await expect(console.get_by_test_id("recording-state")).to_have_text("录音中")
+
+    # hold / resume and recording pause / resume go to the server and show at once
+    await console.get_by_test_id("btn-hold").click()
+    await expect(console.get_by_test_id("call-status")).to_have_text("保持中")
+    await console.get_by_test_id("btn-resume").click()
+    await expect(console.get_by_test_id("call-status")).to_have_text("通话中")
+    await console.get_by_test_id("btn-record-pause").click()
+    await expect(console.get_by_test_id("recording-state")).to_have_text("录音已暂停")
+    await console.get_by_test_id("btn-record-resume").click()
+    await expect(console.get_by_test_id("recording-state")).to_have_text("录音中")
+    assert [r.type for _, r in backend.requests][-4:] == ["hold", "resume", "recording",
+                                                          "recording"]
+    assert [r.action for r in backend.requests_of(p.Recording)] == ["pause", "resume"]
+
+    backend.set_seat("A1001", "wrap_up", call_id="")
+    backend.event("A1001", "call_ended",
+                  {"call_id": "c-1001", "wrap_up_s": 60, "disposition_required": True})
+    form = console.get_by_test_id("wrapup-form")
+    await expect(form).to_be_visible()
+    await expect(console.get_by_test_id("call-status")).to_have_text("话后处理")
+    await expect(console.get_by_test_id("wrapup-countdown")).to_contain_text("剩余")
+    await expect(console.get_by_test_id("btn-hangup")).to_be_hidden()
+
+    # a disposition is required before anything is sent
+    await console.get_by_test_id("wrapup-save").click()
+    await expect(console.get_by_test_id("wrapup-error")).to_have_text("请选择处理结果")
+    assert backend.requests_of(p.WrapUp) == []
+
+    await console.get_by_test_id("wrapup-disposition").select_option("follow_up")
+    await console.get_by_test_id("wrapup-notes").fill("客户要求明天回电确认转账")
+    await console.get_by_test_id("wrapup-save").click()
+    await expect(console.get_by_test_id("wrapup-saved")).to_be_visible()
+    [wrap] = backend.requests_of(p.WrapUp)
+    assert (wrap.call_id, wrap.disposition, wrap.notes) == (
+        "c-1001", "follow_up", "客户要求明天回电确认转账")
+    # saving ended the wrap-up: the seat is ready again
+    await expect(console.get_by_test_id("seat-state")).to_have_text("就绪")
+
+
+async def test_blind_transfer_dialog_validates_and_sends(console: Page,
+                                                         backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    backend.event("A1001", "call_offered", screen_pop())
+    backend.event("A1001", "call_connected", {"call_id": "c-1001", "recording": True})
+    await expect(console.get_by_test_id("call-status")).to_have_text("通话中")
+
+    await console.get_by_test_id("btn-transfer").click()
+    dialog = console.get_by_test_id("target-dialog")
+    await expect(dialog).to_be_visible()
+    await console.get_by_test_id("target-kind").select_option("number")
+    await console.get_by_test_id("target-value").fill("138abc")
+    await console.get_by_test_id("target-ok").click()
+    await expect(console.get_by_test_id("target-error")).to_have_text(
+        "号码只能包含数字、+、* 和 #")
+    assert backend.requests_of(p.Transfer) == []
+
+    await console.get_by_test_id("target-value").fill("138-0013 8000")
+    await console.get_by_test_id("target-ok").click()
+    await expect(dialog).to_be_hidden()
+    await expect(console.get_by_test_id("toast")).to_have_text("已转接")
+    [transfer] = backend.requests_of(p.Transfer)
+    assert (transfer.target.kind, transfer.target.value) == ("number", "13800138000")
+
+
+async def test_refused_command_shows_a_toast_in_the_agents_language(
+        console: Page, backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    backend.refuse["click_to_call"] = ConsoleError("unavailable", "AMI link is down")
+    await console.get_by_test_id("ctc-number").fill("021-5555*1#")
+    await console.get_by_test_id("ctc-submit").click()
+    toast = console.get_by_test_id("toast")
+    await expect(toast).to_contain_text("电话系统暂不可用")
+    await expect(toast).to_contain_text("AMI link is down")  # the server's own words, as text
+    [call] = backend.requests_of(p.ClickToCall)
+    assert call.number == "0215555*1#"
+
+    # a number the page can tell is wrong never leaves it
+    await console.get_by_test_id("ctc-number").fill("call me")
+    await console.get_by_test_id("ctc-submit").click()
+    await expect(console.get_by_test_id("ctc-error")).to_be_visible()
+    assert len(backend.requests_of(p.ClickToCall)) == 1
+
+
+async def test_language_switch_is_remembered(console: Page, backend: FakeBackend) -> None:
+    await expect(console.get_by_test_id("login-submit")).to_have_text("登录")
+    await console.get_by_test_id("lang-switch").select_option("en")
+    await expect(console.get_by_test_id("login-submit")).to_have_text("Log in")
+
+    await console.reload()
+    await expect(console.get_by_test_id("login-submit")).to_have_text("Log in")
+    await expect(console.get_by_test_id("lang-switch")).to_have_value("en")
+    await log_in(console, "A1001", "wrong")
+    await expect(console.get_by_test_id("login-error")).to_have_text(
+        "Wrong agent ID or password")
+    await log_in(console, "A1001", AGENT_PW)
+    await expect(console.get_by_test_id("seat-state")).to_have_text("Not ready")
+    await expect(console.get_by_test_id("btn-ready")).to_have_text("Ready")
+    await expect(console.get_by_test_id("btn-logout")).to_have_text("Log out")
+
+    # switching back relabels a live session, server-sent values included
+    await console.get_by_test_id("lang-switch").select_option("zh")
+    await expect(console.get_by_test_id("btn-ready")).to_have_text("就绪")
+    await expect(console.get_by_test_id("seat-state")).to_have_text("未就绪")
+
+
+async def test_supervisor_wallboard(console: Page, backend: FakeBackend) -> None:
+    backend.set_seat("A1001", "ready")
+    await log_in(console, "S9001", SUPERVISOR_PW)
+    tab = console.get_by_test_id("tab-wallboard")
+    await expect(tab).to_be_visible()
+    await tab.click()
+    await expect(console.get_by_test_id("wallboard")).to_be_visible()
+
+    queue_row = console.get_by_test_id("wb-queue-general")
+    await expect(queue_row.locator("[data-col=waiting]")).to_have_text("2")
+    await expect(queue_row.locator("[data-col=sl]")).to_have_text("83%")
+    await expect(queue_row.locator("[data-col=asa]")).to_have_text("0:12")
+    seat_row = console.get_by_test_id("wb-seat-A1001")
+    await expect(seat_row.locator("[data-col=state]")).to_have_text("就绪")
+
+    # a pushed wallboard event updates both tables
+    backend.queues[0] = queue_figures("general", waiting=5, longest_wait_s=75.0,
+                                      service_level=0.5, abandoned=4)
+    backend.seats["A1001"].update(state="on_call", call_id="c-77")
+    backend.push_wallboard()
+    await expect(queue_row.locator("[data-col=waiting]")).to_have_text("5")
+    await expect(queue_row.locator("[data-col=longest]")).to_have_text("1:15")
+    await expect(queue_row.locator("[data-col=sl]")).to_have_text("50%")
+    await expect(queue_row.locator("[data-col=abandoned]")).to_have_text("4")
+    await expect(seat_row.locator("[data-col=state]")).to_have_text("通话中")
+    await expect(seat_row.locator("[data-col=call]")).to_have_text("c-77")
+
+    # on a call: spying is offered, forcing a state is not (seats/state.py FORCE_TARGETS)
+    await expect(seat_row.get_by_test_id("force-ready")).to_be_disabled()
+    await seat_row.get_by_test_id("spy-whisper").click()
+    await expect(console.get_by_test_id("toast")).to_have_text("正在呼叫您的话机")
+    [spy] = backend.requests_of(p.Spy)
+    assert (spy.agent_id, spy.mode) == ("A1001", "whisper")
+
+    # seats by state: counts, and a filter showing one state only
+    await expect(console.get_by_test_id("wb-count-on_call")).to_have_text("通话中 1")
+    await console.get_by_test_id("wb-state-filter").select_option("not_ready")
+    await expect(seat_row).to_be_hidden()
+    await expect(console.get_by_test_id("wb-seat-S9001")).to_be_visible()
+    await console.get_by_test_id("wb-state-filter").select_option("all")
+    await expect(seat_row).to_be_visible()
+    await console.get_by_test_id("wb-count-on_call").click()
+    await expect(console.get_by_test_id("wb-seat-S9001")).to_be_hidden()
+    await console.get_by_test_id("wb-count-on_call").click()
+    await expect(console.get_by_test_id("wb-seat-S9001")).to_be_visible()
+
+    # the call ends; the supervisor forces the agent not ready
+    backend.seats["A1001"].update(state="wrap_up", call_id="")
+    backend.push_wallboard()
+    await expect(seat_row.locator("[data-col=state]")).to_have_text("话后处理")
+    await seat_row.get_by_test_id("force-not-ready").click()
+    await expect(seat_row.locator("[data-col=state]")).to_have_text("未就绪")
+    [force] = backend.requests_of(p.ForceState)
+    assert (force.agent_id, force.state) == ("A1001", "not_ready")
+
+
+async def test_server_data_is_shown_as_text(console: Page, backend: FakeBackend) -> None:
+    backend.agents["A1001"].identity = AgentIdentity("A1001", XSS, p.Role.AGENT)
+    await log_in_agent(console)
+    pop = screen_pop(queue=XSS, ivr={"path": XSS, "last_failure": XSS, "lang": "zh"},
+                     recent_contacts=[{"at": time.time(), "kind": XSS, "summary": XSS}])
+    pop["customer"] = {**pop["customer"], "name": XSS, "tier": XSS, "account_masked": XSS}
+    backend.event("A1001", "call_offered", pop)
+    await expect(console.get_by_test_id("customer-name")).to_have_text(XSS)
+    await expect(console.get_by_test_id("agent-name")).to_have_text(XSS)
+    await expect(console.get_by_test_id("last-failure")).to_have_text(XSS)
+    await expect(console.get_by_test_id("customer-tier")).to_have_text(XSS)
+    await expect(console.get_by_test_id("recent-contacts")).to_contain_text(XSS)
+    backend.refuse["hangup"] = ConsoleError("internal", XSS)
+    await console.get_by_test_id("btn-hangup").click()
+    await expect(console.get_by_test_id("toast")).to_contain_text(XSS)
+
+    assert await console.locator("img[src=x]").count() == 0
+    assert await console.evaluate("window.__pwned") is None
+
+
+async def test_forced_log_out_returns_to_login(console: Page, backend: FakeBackend,
+                                               server: ConsoleServer) -> None:
+    await log_in_agent(console)
+    server.push.end_sessions("A1001", "logged out by S9001")
+    await expect(console.get_by_test_id("login-notice")).to_contain_text("会话已结束")
+    await expect(console.get_by_test_id("login-notice")).to_contain_text("S9001")
+    await expect(console.get_by_test_id("login-agent")).to_have_value("A1001")
+    await expect(console.get_by_test_id("seat-state")).to_be_hidden()
+
+
+async def test_log_out(console: Page, backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    await console.get_by_test_id("btn-logout").click()
+    await expect(console.get_by_test_id("login-notice")).to_have_text("您已退出登录")
+    assert backend.requests_of(p.SetState)[-1].state == "logged_out"
+
+
+async def test_lost_connection_reconnects_and_asks_to_log_in(
+        page: Page, backend: FakeBackend, page_problems: PageProblems) -> None:
+    settings = ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR)
+    first = ConsoleServer(settings, backend)
+    await first.start()
+    port = first.port
+    try:
+        backend.push = first.push
+        await page.goto(f"http://127.0.0.1:{port}/")
+        await log_in_agent(page)
+    finally:
+        await first.close()
+    # the browser logs each refused reconnect; expected here
+    page_problems.allow(r"WebSocket connection to 'ws://127\.0\.0\.1:\d+/ws' failed")
+    notice = page.get_by_test_id("login-notice")
+    await expect(notice).to_have_text("与服务器的连接已断开，正在重连…")
+    await expect(page.get_by_test_id("seat-state")).to_be_hidden()
+
+    second = ConsoleServer(settings.model_copy(update={"port": port}), backend)
+    await second.start()
+    try:
+        backend.push = second.push
+        await expect(notice).to_have_text("已重新连接，请重新登录", timeout=20_000)
+        await page.get_by_test_id("login-password").fill(AGENT_PW)
+        await page.get_by_test_id("login-submit").click()
+        await expect(page.get_by_test_id("seat-state")).to_be_visible()
+        await page.close()  # before the server goes: no reconnect noise after the test
+    finally:
+        await second.close()
+
+
+async def test_harness_catches_csp_violations(console: Page,
+                                              page_problems: PageProblems) -> None:
+    """The no-console-errors check is only worth something if it sees a violation."""
+    page_problems.allow("CSP violation|Content Security Policy")
+    async with console.expect_console_message(lambda m: "CSP violation" in m.text):
+        await console.evaluate("""() => {
+            const s = document.createElement("script");
+            s.textContent = "window.__inline = 1";
+            document.body.append(s);
+        }""")
+    assert await console.evaluate("window.__inline") is None
+    assert any("CSP violation: script-src" in s for s in page_problems.seen)
