@@ -94,6 +94,9 @@ class EngineConsoleBackend:
 
     async def snapshot(self, agent: AgentIdentity) -> dict[str, Any]:
         rt = self.acd.seat(agent.agent_id)
+        if rt.seat.state is SeatState.LOGGED_OUT:
+            # Logging in to the console logs the seat in (not ready, reason "login").
+            self.acd.set_state(agent.agent_id, "not_ready", "login", by=agent.agent_id)
         call = rt.call or (rt.last_call if rt.seat.state is SeatState.WRAP_UP else None)
         call_data = None
         if call is not None:

@@ -15,7 +15,7 @@ from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.simcall import SimCaller
 
-AGENT_PASSWORD = "test-agent-pw"  # noqa: S105
+AGENT_PASSWORD = "test-agent-pw"
 
 ORDINARY_PHONE = "13800000001"
 SILVER_PHONE = "13800000002"

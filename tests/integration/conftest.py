@@ -1,8 +1,6 @@
-"""Integration fixtures: the real sandbox Asterisk (one per session), an engine per test.
+"""Integration fixtures: an engine per test on the session's sandbox Asterisk (tests/conftest.py).
 
-The PBX is started once for the session unless one is already running (a developer's), and is
-stopped at the end only if the session started it: no Asterisk process and no mount outlives the
-tests. After every test, Asterisk must have no channels left.
+After every test, Asterisk must have no channels left.
 """
 
 from __future__ import annotations
@@ -10,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,29 +22,6 @@ from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
 
 pytestmark = pytest.mark.integration
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("integration tests need root (chroot and mounts for the sandbox Asterisk)")
-
-
-@pytest.fixture(scope="session")
-def pbx() -> Iterator[Pbx]:
-    _require_root()
-    pbx = Pbx(load_settings())
-    started_here = pbx.pid() is None
-    if started_here:
-        pbx.up()
-    else:
-        pbx.install_sounds()  # a running PBX gets the prompts as built now
-    try:
-        yield pbx
-    finally:
-        if started_here:
-            pbx.down()
-            leftovers = pbx.status()
-            assert not leftovers.running and leftovers.mounts == (), leftovers.describe()
 
 
 #: a trading day (Monday), mid-morning session, Asia/Shanghai: orders and transfers are open.
