@@ -104,22 +104,26 @@ class CallControl:
         if not waiter.channel:
             raise ConsoleError("invalid_state", "a call-back cannot be transferred")
         now = self.acd.clock()
+        if target.kind == "number":
+            _number(target.value)
+        elif target.kind == "queue" and target.value not in self.acd.queues:
+            raise ConsoleError("not_found", f"no queue {target.value}")
         self.acd._qlog(now, waiter.queue, waiter.call_id, "transfer", agent=agent_id,
                        detail={"kind": target.kind, "target": target.value})
         if target.kind == "number":
             await self._act("Redirect", Channel=waiter.channel, Context="acd-dial",
-                            Exten=_number(target.value), Priority="1")
+                            Exten=target.value, Priority="1")
             return
         if target.kind == "queue":
-            if target.value not in self.acd.queues:
-                raise ConsoleError("not_found", f"no queue {target.value}")
             await self._act("Setvar", Channel=waiter.channel, Variable="CC_QUEUE",
                             Value=target.value)
             await self._act("Redirect", Channel=waiter.channel, Context="queue-hold",
                             Exten="s", Priority="1")
+            # Not straight back to the agent who sent it on (their seat frees any moment).
             self.acd.enqueue(waiter.call_id, target.value, waiter.channel, waiter.uniqueid,
                              waiter.context, phone=waiter.phone, manager=waiter.manager,
-                             position_key=waiter.position_key or waiter.arrived_at)
+                             position_key=waiter.position_key or waiter.arrived_at,
+                             exclude=[agent_id])
             return
         other = self.acd.seat(target.value)
         if other.seat.state is not SeatState.READY or other.call is not None:
@@ -156,7 +160,8 @@ class CallControl:
         await self._act("Bridge", Channel1=call.waiter.channel, Channel2=call.consult_channel,
                         Tone="no")
         call.consult_channel = ""
-        await self._act("Hangup", Channel=call.agent_uniqueid)
+        # Taking the consulted party out of the agent's Dial may already have ended the leg.
+        await self.acd._hangup(call.agent_uniqueid)
 
     async def consult_cancel(self, agent_id: str) -> None:
         _rt, call = self._connected(agent_id)

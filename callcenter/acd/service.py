@@ -279,7 +279,7 @@ class Acd:
 
     def enqueue(self, call_id: str, queue: str, channel: str, uniqueid: str,
                 context: Mapping[str, str], phone: str = "", manager: str = "",
-                position_key: float | None = None) -> Waiter:
+                position_key: float | None = None, exclude: Iterable[str] = ()) -> Waiter:
         """A caller joins ``queue`` (unknown queues fall back to the first one)."""
         if queue not in self.queues:
             log.warning("call %s asked for unknown queue %r; using %s", call_id, queue,
@@ -289,7 +289,8 @@ class Acd:
         tier = _tier(context.get("customer.tier") or context.get("known.tier") or "")
         account = context.get("customer.account", "")
         waiter = Waiter(call_id, queue, tier, now, channel, uniqueid, account, manager, phone,
-                        context=dict(context), position_key=position_key, announced_at=now)
+                        context=dict(context), position_key=position_key, announced_at=now,
+                        excluded=set(exclude))
         self.waiting[queue][call_id] = waiter
         self._uniqueids[uniqueid] = ("caller", call_id)
         self.log.put(

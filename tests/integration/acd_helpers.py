@@ -113,3 +113,29 @@ async def hang_up_all(engine: Engine) -> None:
     for row in rows:
         with contextlib.suppress(Exception):
             await engine.ami.action("Hangup", Channel=row["Channel"])
+
+
+async def direct_caller(engine: Engine, phone: str = "13700000009",
+                        queue: str = "general") -> tuple[str, str]:
+    """A caller put straight into [queue-hold] and the queue (no IVR: for call-control tests).
+
+    Returns (call id, the caller's channel name in [queue-hold])."""
+    from callcenter.telephony.simcall import new_call_id
+
+    assert engine.ami is not None and engine.acd is not None and engine.controller is not None
+    call_id = new_call_id()
+    await engine.ami.originate(Channel="Local/s@queue-hold", Context="caller-sim", Exten="s",
+                               Priority="1", ChannelId=call_id, OtherChannelId=f"{call_id}-b",
+                               CallerID=f'"sim" <{phone}>', Variable=["CALLER_HOLD=120"],
+                               Timeout="10000")
+    model = engine.controller.model
+    await until(engine, lambda: f"{call_id}-b" in model.channels, 10, "caller in queue-hold")
+    name = model.channels[f"{call_id}-b"].name
+    engine.acd.enqueue(call_id, queue, name, f"{call_id}-b", {"lang": "zh"}, phone=phone)
+    return call_id, name
+
+
+async def channel_row(engine: Engine, uniqueid: str) -> dict[str, str]:
+    assert engine.ami is not None
+    rows = await engine.ami.action_list("CoreShowChannels")
+    return next((dict(r) for r in rows if r.get("Uniqueid") == uniqueid), {})
