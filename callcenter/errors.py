@@ -20,8 +20,11 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     ├── FlowError                an IVR flow is invalid or failed at run time
     ├── SeatStateError           a seat was asked for a move its state does not allow
     ├── ConsoleError             a console request refused, with an ``ErrorCode`` for the client
-    └── BrokerError              the back office failed (unreachable, inconsistent)
-        └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
+    ├── BrokerError              the back office failed (unreachable, inconsistent)
+    │   └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
+    └── ChannelError             the bus or a channel server failed
+        ├── BusError             MQTT broker unreachable, refused, or the link was lost
+        └── DeliveryError        one message could not be delivered (``retriable`` says if later)
 
 ``LocalProtocolError``/``RemoteProtocolError`` style: *who* broke a protocol is in the class name
 (``AgiProtocolError`` is always the peer's fault; ``UnsafeValueError`` is always ours).
@@ -128,3 +131,21 @@ class BrokerRefusal(BrokerError):
         self.code = code
         self.message = message
         self.params = params
+
+
+class ChannelError(CallCenterError):
+    """The bus or a channel server failed."""
+
+
+class BusError(ChannelError):
+    """The MQTT broker is unreachable, refused us, or the link was lost."""
+
+
+class DeliveryError(ChannelError):
+    """One message could not be delivered; ``retriable`` says whether trying later may work
+    (SMSC throttling, SMTP 4xx, fax busy / no answer) or not (bad address, 5xx, refused)."""
+
+    def __init__(self, reason: str, *, retriable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retriable = retriable

@@ -125,6 +125,7 @@ class Customer:
     phones: tuple[str, ...]          # registered phone numbers (greeting only, never auth)
     manager: str | None              # the agent id of their named manager (gold/platinum)
     language: str                    # "zh" or "en"
+    email: str | None = None         # where statements and notices by e-mail go
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,6 +214,10 @@ SCHEMA: tuple[str, ...] = (
     );
     INSERT INTO bo_counters (name, value) VALUES ('order', 0), ('transfer', 0);
     """,
+    # 2: customers' e-mail addresses (statements and notices by e-mail)
+    """
+    ALTER TABLE bo_customers ADD COLUMN email TEXT;
+    """,
 )
 
 
@@ -836,10 +840,11 @@ class SandboxBackOffice:
                         f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608
                 await self._db.execute(
                     "INSERT INTO bo_customers (account, name, tier, phones, manager, language, "
-                    "trading_hash, fund_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "trading_hash, fund_hash, email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (account, customer.name, Tier(customer.tier).value,
                      json.dumps([_normalise_phone(p) for p in customer.phones]),
-                     customer.manager, customer.language, hashes[0], hashes[1]))
+                     customer.manager, customer.language, hashes[0], hashes[1],
+                     customer.email))
                 await self._db.executemany(
                     "INSERT INTO bo_password_state (account, kind) VALUES (?, ?)",
                     [(account, kind.value) for kind in PasswordKind])
@@ -1167,7 +1172,8 @@ class SandboxBackOffice:
         phones = tuple(str(p) for p in json.loads(row["phones"]))
         return Customer(str(row["account"]), str(row["name"]), Tier(row["tier"]), phones,
                         None if row["manager"] is None else str(row["manager"]),
-                        str(row["language"]))
+                        str(row["language"]),
+                        None if row["email"] is None else str(row["email"]))
 
     def _to_order(self, row: sqlite3.Row) -> Order:
         return Order(str(row["order_no"]), str(row["account"]), self._security(str(row["code"])),

@@ -44,21 +44,24 @@ _CCB = ("CCB", "建设银行", "6217****0003")
 
 DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount(
-        Customer(ORDINARY, "张伟", Tier.ORDINARY, ("13800000001",), None, "zh"),
+        Customer(ORDINARY, "张伟", Tier.ORDINARY, ("13800000001",), None, "zh",
+                 "zhang.wei@example.com"),
         Decimal("50000.00"),
         (Holding("600036", 1000, Decimal("38.50")),
          Holding("000001", 350, Decimal("11.20"))),           # 3 lots and an odd lot of 50
         ((*_ICBC, Decimal("200000.00")),),
     ),
     DemoAccount(
-        Customer(SILVER, "李娜", Tier.SILVER, ("13800000002",), None, "zh"),
+        Customer(SILVER, "李娜", Tier.SILVER, ("13800000002",), None, "zh",
+                 "li.na@example.com"),
         Decimal("300000.00"),
         (Holding("600519", 100, Decimal("1450.00"), bought_today=100),   # not sellable today
          Holding("300750", 200, Decimal("230.00"))),
         ((*_CMB, Decimal("500000.00")),),
     ),
     DemoAccount(
-        Customer(GOLD, "王芳", Tier.GOLD, ("13800000003", "13900000003"), "A1001", "zh"),
+        Customer(GOLD, "王芳", Tier.GOLD, ("13800000003", "13900000003"), "A1001", "zh",
+                 "wang.fang@example.com"),
         Decimal("1200000.00"),
         (Holding("601318", 2000, Decimal("48.00"), bought_today=500),   # 1500 sellable today
          Holding("000858", 500, Decimal("135.00")),
@@ -66,7 +69,8 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         ((*_ICBC, Decimal("1000000.00")), (*_CCB, Decimal("300000.00"))),
     ),
     DemoAccount(
-        Customer(PLATINUM, "陈杰", Tier.PLATINUM, ("13800000004",), "A1002", "en"),
+        Customer(PLATINUM, "陈杰", Tier.PLATINUM, ("13800000004",), "A1002", "en",
+                 "chen.jie@example.com"),
         Decimal("6000000.00"),
         (Holding("600519", 1000, Decimal("1390.00")),
          Holding("002594", 2000, Decimal("300.00")),
@@ -74,7 +78,8 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         ((*_CMB, Decimal("3000000.00")),),
     ),
     DemoAccount(
-        Customer(NO_BANK, "刘洋", Tier.ORDINARY, ("13800000005",), None, "zh"),
+        Customer(NO_BANK, "刘洋", Tier.ORDINARY, ("13800000005",), None, "zh",
+                 "liu.yang@example.com"),
         Decimal("8000.00"),
         (),
         (),

@@ -316,8 +316,9 @@ class HotlineActions:
         if channel not in ("fax", "email", "sms"):
             raise BrokerError(f"unknown channel {channel!r}")
         customer = await self.bo.customer(account)
-        to = str(call.args.get("fax_number") or "") if channel == "fax" else (
-            customer.phones[0] if channel == "sms" and customer.phones else "")
+        to = {"fax": str(call.args.get("fax_number") or ""),
+              "sms": customer.phones[0] if customer.phones else "",
+              "email": customer.email or ""}[channel]
         payload = {"kind": "statement", "doc": doc, "account": account, "to": to,
                    "lang": customer.language}
         ref = await self._request("statement", {"doc": doc, "channel": channel},

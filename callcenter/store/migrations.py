@@ -178,4 +178,62 @@ MIGRATIONS: tuple[str, ...] = (
         state      TEXT NOT NULL DEFAULT 'open'
     );
     """,
+    # 4: the channels: delivery history, inbound contacts, financial-secretary subscriptions
+    """
+    ALTER TABLE outbox ADD COLUMN next_attempt_at REAL;   -- backoff: not before this time
+    ALTER TABLE outbox ADD COLUMN published_at REAL;      -- last PUBACK from the broker
+    CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+    -- every delivery report as it came (the outbox row holds the latest state)
+    CREATE TABLE deliveries (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        state      TEXT NOT NULL,                 -- sent | delivered | failed | retrying
+        reason     TEXT NOT NULL DEFAULT '',
+        attempt    INTEGER NOT NULL DEFAULT 1,
+        detail     TEXT NOT NULL DEFAULT '{}',    -- JSON
+        at         REAL NOT NULL,
+        UNIQUE (message_id, state, attempt)       -- a report heard twice is stored once
+    );
+    CREATE INDEX deliveries_message ON deliveries(message_id);
+    -- mail and faxes that came in, for agents
+    CREATE TABLE contacts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        contact_id  TEXT NOT NULL UNIQUE,
+        channel     TEXT NOT NULL,
+        sender      TEXT NOT NULL,
+        subject     TEXT NOT NULL DEFAULT '',
+        text        TEXT NOT NULL DEFAULT '',
+        attachment  TEXT NOT NULL DEFAULT '',
+        pages       INTEGER,
+        account     TEXT NOT NULL DEFAULT '',
+        received_at REAL NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'new',  -- new | taken | done
+        agent_id    TEXT NOT NULL DEFAULT ''
+    );
+    -- the financial secretary: what a customer wants to be told, and how
+    CREATE TABLE subscriptions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        account     TEXT NOT NULL,
+        kind        TEXT NOT NULL,   -- fill | fund | price_above | price_below | ipo | daily_summary
+        channel     TEXT NOT NULL,   -- sms | email | fax | ...
+        params      TEXT NOT NULL DEFAULT '{}',   -- JSON: code, price ...
+        quiet_start TEXT,            -- HH:MM local; notices in quiet hours wait until it ends
+        quiet_end   TEXT,
+        active      INTEGER NOT NULL DEFAULT 1,
+        created_at  REAL NOT NULL,
+        created_by  TEXT NOT NULL DEFAULT ''      -- ivr | agent id
+    );
+    CREATE UNIQUE INDEX one_subscription ON subscriptions(account, kind, channel, params)
+        WHERE active = 1;
+    -- one notice per event per subscription, whatever happens
+    CREATE TABLE notices (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        subscription_id INTEGER NOT NULL REFERENCES subscriptions(id),
+        event_key       TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        not_before      REAL,                     -- quiet hours
+        message_id      TEXT NOT NULL DEFAULT '', -- its outbox row once written
+        UNIQUE (subscription_id, event_key)
+    );
+    """,
 )
