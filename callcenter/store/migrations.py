@@ -214,7 +214,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE subscriptions (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
         account     TEXT NOT NULL,
-        kind        TEXT NOT NULL,   -- fill | fund | price_above | price_below | ipo | daily_summary
+        kind        TEXT NOT NULL,   -- fill|fund|price_above|price_below|ipo|daily_summary
         channel     TEXT NOT NULL,   -- sms | email | fax | ...
         params      TEXT NOT NULL DEFAULT '{}',   -- JSON: code, price ...
         quiet_start TEXT,            -- HH:MM local; notices in quiet hours wait until it ends
