@@ -304,16 +304,22 @@ function startSession(data) {
   syncClock(state.link).then(renderClocks, () => {});
 }
 
-/** The login reply's call: call_offered data plus its state. It has no timestamps of its own,
- * so the seat's `since` is the best start for the call timer. */
+/** The login reply's call (after a reload, say): call_offered data plus what the call is now:
+ * state, recording ("on" | "paused" | "off"), consult (its state or null), connected_at and
+ * wrap_up_until (unix s or null). The timer runs from the answer while talking or held, from
+ * the seat's `since` otherwise (ringing, wrap-up). */
 function callFromSnapshot(call, seat) {
+  const live = call.state === "talking" || call.state === "held";
+  const consult = typeof call.consult === "string" && call.consult !== "ended"
+    ? { state: call.consult, target: "" } : null;
   return {
     ...call,
-    sinceMs: toMs(seat?.since) ?? now(),
-    recording: call.recording === false ? "off" : (call.recording === "paused" ? "paused" : "on"),
-    consult: null,
+    sinceMs: (live ? toMs(call.connected_at) : null) ?? toMs(seat?.since) ?? now(),
+    recording: ["on", "paused", "off"].includes(call.recording) ? call.recording
+      : (call.recording === false ? "off" : "on"),
+    consult,
     conference: [],
-    wrapDeadlineMs: null,
+    wrapDeadlineMs: call.state === "wrap_up" ? toMs(call.wrap_up_until) : null,
     saved: false,
   };
 }
@@ -435,6 +441,7 @@ const EVENT_HANDLERS = {
       conference: [], wrapDeadlineMs: null, saved: false,
     };
     $("wrapup-form").reset();
+    $("task-use-call").checked = true; // a task made now is most likely about this caller
     fieldError($("wrapup-error"), "");
     selectTab("desk"); // the screen pop must be seen
     renderCall();
@@ -454,6 +461,7 @@ const EVENT_HANDLERS = {
   call_resumed(data) {
     if (!isCurrentCall(data)) return;
     state.call.state = "talking";
+    state.call.consult = null; // the caller is back with the agent: no consultation any more
     renderCall();
   },
   recording(data) {
@@ -463,7 +471,15 @@ const EVENT_HANDLERS = {
   },
   consult(data) {
     if (!isCurrentCall(data)) return;
-    state.call.consult = data.state === "ended" ? null : { state: data.state, target: data.target };
+    if (data.state === "ended") {
+      // the consulted party hung up (or never answered): the caller is still on hold, and
+      // "resume" takes them back
+      state.call.consult = null;
+    } else {
+      const known = state.call.consult?.target;
+      state.call.consult = { state: data.state, target: data.target || known || "" };
+      state.call.state = "held"; // the caller waits on hold meanwhile
+    }
     renderCall();
   },
   conference(data) {
@@ -592,7 +608,7 @@ function renderQueues() {
       cell(q.name),
       cell(String(q.waiting ?? 0), "num"),
       cell(fmtDuration(q.longest_wait_s), `num${isLate(q) ? " warn" : ""}`),
-      cell(fmtPercent(q.service_level), `num ${slClass(q.service_level)}`),
+      slCell(q),
     );
     return tr;
   });
@@ -612,12 +628,32 @@ function isLate(q) {
   return typeof q.target_s === "number" && (q.longest_wait_s ?? 0) > q.target_s;
 }
 
-/** Colour for a service level. QueueFigures carries no target share, so the classic 80% is
- * the line between good and warning, 60% the line to bad. */
-function slClass(share) {
+const DEFAULT_TARGET_SHARE = 0.8;
+
+/** The queue's service-level goal: its `target_share` (0..1), or the classic 80%. */
+function targetShare(q) {
+  const share = q?.target_share;
+  return typeof share === "number" && share > 0 && share <= 1 ? share : DEFAULT_TARGET_SHARE;
+}
+
+/** Colour for a service level against the queue's goal: good at or above it, warning up to 20
+ * points below it, bad further down. */
+function slClass(q) {
+  const share = q?.service_level;
   if (typeof share !== "number") return "";
-  if (share >= 0.8) return "good";
-  return share >= 0.6 ? "warn" : "bad";
+  const target = targetShare(q);
+  if (share >= target - 1e-9) return "good";
+  return share >= target - 0.2 ? "warn" : "bad";
+}
+
+/** A service-level cell: the figure, coloured against the goal, with the goal as its title. */
+function slCell(q, col = "") {
+  const td = cell(fmtPercent(q.service_level), `num ${slClass(q)}`, col);
+  td.title = t("queues.sl_goal", {
+    share: fmtPercent(targetShare(q)),
+    secs: typeof q.target_s === "number" ? String(Math.round(q.target_s)) : "?",
+  });
+  return td;
 }
 
 // The call card ----------------------------------------------------------------------------
@@ -628,6 +664,7 @@ function renderCall() {
   show($("call-card"), call !== null);
   document.title = call?.state === "ringing"
     ? `☎ ${t("call.status.ringing")} · ${t("app.title")}` : t("app.title");
+  renderTaskLink(call);
   if (!call) return;
   $("call-card").dataset.status = call.state;
   renderCustomer(call);
@@ -709,8 +746,9 @@ function renderCallControls() {
   $("btn-hangup").disabled = call.state === "wrap_up";
   show($("btn-hold"), call.state !== "held");
   show($("btn-resume"), call.state === "held");
-  $("btn-hold").disabled = call.state !== "talking";
-  $("btn-resume").disabled = call.state !== "held";
+  // during a consultation the way back to the caller is "cancel consult"
+  $("btn-hold").disabled = call.state !== "talking" || consulting;
+  $("btn-resume").disabled = call.state !== "held" || consulting;
   show($("btn-record-pause"), call.recording !== "paused");
   show($("btn-record-resume"), call.recording === "paused");
   $("btn-record-pause").disabled = !live || call.recording !== "on";
@@ -719,6 +757,11 @@ function renderCallControls() {
     $(id).disabled = !live || consulting;
   }
   show($("consult-bar"), consulting);
+  // the caller can only be joined to a party who answered
+  $("btn-consult-complete").disabled = !consulting || call.consult.state !== "talking";
+  // after the call: ring the agent, then this caller's number (the engine knows it)
+  show($("btn-callback"), call.state === "wrap_up");
+  $("btn-callback").disabled = !call.caller || state.seat?.state !== "ready";
   if (consulting) {
     const target = call.consult.target;
     const targetText = target && typeof target === "object" ? String(target.value ?? "")
@@ -730,6 +773,18 @@ function renderCallControls() {
   const conf = $("conference-status");
   show(conf, live && call.conference.length > 0);
   conf.textContent = t("ctl.conference_with", { targets: call.conference.join(", ") });
+}
+
+/** The task form's "about the current customer" box: shown while a call card is. */
+function renderTaskLink(call) {
+  const linked = call !== null;
+  show($("task-use-call-box"), linked);
+  const masked = call?.customer?.account_masked || call?.caller || t("none");
+  $("task-use-call-label").textContent = t("task.use_call", { who: masked });
+  // the engine takes the account from the call: no field to fill (or to contradict it)
+  const fromCall = linked && $("task-use-call").checked;
+  $("task-account").disabled = fromCall;
+  show($("task-account"), !fromCall);
 }
 
 function renderWrapUp(call) {
@@ -838,7 +893,7 @@ function renderWallboardQueues(queues) {
       cell(String(q.name), "", "name"),
       cell(String(q.waiting ?? 0), `num${q.waiting > 0 ? " strong" : ""}`, "waiting"),
       cell(fmtDuration(q.longest_wait_s), `num${isLate(q) ? " warn" : ""}`, "longest"),
-      cell(fmtPercent(q.service_level), `num ${slClass(q.service_level)}`, "sl"),
+      slCell(q, "sl"),
       cell(q.asa_s === null || q.asa_s === undefined ? t("none") : fmtDuration(q.asa_s),
         "num", "asa"),
       cell(String(q.answered ?? 0), "num", "answered"),
@@ -1031,7 +1086,9 @@ async function onTargetSubmit(event) {
   $("target-dialog").close();
   toast(t(`ok.${action}`));
   if (action === "consult" && state.call) {
-    state.call.consult = { state: "ringing", target: { kind, value } };
+    // the `consult` event may have come first (and may be further along): keep it then
+    state.call.consult ??= { state: "ringing", target: { kind, value } };
+    state.call.state = "held";
     renderCall();
   }
 }
@@ -1077,7 +1134,9 @@ async function onClickToCall(event) {
 async function onCreateTask(event) {
   event.preventDefault();
   const text = $("task-text").value.trim();
-  const account = $("task-account").value.trim();
+  // about the current customer: the engine fills the account (the page has only the masked one)
+  const callId = state.call && $("task-use-call").checked ? String(state.call.call_id) : "";
+  const account = callId ? "" : $("task-account").value.trim();
   const phone = cleanNumber($("task-phone").value);
   const agentId = $("task-agent").value.trim();
   const due = $("task-due").value;
@@ -1088,27 +1147,49 @@ async function onCreateTask(event) {
   if (agentId && !AGENT_ID.test(agentId)) return fieldError(error, "login.bad_agent");
   fieldError(error, "");
   const dueAt = due ? new Date(due).getTime() / 1000 : null;
-  const reply = await send("create_task", {
+  const fields = {
     text, account, phone, due_at: Number.isFinite(dueAt) ? dueAt : null, agent_id: agentId,
-  }, event.submitter ?? null);
+  };
+  if (callId) fields.call_id = callId;
+  const reply = await send("create_task", fields, event.submitter ?? null);
   if (reply === null) return;
   event.target.reset();
+  $("task-use-call").checked = true;
+  renderTaskLink(state.call);
   toast(t("ok.task"));
 }
 
+/** The box sits on the call card: left empty, the account is this call's customer's (the
+ * engine looks it up from the call id; the page only ever has the masked one). */
 async function onSendMessage(event) {
   event.preventDefault();
   const account = $("msg-account").value.trim();
   const error = $("msg-error");
-  if (!ACCOUNT.test(account)) return fieldError(error, "val.digits");
-  fieldError(error, "");
-  const reply = await send("send_message", {
-    account,
+  const fields = {
     channel: $("msg-channel").value,
     template: $("msg-template").value,
     text: $("msg-text").value,
-  }, event.submitter ?? null);
+  };
+  if (account) {
+    if (!ACCOUNT.test(account)) return fieldError(error, "val.digits");
+    fields.account = account;
+  } else if (state.call?.customer) {
+    fields.call_id = String(state.call.call_id);
+  } else {
+    return fieldError(error, "msg.need_account");
+  }
+  fieldError(error, "");
+  const reply = await send("send_message", fields, event.submitter ?? null);
   if (reply !== null) toast(t("ok.message"));
+}
+
+/** Call the caller of the finished call back: the engine dials the number it knows. */
+async function onCallBack(event) {
+  const call = state.call;
+  if (!call) return;
+  const reply = await send("click_to_call", { call_id: String(call.call_id) },
+    event.currentTarget);
+  if (reply !== null) toast(t("ok.callback"));
 }
 
 // -- wiring ---------------------------------------------------------------------------------
@@ -1155,6 +1236,8 @@ function wire() {
     state.call = null;
     renderCall();
   });
+  $("btn-callback").addEventListener("click", onCallBack);
+  $("task-use-call").addEventListener("change", () => renderTaskLink(state.call));
   $("ctc-form").addEventListener("submit", onClickToCall);
   $("task-form").addEventListener("submit", onCreateTask);
   $("msg-form").addEventListener("submit", onSendMessage);

@@ -66,6 +66,7 @@ const STRINGS = {
     "queues.answered": "已接",
     "queues.abandoned": "放弃",
     "queues.none": "暂无队列数据",
+    "queues.sl_goal": "目标：{secs} 秒内接听 {share}",
 
     "call.none": "当前没有通话",
     "call.none_hint": "就绪后，来电将在此弹屏显示。",
@@ -92,6 +93,7 @@ const STRINGS = {
     "call.recording_paused": "录音已暂停",
     "call.recording_off": "未录音",
     "call.close": "关闭",
+    "call.callback": "回拨客户",
 
     "contact.call": "来电",
     "contact.statement": "对账单",
@@ -135,6 +137,7 @@ const STRINGS = {
     "ok.consult": "正在呼叫咨询方",
     "ok.conference": "正在邀请第三方",
     "ok.click_to_call": "正在外呼 {number}",
+    "ok.callback": "正在回拨客户",
     "ok.task": "跟进任务已创建",
     "ok.message": "已提交发送",
     "ok.spy": "正在呼叫您的话机",
@@ -146,7 +149,8 @@ const STRINGS = {
     "ctc.submit": "呼叫",
 
     "msg.title": "发送对账单 / 通知",
-    "msg.account": "资金账号",
+    "msg.account": "资金账号（留空：本通话客户）",
+    "msg.need_account": "本通话未识别客户，请填写资金账号",
     "msg.channel": "渠道",
     "msg.channel.sms": "短信",
     "msg.channel.email": "电子邮件",
@@ -165,6 +169,7 @@ const STRINGS = {
     "task.agent": "指派给工号（默认自己）",
     "task.submit": "创建",
     "task.need_text": "请填写任务内容",
+    "task.use_call": "关联当前客户（{who}）",
 
     "wrap.title": "话后小结",
     "wrap.disposition": "处理结果",
@@ -211,6 +216,7 @@ const STRINGS = {
     "err.login_required": "请先登录",
     "err.bad_credentials": "工号或密码错误",
     "err.login_timeout": "登录超时，请重试",
+    "err.login_paused": "登录失败次数过多，此工号已暂停登录，请稍后再试",
     "err.already_logged_in": "此连接已登录",
     "err.forbidden": "您的角色无权执行此操作",
     "err.rate_limited": "操作过于频繁，请稍候再试",
@@ -286,6 +292,7 @@ const STRINGS = {
     "queues.answered": "Answered",
     "queues.abandoned": "Abandoned",
     "queues.none": "No queue figures yet",
+    "queues.sl_goal": "Goal: {share} answered within {secs} s",
 
     "call.none": "No call",
     "call.none_hint": "When you are ready, an incoming call pops up here.",
@@ -312,6 +319,7 @@ const STRINGS = {
     "call.recording_paused": "Recording paused",
     "call.recording_off": "Not recorded",
     "call.close": "Close",
+    "call.callback": "Call the customer back",
 
     "contact.call": "Call",
     "contact.statement": "Statement",
@@ -355,6 +363,7 @@ const STRINGS = {
     "ok.consult": "Calling the consulted party",
     "ok.conference": "Inviting the third party",
     "ok.click_to_call": "Calling {number}",
+    "ok.callback": "Calling the customer back",
     "ok.task": "Follow-up task created",
     "ok.message": "Queued for sending",
     "ok.spy": "Calling your phone",
@@ -366,7 +375,8 @@ const STRINGS = {
     "ctc.submit": "Call",
 
     "msg.title": "Send statement / note",
-    "msg.account": "Account",
+    "msg.account": "Account (empty: this call's customer)",
+    "msg.need_account": "The caller was not identified: enter the account",
     "msg.channel": "Channel",
     "msg.channel.sms": "SMS",
     "msg.channel.email": "E-mail",
@@ -385,6 +395,7 @@ const STRINGS = {
     "task.agent": "Assign to agent ID (default: me)",
     "task.submit": "Create",
     "task.need_text": "Describe the task",
+    "task.use_call": "About the current customer ({who})",
 
     "wrap.title": "Wrap-up",
     "wrap.disposition": "Disposition",
@@ -431,6 +442,7 @@ const STRINGS = {
     "err.login_required": "Please log in first",
     "err.bad_credentials": "Wrong agent ID or password",
     "err.login_timeout": "Login took too long; try again",
+    "err.login_paused": "Too many failed logins: logins for this ID are paused; try again later",
     "err.already_logged_in": "This connection is already logged in",
     "err.forbidden": "Your role may not do this",
     "err.rate_limited": "Too many requests; wait a moment",

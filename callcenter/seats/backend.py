@@ -3,22 +3,30 @@ ACD's happenings pushed to the right consoles (the screen pop, seat changes, the
 
 The screen pop is built here from the IVR's hand-off context (account, tier, path, last failure)
 and the back office (name, balance summary), plus the customer's recent contacts from the store.
-Account numbers and phone numbers are masked before they leave the engine.
+Account numbers and phone numbers are masked before they leave the engine; a console that acts
+on the customer of a call (statement, task, call back) names the call, and the account and
+number are looked up here, from the agent's own current or last call only.
+
+A consultation's progress comes from Asterisk: the ACD notes the consulted party's channel on
+``DialBegin``; this backend, listening to the same AMI events, pushes ``consult`` "talking"
+when that channel enters a bridge (it answered) and "ended" when it hangs up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
 from callcenter.acd.control import CallControl
 from callcenter.acd.figures import LiveQueueFigures, QueueEvent, SeatEvent
-from callcenter.acd.service import Acd, ActiveCall, SeatRuntime
+from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import BackOffice
 from callcenter.errors import BrokerError, ConsoleError, SeatStateError
 from callcenter.seats import protocol as p
@@ -27,6 +35,8 @@ from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SeatState
 from callcenter.store import agents as directory
 from callcenter.store.hotline import add_request
 from callcenter.store.tx import transaction
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,17 @@ AGENT_REASONS = [r for r in DEFAULT_REASONS if r not in IMPLIED_REASONS.values()
 
 def mask(value: str, keep: int = 4) -> str:
     return "" if not value else ("*" * max(0, len(value) - keep)) + value[-keep:]
+
+
+@dataclass
+class _Consult:
+    """A consultation in progress, as the consoles were told: "ringing" or "talking"."""
+
+    agent_id: str
+    target: str
+    state: str = "ringing"
+    #: the consulted party's channel, once Asterisk named it (DialBegin)
+    channel: str = ""
 
 
 def _day_start(now: float) -> float:
@@ -52,8 +73,25 @@ class EngineConsoleBackend:
         self.push: ConsolePush | None = None
         self.pops: dict[str, dict[str, Any]] = {}   # call id -> screen pop
         self._tasks: set[asyncio.Task[None]] = set()
+        #: call id -> the consultation going on in it
+        self.consults: dict[str, _Consult] = {}
         self.figures = self._new_figures(acd.clock())
         acd.listeners.append(self.on_acd)
+        self._ami: AmiClient | None = None
+        if acd.ami is not None:
+            self.attach(acd.ami)
+
+    def attach(self, ami: AmiClient) -> None:
+        """Listen to Asterisk's events (after the ACD's own handler: it notes the channels)."""
+        self._detach()
+        self._ami = ami
+        ami.add_handler(self.on_ami_event)
+
+    def _detach(self) -> None:
+        ami, self._ami = self._ami, None
+        if ami is not None:
+            with contextlib.suppress(ValueError):  # already gone: nothing to undo
+                ami.remove_handler(self.on_ami_event)
 
     def _new_figures(self, now: float) -> LiveQueueFigures:
         return LiveQueueFigures(_day_start(now),
@@ -101,11 +139,23 @@ class EngineConsoleBackend:
         call_data = None
         if call is not None:
             call_data = {**self.pops.get(call.call_id, {"call_id": call.call_id}),
-                         "state": _call_state(rt)}
+                         **self._call_now(rt, call)}
         return {"agent": {"agent_id": agent.agent_id, "name": agent.name,
                           "role": agent.role.value},
                 "seat": rt.data(), "call": call_data, "queues": self.queue_figures(),
                 "reasons": AGENT_REASONS}
+
+    def _call_now(self, rt: SeatRuntime, call: ActiveCall) -> dict[str, Any]:
+        """What a reloaded page needs beyond the screen pop to draw the call as it is now."""
+        in_wrap_up = rt.seat.state is SeatState.WRAP_UP
+        consult = self.consults.get(call.call_id)
+        recording = "off" if not call.recording else "paused" if call.recording_paused else "on"
+        return {"state": _call_state(rt),
+                "recording": recording,
+                "consult": consult.state if consult is not None and not in_wrap_up else None,
+                "connected_at": call.connected_at,
+                "wrap_up_until": (rt.seat.since + self.acd.settings.wrap_up_s
+                                  if in_wrap_up else None)}
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
         # The seat stays as it is: a console reload must not drop a call or a ready state.
@@ -149,8 +199,8 @@ class EngineConsoleBackend:
                 await c.consult_cancel(me)
             case p.Conference(target=target):
                 await c.conference(me, target)
-            case p.ClickToCall(number=number, account=account):
-                return {"call_id": c.click_to_call(me, number, account)}
+            case p.ClickToCall():
+                return self._click_to_call(me, request)
             case p.Spy(agent_id=target, mode=mode):
                 await c.spy(me, target, mode)
             case p.WrapUp():
@@ -181,26 +231,62 @@ class EngineConsoleBackend:
             self.acd.set_state(me, "ready", by=me)
         return {"saved": True, "seat": rt.data()}
 
+    def _callers(self, me: str, call_id: str) -> Waiter:
+        """The caller of ``call_id`` if it is ``me``'s current or last call, else ``not_found``
+        (an agent may not reach another agent's customers by guessing call ids)."""
+        rt = self.acd.seat(me)
+        for call in (rt.call, rt.last_call):
+            if call is not None and call.call_id == call_id:
+                return call.waiter
+        raise ConsoleError("not_found", "no such call of yours")
+
+    def _account(self, me: str, call_id: str, account: str) -> str:
+        """The account a command is about: the call's customer when ``call_id`` is given (an
+        account sent as well must be that one), else ``account``."""
+        if not call_id:
+            return account
+        known = self._callers(me, call_id).account
+        if account and account != known:
+            raise ConsoleError("not_found", "that account is not the customer of that call")
+        return known
+
+    def _click_to_call(self, me: str, req: p.ClickToCall) -> dict[str, Any]:
+        number, account = req.number, req.account
+        if req.call_id:
+            account = self._account(me, req.call_id, account)
+            if not number:
+                number = self._callers(me, req.call_id).phone
+                if not number:
+                    raise ConsoleError("not_found", "no number is known for that call")
+        return {"call_id": self.control.click_to_call(me, number, account)}
+
     async def _task(self, me: str, req: p.CreateTask) -> dict[str, Any]:
         owner = req.agent_id or me
         self.acd.seat(owner)
+        account, phone = self._account(me, req.call_id, req.account), req.phone
+        if req.call_id and not phone:
+            phone = self._callers(me, req.call_id).phone
         async with transaction(self.db):
             cur = await self.db.execute(
                 "INSERT INTO tasks (created_at, created_by, agent_id, account, phone, due_at,"
                 " text) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self.acd.clock(), me, owner, req.account, req.phone, req.due_at, req.text))
+                (self.acd.clock(), me, owner, account, phone, req.due_at, req.text))
             task_id = cur.lastrowid
         return {"task_id": task_id}
 
     async def _message(self, me: str, req: p.SendMessage) -> dict[str, Any]:
+        account = self._account(me, req.call_id, req.account)
+        if not account:
+            raise ConsoleError("not_found", "the caller of that call was not identified")
         try:
-            customer = await self.backoffice.customer(req.account)
+            customer = await self.backoffice.customer(account)
         except BrokerError as exc:
-            raise ConsoleError("not_found", f"no customer {req.account}") from exc
-        payload = {"account": req.account, "template": req.template, "lang": customer.language,
+            # the account itself stays out of the reply: it may have come from the call
+            raise ConsoleError("not_found", "no such customer") from exc
+        payload = {"account": account, "template": req.template, "lang": customer.language,
                    "text": req.text, "requested_by": me}
-        ref = await add_request(self.db, f"{req.template}", f"console-{me}",
-                                account=req.account, phone=None,
+        ref = await add_request(self.db, f"{req.template}", req.call_id or f"console-{me}",
+                                account=account, phone=None,
                                 detail={"channel": req.channel, "by": me},
                                 outbox=[(req.channel, f"callcenter/outbox/{req.channel}",
                                          payload)])
@@ -240,7 +326,62 @@ class EngineConsoleBackend:
         if event in names:
             if event == "ended":
                 data = {**data, "disposition_required": bool(data.get("answered"))}
+                self.consults.pop(str(data.get("call_id", "")), None)
+            elif event == "consult":
+                self._consult_dialled(audience, data)
+            elif event == "resumed":
+                # the caller is back with the agent: any consultation is over
+                self.consults.pop(str(data.get("call_id", "")), None)
             self._push_agent(audience, names[event], data)
+
+    # -- consultations, from Asterisk's events -------------------------------------------------
+
+    def _consult_dialled(self, agent_id: str, data: dict[str, Any]) -> None:
+        """The ACD dialled a consultation ("ringing"). Asterisk's DialBegin may already have
+        come; the consulted channel is then found on the call when it answers."""
+        call_id = str(data.get("call_id", ""))
+        self.consults[call_id] = _Consult(agent_id, str(data.get("target", "")))
+
+    def on_ami_event(self, event: AmiEvent) -> None:
+        match event:
+            case DialBegin(_, dest, _):
+                self._consult_of(dest.channel)
+            case BridgeEnter(info):
+                found = self._consult_of(info.channel)
+                if found is not None and found[1].state == "ringing":
+                    call_id, consult = found
+                    consult.state = "talking"
+                    self._push_agent(consult.agent_id, "consult", {
+                        "call_id": call_id, "state": "talking", "target": consult.target})
+            case Hangup(info):
+                found = self._consult_of(info.channel)
+                if found is not None:
+                    call_id, consult = found
+                    del self.consults[call_id]
+                    self._push_agent(consult.agent_id, "consult", {
+                        "call_id": call_id, "state": "ended", "target": consult.target})
+            case _:
+                pass
+
+    def _consult_of(self, channel: str) -> tuple[str, _Consult] | None:
+        """The consultation whose consulted party is ``channel``: one this backend was told of
+        (the ``consult`` event) whose call's ``consult_channel`` the ACD set to it on DialBegin.
+        Other dials from an agent's leg (a call-back dialling the customer) are not consults."""
+        if not channel:
+            return None
+        for call_id, consult in self.consults.items():
+            if consult.channel == channel:
+                return call_id, consult
+        for agent_id, rt in self.acd.seats.items():
+            call = rt.call
+            if call is None or call.consult_channel != channel:
+                continue
+            told = self.consults.get(call.call_id)
+            if told is None or told.agent_id != agent_id:
+                return None
+            told.channel = channel
+            return call.call_id, told
+        return None
 
     async def _screen_pop(self, agent_id: str, call: ActiveCall) -> None:
         w = call.waiter
@@ -302,7 +443,8 @@ class EngineConsoleBackend:
                         "service_level": f.service_level if f else None,
                         "asa_s": f.asa_s if f else None,
                         "aht_s": f.aht_s if f else None,
-                        "target_s": self.acd.queues[name].target_s})
+                        "target_s": self.acd.queues[name].target_s,
+                        "target_share": self.acd.queues[name].target_share})
         return out
 
     def wallboard(self) -> dict[str, Any]:
@@ -324,6 +466,7 @@ class EngineConsoleBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._detach()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -499,11 +499,13 @@ class ConsoleServer:
 
     async def _login(self, session: _Session, login: Login) -> None:
         agent_id = login.agent_id
+        # The guard counts unknown ids exactly like known ones, so ``login_paused`` (like
+        # ``bad_credentials``) never tells whether the id exists; the password is not checked.
         if self._guard.locked(agent_id, self._clock()):
             log.warning("console login for agent %s from %s refused: logins for it are paused",
                         agent_id, session.peer)
             self._reply(session, Error(
-                id=login.id, code=ErrorCode.BAD_CREDENTIALS,
+                id=login.id, code=ErrorCode.LOGIN_PAUSED,
                 message="too many failed logins: logins for this id are paused, try later"))
             return
         try:

@@ -23,6 +23,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 PROTOCOL_VERSION = 1
@@ -43,6 +44,8 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_COMMAND = "unknown_command"
     LOGIN_REQUIRED = "login_required"    # a command before login
     BAD_CREDENTIALS = "bad_credentials"  # wrong id or password (never says which)
+    LOGIN_PAUSED = "login_paused"        # too many failures: logins for this id are paused
+                                         # (known and unknown ids alike)
     LOGIN_TIMEOUT = "login_timeout"      # no login within the deadline: the server closes
     ALREADY_LOGGED_IN = "already_logged_in"
     FORBIDDEN = "forbidden"              # the role may not do this
@@ -75,6 +78,8 @@ class Login(_Msg):
 
 
 class Ping(_Msg):
+    """Allowed before login. The reply's data: ``{"time": <the server's unix time, s>}``."""
+
     type: Literal["ping"]
 
 
@@ -159,10 +164,15 @@ class WrapUp(_Msg):
 
 
 class CreateTask(_Msg):
+    """A follow-up task. With ``call_id`` (the agent's current or last call) the account, and
+    the phone when none is given, come from that call: the page never sees the full account."""
+
     type: Literal["create_task"]
     text: str = Field(min_length=1, max_length=1000)
     account: str = Field("", pattern=r"^[0-9]{0,16}$")
     phone: str = Field("", pattern=r"^[0-9+*#]{0,32}$")
+    #: the agent's current or last call ("" for none); it is compared, never sent anywhere
+    call_id: str = Field("", max_length=64)
     #: unix seconds; none means "no deadline"
     due_at: float | None = None
     #: who should do it (default: the agent who creates it)
@@ -170,19 +180,40 @@ class CreateTask(_Msg):
 
 
 class ClickToCall(_Msg):
+    """Ring the agent, then dial ``number``. With ``call_id`` (the agent's current or last
+    call) the account comes from that call, and so does the number when none is given."""
+
     type: Literal["click_to_call"]
-    number: str = Field(pattern=DIALABLE)
+    number: str = Field("", pattern=r"^[0-9+*#]{0,32}$")
     account: str = Field("", pattern=r"^[0-9]{0,16}$")
+    #: the agent's current or last call ("" for none); it is compared, never sent anywhere
+    call_id: str = Field("", max_length=64)
+
+    @model_validator(mode="after")
+    def _number_or_call(self) -> ClickToCall:
+        if not self.number and not self.call_id:
+            raise ValueError("give number, or call_id to call that call's customer back")
+        return self
 
 
 class SendMessage(_Msg):
-    """A statement or a note to the customer, through the outbox (fax, e-mail or SMS)."""
+    """A statement or a note to the customer, through the outbox (fax, e-mail or SMS). The
+    customer is ``account``, or the customer of ``call_id`` (the agent's current or last
+    call); at least one must be given."""
 
     type: Literal["send_message"]
-    account: str = Field(pattern=r"^[0-9]{1,16}$")
+    account: str = Field("", pattern=r"^[0-9]{0,16}$")
+    #: the agent's current or last call ("" for none); it is compared, never sent anywhere
+    call_id: str = Field("", max_length=64)
     channel: Literal["sms", "email", "fax"]
     template: Literal["statement", "note"]
     text: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _account_or_call(self) -> SendMessage:
+        if not self.account and not self.call_id:
+            raise ValueError("give account or call_id")
+        return self
 
 
 class Wallboard(_Msg):
@@ -232,6 +263,9 @@ ALLOWED: dict[Role, frozenset[str]] = {
 
 
 class Result(BaseModel):
+    """A request's answer; ``data`` per command (docs/console-protocol.md), e.g. ``ping``:
+    ``{"time": 1718000000.5}``, the server's unix time in seconds."""
+
     v: Literal[1] = 1
     type: Literal["result"] = "result"
     id: str
@@ -249,21 +283,29 @@ class Error(BaseModel):
 class Event(BaseModel):
     """Pushed by the server. ``event`` names and their ``data``:
 
-    - ``seat``: {agent_id, name, state, reason, since, call_id}
+    - ``seat``: {agent_id, name, state, reason, since, call_id ("" when none)}
     - ``call_offered``: the screen pop, {call_id, queue, waited_s, customer: {name, tier,
       account_masked, balance_summary: {currency, cash, market_value, total}} | null,
-      ivr: {path, last_failure, lang}, recent_contacts: [{at, kind, summary}], caller: masked}
+      ivr: {path, last_failure, lang}, recent_contacts: [{at, kind, summary}], caller: masked,
+      callback: bool}. The full account never leaves the engine: commands about this
+      customer name the ``call_id`` instead.
     - ``call_connected``: {call_id, recording: bool}
     - ``call_held``, ``call_resumed``: {call_id}
     - ``recording``: {call_id, state: "on" | "paused"}
-    - ``consult``: {call_id, state: "ringing" | "talking" | "ended", target}
-    - ``call_ended``: {call_id, wrap_up_s, disposition_required: true}
+    - ``consult``: {call_id, state, target}: ``state`` "ringing" (the consult was dialled),
+      "talking" (the consulted party answered), "ended" (the consulted party's leg hung up:
+      no answer, they hung up, or consult_cancel); ``target`` the value dialled (agent id or
+      number; "" if unknown)
+    - ``conference``: {call_id, target}: a third party joined the call
+    - ``call_ended``: {call_id, wrap_up_s, answered: bool, disposition_required: bool}
+      (``answered`` false: the call ended while ringing; nothing to wrap up)
     - ``queues``: {queues: [QueueFigures]}
     - ``wallboard``: {queues: [QueueFigures], seats: [seat data]}
     - ``session_ended``: {reason} (logged out elsewhere, forced by a supervisor)
 
     QueueFigures: {name, waiting, longest_wait_s, answered, abandoned, service_level (0..1 or
-    null), asa_s (or null), target_s}.
+    null), asa_s (or null), aht_s (or null), target_s, target_share (0..1: the share of calls
+    to answer within target_s)}.
     """
 
     v: Literal[1] = 1

@@ -10,6 +10,7 @@ No test sleeps: every wait is Playwright's auto-waiting ``expect`` (or a page-si
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 import time
@@ -39,7 +40,8 @@ XSS = '<img src=x onerror="window.__pwned=1">'
 
 def queue_figures(name: str = "general", **changes: Any) -> dict[str, Any]:
     figures = {"name": name, "waiting": 2, "longest_wait_s": 35.0, "answered": 41,
-               "abandoned": 3, "service_level": 0.83, "asa_s": 12.4, "target_s": 20.0}
+               "abandoned": 3, "service_level": 0.83, "asa_s": 12.4, "aht_s": 140.0,
+               "target_s": 20.0, "target_share": 0.8}
     return {**figures, **changes}
 
 
@@ -85,6 +87,9 @@ class FakeBackend:
         self.requests: list[tuple[str, p.Request]] = []
         #: what a command should raise instead of succeeding, by request type
         self.refuse: dict[str, ConsoleError] = {}
+        #: the login reply's call (a page reloaded during a call)
+        self.call: dict[str, Any] | None = None
+        self._arrived = asyncio.Condition()
 
     # -- ConsoleBackend ----------------------------------------------------------------------
 
@@ -100,11 +105,13 @@ class FakeBackend:
             seat.update(state="not_ready", reason="login", since=time.time())
         return {"agent": {"agent_id": agent.agent_id, "name": agent.name,
                           "role": agent.role.value},
-                "seat": dict(seat), "call": None, "queues": self.queues,
+                "seat": dict(seat), "call": self.call, "queues": self.queues,
                 "reasons": ["break", "meal", "training", "meeting", "after-call"]}
 
     async def command(self, agent: AgentIdentity, request: p.Request) -> dict[str, Any]:
         self.requests.append((agent.agent_id, request))
+        async with self._arrived:
+            self._arrived.notify_all()
         if request.type in self.refuse:
             raise self.refuse[request.type]
         match request:
@@ -144,6 +151,12 @@ class FakeBackend:
 
     def requests_of(self, kind: type[p.Request]) -> list[Any]:
         return [r for _, r in self.requests if isinstance(r, kind)]
+
+    async def nth_request(self, kind: type[p.Request], n: int) -> Any:
+        """The ``n``th request of ``kind`` (1-based), once it has come."""
+        async with asyncio.timeout(10), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests_of(kind)) >= n)
+        return self.requests_of(kind)[n - 1]
 
 
 @pytest.fixture
@@ -493,3 +506,193 @@ async def test_harness_catches_csp_violations(console: Page,
         }""")
     assert await console.evaluate("window.__inline") is None
     assert any("CSP violation: script-src" in s for s in page_problems.seen)
+
+
+# -- acting on the caller, reloads, consultations, lockout, service-level goals -------------------
+
+
+async def on_a_call(page: Page, backend: FakeBackend, call_id: str = "c-1001") -> None:
+    await log_in_agent(page)
+    backend.set_seat("A1001", "on_call", call_id=call_id)
+    backend.event("A1001", "call_offered", screen_pop(call_id))
+    backend.event("A1001", "call_connected", {"call_id": call_id, "recording": True})
+    await expect(page.get_by_test_id("call-status")).to_have_text("通话中")
+
+
+async def test_statement_and_task_for_the_caller_name_the_call(console: Page,
+                                                               backend: FakeBackend) -> None:
+    """The page has only the masked account: it sends the call id and the engine looks up
+    the account."""
+    await on_a_call(console, backend)
+    await console.locator(".send-box > summary").click()
+    await console.get_by_test_id("msg-channel").select_option("email")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("toast")).to_have_text("已提交发送")
+    [message] = backend.requests_of(p.SendMessage)
+    assert (message.call_id, message.account, message.channel) == ("c-1001", "", "email")
+
+    # a typed account is sent as it is, without the call
+    await console.get_by_test_id("msg-account").fill("31000099")
+    await console.get_by_test_id("msg-send").click()
+    second = await backend.nth_request(p.SendMessage, 2)
+    assert (second.account, second.call_id) == ("31000099", "")
+
+    # a task made during the call is about this customer unless the agent unticks it
+    await console.locator("details.panel > summary", has_text="创建跟进任务").click()
+    link = console.get_by_test_id("task-use-call")
+    await expect(link).to_be_checked()
+    await expect(console.get_by_test_id("task-use-call-label")).to_contain_text("******1234")
+    await expect(console.get_by_test_id("task-account")).to_be_hidden()
+    await console.get_by_test_id("task-text").fill("明天回电确认转账额度")
+    await console.get_by_test_id("task-submit").click()
+    await expect(console.get_by_test_id("toast")).to_have_text("跟进任务已创建")
+    [task] = backend.requests_of(p.CreateTask)
+    assert (task.call_id, task.account, task.text) == ("c-1001", "", "明天回电确认转账额度")
+
+    await link.uncheck()
+    await console.get_by_test_id("task-account").fill("31000099")
+    await console.get_by_test_id("task-text").fill("other customer")
+    await console.get_by_test_id("task-submit").click()
+    other = await backend.nth_request(p.CreateTask, 2)
+    assert (other.call_id, other.account) == ("", "31000099")
+
+
+async def test_statement_for_an_unidentified_caller_needs_an_account(
+        console: Page, backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    backend.event("A1001", "call_offered", screen_pop(customer=None))
+    await console.locator(".send-box > summary").click()
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("msg-error")).to_have_text(
+        "本通话未识别客户，请填写资金账号")
+    assert backend.requests_of(p.SendMessage) == []
+    # and a task is not tied to it by account, only by the call's number
+    await console.locator("details.panel > summary", has_text="创建跟进任务").click()
+    await expect(console.get_by_test_id("task-use-call-label")).to_contain_text("*******8000")
+
+
+async def test_call_back_after_the_wrap_up(console: Page, backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    backend.set_seat("A1001", "wrap_up")
+    backend.event("A1001", "call_ended",
+                  {"call_id": "c-1001", "wrap_up_s": 60, "answered": True,
+                   "disposition_required": True})
+    callback = console.get_by_test_id("btn-callback")
+    await expect(callback).to_be_visible()
+    await expect(callback).to_be_disabled()  # the seat must be ready first
+    await console.get_by_test_id("wrapup-disposition").select_option("follow_up")
+    await console.get_by_test_id("wrapup-save").click()
+    await expect(console.get_by_test_id("seat-state")).to_have_text("就绪")
+    await expect(callback).to_be_enabled()
+    await callback.click()
+    await expect(console.get_by_test_id("toast")).to_have_text("正在回拨客户")
+    [call] = backend.requests_of(p.ClickToCall)
+    assert (call.call_id, call.number, call.account) == ("c-1001", "", "")
+
+
+async def test_consult_complete_waits_for_the_answer(console: Page,
+                                                     backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    await console.get_by_test_id("btn-consult").click()
+    await console.get_by_test_id("target-kind").select_option("agent")
+    await console.get_by_test_id("target-value").fill("A1002")
+    await console.get_by_test_id("target-ok").click()
+    bar = console.get_by_test_id("consult-bar")
+    await expect(bar).to_be_visible()
+    complete = console.get_by_test_id("btn-consult-complete")
+    await expect(complete).to_be_disabled()  # still ringing
+    await expect(console.get_by_test_id("btn-consult-cancel")).to_be_enabled()
+    await expect(console.get_by_test_id("btn-resume")).to_be_disabled()
+
+    backend.event("A1001", "consult", {"call_id": "c-1001", "state": "ringing",
+                                       "target": "A1002"})
+    backend.event("A1001", "consult", {"call_id": "c-1001", "state": "talking",
+                                       "target": "A1002"})
+    await expect(console.get_by_test_id("consult-status")).to_contain_text("A1002")
+    await expect(console.get_by_test_id("consult-status")).to_contain_text("通话中")
+    await expect(complete).to_be_enabled()
+    await complete.click()
+    await expect(bar).to_be_hidden()
+    assert len(backend.requests_of(p.ConsultComplete)) == 1
+
+
+async def test_consulted_party_hanging_up_leaves_the_caller_on_hold(
+        console: Page, backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    backend.event("A1001", "consult", {"call_id": "c-1001", "state": "ringing",
+                                       "target": "95555"})
+    await expect(console.get_by_test_id("consult-bar")).to_be_visible()
+    await expect(console.get_by_test_id("call-status")).to_have_text("保持中")
+    backend.event("A1001", "consult", {"call_id": "c-1001", "state": "ended",
+                                       "target": "95555"})
+    await expect(console.get_by_test_id("consult-bar")).to_be_hidden()
+    resume = console.get_by_test_id("btn-resume")
+    await expect(resume).to_be_enabled()
+    await resume.click()
+    await expect(console.get_by_test_id("call-status")).to_have_text("通话中")
+
+
+async def test_reload_during_a_call_restores_it(console: Page, backend: FakeBackend) -> None:
+    backend.seats["A1001"].update(state="on_hold", call_id="c-1001", since=time.time() - 5)
+    backend.call = {**screen_pop(), "state": "held", "recording": "paused",
+                    "consult": "talking", "connected_at": time.time() - 125,
+                    "wrap_up_until": None}
+    await log_in(console, "A1001", AGENT_PW)
+    await expect(console.get_by_test_id("customer-name")).to_have_text("张伟")
+    await expect(console.get_by_test_id("call-status")).to_have_text("保持中")
+    await expect(console.get_by_test_id("recording-state")).to_have_text("录音已暂停")
+    await expect(console.get_by_test_id("call-timer")).to_have_text(re.compile(r"^2:0\d$"))
+    await expect(console.get_by_test_id("consult-bar")).to_be_visible()
+    await expect(console.get_by_test_id("btn-consult-complete")).to_be_enabled()
+
+
+async def test_reload_in_wrap_up_keeps_the_deadline(console: Page,
+                                                    backend: FakeBackend) -> None:
+    backend.seats["A1001"].update(state="wrap_up", since=time.time() - 20)
+    backend.call = {**screen_pop(), "state": "wrap_up", "recording": "off", "consult": None,
+                    "connected_at": time.time() - 200, "wrap_up_until": time.time() + 40}
+    await log_in(console, "A1001", AGENT_PW)
+    await expect(console.get_by_test_id("wrapup-form")).to_be_visible()
+    await expect(console.get_by_test_id("wrapup-countdown")).to_have_text(
+        re.compile(r"^剩余 0:(3\d|40)$"))
+    await expect(console.get_by_test_id("call-timer")).to_have_text(re.compile(r"^0:2\d$"))
+
+
+async def test_login_lockout_has_its_own_message(console: Page, backend: FakeBackend) -> None:
+    for _ in range(5):  # console.max_login_failures
+        await log_in(console, "A1001", "not-the-password")
+        await expect(console.get_by_test_id("login-error")).to_have_text("工号或密码错误")
+        await expect(console.get_by_test_id("login-submit")).to_be_enabled()
+    await log_in(console, "A1001", AGENT_PW)  # even the right password waits now
+    await expect(console.get_by_test_id("login-error")).to_have_text(
+        "登录失败次数过多，此工号已暂停登录，请稍后再试")
+    # an unknown id is paused the same way
+    for _ in range(6):
+        await log_in(console, "NOBODY", "guess")
+        await expect(console.get_by_test_id("login-submit")).to_be_enabled()
+    await console.get_by_test_id("lang-switch").select_option("en")
+    await log_in(console, "NOBODY", "guess")
+    await expect(console.get_by_test_id("login-error")).to_have_text(
+        "Too many failed logins: logins for this ID are paused; try again later")
+    assert backend.requests == []
+
+
+async def test_service_level_is_coloured_against_the_queue_goal(
+        console: Page, backend: FakeBackend) -> None:
+    backend.queues = [queue_figures("general", service_level=0.85, target_share=0.9),
+                      queue_figures("vip", service_level=0.85, target_share=0.8),
+                      queue_figures("retail", service_level=0.62, target_share=0.9)]
+    await log_in(console, "S9001", SUPERVISOR_PW)
+    await console.get_by_test_id("tab-wallboard").click()
+    general = console.get_by_test_id("wb-queue-general").locator("[data-col=sl]")
+    await expect(general).to_have_text("85%")
+    await expect(general).to_have_class(re.compile(r"\bwarn\b"))
+    await expect(general).to_have_attribute("title", "目标：20 秒内接听 90%")
+    await expect(console.get_by_test_id("wb-queue-vip").locator("[data-col=sl]")) \
+        .to_have_class(re.compile(r"\bgood\b"))
+    await expect(console.get_by_test_id("wb-queue-retail").locator("[data-col=sl]")) \
+        .to_have_class(re.compile(r"\bbad\b"))
+    # the agent's queue table too
+    await console.get_by_test_id("tab-desk").click()
+    await expect(console.get_by_test_id("queue-general").locator("td").nth(3)) \
+        .to_have_class(re.compile(r"\bwarn\b"))

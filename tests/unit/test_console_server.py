@@ -25,7 +25,7 @@ from callcenter.errors import ConsoleError
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.console_server import ConsoleServer, check_message, read_static
 from callcenter.seats.limits import FLOOD_DROPS, LoginGuard, TokenBucket
-from callcenter.seats.protocol import ErrorCode, Event, Request, Role
+from callcenter.seats.protocol import Error, ErrorCode, Event, Request, Role
 
 DEADLINE = 10.0
 PASSWORDS = {"1001": "agent-secret-1001", "1002": "agent-secret-1002",
@@ -385,14 +385,43 @@ async def test_lockout_after_failures_until_it_passes(start: Start, clock: Clock
         for _ in range(3):
             assert (await c.login("1001", WRONG))["code"] == ErrorCode.BAD_CREDENTIALS
         locked = await c.login("1001")
-        assert locked["code"] == ErrorCode.BAD_CREDENTIALS
+        assert locked["code"] == ErrorCode.LOGIN_PAUSED
         assert "paused" in locked["message"]
         clock.now += 59
-        assert (await c.login("1001"))["code"] == ErrorCode.BAD_CREDENTIALS
+        assert (await c.login("1001"))["code"] == ErrorCode.LOGIN_PAUSED
         async with client(server) as other:  # another id is not affected
             assert (await other.login("9001"))["type"] == "result"
         clock.now += 2
         assert (await c.login("1001"))["type"] == "result"
+
+
+async def test_unknown_ids_are_paused_like_known_ones(start: Start, backend: FakeBackend,
+                                                      clock: Clock) -> None:
+    """A lockout never tells whether an id exists: same codes, same texts, same timing."""
+    server = await start(max_login_failures=2, lockout_s=30)
+    async with client(server) as c:
+        answers: dict[str, list[tuple[str, str]]] = {}
+        for agent_id in ("1002", "4040"):
+            answers[agent_id] = [
+                (r["code"], r["message"])
+                for r in [await c.login(agent_id, WRONG) for _ in range(3)]
+                + [await c.call("login", agent_id=agent_id,
+                                password=PASSWORDS.get(agent_id, WRONG))]]
+        assert answers["1002"] == answers["4040"]
+        assert [code for code, _ in answers["1002"]] == [
+            ErrorCode.BAD_CREDENTIALS, ErrorCode.BAD_CREDENTIALS, ErrorCode.LOGIN_PAUSED,
+            ErrorCode.LOGIN_PAUSED]
+        clock.now += 31
+        assert (await c.login("1002"))["type"] == "result"
+
+
+def test_login_password_is_never_in_a_repr() -> None:
+    login = check_message(json.dumps({"type": "login", "agent_id": "1001",
+                                      "password": PASSWORDS["1001"]}), None)
+    assert not isinstance(login, Error)
+    for text in (repr(login), str(login), f"{login!r}", repr([login])):
+        assert PASSWORDS["1001"] not in text
+    assert "password" not in repr(login)
 
 
 async def test_no_login_in_time_closes_4001(start: Start) -> None:
@@ -451,6 +480,12 @@ async def test_oversized_frame_closes_1009(start: Start) -> None:
     ('{"v": 1, "id": "a", "type": "hold", "extra": 1}', ErrorCode.MALFORMED, "extra: "),
     ('{"v": 1, "id": "a", "type": "wrap_up", "call_id": "c1"}', ErrorCode.MALFORMED,
      "disposition: "),
+    ('{"v": 1, "id": "a", "type": "send_message", "channel": "sms", "template": "note"}',
+     ErrorCode.MALFORMED, "message: Value error, give account or call_id"),
+    ('{"v": 1, "id": "a", "type": "click_to_call", "account": "31000088"}',
+     ErrorCode.MALFORMED, "message: Value error, give number, or call_id"),
+    ('{"v": 1, "id": "a", "type": "create_task", "text": "x", "call_id": "' + "c" * 65 + '"}',
+     ErrorCode.MALFORMED, "call_id: "),
 ])
 async def test_bad_messages(start: Start, backend: FakeBackend, frame: str | bytes,
                             code: ErrorCode, where: str) -> None:
