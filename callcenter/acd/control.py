@@ -138,13 +138,14 @@ class CallControl:
 
     async def consult(self, agent_id: str, target: Target) -> None:
         rt, call = self._connected(agent_id)
-        if call.held or call.consult_channel:
+        if call.held or call.consulting:
             raise ConsoleError("invalid_state", "already on hold or consulting")
         dial = self._dial_string(target)
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_TARGET", Value=dial)
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_DIAL_TIMEOUT",
                         Value="30")
         rt.seat.apply(SeatInput.HOLD, self.acd.clock())
+        call.consulting = True
         await self._act("Redirect", Channel=call.waiter.channel, Context="acd-hold",
                         Exten="s", Priority="1", ExtraChannel=call.agent_channel,
                         ExtraContext="acd-agent", ExtraExten="consult", ExtraPriority="1")
@@ -159,16 +160,18 @@ class CallControl:
             raise ConsoleError("invalid_state", "no consultation in progress")
         await self._act("Bridge", Channel1=call.waiter.channel, Channel2=call.consult_channel,
                         Tone="no")
-        call.consult_channel = ""
+        call.consult_channel, call.consulting = "", False
         # Taking the consulted party out of the agent's Dial may already have ended the leg.
         await self.acd._hangup(call.agent_uniqueid)
 
     async def consult_cancel(self, agent_id: str) -> None:
+        """Hang up the consulted party (if still there) and take the caller back."""
         _rt, call = self._connected(agent_id)
-        if not call.consult_channel:
+        if not call.consulting:
             raise ConsoleError("invalid_state", "no consultation in progress")
-        channel, call.consult_channel = call.consult_channel, ""
-        await self._act("Hangup", Channel=channel)
+        channel, call.consult_channel, call.consulting = call.consult_channel, "", False
+        if channel:
+            await self.acd._hangup(channel)
         await self.resume(agent_id)
 
     async def conference(self, agent_id: str, target: Target) -> None:

@@ -86,6 +86,8 @@ class ActiveCall:
     recording_paused: bool = False
     held: bool = False
     consult_channel: str = ""
+    #: a consultation was asked for: the agent leg's next Dial is the consulted party
+    consulting: bool = False
     conference: str = ""
 
     @property
@@ -644,6 +646,11 @@ class Acd:
         match event:
             case Hangup(info):
                 self._on_hangup(info.uniqueid, info.channel)
+                for seat_rt in self.seats.values():
+                    held = seat_rt.call
+                    if held is not None and held.consult_channel == info.channel:
+                        held.consult_channel = ""  # no answer, hung up, or cancelled
+                        held.consulting = False
             case BridgeEnter(info):
                 role = self._uniqueids.get(info.uniqueid)
                 if role is not None and role[0] == "agent":
@@ -656,7 +663,7 @@ class Acd:
                 role = self._uniqueids.get(caller.uniqueid)
                 if role is not None and role[0] == "agent":
                     rt = self.seats.get(role[1])
-                    if rt is not None and rt.call is not None:
+                    if rt is not None and rt.call is not None and rt.call.consulting:
                         rt.call.consult_channel = dest.channel
             case _:
                 pass

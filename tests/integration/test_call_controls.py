@@ -138,6 +138,14 @@ async def test_consult_then_complete_and_a_supervisor_listens(engine: Engine) ->
     agent_channel = engine.acd.seats["A1"].call.agent_channel  # type: ignore[union-attr]
     await control.spy("S1", "A1", "listen")
     await until(engine, lambda: agent_channel in spied, 15, "supervisor listening")
+    # a first consultation is cancelled: the agent takes the caller back
+    await control.consult("A1", Target(kind="number", value="13900000001"))
+    await until(engine, lambda: engine.acd.seats["A1"].call.consult_channel,  # type: ignore[union-attr]
+                15, "first consulted party dialled")
+    await control.consult_cancel("A1")
+    assert state(engine, "A1") is SeatState.ON_CALL
+    await until(engine, lambda: engine.controller.model.channels[f"{call_id}-b"].bridge_id,  # type: ignore[union-attr]
+                10, "caller back with the agent")
     await control.consult("A1", Target(kind="number", value="13912345678"))
     assert state(engine, "A1") is SeatState.ON_HOLD
     await until(engine, lambda: engine.acd.seats["A1"].call.consult_channel,  # type: ignore[union-attr]
