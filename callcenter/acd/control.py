@@ -8,6 +8,7 @@ Refusals are ``ConsoleError`` with the protocol's error codes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -91,8 +92,18 @@ class CallControl:
         _rt, call = self._connected(agent_id)
         if not call.recording:
             raise ConsoleError("invalid_state", "this call is not recorded")
-        await self._act("MixMonitorMute", Channel=call.agent_channel, Direction="both",
-                        State="1" if pause else "0")
+        for attempt in range(5):
+            try:
+                await self.ami.action("MixMonitorMute", Channel=call.agent_channel,
+                                      Direction="both", State="1" if pause else "0")
+                break
+            except AmiActionError as exc:
+                # Right after a Bridge the agent's leg may still be moving into the bridge
+                # (its audiohooks move with it); a moment later the recording is found again.
+                if attempt == 4:
+                    raise ConsoleError("unavailable",
+                                       f"Asterisk refused MixMonitorMute: {exc.message}") from exc
+                await asyncio.sleep(0.2 * (attempt + 1))
         call.recording_paused = pause
         self.acd._emit(agent_id, "recording", {"call_id": call.call_id,
                                                "state": "paused" if pause else "on"})

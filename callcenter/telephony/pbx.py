@@ -30,6 +30,9 @@ _PACKAGES = "asterisk,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
 _BIND_MOUNTS = ("proc", "dev")
 #: IVR messages (``ivr.runner.AgiFlowIO.record``); created on ``up``, owned by asterisk
 RECORDINGS = "/var/spool/asterisk/recording/callcenter"
+#: faxes: out (to send), in (received on the fax number), sim (the sandbox's fax machines)
+FAX_SPOOL = "/var/spool/asterisk/fax"
+FAX_DIRS = tuple(f"{FAX_SPOOL}/{d}" for d in ("out", "in", "sim"))
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ class Pbx:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         run_dir = self._in_root("/run/asterisk")
         run_dir.mkdir(parents=True, exist_ok=True)
-        self._in_root(RECORDINGS).mkdir(parents=True, exist_ok=True)
+        for spool in (RECORDINGS, *FAX_DIRS):
+            self._in_root(spool).mkdir(parents=True, exist_ok=True)
         self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS)
         if self.sandbox:
             self._mount()
