@@ -30,6 +30,8 @@ from callcenter.broker.interface import (
     Side,
     TransferDirection,
 )
+from callcenter.channels import secretary_edge
+from callcenter.channels.documents import document_data
 from callcenter.errors import BrokerError, BrokerRefusal, StoreError
 from callcenter.ivr.interpreter import Call, ListEnd, as_decimal
 from callcenter.ivr.prompts import prompt_id
@@ -96,7 +98,7 @@ _ACTIONS = (
     "identify_caller", "login", "quote", "security", "cash", "positions", "orders_today",
     "fills_today", "next_item", "preview_order", "place_order", "cancel_order", "bank_link",
     "transfer", "change_password", "request_statement", "announcements", "book_appointment",
-    "request_callback", "save_survey", "save_message",
+    "request_callback", "save_survey", "save_message", "subscribe_notice",
 )
 
 
@@ -319,11 +321,46 @@ class HotlineActions:
         to = {"fax": str(call.args.get("fax_number") or ""),
               "sms": customer.phones[0] if customer.phones else "",
               "email": customer.email or ""}[channel]
-        payload = {"kind": "statement", "doc": doc, "account": account, "to": to,
-                   "lang": customer.language}
+        as_of = self.clock().isoformat(timespec="seconds")
+        payload = {"to": to, "template": doc, "account": account, "lang": customer.language,
+                   "data": await document_data(self.bo, account, doc, as_of,
+                                               customer.language)}
         ref = await self._request("statement", {"doc": doc, "channel": channel},
                                   outbox=[(channel, f"callcenter/outbox/{channel}", payload)])
         return {"request_no": ref}
+
+    async def subscribe_notice(self, call: Call) -> dict[str, str]:
+        """The financial secretary: subscribe the logged-in account to notices of ``kind``
+        (fill, fund, daily_summary, ipo, price_above, price_below: these two with ``code`` and
+        ``price``) by ``channel`` (sms, email), with optional ``quiet_start``/``quiet_end``
+        (HH:MM). ``address`` says whether the customer has one on file for that channel
+        (``missing``: notices would fail until an agent adds it)."""
+        account = self._account()
+        kind = str(call.args["kind"])
+        channel = str(call.args["channel"])
+        if channel not in ("sms", "email"):
+            raise BrokerError(f"notices by {channel!r} cannot be ordered by phone")
+        params: dict[str, Any] = {}
+        if call.args.get("code") is not None:
+            params["code"] = str(call.args["code"])
+        if call.args.get("price") is not None:
+            params["price"] = as_decimal(call.args["price"])
+        start, end = call.args.get("quiet_start"), call.args.get("quiet_end")
+        quiet = (str(start), str(end)) if start and end else None
+        customer = await self.bo.customer(account)
+        if kind in ("price_above", "price_below"):
+            await self.bo.security(str(params.get("code", "")))  # unknown_code is explained
+        try:
+            sub, created = await secretary_edge.subscribe(
+                self.db, account, kind, channel, params, quiet, "ivr",
+                now=self.clock().timestamp())
+        except ValueError as exc:
+            raise BrokerError(f"subscription refused: {exc}") from exc
+        except StoreError as exc:
+            raise BrokerError(str(exc)) from exc
+        on_file = bool(customer.phones) if channel == "sms" else bool(customer.email)
+        return {"subscription": str(sub.id), "new": "yes" if created else "no",
+                "address": "on_file" if on_file else "missing"}
 
     async def announcements(self, call: Call) -> list[dict[str, str]]:
         return [{"prompt": f"announcement/{prompt_id(a.id)}"}
