@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -153,6 +154,16 @@ class AcdSettings(BaseModel):
     recordings_dir: str = "/var/spool/asterisk/monitor/callcenter"
 
 
+class SecretarySettings(BaseModel):
+    """The financial secretary (docs/secretary.md): subscribed notices from the back office."""
+
+    enabled: bool = True
+    #: the back office pushes nothing: new fills, transfers and prices are read this often
+    interval_s: float = Field(30.0, gt=0)
+    #: the daily market summary goes out after this local time on trading days
+    summary_at: dt.time = dt.time(15, 30)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid"
@@ -170,6 +181,8 @@ class Settings(BaseSettings):
     backoffice: BackOfficeSettings = BackOfficeSettings()
     console: ConsoleSettings = ConsoleSettings()
     acd: AcdSettings = AcdSettings()
+    secretary: SecretarySettings = SecretarySettings()
+    channels: ChannelsSettings = ChannelsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -26,6 +26,7 @@ from callcenter.atcc.controller import Controller
 from callcenter.broker.interface import PasswordKind
 from callcenter.broker.rules import DEFAULT_RULES, Rules
 from callcenter.broker.sandbox import SandboxBackOffice
+from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
@@ -69,6 +70,7 @@ class Engine:
         self.ami: AmiClient | None = None
         self.agi: AgiServer | None = None
         self.acd: Acd | None = None
+        self.secretary: Secretary | None = None
         self.console_backend: EngineConsoleBackend | None = None
         self.console: Any = None
         self._watch: asyncio.Task[None] | None = None
@@ -84,6 +86,13 @@ class Engine:
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
+            if self.settings.secretary.enabled:
+                rules = sandbox_rules(self.settings)
+                self.secretary = Secretary(
+                    self.db, self.backoffice, self.backoffice.now, rules.tz,
+                    self.settings.secretary.interval_s, rules=rules,
+                    summary_at=self.settings.secretary.summary_at)
+                await self.secretary.start()
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             self.controller = Controller(self.recorder)
@@ -136,6 +145,9 @@ class Engine:
             await self.agi.close()
             self.agi = None
         await self.work.drain()  # orders and transfers on their way finish and are recorded
+        if self.secretary is not None:
+            await self.secretary.close()
+            self.secretary = None
         if self.acd is not None:
             await self.acd.close()
             self.acd = None

@@ -8,6 +8,10 @@ each code into an explanation the caller hears.
 Idempotency: ``place_order``, ``cancel_order`` and ``transfer`` take the caller-side idempotency
 key; the same key always yields the same single order/transfer, and ``find_*_by_key`` lets the
 engine reconcile after a crash without resending.
+
+Optional capabilities (``ActivityFeed``, ``IpoSource``) are separate protocols: a back office
+that offers them is read for the financial secretary's notices; one that does not simply gets
+no such notices. ``isinstance(office, ActivityFeed)`` tells which.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
@@ -211,6 +215,45 @@ class Announcement:
     published: dt.date
 
 
+@dataclass(frozen=True, slots=True)
+class FillEntry:
+    """A fill as the back office's journal holds it. ``position`` is where it sits in the
+    journal (opaque; pass the last one seen to read on from there, "" for the start)."""
+
+    position: str
+    account: str
+    fill_id: str                     # never reused: one notice per fill hangs on it
+    fill: Fill
+
+
+@dataclass(frozen=True, slots=True)
+class TransferEntry:
+    """A bank-securities transfer as the journal holds it (``position`` as ``FillEntry``)."""
+
+    position: str
+    transfer: Transfer
+
+
+@dataclass(frozen=True, slots=True)
+class IpoAllotment:
+    """New shares allotted to an account in an IPO subscription (新股中签). The security is not
+    listed yet, so its names travel with the allotment."""
+
+    allotment_no: str                # never reused: one notice per allotment hangs on it
+    account: str
+    code: str
+    name: str
+    name_en: str
+    quantity: int                    # shares allotted
+    price: Decimal                   # issue price
+    allotted_on: dt.date             # the day the result was published
+    pay_date: dt.date                # the price x quantity must be in the account by its end
+
+    @property
+    def amount(self) -> Decimal:
+        return self.price * self.quantity
+
+
 class BackOffice(Protocol):
     """Everything the IVR and console ask of the trading system. All methods are coroutines."""
 
@@ -249,3 +292,21 @@ class BackOffice(Protocol):
 
     # information
     async def announcements(self) -> list[Announcement]: ...
+
+
+@runtime_checkable
+class ActivityFeed(Protocol):
+    """Optional: read fills and transfers of every account in journal order, from a position.
+
+    The back office pushes nothing, so the financial secretary polls this. A real trading
+    system's query "by position string" (定位串) maps onto it."""
+
+    async def fills_since(self, position: str, limit: int) -> list[FillEntry]: ...
+    async def transfers_since(self, position: str, limit: int) -> list[TransferEntry]: ...
+
+
+@runtime_checkable
+class IpoSource(Protocol):
+    """Optional: the IPO allotments of an account (published ones, newest last)."""
+
+    async def ipo_allotments(self, account: str) -> list[IpoAllotment]: ...

@@ -13,6 +13,10 @@ order, and the in-memory market and the tables never disagree.
 
 Time: the market steps lazily at each call, to the time of the injectable clock (``set_clock``
 pins it for tests and demos); there is no background task.
+
+Journal reads for the financial secretary (``fills_since``, ``transfers_since``): fill ids come
+from a counter that a reset account never winds back, and transfer numbers likewise, so a
+position read on from is never passed by a later fill or transfer.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from callcenter.broker import rules as r
 from callcenter.broker.interface import (
+    ActivityFeed,
     Announcement,
     BackOffice,
     BankLink,
@@ -44,6 +49,9 @@ from callcenter.broker.interface import (
     Cash,
     Customer,
     Fill,
+    FillEntry,
+    IpoAllotment,
+    IpoSource,
     Order,
     OrderPreview,
     OrderStatus,
@@ -56,6 +64,7 @@ from callcenter.broker.interface import (
     Tier,
     Transfer,
     TransferDirection,
+    TransferEntry,
 )
 from callcenter.broker.market import (
     DEFAULT_INTERVAL,
@@ -217,6 +226,23 @@ SCHEMA: tuple[str, ...] = (
     # 2: customers' e-mail addresses (statements and notices by e-mail)
     """
     ALTER TABLE bo_customers ADD COLUMN email TEXT;
+    """,
+    # 3: IPO allotments; fill ids from a counter (a reset account's deleted fills would
+    # otherwise hand their ids to new fills, behind a reader's position)
+    """
+    CREATE TABLE bo_ipo_allotments (
+        allotment_no TEXT PRIMARY KEY,
+        account      TEXT NOT NULL,
+        code         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        name_en      TEXT NOT NULL,
+        quantity     INTEGER NOT NULL,
+        price        TEXT NOT NULL,
+        allotted_on  TEXT NOT NULL,
+        pay_date     TEXT NOT NULL
+    );
+    CREATE INDEX bo_ipo_allotments_account ON bo_ipo_allotments(account);
+    INSERT INTO bo_counters (name, value) SELECT 'fill', COALESCE(MAX(id), 0) FROM bo_fills;
     """,
 )
 
@@ -598,9 +624,43 @@ class SandboxBackOffice:
             await self._customer(account)
             rows = await self._all("SELECT * FROM bo_fills WHERE account = ? AND trade_date = ? "
                                    "ORDER BY id", account, today.isoformat())
-            return [Fill(str(row["order_no"]), self._security(str(row["code"])),
-                         Side(row["side"]), _d(row["price"]), int(row["quantity"]),
-                         _dt(row["at"], self.rules.tz)) for row in rows]
+            return [self._to_fill(row) for row in rows]
+        return await self._run(op)
+
+    # --- the journal (financial secretary) ----------------------------------------------------
+
+    async def fills_since(self, position: str, limit: int) -> list[FillEntry]:
+        """Fills of every account after ``position`` ("" = from the first), oldest first."""
+        after = int(position) if position else 0
+
+        async def op() -> list[FillEntry]:
+            await self._advance()
+            rows = await self._all("SELECT * FROM bo_fills WHERE id > ? ORDER BY id LIMIT ?",
+                                   after, max(1, limit))
+            return [FillEntry(str(row["id"]), str(row["account"]),
+                              f"{row['order_no']}-{row['id']}", self._to_fill(row))
+                    for row in rows]
+        return await self._run(op)
+
+    async def transfers_since(self, position: str, limit: int) -> list[TransferEntry]:
+        """Transfers of every account after ``position`` ("" = from the first), oldest first.
+        The position is the transfer number (fixed width, so text order is number order)."""
+        async def op() -> list[TransferEntry]:
+            rows = await self._all("SELECT * FROM bo_transfers WHERE transfer_no > ? "
+                                   "ORDER BY transfer_no LIMIT ?", position, max(1, limit))
+            return [TransferEntry(str(row["transfer_no"]), self._to_transfer(row))
+                    for row in rows]
+        return await self._run(op)
+
+    async def ipo_allotments(self, account: str) -> list[IpoAllotment]:
+        async def op() -> list[IpoAllotment]:
+            await self._customer(account)
+            rows = await self._all("SELECT * FROM bo_ipo_allotments WHERE account = ? "
+                                   "ORDER BY allotted_on, allotment_no", account)
+            return [IpoAllotment(str(x["allotment_no"]), str(x["account"]), str(x["code"]),
+                                 str(x["name"]), str(x["name_en"]), int(x["quantity"]),
+                                 _d(x["price"]), dt.date.fromisoformat(str(x["allotted_on"])),
+                                 dt.date.fromisoformat(str(x["pay_date"]))) for x in rows]
         return await self._run(op)
 
     # --- orders -----------------------------------------------------------------------------------
@@ -835,7 +895,7 @@ class SandboxBackOffice:
                     account, *_OPEN)
                 for table in ("bo_customers", "bo_password_state", "bo_cash", "bo_positions",
                               "bo_orders", "bo_fills", "bo_bank_links", "bo_transfers",
-                              "bo_transfer_totals"):
+                              "bo_transfer_totals", "bo_ipo_allotments"):
                     await self._db.execute(
                         f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608
                 await self._db.execute(
@@ -865,6 +925,27 @@ class SandboxBackOffice:
                          str(r.money(bank.balance)), rank))
             for row in open_orders:
                 self.market.remove_order(str(row["order_no"]))
+        await self._run(op)
+
+    async def put_ipo_allotment(self, allotment: IpoAllotment) -> None:
+        """Publish (or replace) an allotment; the account must exist."""
+        a = allotment
+        r.require_decimal(a.price, "price")
+        if isinstance(a.quantity, bool) or not isinstance(a.quantity, int) or a.quantity <= 0:
+            raise ValueError("an allotment's quantity is a positive number of shares")
+        if a.price <= 0 or a.pay_date < a.allotted_on:
+            raise ValueError("an allotment needs a positive price and pay date on or after "
+                             "its publication")
+
+        async def op() -> None:
+            await self._customer(a.account)
+            async with self._tx():
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO bo_ipo_allotments (allotment_no, account, code, "
+                    "name, name_en, quantity, price, allotted_on, pay_date) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (a.allotment_no, a.account, a.code, a.name, a.name_en, a.quantity,
+                     str(r.money(a.price)), a.allotted_on.isoformat(), a.pay_date.isoformat()))
         await self._run(op)
 
     async def put_announcement(self, announcement: Announcement) -> None:
@@ -1061,10 +1142,11 @@ class SandboxBackOffice:
         await self._db.execute(
             "UPDATE bo_orders SET filled = ?, status = ?, frozen = ? WHERE order_no = ?",
             (filled, status.value, str(held_by_order), ex.order_no))
+        fill_id = int(await self._next_number("fill", 0))
         await self._db.execute(
-            "INSERT INTO bo_fills (order_no, account, code, side, price, quantity, at, "
-            "trade_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (ex.order_no, account, ex.code, ex.side.value, str(ex.price), quantity,
+            "INSERT INTO bo_fills (id, order_no, account, code, side, price, quantity, at, "
+            "trade_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fill_id, ex.order_no, account, ex.code, ex.side.value, str(ex.price), quantity,
              ex.at.isoformat(), day.isoformat()))
 
     async def _close_order(self, row: sqlite3.Row, reason: str,
@@ -1181,6 +1263,10 @@ class SandboxBackOffice:
                      int(row["filled"]), OrderStatus(row["status"]),
                      _dt(row["created_at"], self.rules.tz), str(row["reason"]))
 
+    def _to_fill(self, row: sqlite3.Row) -> Fill:
+        return Fill(str(row["order_no"]), self._security(str(row["code"])), Side(row["side"]),
+                    _d(row["price"]), int(row["quantity"]), _dt(row["at"], self.rules.tz))
+
     def _to_transfer(self, row: sqlite3.Row) -> Transfer:
         return Transfer(str(row["transfer_no"]), str(row["account"]),
                         TransferDirection(row["direction"]), _d(row["amount"]),
@@ -1197,4 +1283,10 @@ class SandboxBackOffice:
 if TYPE_CHECKING:
     # mypy proves here that the sandbox is a complete ``BackOffice``.
     def _is_a_backoffice(office: SandboxBackOffice) -> BackOffice:
+        return office
+
+    def _has_a_feed(office: SandboxBackOffice) -> ActivityFeed:
+        return office
+
+    def _has_ipos(office: SandboxBackOffice) -> IpoSource:
         return office

@@ -2,7 +2,8 @@
 passwords (demo data, not secrets), cash, positions, bank links and announcements.
 
 ``seed_demo`` resets these accounts to exactly this state, so running it twice is harmless.
-Positions marked ``bought_today`` count as bought on the sandbox's current day (T+1 demos).
+Positions marked ``bought_today`` count as bought on the sandbox's current day (T+1 demos);
+the demo IPO allotments (account 10000003) are published, and due, on that day too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from decimal import Decimal
 
 from pydantic import SecretStr
 
-from callcenter.broker.interface import Announcement, Customer, Tier
+from callcenter.broker.interface import Announcement, Customer, IpoAllotment, Tier
 from callcenter.broker.sandbox import BankAccount, Holding, SandboxBackOffice
 
 #: every demo customer's passwords (none is weak by ``rules.check_new_password``)
@@ -110,8 +111,28 @@ DEMO_ANNOUNCEMENTS: tuple[Announcement, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DemoAllotment:
+    allotment_no: str
+    account: str
+    code: str
+    name: str
+    name_en: str
+    quantity: int
+    price: Decimal
+
+
+#: IPO allotments (新股中签) of the gold customer; fictitious issuers
+DEMO_ALLOTMENTS: tuple[DemoAllotment, ...] = (
+    DemoAllotment("IPO-0001", GOLD, "787901", "示范科技", "Shifan Technology", 500,
+                  Decimal("23.80")),
+    DemoAllotment("IPO-0002", GOLD, "001399", "样例新材", "Yangli New Materials", 1000,
+                  Decimal("8.88")),
+)
+
+
 async def seed_demo(backoffice: SandboxBackOffice) -> None:
-    """Load (or reset to) the demo customers and announcements."""
+    """Load (or reset to) the demo customers, announcements and IPO allotments."""
     # Together: the password hashes then run side by side in worker threads.
     await asyncio.gather(*(
         backoffice.put_account(
@@ -127,3 +148,8 @@ async def seed_demo(backoffice: SandboxBackOffice) -> None:
     ))
     for announcement in DEMO_ANNOUNCEMENTS:
         await backoffice.put_announcement(announcement)
+    today = backoffice.now().date()
+    for a in DEMO_ALLOTMENTS:
+        await backoffice.put_ipo_allotment(IpoAllotment(
+            a.allotment_no, a.account, a.code, a.name, a.name_en, a.quantity, a.price,
+            allotted_on=today, pay_date=today))

@@ -236,4 +236,15 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (subscription_id, event_key)
     );
     """,
+    # 5: the financial secretary's bookmarks (journal positions, the last daily summary, price
+    # alert arming), and deliveries per customer for the console and the CLI
+    """
+    CREATE TABLE secretary_cursors (
+        name  TEXT PRIMARY KEY,      -- fills | transfers | daily_summary | price:<subscription>
+        value TEXT NOT NULL
+    );
+    CREATE INDEX outbox_account ON outbox(json_extract(payload, '$.account'));
+    CREATE INDEX subscriptions_account ON subscriptions(account) WHERE active = 1;
+    CREATE INDEX notices_message ON notices(message_id);
+    """,
 )

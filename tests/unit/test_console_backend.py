@@ -353,6 +353,7 @@ async def test_snapshot_keeps_the_screen_pop(world: World) -> None:
 
 async def test_consult_rings_then_talks_then_ends(world: World) -> None:
     call = world.give_call(ME.agent_id, "c-1")
+    call.consulting = True  # what CallControl.consult sets before redirecting the legs
     world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
                                              "target": "1777"})
     # the agent's leg dials the consulted party: the ACD notes the channel
@@ -375,6 +376,7 @@ async def test_consult_rings_then_talks_then_ends(world: World) -> None:
 async def test_consult_answer_seen_before_the_ring_event(world: World) -> None:
     """DialBegin may be read before the ACD's consult() goes on to emit "ringing"."""
     call = world.give_call(ME.agent_id, "c-1")
+    call.consulting = True
     world.ami.feed(DialBegin(channel(call.agent_channel, call.agent_uniqueid),
                              channel(CONSULTED), "Local/1777@outbound"))
     world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
