@@ -29,6 +29,7 @@ and ring-no-answer exclusions apply at every stage.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -190,51 +191,153 @@ def eligible(call: WaitingCall, seat: SeatView, policy: QueuePolicy, now: float)
     return True
 
 
-def _order_key(call: WaitingCall, policy: QueuePolicy, now: float) -> tuple[float, float, str]:
-    return (-priority(call, policy, now), call.key, call.call_id)
+def _order_keys(
+    waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float
+) -> list[tuple[tuple[float, float, str], int]]:
+    """``((-priority, position_key, call_id), input position)`` for each call, smallest first.
+
+    The input position breaks full ties as a stable sort would. :func:`priority` is inlined
+    (the same expression, so the same floats): this runs for every waiting call at every
+    decision.
+    """
+    weight, aging = policy.tier_weights.get, policy.aging_per_second
+    out = []
+    for n, call in enumerate(waiting):
+        key = call.arrived_at if call.position_key is None else call.position_key
+        prio = weight(call.tier, 0.0) + aging * max(0.0, now - key)
+        out.append(((-prio, key, call.call_id), n))
+    return out
 
 
 def ranked(waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float) -> list[WaitingCall]:
     """Waiting calls, best first (priority, then earlier ``position_key``, then ``call_id``)."""
-    return sorted(waiting, key=lambda c: _order_key(c, policy, now))
+    return [waiting[n] for _, n in sorted(_order_keys(waiting, policy, now))]
+
+
+def _seat_order(seat: SeatView, skill: str | None,
+                choice: SeatChoice) -> tuple[float, float, str]:
+    ready = seat.ready_since if seat.ready_since is not None else math.inf
+    if choice == "skill_level":
+        level = seat.skills.get(skill, 0) if skill is not None else 0
+        return (-level, ready, seat.agent_id)
+    if choice == "fewest_calls":
+        return (seat.calls_taken, ready, seat.agent_id)
+    return (ready, 0.0, seat.agent_id)
 
 
 def _seat_key(
     seat: SeatView, call: WaitingCall, policy: QueuePolicy
 ) -> tuple[float, float, str]:
-    ready = seat.ready_since if seat.ready_since is not None else math.inf
-    if policy.seat_choice == "skill_level":
+    """Smaller is better: how ``policy.seat_choice`` ranks seats for ``call``."""
+    return _seat_order(seat, _skill(call, policy), policy.seat_choice)
+
+
+class _ReadySeats:
+    """The ready seats of one decision, indexed so a call looks only at its candidates.
+
+    Built once per :func:`next_assignment` / :func:`assignments` call. Candidates are a superset
+    of the seats :func:`eligible` admits (the manager alone in the manager-only stage; the
+    manager and the VIP team in the VIP-team stage; otherwise the ready seats with the call's
+    skill), and every candidate is still checked with :func:`eligible`, so the index only saves
+    work: it never decides. After the VIP stages the seat choice depends on the skill alone, so
+    each skill's seats are sorted once by the seat-choice key and a call takes the first free
+    eligible one; seats taken by earlier pairs are skipped for good (``_head``).
+    """
+
+    def __init__(self, seats: Sequence[SeatView], policy: QueuePolicy) -> None:
+        self._policy = policy
+        self._ready = [s for s in seats if s.ready_since is not None]
+        self._by_id: dict[str, list[SeatView]] = {}
+        self._by_skill: dict[str, list[SeatView]] = {}
+        for seat in self._ready:
+            self._by_id.setdefault(seat.agent_id, []).append(seat)
+            for skill, level in seat.skills.items():
+                if not level < 1:  # exactly the complement of eligible()'s skill refusal
+                    self._by_skill.setdefault(skill, []).append(seat)
+        self._vip_team = [s for s in self._ready if s.agent_id in policy.vip_team]
+        self._sorted: dict[str | None, list[SeatView]] = {}
+        self._head: dict[str | None, int] = {}
+        self.taken: set[str] = set()  # agent ids already paired in this decision
+
+    def _staged_candidates(self, call: WaitingCall, manager_only: bool) -> list[SeatView]:
+        manager = [] if call.manager is None else self._by_id.get(call.manager, [])
+        if manager_only:
+            return manager
+        if call.manager in self._policy.vip_team:
+            return self._vip_team
+        return [*self._vip_team, *manager]
+
+    def _by_choice(self, skill: str | None) -> list[SeatView]:
+        order = self._sorted.get(skill)
+        if order is None:
+            pool = self._ready if skill is None else self._by_skill.get(skill, [])
+            choice = self._policy.seat_choice
+            order = sorted(pool, key=lambda s: _seat_order(s, skill, choice))
+            self._sorted[skill] = order
+            self._head[skill] = 0
+        return order
+
+    def best(self, call: WaitingCall, now: float) -> SeatView | None:
+        """The free seat :func:`next_assignment` would give ``call``, None if none fits."""
+        policy, taken = self._policy, self.taken
+        stages = _stage_ends(call, policy)
+        if stages is not None and now < stages[1]:
+            staged = self._staged_candidates(call, manager_only=now < stages[0])
+            fits = [s for s in staged
+                    if s.agent_id not in taken and eligible(call, s, policy, now)]
+            return min(fits, key=lambda s: _seat_key(s, call, policy), default=None)
         skill = _skill(call, policy)
-        level = seat.skills.get(skill, 0) if skill is not None else 0
-        return (-level, ready, seat.agent_id)
-    if policy.seat_choice == "fewest_calls":
-        return (seat.calls_taken, ready, seat.agent_id)
-    return (ready, 0.0, seat.agent_id)
+        order = self._by_choice(skill)
+        head = self._head[skill]
+        while head < len(order) and order[head].agent_id in taken:
+            head += 1
+        self._head[skill] = head
+        for index in range(head, len(order)):
+            seat = order[index]
+            if seat.agent_id not in taken and eligible(call, seat, policy, now):
+                return seat
+        return None
 
 
 def next_assignment(
     waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float
 ) -> Assignment | None:
-    """The best call that some seat may take, and the best such seat; None if nothing fits."""
-    for call in ranked(waiting, policy, now):
-        fits = [s for s in seats if eligible(call, s, policy, now)]
-        if fits:
-            best = min(fits, key=lambda s: _seat_key(s, call, policy))
-            return Assignment(call.call_id, best.agent_id)
+    """The best call that some seat may take, and the best such seat; None if nothing fits.
+
+    Callers are taken in :func:`ranked` order (lazily, from a heap: usually the first fits).
+    """
+    heap = _order_keys(waiting, policy, now)
+    heapq.heapify(heap)
+    ready = _ReadySeats(seats, policy)
+    while heap:
+        call = waiting[heapq.heappop(heap)[1]]
+        seat = ready.best(call, now)
+        if seat is not None:
+            return Assignment(call.call_id, seat.agent_id)
     return None
 
 
 def assignments(
     waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float
 ) -> list[Assignment]:
-    """Repeated :func:`next_assignment`; each call and each seat is used at most once."""
-    calls = list(waiting)
-    free = list(seats)
+    """Repeated :func:`next_assignment`; each call and each seat is used at most once.
+
+    Computed in one pass in :func:`ranked` order, each call taking its best free eligible seat:
+    the same pairs in the same order, because seats only leave, so a call that no free seat fits
+    when its turn comes fits none later either. A ``call_id`` or ``agent_id`` that occurs more
+    than once is used once, as in the repetition.
+    """
+    ready = _ReadySeats(seats, policy)
+    served: set[str] = set()
     out: list[Assignment] = []
-    while (pick := next_assignment(calls, free, policy, now)) is not None:
-        out.append(pick)
-        calls = [c for c in calls if c.call_id != pick.call_id]
-        free = [s for s in free if s.agent_id != pick.agent_id]
+    for call in ranked(waiting, policy, now):
+        if call.call_id in served:
+            continue
+        seat = ready.best(call, now)
+        if seat is not None:
+            out.append(Assignment(call.call_id, seat.agent_id))
+            served.add(call.call_id)
+            ready.taken.add(seat.agent_id)
     return out
 
 

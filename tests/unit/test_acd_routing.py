@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcenter.acd.routing import (
@@ -210,3 +210,142 @@ def test_property_picks_max_priority_eligible_call(calls: list[WaitingCall],
     assert chosen in ok
     best = max(priority(c, POLICY, now) for c in ok)
     assert priority(chosen, POLICY, now) == best
+
+
+# -- assignments / next_assignment against the obviously-correct algorithm ----------------------
+#
+# The reference is the original quadratic algorithm, straight from the module docstring:
+# repeatedly rank the waiting calls, take the first call some seat may take, give it the best such
+# seat by the policy's seat choice, remove that call and that seat (every entry with its id), and
+# start over. routing.py indexes seats and pairs in one pass; it must give the same pairs in the
+# same order.
+
+AGENTS = ("a", "b", "c", "mgr", "v1", "v2")
+
+
+def reference_seat_key(s: SeatView, call: WaitingCall,
+                       policy: QueuePolicy) -> tuple[float, float, str]:
+    assert s.ready_since is not None  # only ready seats are eligible
+    if policy.seat_choice == "skill_level":
+        skill = call.skill if call.skill is not None else policy.skill
+        level = s.skills.get(skill, 0) if skill is not None else 0
+        return (-level, s.ready_since, s.agent_id)
+    if policy.seat_choice == "fewest_calls":
+        return (s.calls_taken, s.ready_since, s.agent_id)
+    return (s.ready_since, 0.0, s.agent_id)
+
+
+def reference_next(calls: list[WaitingCall], seats: list[SeatView], policy: QueuePolicy,
+                   now: float) -> Assignment | None:
+    by_rank = sorted(calls, key=lambda c: (-priority(c, policy, now), c.key, c.call_id))
+    for call in by_rank:
+        fits = [s for s in seats if eligible(call, s, policy, now)]
+        if fits:
+            best = min(fits, key=lambda s: reference_seat_key(s, call, policy))
+            return Assignment(call.call_id, best.agent_id)
+    return None
+
+
+def reference_assignments(calls: list[WaitingCall], seats: list[SeatView],
+                          policy: QueuePolicy, now: float) -> list[Assignment]:
+    out: list[Assignment] = []
+    while (pick := reference_next(calls, seats, policy, now)) is not None:
+        out.append(pick)
+        calls = [c for c in calls if c.call_id != pick.call_id]
+        seats = [s for s in seats if s.agent_id != pick.agent_id]
+    return out
+
+
+small_times = st.integers(0, 30).map(float)
+skill_names = st.sampled_from(["fund", "margin", "stock"])
+
+
+@st.composite
+def routing_states(draw: st.DrawFn) -> tuple[list[WaitingCall], list[SeatView], QueuePolicy,
+                                             float]:
+    manager_first = draw(st.sampled_from([0.0, 5.0, 10.0]))
+    policy = QueuePolicy(
+        name="q",
+        skill=draw(st.sampled_from([None, None, "fund"])),
+        tier_weights=draw(st.dictionaries(st.sampled_from(list(Tier)),
+                                          st.sampled_from([0.0, 5.0, 10.0, 30.0]))),
+        aging_per_second=draw(st.sampled_from([0.5, 1.0, 2.0])),
+        manager_first_s=manager_first,
+        vip_team_s=manager_first + draw(st.sampled_from([0.0, 5.0, 10.0])),
+        vip_team=draw(st.frozensets(st.sampled_from(AGENTS), max_size=3)),
+        seat_choice=draw(st.sampled_from(["longest_idle", "skill_level", "fewest_calls"])),
+    )
+    seats = draw(st.lists(
+        st.builds(SeatView,
+                  agent_id=st.sampled_from(AGENTS),
+                  ready_since=st.none() | small_times,
+                  skills=st.dictionaries(skill_names, st.integers(0, 3), min_size=2),
+                  calls_taken=st.integers(0, 3)),
+        min_size=1, max_size=7,
+    ))
+    calls = draw(st.lists(
+        st.builds(WaitingCall,
+                  call_id=st.sampled_from(["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]),
+                  tier=st.sampled_from(list(Tier)),
+                  arrived_at=small_times,
+                  manager=st.none() | st.sampled_from(AGENTS),
+                  skill=st.none() | skill_names,
+                  position_key=st.none() | small_times,
+                  excluded=st.frozensets(st.sampled_from(AGENTS), max_size=2)),
+        min_size=1, max_size=9,
+    ))
+    # half-second steps, often exactly on (or just either side of) a VIP caller's stage boundary
+    stage_offsets = (0.0, policy.manager_first_s, policy.vip_team_s)
+    boundaries = [c.arrived_at + d + e for c in calls if c.tier in (Tier.GOLD, Tier.PLATINUM)
+                  for d in stage_offsets for e in (-0.5, 0.0, 0.5)]
+    if boundaries and draw(st.booleans()):
+        now = draw(st.sampled_from(boundaries))
+    else:
+        now = draw(st.integers(30, 90)) / 2
+    return calls, seats, policy, now
+
+
+@settings(max_examples=300)
+@given(routing_states())
+def test_property_matches_reference_algorithm(
+    state: tuple[list[WaitingCall], list[SeatView], QueuePolicy, float],
+) -> None:
+    calls, seats, policy, now = state
+    expected = reference_assignments(calls, seats, policy, now)
+    got = assignments(calls, seats, policy, now)
+    assert got == expected
+    assert next_assignment(calls, seats, policy, now) == (expected[0] if expected else None)
+    assert next_assignment(calls, seats, policy, now) == reference_next(calls, seats, policy, now)
+
+
+def test_assignments_single_pass_edge_cases() -> None:
+    """Pinned by the reference too, spelled out: a VIP whose manager is taken by a better call
+    stays unserved; duplicate ids are used once, as the repetition removed every entry."""
+    policy = QueuePolicy(name="q", vip_team=frozenset({"v1"}))
+    gold = WaitingCall("g", Tier.GOLD, 0.0, "mgr", None)          # manager-only until 20 s
+    old = WaitingCall("o", Tier.ORDINARY, -100.0, None, None)     # outranks the fresh gold
+    seats = [seat("mgr", 0.0), seat("x", 5.0)]
+    assert assignments([gold, old], seats, policy, 1.0) == [Assignment("o", "mgr")]
+    twice = [WaitingCall("d", Tier.ORDINARY, 0.0), WaitingCall("d", Tier.ORDINARY, 1.0)]
+    assert assignments(twice, [seat("a"), seat("b")], policy, 2.0) == [Assignment("d", "a")]
+    two_a = [seat("a", 3.0), seat("a", 1.0), seat("b", 2.0)]
+    calls = [WaitingCall(f"c{i}", Tier.ORDINARY, float(i)) for i in range(3)]
+    assert assignments(calls, two_a, policy, 5.0) == [Assignment("c0", "a"),
+                                                       Assignment("c1", "b")]
+
+
+def test_assignments_at_stage_boundaries() -> None:
+    """Exactly at each stage end the next stage applies; the manager counts in the VIP stage."""
+    policy = QueuePolicy(name="q", vip_team=frozenset({"v1"}), manager_first_s=10.0,
+                         vip_team_s=20.0)
+    gold = WaitingCall("g", Tier.GOLD, 100.0, "mgr", None)
+    # manager idle longest, then the VIP seat, then a plain seat
+    seats = [seat("mgr", 1.0), seat("v1", 2.0), seat("x", 3.0)]
+    for now, without_mgr, plain_only in ((109.5, None, None), (110.0, "v1", None),
+                                         (119.5, "v1", None), (120.0, "v1", "x")):
+        assert assignments([gold], seats, policy, now) == [Assignment("g", "mgr")]
+        for free, agent in ((seats[1:], without_mgr), (seats[2:], plain_only)):
+            want = [] if agent is None else [Assignment("g", agent)]
+            assert assignments([gold], free, policy, now) == want, (now, free)
+            assert reference_assignments([gold], free, policy, now) == want
+            assert next_assignment([gold], free, policy, now) == (want[0] if want else None)
