@@ -24,7 +24,9 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     │   └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
     └── ChannelError             the bus or a channel server failed
         ├── BusError             MQTT broker unreachable, refused, or the link was lost
-        └── DeliveryError        one message could not be delivered (``retriable`` says if later)
+        ├── DeliveryError        one message could not be delivered (``retriable`` says if later)
+        ├── SmppProtocolError    the SMSC (or an ESME) broke SMPP framing
+        └── SmppUsageError       we sent a PDU the SMPP session state does not allow
 
 ``LocalProtocolError``/``RemoteProtocolError`` style: *who* broke a protocol is in the class name
 (``AgiProtocolError`` is always the peer's fault; ``UnsafeValueError`` is always ours).
@@ -149,3 +151,11 @@ class DeliveryError(ChannelError):
         super().__init__(reason)
         self.reason = reason
         self.retriable = retriable
+
+
+class SmppProtocolError(ChannelError):
+    """The peer broke SMPP framing (bad length, undecodable response): drop the connection."""
+
+
+class SmppUsageError(ChannelError):
+    """We tried to send a PDU the session state does not allow, or a field that does not fit."""

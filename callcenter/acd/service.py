@@ -417,29 +417,41 @@ class Acd:
     # -- routing -------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Offer waiting calls to ready seats, best first, until nothing more fits."""
+        """Offer waiting calls to ready seats, best first, until nothing more fits.
+
+        Each queue pairs its callers with the free seats in one pass (``routing.assignments``);
+        pairs from all queues are taken by priority, and a seat two queues both wanted goes to
+        the higher priority; the queue that lost it is paired again with the seats left.
+        """
         now = self.clock()
-        ready = [rt for rt in self.seats.values()
-                 if rt.seat.state is SeatState.READY and rt.call is None]
-        while ready:
-            best: tuple[float, Waiter, SeatRuntime] | None = None
+        free = {rt.agent.agent_id: rt for rt in self.seats.values()
+                if rt.seat.state is SeatState.READY and rt.call is None}
+        offered: set[str] = set()
+        while free:
             views = [routing.SeatView(rt.agent.agent_id, rt.ready_since, rt.agent.skills,
-                                      rt.calls_taken) for rt in ready]
+                                      rt.calls_taken) for rt in free.values()]
+            pairs: list[tuple[float, Waiter, str]] = []
             for name, queue in self.waiting.items():
                 policy = self.policies[name]
-                calls = [w.view(policy.skill) for w in queue.values() if not w.ringing]
-                pick = routing.next_assignment(calls, views, policy, now)
-                if pick is None:
-                    continue
-                waiter = queue[pick.call_id]
-                score = routing.priority(waiter.view(policy.skill), policy, now)
-                if best is None or score > best[0]:
-                    best = (score, waiter, self.seats[pick.agent_id])
-            if best is None:
+                calls = [w.view(policy.skill) for w in queue.values()
+                         if not w.ringing and w.call_id not in offered]
+                for pick in routing.assignments(calls, views, policy, now):
+                    waiter = queue[pick.call_id]
+                    pairs.append((routing.priority(waiter.view(policy.skill), policy, now),
+                                  waiter, pick.agent_id))
+            if not pairs:
                 break
-            _, waiter, rt = best
-            ready.remove(rt)
-            self._offer(rt, waiter, now)
+            pairs.sort(key=lambda pair: -pair[0])
+            conflict = False
+            for _, waiter, agent_id in pairs:
+                rt = free.pop(agent_id, None)
+                if rt is None:
+                    conflict = True  # taken by a better call of another queue
+                    continue
+                offered.add(waiter.call_id)
+                self._offer(rt, waiter, now)
+            if not conflict:
+                break
         self._arm_timer(now)
 
     def _arm_timer(self, now: float) -> None:
