@@ -125,6 +125,7 @@ async def run_acd_bench(settings: Settings, rounds: int, output: str) -> int:
         bench = settings.model_copy(update={
             "db_path": Path(tmp) / "callcenter.db", "backoffice_path": Path(tmp) / "bo.db",
             "console": settings.console.model_copy(update={"enabled": False}),
+            "channels": settings.channels.model_copy(update={"enabled": False}),
             "acd": settings.acd.model_copy(update={"wrap_up_s": 0.0, "queues": [
                 settings.acd.queues[0].model_copy(update={"announce_every_s": 0.0})]})})
         db = await open_db(bench.database)

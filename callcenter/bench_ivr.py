@@ -417,7 +417,10 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
         round_trips.setdefault(command, []).append(seconds)
 
     with tempfile.TemporaryDirectory(prefix="callcenter-bench-") as tmp:
-        engine = Engine(settings.model_copy(update={"db_path": Path(tmp) / "bench.db"}),
+        engine = Engine(settings.model_copy(update={
+            "db_path": Path(tmp) / "bench.db",
+            "console": settings.console.model_copy(update={"enabled": False}),
+            "channels": settings.channels.model_copy(update={"enabled": False})}),
                         on_agi_round_trip=on_round_trip)
         try:
             await engine.start()

@@ -448,8 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_agents)
 
     from callcenter.acd.report import add_report_parser
+    from callcenter.channels.cli import add_channel_parsers
 
     add_report_parser(sub).set_defaults(func=cmd_report)
+    add_channel_parsers(sub)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
     p.add_argument("what", choices=["ivr", "acd"])

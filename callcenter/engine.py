@@ -26,6 +26,9 @@ from callcenter.atcc.controller import Controller
 from callcenter.broker.interface import PasswordKind
 from callcenter.broker.rules import DEFAULT_RULES, Rules
 from callcenter.broker.sandbox import SandboxBackOffice
+from callcenter.channels.mosquitto import Mosquitto
+from callcenter.channels.relay import Relay
+from callcenter.channels.runner import ChannelRunner, load_plugin
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup
@@ -71,6 +74,9 @@ class Engine:
         self.agi: AgiServer | None = None
         self.acd: Acd | None = None
         self.secretary: Secretary | None = None
+        self.broker: Mosquitto | None = None
+        self.relay: Relay | None = None
+        self.channel_servers: list[ChannelRunner] = []
         self.console_backend: EngineConsoleBackend | None = None
         self.console: Any = None
         self._watch: asyncio.Task[None] | None = None
@@ -86,12 +92,14 @@ class Engine:
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
+            await self._start_channels()
             if self.settings.secretary.enabled:
                 rules = sandbox_rules(self.settings)
                 self.secretary = Secretary(
                     self.db, self.backoffice, self.backoffice.now, rules.tz,
                     self.settings.secretary.interval_s, rules=rules,
                     summary_at=self.settings.secretary.summary_at)
+                self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
@@ -103,6 +111,7 @@ class Engine:
             self.controller.attach(self.ami)
             self.acd.attach(self.ami)
             self.console_backend = EngineConsoleBackend(self.acd, self.db, self.backoffice)
+            self._connect_console_to_channels(self.console_backend)
             await self.console_backend.load_today()
             if self.settings.console.enabled:
                 from callcenter.seats.console_server import ConsoleServer
@@ -121,6 +130,34 @@ class Engine:
         log.info("engine up: AMI %s:%s, FastAGI %s:%s, flows %s", self.settings.ami.host,
                  self.settings.ami.port, self.settings.agi.host, self.agi.port,
                  self.flows.current.version)
+
+    async def _start_channels(self) -> None:
+        """The bus (our mosquitto), the outbox relay, and any in-process channel servers."""
+        channels = self.settings.channels
+        if not channels.enabled:
+            return
+        assert self.db is not None
+        self.broker = Mosquitto(channels, self.settings.state_dir)
+        await self.broker.start()
+        self.relay = Relay(self.db, channels, self.settings.state_dir)
+        await self.relay.start()
+        for kind in channels.servers:
+            server = ChannelRunner(load_plugin(kind), channels, self.settings.state_dir)
+            await server.start()
+            self.channel_servers.append(server)
+
+    def _connect_console_to_channels(self, backend: EngineConsoleBackend) -> None:
+        hook = getattr(backend, "on_outbox", "absent")
+        if hook != "absent":
+            backend.on_outbox = self.kick_outbox  # type: ignore[attr-defined]
+        listener = getattr(backend, "on_channel_event", None)
+        if self.relay is not None and listener is not None:
+            self.relay.add_listener(listener)
+
+    def kick_outbox(self) -> None:
+        """A request wrote outbox rows: publish them now rather than at the next timer."""
+        if self.relay is not None:
+            self.relay.kick()
 
     async def _on_ami_ready(self) -> None:
         """After every AMI (re)login: the model first, then the queues and seats from it."""
@@ -148,6 +185,15 @@ class Engine:
         if self.secretary is not None:
             await self.secretary.close()
             self.secretary = None
+        for server in reversed(self.channel_servers):
+            await server.close()
+        self.channel_servers.clear()
+        if self.relay is not None:
+            await self.relay.close()
+            self.relay = None
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
         if self.acd is not None:
             await self.acd.close()
             self.acd = None
@@ -195,7 +241,7 @@ class Engine:
         caller = channel.caller_id or ""
         session = CallSession(call_id, caller)
         table = HotlineActions(self.backoffice, self.db, self.work, session,
-                               clock=self.backoffice.now).table()
+                               clock=self.backoffice.now, on_outbox=self.kick_outbox).table()
         # Business hours follow the back office's clock (the sandbox's can be set for demos).
         interp = Interpreter(flows, flow, {"caller": caller, "call_id": call_id},
                              clock=self.backoffice.now)

@@ -4,8 +4,8 @@ retries with backoff, delivery reports.
 
 A plug-in is registered under the entry point group ``callcenter.channels`` (name = its kind),
 pointing at a ``ChannelPlugin`` subclass; ``callcenter channel <kind>`` runs it as its own
-process. Its settings come from the ``[channels.<kind>]`` table of the configuration, validated
-by the plug-in's own pydantic ``Settings`` model.
+process. Its settings come from the ``[channels.extra.<kind>]`` table of the configuration,
+validated by the plug-in's own pydantic ``Settings`` model.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ class ChannelPlugin:
 
     kind: ClassVar[str]
     Settings: ClassVar[type[BaseModel]]
+    #: True if delivering a message twice has the effect of once (the plug-in checks with its
+    #: peer or its own records). A message found half-sent after a crash is then retried;
+    #: otherwise it is reported failed rather than risk a duplicate (see docs/channels.md).
+    idempotent_deliver: ClassVar[bool] = False
 
     def __init__(self, settings: BaseModel, report_later: ReportLater,
                  publish_inbound: PublishInbound) -> None:

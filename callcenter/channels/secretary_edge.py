@@ -129,6 +129,8 @@ class Secretary:
         self._kicked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
+        #: called after a round wrote outbox rows (the engine: the relay's kick)
+        self.on_outbox: Callable[[], None] | None = None
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -156,6 +158,8 @@ class Secretary:
             self._kicked.clear()
             try:
                 self.last = await self.scan()
+                if self.on_outbox is not None and self.last.notices:
+                    self.on_outbox()
             except Exception:
                 log.exception("financial secretary: scan failed; trying again in %ss",
                               self.interval_s)

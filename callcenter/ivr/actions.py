@@ -105,8 +105,11 @@ _ACTIONS = (
 class HotlineActions:
     def __init__(self, backoffice: BackOffice, db: aiosqlite.Connection, work: BackgroundWork,
                  session: CallSession,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 on_outbox: Callable[[], None] | None = None) -> None:
         self.bo = backoffice
+        #: called once a request wrote outbox rows (the engine: the relay's kick)
+        self.on_outbox = on_outbox
         #: the back office's clock (the sandbox's may be set), so "today" agrees everywhere
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.db = db
@@ -305,11 +308,14 @@ class HotlineActions:
     async def _request(self, kind: str, detail: dict[str, Any], *, phone: str | None = None,
                        outbox: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
         try:
-            return await records.add_request(self.db, kind, self.session.call_id,
-                                             account=self.session.account, phone=phone,
-                                             detail=detail, outbox=outbox or [])
+            ref = await records.add_request(self.db, kind, self.session.call_id,
+                                            account=self.session.account, phone=phone,
+                                            detail=detail, outbox=outbox or [])
         except StoreError as exc:
             raise BrokerError(str(exc)) from exc
+        if outbox and self.on_outbox is not None:
+            self.on_outbox()
+        return ref
 
     async def request_statement(self, call: Call) -> dict[str, str]:
         account = self._account()

@@ -36,7 +36,7 @@ def trading_clock() -> dt.datetime:
 @pytest.fixture
 def settings(pbx: Pbx, tmp_path: Path) -> Settings:
     # The console listens on an ephemeral port: tests never fight over 8080.
-    return load_settings(db_path=tmp_path / "callcenter.db",
+    return load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                          backoffice_path=tmp_path / "backoffice.db",
                          console={"port": 0})
 

@@ -40,7 +40,7 @@ Factory = Callable[..., Awaitable[Engine]]
 def acd_settings(tmp_path: Path, **queue: Any) -> Settings:
     general = {"name": "general", "announce_every_s": 0, "manager_first_s": 0,
                "vip_team_s": 0, **queue}
-    return load_settings(db_path=tmp_path / "callcenter.db",
+    return load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                          backoffice_path=tmp_path / "backoffice.db",
                          console={"enabled": False, "port": 0},
                          acd={"queues": [general], "ring_timeout_s": 3, "wrap_up_s": 1})

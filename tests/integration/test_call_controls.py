@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
-    settings = load_settings(db_path=tmp_path / "callcenter.db",
+    settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                              backoffice_path=tmp_path / "backoffice.db",
                              console={"enabled": False},
                              acd={"wrap_up_s": 0, "queues": [

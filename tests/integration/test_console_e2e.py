@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration,
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
-    settings = load_settings(db_path=tmp_path / "callcenter.db",
+    settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                              backoffice_path=tmp_path / "backoffice.db",
                              console={"port": 0},
                              acd={"wrap_up_s": 120, "queues": [
