@@ -29,6 +29,7 @@ from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.channels.mosquitto import Mosquitto
 from callcenter.channels.relay import Relay
 from callcenter.channels.runner import ChannelRunner, load_plugin
+from callcenter.channels.sandbox import SandboxPeers
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup
@@ -147,12 +148,9 @@ class Engine:
             self.channel_servers.append(server)
 
     def _connect_console_to_channels(self, backend: EngineConsoleBackend) -> None:
-        hook = getattr(backend, "on_outbox", "absent")
-        if hook != "absent":
-            backend.on_outbox = self.kick_outbox  # type: ignore[attr-defined]
-        listener = getattr(backend, "on_channel_event", None)
-        if self.relay is not None and listener is not None:
-            self.relay.add_listener(listener)
+        backend.on_outbox = self.kick_outbox
+        if self.relay is not None:
+            self.relay.add_listener(backend.on_channel_event)
 
     def kick_outbox(self) -> None:
         """A request wrote outbox rows: publish them now rather than at the next timer."""
@@ -303,6 +301,13 @@ def sandbox_rules(settings: Settings) -> Rules:
 
 async def run_engine(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly; SIGHUP reloads the flows."""
+    peers: SandboxPeers | None = None
+    if settings.channels.enabled and settings.channels.sandbox_peers \
+            and not settings.channels.servers:
+        peers = SandboxPeers(settings.state_dir)
+        settings = await peers.start(settings)
+        print(f"sandbox channel peers: mail in {settings.state_dir / 'sandbox-mail'}, "
+              f"SMS in {settings.state_dir / 'sandbox-sms.jsonl'}", flush=True)
     engine = Engine(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -322,6 +327,8 @@ async def run_engine(settings: Settings) -> None:
             loop.remove_signal_handler(sig)
         pidfile.unlink(missing_ok=True)
         await engine.stop()
+        if peers is not None:
+            await peers.stop()
 
 
 async def _reload(engine: Engine) -> None:

@@ -33,6 +33,9 @@ class ChannelsSettings(BaseModel):
 
     #: the engine starts the bus and the outbox relay (off: requests wait in the outbox)
     enabled: bool = True
+    #: with no ``servers`` set, ``callcenter run`` starts simulated peers (a mail server
+    #: process, the SMSC simulator) and the e-mail, SMS and fax servers against them
+    sandbox_peers: bool = True
     #: the broker (our own mosquitto, ``channels/mosquitto.py``), loopback only by default
     mqtt_host: str = "127.0.0.1"
     #: 1884, not 1883: a system mosquitto (Debian starts one) keeps its port

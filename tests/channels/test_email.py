@@ -1,4 +1,4 @@
-"""The e-mail channel against a real SMTP server process (tests/channels/smtp_sink.py, aiosmtpd)
+"""The e-mail channel against a real SMTP server process (callcenter/channels/mail_sink.py, aiosmtpd)
 with STARTTLS (a self-signed certificate made here by openssl) and AUTH; and its inbound
 listener, fed by a real SMTP client (aiosmtplib)."""
 
@@ -33,7 +33,7 @@ from callcenter.channels.email import (
 from callcenter.channels.messages import DeliveryState, Inbound, Outbound
 from callcenter.errors import DeliveryError
 
-SINK = Path(__file__).with_name("smtp_sink.py")
+SINK = Path(__file__).resolve().parents[2] / "callcenter" / "channels" / "mail_sink.py"
 USER, PASSWORD = "clerk", "s3cret-pw"
 FROM = "service@example-securities.test"
 DEADLINE = 20.0

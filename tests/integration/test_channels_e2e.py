@@ -28,7 +28,7 @@ from tests.integration.hotline import hotline_call
 
 pytestmark = pytest.mark.integration
 
-SINK = Path(__file__).resolve().parent.parent / "channels" / "smtp_sink.py"
+SINK = Path(__file__).resolve().parents[2] / "callcenter" / "channels" / "mail_sink.py"
 SMSC_USER, SMSC_PASSWORD = "callcenter", "smsc-pw"
 DEADLINE = 60.0
 

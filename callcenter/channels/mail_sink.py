@@ -1,6 +1,6 @@
-"""A real SMTP server process for the e-mail channel tests (aiosmtpd).
+"""A real SMTP server process: the sandbox's mail peer, and the e-mail channel tests' (aiosmtpd).
 
-    python tests/channels/smtp_sink.py --dir OUT [--port 0] [--cert C --key K [--tls]]
+    python -m callcenter.channels.mail_sink --dir OUT [--port 0] [--cert C --key K [--tls]]
         [--user U --password P] [--refuse-rcpt] [--tempfail]
 
 Prints ``READY <port>`` on stdout once it listens (``--port 0``: a free port), then writes every
