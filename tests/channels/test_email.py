@@ -1,4 +1,4 @@
-"""The e-mail channel against a real SMTP server process (callcenter/channels/mail_sink.py, aiosmtpd)
+"""The e-mail channel against a real SMTP server process (channels/mail_sink.py, aiosmtpd)
 with STARTTLS (a self-signed certificate made here by openssl) and AUTH; and its inbound
 listener, fed by a real SMTP client (aiosmtplib)."""
 
@@ -33,7 +33,8 @@ from callcenter.channels.email import (
 from callcenter.channels.messages import DeliveryState, Inbound, Outbound
 from callcenter.errors import DeliveryError
 
-SINK = Path(__file__).resolve().parents[2] / "callcenter" / "channels" / "mail_sink.py"
+#: run as a module: the file's own folder holds an ``email.py`` that would shadow the stdlib
+SINK = ("-m", "callcenter.channels.mail_sink")
 USER, PASSWORD = "clerk", "s3cret-pw"
 FROM = "service@example-securities.test"
 DEADLINE = 20.0
@@ -103,7 +104,7 @@ async def start_sink(tmp_path: Path, certs: tuple[Path, Path]) -> AsyncIterator[
 
     async def start(*flags: str, tls: str = "starttls", auth: bool = True) -> Sink:
         out = tmp_path / f"sink{len(procs)}"
-        args = [str(SINK), "--dir", str(out), *flags]
+        args = [*SINK, "--dir", str(out), *flags]
         if tls in ("starttls", "tls"):
             args += ["--cert", str(certs[0]), "--key", str(certs[1])]
         if tls == "tls":

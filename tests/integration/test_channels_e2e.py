@@ -28,7 +28,8 @@ from tests.integration.hotline import hotline_call
 
 pytestmark = pytest.mark.integration
 
-SINK = Path(__file__).resolve().parents[2] / "callcenter" / "channels" / "mail_sink.py"
+#: run as a module: the file's own folder holds an ``email.py`` that would shadow the stdlib
+SINK = ("-m", "callcenter.channels.mail_sink")
 SMSC_USER, SMSC_PASSWORD = "callcenter", "smsc-pw"
 DEADLINE = 60.0
 
@@ -58,7 +59,7 @@ async def _start(*argv: str) -> tuple[asyncio.subprocess.Process, int]:
 @pytest.fixture
 async def world(pbx: Pbx, tmp_path: Path) -> AsyncIterator[World]:
     mail_dir, sms_file = tmp_path / "mail", tmp_path / "sms.jsonl"
-    sink, sink_port = await _start(str(SINK), "--dir", str(mail_dir))
+    sink, sink_port = await _start(*SINK, "--dir", str(mail_dir))
     smsc, smsc_port = await _start("-m", "callcenter.channels.smsc_sim", "--port", "0",
                                    "--system-id", SMSC_USER, "--password", SMSC_PASSWORD,
                                    "--out", str(sms_file))
