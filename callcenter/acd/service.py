@@ -65,6 +65,8 @@ class Waiter:
     announced_at: float = 0.0
     #: offered to one agent directly (click-to-call, transfer to an agent), not queued
     direct: bool = False
+    #: the caller was told the wait is long (max_wait_s) or the queue is closed
+    told_long_wait: bool = False
 
     def view(self, skill: str | None) -> routing.WaitingCall:
         return routing.WaitingCall(self.call_id, self.tier, self.arrived_at,
@@ -136,8 +138,10 @@ class Acd:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
-        #: ``(agent, call)`` for completed calls whose wrap-up is still owed
         self.avg_handle_s = 120.0
+        #: schedule name -> open now? (None: no such schedule). The engine wires it to the
+        #: IVR's schedules and the back office's clock; without it every queue is open.
+        self.is_open: Callable[[str], bool | None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -303,6 +307,8 @@ class Acd:
              json.dumps(dict(context))))
         self._qlog(now, queue, call_id, "enter", tier=tier.value)
         log.info("call %s queued in %s (tier %s)", call_id, queue, tier.value)
+        if not self.queue_open(queue):
+            self._closed(waiter)
         self.dispatch()
         self._emit_queues()
         return waiter
@@ -416,6 +422,33 @@ class Acd:
 
     # -- routing -------------------------------------------------------------------------------
 
+    def queue_open(self, name: str) -> bool:
+        hours = self.queues[name].hours
+        if hours is None or self.is_open is None:
+            return True
+        return self.is_open(hours) is not False
+
+    def _closed(self, waiter: Waiter) -> None:
+        """A caller reached a closed queue: per ``closed_action``, offer a call-back that keeps
+        the place (served when the queue opens) or say when agents are there and hang up."""
+        waiter.told_long_wait = True
+        action = self.queues[waiter.queue].closed_action
+        exten = "closed-bye" if action == "hangup" else "closed"
+        self._qlog(self.clock(), waiter.queue, waiter.call_id, "closed",
+                   detail={"action": action})
+        lang = "en" if waiter.context.get("lang") == "en" else "zh"
+        self._spawn(self._redirect_with(waiter, exten, sound(f"{lang}/agent_closed_queue")))
+
+    async def _redirect_with(self, waiter: Waiter, exten: str, files: str) -> None:
+        assert self.ami is not None
+        if not waiter.channel or waiter.ringing:
+            return
+        await self.ami.action("Setvar", Channel=waiter.channel, Variable="CC_ANNOUNCE",
+                              Value=files)
+        await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
+                              Exten=exten, Priority="1")
+        self._emit("*", "announced", {"call_id": waiter.call_id, "files": files})
+
     def dispatch(self) -> None:
         """Offer waiting calls to ready seats, best first, until nothing more fits.
 
@@ -432,6 +465,8 @@ class Acd:
                                       rt.calls_taken) for rt in free.values()]
             pairs: list[tuple[float, Waiter, str]] = []
             for name, queue in self.waiting.items():
+                if not self.queue_open(name):
+                    continue  # call-backs wait for the opening hour
                 policy = self.policies[name]
                 calls = [w.view(policy.skill) for w in queue.values()
                          if not w.ringing and w.call_id not in offered]
@@ -464,7 +499,11 @@ class Acd:
             at = routing.next_change_at(calls, policy, now)
             if at is not None:
                 due.append(at)
+            if queue and not self.queue_open(name):
+                due.append(now + 60.0)  # closed: look again each minute for the opening
             for w in queue.values():
+                if settings.max_wait_s and not w.told_long_wait and not w.callback:
+                    due.append(w.arrived_at + settings.max_wait_s)
                 if settings.overflow_after_s and settings.overflow_queue and not w.ringing:
                     due.append(w.arrived_at + settings.overflow_after_s)
                 if settings.announce_every_s and not w.callback:
@@ -486,8 +525,26 @@ class Acd:
                         and now - w.arrived_at >= settings.overflow_after_s
                         and settings.overflow_queue in self.queues):
                     self._move(w, settings.overflow_queue, now, "overflow")
+        self._long_waits(now)
         self._announce(now)
         self.dispatch()
+
+    def _long_waits(self, now: float) -> None:
+        """Callers past the queue's ``max_wait_s`` hear once that the wait is long, with the
+        call-back offer (pressing 1 keeps their place)."""
+        if self.ami is None:
+            return
+        for name, queue in self.waiting.items():
+            limit = self.queues[name].max_wait_s
+            for w in queue.values():
+                if limit and not w.told_long_wait and not w.callback and not w.ringing \
+                        and now - w.arrived_at >= limit:
+                    w.told_long_wait = True
+                    w.announced_at = now
+                    lang = "en" if w.context.get("lang") == "en" else "zh"
+                    self._spawn(self._redirect_with(w, "announce", "&".join(
+                        sound(f"{lang}/{p}") for p in ("queue_long_wait",
+                                                       "queue_callback_offer"))))
 
     def _move(self, waiter: Waiter, target: str, now: float, event: str) -> None:
         del self.waiting[waiter.queue][waiter.call_id]
@@ -712,7 +769,9 @@ class Acd:
     def _abandon(self, waiter: Waiter, now: float, why: str) -> None:
         self.waiting[waiter.queue].pop(waiter.call_id, None)
         self.log.put("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
-        self._qlog(now, waiter.queue, waiter.call_id, "abandon", tier=waiter.tier.value,
+        # Leaving a closed queue is not abandoning it: nobody could have answered.
+        event = "abandon" if self.queue_open(waiter.queue) else "leave"
+        self._qlog(now, waiter.queue, waiter.call_id, event, tier=waiter.tier.value,
                    wait_s=now - waiter.arrived_at, detail={"why": why})
         log.info("call %s abandoned in %s after %.0f s (%s)", waiter.call_id, waiter.queue,
                  now - waiter.arrived_at, why)

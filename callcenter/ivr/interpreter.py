@@ -461,16 +461,7 @@ class Interpreter:
         return _text(value) in {_text(v) for v in cond.is_in}
 
     def _is_open(self, schedule: Schedule) -> bool:
-        now = self.clock().astimezone(ZoneInfo(schedule.timezone))
-        day = now.date().isoformat()
-        if day in schedule.holidays:
-            return False
-        weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()]
-        windows = schedule.weekly.get(weekday, ())
-        if not windows and day in schedule.workdays:
-            windows = schedule.weekly.get("mon", ())
-        hhmm = now.strftime("%H:%M")
-        return any(w[:5] <= hhmm < w[6:] for w in windows)
+        return schedule_open(schedule, self.clock())
 
     def _prompts(self, items: tuple[PromptItem, ...]) -> tuple[str, ...]:
         lang = str(self.vars.get("lang", "zh"))
@@ -563,3 +554,18 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def schedule_open(schedule: Schedule, when: dt.datetime) -> bool:
+    """Whether ``schedule`` is open at ``when`` (an aware datetime): holidays, weekly windows,
+    and make-up working days (which keep Monday's hours)."""
+    now = when.astimezone(ZoneInfo(schedule.timezone))
+    day = now.date().isoformat()
+    if day in schedule.holidays:
+        return False
+    weekday = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[now.weekday()]
+    windows = schedule.weekly.get(weekday, ())
+    if not windows and day in schedule.workdays:
+        windows = schedule.weekly.get("mon", ())
+    hhmm = now.strftime("%H:%M")
+    return any(w[:5] <= hhmm < w[6:] for w in windows)

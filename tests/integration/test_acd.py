@@ -272,3 +272,47 @@ async def test_waiting_callers_hear_their_position_but_the_head_of_the_line_does
     await until(engine, lambda: times.get(second, 0) >= 2, 20, "second announcement")
     assert head not in heard
     assert waiting_ids(engine) == [head, second]  # the announcements did not lose the place
+
+
+async def test_a_closed_queue_offers_a_callback_served_when_it_opens(
+        start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")], hours="agents")
+    acd = engine.acd
+    assert acd is not None and engine.ami is not None and engine.controller is not None
+    acd.is_open = lambda _name: False  # after hours (the schedule itself is unit-tested)
+    told: list[str] = []
+    acd.listeners.append(lambda _a, ev, data: told.append(data["call_id"])
+                         if ev == "announced" and "agent_closed_queue" in data["files"]
+                         else None)
+    acd.set_state("A1", "ready")
+    caller = SimCaller(engine.ami)
+    call_id = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    await until(engine, lambda: call_id in told, 20, "closed announcement")
+    assert await queue_log(engine, "ring") == []  # nobody rings while closed
+    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[call_id].name,
+                            Digit="1", Duration="120")
+    await until(engine, lambda: acd.find_waiter(call_id=call_id) is not None
+                and acd.find_waiter(call_id=call_id).callback, what="call-back")  # type: ignore[union-attr]
+    await caller.wait_end(call_id, 30)
+    # the queue opens: the agent is rung first, then the customer is called
+    acd.is_open = lambda _name: True
+    acd.dispatch()
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
+    assert [c["call_id"] for c in await queue_log(engine, "connect")] == [call_id]
+    assert [r["call_id"] for r in await queue_log(engine, "abandon")] == []
+
+
+async def test_a_long_wait_is_told_once_with_the_callback_offer(start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")], max_wait_s=1)
+    acd = engine.acd
+    assert acd is not None
+    told: list[str] = []
+    acd.listeners.append(lambda _a, ev, data: told.append(data["files"])
+                         if ev == "announced" else None)
+    caller = SimCaller(engine.ami)  # type: ignore[arg-type]
+    call_id = await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    await until(engine, lambda: told, 20, "long-wait announcement")
+    assert told[0].split("&") == ["callcenter/zh/queue_long_wait",
+                                  "callcenter/zh/queue_callback_offer"]
+    assert acd.find_waiter(call_id=call_id) is not None  # still waiting, place kept
+    assert acd.find_waiter(call_id=call_id).told_long_wait  # type: ignore[union-attr]
