@@ -1,5 +1,6 @@
 // The agent console: log in, seat state, the call card (screen pop), call controls, wrap-up,
-// queues, and the supervisor's wallboard.
+// the customer's messages and subscriptions, queues, the inbox of mail and faxes, and the
+// supervisor's wallboard.
 //
 // Rules this file keeps:
 // - Server data reaches the page only through textContent and attributes, never innerHTML, so
@@ -17,6 +18,17 @@ import { Link, LinkError, consoleUrl } from "./link.js";
 const AGENT_ID = /^[A-Za-z0-9_.-]{1,32}$/;
 const DIALABLE = /^[0-9+*#]{1,32}$/;
 const ACCOUNT = /^[0-9]{1,16}$/;
+/** A fax number as the engine takes it (protocol.py FAX_NUMBER). */
+const FAX = /^\+?[0-9]{3,20}$/;
+/** A fax number for the financial secretary's notices (secretary.py: digits only). */
+const SUB_FAX = /^[0-9]{5,20}$/;
+const STOCK_CODE = /^[0-9]{6}$/;
+/** A price level: above zero, at most 2 decimals, sent as text (never a float). */
+const PRICE = /^[0-9]{1,9}(\.[0-9]{1,2})?$/;
+const PRICE_KINDS = ["price_above", "price_below"];
+/** send_message's refusal when the customer has no address for the channel (the protocol's
+ * documented start of that `not_found` message). */
+const NO_ADDRESS = "no address on file";
 const DEFAULT_REASONS = ["break", "lunch", "training", "meeting", "after_call", "other"];
 const DISPOSITIONS = ["resolved", "follow_up", "complaint", "order_help", "info", "other"];
 const TIERS = ["platinum", "gold", "silver", "ordinary"];
@@ -45,6 +57,8 @@ const state = {
   reconnectTimer: 0,
   reconnectAttempt: 0,
   targetAction: "",  // what the target dialog is for: transfer | consult | conference
+  contacts: new Map(), // inbound contacts by contact_id (the inbox)
+  contactsAsked: false,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -193,16 +207,18 @@ async function busy(button, work) {
 
 /** Send a request; errors become a toast and resolve to null. */
 async function send(type, fields = {}, button = null) {
-  if (!state.link) {
-    toastError(new LinkError("closed"));
-    return null;
-  }
   try {
-    return await busy(button, () => state.link.request(type, fields));
+    return await request(type, fields, button);
   } catch (err) {
     toastError(err);
     return null;
   }
+}
+
+/** Send a request; a refusal is thrown (a LinkError) for the caller to explain. */
+async function request(type, fields = {}, button = null) {
+  if (!state.link) throw new LinkError("closed");
+  return busy(button, () => state.link.request(type, fields));
 }
 
 function fieldError(el, key) {
@@ -270,7 +286,13 @@ async function onLoginSubmit(event) {
     await ensureLink();
     const pending = state.link.request("login", { agent_id: agentId, password, lang: getLang() });
     password = ""; // the request holds the only copy until it is sent
-    startSession(await pending);
+    const session = await pending;
+    const phone = $("login-phone").value.trim();
+    if (phone) {
+      // Hot-desking: the ACD rings this phone until the agent logs out.
+      await state.link.request("use_phone", { phone });
+    }
+    startSession(session);
   } catch (err) {
     error.textContent = errorText(err);
     show(error, true);
@@ -297,9 +319,13 @@ function startSession(data) {
   show($("view-work"), true);
   setConn("online");
   fillReasons();
-  selectTab(isSupervisor() && state.tab === "wallboard" ? "wallboard" : "desk");
+  state.contacts = new Map();
+  state.contactsAsked = false;
+  selectTab(state.tab);
   renderAll();
   startKeepalive();
+  loadContacts();
+  refreshCustomerPanels();
   // Correct the timers for the PC's clock; if this ping fails, the keepalive's next one will.
   syncClock(state.link).then(renderClocks, () => {});
 }
@@ -332,6 +358,8 @@ function endSession(noticeKey, params = {}) {
   state.call = null;
   state.wallboard = null;
   state.wallboardAsked = false;
+  state.contacts = new Map();
+  state.contactsAsked = false;
   show($("view-work"), false);
   show($("view-login"), true);
   setNotice(noticeKey, params);
@@ -445,6 +473,7 @@ const EVENT_HANDLERS = {
     fieldError($("wrapup-error"), "");
     selectTab("desk"); // the screen pop must be seen
     renderCall();
+    refreshCustomerPanels();
   },
   call_connected(data) {
     if (!isCurrentCall(data)) return;
@@ -514,6 +543,24 @@ const EVENT_HANDLERS = {
     state.wallboard = { ...data, atMs: Date.now() };
     renderWallboard();
   },
+  delivery(data) {
+    // one of this customer's messages moved: show it at once, then read the list again
+    const call = state.call;
+    const masked = call?.customer?.account_masked;
+    if (!masked || data.account_masked !== masked) return;
+    const known = (call.deliveries ?? []).find((d) => d.message_id === data.message_id);
+    if (known) {
+      known.state = String(data.state ?? known.state);
+      known.reason = String(data.reason ?? "");
+      renderDeliveries(call);
+    }
+    loadDeliveries();
+  },
+  contact(data) {
+    if (typeof data.contact_id !== "string" || !data.contact_id) return;
+    state.contacts.set(data.contact_id, { ...state.contacts.get(data.contact_id), ...data });
+    renderInbox();
+  },
   session_ended(data) {
     // The server closes the socket next; this is a deliberate end, not a lost connection.
     if (state.loggingOut) return finishLogout("login.logged_out");
@@ -538,6 +585,7 @@ function renderAll() {
   fillDispositions();
   renderQueues();
   renderCall();
+  renderInbox();
   fillStateFilter();
   renderWallboard();
   setConn(state.conn);
@@ -549,6 +597,7 @@ function renderHeader() {
   show($("seat-badge"), me !== null);
   show($("btn-logout"), me !== null);
   show($("tab-wallboard"), isSupervisor());
+  show($("tab-inbox"), me !== null);
   if (!me) return;
   $("agent-name").textContent = me.name ?? "";
   $("agent-id").textContent = me.agent_id ?? "";
@@ -672,6 +721,10 @@ function renderCall() {
   renderCallStatus(call);
   renderCallControls();
   renderWrapUp(call);
+  renderMessageForm();
+  renderDeliveries(call);
+  renderSubscriptions(call);
+  renderSubscribeForm();
 }
 
 function renderCustomer(call) {
@@ -820,14 +873,18 @@ function renderClocks() {
 // The wallboard ----------------------------------------------------------------------------
 
 function selectTab(name) {
-  const tab = name === "wallboard" && isSupervisor() ? "wallboard" : "desk";
+  let tab = "desk";
+  if (name === "wallboard" && isSupervisor()) tab = "wallboard";
+  if (name === "inbox") tab = "inbox";
   state.tab = tab;
   for (const button of document.querySelectorAll(".tabs [data-tab]")) {
     button.setAttribute("aria-selected", String(button.dataset.tab === tab));
   }
   show($("panel-desk"), tab === "desk");
+  show($("panel-inbox"), tab === "inbox");
   show($("panel-wallboard"), tab === "wallboard");
   if (tab === "wallboard" && !state.wallboardAsked) askWallboard();
+  if (tab === "inbox" && !state.contactsAsked) loadContacts();
 }
 
 /** The wallboard now, and `wallboard` events from then on (once per session). */
@@ -1160,16 +1217,15 @@ async function onCreateTask(event) {
 }
 
 /** The box sits on the call card: left empty, the account is this call's customer's (the
- * engine looks it up from the call id; the page only ever has the masked one). */
+ * engine looks it up from the call id; the page only ever has the masked one). The address is
+ * the back office's (SMS, e-mail) or the fax number typed here. */
 async function onSendMessage(event) {
   event.preventDefault();
   const account = $("msg-account").value.trim();
   const error = $("msg-error");
-  const fields = {
-    channel: $("msg-channel").value,
-    template: $("msg-template").value,
-    text: $("msg-text").value,
-  };
+  const channel = $("msg-channel").value;
+  const template = $("msg-template").value;
+  const fields = { channel, template };
   if (account) {
     if (!ACCOUNT.test(account)) return fieldError(error, "val.digits");
     fields.account = account;
@@ -1178,9 +1234,333 @@ async function onSendMessage(event) {
   } else {
     return fieldError(error, "msg.need_account");
   }
+  if (channel === "fax") {
+    const fax = cleanNumber($("msg-fax").value);
+    if (!FAX.test(fax)) return fieldError(error, "msg.need_fax");
+    fields.fax = fax;
+  }
+  if (template === "note") {
+    const text = $("msg-text").value.trim();
+    if (!text) return fieldError(error, "msg.need_text");
+    fields.text = text;
+  }
   fieldError(error, "");
-  const reply = await send("send_message", fields, event.submitter ?? null);
-  if (reply !== null) toast(t("ok.message"));
+  try {
+    await request("send_message", fields, event.submitter ?? null);
+  } catch (err) {
+    if (err.code === "not_found" && String(err.serverMessage).startsWith(NO_ADDRESS)) {
+      return fieldError(error, `msg.no_address.${channel}`);
+    }
+    return toastError(err);
+  }
+  $("msg-text").value = "";
+  toast(t("ok.message"));
+  if (!account) loadDeliveries();
+}
+
+/** The fax number and the note's text are asked for only where they mean something. */
+function renderMessageForm() {
+  show($("msg-fax"), $("msg-channel").value === "fax");
+  show($("msg-text"), $("msg-template").value === "note");
+}
+
+// The customer's messages and subscriptions (on the call card) -----------------------------
+
+/** Read what an open box shows again (after a new call, a reload, a sent message...). */
+function refreshCustomerPanels() {
+  loadDeliveries();
+  loadSubscriptions();
+}
+
+/** The call's customer's messages, when the box is open; a request already under way is
+ * followed by one more (what it answers may be out of date by then). */
+async function loadDeliveries() {
+  const call = state.call;
+  if (!call?.customer || !$("deliveries-box").open || !state.link) return;
+  if (call.deliveriesLoading) {
+    call.deliveriesAgain = true;
+    return;
+  }
+  call.deliveriesLoading = true;
+  if (!Array.isArray(call.deliveries)) renderDeliveries(call);
+  try {
+    const reply = await send("deliveries", { call_id: String(call.call_id), limit: 50 });
+    if (reply && Array.isArray(reply.deliveries)) call.deliveries = reply.deliveries;
+  } finally {
+    call.deliveriesLoading = false;
+  }
+  if (state.call === call) renderDeliveries(call);
+  if (call.deliveriesAgain) {
+    call.deliveriesAgain = false;
+    loadDeliveries();
+  }
+}
+
+function renderDeliveries(call) {
+  const status = $("dlv-status");
+  const list = Array.isArray(call?.deliveries) ? call.deliveries : null;
+  show($("dlv-table"), list !== null && list.length > 0);
+  $("dlv-refresh").disabled = !call?.customer;
+  if (!call?.customer) {
+    status.textContent = t("dlv.unidentified");
+    $("dlv-rows").replaceChildren();
+    return;
+  }
+  if (list === null) {
+    status.textContent = call.deliveriesLoading ? t("dlv.loading") : "";
+    $("dlv-rows").replaceChildren();
+    return;
+  }
+  status.textContent = list.length ? t("dlv.count", { n: list.length }) : t("dlv.none");
+  $("dlv-rows").replaceChildren(...list.map((d) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = `delivery-${d.message_id}`;
+    tr.dataset.state = String(d.state ?? "");
+    const kind = String(d.kind || d.template || "");
+    const what = cell(tValue("dlv.kind", kind), "", "what");
+    if (d.ref) {
+      const ref = document.createElement("span");
+      ref.className = "muted ref";
+      ref.textContent = ` #${d.ref}`;
+      what.append(ref);
+    }
+    const stateCell = cell("", "", "state");
+    const badge = document.createElement("span");
+    badge.className = "dlv-state";
+    badge.dataset.state = String(d.state ?? "");
+    badge.dataset.testid = "delivery-state";
+    badge.textContent = tValue("dlv.state", d.state ?? "");
+    stateCell.append(badge);
+    let note = String(d.reason ?? "");
+    if (d.state === "queued" && typeof d.next_attempt_at === "number") {
+      note = t("dlv.held_until", { time: fmtDateTime(d.next_attempt_at) });
+    }
+    if (note) {
+      const reason = document.createElement("span");
+      reason.className = "reason";
+      reason.dataset.testid = "delivery-reason";
+      reason.textContent = note;
+      stateCell.append(reason);
+    }
+    tr.append(
+      cell(fmtDateTime(d.created_at), "mono", "time"),
+      what,
+      cell(tValue("msg.channel", d.channel ?? ""), "", "channel"),
+      cell(String(d.to || t("none")), "mono", "to"),
+      stateCell,
+    );
+    return tr;
+  }));
+}
+
+async function loadSubscriptions() {
+  const call = state.call;
+  if (!call?.customer || !$("subs-box").open || !state.link) return;
+  const reply = await send("subscriptions", { call_id: String(call.call_id) });
+  if (reply && Array.isArray(reply.subscriptions)) call.subscriptions = reply.subscriptions;
+  if (state.call === call) renderSubscriptions(call);
+}
+
+function renderSubscriptions(call) {
+  const status = $("sub-status");
+  const list = Array.isArray(call?.subscriptions) ? call.subscriptions : null;
+  const known = Boolean(call?.customer);
+  show($("sub-table"), known && list !== null && list.length > 0);
+  show($("sub-form"), known);
+  if (!known) {
+    status.textContent = t("dlv.unidentified");
+    $("sub-rows").replaceChildren();
+    return;
+  }
+  status.textContent = list === null ? "" : list.length ? t("sub.count", { n: list.length })
+    : t("sub.none");
+  $("sub-rows").replaceChildren(...(list ?? []).map((sub) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = `sub-${sub.subscription_id}`;
+    tr.dataset.id = String(sub.subscription_id);
+    let detail = "";
+    if (PRICE_KINDS.includes(sub.kind)) {
+      detail = `${sub.code} ${sub.kind === "price_above" ? "≥" : "≤"} ${sub.price}`;
+    }
+    if (sub.channel === "fax" && sub.fax) detail = [detail, sub.fax].filter(Boolean).join(" · ");
+    const quiet = sub.quiet_start && sub.quiet_end ? `${sub.quiet_start}–${sub.quiet_end}`
+      : t("none");
+    const actions = cell("", "", "actions");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small ghost";
+    remove.dataset.testid = "sub-remove";
+    remove.textContent = t("sub.remove");
+    actions.append(remove);
+    tr.append(
+      cell(tValue("sub.kind", sub.kind ?? ""), "", "kind"),
+      cell(tValue("msg.channel", sub.channel ?? ""), "", "channel"),
+      cell(detail || t("none"), "mono", "detail"),
+      cell(quiet, "mono", "quiet"),
+      actions,
+    );
+    return tr;
+  }));
+}
+
+function renderSubscribeForm() {
+  const priced = PRICE_KINDS.includes($("sub-kind").value);
+  show($("sub-code"), priced);
+  show($("sub-price"), priced);
+  show($("sub-fax"), $("sub-channel").value === "fax");
+}
+
+async function onSubscribe(event) {
+  event.preventDefault();
+  const call = state.call;
+  const error = $("sub-error");
+  if (!call?.customer) return fieldError(error, "msg.need_account");
+  const kind = $("sub-kind").value;
+  const channel = $("sub-channel").value;
+  const fields = { call_id: String(call.call_id), kind, channel };
+  if (PRICE_KINDS.includes(kind)) {
+    const code = $("sub-code").value.trim();
+    const price = $("sub-price").value.trim();
+    if (!STOCK_CODE.test(code)) return fieldError(error, "sub.need_code");
+    if (!PRICE.test(price) || !/[1-9]/.test(price)) return fieldError(error, "sub.need_price");
+    Object.assign(fields, { code, price });
+  }
+  if (channel === "fax") {
+    const fax = cleanNumber($("sub-fax").value);
+    if (!SUB_FAX.test(fax)) return fieldError(error, "sub.need_fax");
+    fields.fax = fax;
+  }
+  const start = $("sub-quiet-start").value;
+  const end = $("sub-quiet-end").value;
+  if (Boolean(start) !== Boolean(end)) return fieldError(error, "sub.need_quiet");
+  if (start) Object.assign(fields, { quiet_start: start.slice(0, 5), quiet_end: end.slice(0, 5) });
+  fieldError(error, "");
+  const reply = await send("subscribe", fields, event.submitter ?? null);
+  if (reply === null) return;
+  if (reply.address === "missing") {
+    toast(t("sub.address_missing"), { kind: "error" });
+  } else {
+    toast(t(reply.new === false ? "ok.subscribed_again" : "ok.subscribed"));
+  }
+  for (const id of ["sub-code", "sub-price"]) $(id).value = "";
+  await loadSubscriptions();
+}
+
+async function onSubscriptionAction(event) {
+  const button = event.target.closest("button[data-testid=sub-remove]");
+  const call = state.call;
+  if (!button || !call) return;
+  const id = Number(button.closest("tr").dataset.id);
+  const reply = await send("unsubscribe", { call_id: String(call.call_id), subscription_id: id },
+    button);
+  if (reply === null) return;
+  toast(t("ok.unsubscribed"));
+  if (Array.isArray(call.subscriptions)) {
+    call.subscriptions = call.subscriptions.filter((s) => s.subscription_id !== id);
+    renderSubscriptions(call);
+  }
+  loadSubscriptions();
+}
+
+// The inbox: mail and faxes that came in ------------------------------------------------------
+
+async function loadContacts() {
+  if (!state.me || !state.link) return;
+  state.contactsAsked = true;
+  const reply = await send("contacts", { limit: 100 });
+  if (reply === null) {
+    state.contactsAsked = false; // a later visit to the tab tries again
+    return;
+  }
+  if (!Array.isArray(reply.contacts)) return;
+  // what a `contact` event told meanwhile is at least as new as the list
+  const pushed = state.contacts;
+  state.contacts = new Map(reply.contacts.map((c) => [String(c.contact_id), c]));
+  for (const [id, c] of pushed) state.contacts.set(id, { ...state.contacts.get(id), ...c });
+  renderInbox();
+}
+
+const INBOX_FILTERS = {
+  open: (c) => c.state === "new" || c.state === "taken",
+  new: (c) => c.state === "new",
+  taken: (c) => c.state === "taken",
+  done: (c) => c.state === "done",
+  all: () => true,
+};
+
+function renderInbox() {
+  const all = [...state.contacts.values()];
+  const fresh = all.filter((c) => c.state === "new").length;
+  const count = $("inbox-count");
+  count.textContent = String(fresh);
+  show(count, fresh > 0);
+  const keep = INBOX_FILTERS[$("inbox-filter").value] ?? INBOX_FILTERS.open;
+  const shown = all.filter(keep)
+    .sort((a, b) => (Number(b.received_at) || 0) - (Number(a.received_at) || 0));
+  show($("inbox-empty"), shown.length === 0);
+  const me = state.me?.agent_id ?? "";
+  $("inbox-rows").replaceChildren(...shown.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.testid = `contact-${c.contact_id}`;
+    tr.dataset.id = String(c.contact_id);
+    tr.dataset.state = String(c.state ?? "");
+    const about = cell("", "about", "subject");
+    const subject = document.createElement("strong");
+    subject.textContent = String(c.subject ?? "");
+    const text = document.createElement("span");
+    text.className = "snippet";
+    text.textContent = String(c.text ?? "") + (c.text_truncated ? t("inbox.truncated") : "");
+    text.title = String(c.text ?? ""); // the whole text on hover: two lines show here
+    about.append(subject, text);
+    const file = cell(String(c.attachment_name || t("none")), "mono", "attachment");
+    if (c.pages) file.append(` (${t("inbox.pages", { n: c.pages })})`);
+    const stateCell = cell("", "", "state");
+    const pill = document.createElement("span");
+    pill.className = "contact-state";
+    pill.dataset.state = String(c.state ?? "");
+    pill.textContent = tValue("contact_state", c.state ?? "");
+    stateCell.append(pill);
+    if (c.agent_id) stateCell.append(t("inbox.by", { agent: c.agent_id }));
+    const actions = document.createElement("td");
+    actions.className = "actions-cell";
+    const box = document.createElement("div");
+    box.className = "actions";
+    const mine = c.agent_id === me;
+    const take = document.createElement("button");
+    take.type = "button";
+    take.className = "small";
+    take.dataset.action = "take_contact";
+    take.dataset.testid = "contact-take";
+    take.textContent = t("inbox.take");
+    take.disabled = c.state !== "new";
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "small ghost";
+    close.dataset.action = "close_contact";
+    close.dataset.testid = "contact-close";
+    close.textContent = t("inbox.close");
+    close.disabled = c.state === "done" || (c.state === "taken" && !mine && !isSupervisor());
+    box.append(take, close);
+    actions.append(box);
+    tr.append(
+      cell(fmtDateTime(c.received_at), "mono", "received"),
+      cell(tValue("msg.channel", c.channel ?? ""), "", "channel"),
+      cell(String(c.sender ?? ""), "mono", "sender"),
+      about, file, stateCell, actions,
+    );
+    return tr;
+  }));
+}
+
+async function onContactAction(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = button.closest("tr").dataset.id;
+  const kind = button.dataset.action;
+  const reply = await send(kind, { contact_id: id }, button);
+  if (reply?.contact) EVENT_HANDLERS.contact(reply.contact);
+  if (reply !== null) toast(t(kind === "take_contact" ? "ok.contact_taken" : "ok.contact_closed"));
+  renderInbox(); // busy() re-enabled the button; the contact's state decides
 }
 
 /** Call the caller of the finished call back: the engine dials the number it knows. */
@@ -1241,6 +1621,18 @@ function wire() {
   $("ctc-form").addEventListener("submit", onClickToCall);
   $("task-form").addEventListener("submit", onCreateTask);
   $("msg-form").addEventListener("submit", onSendMessage);
+  $("msg-channel").addEventListener("change", renderMessageForm);
+  $("msg-template").addEventListener("change", renderMessageForm);
+  $("deliveries-box").addEventListener("toggle", loadDeliveries);
+  $("dlv-refresh").addEventListener("click", loadDeliveries);
+  $("subs-box").addEventListener("toggle", loadSubscriptions);
+  $("sub-form").addEventListener("submit", onSubscribe);
+  $("sub-kind").addEventListener("change", renderSubscribeForm);
+  $("sub-channel").addEventListener("change", renderSubscribeForm);
+  $("sub-rows").addEventListener("click", onSubscriptionAction);
+  $("inbox-filter").addEventListener("change", renderInbox);
+  $("inbox-refresh").addEventListener("click", loadContacts);
+  $("inbox-rows").addEventListener("click", onContactAction);
   $("wb-state-filter").addEventListener("change", renderWallboard);
   $("wb-state-counts").addEventListener("click", (event) => {
     const pill = event.target.closest("button[data-state]");

@@ -152,6 +152,8 @@ class AcdSettings(BaseModel):
     wrap_up_s: float = Field(30.0, ge=0)
     #: the agents' calls are recorded (MixMonitor) here, inside the PBX's file system
     recordings_dir: str = "/var/spool/asterisk/monitor/callcenter"
+    #: an agent may log in from any phone: its extension becomes this dial string
+    phone_endpoint: str = Field("PJSIP/{phone}", pattern=r"^[A-Za-z0-9/@_.{}-]+$")
 
 
 class SecretarySettings(BaseModel):

@@ -36,7 +36,7 @@ from callcenter.errors import AgiHangup
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
 from callcenter.ivr.flowset import FlowSet
-from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
+from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, schedule_open
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
@@ -106,6 +106,7 @@ class Engine:
             self.recorder.start()
             self.controller = Controller(self.recorder)
             self.acd = Acd(self.settings.acd, self.db, clock=self.acd_clock)
+            self.acd.is_open = self._schedule_open
             await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
                                  on_ready=self._on_ami_ready)
@@ -151,6 +152,13 @@ class Engine:
         backend.on_outbox = self.kick_outbox
         if self.relay is not None:
             self.relay.add_listener(backend.on_channel_event)
+
+    def _schedule_open(self, name: str) -> bool | None:
+        """A queue's hours: the IVR's schedule of that name, on the back office's clock."""
+        schedule = self.flows.current.schedules.get(name)
+        if schedule is None or self.backoffice is None:
+            return None
+        return schedule_open(schedule, self.backoffice.now())
 
     def kick_outbox(self) -> None:
         """A request wrote outbox rows: publish them now rather than at the next timer."""

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +35,7 @@ from callcenter.errors import AmiActionError, CallCenterError, ConsoleError, Tel
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
 from callcenter.seats.state import Seat, SeatInput, SeatState
-from callcenter.store.agents import AgentRecord, load_agents
+from callcenter.store.agents import ENDPOINT, AgentRecord, load_agents
 from callcenter.store.writer import OrderedWriter
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
@@ -131,6 +133,8 @@ class Acd:
         self.policies = {q.name: _policy(q, ()) for q in settings.queues}
         self.waiting: dict[str, dict[str, Waiter]] = {q: {} for q in self.queues}
         self.seats: dict[str, SeatRuntime] = {}
+        #: the agents as the directory (database) has them; a seat may use another phone
+        self.directory: dict[str, AgentRecord] = {}
         self.ami: AmiClient | None = None
         self.log = OrderedWriter(db, "acd-log")
         self.listeners: list[Listener] = []
@@ -153,6 +157,7 @@ class Acd:
         now = self.clock()
         for agent in agents:
             self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=now))
+            self.directory[agent.agent_id] = agent
         await self._restore_seats()
         await self._restore_waiting()
 
@@ -175,6 +180,7 @@ class Acd:
 
     async def add_agent(self, agent: AgentRecord) -> None:
         """An agent created or changed while running (the directory is the database)."""
+        self.directory[agent.agent_id] = agent
         rt = self.seats.get(agent.agent_id)
         if rt is None:
             self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=self.clock()))
@@ -374,6 +380,23 @@ class Acd:
             if seat.state is SeatState.WRAP_UP:
                 self._finish_wrap_up(rt, cancel_only=True)
             self._apply(rt, SeatInput.LOGOUT, now, by=by)
+        if rt.seat.state is SeatState.LOGGED_OUT:
+            rt.agent = self.directory.get(agent_id, rt.agent)  # back to their own phone
+        return rt
+
+    def use_phone(self, agent_id: str, phone: str) -> SeatRuntime:
+        """The agent works from another phone (hot-desking) until logging out: an extension
+        (digits, made a dial string by ``phone_endpoint``) or a full dial string."""
+        rt = self.seat(agent_id)
+        if rt.seat.state in (SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD):
+            raise ConsoleError("invalid_state", "finish the call before changing phones")
+        endpoint = self.settings.phone_endpoint.format(phone=phone) \
+            if re.fullmatch(r"[0-9]{2,12}", phone) else phone
+        if not ENDPOINT.fullmatch(endpoint):
+            raise ConsoleError("bad_number", "a phone is an extension (digits) or a dial string"
+                               " like PJSIP/1001")
+        rt.agent = dataclasses.replace(rt.agent, endpoint=endpoint)
+        self._log_seat(rt, rt.seat.state, f"phone {endpoint}", agent_id)
         return rt
 
     def _apply(self, rt: SeatRuntime, what: SeatInput, now: float, *, reason: str = "",

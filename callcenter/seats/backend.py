@@ -10,25 +10,39 @@ number are looked up here, from the agent's own current or last call only.
 A consultation's progress comes from Asterisk: the ACD notes the consulted party's channel on
 ``DialBegin``; this backend, listening to the same AMI events, pushes ``consult`` "talking"
 when that channel enters a bridge (it answered) and "ended" when it hangs up.
+
+The channels: ``send_message`` writes a service request and its outbox row (the bus convention
+``{to, template, lang, account, data}``, the address from the back office, never from the page)
+and calls ``on_outbox`` (the engine's ``relay.kick``). The customer's deliveries and the
+financial secretary's subscriptions are read and written through ``channels.secretary_edge``;
+inbound contacts (mail, fax) are the ``contacts`` table, taken and closed by agents.
+``on_channel_event`` is the outbox relay's listener: it pushes ``delivery`` and ``contact``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiosqlite
 
 from callcenter.acd.control import CallControl
 from callcenter.acd.figures import LiveQueueFigures, QueueEvent, SeatEvent
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
-from callcenter.broker.interface import BackOffice
-from callcenter.errors import BrokerError, ConsoleError, SeatStateError
+from callcenter.broker.interface import BackOffice, Customer
+from callcenter.broker.rules import SHANGHAI
+from callcenter.channels import secretary_edge
+from callcenter.channels.documents import document_data
+from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
+from callcenter.channels.secretary import Subscription
+from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
 from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SeatState
@@ -44,8 +58,36 @@ log = logging.getLogger(__name__)
 AGENT_REASONS = [r for r in DEFAULT_REASONS if r not in IMPLIED_REASONS.values()]
 
 
+#: the start of ``send_message``'s refusal when the customer has no address for the channel
+#: (the page shows its own text for it); documented in docs/console-protocol.md
+NO_ADDRESS: Final = "no address on file"
+#: an inbound contact's text in a listing or an event is cut to this many characters
+CONTACT_TEXT_MAX: Final = 4000
+#: (contact state, action) -> the state after it. Taking a contact someone else has taken, and
+#: closing it for them (unless a supervisor does), are refused apart from this table.
+CONTACT_MOVES: Final[dict[tuple[str, str], str]] = {
+    ("new", "take"): "taken", ("taken", "take"): "taken",
+    ("new", "close"): "done", ("taken", "close"): "done",
+}
+_SUPERVISING = frozenset({p.Role.SUPERVISOR.value, p.Role.ADMIN.value})
+
+
 def mask(value: str, keep: int = 4) -> str:
     return "" if not value else ("*" * max(0, len(value) - keep)) + value[-keep:]
+
+
+def mask_address(channel: str, to: str) -> str:
+    """An address as the console sees it: an e-mail's first letter and domain, a number's last
+    four digits."""
+    if channel == "email" and "@" in to:
+        local, _, domain = to.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+    return mask(to)
+
+
+def file_name(path: str) -> str:
+    """The last part of a path on the engine's host (the page gets no more of it)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -76,6 +118,10 @@ class EngineConsoleBackend:
         #: call id -> the consultation going on in it
         self.consults: dict[str, _Consult] = {}
         self.figures = self._new_figures(acd.clock())
+        #: called after a request wrote outbox rows (the engine sets ``relay.kick``)
+        self.on_outbox: Callable[[], None] | None = None
+        #: service request ref -> the agent who asked for it (for ``delivery`` pushes)
+        self._requested_by: dict[str, str] = {}
         acd.listeners.append(self.on_acd)
         self._ami: AmiClient | None = None
         if acd.ami is not None:
@@ -172,6 +218,9 @@ class EngineConsoleBackend:
                        request: p.Request) -> dict[str, Any]:
         c = self.control
         match request:
+            case p.UsePhone(phone=phone):
+                rt = self.acd.use_phone(me, phone)
+                return {"seat": rt.data(), "phone": rt.agent.endpoint}
             case p.SetState(state=state, reason=reason):
                 rt = self.acd.set_state(me, state, _reason(state, reason), by=me)
                 return {"seat": rt.data()}
@@ -209,6 +258,20 @@ class EngineConsoleBackend:
                 return await self._task(me, request)
             case p.SendMessage():
                 return await self._message(me, request)
+            case p.Deliveries():
+                return await self._deliveries(me, request)
+            case p.Subscriptions():
+                return await self._subscriptions(me, request)
+            case p.Subscribe():
+                return await self._subscribe(me, request)
+            case p.Unsubscribe():
+                return await self._unsubscribe(me, request)
+            case p.Contacts():
+                return await self._contacts(request)
+            case p.TakeContact(contact_id=contact_id):
+                return await self._move_contact(agent, contact_id, "take")
+            case p.CloseContact(contact_id=contact_id):
+                return await self._move_contact(agent, contact_id, "close")
             case p.Wallboard():
                 return self.wallboard()
             case _:
@@ -274,23 +337,163 @@ class EngineConsoleBackend:
             task_id = cur.lastrowid
         return {"task_id": task_id}
 
-    async def _message(self, me: str, req: p.SendMessage) -> dict[str, Any]:
-        account = self._account(me, req.call_id, req.account)
-        if not account:
+    # -- the channels ------------------------------------------------------------------------
+
+    def _customer_account(self, me: str, call_id: str, account: str) -> str:
+        """``_account``, refusing a call whose caller was not identified."""
+        found = self._account(me, call_id, account)
+        if not found:
             raise ConsoleError("not_found", "the caller of that call was not identified")
+        return found
+
+    async def _customer(self, account: str) -> Customer:
         try:
-            customer = await self.backoffice.customer(account)
+            return await self.backoffice.customer(account)
         except BrokerError as exc:
             # the account itself stays out of the reply: it may have come from the call
             raise ConsoleError("not_found", "no such customer") from exc
-        payload = {"account": account, "template": req.template, "lang": customer.language,
-                   "text": req.text, "requested_by": me}
-        ref = await add_request(self.db, f"{req.template}", req.call_id or f"console-{me}",
+
+    def _now(self) -> dt.datetime:
+        """Now on the back office's clock when it has one (the sandbox's may be pinned: a
+        statement's date and a subscription's start must agree with its fills), else the
+        ACD's."""
+        clock = getattr(self.backoffice, "now", None)
+        if callable(clock):
+            now = clock()
+            if isinstance(now, dt.datetime) and now.utcoffset() is not None:
+                return now
+        return dt.datetime.fromtimestamp(self.acd.clock(), SHANGHAI)
+
+    @staticmethod
+    def _address(channel: str, customer: Customer, fax: str) -> str:
+        """Where the message goes: the back office's address for the channel, or the fax
+        number the agent gave. None on file: ``not_found``, starting with ``NO_ADDRESS``."""
+        if channel == "fax":
+            if not fax:
+                raise ConsoleError("malformed", "a fax needs the fax number (fax)")
+            return fax
+        if channel == "sms":
+            to, what = (customer.phones[0] if customer.phones else ""), "mobile number"
+        else:
+            to, what = customer.email or "", "e-mail address"
+        if not to:
+            raise ConsoleError("not_found", f"{NO_ADDRESS}: the customer has no {what} on file")
+        return to
+
+    async def _message(self, me: str, req: p.SendMessage) -> dict[str, Any]:
+        account = self._customer_account(me, req.call_id, req.account)
+        customer = await self._customer(account)
+        to = self._address(req.channel, customer, req.fax)
+        lang = "en" if customer.language == "en" else "zh"
+        data: dict[str, Any]
+        if req.template == "note":
+            data = {"customer": customer.name, "text": req.text}
+        else:
+            as_of = self._now().isoformat(timespec="seconds")
+            try:
+                data = await document_data(self.backoffice, account, req.template, as_of, lang)
+            except BrokerError as exc:
+                raise ConsoleError("unavailable",
+                                   "the back office could not give the document's data") from exc
+        payload = {"to": to, "template": req.template, "lang": lang, "account": account,
+                   "data": data}
+        ref = await add_request(self.db, req.template, req.call_id or f"console-{me}",
                                 account=account, phone=None,
                                 detail={"channel": req.channel, "by": me},
                                 outbox=[(req.channel, f"callcenter/outbox/{req.channel}",
                                          payload)])
+        self._requested_by[ref] = me
+        if len(self._requested_by) > 2000:
+            for old in list(self._requested_by)[:1000]:
+                del self._requested_by[old]
+        if self.on_outbox is not None:
+            self.on_outbox()
         return {"ref": ref}
+
+    async def _deliveries(self, me: str, req: p.Deliveries) -> dict[str, Any]:
+        account = self._customer_account(me, req.call_id, req.account)
+        rows = await secretary_edge.deliveries_for(self.db, account, limit=req.limit)
+        return {"deliveries": [
+            {"message_id": d.message_id, "channel": d.channel, "template": d.template,
+             "kind": d.kind, "to": mask_address(d.channel, d.to), "state": d.state,
+             "reason": d.reason, "attempts": d.attempts, "created_at": d.created_at,
+             "updated_at": d.updated_at, "next_attempt_at": d.next_attempt_at,
+             "ref": d.ref, "subscription_id": d.subscription_id}
+            for d in rows]}
+
+    async def _subscriptions(self, me: str, req: p.Subscriptions) -> dict[str, Any]:
+        account = self._customer_account(me, req.call_id, req.account)
+        subs = await secretary_edge.list_subscriptions(self.db, account)
+        return {"subscriptions": [_subscription(s) for s in subs]}
+
+    async def _subscribe(self, me: str, req: p.Subscribe) -> dict[str, Any]:
+        account = self._customer_account(me, req.call_id, req.account)
+        customer = await self._customer(account)
+        params: dict[str, Any] = {}
+        if req.code:
+            try:
+                await self.backoffice.security(req.code)
+            except BrokerRefusal as exc:
+                raise ConsoleError("not_found", "no such stock code") from exc
+            except BrokerError as exc:
+                raise ConsoleError("unavailable", "the back office did not answer") from exc
+            params.update(code=req.code, price=req.price)
+        if req.fax:
+            params["fax"] = req.fax
+        quiet = (req.quiet_start, req.quiet_end) if req.quiet_start else None
+        try:
+            sub, created = await secretary_edge.subscribe(
+                self.db, account, req.kind, req.channel, params, quiet, me,
+                now=self._now().timestamp())
+        except ValueError as exc:
+            raise ConsoleError("malformed", f"subscription refused: {exc}") from exc
+        on_file = {"sms": bool(customer.phones), "email": bool(customer.email),
+                   "fax": True}[req.channel]
+        return {"subscription_id": sub.id, "new": created,
+                "address": "on_file" if on_file else "missing",
+                "subscription": _subscription(sub)}
+
+    async def _unsubscribe(self, me: str, req: p.Unsubscribe) -> dict[str, Any]:
+        account = self._customer_account(me, req.call_id, req.account)
+        if not await secretary_edge.unsubscribe(self.db, req.subscription_id, account=account):
+            raise ConsoleError("not_found", "no such active subscription of this customer")
+        return {"removed": True}
+
+    async def _contacts(self, req: p.Contacts) -> dict[str, Any]:
+        async with self.db.execute(
+                "SELECT contact_id, channel, sender, subject, text, attachment, pages, account,"
+                " received_at, state, agent_id FROM contacts"
+                " WHERE (:state = '' OR state = :state)"
+                " ORDER BY received_at DESC, id DESC LIMIT :limit",
+                {"state": req.state, "limit": req.limit}) as cur:
+            rows = await cur.fetchall()
+        return {"contacts": [_contact_row(tuple(r)) for r in rows]}
+
+    async def _move_contact(self, agent: AgentIdentity, contact_id: str,
+                            action: str) -> dict[str, Any]:
+        me = agent.agent_id
+        async with transaction(self.db):
+            async with self.db.execute(
+                    "SELECT contact_id, channel, sender, subject, text, attachment, pages,"
+                    " account, received_at, state, agent_id FROM contacts WHERE contact_id = ?",
+                    (contact_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise ConsoleError("not_found", "no such contact")
+            state, holder = str(row["state"]), str(row["agent_id"])
+            new = CONTACT_MOVES.get((state, action))
+            if new is None:
+                raise ConsoleError("invalid_state", f"the contact is {state} already")
+            theirs = state == "taken" and holder not in ("", me)
+            if theirs and (action == "take" or agent.role.value not in _SUPERVISING):
+                raise ConsoleError("invalid_state", f"the contact was taken by {holder}")
+            owner = holder if theirs else me
+            await self.db.execute(
+                "UPDATE contacts SET state = ?, agent_id = ? WHERE contact_id = ?",
+                (new, owner, contact_id))
+        data = {**_contact_row(tuple(row)), "state": new, "agent_id": owner}
+        self._push_role("contact", data, p.Role.AGENT)
+        return {"contact": data}
 
     # -- pushes --------------------------------------------------------------------------------
 
@@ -333,6 +536,49 @@ class EngineConsoleBackend:
                 # the caller is back with the agent: any consultation is over
                 self.consults.pop(str(data.get("call_id", "")), None)
             self._push_agent(audience, names[event], data)
+
+    def on_channel_event(self, event: RelayEvent) -> None:
+        """The outbox relay's listener (``Relay.add_listener``): a ``contact`` event to every
+        agent for an inbound contact; a ``delivery`` event to supervisors, and to the agent who
+        asked for the message when this engine knows who did."""
+        match event:
+            case ContactArrived(contact=c):
+                self._push_role("contact", _contact_row((
+                    c.contact_id, c.channel, c.sender, c.subject, c.text, c.attachment,
+                    c.pages, "", c.received_at.timestamp(), "new", "")), p.Role.AGENT)
+            case DeliveryUpdate():
+                data = {"message_id": event.message_id, "channel": event.channel,
+                        "account_masked": mask(event.account), "ref": event.ref,
+                        "state": event.state.value,
+                        "report": event.report.value if event.report is not None else None,
+                        "reason": event.reason, "at": event.at}
+                self._push_role("delivery", data)
+                requester = str(getattr(event, "requested_by", "") or "") or \
+                    self._requested_by.get(event.ref, "")
+                if requester:
+                    self._push_requester(requester, data)
+                elif event.ref and _loop_running():
+                    self._spawn(self._find_requester(event.ref, data))
+
+    def _push_requester(self, agent_id: str, data: dict[str, Any]) -> None:
+        rt = self.acd.seats.get(agent_id)
+        if rt is not None and rt.agent.role in _SUPERVISING:
+            return  # the supervisors' push reached them
+        self._push_agent(agent_id, "delivery", data)
+
+    async def _find_requester(self, ref: str, data: dict[str, Any]) -> None:
+        """Who asked for ``ref`` (a console request of an earlier run): the request's detail."""
+        async with self.db.execute("SELECT detail FROM service_requests WHERE ref = ?",
+                                   (ref,)) as cur:
+            row = await cur.fetchone()
+        try:
+            detail = json.loads(str(row[0])) if row is not None else {}
+        except ValueError:
+            return
+        by = detail.get("by") if isinstance(detail, dict) else None
+        if isinstance(by, str) and by:
+            self._requested_by[ref] = by
+            self._push_requester(by, data)
 
     # -- consultations, from Asterisk's events -------------------------------------------------
 
@@ -470,6 +716,36 @@ class EngineConsoleBackend:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _subscription(sub: Subscription) -> dict[str, Any]:
+    start, end = sub.quiet.text() if sub.quiet is not None else ("", "")
+    return {"subscription_id": sub.id, "kind": sub.kind.value, "channel": sub.channel.value,
+            "code": sub.code or "", "price": sub.params.get("price", ""),
+            "fax": mask(sub.fax or ""), "quiet_start": start, "quiet_end": end,
+            "created_at": sub.created_at, "created_by": sub.created_by}
+
+
+def _contact_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A ``contacts`` row (contact_id, channel, sender, subject, text, attachment, pages,
+    account, received_at, state, agent_id) as the console sees it."""
+    (contact_id, channel, sender, subject, text, attachment, pages, account, received_at,
+     state, agent_id) = row
+    text = str(text or "")
+    return {"contact_id": str(contact_id), "channel": str(channel), "sender": str(sender),
+            "subject": str(subject or ""), "text": text[:CONTACT_TEXT_MAX],
+            "text_truncated": len(text) > CONTACT_TEXT_MAX,
+            "attachment_name": file_name(str(attachment or "")), "pages": pages,
+            "account_masked": mask(str(account or "")), "received_at": float(received_at),
+            "state": str(state), "agent_id": str(agent_id or "")}
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _reason(state: str, reason: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -30,6 +30,12 @@ PROTOCOL_VERSION = 1
 #: a phone number or extension the console may ask Asterisk to dial
 DIALABLE = r"^[0-9+*#]{1,32}$"
 AGENT_ID = r"^[A-Za-z0-9_.-]{1,32}$"
+#: a fax number as the fax server dials it: an optional + and 3-20 digits ("" allowed: optional)
+FAX_NUMBER = r"^(\+?[0-9]{3,20})?$"
+#: a time of day, HH:MM (optional field: "" allowed)
+HHMM = r"^(([01][0-9]|2[0-3]):[0-5][0-9])?$"
+#: an inbound contact's id (``channels.messages.Inbound.contact_id``)
+CONTACT_ID = r"^[A-Za-z0-9_.-]{8,64}$"
 
 
 class Role(enum.StrEnum):
@@ -87,6 +93,14 @@ class SetState(_Msg):
     type: Literal["set_state"]
     state: Literal["ready", "not_ready", "logged_out"]
     reason: str = Field("", max_length=64)
+
+
+class UsePhone(_Msg):
+    """Work from another phone until logging out (hot-desking): an extension (digits) or a
+    dial string such as ``PJSIP/1001``; the ACD rings it from then on."""
+
+    type: Literal["use_phone"]
+    phone: str = Field(pattern=r"^([0-9]{2,12}|(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+#*-]{1,64})$")
 
 
 class Hangup(_Msg):
@@ -196,24 +210,116 @@ class ClickToCall(_Msg):
         return self
 
 
-class SendMessage(_Msg):
-    """A statement or a note to the customer, through the outbox (fax, e-mail or SMS). The
-    customer is ``account``, or the customer of ``call_id`` (the agent's current or last
-    call); at least one must be given."""
+class _AboutCustomer(_Msg):
+    """A request about one customer: ``account``, or the customer of ``call_id`` (the agent's
+    current or last call); at least one must be given."""
 
-    type: Literal["send_message"]
     account: str = Field("", pattern=r"^[0-9]{0,16}$")
     #: the agent's current or last call ("" for none); it is compared, never sent anywhere
     call_id: str = Field("", max_length=64)
-    channel: Literal["sms", "email", "fax"]
-    template: Literal["statement", "note"]
-    text: str = Field("", max_length=500)
 
     @model_validator(mode="after")
-    def _account_or_call(self) -> SendMessage:
+    def _account_or_call(self) -> Self:
         if not self.account and not self.call_id:
             raise ValueError("give account or call_id")
         return self
+
+
+class SendMessage(_AboutCustomer):
+    """A statement, the day's trade confirmations or a note to the customer, through the outbox
+    (fax, e-mail or SMS). The address comes from the back office (SMS: the first registered
+    phone; e-mail: the address on file); a fax goes to ``fax``, which the agent gives."""
+
+    type: Literal["send_message"]
+    channel: Literal["sms", "email", "fax"]
+    template: Literal["statement", "confirmations", "note"]
+    #: the note's text (a note needs one; statements and confirmations take none)
+    text: str = Field("", max_length=500)
+    #: the fax number for ``channel`` fax (required there): digits and ``+`` only
+    fax: str = Field("", pattern=FAX_NUMBER)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SendMessage:
+        if self.channel == "fax" and not self.fax:
+            raise ValueError("a fax needs the fax number (fax)")
+        if self.channel != "fax" and self.fax:
+            raise ValueError("fax goes with the fax channel only")
+        if self.template == "note" and not self.text.strip():
+            raise ValueError("a note needs its text")
+        if self.template != "note" and self.text:
+            raise ValueError("text goes with a note only")
+        return self
+
+
+class Deliveries(_AboutCustomer):
+    """The customer's outbox messages (statements, notes, the financial secretary's notices),
+    newest first, with their delivery state."""
+
+    type: Literal["deliveries"]
+    limit: int = Field(50, ge=1, le=200)
+
+
+class Subscriptions(_AboutCustomer):
+    """The customer's active financial-secretary subscriptions."""
+
+    type: Literal["subscriptions"]
+
+
+class Subscribe(_AboutCustomer):
+    """Subscribe the customer to notices of ``kind`` by ``channel``. Price alerts need ``code``
+    and ``price``; fax needs ``fax``; quiet hours are both given or neither."""
+
+    type: Literal["subscribe"]
+    kind: Literal["fill", "fund", "price_above", "price_below", "ipo", "daily_summary"]
+    channel: Literal["sms", "email", "fax"]
+    code: str = Field("", pattern=r"^([0-9]{6})?$")
+    #: the price level, as text (never a float): above zero, at most 2 decimals
+    price: str = Field("", pattern=r"^([0-9]{1,9}(\.[0-9]{1,2})?)?$")
+    fax: str = Field("", pattern=FAX_NUMBER)
+    quiet_start: str = Field("", pattern=HHMM)
+    quiet_end: str = Field("", pattern=HHMM)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Subscribe:
+        price_alert = self.kind in ("price_above", "price_below")
+        if price_alert and not (self.code and self.price):
+            raise ValueError("a price alert needs code and price")
+        if not price_alert and (self.code or self.price):
+            raise ValueError("code and price go with price alerts only")
+        if (self.channel == "fax") != bool(self.fax):
+            raise ValueError("fax (the number) goes with the fax channel, and it needs one")
+        if bool(self.quiet_start) != bool(self.quiet_end):
+            raise ValueError("quiet hours need both quiet_start and quiet_end")
+        return self
+
+
+class Unsubscribe(_AboutCustomer):
+    """End one of the customer's subscriptions."""
+
+    type: Literal["unsubscribe"]
+    subscription_id: int = Field(ge=1)
+
+
+class Contacts(_Msg):
+    """Recent inbound contacts (mail, fax), newest first; ``state`` filters."""
+
+    type: Literal["contacts"]
+    state: Literal["new", "taken", "done", ""] = ""
+    limit: int = Field(50, ge=1, le=200)
+
+
+class TakeContact(_Msg):
+    """The agent takes an inbound contact (it was ``new``, or already theirs)."""
+
+    type: Literal["take_contact"]
+    contact_id: str = Field(pattern=CONTACT_ID)
+
+
+class CloseContact(_Msg):
+    """The contact is dealt with (``done``)."""
+
+    type: Literal["close_contact"]
+    contact_id: str = Field(pattern=CONTACT_ID)
 
 
 class Wallboard(_Msg):
@@ -238,18 +344,22 @@ class ForceState(_Msg):
 
 
 Request = Annotated[
-    Login | Ping | SetState | Hangup | Hold | Resume | Transfer | Consult | ConsultComplete
-    | ConsultCancel | Conference | Recording | WrapUp | CreateTask | ClickToCall | SendMessage
-    | Wallboard | Spy | ForceState,
+    Login | Ping | SetState | UsePhone | Hangup | Hold | Resume | Transfer | Consult
+    | ConsultComplete | ConsultCancel | Conference | Recording | WrapUp | CreateTask
+    | ClickToCall | SendMessage
+    | Deliveries | Subscriptions | Subscribe | Unsubscribe | Contacts | TakeContact
+    | CloseContact | Wallboard | Spy | ForceState,
     Field(discriminator="type"),
 ]
 REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 #: who may send what (login and ping: anyone; the server checks before the backend sees it)
 AGENT_COMMANDS = frozenset({
-    "set_state", "hangup", "hold", "resume", "transfer", "consult", "consult_complete",
-    "consult_cancel", "conference", "recording", "wrap_up", "create_task", "click_to_call",
-    "send_message",
+    "set_state", "use_phone", "hangup", "hold", "resume", "transfer", "consult",
+    "consult_complete", "consult_cancel", "conference", "recording", "wrap_up", "create_task",
+    "click_to_call",
+    "send_message", "deliveries", "subscriptions", "subscribe", "unsubscribe", "contacts",
+    "take_contact", "close_contact",
 })
 SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "force_state"}
 ALLOWED: dict[Role, frozenset[str]] = {
@@ -302,6 +412,13 @@ class Event(BaseModel):
     - ``queues``: {queues: [QueueFigures]}
     - ``wallboard``: {queues: [QueueFigures], seats: [seat data]}
     - ``session_ended``: {reason} (logged out elsewhere, forced by a supervisor)
+    - ``delivery``: {message_id, channel, account_masked, ref, state, report, reason, at}: an
+      outbox message moved (``state`` queued | sent | delivered | failed, ``report`` the channel
+      server's report that moved it or null). To supervisors, and to the agent who asked for
+      the message when known.
+    - ``contact``: an inbound contact (mail, fax) arrived or changed hands, to every agent:
+      {contact_id, channel, sender, subject, text, text_truncated, attachment_name, pages,
+      account_masked, received_at, state ("new" | "taken" | "done"), agent_id}
 
     QueueFigures: {name, waiting, longest_wait_s, answered, abandoned, service_level (0..1 or
     null), asa_s (or null), aht_s (or null), target_s, target_share (0..1: the share of calls

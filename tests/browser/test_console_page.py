@@ -89,6 +89,12 @@ class FakeBackend:
         self.refuse: dict[str, ConsoleError] = {}
         #: the login reply's call (a page reloaded during a call)
         self.call: dict[str, Any] | None = None
+        #: what ``deliveries`` answers (the current call's customer's messages)
+        self.deliveries: list[dict[str, Any]] = []
+        #: the current call's customer's subscriptions
+        self.subscriptions: list[dict[str, Any]] = []
+        #: the inbox, by contact id
+        self.contacts: dict[str, dict[str, Any]] = {}
         self._arrived = asyncio.Condition()
 
     # -- ConsoleBackend ----------------------------------------------------------------------
@@ -123,6 +129,30 @@ class FakeBackend:
                 return {"saved": True, "seat": self.set_seat(agent.agent_id, "ready", "")}
             case p.Wallboard():
                 return self.wallboard()
+            case p.Deliveries():
+                return {"deliveries": [dict(d) for d in self.deliveries]}
+            case p.Subscriptions():
+                return {"subscriptions": [dict(s) for s in self.subscriptions]}
+            case p.Subscribe():
+                sub = {"subscription_id": len(self.subscriptions) + 1, "kind": request.kind,
+                       "channel": request.channel, "code": request.code,
+                       "price": request.price, "fax": "", "quiet_start": request.quiet_start,
+                       "quiet_end": request.quiet_end, "created_at": time.time(),
+                       "created_by": agent.agent_id}
+                self.subscriptions.append(sub)
+                return {"subscription_id": sub["subscription_id"], "new": True,
+                        "address": "on_file", "subscription": sub}
+            case p.Unsubscribe(subscription_id=sid):
+                self.subscriptions = [s for s in self.subscriptions
+                                      if s["subscription_id"] != sid]
+                return {"removed": True}
+            case p.Contacts():
+                return {"contacts": [dict(c) for c in self.contacts.values()]}
+            case p.TakeContact(contact_id=cid) | p.CloseContact(contact_id=cid):
+                contact = self.contacts[cid]
+                contact.update(state="taken" if request.type == "take_contact" else "done",
+                               agent_id=agent.agent_id)
+                return {"contact": dict(contact)}
         return {}
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
@@ -696,3 +726,177 @@ async def test_service_level_is_coloured_against_the_queue_goal(
     await console.get_by_test_id("tab-desk").click()
     await expect(console.get_by_test_id("queue-general").locator("td").nth(3)) \
         .to_have_class(re.compile(r"\bwarn\b"))
+
+
+# -- the customer's messages and subscriptions, the inbox ----------------------------------------
+
+
+def delivery(message_id: str, state: str, **changes: Any) -> dict[str, Any]:
+    """A ``deliveries`` item as the engine's backend builds it."""
+    item = {"message_id": message_id, "channel": "sms", "template": "note", "kind": "note",
+            "to": "*******8000", "state": state, "reason": "", "attempts": 1,
+            "created_at": time.time() - 60, "updated_at": time.time() - 50,
+            "next_attempt_at": None, "ref": "48213377", "subscription_id": None}
+    return {**item, **changes}
+
+
+def contact(contact_id: str, **changes: Any) -> dict[str, Any]:
+    item = {"contact_id": contact_id, "channel": "fax", "sender": "02155550000",
+            "subject": "传真：转户申请", "text": "", "text_truncated": False,
+            "attachment_name": f"{contact_id}.pdf", "pages": 2, "account_masked": "",
+            "received_at": time.time() - 30, "state": "new", "agent_id": ""}
+    return {**item, **changes}
+
+
+async def test_messages_panel_shows_the_customers_deliveries(console: Page,
+                                                            backend: FakeBackend) -> None:
+    backend.deliveries = [
+        delivery("m-queued-0001", "queued", channel="email", template="statement",
+                 kind="statement", to="w***@example.com"),
+        delivery("m-failed-0002", "failed", reason="SMSC: unknown subscriber"),
+        delivery("m-notice-0003", "delivered", template="fill", kind="fill", ref="",
+                 subscription_id=4),
+    ]
+    await on_a_call(console, backend)
+    await console.get_by_test_id("deliveries-box").locator("summary").click()
+    queued = console.get_by_test_id("delivery-m-queued-0001")
+    await expect(queued.get_by_test_id("delivery-state")).to_have_text("待发送")
+    await expect(queued.locator("[data-col=what]")).to_contain_text("对账单")
+    await expect(queued.locator("[data-col=to]")).to_have_text("w***@example.com")
+    failed = console.get_by_test_id("delivery-m-failed-0002")
+    await expect(failed.get_by_test_id("delivery-state")).to_have_text("失败")
+    await expect(failed.get_by_test_id("delivery-reason")).to_have_text(
+        "SMSC: unknown subscriber")
+    await expect(console.get_by_test_id("delivery-m-notice-0003")
+                 .get_by_test_id("delivery-state")).to_have_text("已送达")
+    [asked] = backend.requests_of(p.Deliveries)
+    assert (asked.call_id, asked.account) == ("c-1001", "")
+
+    # the relay says the statement went out: the row changes, and the list is read again
+    backend.deliveries[0] = {**backend.deliveries[0], "state": "delivered"}
+    backend.push.to_role(p.Role.AGENT, p.Event(event="delivery", data={
+        "message_id": "m-queued-0001", "channel": "email", "account_masked": "******1234",
+        "ref": "48213377", "state": "delivered", "report": "delivered", "reason": "",
+        "at": time.time()}))
+    await expect(queued.get_by_test_id("delivery-state")).to_have_text("已送达")
+    await backend.nth_request(p.Deliveries, 2)
+    # another customer's delivery is not this card's business
+    backend.push.to_role(p.Role.AGENT, p.Event(event="delivery", data={
+        "message_id": "m-other", "account_masked": "****0099", "state": "failed"}))
+    await console.get_by_test_id("lang-switch").select_option("en")
+    await expect(queued.get_by_test_id("delivery-state")).to_have_text("Delivered")
+    await expect(failed.get_by_test_id("delivery-state")).to_have_text("Failed")
+    assert len(backend.requests_of(p.Deliveries)) == 2
+
+
+async def test_sending_a_fax_needs_the_number_and_no_address_is_explained(
+        console: Page, backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    await console.locator("#msg-box > summary").click()
+    await expect(console.get_by_test_id("msg-fax")).to_be_hidden()
+    await expect(console.get_by_test_id("msg-text")).to_be_hidden()
+    await console.get_by_test_id("msg-channel").select_option("fax")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("msg-error")).to_have_text(
+        "请填写传真号码（可含 +，3–20 位数字）")
+    assert backend.requests_of(p.SendMessage) == []
+    await console.get_by_test_id("msg-fax").fill("021-5555 0000")
+    await console.get_by_test_id("msg-template").select_option("confirmations")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("toast")).to_have_text("已提交发送")
+    [fax] = backend.requests_of(p.SendMessage)
+    assert (fax.channel, fax.template, fax.fax, fax.call_id) == (
+        "fax", "confirmations", "02155550000", "c-1001")
+
+    # a note by e-mail to a customer with no address on file
+    backend.refuse["send_message"] = ConsoleError(
+        "not_found", "no address on file: the customer has no e-mail address on file")
+    await console.get_by_test_id("msg-channel").select_option("email")
+    await console.get_by_test_id("msg-template").select_option("note")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("msg-error")).to_have_text("请填写通知内容")
+    await console.get_by_test_id("msg-text").fill("您的转账已受理")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("msg-error")).to_have_text(
+        "客户未登记电子邮件地址，无法发送邮件")
+    note = await backend.nth_request(p.SendMessage, 2)
+    assert (note.template, note.text, note.fax) == ("note", "您的转账已受理", "")
+    await console.get_by_test_id("lang-switch").select_option("en")
+    await console.get_by_test_id("msg-send").click()
+    await expect(console.get_by_test_id("msg-error")).to_have_text(
+        "No e-mail address on file for this customer: the e-mail cannot be sent")
+
+
+async def test_subscribing_and_unsubscribing_the_customer(console: Page,
+                                                          backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    await console.get_by_test_id("subs-box").locator("summary").click()
+    await expect(console.get_by_test_id("sub-status")).to_have_text("暂无订阅")
+    await console.get_by_test_id("sub-kind").select_option("price_above")
+    await console.get_by_test_id("sub-code").fill("600519")
+    await console.get_by_test_id("sub-price").fill("0")
+    await console.get_by_test_id("sub-add").click()
+    await expect(console.get_by_test_id("sub-error")).to_have_text(
+        "价格须大于零，最多两位小数")
+    await console.get_by_test_id("sub-price").fill("1800.5")
+    await console.get_by_test_id("sub-quiet-start").fill("22:00")
+    await console.get_by_test_id("sub-add").click()
+    await expect(console.get_by_test_id("sub-error")).to_have_text(
+        "免打扰时段需同时填写开始和结束时间")
+    await console.get_by_test_id("sub-quiet-end").fill("07:30")
+    await console.get_by_test_id("sub-add").click()
+    await expect(console.get_by_test_id("toast")).to_have_text("订阅已登记")
+    [sub] = backend.requests_of(p.Subscribe)
+    assert (sub.call_id, sub.account, sub.kind, sub.channel, sub.code, sub.price,
+            sub.quiet_start, sub.quiet_end) == (
+        "c-1001", "", "price_above", "sms", "600519", "1800.5", "22:00", "07:30")
+    row = console.get_by_test_id("sub-1")
+    await expect(row.locator("[data-col=kind]")).to_have_text("股价高于")
+    await expect(row.locator("[data-col=detail]")).to_have_text("600519 ≥ 1800.5")
+    await expect(row.locator("[data-col=quiet]")).to_have_text("22:00–07:30")
+
+    await row.get_by_test_id("sub-remove").click()
+    await expect(row).to_be_hidden()
+    [unsub] = backend.requests_of(p.Unsubscribe)
+    assert (unsub.subscription_id, unsub.call_id) == (1, "c-1001")
+
+
+async def test_the_inbox_shows_a_pushed_contact_and_take_works(
+        console: Page, backend: FakeBackend, server: ConsoleServer) -> None:
+    backend.contacts["mail-0000001"] = contact(
+        "mail-0000001", channel="email", sender="a@example.com", subject="旧邮件",
+        state="done", agent_id="A1002", attachment_name="", pages=None)
+    await log_in_agent(console)
+    await backend.nth_request(p.Contacts, 1)
+    tab = console.get_by_test_id("tab-inbox")
+    await expect(tab).to_be_visible()
+    await expect(console.get_by_test_id("inbox-count")).to_be_hidden()
+
+    fax = contact("fax-0000002", subject=XSS, text="请办理转户\n谢谢")
+    backend.contacts[fax["contact_id"]] = fax
+    server.push.to_role(p.Role.AGENT, p.Event(event="contact", data=fax))
+    await expect(console.get_by_test_id("inbox-count")).to_have_text("1")
+    await tab.click()
+    await expect(console.get_by_test_id("inbox")).to_be_visible()
+    row = console.get_by_test_id("contact-fax-0000002")
+    await expect(row.locator("[data-col=subject]")).to_contain_text(XSS)
+    await expect(row.locator("[data-col=subject]")).to_contain_text("请办理转户")
+    await expect(row.locator("[data-col=attachment]")).to_contain_text("fax-0000002.pdf")
+    await expect(row.locator("[data-col=sender]")).to_have_text("02155550000")
+    await expect(row.locator("[data-col=state]")).to_have_text("新来件")
+    # the open contacts only, unless the agent asks for all
+    await expect(console.get_by_test_id("contact-mail-0000001")).to_be_hidden()
+    await console.get_by_test_id("inbox-filter").select_option("all")
+    await expect(console.get_by_test_id("contact-mail-0000001")).to_be_visible()
+
+    await row.get_by_test_id("contact-take").click()
+    await expect(row.locator("[data-col=state]")).to_have_text("已接手（A1001）")
+    await expect(row.get_by_test_id("contact-take")).to_be_disabled()
+    await expect(console.get_by_test_id("inbox-count")).to_be_hidden()
+    [take] = backend.requests_of(p.TakeContact)
+    assert take.contact_id == "fax-0000002"
+    await row.get_by_test_id("contact-close").click()
+    await expect(row.locator("[data-col=state]")).to_have_text("已处理（A1001）")
+    assert [r.contact_id for r in backend.requests_of(p.CloseContact)] == ["fax-0000002"]
+    assert await console.locator("img[src=x]").count() == 0
+    assert await console.evaluate("window.__pwned") is None

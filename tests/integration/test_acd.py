@@ -316,3 +316,27 @@ async def test_a_long_wait_is_told_once_with_the_callback_offer(start_engine: Fa
                                   "callcenter/zh/queue_callback_offer"]
     assert acd.find_waiter(call_id=call_id) is not None  # still waiting, place kept
     assert acd.find_waiter(call_id=call_id).told_long_wait  # type: ignore[union-attr]
+
+
+async def test_an_agent_logs_in_from_another_phone(start_engine: Factory) -> None:
+    engine = await start_engine([agent("A1", "1001")])
+    acd = engine.acd
+    assert acd is not None and engine.ami is not None
+    from callcenter.errors import ConsoleError
+
+    with pytest.raises(ConsoleError):
+        acd.use_phone("A1", "PJSIP/1001;evil")
+    acd.use_phone("A1", "Local/7001@agent-answer")  # hot-desking for this session
+    rung: list[str] = []
+
+    def on_event(ev: object) -> None:
+        from callcenter.telephony.ami_events import NewChannel
+        if isinstance(ev, NewChannel) and ev.info.channel.startswith("Local/7001@"):
+            rung.append(ev.info.channel)
+
+    engine.ami.add_handler(on_event)
+    caller = SimCaller(engine.ami)
+    await queue_to_agent(engine, caller, ORDINARY_PHONE)
+    acd.set_state("A1", "ready")
+    await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
+    assert rung

@@ -8,6 +8,7 @@ the backend listens to Asterisk's events; a fake back office answers customer lo
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -19,11 +20,13 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
-from callcenter.broker.interface import Cash, Customer, Tier
+from callcenter.broker.interface import Cash, Customer, RefusalCode, Tier
+from callcenter.channels.messages import DeliveryState, Inbound
+from callcenter.channels.relay import ContactArrived, DeliveryUpdate, OutboxState
 from callcenter.config import AcdSettings, QueueSettings
-from callcenter.errors import BrokerError, ConsoleError, TelephonyError
+from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, TelephonyError
 from callcenter.seats import protocol as p
-from callcenter.seats.backend import EngineConsoleBackend
+from callcenter.seats.backend import NO_ADDRESS, EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.state import SeatState
 from callcenter.store.agents import AgentRecord, save_agent
@@ -32,19 +35,24 @@ from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, ChannelInfo, 
 
 ACCOUNT = "31000088"
 OTHER_ACCOUNT = "31000099"
+#: a customer with neither a phone nor an e-mail address on file
+NOWHERE_ACCOUNT = "31000077"
 PHONE = "13800138000"
+EMAIL = "wangwu@example.com"
 ME = AgentIdentity("1001", "Li Lei", p.Role.AGENT)
 COLLEAGUE = AgentIdentity("1002", "Wang Fang", p.Role.AGENT)
 CONSULTED = "Local/1777@outbound-00000001;1"
 
 
 class FakeBackOffice:
-    """The back office calls backend.py makes: customer, cash, positions."""
+    """The back office calls backend.py makes: customer, cash, positions, and what a
+    statement's data needs (orders and fills of the day), and security look-ups."""
 
     def __init__(self) -> None:
         self.customers = {
-            account: Customer(account, name, Tier.GOLD, (PHONE,), None, "zh")
-            for account, name in ((ACCOUNT, "王五"), (OTHER_ACCOUNT, "赵六"))
+            ACCOUNT: Customer(ACCOUNT, "王五", Tier.GOLD, (PHONE,), None, "zh", EMAIL),
+            OTHER_ACCOUNT: Customer(OTHER_ACCOUNT, "赵六", Tier.GOLD, (PHONE,), None, "en"),
+            NOWHERE_ACCOUNT: Customer(NOWHERE_ACCOUNT, "钱七", Tier.SILVER, (), None, "zh"),
         }
         self.asked: list[str] = []
 
@@ -60,6 +68,17 @@ class FakeBackOffice:
 
     async def positions(self, account: str) -> list[Any]:
         return []
+
+    async def orders_today(self, account: str) -> list[Any]:
+        return []
+
+    async def fills_today(self, account: str) -> list[Any]:
+        return []
+
+    async def security(self, code: str) -> Any:
+        if code != "600519":
+            raise BrokerRefusal(RefusalCode.UNKNOWN_CODE.value, f"no security {code}")
+        return object()
 
 
 class FakeAmi:
@@ -121,6 +140,11 @@ class World:
                  pushes: Pushes, clock: Clock) -> None:
         self.db, self.acd, self.ami, self.backend = db, acd, ami, backend
         self.backoffice, self.pushes, self.clock = backoffice, pushes, clock
+        self.kicks = 0
+
+    def kicked(self) -> None:
+        """The backend's ``on_outbox`` hook (the engine's ``relay.kick``)."""
+        self.kicks += 1
 
     def seat(self, agent_id: str) -> SeatRuntime:
         return self.acd.seat(agent_id)
@@ -173,8 +197,10 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     backend = EngineConsoleBackend(acd, db, backoffice)  # type: ignore[arg-type]
     pushes = Pushes()
     backend.push = pushes
+    world = World(db, acd, ami, backend, backoffice, pushes, clock)
+    backend.on_outbox = world.kicked
     try:
-        yield World(db, acd, ami, backend, backoffice, pushes, clock)
+        yield world
     finally:
         await backend.close()
         await acd.close()
@@ -198,12 +224,13 @@ async def test_send_message_by_call_uses_the_calls_account(world: World) -> None
     reply = await world.command(ME, {"type": "send_message", "call_id": "c-1",
                                      "channel": "email", "template": "statement"})
     assert reply["ref"]
-    assert world.backoffice.asked == [ACCOUNT]
+    assert set(world.backoffice.asked) == {ACCOUNT}  # the statement's data asks again
     [(kind, call_id, account)] = await rows(
         world.db, "SELECT kind, call_id, account FROM service_requests")
     assert (kind, call_id, account) == ("statement", "c-1", ACCOUNT)
     [(payload,)] = await rows(world.db, "SELECT payload FROM outbox")
     assert json.loads(payload)["account"] == ACCOUNT
+    assert world.kicks == 1
 
 
 async def test_send_message_by_last_call_after_it_ended(world: World) -> None:
@@ -216,8 +243,8 @@ async def test_send_message_by_last_call_after_it_ended(world: World) -> None:
 
 async def test_send_message_by_account_still_works(world: World) -> None:
     await world.command(ME, {"type": "send_message", "account": OTHER_ACCOUNT,
-                             "channel": "fax", "template": "statement"})
-    assert world.backoffice.asked == [OTHER_ACCOUNT]
+                             "channel": "fax", "template": "statement", "fax": "02155550000"})
+    assert world.backoffice.asked[0] == OTHER_ACCOUNT
 
 
 @pytest.mark.parametrize("fields", [
@@ -230,7 +257,7 @@ async def test_send_message_refuses_calls_that_are_not_mine(world: World,
     world.give_call(ME.agent_id, "c-1")
     world.give_call(COLLEAGUE.agent_id, "c-2", account=OTHER_ACCOUNT)
     error = await world.refused(ME, {"type": "send_message", "channel": "sms",
-                                     "template": "note", **fields})
+                                     "template": "note", "text": "hi", **fields})
     assert error.code == "not_found"
     assert ACCOUNT not in error.message and OTHER_ACCOUNT not in error.message
     assert world.backoffice.asked == []
@@ -240,7 +267,7 @@ async def test_send_message_refuses_calls_that_are_not_mine(world: World,
 async def test_send_message_for_an_unidentified_caller(world: World) -> None:
     world.give_call(ME.agent_id, "c-1", account="")
     error = await world.refused(ME, {"type": "send_message", "call_id": "c-1",
-                                     "channel": "sms", "template": "note"})
+                                     "channel": "sms", "template": "note", "text": "hi"})
     assert error.code == "not_found"
 
 
@@ -421,3 +448,340 @@ async def test_queue_figures_carry_the_target_share(world: World) -> None:
     assert (figures["general"]["target_s"], figures["general"]["target_share"]) == (20, 0.9)
     assert figures["vip"]["target_share"] == 0.8
     assert world.backend.wallboard()["queues"] == world.backend.queue_figures()
+
+
+# -- messages: the bus convention, addresses -------------------------------------------------
+
+
+async def outbox_payloads(db: aiosqlite.Connection) -> list[dict[str, Any]]:
+    return [json.loads(r[0]) for r in await rows(db, "SELECT payload FROM outbox ORDER BY id")]
+
+
+async def test_statement_by_email_follows_the_bus_convention(world: World) -> None:
+    world.give_call(ME.agent_id, "c-1")
+    reply = await world.command(ME, {"type": "send_message", "call_id": "c-1",
+                                     "channel": "email", "template": "statement"})
+    [payload] = await outbox_payloads(world.db)
+    assert set(payload) == {"to", "template", "lang", "account", "data", "ref"}
+    assert (payload["to"], payload["template"], payload["lang"], payload["account"],
+            payload["ref"]) == (EMAIL, "statement", "zh", ACCOUNT, reply["ref"])
+    data = payload["data"]
+    # document_data's shape: money as decimal strings, the date on the engine's clock
+    assert (data["customer"], data["account"], data["cash_balance"]) == (
+        "王五", ACCOUNT, "1000.00")
+    assert data["as_of"].startswith("2024-06-10T")
+    assert (data["positions"], data["orders"], data["fills"]) == ([], [], [])
+    [(channel, topic, ref)] = await rows(world.db, "SELECT channel, topic, ref FROM outbox")
+    assert (channel, topic, ref) == ("email", "callcenter/outbox/email", reply["ref"])
+    assert world.kicks == 1
+
+
+async def test_confirmations_and_note_by_sms(world: World) -> None:
+    await world.command(ME, {"type": "send_message", "account": OTHER_ACCOUNT,
+                             "channel": "sms", "template": "confirmations"})
+    await world.command(ME, {"type": "send_message", "account": OTHER_ACCOUNT,
+                             "channel": "sms", "template": "note", "text": "转账已受理"})
+    confirmations, note = await outbox_payloads(world.db)
+    assert (confirmations["to"], confirmations["lang"]) == (PHONE, "en")
+    assert set(confirmations["data"]) == {"customer", "account", "as_of", "fills"}
+    assert note["data"] == {"customer": "赵六", "text": "转账已受理"}
+    assert (note["to"], note["template"]) == (PHONE, "note")
+    assert world.kicks == 2
+
+
+async def test_fax_goes_to_the_number_the_agent_gives(world: World) -> None:
+    await world.command(ME, {"type": "send_message", "account": ACCOUNT, "channel": "fax",
+                             "template": "statement", "fax": "+862155550000"})
+    [payload] = await outbox_payloads(world.db)
+    assert payload["to"] == "+862155550000"
+
+
+@pytest.mark.parametrize(("fields", "why"), [
+    ({"channel": "fax", "template": "statement"}, "fax number"),
+    ({"channel": "fax", "template": "statement", "fax": "021-5555"}, "fax"),
+    ({"channel": "sms", "template": "statement", "fax": "02155550000"}, "fax channel only"),
+    ({"channel": "sms", "template": "note"}, "a note needs its text"),
+    ({"channel": "sms", "template": "note", "text": "  "}, "a note needs its text"),
+    ({"channel": "sms", "template": "statement", "text": "hi"}, "with a note only"),
+])
+def test_send_message_fields_are_checked(fields: dict[str, str], why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        p.REQUEST.validate_python({"type": "send_message", "account": ACCOUNT, **fields})
+
+
+@pytest.mark.parametrize(("account", "channel", "what"), [
+    (OTHER_ACCOUNT, "email", "e-mail address"),
+    (NOWHERE_ACCOUNT, "sms", "mobile number"),
+])
+async def test_no_address_on_file_is_refused(world: World, account: str, channel: str,
+                                            what: str) -> None:
+    error = await world.refused(ME, {"type": "send_message", "account": account,
+                                     "channel": channel, "template": "note", "text": "hi"})
+    assert error.code == "not_found"
+    assert error.message.startswith(NO_ADDRESS) and what in error.message
+    assert account not in error.message
+    assert await rows(world.db, "SELECT ref FROM service_requests") == []
+    assert await rows(world.db, "SELECT id FROM outbox") == []
+    assert world.kicks == 0
+
+
+async def test_statement_when_the_back_office_fails(world: World) -> None:
+    async def broken(account: str) -> Cash:
+        raise BrokerError("link down")
+
+    world.backoffice.cash = broken  # type: ignore[method-assign]
+    error = await world.refused(ME, {"type": "send_message", "account": ACCOUNT,
+                                     "channel": "email", "template": "statement"})
+    assert error.code == "unavailable"
+    assert await rows(world.db, "SELECT id FROM outbox") == []
+
+
+# -- deliveries per customer -----------------------------------------------------------------
+
+
+async def test_deliveries_of_the_calls_customer_with_their_states(world: World) -> None:
+    world.give_call(ME.agent_id, "c-1")
+    first = await world.command(ME, {"type": "send_message", "call_id": "c-1",
+                                     "channel": "sms", "template": "note", "text": "hi"})
+    await world.command(ME, {"type": "send_message", "call_id": "c-1", "channel": "email",
+                             "template": "statement"})
+    await world.command(ME, {"type": "send_message", "account": OTHER_ACCOUNT,
+                             "channel": "sms", "template": "note", "text": "other"})
+    # the SMS failed at the channel server (what the relay records on a report)
+    await world.db.execute("UPDATE outbox SET state = 'failed', last_error = 'SMSC: unknown"
+                           " subscriber', updated_at = created_at + 5 WHERE ref = ?",
+                           (first["ref"],))
+    await world.db.commit()
+
+    reply = await world.command(ME, {"type": "deliveries", "call_id": "c-1"})
+    statement, note = reply["deliveries"]
+    assert (statement["template"], statement["channel"], statement["state"]) == (
+        "statement", "email", "queued")
+    assert statement["to"] == "w***@example.com"
+    assert (note["template"], note["state"], note["reason"], note["ref"]) == (
+        "note", "failed", "SMSC: unknown subscriber", first["ref"])
+    assert note["to"] == "*******8000"
+    assert note["subscription_id"] is None and isinstance(note["created_at"], float)
+    assert ACCOUNT not in json.dumps(reply) and PHONE not in json.dumps(reply)
+
+    limited = await world.command(ME, {"type": "deliveries", "account": ACCOUNT, "limit": 1})
+    assert [d["template"] for d in limited["deliveries"]] == ["statement"]
+    # another agent's call names nobody
+    world.give_call(COLLEAGUE.agent_id, "c-2", account=OTHER_ACCOUNT)
+    assert (await world.refused(ME, {"type": "deliveries", "call_id": "c-2"})).code == \
+        "not_found"
+    with pytest.raises(ValidationError, match="account or call_id"):
+        p.REQUEST.validate_python({"type": "deliveries"})
+
+
+# -- financial-secretary subscriptions -------------------------------------------------------
+
+
+async def test_subscribe_list_and_unsubscribe_through_the_call(world: World) -> None:
+    world.give_call(ME.agent_id, "c-1")
+    request = {"type": "subscribe", "call_id": "c-1", "kind": "price_above",
+               "channel": "sms", "code": "600519", "price": "1800.5",
+               "quiet_start": "22:00", "quiet_end": "07:30"}
+    reply = await world.command(ME, request)
+    assert (reply["new"], reply["address"]) == (True, "on_file")
+    again = await world.command(ME, request)
+    assert (again["subscription_id"], again["new"]) == (reply["subscription_id"], False)
+    await world.command(ME, {"type": "subscribe", "call_id": "c-1", "kind": "fill",
+                             "channel": "fax", "fax": "02155550000"})
+
+    listed = (await world.command(ME, {"type": "subscriptions", "call_id": "c-1"}))[
+        "subscriptions"]
+    alert, fills = listed
+    assert alert == {"subscription_id": reply["subscription_id"], "kind": "price_above",
+                     "channel": "sms", "code": "600519", "price": "1800.50", "fax": "",
+                     "quiet_start": "22:00", "quiet_end": "07:30",
+                     "created_at": world.clock.now, "created_by": ME.agent_id}
+    assert (fills["kind"], fills["channel"], fills["fax"]) == ("fill", "fax", "*******0000")
+
+    # the subscription of this customer only: another account's id is not found
+    error = await world.refused(ME, {"type": "unsubscribe", "account": OTHER_ACCOUNT,
+                                     "subscription_id": reply["subscription_id"]})
+    assert error.code == "not_found"
+    assert await world.command(ME, {"type": "unsubscribe", "call_id": "c-1",
+                                    "subscription_id": reply["subscription_id"]}) == {
+        "removed": True}
+    left = await world.command(ME, {"type": "subscriptions", "account": ACCOUNT})
+    assert [s["kind"] for s in left["subscriptions"]] == ["fill"]
+    assert (await world.refused(ME, {"type": "unsubscribe", "call_id": "c-1",
+                                     "subscription_id": reply["subscription_id"]})).code == \
+        "not_found"
+
+
+async def test_subscribe_says_when_no_address_is_on_file(world: World) -> None:
+    reply = await world.command(ME, {"type": "subscribe", "account": OTHER_ACCOUNT,
+                                     "kind": "daily_summary", "channel": "email"})
+    assert (reply["new"], reply["address"]) == (True, "missing")
+
+
+async def test_subscribe_refusals(world: World) -> None:
+    # the core's ValueError: a price level must be above zero
+    error = await world.refused(ME, {"type": "subscribe", "account": ACCOUNT,
+                                     "kind": "price_below", "channel": "sms",
+                                     "code": "600519", "price": "0"})
+    assert error.code == "malformed" and "above zero" in error.message
+    # the core's fax rule: digits only
+    error = await world.refused(ME, {"type": "subscribe", "account": ACCOUNT, "kind": "fund",
+                                     "channel": "fax", "fax": "+862155550000"})
+    assert error.code == "malformed" and "fax" in error.message
+    # a stock the back office does not know
+    error = await world.refused(ME, {"type": "subscribe", "account": ACCOUNT,
+                                     "kind": "price_above", "channel": "sms",
+                                     "code": "999999", "price": "10"})
+    assert error.code == "not_found"
+    # an unknown customer
+    error = await world.refused(ME, {"type": "subscribe", "account": "123", "kind": "fill",
+                                     "channel": "sms"})
+    assert error.code == "not_found"
+    assert await rows(world.db, "SELECT id FROM subscriptions") == []
+
+
+@pytest.mark.parametrize(("fields", "why"), [
+    ({"kind": "price_above", "channel": "sms"}, "needs code and price"),
+    ({"kind": "fill", "channel": "sms", "code": "600519", "price": "1"}, "price alerts only"),
+    ({"kind": "fill", "channel": "fax"}, "fax"),
+    ({"kind": "fill", "channel": "sms", "quiet_start": "22:00"}, "both"),
+    ({"kind": "fill", "channel": "sms", "quiet_start": "24:00", "quiet_end": "07:00"},
+     "quiet_start"),
+    ({"kind": "price_above", "channel": "sms", "code": "600519", "price": 12.5}, "price"),
+    ({"kind": "price_above", "channel": "sms", "code": "600519", "price": "1.234"}, "price"),
+    ({"kind": "wealth", "channel": "sms"}, "kind"),
+])
+def test_subscribe_fields_are_checked(fields: dict[str, Any], why: str) -> None:
+    with pytest.raises(ValidationError, match=why):
+        p.REQUEST.validate_python({"type": "subscribe", "account": ACCOUNT, **fields})
+
+
+# -- inbound contacts ------------------------------------------------------------------------
+
+
+async def add_contact(db: aiosqlite.Connection, contact_id: str, at: float, *,
+                      channel: str = "fax", state: str = "new", agent_id: str = "") -> None:
+    await db.execute(
+        "INSERT INTO contacts (contact_id, channel, sender, subject, text, attachment, pages,"
+        " received_at, state, agent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (contact_id, channel, "02155550000", f"subject {contact_id}", "x" * 5000,
+         f"/var/lib/callcenter/fax/in/{contact_id}.pdf", 2, at, state, agent_id))
+    await db.commit()
+
+
+async def test_contacts_newest_first_with_the_file_name_only(world: World) -> None:
+    await add_contact(world.db, "fax-0000001", 100.0)
+    await add_contact(world.db, "mail-000002", 200.0, channel="email", state="done",
+                      agent_id="1002")
+    reply = await world.command(ME, {"type": "contacts"})
+    newest, oldest = reply["contacts"]
+    assert (newest["contact_id"], oldest["contact_id"]) == ("mail-000002", "fax-0000001")
+    assert oldest["attachment_name"] == "fax-0000001.pdf"
+    assert "/var/lib" not in json.dumps(reply)
+    assert (len(oldest["text"]), oldest["text_truncated"], oldest["pages"]) == (4000, True, 2)
+    assert (oldest["state"], oldest["agent_id"], oldest["received_at"]) == ("new", "", 100.0)
+    only_new = await world.command(ME, {"type": "contacts", "state": "new"})
+    assert [c["contact_id"] for c in only_new["contacts"]] == ["fax-0000001"]
+    assert len((await world.command(ME, {"type": "contacts", "limit": 1}))["contacts"]) == 1
+
+
+async def test_take_and_close_a_contact(world: World) -> None:
+    await add_contact(world.db, "fax-0000001", 100.0)
+    reply = await world.command(ME, {"type": "take_contact", "contact_id": "fax-0000001"})
+    assert (reply["contact"]["state"], reply["contact"]["agent_id"]) == ("taken", "1001")
+    assert world.pushes.of("role:agent", "contact") == [reply["contact"]]
+    # taking it again is fine for its holder, not for a colleague
+    await world.command(ME, {"type": "take_contact", "contact_id": "fax-0000001"})
+    for kind in ("take_contact", "close_contact"):
+        error = await world.refused(COLLEAGUE, {"type": kind, "contact_id": "fax-0000001"})
+        assert error.code == "invalid_state" and "1001" in error.message
+    done = await world.command(ME, {"type": "close_contact", "contact_id": "fax-0000001"})
+    assert (done["contact"]["state"], done["contact"]["agent_id"]) == ("done", "1001")
+    assert await rows(world.db, "SELECT state, agent_id FROM contacts") == [("done", "1001")]
+    assert (await world.refused(ME, {"type": "take_contact",
+                                     "contact_id": "fax-0000001"})).code == "invalid_state"
+    assert (await world.refused(ME, {"type": "close_contact",
+                                     "contact_id": "nope-0000001"})).code == "not_found"
+
+
+async def test_a_supervisor_may_close_a_contact_someone_took(world: World) -> None:
+    boss = AgentIdentity("9001", "Boss", p.Role.SUPERVISOR)
+    await add_contact(world.db, "fax-0000001", 100.0, state="taken", agent_id="1001")
+    reply = await world.command(boss, {"type": "close_contact", "contact_id": "fax-0000001"})
+    assert (reply["contact"]["state"], reply["contact"]["agent_id"]) == ("done", "1001")
+    # a new contact closed straight away is the closer's
+    await add_contact(world.db, "mail-000002", 200.0)
+    reply = await world.command(COLLEAGUE, {"type": "close_contact",
+                                            "contact_id": "mail-000002"})
+    assert (reply["contact"]["state"], reply["contact"]["agent_id"]) == ("done", "1002")
+
+
+# -- pushes from the outbox relay ------------------------------------------------------------
+
+
+def inbound(contact_id: str = "fax-0000009") -> Inbound:
+    return Inbound(contact_id=contact_id, channel="fax", sender="02155550000",
+                   subject="", text="", attachment=f"/srv/fax/in/{contact_id}.pdf", pages=3,
+                   received_at=dt.datetime(2024, 6, 10, 6, 0, tzinfo=dt.UTC))
+
+
+def update(ref: str, state: OutboxState = OutboxState.DELIVERED,
+           account: str = ACCOUNT) -> DeliveryUpdate:
+    return DeliveryUpdate("m" * 32, "sms", account, ref, state, DeliveryState.DELIVERED
+                          if state is OutboxState.DELIVERED else None, "", 1_718_000_100.0)
+
+
+async def test_an_inbound_contact_is_pushed_to_every_agent(world: World) -> None:
+    world.backend.on_channel_event(ContactArrived(inbound()))
+    [data] = world.pushes.of("role:agent", "contact")
+    assert (data["contact_id"], data["state"], data["attachment_name"], data["pages"]) == (
+        "fax-0000009", "new", "fax-0000009.pdf", 3)
+    assert data["received_at"] == dt.datetime(2024, 6, 10, 6, 0, tzinfo=dt.UTC).timestamp()
+
+
+async def test_a_delivery_goes_to_supervisors_and_the_agent_who_asked(world: World) -> None:
+    reply = await world.command(ME, {"type": "send_message", "account": ACCOUNT,
+                                     "channel": "sms", "template": "note", "text": "hi"})
+    world.backend.on_channel_event(update(reply["ref"]))
+    [to_boss] = world.pushes.of("role:supervisor", "delivery")
+    assert to_boss == {"message_id": "m" * 32, "channel": "sms", "account_masked": "****0088",
+                       "ref": reply["ref"], "state": "delivered", "report": "delivered",
+                       "reason": "", "at": 1_718_000_100.0}
+    assert world.pushes.of(ME.agent_id, "delivery") == [to_boss]
+    assert world.pushes.of(COLLEAGUE.agent_id, "delivery") == []
+
+    # a notice of the financial secretary has no requester: supervisors only
+    world.backend.on_channel_event(update("", OutboxState.SENT))
+    assert len(world.pushes.of("role:supervisor", "delivery")) == 2
+    assert len(world.pushes.of(ME.agent_id, "delivery")) == 1
+
+
+async def test_the_requester_of_an_earlier_run_is_found_in_the_request(world: World) -> None:
+    reply = await world.command(ME, {"type": "send_message", "account": ACCOUNT,
+                                     "channel": "sms", "template": "note", "text": "hi"})
+    world.backend._requested_by.clear()  # as after a restart
+    world.backend.on_channel_event(update(reply["ref"], OutboxState.FAILED))
+    async with asyncio.timeout(5):
+        while not world.pushes.of(ME.agent_id, "delivery"):
+            await asyncio.sleep(0.01)
+    assert world.pushes.of(ME.agent_id, "delivery")[0]["state"] == "failed"
+    # an IVR request names no agent: nobody but the supervisors
+    world.backend.on_channel_event(update("12345678"))
+    await asyncio.gather(*world.backend._tasks)
+    assert len(world.pushes.of(ME.agent_id, "delivery")) == 1
+
+
+async def test_a_supervisor_who_asked_is_told_once(world: World) -> None:
+    await world.acd.add_agent(AgentRecord("9001", "Boss", "supervisor", "PJSIP/9001"))
+    boss = AgentIdentity("9001", "Boss", p.Role.SUPERVISOR)
+    reply = await world.command(boss, {"type": "send_message", "account": ACCOUNT,
+                                       "channel": "sms", "template": "note", "text": "hi"})
+    world.backend.on_channel_event(update(reply["ref"]))
+    assert len(world.pushes.of("role:supervisor", "delivery")) == 1
+    assert world.pushes.of("9001", "delivery") == []
+
+
+def test_the_new_commands_are_the_agents() -> None:
+    for kind in ("deliveries", "subscriptions", "subscribe", "unsubscribe", "contacts",
+                 "take_contact", "close_contact"):
+        assert kind in p.ALLOWED[p.Role.AGENT] and kind in p.ALLOWED[p.Role.ADMIN]
