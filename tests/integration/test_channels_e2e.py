@@ -155,3 +155,27 @@ async def test_an_ivr_statement_by_sms_is_delivered_with_a_receipt(world: World)
     sms = json.loads(line)
     assert sms["dest"].endswith("13800000001")
     assert "对账单" in sms["text"] or "statement" in sms["text"].lower()
+
+
+async def test_an_agents_note_by_sms_is_delivered_end_to_end(world: World,
+                                                            tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    from callcenter.seats import protocol as p
+    from callcenter.seats.console_api import AgentIdentity
+    from callcenter.store.agents import AgentRecord, save_agent
+
+    engine = world.engine
+    assert engine.db is not None and engine.console_backend is not None
+    await save_agent(engine.db, AgentRecord("A9", "Agent A9", "agent", "Local/1009@agent-answer",
+                                            {"general": 5}), SecretStr("agent-pw-9"))
+    me = await engine.console_backend.authenticate("A9", "agent-pw-9")
+    assert me == AgentIdentity("A9", "Agent A9", p.Role.AGENT)
+    request = p.REQUEST.validate_python({"type": "send_message", "id": "1", "account": ORDINARY,
+                                         "channel": "sms", "template": "note",
+                                         "text": "张先生您好，您咨询的转账额度已调整。"})
+    data = await engine.console_backend.command(me, request)
+    row = await reported(engine, data["ref"], "delivered")
+    assert (row["state"], row["report"]) == ("delivered", "delivered"), row["last_error"]
+    [line] = world.sms_file.read_text(encoding="utf-8").splitlines()
+    assert "您咨询的转账额度已调整" in json.loads(line)["text"]

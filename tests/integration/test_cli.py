@@ -73,8 +73,12 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     assert proc.stdout is not None
     try:
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert b"callcenter engine running" in line
+        # first the sandbox's channel peers report where mail and texts land, then the engine
+        lines = []
+        while not lines or b"callcenter engine running" not in lines[-1]:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, b"".join(lines)
+            lines.append(line)
         code, out, err = await _cli("call", "9502", "--dtmf", "5#",
                                     env={"CALLCENTER_DB_PATH": str(tmp_path / "run.db")})
         assert code == 0, err
