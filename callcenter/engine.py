@@ -308,33 +308,41 @@ def sandbox_rules(settings: Settings) -> Rules:
 
 
 async def run_engine(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly; SIGHUP reloads the flows."""
-    peers: SandboxPeers | None = None
-    if settings.channels.enabled and settings.channels.sandbox_peers \
-            and not settings.channels.servers:
-        peers = SandboxPeers(settings.state_dir)
-        settings = await peers.start(settings)
-        print(f"sandbox channel peers: mail in {settings.state_dir / 'sandbox-mail'}, "
-              f"SMS in {settings.state_dir / 'sandbox-sms.jsonl'}", flush=True)
-    engine = Engine(settings)
+    """Run until SIGINT or SIGTERM, then shut down cleanly; SIGHUP reloads the flows.
+
+    The signal handlers are in place before anything starts, so a stop during start-up still
+    stops the sandbox's peer processes and the engine cleanly.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(engine)))
+    engine: Engine | None = None
+    peers: SandboxPeers | None = None
     pidfile = settings.state_dir / "engine.pid"
     try:
-        await engine.start()
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        pidfile.write_text(f"{os.getpid()}\n")
-        print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
-              f"{engine.agi.port if engine.agi else '?'}); Ctrl-C to stop", flush=True)
-        await stop.wait()
+        if settings.channels.enabled and settings.channels.sandbox_peers \
+                and not settings.channels.servers:
+            peers = SandboxPeers(settings.state_dir)
+            settings = await peers.start(settings)
+            print(f"sandbox channel peers: mail in {settings.state_dir / 'sandbox-mail'}, "
+                  f"SMS in {settings.state_dir / 'sandbox-sms.jsonl'}", flush=True)
+        engine = Engine(settings)
+        running = engine
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(running)))
+        if not stop.is_set():
+            await engine.start()
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            pidfile.write_text(f"{os.getpid()}\n")
+            print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
+                  f"{engine.agi.port if engine.agi else '?'}); Ctrl-C to stop", flush=True)
+            await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         pidfile.unlink(missing_ok=True)
-        await engine.stop()
+        if engine is not None:
+            await engine.stop()
         if peers is not None:
             await peers.stop()
 
