@@ -19,6 +19,9 @@ from callcenter.seats.protocol import DIALABLE, Target
 from callcenter.seats.state import SeatInput, SeatState
 from callcenter.telephony.ami import AmiClient
 
+#: tries of an action that met a channel in the middle of a masquerade (see ``_act``)
+_ATTEMPTS = 5
+
 
 def _number(value: str) -> str:
     if not re.fullmatch(DIALABLE, value):
@@ -44,11 +47,19 @@ class CallControl:
         return rt, call
 
     async def _act(self, action: str, **headers: str | list[str]) -> None:
-        try:
-            await self.ami.action(action, **headers)
-        except AmiActionError as exc:
-            raise ConsoleError("unavailable", f"Asterisk refused {action}: {exc.message}") \
-                from exc
+        for attempt in range(_ATTEMPTS):
+            try:
+                await self.ami.action(action, **headers)
+                return
+            except AmiActionError as exc:
+                # Just after the agent answers, Bridge() is still moving the caller's channel
+                # into the bridge (a masquerade): for a moment Asterisk does not find it, or its
+                # recording, by name. A moment later it does.
+                transient = "does not exist" in exc.message or "mute flag" in exc.message
+                if not transient or attempt == _ATTEMPTS - 1:
+                    raise ConsoleError("unavailable",
+                                       f"Asterisk refused {action}: {exc.message}") from exc
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     def _dial_string(self, target: Target) -> str:
         if target.kind == "agent":
@@ -92,18 +103,8 @@ class CallControl:
         _rt, call = self._connected(agent_id)
         if not call.recording:
             raise ConsoleError("invalid_state", "this call is not recorded")
-        for attempt in range(5):
-            try:
-                await self.ami.action("MixMonitorMute", Channel=call.agent_channel,
-                                      Direction="both", State="1" if pause else "0")
-                break
-            except AmiActionError as exc:
-                # Right after a Bridge the agent's leg may still be moving into the bridge
-                # (its audiohooks move with it); a moment later the recording is found again.
-                if attempt == 4:
-                    raise ConsoleError("unavailable",
-                                       f"Asterisk refused MixMonitorMute: {exc.message}") from exc
-                await asyncio.sleep(0.2 * (attempt + 1))
+        await self._act("MixMonitorMute", Channel=call.agent_channel, Direction="both",
+                        State="1" if pause else "0")
         call.recording_paused = pause
         self.acd._emit(agent_id, "recording", {"call_id": call.call_id,
                                                "state": "paused" if pause else "on"})
