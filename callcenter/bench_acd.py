@@ -81,10 +81,6 @@ def render_section(result: AcdBenchResult, when: datetime) -> str:
     return "\n".join(lines)
 
 
-def _update_report(path: Path, section: str) -> None:
-    write_section(path, TITLE, section)
-
-
 class _Watch:
     """Resolves when a Newchannel for a given endpoint (or another named event) arrives."""
 
@@ -159,7 +155,7 @@ async def run_acd_bench(settings: Settings, rounds: int, output: str) -> int:
             await engine.stop()
     path = Path(output)
     section = render_section(result, datetime.now(UTC))
-    await asyncio.to_thread(_update_report, path, section)
+    await asyncio.to_thread(write_section, path, TITLE, section)
     if result.ours_ms and result.theirs_ms:
         print(f"seat ready -> agent ringing, p50: ours {statistics.median(result.ours_ms):.1f}"
               f" ms, app_queue {statistics.median(result.theirs_ms):.1f} ms")

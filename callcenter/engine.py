@@ -264,7 +264,8 @@ class Engine:
             account = context.get("customer.account", "")
             manager = context.get("customer.manager") or context.get("known.manager") or ""
             if account and self.db is not None:
-                manager = (await directory.managers(self.db)).get(account, manager)
+                override = await directory.manager_of(self.db, account)
+                manager = override if override is not None else manager
             self.acd.enqueue(call_id, end.queue, channel.channel_name, channel.uniqueid,
                              context, phone=caller, manager=manager)
 
@@ -273,7 +274,7 @@ class Engine:
         """A waiting caller pressed 1: book a call-back that keeps their place, then hang up."""
         assert self.db is not None
         waiter = self.acd.find_waiter(uniqueid=channel.uniqueid) if self.acd else None
-        lang: Lang = "en" if waiter is not None and waiter.context.get("lang") == "en" else "zh"
+        lang: Lang = waiter.lang if waiter is not None else "zh"
         phone = channel.caller_id or ""
         if waiter is None or not phone or waiter.ringing:
             return  # nothing to keep (or an agent is ringing right now): back to waiting

@@ -70,6 +70,11 @@ class Waiter:
     #: the caller was told the wait is long (max_wait_s) or the queue is closed
     told_long_wait: bool = False
 
+    @property
+    def lang(self) -> Lang:
+        """The language the caller chose in the IVR (Chinese unless English)."""
+        return "en" if self.context.get("lang") == "en" else "zh"
+
     def view(self, skill: str | None) -> routing.WaitingCall:
         return routing.WaitingCall(self.call_id, self.tier, self.arrived_at,
                                    manager=self.manager or None, skill=skill,
@@ -142,6 +147,9 @@ class Acd:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
+        #: agent id -> (call id, agent uniqueid, caller channel, queue, connected at): the calls
+        #: the seats were on when the engine stopped, until ``resync`` re-attaches them
+        self._pending_calls: dict[str, tuple[str, str, str, str, float]] = {}
         self.avg_handle_s = 120.0
         #: schedule name -> open now? (None: no such schedule). The engine wires it to the
         #: IVR's schedules and the back office's clock; without it every queue is open.
@@ -202,7 +210,7 @@ class Acd:
             rt.seat.state, rt.seat.reason, rt.seat.since = seat_state, str(reason), float(since)
             rt.ready_since = float(ready_since) if ready_since is not None else None
             rt.calls_taken = int(calls)
-        self._pending_calls: dict[str, tuple[str, str, str, str, float]] = {}
+        self._pending_calls = {}
         async with self.db.execute(
                 "SELECT s.agent_id, s.call_id, s.agent_channel, s.caller_channel,"
                 " COALESCE(q.queue, ''), COALESCE(q.at, s.since) FROM seats s"
@@ -237,15 +245,14 @@ class Acd:
         flight is withdrawn (its originate's answer is lost) and the caller keeps the place.
         """
         now = self.clock()
-        for queue in self.waiting.values():
-            for waiter in list(queue.values()):
+        for waiting in self.waiting.values():
+            for waiter in list(waiting.values()):
                 waiter.ringing = ""
                 if waiter.callback or waiter.uniqueid in live:
                     self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
                     continue
                 self._abandon(waiter, now, "lost while the engine was down")
-        pending = getattr(self, "_pending_calls", {})
-        self._pending_calls = {}
+        pending, self._pending_calls = self._pending_calls, {}
         for agent_id, rt in self.seats.items():
             state = rt.seat.state
             call = rt.call
@@ -459,15 +466,17 @@ class Acd:
         exten = "closed-bye" if action == "hangup" else "closed"
         self._qlog(self.clock(), waiter.queue, waiter.call_id, "closed",
                    detail={"action": action})
-        lang = "en" if waiter.context.get("lang") == "en" else "zh"
-        self._spawn(self._redirect_with(waiter, exten, sound(f"{lang}/agent_closed_queue")))
+        self._spawn(self._redirect_with(waiter, exten, sound(f"{waiter.lang}/agent_closed_queue")))
 
     async def _redirect_with(self, waiter: Waiter, exten: str, files: str) -> None:
+        """Play ``files`` to a waiting caller from ``[queue-hold]``'s ``exten``."""
         assert self.ami is not None
         if not waiter.channel or waiter.ringing:
             return
         await self.ami.action("Setvar", Channel=waiter.channel, Variable="CC_ANNOUNCE",
                               Value=files)
+        if waiter.ringing:
+            return  # an agent is being rung: the redirect would race the bridge
         await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
                               Exten=exten, Priority="1")
         self._emit("*", "announced", {"call_id": waiter.call_id, "files": files})
@@ -564,7 +573,7 @@ class Acd:
                         and now - w.arrived_at >= limit:
                     w.told_long_wait = True
                     w.announced_at = now
-                    lang = "en" if w.context.get("lang") == "en" else "zh"
+                    lang = w.lang
                     self._spawn(self._redirect_with(w, "announce", "&".join(
                         sound(f"{lang}/{p}") for p in ("queue_long_wait",
                                                        "queue_callback_offer"))))
@@ -582,15 +591,15 @@ class Acd:
     def _announce(self, now: float) -> None:
         if self.ami is None:
             return
+        ready = sum(1 for rt in self.seats.values() if rt.seat.state in (
+            SeatState.READY, SeatState.ON_CALL, SeatState.ON_HOLD, SeatState.WRAP_UP,
+            SeatState.RINGING))
         for name, queue in self.waiting.items():
             settings = self.queues[name]
             if not settings.announce_every_s:
                 continue
             policy = self.policies[name]
             calls = [w.view(policy.skill) for w in queue.values()]
-            ready = sum(1 for rt in self.seats.values() if rt.seat.state in (
-                SeatState.READY, SeatState.ON_CALL, SeatState.ON_HOLD, SeatState.WRAP_UP,
-                SeatState.RINGING))
             for w in queue.values():
                 if w.callback or w.ringing or now - w.announced_at < settings.announce_every_s:
                     continue
@@ -600,7 +609,7 @@ class Acd:
                     continue  # the caller at the head is next: no announcement
                 minutes = max(1, round(routing.estimated_wait(pos, self.avg_handle_s,
                                                               max(1, ready)) / 60))
-                lang: Lang = "en" if w.context.get("lang") == "en" else "zh"
+                lang = w.lang
                 files = [f"{lang}/queue_ahead", *(f"{lang}/{p}" for p in
                                                    say_integer(pos - 1, lang)),
                          f"{lang}/queue_callers", f"{lang}/queue_wait_about",
@@ -608,19 +617,8 @@ class Acd:
                          f"{lang}/queue_minutes"]
                 if settings.callback_offer:
                     files.append(f"{lang}/queue_callback_offer")
-                self._spawn(self._play_announcement(w, "&".join(sound(f) for f in files)))
-
-    async def _play_announcement(self, waiter: Waiter, files: str) -> None:
-        assert self.ami is not None
-        if not waiter.channel or waiter.ringing:
-            return
-        await self.ami.action("Setvar", Channel=waiter.channel, Variable="CC_ANNOUNCE",
-                              Value=files)
-        if waiter.ringing:
-            return  # an agent is being rung: the redirect would race the bridge
-        await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
-                              Exten="announce", Priority="1")
-        self._emit("*", "announced", {"call_id": waiter.call_id, "files": files})
+                self._spawn(self._redirect_with(w, "announce",
+                                                "&".join(sound(f) for f in files)))
 
     # -- offering and connecting -----------------------------------------------------------------
 
@@ -783,10 +781,7 @@ class Acd:
         self._call_ended(rt, call, now)
 
     def _withdraw_offer_after_abandon(self, rt: SeatRuntime) -> None:
-        call = rt.call
-        assert call is not None
-        rt.call = None
-        self._spawn(self._hangup(call.agent_uniqueid))
+        self._withdraw_offer(rt)
         self._apply(rt, SeatInput.CALL_ENDED, self.clock())
 
     def _abandon(self, waiter: Waiter, now: float, why: str) -> None:

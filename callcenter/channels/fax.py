@@ -74,7 +74,7 @@ class FaxPlugin(ChannelPlugin):
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        secret = self._secret()
+        secret = await asyncio.to_thread(self._secret)  # may read settings and a file
         self.ami = AmiClient(self.cfg.ami, secret)
         self.ami.add_handler(self._on_event)
         await self.ami.start()

@@ -50,11 +50,14 @@ class Sink:
                 "tls": session.ssl is not None, "authenticated": bool(session.authenticated),
                 "login": session.auth_data.login.decode() if isinstance(
                     session.auth_data, LoginPassword) else None}
+        await asyncio.to_thread(self._store, n, meta, raw)
+        return f"250 2.0.0 Ok: queued as SINK{n}"
+
+    def _store(self, n: int, meta: dict[str, Any], raw: bytes) -> None:
         (self.out / f"{n}.json").write_text(json.dumps(meta))
         tmp = self.out / f"{n}.tmp"
         tmp.write_bytes(raw)
         os.replace(tmp, self.out / f"{n}.eml")
-        return f"250 2.0.0 Ok: queued as SINK{n}"
 
 
 def authenticator(user: str, password: str) -> Any:

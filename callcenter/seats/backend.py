@@ -512,8 +512,9 @@ class EngineConsoleBackend:
             self._push_role("wallboard", self.wallboard())
             return
         if event == "queues":
-            self._push_role("wallboard", self.wallboard())
-            self._push_role("queues", {"queues": self.queue_figures()}, p.Role.AGENT)
+            board = self.wallboard()
+            self._push_role("wallboard", board)
+            self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
             return
         if event == "offered":
             call: ActiveCall = data["call"]
@@ -647,7 +648,7 @@ class EngineConsoleBackend:
                 log.warning("screen pop for %s: back office: %s", w.call_id, exc)
         pop = {"call_id": w.call_id, "queue": w.queue,
                "waited_s": round(call.offered_at - w.arrived_at, 1),
-               "customer": customer, "caller": mask(w.phone or "", 4),
+               "customer": customer, "caller": mask(w.phone),
                "ivr": {"path": w.context.get("path", ""),
                        "last_failure": w.context.get("last_failure", ""),
                        "lang": w.context.get("lang", "zh")},

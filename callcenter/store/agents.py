@@ -109,7 +109,9 @@ async def authenticate(db: aiosqlite.Connection, agent_id: str,
     return _record(tuple(row[:6]))
 
 
-async def managers(db: aiosqlite.Connection) -> dict[str, str]:
-    """Local overrides of a customer's named manager (account -> agent id)."""
-    async with db.execute("SELECT account, agent_id FROM customer_managers") as cur:
-        return {str(a): str(b) for a, b in await cur.fetchall()}
+async def manager_of(db: aiosqlite.Connection, account: str) -> str | None:
+    """The local override of a customer's named manager (an agent id), if there is one."""
+    async with db.execute("SELECT agent_id FROM customer_managers WHERE account = ?",
+                          (account,)) as cur:
+        row = await cur.fetchone()
+    return str(row[0]) if row is not None else None

@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,15 +24,10 @@ import pytest
 from callcenter.channels.messages import outbox_topic
 from callcenter.channels.mosquitto import SECRETS_FILE, Mosquitto, user_password
 from callcenter.channels.settings import ChannelsSettings
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,8 @@ from callcenter.channels.settings import ChannelsSettings
 from callcenter.config import load_settings
 from callcenter.store.db import open_db
 from callcenter.store.hotline import add_request
-from tests.channels.conftest import Env, client, free_port, until
+from tests.channels.conftest import Env, client, until
+from tests.ports import free_port
 
 ACCOUNT = "310000000001"
 

@@ -10,10 +10,10 @@ import email
 import email.policy
 import json
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -32,6 +32,7 @@ from callcenter.channels.email import (
 )
 from callcenter.channels.messages import DeliveryState, Inbound, Outbound
 from callcenter.errors import DeliveryError
+from tests.ports import free_port, ready_port
 
 #: run as a module: the file's own folder holds an ``email.py`` that would shadow the stdlib
 SINK = ("-m", "callcenter.channels.mail_sink")
@@ -61,12 +62,6 @@ def outbound(to: str = "zhang.san@example.com", template: str = "statement",
 
 def pdf_pages(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", pdf))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +111,7 @@ async def start_sink(tmp_path: Path, certs: tuple[Path, Path]) -> AsyncIterator[
                                                     stdout=asyncio.subprocess.PIPE, stderr=log)
         log.close()
         procs.append(proc)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
-        assert line.startswith(b"READY "), line
-        return Sink(int(line.split()[1]), out)
+        return Sink(await ready_port(proc, DEADLINE), out)
 
     yield start
     for proc in procs:
@@ -146,17 +138,23 @@ def plugin(port: int, certs: tuple[Path, Path] | None, *, security: str = "start
     return EmailPlugin(settings, _no_report, publish or no_inbound)
 
 
+@asynccontextmanager
+async def started(mailer: EmailPlugin) -> AsyncIterator[EmailPlugin]:
+    """The plugin started, and closed again however the block ends."""
+    await mailer.start()
+    try:
+        yield mailer
+    finally:
+        await mailer.close()
+
+
 # -- outbound ---------------------------------------------------------------------------------
 
 async def test_statement_arrives_over_starttls_with_auth_and_the_pdf(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink()
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         result = await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert result.state is DeliveryState.SENT
     assert result.detail["smtp_reply"].startswith("250") and "SINK1" in result.detail["smtp_reply"]
     [(mail, meta)] = sink.received()
@@ -186,12 +184,8 @@ async def test_statement_arrives_over_starttls_with_auth_and_the_pdf(
 async def test_confirmations_over_implicit_tls_in_english(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink(tls="tls")
-    mailer = plugin(sink.port, certs, security="tls")
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs, security="tls")) as mailer:
         await mailer.deliver(outbound(template="confirmations", lang="en"))
-    finally:
-        await mailer.close()
     [(mail, _meta)] = sink.received()
     assert mail["Subject"] == ("Example Securities trade confirmations 2026-11-23 "
                                "(account ****0001)")
@@ -203,15 +197,11 @@ async def test_confirmations_over_implicit_tls_in_english(
 async def test_a_notice_has_no_attachment_and_a_resend_keeps_its_message_id(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink()
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
     fill = {"side": "sell", "time": "10:01:05", "name": "平安银行", "code": "000001",
             "qty": 500, "price": "11.2"}
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         for _ in range(2):
             await mailer.deliver(outbound(template="fill", data=fill))
-    finally:
-        await mailer.close()
     (first, _), (second, _) = sink.received()
     assert first["Message-ID"] == second["Message-ID"] == "<msg-0001-abcd@example-securities.test>"
     assert first["Auto-Submitted"] == "auto-generated"
@@ -235,13 +225,9 @@ async def test_a_notice_has_no_attachment_and_a_resend_keeps_its_message_id(
 async def test_a_wrong_address_fails_not_retriable_without_connecting(
         start_sink: StartSink, certs: tuple[Path, Path], to: str) -> None:
     sink = await start_sink()
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         with pytest.raises(DeliveryError, match="bad e-mail address") as caught:
             await mailer.deliver(outbound(to=to))
-    finally:
-        await mailer.close()
     assert caught.value.retriable is False
     assert sink.received() == []
 
@@ -249,13 +235,9 @@ async def test_a_wrong_address_fails_not_retriable_without_connecting(
 async def test_a_refused_recipient_is_not_retriable(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink("--refuse-rcpt")
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         with pytest.raises(DeliveryError) as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is False
     assert "550" in caught.value.reason and "User unknown" in caught.value.reason
     assert sink.received() == []
@@ -263,51 +245,35 @@ async def test_a_refused_recipient_is_not_retriable(
 
 async def test_a_4xx_is_retriable(start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink("--tempfail")
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         with pytest.raises(DeliveryError) as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is True
     assert "451" in caught.value.reason and "try again later" in caught.value.reason
 
 
 async def test_a_server_that_is_down_is_retriable(certs: tuple[Path, Path]) -> None:
-    mailer = plugin(free_port(), certs)
-    await mailer.start()
-    try:
+    async with started(plugin(free_port(), certs)) as mailer:
         with pytest.raises(DeliveryError, match="connection failed") as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is True
 
 
 async def test_a_wrong_password_is_not_retriable(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink()
-    mailer = plugin(sink.port, certs, password="wrong")
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs, password="wrong")) as mailer:
         with pytest.raises(DeliveryError, match="authentication failed: 535") as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is False
 
 
 async def test_a_server_without_starttls_is_not_retriable(
         start_sink: StartSink, certs: tuple[Path, Path]) -> None:
     sink = await start_sink(tls="none", auth=False)
-    mailer = plugin(sink.port, certs)
-    await mailer.start()
-    try:
+    async with started(plugin(sink.port, certs)) as mailer:
         with pytest.raises(DeliveryError, match="STARTTLS") as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is False
     assert sink.received() == []
 
@@ -315,12 +281,9 @@ async def test_a_server_without_starttls_is_not_retriable(
 async def test_an_untrusted_certificate_is_not_retriable(start_sink: StartSink) -> None:
     sink = await start_sink()
     mailer = plugin(sink.port, None)  # the system's CAs: the sink's self-signed cert fails
-    await mailer.start()
-    try:
+    async with started(mailer):
         with pytest.raises(DeliveryError, match="certificate") as caught:
             await mailer.deliver(outbound())
-    finally:
-        await mailer.close()
     assert caught.value.retriable is False
 
 
@@ -459,12 +422,9 @@ async def test_inbound_mail_is_refused_for_now_when_it_cannot_be_published(
 
     port = free_port()
     mailer = plugin(1, None, publish=broken, inbound_port=port, mailbox_dir=tmp_path / "mbox")
-    await mailer.start()
-    try:
+    async with started(mailer):
         with pytest.raises(aiosmtplib.SMTPDataError) as caught:
             await aiosmtplib.send(customer_mail(), hostname="127.0.0.1", port=port, timeout=10)
-    finally:
-        await mailer.close()
     assert caught.value.code == 451
     assert list((tmp_path / "mbox").iterdir()) == []
 
@@ -479,10 +439,7 @@ async def test_inbound_listener_offers_starttls(tmp_path: Path,
     port = free_port()
     mailer = plugin(1, None, publish=publish, inbound_port=port, mailbox_dir=tmp_path / "mbox",
                     inbound_cert_file=certs[0], inbound_key_file=certs[1])
-    await mailer.start()
-    try:
+    async with started(mailer):
         await aiosmtplib.send(customer_mail(), hostname="127.0.0.1", port=port, start_tls=True,
                               cert_bundle=str(certs[0]), timeout=10)
-    finally:
-        await mailer.close()
     assert [c.subject for c in inbox] == ["咨询：银证转账未到账"]

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from callcenter.channels.sms import (
     SmppSettings,
 )
 from callcenter.errors import DeliveryError
+from tests.ports import free_port, start_ready
 
 DEADLINE = 20.0
 SYSTEM_ID, PASSWORD = "callctr", "s3cr3t"
@@ -36,12 +35,6 @@ NOTICE = ("尊敬的客户您好，您的证券账户对账单已生成，请登
           "风险，投资需谨慎。请妥善保管您的交易密码和资金密码，切勿向他人透露。感谢您一直以来对我"
           "们的信任与支持，生活愉快！示例证券客户服务中心。")
 assert len(NOTICE) == 150
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def outbound(text: str = NOTICE, to: str = "+8613800138000",
@@ -98,20 +91,18 @@ async def start_sim(tmp_path: Path) -> AsyncIterator[StartSim]:
 
     async def start(*flags: str, port: int = 0, password: str = PASSWORD) -> Sim:
         out = tmp_path / "messages.jsonl"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "callcenter.channels.smsc_sim", "--port", str(port),
+        proc, ready = await start_ready(
+            "-m", "callcenter.channels.smsc_sim", "--port", str(port),
             "--system-id", SYSTEM_ID, "--password", password, "--out", str(out), *flags,
-            stdout=asyncio.subprocess.PIPE)
+            deadline=DEADLINE)
         assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), DEADLINE)).decode()
-        assert line.startswith("READY "), line
         lines: asyncio.Queue[str] = asyncio.Queue()
 
         async def pump(stream: asyncio.StreamReader) -> None:
             while raw := await stream.readline():
                 lines.put_nowait(raw.decode().rstrip("\n"))
 
-        sim = Sim(proc, int(line.split()[1]), out, lines, asyncio.create_task(pump(proc.stdout)))
+        sim = Sim(proc, ready, out, lines, asyncio.create_task(pump(proc.stdout)))
         sims.append(sim)
         return sim
 

@@ -9,8 +9,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
 from tests.integration.conftest import trading_clock, wait_no_channels
 from tests.integration.hotline import hotline_call
+from tests.ports import free_port, start_ready
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +33,6 @@ SMSC_USER, SMSC_PASSWORD = "callcenter", "smsc-pw"
 DEADLINE = 60.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class World:
     engine: Engine
@@ -47,22 +40,13 @@ class World:
     sms_file: Path
 
 
-async def _start(*argv: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(sys.executable, *argv,
-                                                stdout=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), DEADLINE)).decode()
-    assert line.startswith("READY "), line
-    return proc, int(line.split()[1])
-
-
 @pytest.fixture
 async def world(pbx: Pbx, tmp_path: Path) -> AsyncIterator[World]:
     mail_dir, sms_file = tmp_path / "mail", tmp_path / "sms.jsonl"
-    sink, sink_port = await _start(*SINK, "--dir", str(mail_dir))
-    smsc, smsc_port = await _start("-m", "callcenter.channels.smsc_sim", "--port", "0",
-                                   "--system-id", SMSC_USER, "--password", SMSC_PASSWORD,
-                                   "--out", str(sms_file))
+    sink, sink_port = await start_ready(*SINK, "--dir", str(mail_dir), deadline=DEADLINE)
+    smsc, smsc_port = await start_ready("-m", "callcenter.channels.smsc_sim", "--port", "0",
+                                        "--system-id", SMSC_USER, "--password", SMSC_PASSWORD,
+                                        "--out", str(sms_file), deadline=DEADLINE)
     real = load_settings()
     settings = load_settings(
         db_path=tmp_path / "callcenter.db", backoffice_path=tmp_path / "backoffice.db",
