@@ -14,6 +14,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     │   │   └── AmiActionError       Asterisk answered an action with an error
     │   └── AgiError
     │       ├── AgiProtocolError     Asterisk (or an impostor) broke the FastAGI protocol
+    │       ├── AgiAuthError         a session could not prove Asterisk's dialplan opened it
     │       ├── AgiCommandError      an AGI command was refused (510/511/520)
     │       └── AgiHangup            the caller hung up; the session must end
     ├── StoreError               the database could not be opened, migrated or written
@@ -82,6 +83,10 @@ class AgiError(TelephonyError):
 
 class AgiProtocolError(AgiError):
     """The peer broke the FastAGI protocol (bad header, oversized data, timeout)."""
+
+
+class AgiAuthError(AgiError):
+    """A FastAGI session carried no valid token: not opened by our dialplan (or replayed)."""
 
 
 class AgiCommandError(AgiError):

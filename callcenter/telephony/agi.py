@@ -5,6 +5,10 @@ panoramisk's FastAGI server lacks: every read is bounded (4 KiB at a time, the e
 ``max_header_bytes``), the environment must arrive within ``header_timeout``, EOF ends a session,
 and one bad connection never disturbs another or the event loop.
 
+Given the shared key, the server serves only sessions that prove Asterisk's dialplan opened them
+(``agi_auth.verify_session``): anyone else who connects is logged and dropped before any handler
+sees what they claim.
+
 Nothing a caller typed is logged: commands are logged by name only, never with arguments.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -19,11 +24,13 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from callcenter.config import AgiSettings
 from callcenter.errors import (
+    AgiAuthError,
     AgiCommandError,
     AgiHangup,
     AgiProtocolError,
     UnsafeValueError,
 )
+from callcenter.telephony.agi_auth import verify_session
 from callcenter.telephony.agi_protocol import (
     AgiConnection,
     Closed,
@@ -391,10 +398,19 @@ class AgiServer:
         settings: AgiSettings,
         handler: Handler,
         on_round_trip: RoundTripObserver | None = None,
+        *,
+        key: str | None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``key``: the session key shared with the dialplan; ``None`` serves every session
+        (only for tests of this edge alone: the engine always passes its key)."""
         self._settings = settings
         self._handler = handler
         self._on_round_trip = on_round_trip
+        self._key = key
+        self._clock = clock
+        #: sessions dropped because they could not prove their call
+        self.refused_sessions = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
@@ -483,6 +499,9 @@ class AgiServer:
         environment = await self._read_environment(connection, reader, _peer(writer))
         if environment is None:
             return
+        environment = self._verified(environment, _peer(writer))
+        if environment is None:
+            return
         channel = Channel(
             environment,
             connection,
@@ -492,6 +511,25 @@ class AgiServer:
             on_round_trip=self._on_round_trip,
         )
         await self._run_handler(channel)
+
+    def _verified(self, environment: Environment, peer: str) -> Environment | None:
+        """The environment with the token arguments removed, or ``None`` for an impostor."""
+        if self._key is None:
+            return environment
+        variables = environment.variables
+        try:
+            proof = verify_session(
+                self._key, script=environment.script,
+                uniqueid=variables.get("agi_uniqueid", ""),
+                channel=variables.get("agi_channel", ""),
+                arguments=environment.arguments, now=self._clock(),
+                max_age_s=self._settings.token_max_age_s)
+        except AgiAuthError as exc:
+            self.refused_sessions += 1
+            log.warning("FastAGI session from %s refused (script %r, claims channel %r): %s",
+                        peer, environment.script[:80], variables.get("agi_channel", "")[:80], exc)
+            return None
+        return dataclasses.replace(environment, arguments=proof.arguments)
 
     async def _read_environment(
         self, connection: AgiConnection, reader: asyncio.StreamReader, peer: str

@@ -3,7 +3,8 @@
 ``sandbox`` mode runs Asterisk 22 from Debian sid in a debootstrap chroot cached outside the
 repository (``PbxSettings.root``); ``system`` mode drives an Asterisk already installed on the
 host. Either way the project's ``asterisk_conf/`` is installed as the complete configuration,
-plus a generated ``manager_secret.conf`` holding the AMI secret (kept 0600 in the state dir).
+plus a generated ``manager_secret.conf`` holding the AMI secret and ``agi_key.conf`` holding the
+FastAGI session key (both kept 0600 in the state dir).
 
 This module manages processes and mounts for the CLI and the test session; it is never called
 from the engine's event loop, so it uses plain blocking ``subprocess`` calls.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from callcenter.config import Settings
 from callcenter.errors import PbxError
+from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
                "/etc/asterisk")
@@ -33,6 +35,8 @@ RECORDINGS = "/var/spool/asterisk/recording/callcenter"
 #: faxes: out (to send), in (received on the fax number), sim (the sandbox's fax machines)
 FAX_SPOOL = "/var/spool/asterisk/fax"
 FAX_DIRS = tuple(f"{FAX_SPOOL}/{d}" for d in ("out", "in", "sim"))
+#: the simulated parties' dialplan, installed only where ``simulated_parties`` says so
+SANDBOX_DIALPLAN = "extensions_sandbox.conf"
 
 
 @dataclass(frozen=True)
@@ -107,19 +111,23 @@ class Pbx:
             raise PbxError(f"debootstrap of Debian {self.cfg.suite} failed:\n{tail}")
         tmp.rename(self.root)
 
+    @property
+    def simulated_parties(self) -> bool:
+        """Whether the simulated parties' dialplan is installed (sandbox mode by default)."""
+        wanted = self.cfg.simulated_parties
+        return self.sandbox if wanted is None else wanted
+
     def ami_secret(self) -> str:
         """The AMI secret, generated on first use and kept 0600 in the state directory."""
-        path = self.settings.ami_secret_file
         if self.settings.ami.secret is not None:
             return self.settings.ami.secret.get_secret_value()
-        if path.exists():
-            return path.read_text(encoding="ascii").strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(value + "\n")
-        return value
+        return _state_secret(self.settings.ami_secret_file)
+
+    def agi_key(self) -> str:
+        """The FastAGI session key (telephony/agi_auth.py), generated like the AMI secret."""
+        if self.settings.agi.key is not None:
+            return self.settings.agi.key.get_secret_value()
+        return _state_secret(self.settings.agi_key_file)
 
     def install_config(self) -> None:
         """Replace Asterisk's configuration with the project's, plus the secret include."""
@@ -134,12 +142,18 @@ class Pbx:
             else:
                 old.unlink()
         for conf in sorted(src.iterdir()):
+            if conf.name == SANDBOX_DIALPLAN and not self.simulated_parties:
+                continue  # a site's Asterisk gets no context it does not need
             if conf.is_file():
                 shutil.copy2(conf, etc / conf.name)
         secret_conf = etc / "manager_secret.conf"
         fd = os.open(secret_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(f"secret = {self.ami_secret()}\n")
+        # Included in extensions.conf's [globals]: the key the dialplan's AGI tokens are made with.
+        fd = os.open(etc / "agi_key.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(f"{DIALPLAN_KEY_VARIABLE} = {self.agi_key()}\n")
         self.install_sounds()
 
     def install_sounds(self) -> None:
@@ -319,3 +333,18 @@ def apt_mirror() -> str:
                 if "security" not in uri:
                     return uri
     raise PbxError("no Debian mirror found in /etc/apt/sources*; set CALLCENTER_PBX__MIRROR")
+
+
+def _state_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (0600), made on first use."""
+    if path.exists():
+        value = path.read_text(encoding="ascii").strip()
+        if value:
+            return value
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    return value

@@ -51,6 +51,7 @@ async def world(pbx: Pbx, tmp_path: Path) -> AsyncIterator[World]:
     settings = load_settings(
         db_path=tmp_path / "callcenter.db", backoffice_path=tmp_path / "backoffice.db",
         state_dir=tmp_path / "state", ami={"secret_file": str(real.ami_secret_file)},
+        agi={"key_file": str(real.agi_key_file)},
         console={"enabled": False},
         channels={"mqtt_port": free_port(), "servers": ["email", "sms"], "extra": {
             "email": {"smtp_port": sink_port, "security": "none",

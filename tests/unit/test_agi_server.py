@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from callcenter.config import AgiSettings
 from callcenter.errors import AgiCommandError, AgiHangup, AgiProtocolError, UnsafeValueError
 from callcenter.telephony import agi as agi_module
 from callcenter.telephony.agi import READ_CHUNK, AgiServer, Channel
+from callcenter.telephony.agi_auth import session_mac
 from callcenter.telephony.agi_protocol import AgiConnection
 
 DEADLINE = 10.0
@@ -149,8 +151,8 @@ class Answerer:
 async def start_server() -> AsyncIterator[StartServer]:
     servers: list[AgiServer] = []
 
-    async def start(handler: Handler, **settings: Any) -> AgiServer:
-        server = AgiServer(AgiSettings(host="127.0.0.1", port=0, **settings), handler)
+    async def start(handler: Handler, key: str | None = None, **settings: Any) -> AgiServer:
+        server = AgiServer(AgiSettings(host="127.0.0.1", port=0, **settings), handler, key=key)
         await server.start()
         servers.append(server)
         return server
@@ -227,7 +229,8 @@ async def test_round_trip_observer_sees_each_answered_command() -> None:
         await channel.answer()  # never answered: no round trip to report
 
     settings = AgiSettings(host="127.0.0.1", port=0, reply_timeout=0.3)
-    server = AgiServer(settings, handler, on_round_trip=lambda name, s: seen.append((name, s)))
+    server = AgiServer(settings, handler, on_round_trip=lambda name, s: seen.append((name, s)),
+                       key=None)
     async with server, fake_asterisk(server.port) as fake:
         await fake.send(env("rt"))
         await fake.expect(b"ANSWER\n", b"200 result=0\n")
@@ -583,7 +586,7 @@ async def test_close_cancels_sessions_and_leaves_no_tasks() -> None:
             raise
 
     before = asyncio.all_tasks()
-    server = AgiServer(AgiSettings(host="127.0.0.1", port=0), handler)
+    server = AgiServer(AgiSettings(host="127.0.0.1", port=0), handler, key=None)
     await server.start()
     async with fake_asterisk(server.port) as fake:
         await fake.send(env("stuck"))
@@ -596,3 +599,66 @@ async def test_close_cancels_sessions_and_leaves_no_tasks() -> None:
         await fake.expect_eof()
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+# -- session proof (agi_auth) ---------------------------------------------------------------------
+
+KEY = "k" * 48
+CHANNEL = "Local/9500@hotline-00000001;2"
+
+
+def token(uniqueid: str, *, at: float | None = None, script: str = "hotline",
+          channel: str = CHANNEL, key: str = KEY) -> tuple[str, str]:
+    issued = int(time.time() if at is None else at)
+    return str(issued), session_mac(key, script, uniqueid, channel, issued)
+
+
+async def test_a_session_with_its_token_is_served_without_the_token_arguments(
+        start_server: StartServer) -> None:
+    seen: list[list[str]] = []
+
+    async def handler(channel: Channel) -> None:
+        seen.append(channel.arguments)
+        await channel.answer()
+
+    server = await start_server(handler, key=KEY)
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("1700000000.1", *token("1700000000.1"), "extra"))
+        await fake.expect(b"ANSWER\n", b"200 result=0\n")
+        await fake.expect_eof()
+    assert seen == [["extra"]]
+    assert server.refused_sessions == 0
+
+
+@pytest.mark.parametrize("why", ["none", "garbage", "other key", "other call", "other channel",
+                                 "other script", "stale", "future"])
+async def test_a_session_that_cannot_prove_its_call_gets_nothing(
+        start_server: StartServer, why: str, caplog: pytest.LogCaptureFixture) -> None:
+    served = Answerer()
+    server = await start_server(served, key=KEY)
+    uid = "1700000000.2"
+    args: tuple[str, ...] = {
+        "none": (),
+        "garbage": ("123", "not-a-mac"),
+        "other key": token(uid, key="x" * 48),
+        "other call": token("1700000000.3"),
+        "other channel": token(uid, channel="PJSIP/trunk-00000001"),
+        "other script": token(uid, script="queue-callback"),
+        "stale": token(uid, at=time.time() - 3600),
+        "future": token(uid, at=time.time() + 3600),
+    }[why]
+    caplog.set_level(logging.WARNING, logger=agi_module.__name__)
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env(uid, *args))
+        await fake.expect_eof()  # not even an ANSWER: the handler never ran
+    assert served.served == []
+    assert server.refused_sessions == 1
+    assert "refused" in caplog.text
+    for arg in args:
+        assert arg not in caplog.text  # the token is never logged
+    # and a genuine session right after is served
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("1700000000.4", *token("1700000000.4")))
+        await fake.expect(b"ANSWER\n", b"200 result=0\n")
+        await fake.expect_eof()
+    assert served.served == ["1700000000.4"]
