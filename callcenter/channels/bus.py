@@ -11,7 +11,15 @@ fatal (``BusError`` from ``run``), since waiting will not fix it. Library errors
 
 ``decode`` turns a received payload into its pydantic model or a ``Malformed`` (with the
 message id when one could be read, so the receiver can report the failure instead of dropping
-it silently).
+it silently). It never raises: too large, not UTF-8, not JSON, nested too deeply, outside a
+model's bounds are all ``Malformed``.
+
+Poison messages never block the next one. A receiver parks what it cannot use as a dead letter
+(``park``: the table ``bus_dead_letters`` in its own database, with the reason) and returns, so
+the message is acknowledged. A handler that raises ``Retry`` means "not now" (the database is
+busy): the connection is re-made and the broker sends the message again. A handler that raises
+anything else for the same message ``POISON_AFTER`` times in a row gets it parked by
+``on_poison`` instead of another round, so not even an unforeseen bug loops for ever.
 
 aiomqtt does not expose manual acknowledgement yet (empicano/aiomqtt#345); paho's
 ``manual_ack_set``/``ack`` on the underlying client are used, in ``_new_client`` and
@@ -22,29 +30,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import aiosqlite
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ValidationError
 
-from callcenter.channels.messages import TOPIC_PREFIX, DeliveryReport, Inbound, Outbound
+from callcenter.channels.messages import (
+    MAX_PAYLOAD_BYTES,
+    TOPIC_PREFIX,
+    DeliveryReport,
+    Inbound,
+    Outbound,
+)
 from callcenter.channels.mosquitto import user_password
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import BusError
+from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
 
 #: (topic, payload) of one received message; returning means "taken" (it is acknowledged)
 Handler = Callable[[str, bytes], Awaitable[None]]
 OnConnect = Callable[[], Awaitable[None]]
+#: (topic, payload, reason): park a message its handler kept failing on
+OnPoison = Callable[[str, bytes, str], Awaitable[None]]
+
+#: a message whose handler failed this many times in a row (not ``Retry``) is parked
+POISON_AFTER = 3
 
 _MODELS: dict[str, type[Outbound] | type[DeliveryReport] | type[Inbound]] = {
     "outbox": Outbound, "delivery": DeliveryReport, "inbound": Inbound}
@@ -74,12 +97,17 @@ def decode(topic: str, payload: bytes) -> Decoded:
     if len(parts) != 3 or parts[0] != TOPIC_PREFIX or parts[1] not in _MODELS:
         return Malformed(topic, "not a callcenter topic")
     model = _MODELS[parts[1]]
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Malformed(topic, f"payload of {len(payload)} bytes, more than "
+                                f"{MAX_PAYLOAD_BYTES}")
     try:
         data = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
         return Malformed(topic, "payload is not UTF-8")
+    except RecursionError:
+        return Malformed(topic, "payload is not JSON: nested too deeply")
     except ValueError as exc:
-        return Malformed(topic, f"payload is not JSON: {exc}")
+        return Malformed(topic, f"payload is not JSON: {str(exc)[:200]}")
     id_field = "contact_id" if model is Inbound else "message_id"
     raw_id = data.get(id_field) if isinstance(data, dict) else None
     message_id = raw_id if isinstance(raw_id, str) and _ID.match(raw_id) else None
@@ -88,6 +116,8 @@ def decode(topic: str, payload: bytes) -> Decoded:
     except ValidationError as exc:
         return Malformed(topic, f"invalid {model.__name__}: {validation_summary(exc)}",
                          message_id)
+    except RecursionError:
+        return Malformed(topic, f"invalid {model.__name__}: nested too deeply", message_id)
     if item.channel != parts[2]:
         return Malformed(topic, f"channel {item.channel!r} on the topic of {parts[2]!r}",
                          message_id)
@@ -96,16 +126,96 @@ def decode(topic: str, payload: bytes) -> Decoded:
 
 def validation_summary(exc: ValidationError, limit: int = 400) -> str:
     """Where and what, without echoing the input values."""
-    text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-                     for e in exc.errors()[:5])
+    text = "; ".join(f"{'.'.join(_printable(str(p)[:64]) for p in e['loc']) or 'payload'}: "
+                     f"{e['msg']}" for e in exc.errors()[:5])
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """A field name from a payload, safe for a log line or a terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def encode(item: BaseModel) -> bytes:
     return item.model_dump_json().encode("utf-8")
 
 
+# -- dead letters ---------------------------------------------------------------------------------
+
+#: the table, in the engine's database (migration 7) and in each channel server's own
+DEAD_LETTERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bus_dead_letters (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest     TEXT NOT NULL UNIQUE,       -- sha256 of topic and payload: a copy is counted
+    topic      TEXT NOT NULL,
+    sender     TEXT NOT NULL DEFAULT '',   -- the channel kind of the topic (the ACL vouches)
+    message_id TEXT NOT NULL DEFAULT '',   -- message or contact id, if one could be read
+    reason     TEXT NOT NULL,
+    payload    TEXT NOT NULL,              -- at most the first KEEP_BYTES, as text
+    size       INTEGER NOT NULL,           -- the whole payload's size in bytes
+    seen       INTEGER NOT NULL DEFAULT 1, -- how many copies came
+    first_at   REAL NOT NULL,
+    last_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bus_dead_letters_last ON bus_dead_letters(last_at);
+"""
+#: at most this much of a dead letter's payload is kept (for people to look at)
+KEEP_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    topic: str
+    sender: str
+    message_id: str
+    reason: str
+    payload: str
+    size: int
+    seen: int
+    first_at: float
+    last_at: float
+
+
+def _digest(topic: str, payload: bytes) -> str:
+    return hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()
+
+
+async def park(db: aiosqlite.Connection, topic: str, payload: bytes, reason: str,
+               message_id: str | None, at: float) -> bool:
+    """Keep a message nobody can use, with why; True if it is new (a copy is only counted)."""
+    parts = topic.split("/")
+    sender = parts[2][:32] if len(parts) == 3 and parts[0] == TOPIC_PREFIX else ""
+    mid = message_id if message_id and _ID.match(message_id) else ""
+    async with transaction(db), db.execute(
+            "INSERT INTO bus_dead_letters (digest, topic, sender, message_id, reason, payload,"
+            " size, first_at, last_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (digest) DO UPDATE SET seen = seen + 1, last_at = excluded.last_at"
+            " RETURNING seen",
+            (_digest(topic, payload), topic[:256], sender, mid, reason[:1000],
+             payload[:KEEP_BYTES].decode("utf-8", "replace"), len(payload), at, at)) as cur:
+        row = await cur.fetchone()
+    fresh = row is not None and row[0] == 1
+    log.error("bus: %s message on %s parked as a dead letter (message id %s): %s",
+              "a" if fresh else "another copy of a", topic, mid or "unreadable", reason)
+    return fresh
+
+
+async def list_dead_letters(db: aiosqlite.Connection, limit: int = 100) -> list[DeadLetter]:
+    """The latest dead letters first."""
+    async with db.execute(
+            "SELECT id, topic, sender, message_id, reason, payload, size, seen, first_at,"
+            " last_at FROM bus_dead_letters ORDER BY last_at DESC, id DESC LIMIT ?",
+            (limit,)) as cur:
+        return [DeadLetter(*r) for r in await cur.fetchall()]
+
+
 # -- the connection -------------------------------------------------------------------------------
+
+class Retry(Exception):
+    """Raised by a handler: not now (a busy database...); the broker sends the message again.
+    Never makes a message a dead letter."""
+
 
 class _HandlerFailed(Exception):
     """The handler raised: drop the connection so the broker redelivers."""
@@ -117,15 +227,23 @@ class Bus:
     def __init__(self, channels: ChannelsSettings, state_dir: Path, user: str, *,
                  client_id: str, subscriptions: Sequence[str] = (),
                  handler: Handler | None = None, on_connect: OnConnect | None = None,
-                 persistent: bool = True) -> None:
+                 on_poison: OnPoison | None = None, persistent: bool = True) -> None:
         self.channels = channels
         self.state_dir = state_dir
         self.user = user
+        #: the broker replaces it with the user name (``use_username_as_clientid``): pass that
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
         self.handler = handler
         self.on_connect = on_connect
+        self.on_poison = on_poison
         self.persistent = persistent
+        #: successful connects so far (more than one: the connection was lost or taken)
+        self.connections = 0
+        #: digest of a message whose handler failed -> failures in a row (a few, bounded)
+        self._failing: OrderedDict[str, int] = OrderedDict()
+        #: handler failures in a row, whatever the message (reconnects back off on them)
+        self._streak = 0
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
@@ -184,7 +302,8 @@ class Bus:
             client = self._new_client(password)
             try:
                 async with client:
-                    failures = 0
+                    failures = self._streak
+                    self.connections += 1
                     self._client, self._lost = client, asyncio.Event()
                     await self._subscribe(client)
                     self._connected.set()
@@ -248,13 +367,44 @@ class Bus:
         else:
             raw = str(payload if payload is not None else "").encode()
         if self.handler is not None:
+            topic = str(message.topic)
             try:
-                await self.handler(str(message.topic), raw)
-            except Exception as exc:
-                log.exception("bus: %s: handling a message on %s failed; reconnecting so "
-                              "the broker sends it again", self.client_id, message.topic)
+                await self.handler(topic, raw)
+            except Retry as exc:
+                self._streak += 1
+                log.warning("bus: %s: a message on %s must wait (%s); reconnecting so the "
+                            "broker sends it again", self.client_id, topic, exc)
                 raise _HandlerFailed from exc
+            except Exception as exc:
+                self._streak += 1
+                if not await self._poisoned(topic, raw, exc):
+                    log.exception("bus: %s: handling a message on %s failed; reconnecting so "
+                                  "the broker sends it again", self.client_id, topic)
+                    raise _HandlerFailed from exc
+            else:
+                if self._failing:
+                    self._failing.pop(_digest(topic, raw), None)
+            self._streak = 0
         client._client.ack(message.mid, message.qos)
+
+    async def _poisoned(self, topic: str, raw: bytes, exc: Exception) -> bool:
+        """Count a handler failure on this message; park it (True) after ``POISON_AFTER``."""
+        key = _digest(topic, raw)
+        count = self._failing.pop(key, 0) + 1
+        if count < POISON_AFTER or self.on_poison is None:
+            self._failing[key] = count
+            while len(self._failing) > 64:
+                self._failing.popitem(last=False)
+            return False
+        log.error("bus: %s: handling a message on %s failed %d times in a row; parking it",
+                  self.client_id, topic, count, exc_info=exc)
+        try:
+            await self.on_poison(topic, raw, f"the receiver failed {count} times on it: "
+                                             f"{type(exc).__name__}: {str(exc)[:300]}")
+        except Exception as exc2:
+            self._failing[key] = count
+            raise _HandlerFailed from exc2
+        return True
 
     # -- publishing ---------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ An outbox row's life (``OutboxState``; ``docs/channels.md`` draws it)::
 ``next_attempt_at`` means "publish not before" for a queued row and "resend if no report by" for
 a sent one; the first delivery report clears it. The pure parts (``build_outbound``,
 ``on_report``, ``backoff``) do no I/O; ``Relay`` is the asyncio edge.
+
+A report or contact the relay cannot use (malformed, out of bounds, for an unknown message,
+from the wrong channel, refused by the database) is parked in ``bus_dead_letters`` with its
+reason and acknowledged: it never blocks the next one, and never comes back after a restart.
+Only a busy database (``sqlite3.OperationalError``) makes the broker send a message again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import datetime as dt
 import enum
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -38,8 +44,17 @@ from typing import Any
 import aiosqlite
 from pydantic import ValidationError
 
-from callcenter.channels.bus import Bus, Malformed, decode, encode, validation_summary
+from callcenter.channels.bus import (
+    Bus,
+    Malformed,
+    Retry,
+    decode,
+    encode,
+    park,
+    validation_summary,
+)
 from callcenter.channels.messages import (
+    MAX_PAYLOAD_BYTES,
     TOPIC_PREFIX,
     DeliveryReport,
     DeliveryState,
@@ -53,7 +68,9 @@ from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
 
-ENGINE_CLIENT_ID = "callcenter-engine"
+#: the broker makes every client id its user name (``use_username_as_clientid``), so no other
+#: user can take the engine's session or kick it off
+ENGINE_CLIENT_ID = ENGINE_USER
 PUBLISH_FAILED = "publish failed"
 
 
@@ -155,9 +172,12 @@ def build_outbound(row: OutboxRow, kinds: Collection[str]) -> Outbound | Rejecte
     fields.update(message_id=row.message_id, channel=row.channel, ref=ref,
                   created_at=dt.datetime.fromtimestamp(row.created_at, dt.UTC))
     try:
-        return Outbound.model_validate(fields)
+        built = Outbound.model_validate(fields)
     except ValidationError as exc:
         return Rejected(f"payload cannot make a message: {validation_summary(exc)}")
+    if len(encode(built)) > MAX_PAYLOAD_BYTES:  # the model checks it too; the broker drops it
+        return Rejected(f"the message is larger than {MAX_PAYLOAD_BYTES} bytes")
+    return built
 
 
 # -- what the console hears -----------------------------------------------------------------------
@@ -251,7 +271,8 @@ class Relay:
         self.clock = clock
         self.bus = Bus(channels, state_dir, ENGINE_USER, client_id=ENGINE_CLIENT_ID,
                        subscriptions=(f"{TOPIC_PREFIX}/delivery/#", f"{TOPIC_PREFIX}/inbound/#"),
-                       handler=self._on_message, on_connect=self._on_connected)
+                       handler=self._on_message, on_connect=self._on_connected,
+                       on_poison=self.park)
         self._kicked = asyncio.Event()
         self._listeners: list[Listener] = []
         self._failures = 0
@@ -429,20 +450,44 @@ class Relay:
     # -- what comes back ----------------------------------------------------------------------
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            await self._take(topic, payload)
+        except sqlite3.OperationalError as exc:  # busy, locked, I/O: not the message's fault
+            raise Retry(f"the database: {exc}") from exc
+
+    async def _take(self, topic: str, payload: bytes) -> None:
+        """Apply a report or store a contact; park anything else, or what cannot be."""
         item = decode(topic, payload)
         if isinstance(item, Malformed):
-            # Nothing to mark: we cannot trust what it says. Dropped, loudly.
-            log.error("bus: malformed message on %s dropped (message id %s): %s", topic,
-                      item.message_id or "unreadable", item.reason)
-        elif isinstance(item, DeliveryReport):
-            await self.apply_report(item)
-        elif isinstance(item, Inbound):
-            await self.store_contact(item)
-        else:
-            log.error("bus: %s: an outbox message on the engine's subscription, dropped", topic)
+            # we cannot trust what it says: kept for people, with the reason
+            await self.park(topic, payload, item.reason, item.message_id)
+            return
+        message_id = item.contact_id if isinstance(item, Inbound) else item.message_id
+        refused: str | None = None
+        try:
+            if isinstance(item, DeliveryReport):
+                refused = await self.apply_report(item)
+            elif isinstance(item, Inbound):
+                await self.store_contact(item)
+            else:
+                refused = "an outbox message on the engine's subscription"
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("bus: a %s on %s cannot be applied", type(item).__name__, topic)
+            refused = f"cannot be applied: {type(exc).__name__}: {str(exc)[:300]}"
+        if refused is not None:
+            await self.park(topic, payload, refused, message_id)
 
-    async def apply_report(self, report: DeliveryReport) -> None:
-        """Record a delivery report (once) and move its outbox row accordingly."""
+    async def park(self, topic: str, payload: bytes, reason: str,
+                   message_id: str | None = None) -> None:
+        """Keep a message the relay cannot use as a dead letter (``callcenter bus
+        dead-letters`` lists them)."""
+        await park(self.db, topic, payload, reason, message_id, self.clock())
+
+    async def apply_report(self, report: DeliveryReport) -> str | None:
+        """Record a delivery report (once) and move its outbox row accordingly; None, or why
+        the report was not applied (unknown message, another channel's)."""
         now = self.clock()
         at = report.at.timestamp()
         async with transaction(self.db):
@@ -451,14 +496,10 @@ class Relay:
                     " created_at FROM outbox WHERE message_id = ?", (report.message_id,)) as cur:
                 r = await cur.fetchone()
             if r is None:
-                log.warning("bus: a %s report for unknown message %s dropped", report.state,
-                            report.message_id)
-                return
+                return f"a {report.state} report for an unknown message"
             row = OutboxRow(r[0], r[1], r[2], r[3], r[4], OutboxState(r[5]), r[6], r[7])
             if row.channel != report.channel:
-                log.error("bus: %s reported message %s of channel %s; dropped", report.channel,
-                          row.message_id, row.channel)
-                return
+                return f"{report.channel} reported a message of channel {row.channel}"
             async with self.db.execute(
                     "SELECT 1 FROM deliveries WHERE message_id = ? AND state IN"
                     " ('delivered', 'failed') LIMIT 1", (row.message_id,)) as cur:
@@ -482,6 +523,7 @@ class Relay:
             log.info("outbox: %s (%s) reported %s -> %s%s", row.message_id, row.channel,
                      report.state, new, f": {report.reason}" if report.reason else "")
             self._notify(self._update(row, new, report.state, report.reason, at))
+        return None
 
     async def store_contact(self, contact: Inbound) -> None:
         """Store an inbound contact once (de-duplicated on ``contact_id``)."""

@@ -6,7 +6,8 @@ its own process; the run command may run some inside the engine (``ChannelRunner
 Exactly once, as far as it can be had (``docs/channels.md`` has the whole argument):
 
 1. The server subscribes ``callcenter/outbox/<kind>`` at QoS 1 in a persistent session (client
-   id ``callcenter-<kind>``): what is published while it is down waits in the broker.
+   id ``<kind>``, the user name, which the broker binds to the user): what is published
+   while it is down waits in the broker.
 2. A message is committed to the server's own SQLite (``<state_dir>/channel-<kind>.db``) as
    ``received`` and only then acknowledged. Killed before the commit: the broker sends it again.
    Killed after: it is in the database and is delivered after the restart. A second copy (the
@@ -19,6 +20,9 @@ Exactly once, as far as it can be had (``docs/channels.md`` has the whole argume
    which case it is delivered again.
 4. Reports and inbound contacts go through a local outbox table (``outgoing``) and are deleted
    only after the broker's PUBACK, so a report is not lost to a broker or server restart.
+5. A request the server cannot read (malformed, out of bounds, nested too deeply) is parked in
+   its database's ``bus_dead_letters`` with the reason, acknowledged, and reported ``failed``
+   when its message id can be read: it never blocks the next request, nor comes back.
 
 A message's states (``TRANSITIONS``)::
 
@@ -36,6 +40,7 @@ import datetime as dt
 import enum
 import logging
 import signal
+import sqlite3
 import sys
 import time
 import tomllib
@@ -47,7 +52,16 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 from pydantic import ValidationError
 
-from callcenter.channels.bus import Bus, Malformed, decode, validation_summary
+from callcenter.channels.bus import (
+    DEAD_LETTERS_SCHEMA,
+    KEEP_BYTES,
+    Bus,
+    Malformed,
+    Retry,
+    decode,
+    park,
+    validation_summary,
+)
 from callcenter.channels.messages import (
     DeliveryReport,
     DeliveryState,
@@ -71,7 +85,7 @@ log = logging.getLogger("callcenter.channels.runner")  # also when run as __main
 
 INTERRUPTED = "interrupted while sending; not resent to avoid a duplicate"
 #: at most this much of a malformed payload is kept (for people to look at)
-KEEP_MALFORMED = 4096
+KEEP_MALFORMED = KEEP_BYTES
 
 
 class MessageState(enum.StrEnum):
@@ -130,7 +144,7 @@ async def open_channel_db(path: Path) -> aiosqlite.Connection:
     try:
         db.row_factory = aiosqlite.Row
         await durable_pragmas(db)
-        await db.executescript(SCHEMA)
+        await db.executescript(SCHEMA + DEAD_LETTERS_SCHEMA)
     except BaseException:
         await db.close()
         raise
@@ -217,8 +231,10 @@ class ChannelRunner:
         self.plugin = plugin_cls(plugin_settings(plugin_cls, channels, self.kind),
                                  self._report_later, self._publish_inbound)
         self.db_path = state_dir / f"channel-{self.kind}.db"
-        self.bus = Bus(channels, state_dir, self.kind, client_id=f"callcenter-{self.kind}",
-                       subscriptions=(outbox_topic(self.kind),), handler=self._on_message)
+        # the broker makes the client id the user name anyway (use_username_as_clientid)
+        self.bus = Bus(channels, state_dir, self.kind, client_id=self.kind,
+                       subscriptions=(outbox_topic(self.kind),), handler=self._on_message,
+                       on_poison=self._park)
         self._db: aiosqlite.Connection | None = None
         self._work = asyncio.Event()
         self._outgoing = asyncio.Event()
@@ -346,14 +362,31 @@ class ChannelRunner:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            await self._take(topic, payload)
+        except sqlite3.OperationalError as exc:  # busy, locked, I/O: not the message's fault
+            raise Retry(f"the database: {exc}") from exc
+
+    async def _take(self, topic: str, payload: bytes) -> None:
+        """Take a request; park what cannot be one (and report it failed if it has an id)."""
         item = decode(topic, payload)
         now = self.clock()
-        if isinstance(item, Malformed):
-            await self._on_malformed(item, payload, now)
-            return
-        if not isinstance(item, Outbound):
-            log.error("channel %s: a %s on %s, dropped", self.kind, type(item).__name__, topic)
-            return
+        try:
+            if isinstance(item, Malformed):
+                await self._on_malformed(item, payload, now)
+            elif not isinstance(item, Outbound):
+                await self._park(topic, payload, f"a {type(item).__name__} on the outbox topic")
+            else:
+                await self._on_outbound(item, now)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("channel %s: a message on %s cannot be taken", self.kind, topic)
+            await self._park(topic, payload, f"cannot be taken: {type(exc).__name__}: "
+                                             f"{str(exc)[:300]}",
+                             item.message_id if isinstance(item, Outbound | Malformed) else None)
+
+    async def _on_outbound(self, item: Outbound, now: float) -> None:
         async with transaction(self.db):
             cur = await self.db.execute(
                 "INSERT OR IGNORE INTO messages (message_id, payload, state, received_at,"
@@ -370,6 +403,11 @@ class ChannelRunner:
             if again:
                 self._out()
 
+    async def _park(self, topic: str, payload: bytes, reason: str,
+                    message_id: str | None = None) -> None:
+        """Keep a request this server cannot use as a dead letter, with why."""
+        await park(self.db, topic, payload, reason, message_id, self.clock())
+
     async def _report_again(self, message_id: str) -> bool:
         async with self.db.execute("SELECT last_report FROM messages WHERE message_id = ?",
                                    (message_id,)) as cur:
@@ -381,9 +419,10 @@ class ChannelRunner:
         return True
 
     async def _on_malformed(self, item: Malformed, payload: bytes, now: float) -> None:
+        await self._park(item.topic, payload, item.reason, item.message_id)
         if item.message_id is None:
             log.error("channel %s: malformed message on %s without a readable message id "
-                      "dropped: %s", self.kind, item.topic, item.reason)
+                      "parked, not reported: %s", self.kind, item.topic, item.reason)
             return
         log.error("channel %s: malformed message %s reported failed: %s", self.kind,
                   item.message_id, item.reason)
@@ -406,9 +445,15 @@ class ChannelRunner:
 
     def _report(self, message_id: str, state: DeliveryState, reason: str, attempt: int,
                 detail: dict[str, Any] | None = None) -> DeliveryReport:
-        return DeliveryReport(message_id=message_id, channel=self.kind, state=state,
-                              reason=reason[:500], attempt=max(attempt, 1),
-                              detail=detail or {}, at=_utc(self.clock()))
+        fields: dict[str, Any] = dict(message_id=message_id, channel=self.kind, state=state,
+                                      reason=reason[:500], attempt=min(max(attempt, 1), 10_000),
+                                      at=_utc(self.clock()))
+        try:
+            return DeliveryReport(**fields, detail=detail or {})
+        except ValidationError as exc:  # a plug-in's detail out of bounds: the report goes
+            log.warning("channel %s: the detail of %s's report dropped: %s", self.kind,
+                        message_id, validation_summary(exc))
+            return DeliveryReport(**fields, detail={"dropped": validation_summary(exc, 200)})
 
     async def _move(self, message_id: str, current: MessageState, new: MessageState,
                     report: DeliveryReport | None, *, attempts: int | None = None,

@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,10 @@ import pytest
 
 from callcenter.channels.messages import outbox_topic
 from callcenter.channels.mosquitto import SECRETS_FILE, Mosquitto, user_password
+from callcenter.channels.relay import Relay, RelayEvent
 from callcenter.channels.settings import ChannelsSettings
+from callcenter.store.db import open_db
+from callcenter.store.hotline import add_request
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +63,8 @@ def channels_for(broker: Mosquitto, **overrides: Any) -> ChannelsSettings:
 
 async def client(channels: ChannelsSettings, state_dir: Path, user: str, client_id: str, *,
                  clean: bool = True) -> aiomqtt.Client:
+    """A client of ``user``. The broker replaces ``client_id`` with the user name, so this one
+    takes the place of any other connection of the same user (the relay's, a server's)."""
     return aiomqtt.Client(channels.mqtt_host, channels.mqtt_port, username=user,
                           password=user_password(state_dir, user).get_secret_value(),
                           identifier=client_id, clean_session=clean, timeout=5)
@@ -68,10 +74,12 @@ async def reset_sessions(channels: ChannelsSettings, state_dir: Path) -> None:
     """Forget what earlier tests left in the broker, then give the ``log`` server its
     persistent session, as a deployment has after the first run: messages published before
     its process first connects wait for it."""
-    for user, client_id in (("engine", "callcenter-engine"), ("log", "callcenter-log")):
-        async with await client(channels, state_dir, user, client_id, clean=True):
+    # the broker makes a client's id its user name (use_username_as_clientid): the sessions are
+    # those of the users, whatever id a client asks for
+    for user in ("engine", "log"):
+        async with await client(channels, state_dir, user, user, clean=True):
             pass
-    async with await client(channels, state_dir, "log", "callcenter-log", clean=False) as c:
+    async with await client(channels, state_dir, "log", "log", clean=False) as c:
         await c.subscribe(outbox_topic("log"), qos=1)
 
 
@@ -189,3 +197,80 @@ async def until(check: Callable[[], Awaitable[bool]], changed: asyncio.Event,
             raise AssertionError(f"timed out waiting for {what}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), left)
+
+
+# -- the engine's side: a database and a running relay ---------------------------------------------
+
+ACCOUNT = "310000000001"
+
+
+@dataclass
+class Engine:
+    """The engine's side for a test: its database and a running relay."""
+
+    relay: Relay
+    changed: asyncio.Event
+    events: list[RelayEvent] = field(default_factory=list)
+    #: how many times the relay's bus connected (more than one: it was dropped or kicked)
+    connects: int = 0
+
+    @property
+    def db(self) -> Any:
+        return self.relay.db
+
+    def heard(self, event: RelayEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def request(self, payload: dict[str, Any] | None = None, channel: str = "log",
+                      topic: str | None = None) -> str:
+        body = payload if payload is not None else {
+            "to": "13800000000", "template": "statement", "lang": "zh", "account": ACCOUNT,
+            "data": {"month": "2026-10"}}
+        ref = await add_request(self.db, "statement", "call-1", account=ACCOUNT, phone=None,
+                                detail={}, outbox=[(channel, topic or f"callcenter/outbox/"
+                                                    f"{channel}", body)])
+        self.relay.kick()
+        return ref
+
+    async def rows(self) -> dict[str, dict[str, Any]]:
+        async with self.db.execute("SELECT * FROM outbox ORDER BY id") as cur:
+            return {r["message_id"]: dict(r) for r in await cur.fetchall()}
+
+    async def all_in(self, *states: str, count: int | None = None) -> bool:
+        rows = await self.rows()
+        if count is not None and len(rows) != count:
+            return False
+        return all(r["state"] in states for r in rows.values())
+
+    async def count(self, state: str) -> int:
+        return sum(r["state"] == state for r in (await self.rows()).values())
+
+
+@asynccontextmanager
+async def running_engine(env: Env, channels: ChannelsSettings) -> AsyncIterator[Engine]:
+    db = await open_db(env.state_dir / "callcenter.db")
+    relay = Relay(db, channels, env.state_dir)
+    world = Engine(relay, asyncio.Event())
+    relay.add_listener(world.heard)
+    on_connect = relay.bus.on_connect
+    assert on_connect is not None
+
+    async def counted() -> None:
+        world.connects += 1
+        await on_connect()
+
+    relay.bus.on_connect = counted
+    await relay.start()
+    try:
+        await relay.bus.wait_connected(10)
+        yield world
+    finally:
+        await relay.close()
+        await db.close()
+
+
+@pytest.fixture
+async def engine(env: Env) -> AsyncIterator[Engine]:
+    async with running_engine(env, env.channels) as world:
+        yield world

@@ -7,11 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
@@ -21,79 +17,11 @@ from callcenter.channels.mosquitto import Mosquitto, probe, user_password
 from callcenter.channels.relay import (
     DeliveryUpdate,
     OutboxState,
-    Relay,
-    RelayEvent,
 )
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.config import load_settings
-from callcenter.store.db import open_db
-from callcenter.store.hotline import add_request
-from tests.channels.conftest import Env, client, until
+from tests.channels.conftest import ACCOUNT, Engine, Env, client, running_engine, until
 from tests.ports import free_port
-
-ACCOUNT = "310000000001"
-
-
-@dataclass
-class Engine:
-    """The engine's side for a test: its database and a running relay."""
-
-    relay: Relay
-    changed: asyncio.Event
-    events: list[RelayEvent] = field(default_factory=list)
-
-    @property
-    def db(self) -> Any:
-        return self.relay.db
-
-    def heard(self, event: RelayEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    async def request(self, payload: dict[str, Any] | None = None, channel: str = "log",
-                      topic: str | None = None) -> str:
-        body = payload if payload is not None else {
-            "to": "13800000000", "template": "statement", "lang": "zh", "account": ACCOUNT,
-            "data": {"month": "2026-10"}}
-        ref = await add_request(self.db, "statement", "call-1", account=ACCOUNT, phone=None,
-                                detail={}, outbox=[(channel, topic or f"callcenter/outbox/"
-                                                    f"{channel}", body)])
-        self.relay.kick()
-        return ref
-
-    async def rows(self) -> dict[str, dict[str, Any]]:
-        async with self.db.execute("SELECT * FROM outbox ORDER BY id") as cur:
-            return {r["message_id"]: dict(r) for r in await cur.fetchall()}
-
-    async def all_in(self, *states: str, count: int | None = None) -> bool:
-        rows = await self.rows()
-        if count is not None and len(rows) != count:
-            return False
-        return all(r["state"] in states for r in rows.values())
-
-    async def count(self, state: str) -> int:
-        return sum(r["state"] == state for r in (await self.rows()).values())
-
-
-@asynccontextmanager
-async def running_engine(env: Env, channels: ChannelsSettings) -> AsyncIterator[Engine]:
-    db = await open_db(env.state_dir / "callcenter.db")
-    relay = Relay(db, channels, env.state_dir)
-    world = Engine(relay, asyncio.Event())
-    relay.add_listener(world.heard)
-    await relay.start()
-    try:
-        await relay.bus.wait_connected(10)
-        yield world
-    finally:
-        await relay.close()
-        await db.close()
-
-
-@pytest.fixture
-async def engine(env: Env) -> AsyncIterator[Engine]:
-    async with running_engine(env, env.channels) as world:
-        yield world
 
 
 def delivered_ids(env: Env) -> list[str]:
@@ -206,14 +134,15 @@ async def test_bad_rows_and_malformed_messages_end_failed_with_a_reason(
         "INSERT INTO outbox (message_id, channel, topic, payload, state, attempts, created_at,"
         " updated_at, published_at, next_attempt_at) VALUES (?, 'log', 'callcenter/outbox/log',"
         " '{}', 'sent', 1, 0, 0, 0, 1e12)", (known,))
-    async with await client(env.channels, env.state_dir, "engine", "t-engine") as c:
-        await c.publish(outbox_topic("log"), b"\xff not even utf-8", qos=1)
-        await c.publish(outbox_topic("log"), json.dumps(
-            {"message_id": known, "channel": "log", "to": ""}).encode(), qos=1)
+    # (on the relay's own connection: one connection per broker user)
+    bus = engine.relay.bus
+    await bus.publish(outbox_topic("log"), b"\xff not even utf-8")
+    await bus.publish(outbox_topic("log"), json.dumps(
+        {"message_id": known, "channel": "log", "to": ""}).encode())
     await until(lambda: engine.all_in("failed", count=5), engine.changed, "malformed failed")
     row = (await engine.rows())[known]
     assert row["last_error"].startswith("malformed message: invalid Outbound:"), row
-    assert "without a readable message id dropped" in server.log()
+    assert "without a readable message id parked, not reported" in server.log()
     assert env.lines() == []
 
 
@@ -290,6 +219,9 @@ async def test_the_run_command_starts_and_stops_its_own_broker(
     await own.start()
     try:
         assert own.pid() is not None and own.status().login is None
+        assert not own.status().stale
+        conf = (tmp_path / "mosquitto" / "mosquitto.conf").read_text()
+        assert "use_username_as_clientid true" in conf and "message_size_limit" in conf
         assert (tmp_path / "mqtt-users.json").stat().st_mode & 0o777 == 0o600
         assert "engine" in (tmp_path / "mosquitto" / "acl").read_text()
         password = user_password(tmp_path, "engine").get_secret_value()
@@ -299,6 +231,10 @@ async def test_the_run_command_starts_and_stops_its_own_broker(
         await again.start()
         await again.stop()
         assert broker.pid() is not None
+        # started from an older configuration: status says so
+        (tmp_path / "mosquitto" / "mosquitto.conf").write_text(conf.replace(
+            "use_username_as_clientid true\n", ""))
+        assert own.status().stale and "configuration: stale" in own.status().describe()
     finally:
         await own.stop()
     assert own.pid() is None

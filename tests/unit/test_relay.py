@@ -11,10 +11,33 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from callcenter.channels.bus import Malformed, decode, encode
-from callcenter.channels.messages import DeliveryReport, DeliveryState, Inbound, Outbound
-from callcenter.channels.mosquitto import connect_packet, render_acl, render_conf
+from callcenter.channels.bus import (
+    POISON_AFTER,
+    Bus,
+    Malformed,
+    decode,
+    encode,
+    list_dead_letters,
+    park,
+)
+from callcenter.channels.cli import render_dead_letters
+from callcenter.channels.messages import (
+    MAX_PAYLOAD_BYTES,
+    DeliveryReport,
+    DeliveryState,
+    Inbound,
+    Outbound,
+    bounded_json,
+)
+from callcenter.channels.mosquitto import (
+    MAX_PACKET_BYTES,
+    PROBE_USER,
+    connect_packet,
+    render_acl,
+    render_conf,
+)
 from callcenter.channels.relay import (
+    ENGINE_CLIENT_ID,
     ON_REPORT,
     DeliveryUpdate,
     OutboxRow,
@@ -33,7 +56,7 @@ from callcenter.channels.runner import (
     after_interruption,
     check_move,
 )
-from callcenter.channels.settings import ChannelsSettings
+from callcenter.channels.settings import ENGINE_USER, ChannelsSettings
 from callcenter.errors import ChannelError
 from callcenter.store.db import open_db
 from callcenter.store.hotline import add_request
@@ -148,12 +171,69 @@ def test_decode_round_trips_each_model() -> None:
     ("elsewhere/outbox/sms", b"{}", "not a callcenter topic", None),
     ("callcenter/inbound/fax", b'{"contact_id": "c-00000001"}', "invalid Inbound",
      "c-00000001"),
+    # poison: never an exception, always a reason
+    ("callcenter/delivery/sms", b"[" * 100_000, "nested too deeply", None),
+    ("callcenter/delivery/sms", b" " * (MAX_PAYLOAD_BYTES + 1), "more than", None),
+    ("callcenter/delivery/sms", json.dumps({
+        "message_id": "m-00000001", "channel": "sms", "state": "sent", "attempt": 10**30,
+        "at": NOW.isoformat()}).encode(), "attempt: Input should be less than", "m-00000001"),
+    ("callcenter/delivery/sms", json.dumps({
+        "message_id": "m-00000001", "channel": "sms", "state": "sent",
+        "at": "9999-01-01T00:00:00Z"}).encode(), "at: Value error, a time between",
+     "m-00000001"),
+    ("callcenter/delivery/sms", b'{"message_id": "m-00000001", "channel": "sms",'
+     b' "state": "sent", "at": "2026-01-01T00:00:00Z", "detail": {"x": NaN}}',
+     "detail: Value error, a number that is not finite", "m-00000001"),
+    ("callcenter/inbound/fax", json.dumps({
+        "contact_id": "c-00000001", "channel": "fax", "sender": "1", "pages": -1,
+        "received_at": NOW.isoformat()}).encode(), "pages: Input should be greater",
+     "c-00000001"),
+    ("callcenter/outbox/sms", json.dumps({
+        "message_id": "m-00000001", "channel": "sms", "to": "1", "template": "fill",
+        "data": {"k" * 65: 1}, "created_at": NOW.isoformat()}).encode(),
+     "data: Value error, keys must be strings", "m-00000001"),
+    ("callcenter/outbox/sms", json.dumps({      # a field name from the wire, made printable
+        "message_id": "m-00000001", "channel": "sms", "to": "1", "template": "fill",
+        "\x1b[2J\n": 1, "created_at": NOW.isoformat()}).encode(),
+     "?[2J?: Extra inputs are not permitted", "m-00000001"),
 ])
 def test_malformed_payloads_say_why(topic: str, payload: bytes, reason: str,
                                     message_id: str | None) -> None:
     got = decode(topic, payload)
     assert isinstance(got, Malformed) and reason in got.reason, got
     assert got.message_id == message_id
+    assert got.reason.isprintable() and len(got.reason) < 500
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ({"a": {"b": {"c": {"d": [1]}}}}, "nested deeper than 4"),
+    ({"k" * 65: 1}, "keys must be strings"),
+    ({"n": 2**63}, "64-bit"),
+    ({"n": -(2**63) - 1}, "64-bit"),
+    ({"f": float("inf")}, "not finite"),
+    ({"s": "x" * 9000}, "more than 8192"),
+    ({"o": object()}, "not JSON"),
+])
+def test_free_form_objects_are_bounded(value: Any, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        bounded_json(value, max_bytes=8192, max_depth=4)
+
+
+def test_bounded_json_lets_ordinary_data_through() -> None:
+    data = {"fills": [{"qty": 2**63 - 1, "price": "9.99", "ok": True, "x": None, "f": 1.5}]}
+    assert bounded_json(data, max_bytes=8192, max_depth=4) is data
+    # a statement with a busy day's fills fits the message
+    fills = [{"time": "09:30:00", "order_id": f"O{i:08d}", "code": "600000", "name": "浦发银行",
+              "side": "buy", "qty": 100, "price": "10.00"} for i in range(300)]
+    out = Outbound(message_id="m-00000001", channel="sms", to="1", template="statement",
+                   data={"fills": fills}, created_at=NOW)
+    assert len(encode(out)) < MAX_PAYLOAD_BYTES
+
+
+def test_a_row_too_big_for_the_bus_is_rejected() -> None:
+    big = {"to": "1", "template": "fill", "data": {"blob": "x" * (200 * 1024)}}
+    built = build_outbound(row(big), KINDS)
+    assert isinstance(built, Rejected) and "data: Value error" in built.reason, built
 
 
 # -- the broker's files --------------------------------------------------------------------------
@@ -175,6 +255,20 @@ def test_conf_is_loopback_authenticated_and_persistent() -> None:
     assert "persistence true" in conf and "persistence_location /state/mosquitto/data/" in conf
     assert "password_file /state/mosquitto/passwd" in conf
     assert "acl_file /state/mosquitto/acl" in conf
+
+
+def test_conf_binds_client_ids_to_users_and_bounds_sizes() -> None:
+    conf = render_conf(ChannelsSettings(), Path("/state/mosquitto"), "mosquitto").splitlines()
+    assert "use_username_as_clientid true" in conf
+    assert f"message_size_limit {MAX_PAYLOAD_BYTES}" in conf
+    assert f"max_packet_size {MAX_PACKET_BYTES}" in conf and MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
+    assert MAX_PAYLOAD_BYTES == 256 * 1024  # tests/channels/test_bus_poison.py relies on it
+    # the engine's client id is its user name (what the broker makes of it anyway)
+    assert ENGINE_CLIENT_ID == ENGINE_USER
+    # the probe user is no channel kind and has no topic at all
+    with pytest.raises(ValueError, match="not a channel kind"):
+        ChannelsSettings(extra={PROBE_USER: {}})
+    assert f"user {PROBE_USER}" not in render_acl(("sms",)).replace(f"# user {PROBE_USER}", "")
 
 
 def test_settings_know_their_kinds_and_refuse_bad_ones() -> None:
@@ -292,3 +386,49 @@ async def test_reports_are_applied_once_and_only_to_known_messages(tmp_path: Pat
             assert (await cur.fetchone())[0] == 1
     finally:
         await db.close()
+
+
+# -- dead letters and poison ---------------------------------------------------------------------
+
+async def test_parked_messages_are_kept_once_with_a_count(tmp_path: Path) -> None:
+    db = await open_db(tmp_path / "cc.db")
+    try:
+        payload = b"\xff" + b"x" * 10_000
+        assert await park(db, "callcenter/delivery/sms", payload, "why", "m-00000001", 5.0)
+        assert not await park(db, "callcenter/delivery/sms", payload, "why", "m-00000001", 9.0)
+        assert await park(db, "callcenter/inbound/fax", b"{}", "other", "not an id!", 7.0)
+        [sms, fax] = await list_dead_letters(db)   # the latest first
+        assert (sms.topic, sms.sender, sms.message_id, sms.reason) == (
+            "callcenter/delivery/sms", "sms", "m-00000001", "why")
+        assert (sms.seen, sms.size, sms.first_at, sms.last_at) == (2, 10_001, 5.0, 9.0)
+        assert len(sms.payload.encode()) <= 4096 + 2 and sms.payload.startswith("\ufffd")
+        assert (fax.sender, fax.message_id) == ("fax", "")
+    finally:
+        await db.close()
+
+
+def test_dead_letters_print_safely() -> None:
+    from callcenter.channels.bus import DeadLetter
+
+    d = DeadLetter(1, "callcenter/delivery/sms", "sms", "m-00000001",
+                   "invalid: \x1b[2Jdetail.\x07: bad", "{}", 2, 3, 1.0, 2.0)
+    out = render_dead_letters([("engine", d)])
+    assert "\x1b" not in out and "\x07" not in out
+    assert "m-00000001" in out and "engine" in out and "reason: invalid: ?[2Jdetail.?: bad" in out
+    assert render_dead_letters([]) == "no dead letters\n"
+
+
+async def test_a_message_the_handler_keeps_failing_on_is_parked(tmp_path: Path) -> None:
+    parked: list[tuple[str, bytes, str]] = []
+
+    async def on_poison(topic: str, payload: bytes, reason: str) -> None:
+        parked.append((topic, payload, reason))
+
+    bus = Bus(ChannelsSettings(), tmp_path, "engine", client_id="engine", on_poison=on_poison)
+    boom = RuntimeError("boom")
+    for _ in range(POISON_AFTER - 1):
+        assert not await bus._poisoned("t/a", b"1", boom)
+    assert not await bus._poisoned("t/b", b"2", boom)  # another message counts on its own
+    assert await bus._poisoned("t/a", b"1", boom)
+    assert parked == [("t/a", b"1", f"the receiver failed {POISON_AFTER} times on it: "
+                                    "RuntimeError: boom")]
