@@ -58,6 +58,8 @@ const STRINGS = {
     "reason.no answer": "未接听",
     "reason.rejected": "拒接",
     "reason.forced": "班长设置",
+    "reason.console gone": "控制台已断开",
+    "reason.logged out in another session": "已在另一个会话中退出",
 
     "queues.title": "队列",
     "queues.name": "队列",
@@ -371,6 +373,8 @@ const STRINGS = {
     "reason.no answer": "No answer",
     "reason.rejected": "Rejected",
     "reason.forced": "Set by supervisor",
+    "reason.console gone": "Console gone",
+    "reason.logged out in another session": "Logged out in another session",
 
     "queues.title": "Queues",
     "queues.name": "Queue",

@@ -17,6 +17,13 @@ and calls ``on_outbox`` (the engine's ``relay.kick``). The customer's deliveries
 financial secretary's subscriptions are read and written through ``channels.secretary_edge``;
 inbound contacts (mail, fax) are the ``contacts`` table, taken and closed by agents.
 ``on_channel_event`` is the outbox relay's listener: it pushes ``delivery`` and ``contact``.
+
+Sessions and presence: logging out (``set_state`` ``logged_out``) ends every console session of
+the agent, not only the one that asked. When an agent's last session closes, a grace timer
+starts; past it, a seat nobody watches goes not ready ("console gone", see ``presence.py``) and
+supervisors get a ``presence`` event. ``watch_presence`` (the engine calls it once the console
+listens) starts that grace for every seat that is in service with no console at all, as after a
+restart of the engine.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ from callcenter.channels.secretary import Subscription
 from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
-from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SeatState
+from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
+from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.store import agents as directory
 from callcenter.store.hotline import add_request
 from callcenter.store.tx import transaction
@@ -55,7 +63,13 @@ from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Ha
 log = logging.getLogger(__name__)
 
 #: reasons an agent may pick (the machine's own, like "no answer", are not offered)
-AGENT_REASONS = [r for r in DEFAULT_REASONS if r not in IMPLIED_REASONS.values()]
+AGENT_REASONS = [r for r in DEFAULT_REASONS
+                 if r not in IMPLIED_REASONS.values() and r not in SYSTEM_REASONS]
+#: the ``session_ended`` reason the agent's other sessions get when they log out in one
+LOGGED_OUT_ELSEWHERE: Final = "logged out in another session"
+#: seconds without any console session before a ready seat goes not ready (the engine sets
+#: ``console.presence_grace_s`` through ``watch_presence``)
+PRESENCE_GRACE_S: Final = 30.0
 
 
 #: the start of ``send_message``'s refusal when the customer has no address for the channel
@@ -122,6 +136,10 @@ class EngineConsoleBackend:
         self.on_outbox: Callable[[], None] | None = None
         #: service request ref -> the agent who asked for it (for ``delivery`` pushes)
         self._requested_by: dict[str, str] = {}
+        #: who has no console open, and what their seat gets (``presence.py``)
+        self.presence = Presence()
+        self.presence_grace_s = PRESENCE_GRACE_S
+        self._presence_timers: dict[str, asyncio.TimerHandle] = {}
         acd.listeners.append(self.on_acd)
         self._ami: AmiClient | None = None
         if acd.ami is not None:
@@ -178,6 +196,7 @@ class EngineConsoleBackend:
 
     async def snapshot(self, agent: AgentIdentity) -> dict[str, Any]:
         rt = self.acd.seat(agent.agent_id)
+        self._console_back(agent.agent_id)
         if rt.seat.state is SeatState.LOGGED_OUT:
             # Logging in to the console logs the seat in (not ready, reason "login").
             self.acd.set_state(agent.agent_id, "not_ready", "login", by=agent.agent_id)
@@ -204,8 +223,80 @@ class EngineConsoleBackend:
                                   if in_wrap_up else None)}
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
-        # The seat stays as it is: a console reload must not drop a call or a ready state.
+        # The seat stays as it is for the grace: a console reload must not drop a call or a
+        # ready state. Past it, ``_grace_over`` decides.
         log.info("console session of %s closed (%d left)", agent.agent_id, sessions_left)
+        if self.presence.closed(agent.agent_id, sessions_left, self.acd.clock()):
+            self._arm_presence(agent.agent_id)
+
+    # -- presence ------------------------------------------------------------------------------
+
+    def watch_presence(self, grace_s: float) -> None:
+        """Use ``grace_s``, and start it for every seat in service that has no console (all of
+        them when the engine has just started): their agents have that long to log in."""
+        self.presence_grace_s = grace_s
+        now = self.acd.clock()
+        for agent_id, rt in self.acd.seats.items():
+            if rt.seat.state in (SeatState.LOGGED_OUT, SeatState.NOT_READY) \
+                    or self.presence.absent(agent_id):
+                continue
+            self.presence.closed(agent_id, 0, now)
+            self._arm_presence(agent_id)
+
+    def _arm_presence(self, agent_id: str) -> None:
+        old = self._presence_timers.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+        self._presence_timers[agent_id] = asyncio.get_running_loop().call_later(
+            self.presence_grace_s, self._grace_over, agent_id)
+
+    def _console_back(self, agent_id: str) -> None:
+        timer = self._presence_timers.pop(agent_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.presence.opened(agent_id)
+
+    def _grace_over(self, agent_id: str) -> None:
+        self._presence_timers.pop(agent_id, None)
+        rt = self.acd.seats.get(agent_id)
+        if rt is None or not self.presence.absent(agent_id):
+            return
+        action = self.presence.expired(agent_id, rt.seat.state)
+        if action is not PresenceAction.NONE:
+            log.warning("console of agent %s gone for %.0f s (seat %s): %s", agent_id,
+                        self.presence_grace_s, rt.seat.state.value, action.value)
+        if action is PresenceAction.NOT_READY:
+            self._not_ready_console_gone(agent_id)
+        elif rt.seat.state is SeatState.LOGGED_OUT:
+            return  # logged out: no console is what is expected
+        self._push_role("presence", {"agent_id": agent_id, "console": "gone",
+                                     "since": self.presence.gone_since(agent_id),
+                                     "seat": action.value})
+
+    def _presence_seat_moved(self, agent_id: str, *, settled: bool = False) -> None:
+        """A seat moved (the ACD's ``seat`` event): a seat whose console went during a call
+        goes not ready as the call ends. READY is caught before the ACD offers the seat
+        anything (the event comes before its dispatch); WRAP_UP once the ACD is done."""
+        rt = self.acd.seats.get(agent_id)
+        if rt is None:
+            return
+        last = rt.seat.history[-1] if rt.seat.history else None
+        chosen = last is not None and last.to_state is rt.seat.state and last.by != "system"
+        action = self.presence.seat_moved(agent_id, rt.seat.state, chosen=chosen,
+                                          settled=settled)
+        if action is PresenceAction.NOT_READY:
+            self._not_ready_console_gone(agent_id)
+        elif action is PresenceAction.SOON:
+            asyncio.get_running_loop().call_soon(self._settled, agent_id)
+
+    def _settled(self, agent_id: str) -> None:
+        self._presence_seat_moved(agent_id, settled=True)
+
+    def _not_ready_console_gone(self, agent_id: str) -> None:
+        try:
+            self.acd.set_state(agent_id, "not_ready", CONSOLE_GONE, by="system")
+        except (SeatStateError, ConsoleError) as exc:
+            log.warning("seat %s: could not set it not ready (console gone): %s", agent_id, exc)
 
     async def command(self, agent: AgentIdentity, request: p.Request) -> dict[str, Any]:
         me = agent.agent_id
@@ -223,6 +314,9 @@ class EngineConsoleBackend:
                 return {"seat": rt.data(), "phone": rt.agent.endpoint}
             case p.SetState(state=state, reason=reason):
                 rt = self.acd.set_state(me, state, _reason(state, reason), by=me)
+                if state == "logged_out" and self.push is not None:
+                    # every console of the agent: this one gets its reply first
+                    self.push.end_sessions(me, LOGGED_OUT_ELSEWHERE)
                 return {"seat": rt.data()}
             case p.ForceState(agent_id=target, state=state, reason=reason):
                 rt = self.acd.set_state(target, state, _reason(state, reason) or "forced",
@@ -510,6 +604,8 @@ class EngineConsoleBackend:
             self.figures.feed(SeatEvent(data["since"], data["agent_id"],
                                         SeatState(data["from_state"]), SeatState(data["state"])))
             self._push_role("wallboard", self.wallboard())
+            # last, so the figures and the wallboard see this move before any it causes
+            self._presence_seat_moved(str(data["agent_id"]))
             return
         if event == "queues":
             board = self.wallboard()
@@ -714,6 +810,9 @@ class EngineConsoleBackend:
 
     async def close(self) -> None:
         self._detach()
+        for timer in self._presence_timers.values():
+            timer.cancel()
+        self._presence_timers.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

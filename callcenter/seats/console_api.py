@@ -42,4 +42,5 @@ class ConsoleBackend(Protocol):
         """Carry out an authorised request; the reply's data. Raises ``ConsoleError``."""
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
-        """A session of this agent ended (the seat stays as it is; a supervisor sees it)."""
+        """A session of this agent ended, ``sessions_left`` of theirs still open (the seat
+        stays as it is; past a grace with none open, the engine's presence rule applies)."""

@@ -1,10 +1,11 @@
 """The agent console's listener: the page over HTTP GET and protocol v1 at ``/ws``, on one port.
 
 This module owns connections and their rules: static files with security headers, the Origin
-check at the handshake, login (deadline, lockout), every message's checks (size, JSON, version,
-type, role, validation, rate), the push fan-out through a bounded outbox per connection, and
-shutdown. What a command *does* belongs to the ``ConsoleBackend``; message shapes to
-``protocol.py``; the limits' arithmetic to ``limits.py``.
+check at the handshake, login (deadline, lockout per id and address, throttle per address),
+every message's checks (size, JSON, version, type, role, validation, rate), the push fan-out
+through a bounded outbox per connection, ending an agent's sessions, and shutdown. What a
+command *does* belongs to the ``ConsoleBackend``; message shapes to ``protocol.py``; the limits'
+arithmetic to ``limits.py``.
 
 Passwords: a ``Login`` goes to ``backend.authenticate`` and nowhere else. It is never logged or
 repr'd, and a validation error names the field and the rule, never the input.
@@ -16,6 +17,7 @@ import asyncio
 import collections
 import email.utils
 import http
+import ipaddress
 import json
 import logging
 import time
@@ -37,7 +39,7 @@ from websockets.http11 import Response as HttpResponse
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
 from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
-from callcenter.seats.limits import LoginGuard, TokenBucket
+from callcenter.seats.limits import AddressThrottle, LoginGuard, TokenBucket
 from callcenter.seats.protocol import (
     ALLOWED,
     PROTOCOL_VERSION,
@@ -265,12 +267,31 @@ def _peer(conn: ServerConnection) -> str:
     return f"{host}:{port}"
 
 
+def _address(conn: ServerConnection) -> str:
+    """What login throttling counts by: the peer's address without its port; for IPv6, its /64
+    (one host may hold a whole /64 and pick a new address for every try)."""
+    try:
+        host = str(conn.remote_address[0])
+    except (TypeError, ValueError, OSError, IndexError):
+        return "?"
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network((ip, 64), strict=False))
+    return str(ip)
+
+
 class _Session:
     """One websocket connection: its login, limits and outbox."""
 
     def __init__(self, conn: ServerConnection, settings: ConsoleSettings, now: float) -> None:
         self.conn = conn
         self.peer = _peer(conn)
+        self.address = _address(conn)
         self.limit = settings.max_pending_events
         self.bucket = TokenBucket(settings.rate_per_s, settings.rate_burst, now)
         self.outbox = _Outbox(settings.max_pending_events)
@@ -278,8 +299,15 @@ class _Session:
         #: events pushed while the login reply is being composed; sent right after it, so the
         #: client applies them on top of the snapshot rather than losing or preceding it
         self.held: list[str] | None = None
-        #: closing: no more frames are queued for it
+        #: closing: no more frames are queued for it, and no more requests are carried out
         self.ending = False
+        #: dropped as too slow (its writer cancelled)
+        self.dropped = False
+        #: a request of this session is being handled
+        self.answering = False
+        #: the ``session_ended`` frame for a session ended while it was answering a request
+        #: (say, the logout that ends it): sent right after that reply, then the close
+        self.end_after: str | None = None
         self.writer: asyncio.Task[None] | None = None
         self.handler: asyncio.Task[Any] | None = asyncio.current_task()
 
@@ -315,17 +343,26 @@ class _Push:
         self._fan_out(event, lambda agent: _RANK[agent.role] >= rank)
 
     def end_sessions(self, agent_id: str, reason: str) -> None:
+        """Every live session of the agent: ``session_ended``, then close 4000. A session in
+        the middle of a request (it may be the one that asked to log out) gets that request's
+        reply first; it carries out nothing it sends after this."""
         text = Event(event="session_ended", data={"reason": reason}).model_dump_json()
         for session in self._targets(lambda agent: agent.agent_id == agent_id):
             # past any held frames: the session is over, the login reply no longer matters
             session.held = None
-            if not session.outbox.put(text):
-                self._too_slow(session)
-                continue
-            session.outbox.put_close(_Close(CLOSE_SESSION_ENDED, "session ended"))
             session.ending = True
             log.info("console session of agent %s from %s ended: %r",
                      agent_id, session.peer, reason)
+            if session.answering:
+                session.end_after = text
+            else:
+                self.finish_ending(session, text)
+
+    def finish_ending(self, session: _Session, text: str) -> None:
+        if session.outbox.put(text):
+            session.outbox.put_close(_Close(CLOSE_SESSION_ENDED, "session ended"))
+        else:
+            self._too_slow(session)
 
     def _targets(self, wanted: Callable[[AgentIdentity], bool]) -> list[_Session]:
         return [s for s in self._sessions
@@ -353,14 +390,18 @@ class ConsoleServer:
         self._backend = backend
         #: drives the rate limit and the login lockout (tests step it instead of sleeping)
         self._clock = clock
+        #: wrong passwords per (agent id, address); failed logins per address
         self._guard = LoginGuard(settings.max_login_failures, settings.lockout_s)
+        self._throttle = AddressThrottle(settings.max_address_failures,
+                                         settings.address_window_s)
         self._sessions: set[_Session] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
         self._origins: frozenset[str] = frozenset()
         self._static_root = settings.static_dir
         self.close_grace_s = CLOSE_GRACE_S
-        self.push: ConsolePush = _Push(self._sessions, self._drop_slow)
+        self._push = _Push(self._sessions, self._drop_slow)
+        self.push: ConsolePush = self._push
 
     @property
     def port(self) -> int:
@@ -473,6 +514,8 @@ class ConsoleServer:
                     return
             else:
                 message = await session.conn.recv()
+            if session.ending:
+                return  # ended (logged out, forced out, too slow): nothing more is carried out
             if not session.bucket.take(self._clock()):
                 if session.bucket.flooding:
                     log.warning("console connection from %s (agent %s) closed: flooding",
@@ -485,6 +528,16 @@ class ConsoleServer:
             await self._on_message(session, message)
 
     async def _on_message(self, session: _Session, message: str | bytes) -> None:
+        session.answering = True
+        try:
+            await self._answer(session, message)
+        finally:
+            session.answering = False
+        text, session.end_after = session.end_after, None
+        if text is not None:
+            self._push.finish_ending(session, text)
+
+    async def _answer(self, session: _Session, message: str | bytes) -> None:
         agent = session.agent
         checked = check_message(message, agent.role if agent else None)
         if isinstance(checked, Error):
@@ -498,12 +551,20 @@ class ConsoleServer:
             self._reply(session, await self._command(agent, checked))
 
     async def _login(self, session: _Session, login: Login) -> None:
-        agent_id = login.agent_id
-        # The guard counts unknown ids exactly like known ones, so ``login_paused`` (like
+        agent_id, address = login.agent_id, session.address
+        # The guards count unknown ids exactly like known ones, so ``login_paused`` (like
         # ``bad_credentials``) never tells whether the id exists; the password is not checked.
-        if self._guard.locked(agent_id, self._clock()):
-            log.warning("console login for agent %s from %s refused: logins for it are paused",
-                        agent_id, session.peer)
+        if self._throttle.paused(address, self._clock()):
+            log.warning("console login for agent %s from %s refused: logins from that address"
+                        " are paused", agent_id, session.peer)
+            self._reply(session, Error(
+                id=login.id, code=ErrorCode.LOGIN_PAUSED,
+                message="too many failed logins from this address: logins from it are paused,"
+                        " try later"))
+            return
+        if self._guard.locked((agent_id, address), self._clock()):
+            log.warning("console login for agent %s from %s refused: logins for it from that"
+                        " address are paused", agent_id, session.peer)
             self._reply(session, Error(
                 id=login.id, code=ErrorCode.LOGIN_PAUSED,
                 message="too many failed logins: logins for this id are paused, try later"))
@@ -518,14 +579,18 @@ class ConsoleServer:
         if agent is None:
             log.warning("console login for agent %s from %s refused: bad credentials",
                         agent_id, session.peer)
-            if self._guard.failed(agent_id, self._clock()):
-                log.warning("console logins for agent %s paused for %.0f s after %d failures",
-                            agent_id, self._settings.lockout_s,
+            if self._guard.failed((agent_id, address), self._clock()):
+                log.warning("console logins for agent %s from %s paused for %.0f s after %d"
+                            " failures", agent_id, address, self._settings.lockout_s,
                             self._settings.max_login_failures)
+            if self._throttle.failed(address, self._clock()):
+                log.warning("console logins from %s paused: %d failed logins within %.0f s",
+                            address, self._settings.max_address_failures,
+                            self._settings.address_window_s)
             self._reply(session, Error(id=login.id, code=ErrorCode.BAD_CREDENTIALS,
                                        message="wrong agent id or password"))
             return
-        self._guard.succeeded(agent_id)
+        self._guard.succeeded((agent_id, address))
         session.agent, session.held = agent, []
         try:
             data = await self._backend.snapshot(agent)
@@ -560,8 +625,9 @@ class ConsoleServer:
                      message="internal error: the request may not have been carried out")
 
     def _reply(self, session: _Session, reply: BaseModel) -> None:
-        # a reply is never held back behind a login in progress: it answers this connection
-        if session.ending:
+        # a reply is never held back behind a login in progress: it answers this connection.
+        # A session ended during the request it is answering still gets that reply.
+        if session.ending and session.end_after is None:
             return
         if not session.outbox.put(reply.model_dump_json()):
             self._drop_slow(session)
@@ -585,9 +651,10 @@ class ConsoleServer:
             conn.transport.abort()
 
     def _drop_slow(self, session: _Session) -> None:
-        if session.ending:
+        if session.dropped:
             return
-        session.ending = True
+        session.dropped = session.ending = True
+        session.end_after = None
         log.warning("console client %s (agent %s) too slow: %d frames waiting; disconnecting",
                     session.peer, session.agent.agent_id if session.agent else "-",
                     session.limit)

@@ -1,18 +1,22 @@
-"""The console's abuse limits, sans-IO: a token bucket per connection and a login lockout per id.
+"""The console's abuse limits, sans-IO: a token bucket per connection, a login lockout per
+(agent id, address) and a sliding window of failed logins per address.
 
-Both are plain objects driven by a ``now`` argument (monotonic seconds), so tests step time
-instead of sleeping, and ``console_server.py`` only asks them yes/no questions.
+All are plain objects driven by a ``now`` argument (monotonic seconds), so tests step time
+instead of sleeping, and ``console_server.py`` only asks them yes/no questions. Why the lockout is
+per (id, address) and not per id: docs/console-protocol.md, *Login throttling*.
 """
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 #: a connection whose messages are dropped this many times in a row is flooding: the server
 #: closes it (1008) rather than answering ``rate_limited`` forever
 FLOOD_DROPS = 100
-#: agent ids whose failures are remembered at once; beyond this the oldest are forgotten, so
-#: guessing random ids cannot grow memory without bound
+#: agent ids (or addresses) whose failures are remembered at once; beyond this the oldest are
+#: forgotten, so guessing random ids cannot grow memory without bound
 MAX_TRACKED_IDS = 10_000
 
 
@@ -53,12 +57,14 @@ class _Failures:
 
 
 class LoginGuard:
-    """Brute-force protection: ``max_failures`` wrong passwords for one agent id within
-    ``lockout_s`` pause logins for that id (right password or not) for ``lockout_s``.
+    """Brute-force protection: ``max_failures`` wrong passwords for one key within ``lockout_s``
+    pause logins for that key (right password or not) for ``lockout_s``.
 
-    Keyed by agent id, not by peer, because the thing to protect is the password of one id; the
-    per-connection rate limit already slows a single peer. Unknown ids are counted the same way
-    as known ones, so the answer never tells whether an id exists.
+    The console keys it by (agent id, address): guesses at one id from one address are paused,
+    while the agent, from their own desk, still logs in (a lockout per id alone would let anyone
+    keep any agent out with a few wrong passwords a minute). ``AddressThrottle`` bounds what one
+    address may try over all ids. Unknown ids are counted the same way as known ones, so the
+    answer never tells whether an id exists.
     """
 
     def __init__(self, max_failures: int, lockout_s: float,
@@ -66,19 +72,19 @@ class LoginGuard:
         self._max_failures = max_failures
         self._lockout_s = lockout_s
         self._max_tracked = max_tracked
-        self._failures: dict[str, _Failures] = {}
+        self._failures: dict[Hashable, _Failures] = {}
 
-    def locked(self, agent_id: str, now: float) -> bool:
-        """True while logins for ``agent_id`` are paused."""
-        entry = self._current(agent_id, now)
+    def locked(self, key: Hashable, now: float) -> bool:
+        """True while logins for ``key`` are paused."""
+        entry = self._current(key, now)
         return entry is not None and entry.locked_until is not None
 
-    def failed(self, agent_id: str, now: float) -> bool:
+    def failed(self, key: Hashable, now: float) -> bool:
         """Record a wrong password; True if this failure starts a lockout."""
-        entry = self._current(agent_id, now)
+        entry = self._current(key, now)
         if entry is None:
             self._prune(now)
-            entry = self._failures[agent_id] = _Failures(0, now)
+            entry = self._failures[key] = _Failures(0, now)
         if entry.locked_until is not None:
             return False
         entry.count += 1
@@ -87,31 +93,78 @@ class LoginGuard:
             return True
         return False
 
-    def succeeded(self, agent_id: str) -> None:
-        self._failures.pop(agent_id, None)
+    def succeeded(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
 
-    def _current(self, agent_id: str, now: float) -> _Failures | None:
-        """The id's record, forgetting it once its window or its lockout has passed."""
-        entry = self._failures.get(agent_id)
+    def _current(self, key: Hashable, now: float) -> _Failures | None:
+        """The key's record, forgetting it once its window or its lockout has passed."""
+        entry = self._failures.get(key)
         if entry is None:
             return None
         ends = entry.locked_until if entry.locked_until is not None \
             else entry.first_at + self._lockout_s
         if now >= ends:
-            del self._failures[agent_id]
+            del self._failures[key]
             return None
         return entry
 
     def _prune(self, now: float) -> None:
         if len(self._failures) < self._max_tracked:
             return
-        for agent_id in list(self._failures):
-            self._current(agent_id, now)
+        for key in list(self._failures):
+            self._current(key, now)
         # dicts keep insertion order, oldest first; forget counting ids before locked ones, so
         # guessing many ids cannot lift a lockout early
-        for agent_id in [k for k, v in self._failures.items() if v.locked_until is None]:
+        for key in [k for k, v in self._failures.items() if v.locked_until is None]:
             if len(self._failures) < self._max_tracked:
                 return
-            del self._failures[agent_id]
+            del self._failures[key]
         while len(self._failures) >= self._max_tracked:
+            del self._failures[next(iter(self._failures))]
+
+
+class AddressThrottle:
+    """Failed logins per source address in a sliding window: ``max_failures`` within
+    ``window_s`` pause every login from that address (whatever the id or password) until the
+    oldest of them falls out of the window. So one address gets at most ``max_failures`` guesses
+    per ``window_s`` over all ids, and a success does not reset the count (one known password
+    must not buy more guesses at the others)."""
+
+    def __init__(self, max_failures: int, window_s: float,
+                 max_tracked: int = MAX_TRACKED_IDS) -> None:
+        self._max_failures = max_failures
+        self._window_s = window_s
+        self._max_tracked = max_tracked
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def paused(self, address: str, now: float) -> bool:
+        """True while logins from ``address`` are paused."""
+        return len(self._recent(address, now)) >= self._max_failures
+
+    def failed(self, address: str, now: float) -> bool:
+        """Record a failed login from ``address``; True if this one starts a pause."""
+        stamps = self._recent(address, now)
+        if not stamps:
+            self._prune(now)
+            stamps = self._failures[address] = collections.deque()
+        stamps.append(now)
+        return len(stamps) == self._max_failures
+
+    def _recent(self, address: str, now: float) -> collections.deque[float]:
+        """The address's failures still inside the window (forgetting it when there are none)."""
+        stamps = self._failures.get(address)
+        if stamps is None:
+            return collections.deque()
+        while stamps and now - stamps[0] >= self._window_s:
+            stamps.popleft()
+        if not stamps:
+            del self._failures[address]
+        return stamps
+
+    def _prune(self, now: float) -> None:
+        if len(self._failures) < self._max_tracked:
+            return
+        for address in list(self._failures):
+            self._recent(address, now)
+        while len(self._failures) >= self._max_tracked:  # oldest first (insertion order)
             del self._failures[next(iter(self._failures))]

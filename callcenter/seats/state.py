@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_REASONS",
     "FORCE_TARGETS",
     "IMPLIED_REASONS",
+    "SYSTEM_REASONS",
     "TRANSITIONS",
     "Seat",
     "SeatChange",
@@ -111,6 +112,10 @@ DEFAULT_REASONS: tuple[str, ...] = (
     "no answer", "login", "rejected", "forced",
 )
 
+#: Reasons the engine itself gives (not an agent's choice): ``"console gone"`` when a seat's
+#: last console session went away and none came back within the grace (seats/presence.py).
+SYSTEM_REASONS: tuple[str, ...] = ("console gone",)
+
 #: Inputs the agent makes; ``by`` defaults to the agent id for these and to "system" otherwise.
 AGENT_INPUTS: frozenset[SeatInput] = frozenset(
     {I.LOGIN, I.LOGOUT, I.READY, I.NOT_READY, I.ANSWER, I.REJECT, I.HOLD, I.RESUME},
@@ -133,7 +138,8 @@ class Seat:
     """One agent's seat. Starts LOGGED_OUT; every accepted move is appended to ``history``.
 
     ``allowed_reasons`` is the set of NOT_READY reasons an agent may pick; the reasons the machine
-    itself implies (``IMPLIED_REASONS``) are always allowed on top of it.
+    itself implies (``IMPLIED_REASONS``) and the engine's own (``SYSTEM_REASONS``) are always
+    allowed on top of it.
     """
 
     def __init__(
@@ -148,7 +154,8 @@ class Seat:
         self.reason = ""
         self.since = now
         self.history: list[SeatChange] = []
-        self.allowed_reasons = frozenset(allowed_reasons) | frozenset(IMPLIED_REASONS.values())
+        self.allowed_reasons = (frozenset(allowed_reasons) | frozenset(IMPLIED_REASONS.values())
+                                | frozenset(SYSTEM_REASONS))
 
     def __repr__(self) -> str:
         return f"Seat({self.agent_id!r}, {self.state.name}, reason={self.reason!r})"

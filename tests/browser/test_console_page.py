@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
@@ -122,7 +122,11 @@ class FakeBackend:
             raise self.refuse[request.type]
         match request:
             case p.SetState(state=state, reason=reason):
-                return {"seat": self.set_seat(agent.agent_id, state, reason)}
+                seat = self.set_seat(agent.agent_id, state, reason)
+                if state == "logged_out":  # as the engine's backend: every session ends
+                    assert self.push is not None
+                    self.push.end_sessions(agent.agent_id, "logged out in another session")
+                return {"seat": seat}
             case p.ForceState(agent_id=target, state=state, reason=reason):
                 return {"seat": self.set_seat(target, state, reason or "forced")}
             case p.WrapUp():
@@ -491,6 +495,24 @@ async def test_log_out(console: Page, backend: FakeBackend) -> None:
     await console.get_by_test_id("btn-logout").click()
     await expect(console.get_by_test_id("login-notice")).to_have_text("您已退出登录")
     assert backend.requests_of(p.SetState)[-1].state == "logged_out"
+
+
+async def test_log_out_in_one_tab_ends_the_other(console: Page, browser: Browser,
+                                                server: ConsoleServer) -> None:
+    other = await browser.new_context(locale="zh-CN")
+    other.set_default_timeout(10_000)
+    try:
+        second = await other.new_page()
+        await second.goto(f"http://127.0.0.1:{server.port}/")
+        await log_in_agent(second)
+        await log_in_agent(console)
+        await console.get_by_test_id("btn-logout").click()
+        await expect(console.get_by_test_id("login-notice")).to_have_text("您已退出登录")
+        await expect(second.get_by_test_id("login-notice")).to_have_text(
+            "会话已结束：已在另一个会话中退出")
+        await expect(second.get_by_test_id("seat-state")).to_be_hidden()
+    finally:
+        await other.close()
 
 
 async def test_lost_connection_reconnects_and_asks_to_log_in(

@@ -28,6 +28,7 @@ from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, Telephon
 from callcenter.seats import protocol as p
 from callcenter.seats.backend import NO_ADDRESS, EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
+from callcenter.seats.presence import Presence, PresenceAction
 from callcenter.seats.state import SeatState
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
@@ -112,12 +113,23 @@ class Pushes:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.ended: list[tuple[str, str]] = []
+        self.changed = asyncio.Event()
 
     def to_agent(self, agent_id: str, event: p.Event) -> None:
         self.events.append((agent_id, event.event, event.data))
+        self.changed.set()
 
     def to_role(self, role: p.Role, event: p.Event) -> None:
         self.events.append((f"role:{role.value}", event.event, event.data))
+        self.changed.set()
+
+    async def until(self, check: Callable[[], Any], within_s: float = 10.0) -> Any:
+        """Wait for a push after which ``check()`` is truthy."""
+        async with asyncio.timeout(within_s):
+            while not (result := check()):
+                self.changed.clear()
+                await self.changed.wait()
+        return result
 
     def end_sessions(self, agent_id: str, reason: str) -> None:
         self.ended.append((agent_id, reason))
@@ -785,3 +797,120 @@ def test_the_new_commands_are_the_agents() -> None:
     for kind in ("deliveries", "subscriptions", "subscribe", "unsubscribe", "contacts",
                  "take_contact", "close_contact"):
         assert kind in p.ALLOWED[p.Role.AGENT] and kind in p.ALLOWED[p.Role.ADMIN]
+
+
+# -- presence and logging out (issue 9, finding 8) ---------------------------------------------
+
+
+def gone(world: World, agent_id: str) -> list[dict[str, Any]]:
+    return [d for d in world.pushes.of("role:supervisor", "presence")
+            if d["agent_id"] == agent_id and d["console"] == "gone"]
+
+
+async def test_logging_out_ends_every_session_of_the_agent(world: World) -> None:
+    await world.backend.snapshot(ME)
+    await world.command(ME, {"type": "set_state", "state": "logged_out", "reason": ""})
+    assert world.seat(ME.agent_id).seat.state is SeatState.LOGGED_OUT
+    assert world.pushes.ended == [(ME.agent_id, "logged out in another session")]
+
+
+async def test_a_refused_logout_ends_no_session(world: World) -> None:
+    await world.backend.snapshot(ME)
+    world.give_call(ME.agent_id)
+    await world.refused(ME, {"type": "set_state", "state": "logged_out", "reason": ""})
+    assert world.pushes.ended == []
+
+
+async def test_a_ready_seat_whose_console_is_gone_goes_not_ready(world: World) -> None:
+    world.backend.presence_grace_s = 0.01
+    await world.backend.snapshot(ME)
+    await world.command(ME, {"type": "set_state", "state": "ready", "reason": ""})
+    await world.backend.session_closed(ME, 1)  # another session is still open: nothing
+    await world.backend.session_closed(ME, 0)
+    [event] = await world.pushes.until(lambda: gone(world, ME.agent_id))
+    assert event["seat"] == "not_ready"
+    rt = world.seat(ME.agent_id)
+    assert (rt.seat.state, rt.seat.reason) == (SeatState.NOT_READY, "console gone")
+    await world.acd.flush()
+    [last] = await rows(world.db, "SELECT to_state, reason, by FROM seat_log"
+                                  " ORDER BY id DESC LIMIT 1")
+    assert last == ("not_ready", "console gone", "system")
+    assert "console gone" not in (await world.backend.snapshot(ME))["reasons"]
+
+
+async def test_a_console_back_within_the_grace_keeps_the_seat(world: World) -> None:
+    world.backend.presence_grace_s = 0.05
+    for agent in (ME, COLLEAGUE):
+        await world.backend.snapshot(agent)
+        await world.command(agent, {"type": "set_state", "state": "ready", "reason": ""})
+    await world.backend.session_closed(ME, 0)
+    await world.backend.snapshot(ME)  # a reload: the page logs in again
+    await world.backend.session_closed(COLLEAGUE, 0)  # armed later, with the same grace
+    await world.pushes.until(lambda: gone(world, COLLEAGUE.agent_id))
+    assert world.seat(COLLEAGUE.agent_id).seat.state is SeatState.NOT_READY
+    assert world.seat(ME.agent_id).seat.state is SeatState.READY
+    assert gone(world, ME.agent_id) == []
+
+
+async def test_wrap_up_without_a_console_goes_not_ready(world: World) -> None:
+    world.backend.presence_grace_s = 0.01
+    await world.backend.snapshot(ME)
+    world.give_call(ME.agent_id, state=SeatState.WRAP_UP, last=True)
+    world.acd._arm_wrap_up(world.seat(ME.agent_id))
+    await world.backend.session_closed(ME, 0)
+    await world.pushes.until(lambda: gone(world, ME.agent_id))
+    rt = world.seat(ME.agent_id)
+    assert (rt.seat.state, rt.seat.reason) == (SeatState.NOT_READY, "console gone")
+    assert rt.wrap_timer is None
+
+
+@pytest.mark.parametrize("wrap_up_s", [45.0, 0.0])
+async def test_a_call_is_not_cut_and_the_seat_goes_not_ready_after_it(
+        world: World, wrap_up_s: float) -> None:
+    world.acd.settings = world.acd.settings.model_copy(update={"wrap_up_s": wrap_up_s})
+    world.backend.presence_grace_s = 0.01
+    await world.backend.snapshot(ME)
+    call = world.give_call(ME.agent_id)
+    await world.backend.session_closed(ME, 0)
+    [event] = await world.pushes.until(lambda: gone(world, ME.agent_id))
+    assert event["seat"] == "after_call"
+    rt = world.seat(ME.agent_id)
+    assert rt.seat.state is SeatState.ON_CALL and rt.call is call
+    assert world.ami.actions == []  # nothing hung up
+    waiter = world.acd.enqueue("c-2", "general", "PJSIP/trunk-0002", "c-2-uid", {})
+    world.ami.feed(Hangup(channel(f"PJSIP/{ME.agent_id}-0001", call.agent_uniqueid), 16,
+                          "Normal Clearing"))
+    await world.pushes.until(lambda: rt.seat.state is SeatState.NOT_READY)
+    assert rt.seat.reason == "console gone"
+    assert waiter.ringing == "" and rt.call is None  # the next caller was not offered
+    assert rt.wrap_timer is None or rt.wrap_timer.cancelled()
+
+
+async def test_after_a_restart_seats_in_service_get_the_grace_to_log_in(world: World) -> None:
+    world.acd.set_state(ME.agent_id, "ready")  # as restored from the database: no console
+    world.acd.set_state(COLLEAGUE.agent_id, "not_ready", "meal")
+    world.backend.watch_presence(0.01)
+    await world.pushes.until(lambda: gone(world, ME.agent_id))
+    assert world.seat(ME.agent_id).seat.reason == "console gone"
+    assert world.seat(COLLEAGUE.agent_id).seat.reason == "meal"
+    assert gone(world, COLLEAGUE.agent_id) == []
+
+
+def test_presence_rules() -> None:
+    presence = Presence()
+    assert not presence.closed("a", 1, 0.0) and not presence.absent("a")
+    assert presence.closed("a", 0, 5.0) and presence.gone_since("a") == 5.0
+    assert presence.expired("a", SeatState.ON_HOLD) is PresenceAction.AFTER_CALL
+    assert presence.seat_moved("a", SeatState.ON_CALL) is PresenceAction.NONE
+    assert presence.seat_moved("a", SeatState.WRAP_UP) is PresenceAction.SOON
+    assert presence.seat_moved("a", SeatState.WRAP_UP, settled=True) is PresenceAction.NOT_READY
+    assert presence.seat_moved("a", SeatState.NOT_READY) is PresenceAction.NONE  # done
+    assert presence.seat_moved("a", SeatState.READY) is PresenceAction.NONE
+    presence.expired("a", SeatState.RINGING)
+    # a supervisor (a person) makes it ready: theirs to decide
+    assert presence.seat_moved("a", SeatState.READY, chosen=True) is PresenceAction.NONE
+    presence.expired("a", SeatState.ON_CALL)
+    assert presence.seat_moved("a", SeatState.READY) is PresenceAction.NOT_READY
+    presence.opened("a")
+    assert not presence.absent("a")
+    assert presence.expired("a", SeatState.READY) is PresenceAction.NONE

@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import json
 import logging
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ from websockets.typing import Origin
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
 from callcenter.seats.console_api import AgentIdentity
-from callcenter.seats.console_server import ConsoleServer, check_message, read_static
-from callcenter.seats.limits import FLOOD_DROPS, LoginGuard, TokenBucket
+from callcenter.seats.console_server import ConsoleServer, _address, check_message, read_static
+from callcenter.seats.limits import FLOOD_DROPS, AddressThrottle, LoginGuard, TokenBucket
 from callcenter.seats.protocol import Error, ErrorCode, Event, Request, Role
 
 DEADLINE = 10.0
@@ -638,6 +639,28 @@ def test_login_guard_window_lockout_and_memory() -> None:
     assert guard.locked("x", 42)
 
 
+def test_address_throttle_slides_and_forgets() -> None:
+    throttle = AddressThrottle(max_failures=3, window_s=10, max_tracked=3)
+    assert not throttle.failed("a", 0) and not throttle.failed("a", 4)
+    assert throttle.failed("a", 5) and throttle.paused("a", 9.9)
+    assert not throttle.paused("a", 10)  # the first fell out: one more try
+    assert throttle.failed("a", 10) and throttle.paused("a", 13.9)
+    assert not throttle.paused("a", 14) and not throttle.paused("b", 14)
+    for address in "bcd":  # many addresses: the oldest is forgotten first
+        throttle.failed(address, 20)
+    assert throttle.failed("e", 20) is False and len(throttle._failures) <= 3
+
+
+@pytest.mark.parametrize(("peer", "counted_as"), [
+    (("127.0.0.2", 5000), "127.0.0.2"),
+    (("::ffff:10.1.2.3", 5000, 0, 0), "10.1.2.3"),
+    (("2001:db8::1:2:3:4", 5000, 0, 0), "2001:db8::/64"),  # one host may hold the /64
+    (None, "?"),
+])
+def test_logins_are_counted_by_address(peer: Any, counted_as: str) -> None:
+    assert _address(types.SimpleNamespace(remote_address=peer)) == counted_as  # type: ignore[arg-type]
+
+
 def test_check_message_order() -> None:
     login = '{"type": "login", "agent_id": "1001", "password": "x"}'
     assert getattr(check_message(login, Role.AGENT), "code", None) == "already_logged_in"
@@ -744,3 +767,91 @@ async def test_close_does_not_wait_for_a_stuck_backend(start: Start,
             await server.close()
         assert (await a.closed())[0] == 1001
     assert await backend.next_closed() == ("1001", 0)
+
+
+# -- sessions of one agent, and logins from many addresses (issue 9, finding 8) -----------------
+
+
+async def test_logout_answers_the_asker_then_ends_every_session(start: Start,
+                                                                backend: FakeBackend) -> None:
+    """A backend that ends the agent's sessions while answering (as logging out does): the
+    asker gets its reply first, then ``session_ended`` and 4000, like every other session."""
+    server = await start()
+
+    async def log_out(_: Request) -> dict[str, Any]:
+        server.push.end_sessions("1001", "logged out in another session")
+        return {"seat": {"state": "logged_out"}}
+
+    backend.on = {"set_state": log_out}
+    async with logged_in(server, "1001") as asker, logged_in(server, "1001") as other, \
+            logged_in(server, "1002") as colleague:
+        reply = await asker.call("set_state", state="logged_out", reason="")
+        assert reply["type"] == "result" and reply["data"] == {"seat": {"state": "logged_out"}}
+        for c in (asker, other):
+            got = await c.event()
+            assert (got["event"], got["data"]) == (
+                "session_ended", {"reason": "logged out in another session"})
+            assert await c.closed() == (4000, "session ended")
+        assert (await colleague.call("ping"))["type"] == "result"
+
+
+async def test_an_ended_session_carries_out_nothing_more(start: Start,
+                                                         backend: FakeBackend) -> None:
+    """Requests a session sent before it saw its end are not carried out for it."""
+    server = await start()
+    release = asyncio.Event()
+
+    async def slow_hold(_: Request) -> dict[str, Any]:
+        await release.wait()
+        return {"held": True}
+
+    backend.on = {"hold": slow_hold}
+    async with logged_in(server, "1001") as a:
+        await a.send({"v": 1, "id": "h", "type": "hold"})
+        async with asyncio.timeout(DEADLINE):
+            while not backend.commands:
+                await asyncio.sleep(0)  # the hold is in the backend
+        server.push.end_sessions("1001", "forced out by supervisor 9001")
+        await a.send({"v": 1, "id": "r", "type": "resume"})  # queued behind the hold
+        release.set()
+        assert (await a.reply("h"))["type"] == "result"
+        assert (await a.event())["event"] == "session_ended"
+        assert await a.closed() == (4000, "session ended")
+    assert await backend.next_closed() == ("1001", 0)
+    assert [r.type for _, r in backend.commands] == ["hold"]
+
+
+@contextlib.asynccontextmanager
+async def from_address(server: ConsoleServer, host: str) -> AsyncIterator[Client]:
+    """A connection from another loopback address (Linux answers all of 127/8 on lo)."""
+    async with client(server, local_addr=(host, 0)) as c:
+        yield c
+
+
+async def test_failures_from_one_address_do_not_lock_the_agent_out_elsewhere(
+        start: Start, clock: Clock) -> None:
+    server = await start(max_login_failures=3, lockout_s=60)
+    async with from_address(server, "127.0.0.2") as attacker:
+        for _ in range(5):
+            await attacker.login("1001", WRONG)
+        assert (await attacker.login("1001"))["code"] == ErrorCode.LOGIN_PAUSED
+        async with from_address(server, "127.0.0.3") as agent:
+            assert (await agent.login("1001"))["type"] == "result"
+        clock.now += 61
+        assert (await attacker.login("1001"))["type"] == "result"
+
+
+async def test_one_address_guessing_many_ids_is_paused(start: Start, clock: Clock) -> None:
+    server = await start(max_login_failures=3, lockout_s=60, max_address_failures=4,
+                         address_window_s=60)
+    async with from_address(server, "127.0.0.2") as guesser:
+        for agent_id in ("1001", "1002", "4040", "4041"):
+            assert (await guesser.login(agent_id, WRONG))["code"] == ErrorCode.BAD_CREDENTIALS
+        paused = await guesser.login("9001")  # even a right password, for an untried id
+        assert paused["code"] == ErrorCode.LOGIN_PAUSED
+        async with from_address(server, "127.0.0.3") as elsewhere:
+            assert (await elsewhere.login("9001"))["type"] == "result"
+        clock.now += 30
+        assert (await guesser.login("1002"))["code"] == ErrorCode.LOGIN_PAUSED
+        clock.now += 31  # the window slid past the failures
+        assert (await guesser.login("1002"))["type"] == "result"

@@ -1,0 +1,94 @@
+"""Console presence, sans-IO: which agents have no console open, and what their seat gets.
+
+A seat whose agent closed the console (tab closed, network lost, the engine restarted) must not
+stay Ready: the ACD would keep ringing a phone nobody watches the screen of. The rule:
+
+- When an agent's last console session closes, a grace starts (``console.presence_grace_s``); a
+  session of theirs that logs in meanwhile cancels it (a page reload, a reconnect).
+- When the grace runs out, a READY or WRAP_UP seat goes NOT_READY, reason ``"console gone"``,
+  by ``system``. A seat on a call (RINGING, ON_CALL, ON_HOLD) keeps it: the call is never cut;
+  when it ends, the seat goes NOT_READY rather than READY (or WRAP_UP). Other seats (already
+  NOT_READY, LOGGED_OUT) are left alone.
+- Once the seat is not ready (by this rule or otherwise), or a person (the agent, a supervisor)
+  explicitly makes it READY, the rule is done until the next time the console goes.
+
+``Presence`` keeps that bookkeeping and answers what to do; the backend (``backend.py``) runs the
+grace timers and moves the seat through the ACD's public ``set_state``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from callcenter.seats.state import SeatState
+
+__all__ = ["CONSOLE_GONE", "Presence", "PresenceAction"]
+
+#: the seat's not-ready reason (one of ``state.SYSTEM_REASONS``)
+CONSOLE_GONE = "console gone"
+
+_IDLE = frozenset({SeatState.READY, SeatState.WRAP_UP})
+_BUSY = frozenset({SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD})
+
+
+class PresenceAction(enum.Enum):
+    NONE = "none"
+    #: set the seat NOT_READY ("console gone") now
+    NOT_READY = "not_ready"
+    #: the seat is on a call: NOT_READY when it ends
+    AFTER_CALL = "after_call"
+    #: the call just ended into WRAP_UP: NOT_READY once the ACD is done with the call's end
+    #: (ask ``seat_moved`` again with ``settled``)
+    SOON = "soon"
+
+
+class Presence:
+    def __init__(self) -> None:
+        #: agent id -> when their last console session closed (while none is open)
+        self._gone: dict[str, float] = {}
+        #: agents whose grace ran out during a call: not ready when it ends
+        self._after_call: set[str] = set()
+
+    def absent(self, agent_id: str) -> bool:
+        """True while the agent has no console session (since the last one closed)."""
+        return agent_id in self._gone
+
+    def gone_since(self, agent_id: str) -> float | None:
+        return self._gone.get(agent_id)
+
+    def opened(self, agent_id: str) -> None:
+        """A session of the agent logged in: whatever was pending for them is off."""
+        self._gone.pop(agent_id, None)
+        self._after_call.discard(agent_id)
+
+    def closed(self, agent_id: str, sessions_left: int, now: float) -> bool:
+        """A session of the agent closed; True if it was the last one (start the grace)."""
+        if sessions_left > 0:
+            return False
+        self._gone[agent_id] = now
+        return True
+
+    def expired(self, agent_id: str, state: SeatState) -> PresenceAction:
+        """The grace ran out while the seat is in ``state``."""
+        if agent_id not in self._gone:
+            return PresenceAction.NONE  # a session came back
+        if state in _IDLE:
+            return PresenceAction.NOT_READY
+        if state in _BUSY:
+            self._after_call.add(agent_id)
+            return PresenceAction.AFTER_CALL
+        return PresenceAction.NONE
+
+    def seat_moved(self, agent_id: str, state: SeatState, *, chosen: bool = False,
+                   settled: bool = False) -> PresenceAction:
+        """The seat moved to ``state``: ``chosen`` if a person chose it (the agent, a
+        supervisor) rather than the engine (a call ending); ``settled`` when asked again after
+        ``SOON``."""
+        if agent_id not in self._after_call or state in _BUSY:
+            return PresenceAction.NONE
+        if state is SeatState.WRAP_UP and not chosen:
+            return PresenceAction.NOT_READY if settled else PresenceAction.SOON
+        self._after_call.discard(agent_id)
+        if state is SeatState.READY and not chosen:
+            return PresenceAction.NOT_READY
+        return PresenceAction.NONE
