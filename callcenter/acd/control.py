@@ -1,32 +1,44 @@
 """Call controls an agent or supervisor asks for: hang up, hold, transfers, conference, spying.
 
 Each is a few AMI actions on the two legs the ACD knows (the caller's channel in the queue's
-holding context, the agent's leg in ``[acd-agent]``). Every number reaching Asterisk has passed
-``seats.protocol.DIALABLE`` and is checked again here; channel names come from Asterisk itself.
-Refusals are ``ConsoleError`` with the protocol's error codes.
+holding context, the agent's leg in ``[acd-agent]``). Every number the engine dials out
+(click-to-call, transfer, consultation or conference to a number) goes through one dial rule,
+``dial_rule``: a phone number (``telephony.values.PHONE_NUMBER``), nothing that could add a leg
+or an option to ``Dial()``. Channel names come from Asterisk itself. Refusals are
+``ConsoleError`` with the protocol's error codes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import Tier
-from callcenter.errors import AmiActionError, ConsoleError
-from callcenter.seats.protocol import DIALABLE, Target
+from callcenter.errors import AmiActionError, ConsoleError, UnsafeValueError
+from callcenter.seats.protocol import Target
 from callcenter.seats.state import SeatInput, SeatState
 from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.values import check_phone_number
 
 #: tries of an action that met a channel in the middle of a masquerade (see ``_act``)
 _ATTEMPTS = 5
 
 
-def _number(value: str) -> str:
-    if not re.fullmatch(DIALABLE, value):
-        raise ConsoleError("bad_number", "a number may hold only digits, +, * and #")
-    return value
+def dial_rule(number: str) -> str:
+    """The one check for every number the engine dials out: ``number`` if it may be dialled,
+    else ``ConsoleError("bad_number")``. Today: a phone number (digits, an optional leading +)."""
+    try:
+        return check_phone_number(number, what="the number")
+    except UnsafeValueError as exc:
+        raise ConsoleError("bad_number", str(exc).removesuffix("; refused")) from None
+
+
+def _phone_of(rt: SeatRuntime) -> str:
+    """The seat's phone (a provisioned endpoint), or ``ConsoleError`` if it has none."""
+    if not rt.agent.endpoint:
+        raise ConsoleError("invalid_state", f"agent {rt.agent.agent_id} has no phone")
+    return rt.agent.endpoint
 
 
 class CallControl:
@@ -63,9 +75,9 @@ class CallControl:
 
     def _dial_string(self, target: Target) -> str:
         if target.kind == "agent":
-            return self.acd.seat(target.value).agent.endpoint
+            return _phone_of(self.acd.seat(target.value))
         if target.kind == "number":
-            return f"Local/{_number(target.value)}@outbound"
+            return f"Local/{dial_rule(target.value)}@outbound"
         raise ConsoleError("malformed", "a consultation or conference needs an agent or number")
 
     # -- the agent's own call ----------------------------------------------------------------
@@ -117,7 +129,7 @@ class CallControl:
             raise ConsoleError("invalid_state", "a call-back cannot be transferred")
         now = self.acd.clock()
         if target.kind == "number":
-            _number(target.value)
+            dial_rule(target.value)
         elif target.kind == "queue" and target.value not in self.acd.queues:
             raise ConsoleError("not_found", f"no queue {target.value}")
         self.acd._qlog(now, waiter.queue, waiter.call_id, "transfer", agent=agent_id,
@@ -212,7 +224,7 @@ class CallControl:
             raise ConsoleError("invalid_state", "go ready (and finish any call) first")
         call_id = f"out-{uuid.uuid4().hex[:16]}"
         waiter = Waiter(call_id, "", Tier.ORDINARY, self.acd.clock(), "", "", account,
-                        phone=_number(number), callback=True)
+                        phone=dial_rule(number), callback=True)
         self.acd.offer_direct(rt, waiter)
         return call_id
 
@@ -222,7 +234,7 @@ class CallControl:
         if mode not in ("listen", "whisper", "barge"):
             raise ConsoleError("malformed", "mode is listen, whisper or barge")
         try:
-            await self.ami.originate(Channel=supervisor.agent.endpoint,
+            await self.ami.originate(Channel=_phone_of(supervisor),
                                      Context="supervisor-spy", Exten=mode, Priority="1",
                                      Timeout="30000", wait_s=40,
                                      Variable=[f"CC_SPY={call.agent_channel}"])

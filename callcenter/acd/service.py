@@ -10,6 +10,13 @@ How a call is connected (see ``asterisk_conf/extensions.conf``): the caller wait
 ``[queue-hold]``; the agent's phone is originated into ``[acd-agent]``, which starts MixMonitor and
 ``Bridge()``s the caller in. Hold, resume, transfers, conferences and spying are AMI
 ``Redirect``/``Bridge``/``Originate`` on those two legs (``calls.CallControl``).
+
+Trust: an agent's phone is a provisioned one (``store.agents.check_endpoint``: never a free-form
+``Local/...`` into another context); a caller's number is kept only if it is a phone number
+(``telephony.values.PHONE_NUMBER``), so no caller ID ever reaches ``Dial()`` as dial syntax. A ring
+whose originate answer was lost with the AMI link is not guessed at: it stays *unsettled* until
+Asterisk's channel list says whether the agent answered (connected), still rings (hung up, the
+seat Ready again) or is gone (the caller keeps the place).
 """
 
 from __future__ import annotations
@@ -31,14 +38,22 @@ import aiosqlite
 from callcenter.acd import routing
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings
-from callcenter.errors import AmiActionError, CallCenterError, ConsoleError, TelephonyError
+from callcenter.errors import (
+    AmiActionError,
+    AmiConnectionError,
+    CallCenterError,
+    ConfigError,
+    ConsoleError,
+    TelephonyError,
+)
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
 from callcenter.seats.state import Seat, SeatInput, SeatState
-from callcenter.store.agents import ENDPOINT, AgentRecord, load_agents
+from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint, load_agents
 from callcenter.store.writer import OrderedWriter
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
+from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +113,9 @@ class ActiveCall:
     #: a consultation was asked for: the agent leg's next Dial is the consulted party
     consulting: bool = False
     conference: str = ""
+    #: the originate's answer was lost with the AMI link: ringing, answered or gone is not
+    #: known until ``_settle_rings`` reads Asterisk's channels
+    unsettled: bool = False
 
     @property
     def call_id(self) -> str:
@@ -119,6 +137,10 @@ class SeatRuntime:
                 "state": self.seat.state.value, "reason": self.seat.reason,
                 "since": self.seat.since,
                 "call_id": self.call.call_id if self.call else ""}
+
+
+#: ``ChannelState`` of an answered channel (AST_STATE_UP)
+_UP = "6"
 
 
 def _tier(value: str) -> Tier:
@@ -163,7 +185,7 @@ class Acd:
         vip = frozenset(a.agent_id for a in agents if a.vip_team)
         self.policies = {q.name: _policy(q, vip) for q in self.queues.values()}
         now = self.clock()
-        for agent in agents:
+        for agent in map(self._provisioned, agents):
             self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=now))
             self.directory[agent.agent_id] = agent
         await self._restore_seats()
@@ -188,12 +210,24 @@ class Acd:
 
     async def add_agent(self, agent: AgentRecord) -> None:
         """An agent created or changed while running (the directory is the database)."""
+        agent = self._provisioned(agent)
         self.directory[agent.agent_id] = agent
         rt = self.seats.get(agent.agent_id)
         if rt is None:
             self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=self.clock()))
         else:
             rt.agent = agent
+
+    def _provisioned(self, agent: AgentRecord) -> AgentRecord:
+        """``agent`` as the directory has it, without a phone that is not provisioned (written
+        by an older version or by hand): that seat has no phone until the agent chooses one."""
+        try:
+            check_endpoint(agent.endpoint, self.settings.sim_phone_contexts)
+        except ConfigError as exc:
+            log.error("agent %s: phone refused, %s; no phone until one is chosen (use_phone) or"
+                      " set with 'callcenter agents add'", agent.agent_id, exc)
+            return dataclasses.replace(agent, endpoint="")
+        return agent
 
     async def _restore_seats(self) -> None:
         async with self.db.execute(
@@ -232,33 +266,47 @@ class Acd:
                 log.warning("caller %s waited in queue %s, which no longer exists; "
                             "moved to %s", call_id, queue, next(iter(self.queues)))
                 queue = next(iter(self.queues))
+            number = phone_number_or_empty(str(phone))
             waiter = Waiter(str(call_id), str(queue), _tier(str(tier)), float(arrived),
-                            str(channel), str(uniqueid), str(account), str(manager), str(phone),
+                            str(channel), str(uniqueid), str(account), str(manager), number,
                             bool(callback), json.loads(str(context)))
+            if waiter.callback and not number:
+                # kept by an older version with an unchecked caller ID: never dialled
+                self._drop_callback(waiter, self.clock())
+                continue
             self.waiting[str(queue)][waiter.call_id] = waiter
 
-    async def resync(self, live: Mapping[str, str]) -> None:
-        """After (re)connecting: ``live`` maps every channel's uniqueid to its name.
+    async def resync(self, live: Mapping[str, str], lost_at: float | None = None) -> None:
+        """After (re)connecting: ``live`` maps every channel's uniqueid to its name; ``lost_at``
+        (our clock) is when the link was lost or the engine last known alive: what ended
+        unseen ended then (talk and wait times are not stretched to now).
 
-        Waiting callers whose channel is gone abandoned while we could not see them; seats that
-        were on a call keep it if the agent's leg still exists, else go to wrap-up; a ring in
-        flight is withdrawn (its originate's answer is lost) and the caller keeps the place.
+        Rings whose originate answer was lost with the link are settled first, from Asterisk's
+        channels (``_settle_rings``). Waiting callers whose channel is gone abandoned while we
+        could not see them; seats that were on a call keep it if the agent's leg still exists,
+        else go to wrap-up; a ring the engine was restarted in is withdrawn and the caller keeps
+        the place.
         """
+        await self._settle_rings()
         now = self.clock()
         for waiting in self.waiting.values():
             for waiter in list(waiting.values()):
-                waiter.ringing = ""
+                ringer = self.seats.get(waiter.ringing) if waiter.ringing else None
+                if ringer is None or ringer.call is None or ringer.call.waiter is not waiter:
+                    waiter.ringing = ""
                 if waiter.callback or waiter.uniqueid in live:
                     self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
                     continue
-                self._abandon(waiter, now, "lost while the engine was down")
+                self._abandon(waiter, _unseen_end(lost_at, waiter.arrived_at, now),
+                              "lost while the engine was down")
         pending, self._pending_calls = self._pending_calls, {}
         for agent_id, rt in self.seats.items():
             state = rt.seat.state
             call = rt.call
             if call is not None and call.connected_at is not None \
                     and call.agent_uniqueid not in live:
-                self._call_ended(rt, call, now)  # ended while the AMI link was down
+                # ended while the AMI link was down
+                self._call_ended(rt, call, _unseen_end(lost_at, call.connected_at, now))
                 continue
             if call is not None or state not in (SeatState.RINGING, SeatState.ON_CALL,
                                                  SeatState.ON_HOLD):
@@ -275,6 +323,13 @@ class Acd:
                                      connected_at=connected, held=state is SeatState.ON_HOLD)
                 self._uniqueids[agent_uid] = ("agent", agent_id)
             else:
+                if call_id:  # it ended while the engine was down: its talk time still counts
+                    end = _unseen_end(lost_at, connected, now)
+                    self._qlog(end, queue, call_id, "complete", agent=agent_id,
+                               talk_s=end - connected, detail={"why": "ended unseen"})
+                    self.log.put("UPDATE recordings SET ended_at = ? WHERE call_id = ?"
+                                 " AND agent_id = ? AND ended_at IS NULL",
+                                 (end, call_id, agent_id))
                 self._restore(rt, SeatState.WRAP_UP, "", now)
                 self._arm_wrap_up(rt)
         self.dispatch()
@@ -299,7 +354,12 @@ class Acd:
     def enqueue(self, call_id: str, queue: str, channel: str, uniqueid: str,
                 context: Mapping[str, str], phone: str = "", manager: str = "",
                 position_key: float | None = None, exclude: Iterable[str] = ()) -> Waiter:
-        """A caller joins ``queue`` (unknown queues fall back to the first one)."""
+        """A caller joins ``queue`` (unknown queues fall back to the first one). ``phone`` (the
+        caller ID) is kept only if it is a phone number: else no call-back is possible."""
+        if phone and not phone_number_or_empty(phone):
+            log.warning("call %s: the caller ID is not a phone number; no call-back possible",
+                        call_id)
+            phone = ""
         if queue not in self.queues:
             log.warning("call %s asked for unknown queue %r; using %s", call_id, queue,
                         next(iter(self.queues)))
@@ -335,7 +395,10 @@ class Acd:
         return None
 
     def keep_place_by_callback(self, waiter: Waiter, phone: str) -> None:
-        """The caller pressed 1: they hang up but keep their place; the agent calls back."""
+        """The caller pressed 1: they hang up but keep their place; the agent calls back.
+        ``phone`` must be a phone number (``telephony.values.check_phone_number``)."""
+        if not phone_number_or_empty(phone):
+            raise ConsoleError("bad_number", "a call-back needs the caller's phone number")
         waiter.callback, waiter.phone = True, phone
         waiter.channel = ""
         self.log.put("UPDATE queue_waiting SET callback = 1, phone = ?, channel = ''"
@@ -365,6 +428,9 @@ class Acd:
                         SeatState.NOT_READY else "", by=by, target=target)
             self.dispatch()
         elif target is SeatState.READY:
+            if not rt.agent.endpoint:
+                raise ConsoleError("invalid_state", "no phone to ring: choose one first (your"
+                                   " extension)")
             if seat.state is SeatState.LOGGED_OUT:
                 self._apply(rt, SeatInput.LOGIN, now, by=by)
             if seat.state is SeatState.WRAP_UP:
@@ -392,16 +458,28 @@ class Acd:
         return rt
 
     def use_phone(self, agent_id: str, phone: str) -> SeatRuntime:
-        """The agent works from another phone (hot-desking) until logging out: an extension
-        (digits, made a dial string by ``phone_endpoint``) or a full dial string."""
+        """The agent works from another phone (hot-desking) until logging out. Only provisioned
+        phones: an extension (digits, made a dial string by ``phone_endpoint``), a phone of the
+        agents directory, or a simulated phone in a ``sim_phone_contexts`` context; never a
+        free-form ``Local/...`` (into ``[supervisor-spy]`` it would listen in on calls)."""
         rt = self.seat(agent_id)
         if rt.seat.state in (SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD):
             raise ConsoleError("invalid_state", "finish the call before changing phones")
-        endpoint = self.settings.phone_endpoint.format(phone=phone) \
-            if re.fullmatch(r"[0-9]{2,12}", phone) else phone
-        if not ENDPOINT.fullmatch(endpoint):
-            raise ConsoleError("bad_number", "a phone is an extension (digits) or a dial string"
-                               " like PJSIP/1001")
+        contexts = self.settings.sim_phone_contexts
+        if re.fullmatch(r"[0-9]{2,12}", phone):
+            endpoint = self.settings.phone_endpoint.format(phone=phone)
+        elif phone in {a.endpoint for a in self.directory.values()} or SIM_PHONE.fullmatch(phone):
+            endpoint = phone
+        else:
+            endpoint = ""
+        try:
+            check_endpoint(endpoint, contexts)
+        except ConfigError:
+            log.warning("agent %s asked for a phone that is not provisioned; refused", agent_id)
+            sims = ", ".join(f"Local/<digits>@{c}" for c in contexts)
+            raise ConsoleError("forbidden", "not a provisioned phone: give your extension"
+                               " (digits), a phone of the agents directory"
+                               + (f" or a simulated phone ({sims})" if sims else "")) from None
         rt.agent = dataclasses.replace(rt.agent, endpoint=endpoint)
         self._log_seat(rt, rt.seat.state, f"phone {endpoint}", agent_id)
         return rt
@@ -490,7 +568,7 @@ class Acd:
         """
         now = self.clock()
         free = {rt.agent.agent_id: rt for rt in self.seats.values()
-                if rt.seat.state is SeatState.READY and rt.call is None}
+                if rt.seat.state is SeatState.READY and rt.call is None and rt.agent.endpoint}
         offered: set[str] = set()
         while free:
             views = [routing.SeatView(rt.agent.agent_id, rt.ready_since, rt.agent.skills,
@@ -647,7 +725,15 @@ class Acd:
         variables = [f"CC_CALL={waiter.call_id}", f"CC_REC={call.recording}"]
         if waiter.callback:
             exten = "callback"
-            variables += [f"CC_NUMBER={waiter.phone}", "CC_DIAL_TIMEOUT=60"]
+            number = phone_number_or_empty(waiter.phone)
+            if not number:  # checked on the way in; never dial anything else
+                if rt.call is call:
+                    rt.call, waiter.ringing = None, ""
+                    self._uniqueids.pop(call.agent_uniqueid, None)
+                    self._drop_callback(waiter, self.clock())
+                    self._apply(rt, SeatInput.CALL_ENDED, self.clock())
+                return
+            variables += [f"CC_NUMBER={number}", "CC_DIAL_TIMEOUT=60"]
         else:
             exten = "s"
             variables.append(f"CC_CALLER={waiter.channel}")
@@ -662,10 +748,74 @@ class Acd:
                 CallerID=f"\"{waiter.tier.value}\" <{waiter.phone or 'queue'}>",
                 Variable=variables)
             call.agent_channel = answer.get("Channel", "")
+        except AmiConnectionError as exc:
+            # Sent or not, the answer is lost: the phone may ring, or be answered and bridged.
+            # Not "no answer": Asterisk's channels settle it once the link is back (``resync``).
+            if rt.call is call:
+                call.unsettled = True
+                log.warning("ring of %s for call %s: %s; settled from Asterisk's channels",
+                            rt.agent.agent_id, waiter.call_id, exc)
+                if self.ami is not None and self.ami.connected.is_set():
+                    self._spawn(self._settle_rings())  # the link is up: no resync will come
+            return
         except (AmiActionError, TelephonyError) as exc:
             self._ring_failed(rt, call, str(exc))
             return
         self._answered(rt, call)
+
+    async def _settle_rings(self) -> None:
+        """Settle the rings whose originate answer was lost (``ActiveCall.unsettled``) from
+        Asterisk's channel list: the agent's leg up or bridged -> connected; still ringing ->
+        hung up, the seat Ready again and the caller keeps the place; gone -> the same."""
+        if self.ami is None or not any(rt.call is not None and rt.call.unsettled
+                                       for rt in self.seats.values()):
+            return
+        try:
+            rows = await self.ami.action_list("CoreShowChannels")
+        except AmiConnectionError:
+            return  # lost again: the next resync settles them
+        channels = {row.get("Uniqueid", ""): row for row in rows}
+        for rt in list(self.seats.values()):
+            call = rt.call
+            if call is None or not call.unsettled:
+                continue
+            call.unsettled = False
+            row = channels.get(call.agent_uniqueid)
+            if row is not None and (row.get("ChannelState") == _UP or row.get("BridgeId")):
+                log.info("agent %s answered call %s while the AMI link was down",
+                         rt.agent.agent_id, call.call_id)
+                call.agent_channel = call.agent_channel or row.get("Channel", "")
+                self._answered(rt, call)
+                continue
+            if row is not None:
+                self._spawn(self._hangup(call.agent_uniqueid))
+            self._ring_lost(rt, call, "still ringing" if row is not None else "gone")
+
+    def _ring_lost(self, rt: SeatRuntime, call: ActiveCall, why: str) -> None:
+        """A ring that did not connect through no fault of the agent's: the seat is Ready
+        again, the caller keeps the place."""
+        if rt.call is not call:
+            return
+        now = self.clock()
+        waiter = call.waiter
+        rt.call = None
+        self._uniqueids.pop(call.agent_uniqueid, None)
+        waiter.ringing = ""
+        log.info("ring of %s for call %s withdrawn after the AMI link was lost (%s)",
+                 rt.agent.agent_id, waiter.call_id, why)
+        self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
+                                                "wrap_up_s": 0, "answered": False})
+        self._apply(rt, SeatInput.CALL_ENDED, now)  # Ready again: dispatches
+
+    def _drop_callback(self, waiter: Waiter, now: float) -> None:
+        """A call-back whose number is not a phone number: never dialled, off the queue."""
+        self.waiting.get(waiter.queue, {}).pop(waiter.call_id, None)
+        self.log.put("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
+        self._qlog(now, waiter.queue, waiter.call_id, "leave", tier=waiter.tier.value,
+                   wait_s=now - waiter.arrived_at,
+                   detail={"why": "the call-back number is not a phone number"})
+        log.warning("call-back %s dropped: its number is not a phone number", waiter.call_id)
+        self._emit_queues()
 
     def _ring_failed(self, rt: SeatRuntime, call: ActiveCall, why: str) -> None:
         if rt.call is not call:
@@ -777,6 +927,9 @@ class Acd:
             return
         call = rt.call
         if call.connected_at is None:
+            if call.unsettled:  # no originate answer will come: the leg is gone
+                call.unsettled = False
+                self._ring_lost(rt, call, "hung up")
             return  # still ringing: the originate's answer settles it
         self._call_ended(rt, call, now)
 
@@ -866,6 +1019,11 @@ class Acd:
 
     async def flush(self) -> None:
         await self.log.flush()
+
+
+def _unseen_end(lost_at: float | None, since: float, now: float) -> float:
+    """When something we could not see end ended: when we lost sight of it, within [since, now]."""
+    return now if lost_at is None else max(since, min(lost_at, now))
 
 
 def _policy(q: QueueSettings, vip_team: Iterable[str]) -> routing.QueuePolicy:

@@ -1,5 +1,11 @@
 """The agent directory: who may log in to the console, their phone, skills and role.
 
+An agent's phone is a *provisioned* endpoint (``check_endpoint``): a device dial string
+(``PJSIP/1001``) or one of the sandbox's simulated phones, ``Local/<digits>@<context>`` with the
+context in ``AcdSettings.sim_phone_contexts``. Never a free-form ``Local/...@<any context>``: the
+ACD originates the phone into ``[acd-agent]``, and a Local channel into another context (the
+supervisor's ``[supervisor-spy]``, the IVR, ``[outbound]``) would run that context instead.
+
 Passwords are stored as scrypt hashes (``broker.passwords``); verifying one runs in a worker
 thread. A failed lookup and a wrong password take the same path, so timing does not tell
 whether an agent id exists.
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import aiosqlite
@@ -20,8 +27,12 @@ from callcenter.errors import ConfigError
 from callcenter.store.tx import transaction
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-#: a dial string Asterisk may ring: technology/resource, nothing that could smuggle options
-ENDPOINT = re.compile(r"^(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@+#*-]{1,64}$")
+#: a device Asterisk may ring: technology/resource, nothing that could smuggle options or legs
+DEVICE = re.compile(r"(PJSIP|SIP|IAX2)/[A-Za-z0-9_.+-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
+#: a simulated phone: an extension in a context of ``AcdSettings.sim_phone_contexts``
+SIM_PHONE = re.compile(r"Local/([0-9]{1,12})@([a-z0-9_-]{1,40})")
+#: ``AcdSettings.sim_phone_contexts``' default: the sandbox's simulated phones
+SIM_PHONE_CONTEXTS: tuple[str, ...] = ("agent-answer", "agent-slow", "agent-noanswer")
 ROLES = ("agent", "supervisor", "admin")
 #: hashed once, used when the agent id is unknown so that path costs the same
 _DUMMY_HASH: str | None = None
@@ -37,15 +48,31 @@ class AgentRecord:
     vip_team: bool = False
 
 
-def check_agent(agent: AgentRecord) -> None:
+def check_endpoint(endpoint: str,
+                   sim_contexts: Collection[str] = SIM_PHONE_CONTEXTS) -> str:
+    """Return ``endpoint`` if it is a provisioned phone, else raise ``ConfigError``: a device
+    (``PJSIP/1001``, ``SIP/…``, ``IAX2/…``) or ``Local/<digits>@<context>`` with the context in
+    ``sim_contexts``."""
+    if DEVICE.fullmatch(endpoint):
+        return endpoint
+    sim = SIM_PHONE.fullmatch(endpoint)
+    if sim is not None and sim.group(2) in sim_contexts:
+        return endpoint
+    allowed = ", ".join(f"Local/1001@{c}" for c in sim_contexts) or "none allowed"
+    raise ConfigError("not a provisioned phone: a device dial string like PJSIP/1001, or a "
+                      f"simulated phone ({allowed})")
+
+
+def check_agent(agent: AgentRecord, sim_contexts: Collection[str] = SIM_PHONE_CONTEXTS) -> None:
     """Refuse an agent record that could not work or could reach Asterisk unchecked."""
     if not AGENT_ID.fullmatch(agent.agent_id):
         raise ConfigError(f"agent id {agent.agent_id!r}: letters, digits, _ . - (1-32)")
     if agent.role not in ROLES:
         raise ConfigError(f"agent {agent.agent_id}: role must be one of {', '.join(ROLES)}")
-    if not ENDPOINT.fullmatch(agent.endpoint):
-        raise ConfigError(f"agent {agent.agent_id}: endpoint {agent.endpoint!r} is not a "
-                          "dial string like PJSIP/1001 or Local/1001@agent-answer")
+    try:
+        check_endpoint(agent.endpoint, sim_contexts)
+    except ConfigError as exc:
+        raise ConfigError(f"agent {agent.agent_id}: endpoint {agent.endpoint!r}: {exc}") from None
     for skill, level in agent.skills.items():
         if not re.fullmatch(r"[a-z0-9_-]{1,32}", skill) or not 1 <= level <= 10:
             raise ConfigError(f"agent {agent.agent_id}: skill {skill}={level} "
@@ -53,9 +80,10 @@ def check_agent(agent: AgentRecord) -> None:
 
 
 async def save_agent(db: aiosqlite.Connection, agent: AgentRecord,
-                     password: SecretStr | None) -> None:
+                     password: SecretStr | None, *,
+                     sim_contexts: Collection[str] = SIM_PHONE_CONTEXTS) -> None:
     """Create or update an agent; the password is replaced only when one is given."""
-    check_agent(agent)
+    check_agent(agent, sim_contexts)
     hashed = await hash_password_async(password) if password is not None else None
     async with transaction(db):
         async with db.execute("SELECT 1 FROM agents WHERE agent_id = ?",

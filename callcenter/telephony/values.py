@@ -8,11 +8,18 @@ the value: it may be a password a caller typed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from callcenter.errors import UnsafeValueError
 
-__all__ = ["check_agi_arg", "check_mapping", "check_value", "is_forbidden_char"]
+__all__ = ["check_agi_arg", "check_mapping", "check_phone_number", "check_value",
+           "is_forbidden_char", "phone_number_or_empty"]
+
+#: A phone number as the engine uses one (a caller ID, a call-back's number, a number dialled out):
+#: ASCII digits with an optional leading +, 2 to 20 digits. Nothing else, so it can never carry
+#: dial syntax (``&`` adds a leg to ``Dial()``, ``,`` options, ``@``/``/`` a context or technology).
+PHONE_NUMBER = re.compile(r"\+?[0-9]{2,20}")
 
 # U+2028/U+2029 are line breaks to str.splitlines() and to some log and JSON tooling.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
@@ -67,3 +74,17 @@ def check_mapping(values: Mapping[str, str], what: str) -> dict[str, str]:
         check_value(key, what=f"{what} key")
         checked[key] = check_value(value, what=f"{what} {key!r}")
     return checked
+
+
+def check_phone_number(value: str, *, what: str = "phone number") -> str:
+    """Return ``value`` if it is a phone number (``PHONE_NUMBER``), else raise
+    ``UnsafeValueError`` naming ``what`` (never the value: it came from a peer)."""
+    if not PHONE_NUMBER.fullmatch(value):
+        raise UnsafeValueError(f"{what} is not a phone number (digits with an optional leading +,"
+                               " 2 to 20 digits); refused")
+    return value
+
+
+def phone_number_or_empty(value: str | None) -> str:
+    """``value`` if it is a phone number, else ``""`` (unknown: no call-back, nothing dialled)."""
+    return value if value and PHONE_NUMBER.fullmatch(value) else ""

@@ -10,8 +10,10 @@ from callcenter.errors import UnsafeValueError
 from callcenter.telephony.values import (
     check_agi_arg,
     check_mapping,
+    check_phone_number,
     check_value,
     is_forbidden_char,
+    phone_number_or_empty,
 )
 
 FORBIDDEN = (
@@ -82,3 +84,32 @@ def test_check_mapping_checks_keys_and_values() -> None:
         check_mapping({"Variable": "X=1\r\nAction: Logoff"}, "AMI Originate")
     with pytest.raises(UnsafeValueError, match="AMI Originate key"):
         check_mapping({"Bad\nKey": "v"}, "AMI Originate")
+
+
+# -- phone numbers (caller IDs, call-backs, numbers dialled out) --------------------------------
+
+
+@pytest.mark.parametrize("number", ["13800000001", "+8613912345678", "1001", "95", "0" * 20])
+def test_phone_numbers_are_digits_with_an_optional_plus(number: str) -> None:
+    assert check_phone_number(number) == number
+    assert phone_number_or_empty(number) == number
+
+
+@pytest.mark.parametrize("number", [
+    "123&Local/9@hotline",   # a second leg for Dial()
+    "123,30,D(1)", "123|x", "1;2", "1)", "1(2", "${SHELL(id)}", "1 2", "+", "++86", "86+1",
+    "*99", "12#", "1", "0" * 21, "", "１２３", "12\n3", "12\x003", "١٢٣",
+])
+def test_anything_else_is_not_a_phone_number(number: str) -> None:
+    with pytest.raises(UnsafeValueError) as refused:
+        check_phone_number(number, what="caller ID")
+    assert "caller ID" in str(refused.value)
+    if len(number) > 1:
+        assert number not in str(refused.value)  # never echoed
+    assert phone_number_or_empty(number) == ""
+
+
+@given(value=st.text(max_size=40))
+def test_a_phone_number_never_holds_dial_syntax(value: str) -> None:
+    number = phone_number_or_empty(value)
+    assert number == "" or (number.lstrip("+").isascii() and number.lstrip("+").isdigit())
