@@ -148,6 +148,7 @@ async def _doctor() -> int:
     except ConfigError as exc:
         report(False, str(exc))
         return 1
+    _doctor_files(settings)
     conf = settings.pbx.conf_dir
     missing = [n for n in ("modules.conf", "manager.conf", "extensions.conf")
                if not (conf / n).is_file()]
@@ -173,6 +174,22 @@ async def _doctor() -> int:
     report(_port_free_or_ours(settings.agi.host, settings.agi.port),
            f"FastAGI port {settings.agi.host}:{settings.agi.port} usable")
     return 1 if problems else 0
+
+
+def _doctor_files(settings: Settings) -> None:
+    """Warn (not fail) about files others may read, and about records waiting in a spool."""
+    from callcenter.engine import broker_needs_traverse
+    from callcenter.store.db import loose_modes
+
+    loose = loose_modes(settings.state_dir, (settings.database, settings.backoffice_db),
+                        traverse=broker_needs_traverse(settings))
+    for problem in loose:
+        print(f"[WARN] {problem}: others can read it; chmod it (password hashes, customer data)")
+    if not loose:
+        print(f"[ok] state directory {settings.state_dir} and databases private")
+    for spool in sorted(settings.database.parent.glob(f"{settings.database.name}.*.spool.jsonl")):
+        if spool.stat().st_size:
+            print(f"[WARN] {spool}: records wait for the database (written when it takes writes)")
 
 
 def _port_free_or_ours(host: str, port: int) -> bool:
@@ -333,7 +350,8 @@ async def _agents(args: argparse.Namespace) -> int:
     from callcenter.store.agents import AgentRecord, load_agents, save_agent
     from callcenter.store.db import open_db
 
-    db = await open_db(_settings().database)
+    settings = _settings()
+    db = await open_db(settings.database)
     try:
         if args.action == "list":
             for a in await load_agents(db):
@@ -350,7 +368,8 @@ async def _agents(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
         await save_agent(db, AgentRecord(args.agent_id, args.name or args.agent_id, args.role,
                                          args.endpoint, skills, args.vip),
-                         SecretStr(password) if password else None)
+                         SecretStr(password) if password else None,
+                         sim_contexts=settings.acd.sim_phone_contexts)
         print(f"agent {args.agent_id} saved")
         return 0
     finally:
@@ -440,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent_id", nargs="?", default="")
     p.add_argument("--name", default="")
     p.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
-    p.add_argument("--endpoint", default="", help="what Asterisk dials, e.g. PJSIP/1001")
+    p.add_argument("--endpoint", default="",
+                   help="the agent's phone: a device like PJSIP/1001, or a simulated phone"
+                        " Local/<digits>@<context in acd.sim_phone_contexts>")
     p.add_argument("--skill", action="append", default=[], help="name=level (1-10)")
     p.add_argument("--vip", action="store_true", help="member of the VIP team")
     p.add_argument("--password-stdin", action="store_true",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -59,11 +60,20 @@ class AgiSettings(BaseModel):
     #: an AGI command reply must arrive within this (a prompt may play for a while)
     reply_timeout: float = Field(120.0, gt=0)
     max_sessions: int = Field(500, ge=1)
+    #: the key the dialplan's session tokens are made with (telephony/agi_auth.py); read from
+    #: ``key_file`` when unset (the sandbox writes it; default ``<state_dir>/agi.key``)
+    key: SecretStr | None = None
+    key_file: Path | None = None
+    #: a session token older (or further in the future) than this is refused
+    token_max_age_s: float = Field(60.0, gt=0)
 
 
 class PbxSettings(BaseModel):
     #: ``sandbox``: Debian sid chroot provisioned by us; ``system``: an Asterisk already installed
     mode: Literal["sandbox", "system"] = "sandbox"
+    #: install the simulated parties' dialplan (asterisk_conf/extensions_sandbox.conf: test
+    #: callers and agents, the fax machine, benchmark baselines); unset: in sandbox mode only
+    simulated_parties: bool | None = None
     root: Path = Path("/var/cache/callcenter/pbx-root")
     suite: str = "sid"
     #: Debian mirror for debootstrap; empty means "read it from this machine's apt sources"
@@ -109,9 +119,18 @@ class ConsoleSettings(BaseModel):
     #: token bucket per connection: sustained messages per second and burst
     rate_per_s: float = Field(10.0, gt=0)
     rate_burst: int = Field(30, ge=1)
-    #: wrong passwords for one agent id before logins for it pause for ``lockout_s``
+    #: wrong passwords for one agent id from one address before logins for that id from that
+    #: address pause for ``lockout_s``
     max_login_failures: int = Field(5, ge=1)
     lockout_s: float = Field(60.0, gt=0)
+    #: failed logins (any id) from one address within ``address_window_s`` before every login
+    #: from that address pauses until the oldest falls out of the window
+    max_address_failures: int = Field(20, ge=1)
+    address_window_s: float = Field(60.0, gt=0)
+    #: when an agent's last console session closes and none comes back within this many
+    #: seconds, a ready (or wrapping-up) seat goes not ready ("console gone"); a seat on a call
+    #: goes not ready when the call ends
+    presence_grace_s: float = Field(30.0, ge=0)
     #: events queued for a slow client before it is disconnected
     max_pending_events: int = Field(256, ge=8)
 
@@ -154,6 +173,26 @@ class AcdSettings(BaseModel):
     recordings_dir: str = "/var/spool/asterisk/monitor/callcenter"
     #: an agent may log in from any phone: its extension becomes this dial string
     phone_endpoint: str = Field("PJSIP/{phone}", pattern=r"^[A-Za-z0-9/@_.{}-]+$")
+    #: the only contexts a ``Local/<digits>@<context>`` agent phone may name: the sandbox's
+    #: simulated phones (asterisk_conf/extensions.conf). Never one the engine uses itself.
+    sim_phone_contexts: list[str] = ["agent-answer", "agent-slow", "agent-noanswer"]
+
+    @field_validator("sim_phone_contexts")
+    @classmethod
+    def _only_phone_contexts(cls, value: list[str]) -> list[str]:
+        for context in value:
+            if context in _ENGINE_CONTEXTS or not _CONTEXT_NAME.fullmatch(context):
+                raise ValueError(f"{context!r} cannot be a simulated phone's context (a name"
+                                 " like agent-answer, not one the engine itself uses)")
+        return value
+
+
+#: dialplan contexts the engine originates into or parks callers in: never an agent's phone
+_ENGINE_CONTEXTS = frozenset({
+    "hotline", "hotline-native", "caller-sim", "queue-hold", "acd-agent", "acd-dial",
+    "acd-hold", "acd-conference", "outbound", "supervisor-spy", "agent-sim", "fax-send",
+    "fax-dial", "fax-sim", "fax-in", "bench-queue", "default"})
+_CONTEXT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 class SecretarySettings(BaseModel):
@@ -225,6 +264,27 @@ class Settings(BaseSettings):
                 f"no AMI secret: set CALLCENTER_AMI__SECRET or run 'callcenter pbx up' "
                 f"(which writes {path})"
             ) from exc
+
+
+    @property
+    def agi_key_file(self) -> Path:
+        return self.agi.key_file or self.state_dir / "agi.key"
+
+    def agi_key(self) -> SecretStr:
+        """The FastAGI session key: from settings, else from the key file the sandbox wrote."""
+        if self.agi.key is not None:
+            return self.agi.key
+        path = self.agi_key_file
+        try:
+            value = path.read_text(encoding="ascii").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"no FastAGI key: set CALLCENTER_AGI__KEY or run 'callcenter pbx up' "
+                f"(which writes {path})"
+            ) from exc
+        if not value:
+            raise ConfigError(f"the FastAGI key file {path} is empty")
+        return SecretStr(value)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import pwd
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -43,10 +44,12 @@ from callcenter.ivr.speech import Lang, say_digits
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.store import agents as directory
 from callcenter.store.calls import CallRecorder
-from callcenter.store.db import open_db
+from callcenter.store.db import make_state_dir_private, open_db
 from callcenter.store.hotline import add_request, open_callback
+from callcenter.store.writer import replay_left
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class Engine:
             self.controller = Controller(self.recorder)
             self.acd = Acd(self.settings.acd, self.db, clock=self.acd_clock)
             self.acd.is_open = self._schedule_open
+            await replay_left(self.db, self.acd.log.name)  # a crashed run's rows, before restore
             await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
                                  on_ready=self._on_ami_ready)
@@ -121,9 +125,11 @@ class Engine:
                 self.console = ConsoleServer(self.settings.console, self.console_backend)
                 await self.console.start()
                 self.console_backend.push = self.console.push
+                self.console_backend.watch_presence(self.settings.console.presence_grace_s)
             await self.ami.start()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
-                                 on_round_trip=self.on_agi_round_trip)
+                                 on_round_trip=self.on_agi_round_trip,
+                                 key=self.settings.agi_key().get_secret_value())
             await self.agi.start()
             self._watch = asyncio.create_task(self.flows.watch(), name="flow-watch")
         except BaseException:
@@ -168,9 +174,11 @@ class Engine:
     async def _on_ami_ready(self) -> None:
         """After every AMI (re)login: the model first, then the queues and seats from it."""
         assert self.controller is not None and self.acd is not None
-        await self.controller.resync()
+        lost_at = await self.controller.resync()
         live = {uid: view.name for uid, view in self.controller.model.channels.items()}
-        await self.acd.resync(live)
+        if lost_at is not None:  # calls that ended unseen end then, on the ACD's clock
+            lost_at = self.acd_clock() - max(0.0, self.controller.clock() - lost_at)
+        await self.acd.resync(live, lost_at=lost_at)
 
     async def stop(self) -> None:
         if self.console is not None:
@@ -206,6 +214,8 @@ class Engine:
         if self.ami is not None:
             await self.ami.close()
             self.ami = None
+        if self.controller is not None:
+            await self.controller.close()
         if self.recorder is not None:
             await self.recorder.close()
             self.recorder = None
@@ -244,7 +254,7 @@ class Engine:
     async def run_flow(self, channel: Channel, flows: FlowSet, flow: str, call_id: str,
                        note: Callable[[str, Mapping[str, str]], None]) -> None:
         assert self.db is not None and self.backoffice is not None
-        caller = channel.caller_id or ""
+        caller = phone_number_or_empty(channel.caller_id)  # else unknown: never dialled back
         session = CallSession(call_id, caller)
         table = HotlineActions(self.backoffice, self.db, self.work, session,
                                clock=self.backoffice.now, on_outbox=self.kick_outbox).table()
@@ -271,13 +281,21 @@ class Engine:
 
     async def queue_callback(self, channel: Channel, call_id: str,
                              note: Callable[[str, Mapping[str, str]], None]) -> None:
-        """A waiting caller pressed 1: book a call-back that keeps their place, then hang up."""
+        """A waiting caller pressed 1: book a call-back that keeps their place, then hang up.
+
+        Only to a phone number: a caller ID that is not one (none, or dial syntax such as
+        ``123&Local/...``) is never booked nor dialled; the caller hears that no call-back is
+        possible and goes on waiting in the same place."""
         assert self.db is not None
         waiter = self.acd.find_waiter(uniqueid=channel.uniqueid) if self.acd else None
         lang: Lang = waiter.lang if waiter is not None else "zh"
-        phone = channel.caller_id or ""
-        if waiter is None or not phone or waiter.ringing:
+        phone = phone_number_or_empty(channel.caller_id)
+        if waiter is None or waiter.ringing:
             return  # nothing to keep (or an agent is ringing right now): back to waiting
+        if not phone:
+            note("acd.callback_refused", {"why": "no caller phone number", "queue": waiter.queue})
+            await channel.play([sound(f"{lang}/queue_callback_no_number")], "")
+            return  # back to waiting ([queue-hold]), the place kept
         existing = await open_callback(self.db, phone)
         if existing is None:
             ref = await add_request(self.db, "callback", call_id, account=waiter.account or None,
@@ -321,6 +339,9 @@ async def run_engine(settings: Settings) -> None:
     engine: Engine | None = None
     peers: SandboxPeers | None = None
     pidfile = settings.state_dir / "engine.pid"
+    # password hashes, customer data, secrets: the state directory is ours alone
+    await asyncio.to_thread(make_state_dir_private, settings.state_dir,
+                            broker_needs_traverse(settings))
     try:
         if settings.channels.enabled and settings.channels.sandbox_peers \
                 and not settings.channels.servers:
@@ -346,6 +367,13 @@ async def run_engine(settings: Settings) -> None:
             await engine.stop()
         if peers is not None:
             await peers.stop()
+
+
+def broker_needs_traverse(settings: Settings) -> bool:
+    """Does the bus broker drop to another account, which must reach its own directory?"""
+    user = settings.channels.run_as_user
+    return bool(settings.channels.enabled and user and os.geteuid() == 0
+                and user != pwd.getpwuid(os.geteuid()).pw_name)
 
 
 async def _reload(engine: Engine) -> None:

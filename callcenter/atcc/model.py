@@ -4,7 +4,9 @@ A *call* is everything that shares Asterisk's ``linkedid``: the caller's channel
 agent's. ``CallModel.apply`` takes one event and the current time and returns the changes it made
 (``CallStarted``, ``TimelineAdded``, ``CallEnded``); the edge persists them. ``resync`` reconciles
 the model with a ``CoreShowChannels`` snapshot after the AMI link was down: channels Asterisk no
-longer has are ended, channels we never saw are adopted.
+longer has are ended, channels we never saw are adopted. A channel that vanished ends at the
+moment the link was lost (``lost_at``: the last moment its hangup could have been seen), not at
+the resync, and its hangup is marked ``approximate``.
 """
 
 from __future__ import annotations
@@ -142,14 +144,20 @@ class CallModel:
         """Call before asking Asterisk for its channel list; pass the result to ``resync``."""
         return self._seq
 
-    def resync(self, rows: Iterable[CoreShowChannel], token: int, now: float) -> list[Change]:
-        """Make the model match Asterisk's snapshot taken after ``token`` was issued."""
+    def resync(self, rows: Iterable[CoreShowChannel], token: int, now: float,
+               lost_at: float | None = None) -> list[Change]:
+        """Make the model match Asterisk's snapshot taken after ``token`` was issued.
+
+        ``lost_at``: when the AMI link was lost (channels gone since end then); None: ``now``.
+        """
         out: list[Change] = []
         present = {row.info.uniqueid: row for row in rows}
+        gone_at = now if lost_at is None else min(lost_at, now)
         for uniqueid, view in list(self.channels.items()):
             # A channel created after the snapshot was requested may legitimately be missing.
             if uniqueid not in present and view.seen_seq <= token:
-                self._remove_channel(uniqueid, now, CAUSE_LOST, "ended while AMI was down", out)
+                self._remove_channel(uniqueid, gone_at, CAUSE_LOST, "ended while AMI was down",
+                                     out, approximate=True)
         for uniqueid, row in present.items():
             if uniqueid not in self.channels:
                 started = now - row.duration_s
@@ -197,7 +205,7 @@ class CallModel:
         return view
 
     def _remove_channel(self, uniqueid: str, now: float, cause: int, cause_text: str,
-                        out: list[Change]) -> None:
+                        out: list[Change], approximate: bool = False) -> None:
         view = self.channels.pop(uniqueid, None)
         if view is None:
             return
@@ -205,8 +213,11 @@ class CallModel:
         if call is None:
             return
         call.channels.pop(uniqueid, None)
-        self._note(call.id, now, "channel.hangup",
-                   {"channel": view.name, "cause": str(cause), "reason": cause_text}, out)
+        now = max(now, call.started_at)
+        detail = {"channel": view.name, "cause": str(cause), "reason": cause_text}
+        if approximate:
+            detail["approximate"] = "yes"
+        self._note(call.id, now, "channel.hangup", detail, out)
         # The call's outcome is the first party's: the originating channel carries the linkedid.
         if uniqueid == call.id or call.end_cause is None:
             call.end_cause, call.end_reason = cause, cause_text

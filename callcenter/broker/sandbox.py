@@ -76,7 +76,7 @@ from callcenter.broker.market import (
 )
 from callcenter.broker.passwords import hash_password_async, verify_password_async
 from callcenter.errors import BrokerError, ConfigError
-from callcenter.store.db import durable_pragmas
+from callcenter.store.db import durable_pragmas, make_private
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -384,7 +384,7 @@ class SandboxBackOffice:
             db = target
         else:
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(make_private, target)  # customer data: 0600
                 db = await aiosqlite.connect(target, isolation_level=None)
             except (OSError, sqlite3.Error) as exc:
                 raise BrokerError(f"cannot open back office database {target}: {exc}") from exc

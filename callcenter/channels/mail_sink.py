@@ -1,13 +1,16 @@
 """A real SMTP server process: the sandbox's mail peer, and the e-mail channel tests' (aiosmtpd).
 
     python -m callcenter.channels.mail_sink --dir OUT [--port 0] [--cert C --key K [--tls]]
-        [--user U --password P] [--refuse-rcpt] [--tempfail]
+        [--user U] [--refuse-rcpt] [--tempfail]
 
 Prints ``READY <port>`` on stdout once it listens (``--port 0``: a free port), then writes every
 accepted message to ``OUT/<n>.eml`` (atomically: a ``.tmp`` renamed) with its envelope in
 ``OUT/<n>.json``. With ``--cert``/``--key`` it offers STARTTLS (and requires it), or, with
-``--tls``, speaks TLS from the first byte. With ``--user``/``--password`` it requires
-AUTH (PLAIN or LOGIN). ``--refuse-rcpt`` answers RCPT with 550; ``--tempfail`` answers DATA with
+``--tls``, speaks TLS from the first byte. With ``--user`` it requires AUTH (PLAIN or LOGIN)
+with the password in the environment (``MAIL_SINK_PASSWORD``; ``--password`` still works for
+tests, but puts it on the command line every local user can read). Started by the engine
+(``sandbox.SandboxPeers``), it dies with the engine (``die_with_parent``). ``--refuse-rcpt``
+answers RCPT with 550; ``--tempfail`` answers DATA with
 451. Stops on SIGTERM/SIGINT.
 """
 
@@ -25,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from callcenter.channels.sandbox import die_with_parent
+
+PASSWORD_ENV = "MAIL_SINK_PASSWORD"  # noqa: S105 (a variable's name)
 
 
 class Sink:
@@ -78,10 +85,13 @@ async def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--tls", action="store_true", help="implicit TLS instead of STARTTLS")
     parser.add_argument("--user")
-    parser.add_argument("--password")
+    parser.add_argument("--password", help=f"prefer the {PASSWORD_ENV} environment variable")
     parser.add_argument("--refuse-rcpt", action="store_true")
     parser.add_argument("--tempfail", action="store_true")
     args = parser.parse_args()
+    password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV, "")
+    if args.user and not password:
+        parser.error(f"--user wants a password in {PASSWORD_ENV}")
     args.dir.mkdir(parents=True, exist_ok=True)
 
     context = None
@@ -92,7 +102,7 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     auth: dict[str, Any] = {}
     if args.user:
-        auth = {"auth_required": True, "authenticator": authenticator(args.user, args.password)}
+        auth = {"auth_required": True, "authenticator": authenticator(args.user, password)}
     implicit = bool(args.tls and context)
 
     def factory() -> SMTP:
@@ -115,5 +125,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    die_with_parent()
     asyncio.run(main())
     sys.exit(0)

@@ -1,9 +1,13 @@
 """An SMSC simulator: SMPP 3.4 over TCP, with the same sans-IO core as the SMS plug-in
 (``smpp.py``), for tests and demos. Its own process::
 
-    python -m callcenter.channels.smsc_sim --port N --system-id X --password Y \\
+    SMSC_SIM_PASSWORD=Y python -m callcenter.channels.smsc_sim --port N --system-id X \\
         --out messages.jsonl [--host H] [--throttle-first K] [--reject-dest PREFIX] \\
         [--undeliv-dest PREFIX] [--no-receipts] [--hold-receipts] [--mo SENDER:TEXT]
+
+The password comes from the environment (``SMSC_SIM_PASSWORD``), so it is not on the command
+line for every local user to read; ``--password`` still works for tests and is discouraged.
+Started by the engine (``sandbox.SandboxPeers``) it dies with the engine (``die_with_parent``).
 
 It accepts ``bind_transceiver`` with the given credentials only (``ESME_RINVSYSID`` /
 ``ESME_RINVPASWD`` otherwise), answers ``enquire_link`` and ``unbind``, and for each
@@ -34,6 +38,7 @@ import contextlib
 import datetime as dt
 import hmac
 import json
+import os
 import signal
 import sys
 from dataclasses import dataclass, field, replace
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.channels import smpp
+from callcenter.channels.sandbox import SMSC_PASSWORD_ENV, die_with_parent
 from callcenter.errors import ChannelError
 
 
@@ -291,7 +297,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[SimConfig, str, int]:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2775, help="0: a free port (see READY)")
     p.add_argument("--system-id", required=True)
-    p.add_argument("--password", required=True)
+    p.add_argument("--password", help="prefer the SMSC_SIM_PASSWORD environment variable")
     p.add_argument("--out", type=Path, required=True, help="JSON lines of received messages")
     p.add_argument("--throttle-first", type=int, default=0, metavar="K")
     p.add_argument("--reject-dest", metavar="PREFIX")
@@ -300,13 +306,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[SimConfig, str, int]:
     p.add_argument("--hold-receipts", action="store_true")
     p.add_argument("--mo", metavar="SENDER:TEXT")
     a = p.parse_args(argv)
+    password = a.password if a.password is not None else os.environ.get(SMSC_PASSWORD_ENV)
+    if not password:
+        p.error(f"the password: set {SMSC_PASSWORD_ENV} (or --password)")
     mo: tuple[str, str] | None = None
     if a.mo:
         sender, sep, text = a.mo.partition(":")
         if not sep or not sender or not text:
             p.error("--mo wants SENDER:TEXT")
         mo = (sender, text)
-    cfg = SimConfig(system_id=a.system_id, password=a.password, out=a.out,
+    cfg = SimConfig(system_id=a.system_id, password=password, out=a.out,
                     throttle_first=a.throttle_first, reject_dest=a.reject_dest,
                     undeliv_dest=a.undeliv_dest, receipts=not a.no_receipts,
                     hold_receipts=a.hold_receipts, mo=mo)
@@ -314,6 +323,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[SimConfig, str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    die_with_parent()
     cfg, host, port = parse_args(argv)
     asyncio.run(serve(cfg, host, port))
 

@@ -1,8 +1,14 @@
 """Call records: the ``calls`` and ``call_events`` tables, written in batches, read back whole.
 
 ``CallRecorder`` takes model changes from the controller without awaiting (the AMI event handler
-must not block), and one writer task commits whatever has queued up in a single transaction: one
-thread hop per batch instead of one per event.
+must not block) and turns them into statements for an ``OrderedWriter``: one task commits
+whatever has queued up in a single transaction, and spools it durably when the database refuses
+writes (``writer.py``, ``spool.py``).
+
+It also keeps a heartbeat: ``<database>.alive``, touched every ``HEARTBEAT_S``. After a crash,
+its time is the last moment the engine was known alive, and ``close_orphans`` ends the calls the
+dead engine left open no earlier than that (nor earlier than their last recorded event): the
+honest bound, since a call the engine saw no hangup for was still up while it lived.
 """
 
 from __future__ import annotations
@@ -11,14 +17,43 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiosqlite
 
-from callcenter.atcc.model import CallEnded, CallStarted, Change, TimelineAdded
-from callcenter.store.tx import transaction
+from callcenter.atcc.model import CAUSE_LOST, CallEnded, CallStarted, Change, TimelineAdded
+from callcenter.store.spool import database_file
+from callcenter.store.writer import OrderedWriter
 
 log = logging.getLogger(__name__)
+
+#: the heartbeat file is touched this often (seconds)
+HEARTBEAT_S = 2.0
+
+Statement = tuple[str, Sequence[object]]
+
+# Closing the records a crashed run (or an outage) left open, but the live ones (a JSON list).
+# The end: MIN(now, MAX(started_at, the last event recorded, the moment last known alive)).
+_CLOSE_EVENTS = """
+INSERT INTO call_events (call_id, seq, at, kind, detail)
+SELECT id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events e WHERE e.call_id = calls.id),
+       ?, 'call.closed', json_object('reason', ?, 'approximate', 'yes', 'ended_at',
+       MIN(?, MAX(started_at, COALESCE((SELECT MAX(at) FROM call_events e
+                                        WHERE e.call_id = calls.id), started_at), ?)))
+FROM calls WHERE ended_at IS NULL AND id NOT IN (SELECT value FROM json_each(?))
+"""
+_CLOSE_CALLS = """
+UPDATE calls SET
+    ended_at = MIN(?, MAX(started_at, COALESCE((SELECT MAX(at) FROM call_events e
+                                                WHERE e.call_id = calls.id
+                                                AND e.kind != 'call.closed'), started_at), ?)),
+    end_cause = ?, end_reason = ?
+WHERE ended_at IS NULL AND id NOT IN (SELECT value FROM json_each(?))
+"""
 
 
 @dataclass(frozen=True)
@@ -45,78 +80,130 @@ class CallRecord:
 
 
 class CallRecorder:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, clock: Callable[[], float] = time.time) -> None:
         self.db = db
-        self._queue: asyncio.Queue[Change] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.clock = clock
+        self.writer = OrderedWriter(db, "call-recorder", clock)
+        self._beat: asyncio.Task[None] | None = None
+        self._heartbeat: Path | None = None
+        self._previous_alive: float | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def retry_s(self) -> float:
+        return self.writer.retry_s
+
+    @retry_s.setter
+    def retry_s(self, value: float) -> None:
+        self.writer.retry_s = value
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="call-recorder")
+        self.writer.start()
+        self._beat = asyncio.create_task(self._keep_heartbeat(), name="call-recorder-heartbeat")
 
     def put(self, changes: list[Change]) -> None:
         for change in changes:
-            self._idle.clear()
-            self._queue.put_nowait(change)
+            for sql, params in _statements(change):
+                self.writer.put(sql, params)
 
     async def flush(self) -> None:
-        """Return once everything put so far is committed."""
-        await self._idle.wait()
+        """Return once everything put so far is committed (or durably spooled)."""
+        await self.writer.flush()
+
+    async def drained(self) -> None:
+        """Return once everything put so far is in the database (nothing left in the spool)."""
+        await self.writer.drained()
 
     async def close(self) -> None:
-        if self._task is None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
+            self._beat = None
+        await self.writer.close()
+
+    # -- after a crash ---------------------------------------------------------------------
+
+    async def alive_before_start(self) -> float | None:
+        """When the previous run last touched the heartbeat (None: no previous run known)."""
+        await self._ready.wait()
+        return self._previous_alive
+
+    def close_orphans(self, live: Iterable[str], known_alive_at: float | None, now: float,
+                      reason: str) -> None:
+        """End every open call record but ``live`` ones: they ended while we could not see.
+
+        The end is the later of the call's start, its last recorded event and
+        ``known_alive_at`` (the last moment we could have seen its hangup), never after ``now``.
+        """
+        live_json = json.dumps(sorted(live))
+        alive = known_alive_at if known_alive_at is not None else 0.0
+        self.writer.put(_CLOSE_EVENTS, (now, reason, now, alive, live_json))
+        self.writer.put(_CLOSE_CALLS, (now, alive, CAUSE_LOST, reason, live_json))
+
+    async def _keep_heartbeat(self) -> None:
+        try:
+            path = await database_file(self.db)
+            if path is not None:
+                self._heartbeat = path.with_name(path.name + ".alive")
+                self._previous_alive = await asyncio.to_thread(_mtime, self._heartbeat)
+                await self._beat_once()
+        except Exception:
+            log.exception("cannot read the heartbeat of the previous run")
+        finally:
+            self._ready.set()
+        if self._heartbeat is None:
             return
-        await self.flush()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
-
-    async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._write(batch)
-            except Exception:
-                # The record is lost but calls go on; say so loudly.
-                log.exception("could not write %d call record changes", len(batch))
-            if self._queue.empty():
-                self._idle.set()
+            await asyncio.sleep(HEARTBEAT_S)
+            await self._beat_once()
 
-    async def _write(self, batch: list[Change]) -> None:
-        async with transaction(self.db) as db:
-            for change in batch:
-                match change:
-                    case CallStarted(call):
-                        await db.execute(
-                            "INSERT OR IGNORE INTO calls (id, started_at, caller_num, caller_name,"
-                            " first_channel) VALUES (?, ?, ?, ?, ?)",
-                            (call.id, call.started_at, call.caller_num, call.caller_name,
-                             call.first_channel),
-                        )
-                    case TimelineAdded(call_id, entry):
-                        # An engine note may come before (or without) AMI's view of the call,
-                        # e.g. during an AMI outage: keep it on a stub record.
-                        await db.execute(
-                            "INSERT OR IGNORE INTO calls (id, started_at) VALUES (?, ?)",
-                            (call_id, entry.at))
-                        await db.execute(
-                            "INSERT INTO call_events (call_id, seq, at, kind, detail)"
-                            " SELECT ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events"
-                            " WHERE call_id = ?), ?, ?, ?",
-                            (call_id, call_id, entry.at, entry.kind,
-                             json.dumps(dict(entry.detail), ensure_ascii=False)),
-                        )
-                    case CallEnded(call):
-                        await db.execute(
-                            "UPDATE calls SET ended_at = ?, end_cause = ?, end_reason = ?,"
-                            " caller_num = ?, caller_name = ? WHERE id = ?",
-                            (call.ended_at, call.end_cause, call.end_reason, call.caller_num,
-                             call.caller_name, call.id),
-                        )
+    async def _beat_once(self) -> None:
+        assert self._heartbeat is not None
+        try:
+            await asyncio.to_thread(_touch, self._heartbeat)
+        except OSError as exc:
+            log.warning("cannot touch the heartbeat %s: %s", self._heartbeat, exc)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _touch(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+def _statements(change: Change) -> list[Statement]:
+    match change:
+        case CallStarted(call):
+            return [("INSERT OR IGNORE INTO calls (id, started_at, caller_num, caller_name,"
+                     " first_channel) VALUES (?, ?, ?, ?, ?)",
+                     (call.id, call.started_at, call.caller_num, call.caller_name,
+                      call.first_channel))]
+        case TimelineAdded(call_id, entry):
+            # An engine note may come before (or without) AMI's view of the call, e.g. during
+            # an AMI outage: keep it on a stub record.
+            return [("INSERT OR IGNORE INTO calls (id, started_at) VALUES (?, ?)",
+                     (call_id, entry.at)),
+                    ("INSERT INTO call_events (call_id, seq, at, kind, detail)"
+                     " SELECT ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events"
+                     " WHERE call_id = ?), ?, ?, ?",
+                     (call_id, call_id, entry.at, entry.kind,
+                      json.dumps(dict(entry.detail), ensure_ascii=False)))]
+        case CallEnded(call):
+            return [("UPDATE calls SET ended_at = ?, end_cause = ?, end_reason = ?,"
+                     " caller_num = ?, caller_name = ? WHERE id = ?",
+                     (call.ended_at, call.end_cause, call.end_reason, call.caller_num,
+                      call.caller_name, call.id))]
+    return []
 
 
 async def get_call(db: aiosqlite.Connection, call_id: str) -> CallRecord | None:

@@ -247,4 +247,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX subscriptions_account ON subscriptions(account) WHERE active = 1;
     CREATE INDEX notices_message ON notices(message_id);
     """,
+    # 6: batches replayed from a writer's spool (store/spool.py): each applied exactly once
+    """
+    CREATE TABLE spool_applied (
+        key    TEXT PRIMARY KEY,
+        writer TEXT NOT NULL,
+        at     REAL NOT NULL
+    );
+    """,
+    # 7: the bus's dead letters: reports and contacts the relay could not use, with the reason
+    # (channels/bus.py: park; a channel server keeps the same table in its own database)
+    """
+    CREATE TABLE bus_dead_letters (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest     TEXT NOT NULL UNIQUE,       -- sha256 of topic and payload: a copy is counted
+        topic      TEXT NOT NULL,
+        sender     TEXT NOT NULL DEFAULT '',   -- the channel kind of the topic
+        message_id TEXT NOT NULL DEFAULT '',   -- message or contact id, if one could be read
+        reason     TEXT NOT NULL,
+        payload    TEXT NOT NULL,              -- at most its first 4096 bytes, as text
+        size       INTEGER NOT NULL,           -- the whole payload's size in bytes
+        seen       INTEGER NOT NULL DEFAULT 1, -- how many copies came
+        first_at   REAL NOT NULL,
+        last_at    REAL NOT NULL
+    );
+    CREATE INDEX bus_dead_letters_last ON bus_dead_letters(last_at);
+    """,
 )

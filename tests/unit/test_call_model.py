@@ -78,6 +78,20 @@ def test_resync_ends_vanished_calls_and_adopts_unknown_ones() -> None:
     assert m.calls["found"].started_at == 70.0  # now minus the reported duration
 
 
+def test_a_call_gone_during_an_outage_ends_when_the_link_was_lost() -> None:
+    m = CallModel()
+    m.apply(NewChannel(info("c", "c")), 10.0)
+    out = m.resync([], m.resync_token(), 100.0, lost_at=40.0)
+    ended = [c for c in out if isinstance(c, CallEnded)]
+    assert ended[0].call.ended_at == 40.0  # not 100: the resync came later
+    hangup = [c for c in out if isinstance(c, TimelineAdded)][-1].entry
+    assert hangup.at == 40.0 and hangup.detail["approximate"] == "yes"
+    # a link lost before the call was seen (clock skew) never ends it before it started
+    m.apply(NewChannel(info("d", "d")), 50.0)
+    out = m.resync([], m.resync_token(), 100.0, lost_at=45.0)
+    assert [c.call.ended_at for c in out if isinstance(c, CallEnded)] == [50.0]
+
+
 def test_engine_notes_reach_ended_calls_too() -> None:
     m = CallModel()
     out = m.note("gone", "ivr.end", {"outcome": "completed"}, 5.0)
