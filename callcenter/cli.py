@@ -7,7 +7,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from callcenter.config import Settings, load_settings
@@ -173,7 +173,26 @@ async def _doctor() -> int:
         await ami.close()
     report(_port_free_or_ours(settings.agi.host, settings.agi.port),
            f"FastAGI port {settings.agi.host}:{settings.agi.port} usable")
+    _doctor_agi_key(settings, report)
     return 1 if problems else 0
+
+
+def _doctor_agi_key(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """The FastAGI session key: present, and the one the PBX's dialplan was given."""
+    from callcenter.telephony.pbx import Pbx
+
+    try:
+        settings.agi_key()
+    except ConfigError as exc:
+        report(False, str(exc))
+        return
+    matches = Pbx(settings).installed_agi_key_matches()
+    if matches is None:
+        print("[--] FastAGI key: no PBX configuration installed here to compare with")
+    else:
+        report(matches, "FastAGI key shared with the dialplan" if matches else
+               "FastAGI key differs from the PBX's agi_key.conf: every call would be refused;"
+               " reinstall it (callcenter pbx down && callcenter pbx up)")
 
 
 def _doctor_files(settings: Settings) -> None:

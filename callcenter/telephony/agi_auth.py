@@ -63,7 +63,8 @@ def verify_session(key: str, *, script: str, uniqueid: str, channel: str,
     The reason never includes the token or the key (it is logged).
     """
     if len(arguments) < 2:
-        raise AgiAuthError("no session token (the dialplan passes two AGI arguments first)")
+        raise AgiAuthError("no session token: not opened by our dialplan (if Asterisk runs an"
+                           " older configuration: callcenter pbx down && callcenter pbx up)")
     stamp, mac = arguments[0], arguments[1].lower()
     if not _EPOCH.fullmatch(stamp) or not _HEX40.fullmatch(mac):
         raise AgiAuthError("malformed session token")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcenter.config import Settings
-from callcenter.errors import PbxError
+from callcenter.errors import ConfigError, PbxError
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
@@ -128,6 +128,20 @@ class Pbx:
         if self.settings.agi.key is not None:
             return self.settings.agi.key.get_secret_value()
         return _state_secret(self.settings.agi_key_file)
+
+    def installed_agi_key_matches(self) -> bool | None:
+        """Whether the installed ``agi_key.conf`` holds this engine's FastAGI key (``None``: no
+        configuration installed here). The key itself is never returned or printed."""
+        etc = self._in_root("/etc/asterisk") if self.sandbox else self.cfg.system_etc
+        try:
+            text = (etc / "agi_key.conf").read_text(encoding="ascii")
+        except OSError:
+            return None
+        try:
+            key = self.settings.agi_key().get_secret_value()
+        except ConfigError:
+            return False
+        return text.strip() == f"{DIALPLAN_KEY_VARIABLE} = {key}"
 
     def install_config(self) -> None:
         """Replace Asterisk's configuration with the project's, plus the secret include."""

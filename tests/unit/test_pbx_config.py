@@ -50,6 +50,17 @@ def test_the_fastagi_key_is_shared_with_the_dialplan_and_kept_private(tmp_path: 
     assert key_file.read_text().strip() == key
 
 
+def test_doctor_can_tell_whether_the_pbx_has_the_engines_key(tmp_path: Path) -> None:
+    settings = load_settings(state_dir=tmp_path / "state",
+                             pbx={"root": tmp_path / "root", "sounds_dir": tmp_path / "x"})
+    pbx = Pbx(settings)
+    assert pbx.installed_agi_key_matches() is None  # nothing installed yet
+    pbx.install_config()
+    assert pbx.installed_agi_key_matches() is True
+    (tmp_path / "state" / "agi.key").write_text("another-key\n")
+    assert pbx.installed_agi_key_matches() is False
+
+
 @pytest.mark.parametrize("line", [
     # every AGI() carries the token, computed with the key, for its own script
     "AGI(${AGI_SERVER}/hotline,${CC_AGI_T},${SHA1(${AGI_KEY}:hotline:",
