@@ -16,7 +16,8 @@ import { applyTranslations, getLang, setLang, t, tValue } from "./i18n.js";
 import { Link, LinkError, consoleUrl } from "./link.js";
 
 const AGENT_ID = /^[A-Za-z0-9_.-]{1,32}$/;
-const DIALABLE = /^[0-9+*#]{1,32}$/;
+// The engine's one phone-number rule (telephony/values.py PHONE_NUMBER).
+const DIALABLE = /^\+?[0-9]{2,20}$/;
 const ACCOUNT = /^[0-9]{1,16}$/;
 /** A fax number as the engine takes it (protocol.py FAX_NUMBER). */
 const FAX = /^\+?[0-9]{3,20}$/;

@@ -277,7 +277,7 @@ const STRINGS = {
     "disp.other": "其他",
 
     "val.digits": "只能输入数字",
-    "val.dialable": "号码只能包含数字、+、* 和 #",
+    "val.dialable": "号码只能是数字（可以 + 开头），2 到 20 位",
 
     "wb.queues": "队列实况",
     "wb.seats": "座席状态",
@@ -312,7 +312,7 @@ const STRINGS = {
     "err.too_large": "消息过大",
     "err.invalid_state": "当前座席状态不允许此操作",
     "err.no_call": "当前没有通话",
-    "err.bad_number": "号码只能包含数字、+、* 和 #",
+    "err.bad_number": "号码只能是数字（可以 + 开头），2 到 20 位",
     "err.not_found": "未找到（座席、队列、通话或账户）",
     "err.unavailable": "电话系统暂不可用，请稍后再试",
     "err.internal": "服务器内部错误",
@@ -592,7 +592,7 @@ const STRINGS = {
     "disp.other": "Other",
 
     "val.digits": "Digits only",
-    "val.dialable": "A number may contain only digits, +, * and #",
+    "val.dialable": "A number is 2 to 20 digits, optionally after a +",
 
     "wb.queues": "Queues now",
     "wb.seats": "Seats",
@@ -627,7 +627,7 @@ const STRINGS = {
     "err.too_large": "The message is too large",
     "err.invalid_state": "Not allowed in the seat's current state",
     "err.no_call": "There is no call",
-    "err.bad_number": "A number may contain only digits, +, * and #",
+    "err.bad_number": "A number is 2 to 20 digits, optionally after a +",
     "err.not_found": "Not found (agent, queue, call or account)",
     "err.unavailable": "Telephony is unavailable; try again shortly",
     "err.internal": "Internal server error",

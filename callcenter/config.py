@@ -50,6 +50,15 @@ class AmiSettings(BaseModel):
     reconnect_max: float = Field(5.0, gt=0)
 
 
+#: the shortest FastAGI key accepted (``callcenter pbx`` makes 48 hex digits)
+MIN_KEY_LENGTH = 24
+
+
+#: the sandbox's simulated agent phones (``asterisk_conf/extensions_sandbox.conf``): the default
+#: of ``acd.sim_phone_contexts``
+SIM_PHONE_CONTEXTS: tuple[str, ...] = ("agent-answer", "agent-slow", "agent-noanswer")
+
+
 class AgiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(4573, ge=0, le=65535)
@@ -170,12 +179,14 @@ class AcdSettings(BaseModel):
     #: after-call work before the seat is ready again (0: straight back to ready)
     wrap_up_s: float = Field(30.0, ge=0)
     #: the agents' calls are recorded (MixMonitor) here, inside the PBX's file system
-    recordings_dir: str = "/var/spool/asterisk/monitor/callcenter"
+    #: (no dots: the dialplan accepts recordings only under it, see ``[acd-agent]``)
+    recordings_dir: str = Field("/var/spool/asterisk/monitor/callcenter",
+                                pattern=r"^(/[A-Za-z0-9_-]+)+$")
     #: an agent may log in from any phone: its extension becomes this dial string
     phone_endpoint: str = Field("PJSIP/{phone}", pattern=r"^[A-Za-z0-9/@_.{}-]+$")
     #: the only contexts a ``Local/<digits>@<context>`` agent phone may name: the sandbox's
     #: simulated phones (asterisk_conf/extensions.conf). Never one the engine uses itself.
-    sim_phone_contexts: list[str] = ["agent-answer", "agent-slow", "agent-noanswer"]
+    sim_phone_contexts: list[str] = list(SIM_PHONE_CONTEXTS)
 
     @field_validator("sim_phone_contexts")
     @classmethod
@@ -273,17 +284,19 @@ class Settings(BaseSettings):
     def agi_key(self) -> SecretStr:
         """The FastAGI session key: from settings, else from the key file the sandbox wrote."""
         if self.agi.key is not None:
-            return self.agi.key
-        path = self.agi_key_file
-        try:
-            value = path.read_text(encoding="ascii").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"no FastAGI key: set CALLCENTER_AGI__KEY or run 'callcenter pbx up' "
-                f"(which writes {path})"
-            ) from exc
-        if not value:
-            raise ConfigError(f"the FastAGI key file {path} is empty")
+            value, where = self.agi.key.get_secret_value(), "CALLCENTER_AGI__KEY"
+        else:
+            path = self.agi_key_file
+            try:
+                value, where = path.read_text(encoding="ascii").strip(), str(path)
+            except OSError as exc:
+                raise ConfigError(
+                    f"no FastAGI key: set CALLCENTER_AGI__KEY or run 'callcenter pbx up' "
+                    f"(which writes {path})"
+                ) from exc
+        if len(value) < MIN_KEY_LENGTH:
+            raise ConfigError(f"the FastAGI key in {where} is shorter than {MIN_KEY_LENGTH}"
+                              " characters: anyone could guess the session tokens")
         return SecretStr(value)
 
 

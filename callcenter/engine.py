@@ -88,6 +88,8 @@ class Engine:
     async def start(self) -> None:
         """Open the store and back office, load flows, connect AMI, serve FastAGI."""
         try:
+            # Before anything starts: without it no call could be served.
+            agi_key = self.settings.agi_key().get_secret_value()
             self.flows.load()
             self.db = await open_db(self.settings.database)
             self.backoffice = await SandboxBackOffice.open(
@@ -129,7 +131,7 @@ class Engine:
             await self.ami.start()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
                                  on_round_trip=self.on_agi_round_trip,
-                                 key=self.settings.agi_key().get_secret_value())
+                                 key=agi_key)
             await self.agi.start()
             self._watch = asyncio.create_task(self.flows.watch(), name="flow-watch")
         except BaseException:

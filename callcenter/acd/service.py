@@ -143,6 +143,18 @@ class SeatRuntime:
 _UP = "6"
 
 
+def _answered_at(row: Mapping[str, str], now: float) -> float:
+    """When an agent leg answered while the AMI link was down, as well as Asterisk tells:
+    now less the leg's age (``Duration`` HH:MM:SS counts from its creation, i.e. the ring's
+    start). Talk time is then long by at most the ring time (``ring_timeout_s``), where the
+    settle time would cut it short by the whole outage."""
+    parts = row.get("Duration", "").split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return now
+    hours, minutes, seconds = (int(p) for p in parts)
+    return now - min(hours * 3600 + minutes * 60 + seconds, 86400)
+
+
 def _tier(value: str) -> Tier:
     try:
         return Tier(value)
@@ -284,9 +296,11 @@ class Acd:
         Rings whose originate answer was lost with the link are settled first, from Asterisk's
         channels (``_settle_rings``). Waiting callers whose channel is gone abandoned while we
         could not see them; seats that were on a call keep it if the agent's leg still exists,
-        else go to wrap-up; a ring the engine was restarted in is withdrawn and the caller keeps
-        the place.
+        else go to wrap-up. A ring the engine was restarted in is settled the same way when its
+        agent leg still exists (it may have been answered meanwhile), else withdrawn; the caller
+        keeps the place.
         """
+        self._restore_rings(live)
         await self._settle_rings()
         now = self.clock()
         for waiting in self.waiting.values():
@@ -333,6 +347,29 @@ class Acd:
                 self._restore(rt, SeatState.WRAP_UP, "", now)
                 self._arm_wrap_up(rt)
         self.dispatch()
+
+    def _restore_rings(self, live: Mapping[str, str]) -> None:
+        """After a restart, a seat that was ringing a waiting caller whose agent leg Asterisk
+        still has: the outcome is not known (answered and bridged while the engine was down, or
+        still ringing), so the ring is re-attached *unsettled* for ``_settle_rings``."""
+        for agent_id, (call_id, agent_uid, _caller, _queue, since) in \
+                list(self._pending_calls.items()):
+            rt = self.seats.get(agent_id)
+            waiter = self.find_waiter(call_id=call_id)
+            if rt is None or rt.seat.state is not SeatState.RINGING or rt.call is not None \
+                    or agent_uid not in live or waiter is None or waiter.callback:
+                continue
+            del self._pending_calls[agent_id]
+            call = ActiveCall(waiter, agent_uid, since, agent_channel=live[agent_uid],
+                              unsettled=True)
+            call.recording = self._recording_path(call_id, agent_id, since)
+            rt.call, waiter.ringing = call, agent_id
+            self._uniqueids[agent_uid] = ("agent", agent_id)
+
+    def _recording_path(self, call_id: str, agent_id: str, at: float) -> str:
+        """Where the agent's leg records the call (the dialplan accepts only this shape)."""
+        stamp = time.strftime("%Y%m%d", time.localtime(at))
+        return f"{self.settings.recordings_dir}/{stamp}/{call_id}-{agent_id}.wav"
 
     def _restore(self, rt: SeatRuntime, state: SeatState, reason: str, now: float) -> None:
         old = rt.seat.state
@@ -719,9 +756,7 @@ class Acd:
 
     async def _ring(self, rt: SeatRuntime, call: ActiveCall) -> None:
         waiter = call.waiter
-        stamp = time.strftime("%Y%m%d", time.localtime(call.offered_at))
-        call.recording = (f"{self.settings.recordings_dir}/{stamp}/"
-                          f"{waiter.call_id}-{rt.agent.agent_id}.wav")
+        call.recording = self._recording_path(waiter.call_id, rt.agent.agent_id, call.offered_at)
         variables = [f"CC_CALL={waiter.call_id}", f"CC_REC={call.recording}"]
         if waiter.callback:
             exten = "callback"
@@ -785,10 +820,11 @@ class Acd:
                 log.info("agent %s answered call %s while the AMI link was down",
                          rt.agent.agent_id, call.call_id)
                 call.agent_channel = call.agent_channel or row.get("Channel", "")
-                self._answered(rt, call)
+                self._answered(rt, call, at=_answered_at(row, self.clock()))
                 continue
             if row is not None:
-                self._spawn(self._hangup(call.agent_uniqueid))
+                # Gone before anyone is offered the caller again: never two legs for one caller.
+                await self._hangup(call.agent_uniqueid)
             self._ring_lost(rt, call, "still ringing" if row is not None else "gone")
 
     def _ring_lost(self, rt: SeatRuntime, call: ActiveCall, why: str) -> None:
@@ -841,9 +877,10 @@ class Acd:
             self._apply(rt, SeatInput.CALL_ENDED, now)
         self.dispatch()
 
-    def _answered(self, rt: SeatRuntime, call: ActiveCall) -> None:
+    def _answered(self, rt: SeatRuntime, call: ActiveCall, at: float | None = None) -> None:
+        """The agent answered (``at``: when, if known better than now)."""
         waiter = call.waiter
-        now = self.clock()
+        now = self.clock() if at is None else at
         if rt.call is not call:
             self._spawn(self._hangup(call.agent_uniqueid))
             return

@@ -64,6 +64,7 @@ from callcenter.channels.messages import (
 )
 from callcenter.channels.settings import ENGINE_USER, ChannelsSettings
 from callcenter.errors import BusError
+from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -452,8 +453,10 @@ class Relay:
     async def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             await self._take(topic, payload)
-        except sqlite3.OperationalError as exc:  # busy, locked, I/O: not the message's fault
-            raise Retry(f"the database: {exc}") from exc
+        except sqlite3.Error as exc:
+            if not unavailable(exc):  # the row's own fault (it fails every time): poison
+                raise
+            raise Retry(f"the database: {exc}") from exc  # busy, locked, I/O: not the message's
 
     async def _take(self, topic: str, payload: bytes) -> None:
         """Apply a report or store a contact; park anything else, or what cannot be."""

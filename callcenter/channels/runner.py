@@ -76,6 +76,7 @@ from callcenter.channels.relay import backoff
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import CallCenterError, ChannelError, ConfigError, DeliveryError
 from callcenter.store.db import durable_pragmas
+from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
 if TYPE_CHECKING:
@@ -364,8 +365,10 @@ class ChannelRunner:
     async def _on_message(self, topic: str, payload: bytes) -> None:
         try:
             await self._take(topic, payload)
-        except sqlite3.OperationalError as exc:  # busy, locked, I/O: not the message's fault
-            raise Retry(f"the database: {exc}") from exc
+        except sqlite3.Error as exc:
+            if not unavailable(exc):  # the row's own fault (it fails every time): poison
+                raise
+            raise Retry(f"the database: {exc}") from exc  # busy, locked, I/O: not the message's
 
     async def _take(self, topic: str, payload: bytes) -> None:
         """Take a request; park what cannot be one (and report it failed if it has an id)."""

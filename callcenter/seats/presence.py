@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import enum
 
-from callcenter.seats.state import SeatState
+from callcenter.seats.state import CONSOLE_GONE, SeatState
 
 __all__ = ["CONSOLE_GONE", "Presence", "PresenceAction"]
 
 #: the seat's not-ready reason (one of ``state.SYSTEM_REASONS``)
-CONSOLE_GONE = "console gone"
 
 _IDLE = frozenset({SeatState.READY, SeatState.WRAP_UP})
 _BUSY = frozenset({SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD})

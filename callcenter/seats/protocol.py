@@ -6,8 +6,8 @@ Server -> client: a *reply* ``{"v": 1, "type": "result", "id": ..., "data": {...
 ``{"v": 1, "type": "event", "event": "<name>", "data": {...}}`` pushed at any time.
 
 ``docs/console-protocol.md`` describes the same; this module is the authority. Numbers that go to
-Asterisk (transfer, click-to-call, consult, conference) are checked here: only digits, ``+``,
-``*`` and ``#``.
+Asterisk (transfer, click-to-call, consult, conference) are checked here with the engine's one
+phone-number rule (``telephony.values.PHONE_NUMBER``: an optional ``+`` and 2-20 digits).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from callcenter.telephony.values import PHONE_NUMBER
+
 PROTOCOL_VERSION = 1
-#: a phone number or extension the console may ask Asterisk to dial
-DIALABLE = r"^[0-9+*#]{1,32}$"
 AGENT_ID = r"^[A-Za-z0-9_.-]{1,32}$"
 #: a fax number as the fax server dials it: an optional + and 3-20 digits ("" allowed: optional)
 FAX_NUMBER = r"^(\+?[0-9]{3,20})?$"
@@ -125,8 +125,8 @@ class Target(BaseModel):
     @classmethod
     def _checked(cls, value: str, info: ValidationInfo) -> str:
         kind = info.data.get("kind")
-        if kind == "number" and not re.fullmatch(DIALABLE, value):
-            raise ValueError("a number may hold only digits, +, * and #")
+        if kind == "number" and not PHONE_NUMBER.fullmatch(value):
+            raise ValueError("a number is 2 to 20 digits, optionally after a +")
         if kind in ("queue", "agent") and not re.fullmatch(AGENT_ID, value):
             raise ValueError("not a queue or agent id")
         return value

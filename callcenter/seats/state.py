@@ -114,7 +114,8 @@ DEFAULT_REASONS: tuple[str, ...] = (
 
 #: Reasons the engine itself gives (not an agent's choice): ``"console gone"`` when a seat's
 #: last console session went away and none came back within the grace (seats/presence.py).
-SYSTEM_REASONS: tuple[str, ...] = ("console gone",)
+CONSOLE_GONE = "console gone"
+SYSTEM_REASONS: tuple[str, ...] = (CONSOLE_GONE,)
 
 #: Inputs the agent makes; ``by`` defaults to the agent id for these and to "system" otherwise.
 AGENT_INPUTS: frozenset[SeatInput] = frozenset(

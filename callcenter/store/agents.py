@@ -23,6 +23,7 @@ import aiosqlite
 from pydantic import SecretStr
 
 from callcenter.broker.passwords import hash_password_async, verify_password_async
+from callcenter.config import SIM_PHONE_CONTEXTS
 from callcenter.errors import ConfigError
 from callcenter.store.tx import transaction
 
@@ -31,8 +32,6 @@ AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 DEVICE = re.compile(r"(PJSIP|SIP|IAX2)/[A-Za-z0-9_.+-]{1,64}(@[A-Za-z0-9_.-]{1,64})?")
 #: a simulated phone: an extension in a context of ``AcdSettings.sim_phone_contexts``
 SIM_PHONE = re.compile(r"Local/([0-9]{1,12})@([a-z0-9_-]{1,40})")
-#: ``AcdSettings.sim_phone_contexts``' default: the sandbox's simulated phones
-SIM_PHONE_CONTEXTS: tuple[str, ...] = ("agent-answer", "agent-slow", "agent-noanswer")
 ROLES = ("agent", "supervisor", "admin")
 #: hashed once, used when the agent id is unknown so that path costs the same
 _DUMMY_HASH: str | None = None

@@ -168,6 +168,9 @@ class Pbx:
         fd = os.open(etc / "agi_key.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(f"{DIALPLAN_KEY_VARIABLE} = {self.agi_key()}\n")
+        # Also in [globals]: where recordings may be written (the dialplan refuses other paths).
+        (etc / "paths.conf").write_text(
+            f"CC_REC_DIR = {self.settings.acd.recordings_dir}\n", encoding="ascii")
         self.install_sounds()
 
     def install_sounds(self) -> None:

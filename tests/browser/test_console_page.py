@@ -352,7 +352,7 @@ async def test_blind_transfer_dialog_validates_and_sends(console: Page,
     await console.get_by_test_id("target-value").fill("138abc")
     await console.get_by_test_id("target-ok").click()
     await expect(console.get_by_test_id("target-error")).to_have_text(
-        "号码只能包含数字、+、* 和 #")
+        "号码只能是数字（可以 + 开头），2 到 20 位")
     assert backend.requests_of(p.Transfer) == []
 
     await console.get_by_test_id("target-value").fill("138-0013 8000")
@@ -367,13 +367,13 @@ async def test_refused_command_shows_a_toast_in_the_agents_language(
         console: Page, backend: FakeBackend) -> None:
     await log_in_agent(console)
     backend.refuse["click_to_call"] = ConsoleError("unavailable", "AMI link is down")
-    await console.get_by_test_id("ctc-number").fill("021-5555*1#")
+    await console.get_by_test_id("ctc-number").fill("021-5555-1234")
     await console.get_by_test_id("ctc-submit").click()
     toast = console.get_by_test_id("toast")
     await expect(toast).to_contain_text("电话系统暂不可用")
     await expect(toast).to_contain_text("AMI link is down")  # the server's own words, as text
     [call] = backend.requests_of(p.ClickToCall)
-    assert call.number == "0215555*1#"
+    assert call.number == "02155551234"
 
     # a number the page can tell is wrong never leaves it
     await console.get_by_test_id("ctc-number").fill("call me")

@@ -19,7 +19,7 @@ import pytest
 
 from callcenter.engine import Engine
 from callcenter.telephony.agi_auth import session_mac
-from callcenter.telephony.ami_events import AmiEvent, NewChannel
+from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, NewChannel
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
 from tests.integration.acd_helpers import ORDINARY_PHONE, queue_to_agent, until
@@ -177,3 +177,83 @@ async def test_an_ampersand_in_a_callback_number_dials_no_second_leg(engine: Eng
     assert not [c for c in channels if "6666" in c], f"a second leg was dialled: {channels}"
     dialled = [c for c in channels if "@outbound" in c]
     assert not dialled, f"a crafted number was dialled: {channels}"
+
+
+def _pbx_log_size(pbx: Pbx) -> int:
+    return sum(p.stat().st_size for p in _chroot_file(pbx, "/var/log/asterisk").glob("messages*"))
+
+
+def _pbx_log_since(pbx: Pbx, offset: int) -> str:
+    text = b"".join(p.read_bytes()
+                    for p in sorted(_chroot_file(pbx, "/var/log/asterisk").glob("messages*")))
+    return text[offset:].decode(errors="replace")
+
+
+async def test_a_quote_in_a_variable_cannot_call_a_function_from_an_expression(
+        engine: Engine, pbx: Pbx) -> None:
+    """``$["${X}" = ""]`` let a value holding '"' close the string and name a dialplan function,
+    which Asterisk's expression parser then calls (SET, DB_DELETE, SHELL where loaded). The
+    call shows in Asterisk's log (SET without '=' complains; POP cannot be read): no such line
+    may appear."""
+    assert engine.ami is not None
+    phone = secrets.randbelow(9000) + 1000
+    offset = _pbx_log_size(pbx)
+    await engine.ami.originate(
+        Channel=f"Local/{phone}@agent-answer", Context="outbound", Exten="123", Priority="1",
+        Timeout="10000",
+        Variable=['CUSTOMER_HOLD=\\" | SET(VICTIM) | POP(VICTIM) | \\"', "VICTIM=kept"])
+    rows = await engine.ami.action_list("CoreShowChannels")
+    leg = next(r["Channel"] for r in rows
+               if r.get("Channel", "").startswith(f"Local/{phone}@agent-answer-")
+               and r["Channel"].endswith(";1"))
+    loop = asyncio.get_running_loop()
+    deadline, called = loop.time() + 2.0, ""
+    while loop.time() < deadline and not called:
+        called = "\n".join(line for line in _pbx_log_since(pbx, offset).splitlines()
+                           if "Syntax SET" in line or "cannot be read" in line)
+        await asyncio.sleep(0.05)
+    await engine.ami.action("Hangup", Channel=leg)
+    assert await wait_no_channels(engine.ami) == []
+    assert not called, f"a function ran from a dialplan expression:\n{called}"
+
+
+async def _bridge_agent_leg(engine: Engine, caller: SimCaller, phone: str,
+                            recording: str) -> None:
+    """Over the engine's own AMI user: an agent leg into [acd-agent] recording to
+    ``recording``, bridged to a real waiting caller so audio flows; then both hang up."""
+    assert engine.ami is not None and engine.acd is not None
+    call_id = await queue_to_agent(engine, caller, phone)
+    waiter = engine.acd.find_waiter(call_id=call_id)
+    assert waiter is not None
+    bridged: list[str] = []
+
+    def on_event(event: AmiEvent) -> None:
+        if isinstance(event, BridgeEnter) and "@agent-answer" in event.info.channel:
+            bridged.append(event.info.channel)
+
+    engine.ami.add_handler(on_event)
+    try:
+        await engine.ami.originate(
+            Channel=f"Local/{secrets.randbelow(9000) + 1000}@agent-answer",
+            Context="acd-agent", Exten="s", Priority="1", Timeout="10000",
+            Variable=[f"CC_REC={recording}", f"CC_CALLER={waiter.channel}"])
+        await until(engine, lambda: bridged, 20, "the agent leg bridged")
+    finally:
+        engine.ami.remove_handler(on_event)
+    await engine.ami.action("Hangup", Channel=waiter.channel)
+    assert await wait_no_channels(engine.ami) == []
+
+
+async def test_a_recording_path_outside_the_recordings_folder_is_never_written(
+        engine: Engine, caller: SimCaller, pbx: Pbx) -> None:
+    # e.g. over a prompt callers hear, or another call's recording
+    evil = f"/var/lib/asterisk/cc-evil-{secrets.token_hex(4)}.wav"
+    await _bridge_agent_leg(engine, caller, ORDINARY_PHONE, evil)
+    assert await _gone_within(_chroot_file(pbx, evil), 2.0), "the crafted recording was written"
+    # ... while a recording where the engine puts them is written.
+    good = (f"{engine.settings.acd.recordings_dir}/{time.strftime('%Y%m%d')}/"
+            f"{secrets.token_hex(4)}-T1.wav")
+    await _bridge_agent_leg(engine, caller, "13800000007", good)
+    async with asyncio.timeout(10):
+        while not _chroot_file(pbx, good).is_file():
+            await asyncio.sleep(0.05)

@@ -85,10 +85,13 @@ class LinkLostAmi:
         pass
 
     async def originate(self, **headers: Any) -> tuple[dict[str, str], dict[str, str]]:
+        self.actions.append(("Originate", headers))
         raise AmiConnectionError("AMI link lost before Originate was answered; not resent")
 
     async def action(self, name: str, **headers: Any) -> dict[str, str]:
-        self.actions.append((name, headers))
+        for _ in range(5):  # a round trip to Asterisk: others run meanwhile
+            await asyncio.sleep(0)
+        self.actions.append((name, headers))  # done (noted when Asterisk has carried it out)
         return {}
 
     async def action_list(self, name: str, **headers: Any) -> list[dict[str, str]]:
@@ -167,6 +170,66 @@ async def test_not_answered_the_seat_is_ready_and_the_caller_keeps_the_place(
     await acd.flush()
     async with acd.db.execute("SELECT event FROM queue_log WHERE event = 'noanswer'") as cur:
         assert await cur.fetchall() == []
+
+
+async def test_a_still_ringing_leg_is_gone_before_the_caller_is_offered_again(
+        ringing: tuple[Acd, LinkLostAmi, str]) -> None:
+    acd, ami, uid = ringing
+    ami.channels = [{"Uniqueid": "c1-b", "ChannelState": "6"},
+                    {"Uniqueid": uid, "Channel": "PJSIP/A1-0001", "ChannelState": "5"}]
+    await acd.resync({"c1-b": "Local/s@queue-hold-1;2", uid: "PJSIP/A1-0001"})
+    await asyncio.gather(*acd._tasks)
+    names = [name for name, _ in ami.actions]
+    hangup = names.index("Hangup")
+    assert names.count("Originate") == 2  # the lost ring, then the caller offered again
+    assert hangup < len(names) - 1 - names[::-1].index("Originate"), names
+
+
+async def test_answered_while_the_link_was_down_counts_talk_from_asterisk(
+        ringing: tuple[Acd, LinkLostAmi, str]) -> None:
+    acd, ami, uid = ringing
+    ami.channels = [{"Uniqueid": uid, "Channel": "PJSIP/A1-0001", "ChannelState": "6",
+                     "BridgeId": "b1", "Duration": "00:02:00"}]
+    before = acd.clock()
+    await acd.resync({uid: "PJSIP/A1-0001", "c1-b": "Local/s@queue-hold-1;2"})
+    call = acd.seats["A1"].call
+    assert call is not None and call.connected_at is not None
+    assert call.connected_at <= before - 119  # not the settle time: the outage is talk time
+
+
+@pytest.mark.parametrize("leg", ["answered", "ringing"])
+async def test_a_restart_while_ringing_settles_the_ring_from_asterisk(
+        ringing: tuple[Acd, LinkLostAmi, str], leg: str) -> None:
+    """kill -9 while A1's phone rang: on restart the ring is not assumed lost."""
+    acd, _ami, uid = ringing
+    db = acd.db
+    await acd.flush()
+    again = Acd(AcdSettings(wrap_up_s=0), db)
+    await again.start()
+    ami = LinkLostAmi()
+    again.attach(ami)  # type: ignore[arg-type]
+    state = "6" if leg == "answered" else "5"
+    ami.channels = [{"Uniqueid": "c1-b", "ChannelState": "6"},
+                    {"Uniqueid": uid, "Channel": "PJSIP/A1-0001", "ChannelState": state,
+                     **({"BridgeId": "b1"} if leg == "answered" else {})}]
+    try:
+        assert again.seats["A1"].seat.state is SeatState.RINGING
+        await again.resync({"c1-b": "Local/s@queue-hold-1;2", uid: "PJSIP/A1-0001"})
+        await asyncio.gather(*again._tasks)
+        rt = again.seats["A1"]
+        if leg == "answered":
+            assert rt.seat.state is SeatState.ON_CALL
+            assert ("Hangup", {"Channel": uid}) not in ami.actions  # the talk is not cut
+            assert again.waiting["general"] == {}
+            await again.flush()
+            async with db.execute("SELECT call_id, agent_id, path FROM recordings") as cur:
+                rows = [tuple(r) for r in await cur.fetchall()]
+            assert [r[:2] for r in rows] == [("c1", "A1")] and rows[0][2].endswith("c1-A1.wav")
+        else:
+            assert ("Hangup", {"Channel": uid}) in ami.actions
+            assert "c1" in again.waiting["general"]
+    finally:
+        await again.close()
 
 
 def test_agents_add_refuses_a_phone_in_another_context(tmp_path: Path) -> None:

@@ -539,7 +539,9 @@ async def test_unsafe_numbers_never_reach_the_backend(start: Start, backend: Fak
         assert error["message"].startswith("target.value: ")
         error = await c.call("click_to_call", number="123\r\nAction: Originate")
         assert error["code"] == ErrorCode.MALFORMED
-        ok = await c.call("transfer", target={"kind": "number", "value": "+8610123#"})
+        error = await c.call("transfer", target={"kind": "number", "value": "+8610123#"})
+        assert error["code"] == ErrorCode.MALFORMED  # the one phone-number rule: no * or #
+        ok = await c.call("transfer", target={"kind": "number", "value": "+8610123"})
         assert ok["type"] == "result"
     assert [request.type for _, request in backend.commands] == ["transfer"]
 

@@ -72,3 +72,17 @@ def test_every_agi_in_the_dialplan_carries_a_token(line: str) -> None:
     assert line in conf
     agi_lines = [x for x in conf.splitlines() if "AGI(" in x and not x.lstrip().startswith(";")]
     assert all("${SHA1(${AGI_KEY}:" in x for x in agi_lines), agi_lines
+
+
+@pytest.mark.parametrize("where", ["setting", "file"])
+@pytest.mark.parametrize("key", ["", "short-key"])
+def test_an_empty_or_short_fastagi_key_is_refused(tmp_path: Path, where: str, key: str) -> None:
+    from callcenter.errors import ConfigError
+
+    if where == "setting":
+        settings = load_settings(state_dir=tmp_path, agi={"key": key})
+    else:
+        (tmp_path / "agi.key").write_text(key + "\n")
+        settings = load_settings(state_dir=tmp_path)
+    with pytest.raises(ConfigError, match="FastAGI key"):
+        settings.agi_key()

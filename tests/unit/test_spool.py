@@ -215,3 +215,26 @@ async def test_calls_a_crashed_run_left_open_end_at_its_last_heartbeat(db_path: 
     finally:
         await second.close()
         await db.close()
+
+
+def test_a_spool_write_that_fails_midway_leaves_no_torn_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.store import spool as spool_module
+    from callcenter.store.spool import SpooledBatch, SpoolFile
+
+    file = SpoolFile(tmp_path / "x.spool.jsonl")
+    first = SpooledBatch("k1", (("INSERT INTO t VALUES (?)", (1,)),))
+    second = SpooledBatch("k2", (("INSERT INTO t VALUES (?)", (2,)),))
+    file.append([first], at=1.0)
+    real_write = os.write
+
+    def disk_full(fd: int, data: memoryview | bytes) -> int:
+        real_write(fd, bytes(data[:10]))  # part of it lands, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "write", disk_full)
+    with pytest.raises(OSError):
+        file.append([second], at=2.0)
+    monkeypatch.setattr(spool_module.os, "write", real_write)
+    file.append([second], at=3.0)  # retried once there is room
+    assert [b.key for b in file.read()] == ["k1", "k2"]
