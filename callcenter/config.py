@@ -136,6 +136,11 @@ class ConsoleSettings(BaseModel):
     #: from that address pauses until the oldest falls out of the window
     max_address_failures: int = Field(20, ge=1)
     address_window_s: float = Field(60.0, gt=0)
+    #: failed logins for one agent id (from any address) within ``account_window_s`` before
+    #: logins for it are paused, except from addresses that agent has logged in from: guessing
+    #: from many addresses is bounded, and the agent at their own desk is never locked out
+    max_account_failures: int = Field(30, ge=1)
+    account_window_s: float = Field(900.0, gt=0)
     #: when an agent's last console session closes and none comes back within this many
     #: seconds, a ready (or wrapping-up) seat goes not ready ("console gone"); a seat on a call
     #: goes not ready when the call ends

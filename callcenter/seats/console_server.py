@@ -39,7 +39,7 @@ from websockets.http11 import Response as HttpResponse
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
 from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
-from callcenter.seats.limits import AddressThrottle, LoginGuard, TokenBucket
+from callcenter.seats.limits import AddressThrottle, KnownAddresses, LoginGuard, TokenBucket
 from callcenter.seats.protocol import (
     ALLOWED,
     PROTOCOL_VERSION,
@@ -394,6 +394,9 @@ class ConsoleServer:
         self._guard = LoginGuard(settings.max_login_failures, settings.lockout_s)
         self._throttle = AddressThrottle(settings.max_address_failures,
                                          settings.address_window_s)
+        self._account_throttle = AddressThrottle(settings.max_account_failures,
+                                                 settings.account_window_s)
+        self._known = KnownAddresses()
         self._sessions: set[_Session] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: Server | None = None
@@ -562,6 +565,14 @@ class ConsoleServer:
                 message="too many failed logins from this address: logins from it are paused,"
                         " try later"))
             return
+        if self._account_throttle.paused(agent_id, self._clock()) \
+                and (agent_id, address) not in self._known:
+            log.warning("console login for agent %s from %s refused: logins for it are paused"
+                        " (except from the agent's known addresses)", agent_id, session.peer)
+            self._reply(session, Error(
+                id=login.id, code=ErrorCode.LOGIN_PAUSED,
+                message="too many failed logins: logins for this id are paused, try later"))
+            return
         if self._guard.locked((agent_id, address), self._clock()):
             log.warning("console login for agent %s from %s refused: logins for it from that"
                         " address are paused", agent_id, session.peer)
@@ -583,6 +594,10 @@ class ConsoleServer:
                 log.warning("console logins for agent %s from %s paused for %.0f s after %d"
                             " failures", agent_id, address, self._settings.lockout_s,
                             self._settings.max_login_failures)
+            if self._account_throttle.failed(agent_id, self._clock()):
+                log.warning("console logins for agent %s paused for new addresses: %d failed"
+                            " logins within %.0f s", agent_id,
+                            self._settings.max_account_failures, self._settings.account_window_s)
             if self._throttle.failed(address, self._clock()):
                 log.warning("console logins from %s paused: %d failed logins within %.0f s",
                             address, self._settings.max_address_failures,
@@ -591,6 +606,7 @@ class ConsoleServer:
                                        message="wrong agent id or password"))
             return
         self._guard.succeeded((agent_id, address))
+        self._known.add(agent_id, address)
         session.agent, session.held = agent, []
         try:
             data = await self._backend.snapshot(agent)

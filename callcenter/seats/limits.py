@@ -1,5 +1,6 @@
 """The console's abuse limits, sans-IO: a token bucket per connection, a login lockout per
-(agent id, address) and a sliding window of failed logins per address.
+(agent id, address), and sliding windows of failed logins per address and per agent id (the
+latter sparing the addresses the agent has logged in from: ``KnownAddresses``).
 
 All are plain objects driven by a ``now`` argument (monotonic seconds), so tests step time
 instead of sleeping, and ``console_server.py`` only asks them yes/no questions. Why the lockout is
@@ -124,24 +125,24 @@ class LoginGuard:
 
 
 class AddressThrottle:
-    """Failed logins per source address in a sliding window: ``max_failures`` within
-    ``window_s`` pause every login from that address (whatever the id or password) until the
-    oldest of them falls out of the window. So one address gets at most ``max_failures`` guesses
-    per ``window_s`` over all ids, and a success does not reset the count (one known password
-    must not buy more guesses at the others)."""
+    """Failed logins per key in a sliding window: ``max_failures`` within ``window_s`` pause the
+    key until the oldest of them falls out of the window. Keyed by source address: one address
+    gets at most ``max_failures`` guesses per ``window_s`` over all ids, and a success does not
+    reset the count (one known password must not buy more guesses at the others). Keyed by agent
+    id: guesses at one account from many addresses are bounded too."""
 
     def __init__(self, max_failures: int, window_s: float,
                  max_tracked: int = MAX_TRACKED_IDS) -> None:
         self._max_failures = max_failures
         self._window_s = window_s
         self._max_tracked = max_tracked
-        self._failures: dict[str, collections.deque[float]] = {}
+        self._failures: dict[Hashable, collections.deque[float]] = {}
 
-    def paused(self, address: str, now: float) -> bool:
+    def paused(self, address: Hashable, now: float) -> bool:
         """True while logins from ``address`` are paused."""
         return len(self._recent(address, now)) >= self._max_failures
 
-    def failed(self, address: str, now: float) -> bool:
+    def failed(self, address: Hashable, now: float) -> bool:
         """Record a failed login from ``address``; True if this one starts a pause."""
         stamps = self._recent(address, now)
         if not stamps:
@@ -150,7 +151,7 @@ class AddressThrottle:
         stamps.append(now)
         return len(stamps) == self._max_failures
 
-    def _recent(self, address: str, now: float) -> collections.deque[float]:
+    def _recent(self, address: Hashable, now: float) -> collections.deque[float]:
         """The address's failures still inside the window (forgetting it when there are none)."""
         stamps = self._failures.get(address)
         if stamps is None:
@@ -168,3 +169,28 @@ class AddressThrottle:
             self._recent(address, now)
         while len(self._failures) >= self._max_tracked:  # oldest first (insertion order)
             del self._failures[next(iter(self._failures))]
+
+
+class KnownAddresses:
+    """The addresses each agent has logged in from (most recent ``per_agent``, for at most
+    ``max_tracked`` agents): a pause of an account's logins does not apply there, so an attacker
+    elsewhere cannot keep the agent at their own desk out."""
+
+    def __init__(self, per_agent: int = 8, max_tracked: int = MAX_TRACKED_IDS) -> None:
+        self._per_agent = per_agent
+        self._max_tracked = max_tracked
+        self._known: dict[str, dict[str, None]] = {}
+
+    def add(self, agent_id: str, address: str) -> None:
+        seen = self._known.pop(agent_id, None) or {}
+        seen.pop(address, None)
+        seen[address] = None
+        while len(seen) > self._per_agent:
+            del seen[next(iter(seen))]
+        self._known[agent_id] = seen  # most recently used last
+        while len(self._known) > self._max_tracked:
+            del self._known[next(iter(self._known))]
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        agent_id, address = item
+        return address in self._known.get(agent_id, {})

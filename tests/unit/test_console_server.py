@@ -857,3 +857,23 @@ async def test_one_address_guessing_many_ids_is_paused(start: Start, clock: Cloc
         assert (await guesser.login("1002"))["code"] == ErrorCode.LOGIN_PAUSED
         clock.now += 31  # the window slid past the failures
         assert (await guesser.login("1002"))["type"] == "result"
+
+
+async def test_guessing_one_id_from_many_addresses_is_bounded_but_the_agents_desk_is_not(
+        start: Start, clock: Clock) -> None:
+    server = await start(max_login_failures=3, lockout_s=60, max_address_failures=100,
+                         max_account_failures=4, account_window_s=600)
+    async with from_address(server, "127.0.0.9") as desk:
+        assert (await desk.login("1001"))["type"] == "result"  # the agent's own desk
+    for host in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        async with from_address(server, host) as guesser:  # one guess per address
+            assert (await guesser.login("1001", WRONG))["code"] == ErrorCode.BAD_CREDENTIALS
+    async with from_address(server, "127.0.0.6") as fresh:
+        # the right password from an address the agent never used: paused too
+        assert (await fresh.login("1001"))["code"] == ErrorCode.LOGIN_PAUSED
+        assert (await fresh.login("1002"))["type"] == "result"  # other accounts unaffected
+    async with from_address(server, "127.0.0.9") as desk:
+        assert (await desk.login("1001"))["type"] == "result"  # never locked out at the desk
+    clock.now += 601
+    async with from_address(server, "127.0.0.6") as fresh:
+        assert (await fresh.login("1001"))["type"] == "result"
