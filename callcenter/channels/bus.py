@@ -161,6 +161,8 @@ CREATE INDEX IF NOT EXISTS bus_dead_letters_last ON bus_dead_letters(last_at);
 """
 #: at most this much of a dead letter's payload is kept (for people to look at)
 KEEP_BYTES = 4096
+#: dead letters kept at most (the oldest are forgotten first)
+MAX_DEAD_LETTERS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,12 @@ async def park(db: aiosqlite.Connection, topic: str, payload: bytes, reason: str
             (_digest(topic, payload), topic[:256], sender, mid, reason[:1000],
              payload[:KEEP_BYTES].decode("utf-8", "replace"), len(payload), at, at)) as cur:
         row = await cur.fetchone()
+        # Bounded: past MAX_DEAD_LETTERS the oldest go (a misbehaving sender cannot fill
+        # the database; the log keeps a line for each).
+        await db.execute(
+            "DELETE FROM bus_dead_letters WHERE id IN (SELECT id FROM bus_dead_letters"
+            " ORDER BY last_at, id LIMIT max(0, (SELECT count(*) FROM bus_dead_letters) - ?))",
+            (MAX_DEAD_LETTERS,))
     fresh = row is not None and row[0] == 1
     log.error("bus: %s message on %s parked as a dead letter (message id %s): %s",
               "a" if fresh else "another copy of a", topic, mid or "unreadable", reason)

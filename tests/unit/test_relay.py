@@ -432,3 +432,19 @@ async def test_a_message_the_handler_keeps_failing_on_is_parked(tmp_path: Path) 
     assert await bus._poisoned("t/a", b"1", boom)
     assert parked == [("t/a", b"1", f"the receiver failed {POISON_AFTER} times on it: "
                                     "RuntimeError: boom")]
+
+
+async def test_dead_letters_are_bounded_oldest_first(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.channels import bus as bus_module
+
+    monkeypatch.setattr(bus_module, "MAX_DEAD_LETTERS", 3)
+    db = await open_db(tmp_path / "cc.db")
+    try:
+        for n in range(5):
+            await bus_module.park(db, "callcenter/delivery/sms", f"junk {n}".encode(), "bad",
+                                  None, at=float(n))
+        kept = await bus_module.list_dead_letters(db)
+        assert [d.payload for d in kept] == ["junk 4", "junk 3", "junk 2"]
+    finally:
+        await db.close()
