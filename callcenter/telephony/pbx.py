@@ -133,10 +133,12 @@ class Pbx:
         """Whether the installed ``agi_key.conf`` holds this engine's FastAGI key (``None``: no
         configuration installed here). The key itself is never returned or printed."""
         etc = self._in_root("/etc/asterisk") if self.sandbox else self.cfg.system_etc
+        if not (etc / "extensions.conf").is_file():
+            return None
         try:
             text = (etc / "agi_key.conf").read_text(encoding="ascii")
         except OSError:
-            return None
+            return False  # a configuration from before FastAGI keys
         try:
             key = self.settings.agi_key().get_secret_value()
         except ConfigError:

@@ -57,7 +57,9 @@ def test_doctor_can_tell_whether_the_pbx_has_the_engines_key(tmp_path: Path) -> 
     assert pbx.installed_agi_key_matches() is None  # nothing installed yet
     pbx.install_config()
     assert pbx.installed_agi_key_matches() is True
-    (tmp_path / "state" / "agi.key").write_text("another-key\n")
+    (tmp_path / "state" / "agi.key").write_text("another-key-of-enough-length-here\n")
+    assert pbx.installed_agi_key_matches() is False
+    (tmp_path / "root" / "etc" / "asterisk" / "agi_key.conf").unlink()  # an older install
     assert pbx.installed_agi_key_matches() is False
 
 
