@@ -80,6 +80,28 @@ async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0
         engine.ami.remove_handler(poke)
 
 
+async def press_while_waiting(engine: Engine, call_id: str, digit: str = "1",
+                              application: str = "WaitExten") -> None:
+    """The waiting caller presses ``digit``, once their channel is in ``[queue-hold]``'s
+    ``application`` (a key pressed while the hand-off is still moving the channel there is
+    heard by nobody, as on a real phone). Waits on Asterisk's channel list, with a deadline."""
+    assert engine.acd is not None and engine.ami is not None and engine.controller is not None
+    waiter = engine.acd.find_waiter(call_id=call_id)
+    assert waiter is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while True:
+        rows = await engine.ami.action_list("CoreShowChannels")
+        if any(r.get("Uniqueid") == waiter.uniqueid and r.get("Application") == application
+               for r in rows):
+            break
+        if loop.time() >= deadline:
+            raise AssertionError(f"{call_id} never reached {application} in [queue-hold]")
+        await asyncio.sleep(0.05)
+    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[call_id].name,
+                            Digit=digit, Duration="120")
+
+
 def waiting_ids(engine: Engine, queue: str = "general") -> list[str]:
     assert engine.acd is not None
     return list(engine.acd.waiting[queue])

@@ -25,6 +25,7 @@ from tests.integration.acd_helpers import (
     add_agents,
     agent,
     hang_up_all,
+    press_while_waiting,
     queue_log,
     queue_to_agent,
     until,
@@ -181,8 +182,7 @@ async def test_a_callback_keeps_its_place_and_calls_the_agent_then_the_customer(
     caller = SimCaller(engine.ami)
     first = await queue_to_agent(engine, caller, ORDINARY_PHONE)
     # The caller presses 1 while waiting (DTMF sent into the call like a phone would).
-    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[first].name,
-                            Digit="1", Duration="120")
+    await press_while_waiting(engine, first)
     await until(engine, lambda: acd.find_waiter(call_id=first) is not None
                 and acd.find_waiter(call_id=first).callback, what="call-back")  # type: ignore[union-attr]
     await caller.wait_end(first, 30)  # the engine read the reference and hung up
@@ -289,8 +289,7 @@ async def test_a_closed_queue_offers_a_callback_served_when_it_opens(
     call_id = await queue_to_agent(engine, caller, ORDINARY_PHONE)
     await until(engine, lambda: call_id in told, 20, "closed announcement")
     assert await queue_log(engine, "ring") == []  # nobody rings while closed
-    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[call_id].name,
-                            Digit="1", Duration="120")
+    await press_while_waiting(engine, call_id, application="Read")
     await until(engine, lambda: acd.find_waiter(call_id=call_id) is not None
                 and acd.find_waiter(call_id=call_id).callback, what="call-back")  # type: ignore[union-attr]
     await caller.wait_end(call_id, 30)

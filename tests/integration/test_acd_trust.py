@@ -31,6 +31,7 @@ from tests.integration.acd_helpers import (
     ORDINARY_PHONE,
     add_agents,
     agent,
+    press_while_waiting,
     queue_log,
     until,
     waiting_ids,
@@ -200,19 +201,22 @@ async def test_a_caller_id_with_an_ampersand_gets_no_callback_and_no_second_leg(
     assert waiter is not None
     assert waiter.phone == ""  # not a number: never kept as one
     # The caller presses 1 for a call-back that keeps the place.
-    await ami.action("PlayDTMF", Channel=controller.model.channels[call_id].name, Digit="1",
-                     Duration="120")
+    refused = asyncio.Event()
+
+    def on_note(noted_call: str, kind: str, _detail: object) -> None:
+        if noted_call == call_id and kind == "acd.callback_refused":
+            refused.set()
+
+    controller.note_listeners.append(on_note)
+    try:
+        await press_while_waiting(engine, call_id)
+        await asyncio.wait_for(refused.wait(), 30)
+    finally:
+        controller.note_listeners.remove(on_note)
     assert engine.recorder is not None and engine.db is not None
-
-    async def refused() -> bool:
-        await engine.recorder.flush()  # type: ignore[union-attr]
-        record = await get_call(engine.db, call_id)  # type: ignore[arg-type]
-        return record is not None and any(e.kind == "acd.callback_refused"
-                                           for e in record.events)
-
-    async with asyncio.timeout(30):
-        while not await refused():
-            await controller.wait_changed()
+    await engine.recorder.flush()
+    record = await get_call(engine.db, call_id)
+    assert record is not None and any(e.kind == "acd.callback_refused" for e in record.events)
     # No call-back was booked: the caller heard why and still waits, in the same place.
     assert not waiter.callback and waiter.channel
     assert waiting_ids(engine) == [call_id]

@@ -22,7 +22,12 @@ from callcenter.telephony.agi_auth import session_mac
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, NewChannel
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
-from tests.integration.acd_helpers import ORDINARY_PHONE, queue_to_agent, until
+from tests.integration.acd_helpers import (
+    ORDINARY_PHONE,
+    press_while_waiting,
+    queue_to_agent,
+    until,
+)
 from tests.integration.conftest import wait_no_channels
 
 pytestmark = pytest.mark.integration
@@ -107,8 +112,7 @@ async def test_a_forged_fastagi_session_cannot_take_over_a_waiting_callers_callb
     assert still is waiter and not waiter.callback and waiter.phone == ORDINARY_PHONE
     # The real caller's own key press (through Asterisk, with its token) still works.
     assert engine.ami is not None and engine.controller is not None
-    await engine.ami.action("PlayDTMF", Channel=engine.controller.model.channels[call_id].name,
-                            Digit="1", Duration="120")
+    await press_while_waiting(engine, call_id)
     await until(engine, lambda: waiter.callback, what="the genuine call-back")
     assert await _callbacks(engine) == [(ORDINARY_PHONE, "open")]
     await caller.wait_end(call_id, 30)
