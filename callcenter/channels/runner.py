@@ -75,7 +75,7 @@ from callcenter.channels.plugin import ENTRY_POINT_GROUP, ChannelPlugin, Deliver
 from callcenter.channels.relay import backoff
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import CallCenterError, ChannelError, ConfigError, DeliveryError
-from callcenter.store.db import durable_pragmas
+from callcenter.store.db import durable_pragmas, make_private
 from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
@@ -140,7 +140,7 @@ CREATE TABLE IF NOT EXISTS outgoing (      -- reports and contacts not yet ackno
 
 
 async def open_channel_db(path: Path) -> aiosqlite.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(make_private, path)  # 0600 (message ids, dead letters)
     db = await aiosqlite.connect(path, isolation_level=None)
     try:
         db.row_factory = aiosqlite.Row

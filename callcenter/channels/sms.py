@@ -73,7 +73,7 @@ from callcenter.errors import (
     SmppUsageError,
     StoreError,
 )
-from callcenter.store.db import durable_pragmas
+from callcenter.store.db import durable_pragmas, make_private
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -200,8 +200,8 @@ class ReceiptBook:
     async def open(self) -> None:
         target = ":memory:" if self.path is None else str(self.path)
         try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path is not None:  # 0600: receipts name customers' numbers
+                await asyncio.to_thread(make_private, self.path)
             self._db = await aiosqlite.connect(target, isolation_level=None)
             if self.path is not None:
                 await durable_pragmas(self._db)

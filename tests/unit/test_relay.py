@@ -448,3 +448,18 @@ async def test_dead_letters_are_bounded_oldest_first(tmp_path: Path,
         assert [d.payload for d in kept] == ["junk 4", "junk 3", "junk 2"]
     finally:
         await db.close()
+
+
+async def test_channel_server_databases_are_private(tmp_path: Path) -> None:
+    import stat
+
+    from callcenter.channels.runner import open_channel_db
+    from callcenter.channels.sms import ReceiptBook
+
+    db = await open_channel_db(tmp_path / "state" / "channel-sms.db")
+    await db.close()
+    book = ReceiptBook(tmp_path / "state" / "sms-receipts.sqlite3", ttl_s=60)
+    await book.open()
+    await book.close()
+    for name in ("channel-sms.db", "sms-receipts.sqlite3"):
+        assert stat.S_IMODE((tmp_path / "state" / name).stat().st_mode) == 0o600, name
