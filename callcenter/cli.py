@@ -60,17 +60,24 @@ async def _call(args: argparse.Namespace) -> int:
     settings = _settings()
     check_number(args.number)
     check_dtmf(args.dtmf)
-    ami = AmiClient(settings.ami, settings.ami_secret())
-    caller = SimCaller(ami)
-    await ami.connect()
-    try:
-        call_id = await caller.place(args.number, args.dtmf, hold_s=args.hold)
-        print(f"call {call_id} placed to {args.number}", flush=True)
-        result = await caller.wait_end(call_id, args.timeout)
-    finally:
-        await ami.close()
-    print(f"call {call_id} ended after {result.duration_s:.1f}s: "
-          f"cause {result.cause} ({result.cause_text or 'normal'})")
+    failed = False
+    if args.sip:
+        placed = await _sip_call(args)
+        if placed is None:
+            return 1
+        call_id, failed = placed[0], not placed[1]
+    else:
+        ami = AmiClient(settings.ami, settings.ami_secret())
+        caller = SimCaller(ami)
+        await ami.connect()
+        try:
+            call_id = await caller.place(args.number, args.dtmf, hold_s=args.hold)
+            print(f"call {call_id} placed to {args.number}", flush=True)
+            result = await caller.wait_end(call_id, args.timeout)
+        finally:
+            await ami.close()
+        print(f"call {call_id} ended after {result.duration_s:.1f}s: "
+              f"cause {result.cause} ({result.cause_text or 'normal'})")
     if settings.database.exists():
         db = await open_db(settings.database)
         try:
@@ -88,7 +95,43 @@ async def _call(args: argparse.Namespace) -> int:
                         print(f"  {event.kind} {detail}".rstrip())
         finally:
             await db.close()
-    return 0
+    return 1 if failed else 0
+
+
+async def _sip_call(args: argparse.Namespace) -> tuple[str, bool] | None:
+    """A real SIP caller (SIPp through the sandbox carrier trunk): the call id it got, and
+    whether the call went through (``None``: the PBX took no call)."""
+    from callcenter.telephony.ami import AmiClient
+    from callcenter.telephony.ami_events import AmiEvent, NewChannel
+    from callcenter.telephony.sipcall import place_sip_call
+
+    settings = _settings()
+    ami = AmiClient(settings.ami, settings.ami_secret())
+    legs: list[str] = []
+
+    def on_event(event: AmiEvent) -> None:
+        if isinstance(event, NewChannel) and event.info.channel.startswith("PJSIP/carrier-"):
+            legs.append(event.info.linkedid)
+
+    ami.add_handler(on_event)
+    await ami.connect()
+    try:
+        print(f"SIP call to {args.number} from the sandbox carrier", flush=True)
+        result = await place_sip_call(args.number, args.dtmf.replace("W", "w"),
+                                      caller_id=args.caller_id, hold_s=args.hold,
+                                      timeout_s=args.timeout)
+    finally:
+        await ami.close()
+    if not legs:
+        print(f"the PBX took no call (SIPp exit {result.returncode}): is the sandbox PBX up"
+              " (callcenter pbx up)?", file=sys.stderr)
+        return None
+    if result.ok:
+        print(f"call {legs[0]} ended")
+    else:
+        print(f"call {legs[0]} failed: not answered or cut short (SIPp exit "
+              f"{result.returncode}); is {args.number} a hotline DID (95500)?", file=sys.stderr)
+    return legs[0], result.ok
 
 
 def cmd_call(args: argparse.Namespace) -> int:
@@ -439,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtmf", default="", help="digits to send; 'w' pauses 0.5 s")
     p.add_argument("--hold", type=int, default=60, help="seconds the caller stays at most")
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--sip", action="store_true",
+                   help="a real SIP caller (RTP, RFC 4733 keys) through the sandbox carrier; "
+                        "NUMBER is a hotline DID such as 95500")
+    p.add_argument("--caller-id", default="13700000000", help="with --sip: the caller's number")
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("status", help="PBX, live channels and recent calls")

@@ -37,6 +37,8 @@ FAX_SPOOL = "/var/spool/asterisk/fax"
 FAX_DIRS = tuple(f"{FAX_SPOOL}/{d}" for d in ("out", "in", "sim"))
 #: the simulated parties' dialplan, installed only where ``simulated_parties`` says so
 SANDBOX_DIALPLAN = "extensions_sandbox.conf"
+#: ... and the sandbox's carrier trunk (simulated SIP callers)
+SANDBOX_FILES = frozenset({SANDBOX_DIALPLAN, "pjsip_sandbox.conf"})
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ class Pbx:
             else:
                 old.unlink()
         for conf in sorted(src.iterdir()):
-            if conf.name == SANDBOX_DIALPLAN and not self.simulated_parties:
+            if conf.name in SANDBOX_FILES and not self.simulated_parties:
                 continue  # a site's Asterisk gets no context it does not need
             if conf.is_file():
                 shutil.copy2(conf, etc / conf.name)

@@ -65,6 +65,18 @@ async def test_call_command_prints_the_call_and_its_digits(engine: Engine,
     assert "ivr.digits digits=123 count=3" in out
 
 
+async def test_call_sip_places_a_real_sip_call_and_prints_what_the_ivr_heard(
+        engine: Engine, settings: Settings) -> None:
+    env = {"CALLCENTER_DB_PATH": str(settings.database)}
+    code, out, err = await _cli("call", "95500", "--sip", "--caller-id", "13800000004",
+                                "--dtmf", "1w600519", "--hold", "8", env=env)
+    assert code == 0, err
+    assert "ivr.input node=main_menu digits=1" in out
+    assert "ivr.input node=ask_code digits=600519" in out
+    code, out, err = await _cli("call", "12345", "--sip", "--hold", "3", env=env)
+    assert code == 1 and "is 12345 a hotline DID (95500)?" in err
+
+
 async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
                                                              tmp_path: Path) -> None:
     env = {**os.environ, "CALLCENTER_DB_PATH": str(tmp_path / "run.db")}

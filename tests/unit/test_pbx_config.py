@@ -26,7 +26,7 @@ def test_a_sites_asterisk_gets_no_simulated_parties(tmp_path: Path) -> None:
     assert Pbx(load_settings(pbx={"mode": "system"})).simulated_parties is False
     etc = _install(tmp_path, simulated_parties=False)
     assert (etc / "extensions.conf").is_file()
-    assert not (etc / SANDBOX_DIALPLAN).exists()
+    assert not (etc / SANDBOX_DIALPLAN).exists() and not (etc / "pjsip_sandbox.conf").exists()
     assert "[caller-sim]" not in (etc / "extensions.conf").read_text()
 
 
