@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import re
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from callcenter.channels.messages import (
 from callcenter.channels.mosquitto import user_password
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import BusError
+from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -223,6 +225,19 @@ async def list_dead_letters(db: aiosqlite.Connection, limit: int = 100) -> list[
 class Retry(Exception):
     """Raised by a handler: not now (a busy database...); the broker sends the message again.
     Never makes a message a dead letter."""
+
+
+async def take_or_retry(take: Callable[[str, bytes], Awaitable[None]], topic: str,
+                        payload: bytes) -> None:
+    """Run a handler's ``take``; a database that cannot take writes now (busy, locked, I/O)
+    asks for the message again (``Retry``). Any other database error is the message's own
+    (it fails every time): it propagates, and the bus parks the message after a few tries."""
+    try:
+        await take(topic, payload)
+    except sqlite3.Error as exc:
+        if not unavailable(exc):
+            raise
+        raise Retry(f"the database: {exc}") from exc
 
 
 class _HandlerFailed(Exception):

@@ -47,10 +47,10 @@ from pydantic import ValidationError
 from callcenter.channels.bus import (
     Bus,
     Malformed,
-    Retry,
     decode,
     encode,
     park,
+    take_or_retry,
     validation_summary,
 )
 from callcenter.channels.messages import (
@@ -64,7 +64,6 @@ from callcenter.channels.messages import (
 )
 from callcenter.channels.settings import ENGINE_USER, ChannelsSettings
 from callcenter.errors import BusError
-from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -451,12 +450,7 @@ class Relay:
     # -- what comes back ----------------------------------------------------------------------
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
-        try:
-            await self._take(topic, payload)
-        except sqlite3.Error as exc:
-            if not unavailable(exc):  # the row's own fault (it fails every time): poison
-                raise
-            raise Retry(f"the database: {exc}") from exc  # busy, locked, I/O: not the message's
+        await take_or_retry(self._take, topic, payload)
 
     async def _take(self, topic: str, payload: bytes) -> None:
         """Apply a report or store a contact; park anything else, or what cannot be."""

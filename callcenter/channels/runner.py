@@ -57,9 +57,9 @@ from callcenter.channels.bus import (
     KEEP_BYTES,
     Bus,
     Malformed,
-    Retry,
     decode,
     park,
+    take_or_retry,
     validation_summary,
 )
 from callcenter.channels.messages import (
@@ -76,7 +76,6 @@ from callcenter.channels.relay import backoff
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import CallCenterError, ChannelError, ConfigError, DeliveryError
 from callcenter.store.db import durable_pragmas, make_private
-from callcenter.store.spool import unavailable
 from callcenter.store.tx import transaction
 
 if TYPE_CHECKING:
@@ -363,12 +362,7 @@ class ChannelRunner:
     # -- receiving ----------------------------------------------------------------------------
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
-        try:
-            await self._take(topic, payload)
-        except sqlite3.Error as exc:
-            if not unavailable(exc):  # the row's own fault (it fails every time): poison
-                raise
-            raise Retry(f"the database: {exc}") from exc  # busy, locked, I/O: not the message's
+        await take_or_retry(self._take, topic, payload)
 
     async def _take(self, topic: str, payload: bytes) -> None:
         """Take a request; park what cannot be one (and report it failed if it has an id)."""
