@@ -173,13 +173,18 @@ def connect_packet(client_id: str, user: str, password: str) -> bytes:
     """An MQTT 3.1.1 CONNECT with user name, password and a clean session."""
     body = (_mqtt_str("MQTT") + bytes([4, 0xC2]) + (10).to_bytes(2, "big")
             + _mqtt_str(client_id) + _mqtt_str(user) + _mqtt_str(password))
+    return mqtt_frame(0x10, body)
+
+
+def mqtt_frame(first_byte: int, body: bytes) -> bytes:
+    """An MQTT control packet: its first byte, the remaining length (variable-length), body."""
     length, encoded = len(body), bytearray()
     while True:
         byte, length = length % 128, length // 128
         encoded.append(byte | (0x80 if length else 0))
         if not length:
             break
-    return bytes([0x10]) + bytes(encoded) + body
+    return bytes([first_byte]) + bytes(encoded) + body
 
 
 _CONNACK = {1: "unacceptable protocol version", 2: "client id refused", 3: "server unavailable",

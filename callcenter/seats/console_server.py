@@ -553,32 +553,31 @@ class ConsoleServer:
             assert agent is not None  # check_message refuses commands before login
             self._reply(session, await self._command(agent, checked))
 
+    def _login_pause(self, agent_id: str, address: str) -> tuple[str, str] | None:
+        """Why logins for ``agent_id`` from ``address`` are paused (for the log, for the
+        client), or ``None``. Unknown ids are paused like known ones."""
+        now = self._clock()
+        by_id = "too many failed logins: logins for this id are paused, try later"
+        if self._throttle.paused(address, now):
+            return ("logins from that address are paused", "too many failed logins from this"
+                    " address: logins from it are paused, try later")
+        if self._account_throttle.paused(agent_id, now) \
+                and (agent_id, address) not in self._known:
+            return "logins for it are paused (except from the agent's known addresses)", by_id
+        if self._guard.locked((agent_id, address), now):
+            return "logins for it from that address are paused", by_id
+        return None
+
     async def _login(self, session: _Session, login: Login) -> None:
         agent_id, address = login.agent_id, session.address
         # The guards count unknown ids exactly like known ones, so ``login_paused`` (like
         # ``bad_credentials``) never tells whether the id exists; the password is not checked.
-        if self._throttle.paused(address, self._clock()):
-            log.warning("console login for agent %s from %s refused: logins from that address"
-                        " are paused", agent_id, session.peer)
-            self._reply(session, Error(
-                id=login.id, code=ErrorCode.LOGIN_PAUSED,
-                message="too many failed logins from this address: logins from it are paused,"
-                        " try later"))
-            return
-        if self._account_throttle.paused(agent_id, self._clock()) \
-                and (agent_id, address) not in self._known:
-            log.warning("console login for agent %s from %s refused: logins for it are paused"
-                        " (except from the agent's known addresses)", agent_id, session.peer)
-            self._reply(session, Error(
-                id=login.id, code=ErrorCode.LOGIN_PAUSED,
-                message="too many failed logins: logins for this id are paused, try later"))
-            return
-        if self._guard.locked((agent_id, address), self._clock()):
-            log.warning("console login for agent %s from %s refused: logins for it from that"
-                        " address are paused", agent_id, session.peer)
-            self._reply(session, Error(
-                id=login.id, code=ErrorCode.LOGIN_PAUSED,
-                message="too many failed logins: logins for this id are paused, try later"))
+        paused = self._login_pause(agent_id, address)
+        if paused is not None:
+            log.warning("console login for agent %s from %s refused: %s", agent_id,
+                        session.peer, paused[0])
+            self._reply(session, Error(id=login.id, code=ErrorCode.LOGIN_PAUSED,
+                                       message=paused[1]))
             return
         try:
             agent = await self._backend.authenticate(agent_id, login.password)

@@ -164,6 +164,12 @@ def render_scenario(number: str, *, caller_id: str, keys_pcap: Path | None = Non
             f'<scenario name="callcenter SIP caller">\n  {body}\n</scenario>\n')
 
 
+def _write_files(scenario_path: Path, scenario: str, pcap: Path | None, keys: bytes) -> None:
+    scenario_path.write_text(scenario, encoding="iso-8859-1")
+    if pcap is not None:
+        pcap.write_bytes(keys)
+
+
 @dataclass(frozen=True)
 class SipCallResult:
     """How SIPp's one call ended: ``ok`` if it completed (answered, keys sent, hung up)."""
@@ -186,12 +192,10 @@ async def place_sip_call(number: str, dtmf: str = "", *, caller_id: str = "13700
     limit = timeout_s if timeout_s is not None else wait_s + hold_s + len(dtmf) + 30
     with tempfile.TemporaryDirectory(prefix="cc-sipp-") as tmp:
         pcap = Path(tmp) / "keys.pcap" if keys else None
-        if pcap is not None:
-            pcap.write_bytes(keys)
         scenario = render_scenario(number, caller_id=caller_id, keys_pcap=pcap,
                                    wait_ms=int(wait_s * 1000), hold_ms=int(hold_s * 1000))
         path = Path(tmp) / "caller.xml"
-        path.write_text(scenario, encoding="iso-8859-1")
+        await asyncio.to_thread(_write_files, path, scenario, pcap, keys)
         # No -p: SIPp binds a free SIP port itself.
         argv = [sipp, f"{pbx_host}:{pbx_port}", "-sf", str(path), "-m", "1", "-l", "1",
                 "-i", local_ip, "-mi", local_ip, "-nostdin",

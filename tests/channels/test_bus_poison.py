@@ -22,7 +22,7 @@ from callcenter.channels.messages import (
     inbound_topic,
     outbox_topic,
 )
-from callcenter.channels.mosquitto import connect_packet, user_password
+from callcenter.channels.mosquitto import connect_packet, mqtt_frame, user_password
 from callcenter.config import load_settings
 from tests.channels.conftest import Engine, Env, client, running_engine, until
 from tests.channels.test_runner import engine_side, order, outbound, runner
@@ -249,13 +249,7 @@ async def test_a_poison_request_is_parked_and_the_next_one_delivered(env: Env) -
 def _publish_packet(topic: str, payload: bytes) -> bytes:
     """An MQTT PUBLISH at QoS 0."""
     body = len(topic.encode()).to_bytes(2, "big") + topic.encode() + payload
-    length, encoded = len(body), bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        encoded.append(byte | (0x80 if length else 0))
-        if not length:
-            break
-    return bytes([0x30]) + bytes(encoded) + body
+    return mqtt_frame(0x30, body)
 
 
 def _send_and_wait_closed(env: Env, payload: bytes) -> bytes:
