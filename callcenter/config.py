@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import ConfigError
+from callcenter.phones.settings import SipSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,9 @@ class AmiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5038, ge=1, le=65535)
     username: str = "callcenter"
+    #: the phones' own AMI user (``phones/link.py``): AstDB writes and registrations need the
+    #: "system" class, which the call-control user never gets (manager.conf)
+    phones_username: str = "callcenter-phones"
     secret: SecretStr | None = None
     #: read when ``secret`` is unset; the sandbox writes it (defaults to ``<state_dir>/ami.secret``)
     secret_file: Path | None = None
@@ -240,6 +244,7 @@ class Settings(BaseSettings):
     acd: AcdSettings = AcdSettings()
     secretary: SecretarySettings = SecretarySettings()
     channels: ChannelsSettings = ChannelsSettings()
+    sip: SipSettings = SipSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -281,6 +286,11 @@ class Settings(BaseSettings):
                 f"(which writes {path})"
             ) from exc
 
+
+    @property
+    def tls_dir(self) -> Path:
+        """The sandbox's local CA and server certificate (``phones/certs.py``)."""
+        return self.state_dir / "tls"
 
     @property
     def agi_key_file(self) -> Path:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
+from callcenter.phones.certs import ServerCert, ensure_server_cert
+from callcenter.phones.edge_conf import render_http, render_transports
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
@@ -175,7 +177,35 @@ class Pbx:
         # Also in [globals]: where recordings may be written (the dialplan refuses other paths).
         (etc / "paths.conf").write_text(
             f"CC_REC_DIR = {self.settings.acd.recordings_dir}\n", encoding="ascii")
+        self.install_sip_edge(etc)
         self.install_sounds()
+
+    def server_cert(self) -> ServerCert:
+        """The site's certificate (``sip.tls_cert``/``tls_key``), else the sandbox's own, made
+        by a local CA in ``<state_dir>/tls`` for the names the SIP edge is reached by."""
+        sip = self.settings.sip
+        if sip.tls_cert is not None or sip.tls_key is not None:
+            if sip.tls_cert is None or sip.tls_key is None \
+                    or not sip.tls_cert.is_file() or not sip.tls_key.is_file():
+                raise PbxError("sip.tls_cert and sip.tls_key must both name readable PEM files")
+            return ServerCert(sip.tls_cert, sip.tls_cert, sip.tls_key)
+        names = ["127.0.0.1", "localhost", socket.gethostname(), sip.bind,
+                 sip.external_address or "", *sip.cert_names]
+        return ensure_server_cert(self.settings.tls_dir, names)
+
+    def install_sip_edge(self, etc: Path) -> None:
+        """The generated transports and HTTP server, and the certificate they present."""
+        sip = self.settings.sip
+        (etc / "pjsip_transports.conf").write_text(render_transports(sip), encoding="ascii")
+        (etc / "http.conf").write_text(render_http(sip), encoding="ascii")
+        cert = self.server_cert()
+        keys = etc / "keys"
+        keys.mkdir(mode=0o750, exist_ok=True)
+        shutil.copyfile(cert.cert, keys / "server.pem")
+        shutil.copyfile(cert.ca, keys / "ca.pem")
+        fd = os.open(keys / "server.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(cert.key.read_bytes())
 
     def install_sounds(self) -> None:
         """Copy the built prompts to where Asterisk finds them as ``callcenter/<lang>/<id>``."""

@@ -1,0 +1,1 @@
+"""Agents' phones and the SIP edge: identities, registrations, certificates, trunks."""
