@@ -9,9 +9,13 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callcenter.config import Settings, load_settings
 from callcenter.errors import CallCenterError, ConfigError
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 
 def _settings() -> Settings:
@@ -428,14 +432,48 @@ async def _agents(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--skill {item!r}: write name=level, e.g. general=5")
             skills[name] = int(level)
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+        endpoint = args.endpoint
+        if args.phone:
+            if not args.extension:
+                raise ConfigError("--phone needs --extension (the phone's number, 2-8 digits)")
+            endpoint = f"PJSIP/{args.extension}"
         await save_agent(db, AgentRecord(args.agent_id, args.name or args.agent_id, args.role,
-                                         args.endpoint, skills, args.vip),
+                                         endpoint, skills, args.vip),
                          SecretStr(password) if password else None,
                          sim_contexts=settings.acd.sim_phone_contexts)
         print(f"agent {args.agent_id} saved")
+        if args.phone:
+            await _provision_phone(settings, db, args)
         return 0
     finally:
         await db.close()
+
+
+async def _provision_phone(settings: Settings, db: aiosqlite.Connection,
+                           args: argparse.Namespace) -> None:
+    """Save the agent's SIP phone; push it to a running Asterisk (else the engine will)."""
+    from callcenter.errors import AmiError
+    from callcenter.phones.identity import PhoneKind
+    from callcenter.phones.link import PhoneLink
+    from callcenter.store.phones import load_phones, save_phone
+
+    kind = PhoneKind(args.phone)
+    secret = await save_phone(db, args.agent_id, args.extension, kind, settings.sip.realm,
+                              auto_answer=args.auto_answer)
+    link = PhoneLink(settings, lambda: load_phones(db))
+    try:
+        await link.ami.connect()
+        await link.sync()
+        where = "in the PBX now"
+    except (AmiError, ConfigError) as exc:
+        where = f"the engine makes it in the PBX when it connects ({exc})"
+    finally:
+        await link.close()
+    print(f"{kind.value} phone {args.extension} for agent {args.agent_id}: {where}")
+    if secret is not None:
+        print(f"SIP account: user {args.extension}, realm {settings.sip.realm}, server "
+              f"{settings.sip.bind} (UDP/TCP {settings.sip.udp_port}, TLS {settings.sip.tls_port})")
+        print(f"SIP secret (shown once, only its digest is kept): {secret}")
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
@@ -528,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", default="",
                    help="the agent's phone: a device like PJSIP/1001, or a simulated phone"
                         " Local/<digits>@<context in acd.sim_phone_contexts>")
+    p.add_argument("--phone", choices=["browser", "desk"], default="",
+                   help="give the agent a SIP phone made by the engine: the console's browser"
+                        " phone, or a desk phone (its secret is printed once)")
+    p.add_argument("--extension", default="", help="the SIP phone's number (2-8 digits)")
+    p.add_argument("--auto-answer", action="store_true",
+                   help="the browser phone answers offered calls by itself")
     p.add_argument("--skill", action="append", default=[], help="name=level (1-10)")
     p.add_argument("--vip", action="store_true", help="member of the VIP team")
     p.add_argument("--password-stdin", action="store_true",

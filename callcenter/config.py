@@ -96,6 +96,12 @@ class PbxSettings(BaseModel):
     #: system mode: where the system Asterisk reads its configuration, and how to start it
     system_etc: Path = Path("/etc/asterisk")
     start_timeout: float = Field(60.0, gt=0)
+    #: a second Asterisk from the same sandbox root, with its own configuration, run, database
+    #: and log directories (``/etc/asterisk-<instance>``...): tests that need one beside the
+    #: main sandbox (a WebRTC phone in a network namespace). Empty: the main one.
+    instance: str = Field("", pattern=r"^[a-z0-9-]{0,16}$")
+    #: run that Asterisk (and its CLI) inside this network namespace (``ip netns``)
+    netns: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,32}$")
 
 
 class BackOfficeSettings(BaseModel):
@@ -122,6 +128,10 @@ class ConsoleSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    #: serve the page over HTTPS with the SIP edge's certificate (``sip.tls_cert``, else the
+    #: sandbox's, made by ``pbx up``). Browsers allow a microphone only on HTTPS or localhost:
+    #: agents on other machines need it.
+    tls: bool = False
     #: page origins allowed to open the websocket; empty: the listener's own origins only
     allowed_origins: list[str] = []
     static_dir: Path = REPO_ROOT / "agent_console"
@@ -291,6 +301,12 @@ class Settings(BaseSettings):
     def tls_dir(self) -> Path:
         """The sandbox's local CA and server certificate (``phones/certs.py``)."""
         return self.state_dir / "tls"
+
+    def tls_files(self) -> tuple[Path, Path]:
+        """The certificate and key the console and Asterisk present (site's, else sandbox's)."""
+        if self.sip.tls_cert is not None and self.sip.tls_key is not None:
+            return self.sip.tls_cert, self.sip.tls_key
+        return self.tls_dir / "server.pem", self.tls_dir / "server.key"
 
     @property
     def agi_key_file(self) -> Path:

@@ -16,6 +16,7 @@ import logging
 import os
 import pwd
 import signal
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,7 +34,7 @@ from callcenter.channels.runner import ChannelRunner, load_plugin
 from callcenter.channels.sandbox import SandboxPeers
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
-from callcenter.errors import AgiHangup
+from callcenter.errors import AgiHangup, ConfigError
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
 from callcenter.ivr.flowset import FlowSet
@@ -41,11 +42,16 @@ from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, sch
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
+from callcenter.phones.link import PhoneLink
+from callcenter.phones.registry import PhoneChange
 from callcenter.seats.backend import EngineConsoleBackend
+from callcenter.seats.phone_sessions import PhoneSessions
+from callcenter.seats.protocol import Event
 from callcenter.store import agents as directory
 from callcenter.store.calls import CallRecorder
 from callcenter.store.db import make_state_dir_private, open_db
 from callcenter.store.hotline import add_request, open_callback
+from callcenter.store.phones import load_phones
 from callcenter.store.writer import replay_left
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
@@ -82,6 +88,7 @@ class Engine:
         self.relay: Relay | None = None
         self.channel_servers: list[ChannelRunner] = []
         self.console_backend: EngineConsoleBackend | None = None
+        self.phones: PhoneLink | None = None
         self.console: Any = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -123,12 +130,16 @@ class Engine:
             await self.console_backend.load_today()
             if self.settings.console.enabled:
                 from callcenter.seats.console_server import ConsoleServer
+                from callcenter.seats.sip_relay import SipRelay
 
-                self.console = ConsoleServer(self.settings.console, self.console_backend)
+                relay = SipRelay(f"ws://{self.settings.ami.host}:{self.settings.sip.http_port}/ws")
+                self.console = ConsoleServer(self.settings.console, self.console_backend,
+                                             relay=relay, tls=console_tls(self.settings))
                 await self.console.start()
                 self.console_backend.push = self.console.push
                 self.console_backend.watch_presence(self.settings.console.presence_grace_s)
             await self.ami.start()
+            await self._start_phones()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
                                  on_round_trip=self.on_agi_round_trip,
                                  key=agi_key)
@@ -155,6 +166,42 @@ class Engine:
             server = ChannelRunner(load_plugin(kind), channels, self.settings.state_dir)
             await server.start()
             self.channel_servers.append(server)
+
+    async def _start_phones(self) -> None:
+        """The phones' AMI link: agents' SIP identities in, registrations out (phones/)."""
+        assert self.db is not None and self.acd is not None and self.console_backend is not None
+        db = self.db
+        self.phones = PhoneLink(self.settings, lambda: load_phones(db),
+                                on_change=self._phone_changed)
+        self.acd.phone_check = self._phone_problem
+        self.console_backend.phones = PhoneSessions(self.phones, db)
+        await self.phones.start()
+
+    def _phone_problem(self, endpoint: str) -> str | None:
+        """Why the seat's phone cannot ring now (a SIP phone that is not registered), or None."""
+        tech, _, resource = endpoint.partition("/")
+        if tech != "PJSIP" or "@" in resource or self.phones is None:
+            return None
+        if self.phones.can_ring(resource):
+            return None
+        return (f"your phone {resource} is not registered with the PBX: start it (or let the"
+                " console's phone connect) before going ready")
+
+    def _phone_changed(self, change: PhoneChange) -> None:
+        """A phone came or went: tell its agents' consoles; seats whose phone went, not ready."""
+        if self.acd is None:
+            return
+        endpoint = f"PJSIP/{change.aor}"
+        if not change.can_ring:
+            self.acd.phone_gone(endpoint)
+        push = self.console_backend.push if self.console_backend is not None else None
+        if push is None:
+            return
+        for agent_id, rt in self.acd.seats.items():
+            if rt.agent.endpoint == endpoint:
+                push.to_agent(agent_id, Event(event="phone", data={
+                    "extension": change.aor, "registered": change.can_ring,
+                    "reason": change.reason}))
 
     def _connect_console_to_channels(self, backend: EngineConsoleBackend) -> None:
         backend.on_outbox = self.kick_outbox
@@ -210,6 +257,9 @@ class Engine:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
+        if self.phones is not None:
+            await self.phones.close()
+            self.phones = None
         if self.acd is not None:
             await self.acd.close()
             self.acd = None
@@ -312,6 +362,20 @@ class Engine:
         prompts += [f"{lang}/{d}" for d in say_digits(ref, lang)] + [f"{lang}/goodbye"]
         await channel.play([sound(x) for x in prompts], "")
         await channel.hangup()
+
+
+def console_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The console's TLS context when ``console.tls`` is on (after ``pbx up`` made the files)."""
+    if not settings.console.tls:
+        return None
+    cert, key = settings.tls_files()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"console.tls: cannot load {cert} and {key} ({exc}); run"
+                          " 'callcenter pbx up' or set sip.tls_cert and sip.tls_key") from exc
+    return context
 
 
 def sandbox_rules(settings: Settings) -> Rules:

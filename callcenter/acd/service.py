@@ -48,7 +48,7 @@ from callcenter.errors import (
 )
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
-from callcenter.seats.state import Seat, SeatInput, SeatState
+from callcenter.seats.state import PHONE_GONE, Seat, SeatInput, SeatState
 from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint, load_agents
 from callcenter.store.writer import OrderedWriter
 from callcenter.telephony.ami import AmiClient
@@ -188,6 +188,9 @@ class Acd:
         #: schedule name -> open now? (None: no such schedule). The engine wires it to the
         #: IVR's schedules and the back office's clock; without it every queue is open.
         self.is_open: Callable[[str], bool | None] | None = None
+        #: endpoint -> why it cannot ring now (None: it can). The engine wires it to the
+        #: phones' registrations (phones/link.py); without it every phone counts as ringable.
+        self.phone_check: Callable[[str], str | None] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -468,6 +471,9 @@ class Acd:
             if not rt.agent.endpoint:
                 raise ConsoleError("invalid_state", "no phone to ring: choose one first (your"
                                    " extension)")
+            problem = self.phone_check(rt.agent.endpoint) if self.phone_check else None
+            if problem is not None:
+                raise ConsoleError("invalid_state", problem)
             if seat.state is SeatState.LOGGED_OUT:
                 self._apply(rt, SeatInput.LOGIN, now, by=by)
             if seat.state is SeatState.WRAP_UP:
@@ -493,6 +499,15 @@ class Acd:
         if rt.seat.state is SeatState.LOGGED_OUT:
             rt.agent = self.directory.get(agent_id, rt.agent)  # back to their own phone
         return rt
+
+    def phone_gone(self, endpoint: str) -> None:
+        """A phone can no longer ring (unregistered, unreachable): Ready seats on it go Not Ready
+        with the reason, so no call is offered to a phone that cannot ring. A seat in a call
+        keeps it (the call's own hangup ends it); Ready is refused until the phone is back."""
+        now = self.clock()
+        for rt in self.seats.values():
+            if rt.agent.endpoint == endpoint and rt.seat.state is SeatState.READY:
+                self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
 
     def use_phone(self, agent_id: str, phone: str) -> SeatRuntime:
         """The agent works from another phone (hot-desking) until logging out. Only provisioned

@@ -52,6 +52,7 @@ from callcenter.channels.secretary import Subscription
 from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
+from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
 from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.store import agents as directory
@@ -142,6 +143,8 @@ class EngineConsoleBackend:
         self._presence_timers: dict[str, asyncio.TimerHandle] = {}
         acd.listeners.append(self.on_acd)
         self._ami: AmiClient | None = None
+        #: browser phones' per-login credentials (the engine sets it; None: no SIP phones)
+        self.phones: PhoneSessions | None = None
         if acd.ami is not None:
             self.attach(acd.ami)
 
@@ -205,10 +208,13 @@ class EngineConsoleBackend:
         if call is not None:
             call_data = {**self.pops.get(call.call_id, {"call_id": call.call_id}),
                          **self._call_now(rt, call)}
+        phone = None
+        if self.phones is not None:
+            phone = await self.phones.login_data(agent.agent_id, rt.agent.endpoint)
         return {"agent": {"agent_id": agent.agent_id, "name": agent.name,
                           "role": agent.role.value},
                 "seat": rt.data(), "call": call_data, "queues": self.queue_figures(),
-                "reasons": AGENT_REASONS}
+                "reasons": AGENT_REASONS, "phone": phone}
 
     def _call_now(self, rt: SeatRuntime, call: ActiveCall) -> dict[str, Any]:
         """What a reloaded page needs beyond the screen pop to draw the call as it is now."""
@@ -226,6 +232,8 @@ class EngineConsoleBackend:
         # The seat stays as it is for the grace: a console reload must not drop a call or a
         # ready state. Past it, ``_grace_over`` decides.
         log.info("console session of %s closed (%d left)", agent.agent_id, sessions_left)
+        if sessions_left == 0 and self.phones is not None:
+            await self.phones.ended(agent.agent_id)
         if self.presence.closed(agent.agent_id, sessions_left, self.acd.clock()):
             self._arm_presence(agent.agent_id)
 

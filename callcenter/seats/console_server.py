@@ -20,13 +20,14 @@ import http
 import ipaddress
 import json
 import logging
+import ssl
 import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response as HttpResponse
+from websockets.typing import Subprotocol
 
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
@@ -53,6 +55,7 @@ from callcenter.seats.protocol import (
     Result,
     Role,
 )
+from callcenter.seats.sip_relay import SIP_PATH, SUBPROTOCOL, SipRelay
 
 __all__ = ["ConsoleServer", "check_message"]
 
@@ -385,8 +388,12 @@ class ConsoleServer:
     """The console listener. ``start()``, then ``port`` and ``push``; ``close()`` at the end."""
 
     def __init__(self, settings: ConsoleSettings, backend: ConsoleBackend, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, relay: SipRelay | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self._settings = settings
+        #: browser phones' SIP to Asterisk (``/sip``), when agents may have browser phones
+        self._relay = relay
+        self._tls = tls
         self._backend = backend
         #: drives the rate limit and the login lockout (tests step it instead of sleeping)
         self._clock = clock
@@ -419,6 +426,8 @@ class ConsoleServer:
         self._server = await serve(
             self._handle, settings.host, settings.port,
             process_request=self._process_request,
+            select_subprotocol=self._subprotocol,
+            ssl=self._tls,
             max_size=settings.max_message_bytes,
             ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_S,
             server_header=None,
@@ -428,7 +437,8 @@ class ConsoleServer:
         )
         self._origins = self._allowed_origins()
         await self._server.start_serving()
-        log.info("agent console listening on http://%s:%d/", settings.host, self.port)
+        log.info("agent console listening on %s://%s:%d/", "https" if self._tls else "http",
+                 settings.host, self.port)
 
     async def close(self) -> None:
         """Stop listening, close every connection (1001), wait for every handler."""
@@ -456,10 +466,27 @@ class ConsoleServer:
         if self._settings.allowed_origins:
             return frozenset(o.rstrip("/") for o in self._settings.allowed_origins)
         port, host = self.port, self._settings.host
-        origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}"}
+        scheme = "https" if self._tls else "http"
+        origins = {f"{scheme}://127.0.0.1:{port}", f"{scheme}://localhost:{port}"}
         if host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
-            origins.add(f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}")
+            origins.add(f"{scheme}://[{host}]:{port}" if ":" in host
+                        else f"{scheme}://{host}:{port}")
         return frozenset(origins)
+
+    def _subprotocol(self, conn: ServerConnection,
+                     offered: typing.Sequence[Subprotocol]) -> Subprotocol | None:
+        """``sip`` on the phone's relay (JsSIP insists on it); none on the console's ``/ws``."""
+        if conn.request is not None and conn.request.path.startswith(SIP_PATH + "?") \
+                and SUBPROTOCOL in offered:
+            return SUBPROTOCOL
+        return None
+
+    def _relay_agent(self, request: HttpRequest) -> str | None:
+        """The agent a ``/sip?t=<token>`` request was issued to at console login, if any."""
+        if self._relay is None:
+            return None
+        tokens = parse_qs(request.path.partition("?")[2]).get("t", [])
+        return self._relay.agent_for(tokens[0]) if len(tokens) == 1 else None
 
     # -- HTTP ------------------------------------------------------------------------------------
 
@@ -468,12 +495,16 @@ class ConsoleServer:
         path = request.path.partition("?")[0]
         if request.method != "GET":
             return _http(http.HTTPStatus.METHOD_NOT_ALLOWED, b"GET only\n")
-        if path == WS_PATH:
+        if path in (WS_PATH, SIP_PATH):
             origins = request.headers.get_all("Origin")
             if len(origins) != 1 or origins[0] not in self._origins:
                 log.warning("console websocket from %s refused: origin %r not allowed",
                             _peer(conn), origins[0] if origins else None)
                 return _http(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n")
+            if path == SIP_PATH and self._relay_agent(request) is None:
+                log.warning("SIP relay from %s refused: no valid console-login token",
+                            _peer(conn))
+                return _http(http.HTTPStatus.FORBIDDEN, b"log in to the console first\n")
             return None  # websockets completes the handshake (426 for a plain GET)
         if request.headers.get_all("Upgrade"):
             return _http(http.HTTPStatus.NOT_FOUND, b"the websocket is at /ws\n")
@@ -486,6 +517,11 @@ class ConsoleServer:
     # -- one connection --------------------------------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
+        if conn.request is not None and conn.request.path.partition("?")[0] == SIP_PATH:
+            agent_id = self._relay_agent(conn.request)
+            if self._relay is not None and agent_id is not None:
+                await self._relay.serve(conn, agent_id, _peer(conn))
+            return
         session = _Session(conn, self._settings, self._clock())
         self._sessions.add(session)
         session.writer = asyncio.create_task(self._write_loop(session))
@@ -614,6 +650,9 @@ class ConsoleServer:
             self._reply(session, self._refusal(login.id, exc, f"snapshot for {agent_id}"))
             await self._closed(agent, session)
             return
+        phone = data.get("phone")
+        if isinstance(phone, dict) and self._relay is not None:
+            phone["ws_path"] = f"{SIP_PATH}?t={self._relay.tokens.issue(agent.agent_id)}"
         log.info("console login: agent %s (%s) from %s", agent.agent_id, agent.role.value,
                  session.peer)
         self._reply(session, Result(id=login.id, data=data))
@@ -697,6 +736,8 @@ class ConsoleServer:
         left = sum(1 for s in self._sessions
                    if s is not session and not s.ending and s.agent is not None
                    and s.agent.agent_id == agent.agent_id)
+        if left == 0 and self._relay is not None:
+            await self._relay.end_agent(agent.agent_id)
         try:
             await self._backend.session_closed(agent, left)
         except Exception:

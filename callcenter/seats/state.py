@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_REASONS",
     "FORCE_TARGETS",
     "IMPLIED_REASONS",
+    "PHONE_GONE",
     "SYSTEM_REASONS",
     "TRANSITIONS",
     "Seat",
@@ -113,9 +114,11 @@ DEFAULT_REASONS: tuple[str, ...] = (
 )
 
 #: Reasons the engine itself gives (not an agent's choice): ``"console gone"`` when a seat's
-#: last console session went away and none came back within the grace (seats/presence.py).
+#: last console session went away and none came back within the grace (seats/presence.py);
+#: ``"phone unregistered"`` when the seat's SIP phone lost its registration (phones/registry.py).
 CONSOLE_GONE = "console gone"
-SYSTEM_REASONS: tuple[str, ...] = (CONSOLE_GONE,)
+PHONE_GONE = "phone unregistered"
+SYSTEM_REASONS: tuple[str, ...] = (CONSOLE_GONE, PHONE_GONE)
 
 #: Inputs the agent makes; ``by`` defaults to the agent id for these and to "system" otherwise.
 AGENT_INPUTS: frozenset[SeatInput] = frozenset(

@@ -273,4 +273,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bus_dead_letters_last ON bus_dead_letters(last_at);
     """,
+    # 8: the agents' SIP phones (phones/identity.py): the engine makes them in Asterisk's AstDB
+    # from these rows; only the secret's digest is kept (a browser phone's is made per login)
+    """
+    CREATE TABLE sip_phones (
+        agent_id    TEXT PRIMARY KEY REFERENCES agents(agent_id) ON DELETE CASCADE,
+        extension   TEXT NOT NULL UNIQUE,
+        kind        TEXT NOT NULL CHECK (kind IN ('browser', 'desk')),
+        ha1         TEXT,                      -- MD5(user:realm:secret), desk phones only
+        auto_answer INTEGER NOT NULL DEFAULT 0,
+        created_at  REAL NOT NULL
+    );
+    """,
 )

@@ -69,8 +69,11 @@ class Pbx:
         self.sandbox = self.cfg.mode == "sandbox"
         self.root = self.cfg.root if self.sandbox else Path("/")
         self.state_dir = settings.state_dir
+        suffix = f"-{self.cfg.instance}" if self.cfg.instance else ""
+        #: this instance's own directories inside the root (a second instance shares the rest)
+        self.dirs = {name: f"{path}{suffix}" for name, path in _INSTANCE_DIRS.items()}
         #: Asterisk writes its own pid here, also after ``core restart`` (which re-execs it)
-        self.pidfile = self._in_root("/run/asterisk/asterisk.pid")
+        self.pidfile = self._in_root(f"{self.dirs['astrundir']}/asterisk.pid")
         self.logfile = self.state_dir / "pbx.log"
 
     # -- paths and commands ------------------------------------------------------------------
@@ -79,7 +82,10 @@ class Pbx:
         return self.root / path.lstrip("/")
 
     def _cmd(self, *argv: str) -> list[str]:
-        return ["chroot", str(self.root), *argv] if self.sandbox else list(argv)
+        if argv and argv[0] == "asterisk" and self.cfg.instance:
+            argv = ("asterisk", "-C", f"{self.dirs['astetcdir']}/asterisk.conf", *argv[1:])
+        cmd = ["chroot", str(self.root), *argv] if self.sandbox else list(argv)
+        return ["ip", "netns", "exec", self.cfg.netns, *cmd] if self.cfg.netns else cmd
 
     def _run(self, *argv: str, timeout: float = 30, check: bool = True) -> str:
         try:
@@ -136,7 +142,7 @@ class Pbx:
     def installed_agi_key_matches(self) -> bool | None:
         """Whether the installed ``agi_key.conf`` holds this engine's FastAGI key (``None``: no
         configuration installed here). The key itself is never returned or printed."""
-        etc = self._in_root("/etc/asterisk") if self.sandbox else self.cfg.system_etc
+        etc = self._etc()
         if not (etc / "extensions.conf").is_file():
             return None
         try:
@@ -154,7 +160,7 @@ class Pbx:
         src = self.cfg.conf_dir
         if not (src / "modules.conf").is_file():
             raise PbxError(f"{src} holds no Asterisk configuration (modules.conf missing)")
-        etc = self._in_root("/etc/asterisk") if self.sandbox else self.cfg.system_etc
+        etc = self._etc()
         etc.mkdir(parents=True, exist_ok=True)
         for old in etc.iterdir():
             if old.is_dir() and not old.is_symlink():
@@ -177,8 +183,13 @@ class Pbx:
         # Also in [globals]: where recordings may be written (the dialplan refuses other paths).
         (etc / "paths.conf").write_text(
             f"CC_REC_DIR = {self.settings.acd.recordings_dir}\n", encoding="ascii")
+        if self.cfg.instance:
+            _rewrite_directories(etc / "asterisk.conf", self.dirs)
         self.install_sip_edge(etc)
         self.install_sounds()
+
+    def _etc(self) -> Path:
+        return self._in_root(self.dirs["astetcdir"]) if self.sandbox else self.cfg.system_etc
 
     def server_cert(self) -> ServerCert:
         """The site's certificate (``sip.tls_cert``/``tls_key``), else the sandbox's own, made
@@ -267,11 +278,11 @@ class Pbx:
         self.provision()
         self.install_config()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = self._in_root("/run/asterisk")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        for own in self.dirs.values():
+            self._in_root(own).mkdir(parents=True, exist_ok=True)
         for spool in (RECORDINGS, *FAX_DIRS):
             self._in_root(spool).mkdir(parents=True, exist_ok=True)
-        self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS)
+        self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS, *self.dirs.values())
         if self.sandbox:
             self._mount()
         self.pidfile.unlink(missing_ok=True)
@@ -304,7 +315,8 @@ class Pbx:
             booted = subprocess.run(self._cmd("asterisk", "-rx", "core waitfullybooted"),
                                     capture_output=True, text=True, timeout=timeout,
                                     check=False)
-            if booted.returncode == 0 and ami_banner(self.settings) is not None:
+            # (in another network namespace, AMI's loopback is not ours to probe)
+            if booted.returncode == 0 and (self.cfg.netns or ami_banner(self.settings)):
                 return
             time.sleep(0.2)
         raise PbxError(f"asterisk did not answer on AMI within {timeout:.0f}s; see {self.logfile}")
@@ -320,7 +332,8 @@ class Pbx:
                 if not self._wait_exit(pid, 5):
                     os.killpg(pid, signal.SIGKILL)
                     self._wait_exit(pid, 5)
-        self._unmount()
+        if not self.cfg.instance:  # the main instance's mounts serve a second one too
+            self._unmount()
 
     def kill(self) -> None:
         """Kill Asterisk without warning (fault tests); mounts stay for a following ``up``."""
@@ -353,6 +366,20 @@ class Pbx:
         if self.provisioned:
             version = self._run("asterisk", "-V", check=False).strip()
         return PbxStatus(pid is not None, pid, tuple(self._mounts()), self.provisioned, version)
+
+
+#: the directories a second instance has of its own (``PbxSettings.instance``)
+_INSTANCE_DIRS = {"astetcdir": "/etc/asterisk", "astdbdir": "/var/lib/asterisk",
+                  "astrundir": "/run/asterisk", "astlogdir": "/var/log/asterisk"}
+
+
+def _rewrite_directories(conf: Path, dirs: dict[str, str]) -> None:
+    """Point an instance's ``asterisk.conf`` at its own directories."""
+    lines = []
+    for line in conf.read_text(encoding="utf-8").splitlines():
+        name = line.split("=>", 1)[0].strip()
+        lines.append(f"{name} => {dirs[name]}" if name in dirs and "=>" in line else line)
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def ami_banner(settings: Settings, timeout: float = 2.0) -> str | None:

@@ -1,0 +1,235 @@
+"""A desk phone played by SIPp: it registers with digest auth and answers calls with RTP.
+
+One SIPp process is the phone, bound to ``address:port``: its main scenario REGISTERs that
+address for the extension (401 challenge, then the digest) and then stays up; its out-of-call
+scenario answers what the PBX sends there (INVITE: ring, 200 OK with PCMU, RTP echoed back;
+OPTIONS: 200 OK). One process, because Asterisk rewrites a contact to the address and port a
+REGISTER came from (``rewrite_contact``, for phones behind NAT). ``unregister`` stops it and
+sends ``Expires: 0`` from the same address and port. Used by the integration tests and by people
+trying the sandbox without a hardware phone. The secret goes into a 0600 scenario file in a
+private temporary folder, never onto a command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from callcenter.errors import TelephonyError
+from callcenter.phones.identity import check_extension
+
+_REGISTER = """
+      REGISTER sip:{realm} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{ext}@{realm}>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{ext}@{realm}>
+      Call-ID: [call_id]
+      CSeq: {cseq} REGISTER
+      Contact: <sip:{ext}@{contact}>
+      Expires: {expires}
+      Max-Forwards: 70
+      User-Agent: callcenter-deskphone
+      {auth}
+      Content-Length: 0
+"""
+
+_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callcenter desk phone">
+  <recv request="OPTIONS" optional="true" next="options"/>
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+  ]]></send>
+  <pause milliseconds="{ring_ms}"/>
+  <send retrans="500"><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=deskphone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><log message="answered [call_id]"/></action></nop>
+  <recv request="BYE"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+  <nop next="end"><action><log message="hung up [call_id]"/></action></nop>
+  <label id="options"/>
+  <send><![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag02[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+  ]]></send>
+  <label id="end"/>
+</scenario>
+"""
+
+
+def render_register(extension: str, secret: str, *, realm: str, contact: str,
+                    expires: int = 300, stay_ms: int = 0) -> str:
+    """SIPp XML: REGISTER ``contact`` for ``extension``, answer the challenge, expect 200, log
+    "registered", then stay ``stay_ms`` (answering calls through the out-of-call scenario)."""
+    check_extension(extension)
+    if not 0 <= expires <= 3600:
+        raise ValueError("expires: 0-3600 s")
+
+    def register(cseq: int, auth: str) -> str:
+        return _REGISTER.format(realm=realm, ext=extension, cseq=cseq, contact=contact,
+                                expires=expires, auth=auth)
+
+    authentication = f"[authentication username={extension} password={secret}]"
+    stay = f'  <pause milliseconds="{stay_ms}"/>\n' if stay_ms else ""
+    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+            '<scenario name="callcenter desk phone registration">\n'
+            f'  <send retrans="500"><![CDATA[{register(1, "")}]]></send>\n'
+            '  <recv response="401" auth="true"/>\n'
+            f'  <send retrans="500"><![CDATA[{register(2, authentication)}]]></send>\n'
+            '  <recv response="200"/>\n'
+            '  <nop><action><log message="registered"/></action></nop>\n'
+            f'{stay}</scenario>\n')
+
+
+def _sipp() -> str:
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise TelephonyError("sipp is not installed (Debian package sip-tester; ./dev installs"
+                             " it)")
+    return sipp
+
+
+class DeskPhone:
+    """``async with DeskPhone(...) as phone``: ``await phone.register()``, then
+    ``await phone.answered()`` for each call the PBX puts through; ``unregister()``."""
+
+    def __init__(self, extension: str, secret: str, *, realm: str = "callcenter",
+                 address: str = "127.0.0.3", port: int = 5072, pbx: str = "127.0.0.1:5060",
+                 ring_ms: int = 500, stay_s: float = 600.0) -> None:
+        self.extension = check_extension(extension)
+        self._secret = secret
+        self.realm, self.address, self.port, self.pbx = realm, address, port, pbx
+        self.ring_ms, self.stay_s = ring_ms, stay_s
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def _folder(self) -> Path:
+        assert self._tmp is not None, "use DeskPhone as an async context manager"
+        return Path(self._tmp.name)
+
+    async def __aenter__(self) -> Self:
+        self._tmp = tempfile.TemporaryDirectory(prefix="cc-deskphone-")
+        (self._folder / "answer.xml").write_text(_ANSWER.format(ring_ms=self.ring_ms),
+                                                 encoding="iso-8859-1")
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _scenario(self, expires: int, stay_ms: int) -> Path:
+        path = self._folder / f"register-{expires}.xml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="iso-8859-1") as fh:
+            fh.write(render_register(self.extension, self._secret, realm=self.realm,
+                                     contact=f"{self.address}:{self.port}", expires=expires,
+                                     stay_ms=stay_ms))
+        return path
+
+    async def _sipp_run(self, scenario: Path, *extra: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            _sipp(), self.pbx, "-sf", str(scenario), *extra, "-m", "1", "-i", self.address,
+            "-mi", self.address, "-p", str(self.port), "-nostdin", "-trace_logs",
+            "-log_file", str(self._folder / "events.log"), cwd=self._folder,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+
+    def _log(self) -> str:
+        path = self._folder / "events.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    async def _until(self, text: str, count: int, timeout_s: float) -> bool:
+        """Wait until SIPp logged ``text`` ``count`` times (or its process ended)."""
+        async with asyncio.timeout(timeout_s):
+            while self._log().count(text) < count:
+                if self._proc is None or self._proc.returncode is not None:
+                    return self._log().count(text) >= count
+                await asyncio.sleep(0.05)
+        return True
+
+    async def register(self) -> None:
+        """Register and stay up answering; raise ``TelephonyError`` if the PBX refuses."""
+        await self._stop()
+        self._proc = await self._sipp_run(self._scenario(300, int(self.stay_s * 1000)),
+                                          "-oocsf", str(self._folder / "answer.xml"),
+                                          "-rtp_echo")
+        try:
+            ok = await self._until("registered", 1, 15)
+        except TimeoutError:
+            ok = False
+        if not ok:
+            await self._stop()
+            raise TelephonyError(f"desk phone {self.extension}: registration refused or"
+                                 " unanswered")
+
+    async def answered(self, calls: int = 1, timeout_s: float = 60.0) -> bool:
+        """Whether ``calls`` calls have been answered (and hung up by the PBX) by now."""
+        try:
+            return await self._until("hung up", calls, timeout_s)
+        except TimeoutError:
+            return False
+
+    async def unregister(self) -> None:
+        """Stop answering and remove the registration (``Expires: 0`` from the same port)."""
+        await self._stop()
+        proc = await self._sipp_run(self._scenario(0, 0))
+        await proc.communicate()
+        if proc.returncode != 0:
+            raise TelephonyError(f"desk phone {self.extension}: unregistration refused")
+
+    async def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

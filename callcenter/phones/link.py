@@ -1,0 +1,186 @@
+"""The phones' AMI link: agents' SIP identities into AstDB, registrations and SIP attacks out.
+
+Its own AMI user (``ami.phones_username``, class "system": AstDB writes and ``ContactStatus``
+need it) so that no action sent for a call runs with those rights. After every login it
+re-synchronises AstDB's ``cc_phones`` family with the engine's database (the engine is the one
+owner; AstDB is Asterisk's copy) and reads the contacts; then it follows ``ContactStatus``.
+
+Browser phones get a fresh secret at each console login (``open_browser_phone``): only its digest
+goes to AstDB, and it is replaced by an unknown one when the session ends, so a page that is
+closed or a secret that leaked stops registering.
+
+Security events (an unknown endpoint, a wrong digest, a refused ACL) are logged with their source
+address: the first from a source and kind in each minute, the rest counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+from callcenter.config import Settings
+from callcenter.errors import AmiError
+from callcenter.phones.identity import (
+    FAMILY,
+    PhoneIdentity,
+    PhoneKind,
+    astdb_values,
+    ha1,
+    new_secret,
+)
+from callcenter.phones.registry import PhoneChange, Registry
+from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami_events import AmiEvent, OtherEvent
+
+log = logging.getLogger(__name__)
+
+#: AMI security events worth an operator's eye (res_security_log / manager "security" class)
+SECURITY_EVENTS: Final = frozenset({
+    "invalidaccountid", "challengeresponsefailed", "invalidpassword", "failedacl",
+    "unexpectedaddress", "requestnotallowed", "authmethodnotallowed", "challengesent",
+})
+#: challenges are part of every normal login: counted, never logged
+_QUIET: Final = frozenset({"challengesent"})
+LOG_WINDOW_S: Final = 60.0
+
+PhoneLoader = Callable[[], Awaitable[dict[str, PhoneIdentity]]]
+ChangeHandler = Callable[[PhoneChange], None]
+
+
+def _source(headers: Mapping[str, str]) -> str:
+    """``IPV4/UDP/198.51.100.7/5060`` -> ``198.51.100.7``."""
+    parts = headers.get("RemoteAddress", "").split("/")
+    return parts[2] if len(parts) >= 3 else "?"
+
+
+class PhoneLink:
+    def __init__(self, settings: Settings, load: PhoneLoader,
+                 on_change: ChangeHandler | None = None) -> None:
+        self.settings = settings
+        self._load = load
+        self._on_change = on_change
+        ami = settings.ami.model_copy(update={"username": settings.ami.phones_username})
+        self.ami = AmiClient(ami, settings.ami_secret(), on_event=self._event,
+                             on_ready=self._ready)
+        self.registry = Registry()
+        #: extension -> the digest of the current console session's browser secret
+        self._session_ha1: dict[str, str] = {}
+        #: (source, event) -> when it was last logged; and how many were seen in all
+        self._logged: dict[tuple[str, str], float] = {}
+        self.security_counts: dict[tuple[str, str], int] = {}
+        self.synced = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.ami.start()
+
+    async def close(self) -> None:
+        await self.ami.close()
+
+    async def _ready(self) -> None:
+        self.synced.clear()
+        try:
+            await self.sync()
+            await self._read_contacts()
+        except AmiError as exc:
+            log.error("phones: could not synchronise with Asterisk: %s", exc)
+            return
+        self.synced.set()
+
+    # -- identities -------------------------------------------------------------------------
+
+    def _wanted(self, phones: Mapping[str, PhoneIdentity]) -> dict[tuple[str, str], str]:
+        sip = self.settings.sip
+        wanted: dict[tuple[str, str], str] = {}
+        for phone in phones.values():
+            digest = self._session_ha1.get(phone.extension, phone.ha1)
+            wanted |= astdb_values(PhoneIdentity(phone.extension, phone.kind, digest,
+                                                 phone.caller_name), sip.realm, sip.qualify_s)
+        return wanted
+
+    async def sync(self) -> None:
+        """Make AstDB's ``cc_phones`` hold exactly the engine's phones."""
+        phones = await self._load()
+        rows = await self.ami.action_list("DBGetTree", Family=FAMILY)
+        have = {}
+        for row in rows:
+            family, _, key = row.get("Key", "").lstrip("/").rpartition("/")
+            if family and key:
+                have[(family, key)] = row.get("Val", "")
+        wanted = self._wanted(phones)
+        locked = {p.extension for p in phones.values()
+                  if p.ha1 is None and p.extension not in self._session_ha1}
+        for (family, key), value in wanted.items():
+            if family.endswith("/auth") and key in locked and (family, key) in have:
+                continue  # a browser phone between logins: its unknown digest stays
+            if have.get((family, key)) != value:
+                await self.ami.action("DBPut", Family=family, Key=key, Val=value)
+        for family, key in have.keys() - wanted.keys():
+            await self.ami.action("DBDel", Family=family, Key=key)
+        log.info("phones: %d agent phones in Asterisk", len(phones))
+
+    async def open_browser_phone(self, phone: PhoneIdentity) -> str:
+        """A new secret for a browser phone's console session; only its digest leaves."""
+        if phone.kind is not PhoneKind.BROWSER:
+            raise ValueError("only browser phones get a secret per session")
+        secret = new_secret()
+        digest = ha1(phone.extension, self.settings.sip.realm, secret)
+        await self._put(PhoneIdentity(phone.extension, phone.kind, digest, phone.caller_name))
+        self._session_ha1[phone.extension] = digest
+        return secret
+
+    async def close_browser_phone(self, phone: PhoneIdentity) -> None:
+        """The session ended: nobody may register with its secret any more."""
+        self._session_ha1.pop(phone.extension, None)
+        await self._put(PhoneIdentity(phone.extension, phone.kind, None, phone.caller_name))
+
+    async def provision(self, phone: PhoneIdentity) -> None:
+        await self._put(phone)
+
+    async def _put(self, phone: PhoneIdentity) -> None:
+        sip = self.settings.sip
+        for (family, key), value in astdb_values(phone, sip.realm, sip.qualify_s).items():
+            await self.ami.action("DBPut", Family=family, Key=key, Val=value)
+
+    # -- registrations ----------------------------------------------------------------------
+
+    def can_ring(self, extension: str) -> bool:
+        return self.registry.can_ring(extension)
+
+    async def _read_contacts(self) -> None:
+        rows = await self.ami.action_list("PJSIPShowContacts")
+        for change in self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList"):
+            self._changed(change)
+
+    def _changed(self, change: PhoneChange) -> None:
+        log.info("phone %s %s", change.aor, change.reason)
+        if self._on_change is not None:
+            self._on_change(change)
+
+    def _event(self, event: AmiEvent) -> None:
+        if not isinstance(event, OtherEvent):
+            return
+        name = event.name.lower()
+        if name == "contactstatus":
+            change = self.registry.feed(event.headers)
+            if change is not None:
+                self._changed(change)
+        elif name in SECURITY_EVENTS:
+            self._security(name, event)
+
+    def _security(self, name: str, event: OtherEvent) -> None:
+        source = _source(event.headers)
+        key = (source, event.name)
+        self.security_counts[key] = self.security_counts.get(key, 0) + 1
+        if name in _QUIET:
+            return
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_WINDOW_S) >= LOG_WINDOW_S:
+            self._logged[key] = now
+            log.warning("SIP security: %s from %s (service %s, account %r; %d so far)",
+                        event.name, source, event.headers.get("Service", "?"),
+                        event.headers.get("AccountID", "")[:40], self.security_counts[key])

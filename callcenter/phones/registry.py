@@ -1,0 +1,75 @@
+"""Which agent phones can ring: registrations as Asterisk reports them, sans-IO.
+
+Fed with ``ContactStatus`` events (a contact created, removed, reachable, unreachable) and with a
+``PJSIPShowContacts`` snapshot after every (re)connect. ``feed`` returns the phones whose
+"can ring" answer changed, so the ACD can refuse Ready to an unregistered phone and put a seat
+Not Ready when its phone goes away mid-shift.
+
+A phone can ring when its AOR has at least one contact that is not known to be unreachable
+(``Unknown`` and ``NonQualified`` count: a phone answers OPTIONS only after the first qualify).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+#: ContactStatus values that remove a contact from the AOR
+_GONE: Final = frozenset({"removed"})
+#: values that keep the contact but say it does not answer
+_DOWN: Final = frozenset({"unreachable"})
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneChange:
+    """A phone's ability to ring changed."""
+
+    aor: str
+    can_ring: bool
+    #: why, for the seat log and the console: "registered", "unregistered", "unreachable"
+    reason: str
+
+
+@dataclass
+class Registry:
+    """AOR -> contact URI -> last status (lower case)."""
+
+    contacts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def can_ring(self, aor: str) -> bool:
+        return any(status not in _DOWN for status in self.contacts.get(aor, {}).values())
+
+    def snapshot(self, rows: Iterable[Mapping[str, str]]) -> list[PhoneChange]:
+        """Replace everything with a ``PJSIPShowContacts`` answer (``ContactList`` events)."""
+        before = {aor for aor in self.contacts if self.can_ring(aor)}
+        self.contacts = {}
+        for row in rows:
+            # ObjectName is "<aor>;@<hash>"
+            aor, uri = row.get("ObjectName", "").partition(";@")[0], row.get("Uri", "")
+            if aor and uri:
+                self.contacts.setdefault(aor, {})[uri] = row.get("Status", "unknown").lower()
+        after = {aor for aor in self.contacts if self.can_ring(aor)}
+        return ([PhoneChange(aor, True, "registered") for aor in sorted(after - before)]
+                + [PhoneChange(aor, False, "unregistered") for aor in sorted(before - after)])
+
+    def feed(self, headers: Mapping[str, str]) -> PhoneChange | None:
+        """One ``ContactStatus`` event; the change it makes, if any."""
+        aor, uri = headers.get("AOR", ""), headers.get("URI", "")
+        status = headers.get("ContactStatus", "").lower()
+        if not aor or not uri or not status:
+            return None
+        before = self.can_ring(aor)
+        contacts = self.contacts.setdefault(aor, {})
+        if status in _GONE:
+            contacts.pop(uri, None)
+            if not contacts:
+                del self.contacts[aor]
+        else:
+            contacts[uri] = status
+        after = self.can_ring(aor)
+        if after == before:
+            return None
+        if after:
+            return PhoneChange(aor, True, "registered")
+        return PhoneChange(aor, False, "unreachable" if status in _DOWN else "unregistered")

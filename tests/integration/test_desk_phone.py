@@ -1,0 +1,89 @@
+"""A desk phone made by the engine (issue 10, item 3): an agent's SIP identity in AstDB, a real
+REGISTER with digest auth (SIPp), Ready refused until the phone is registered, a queued call
+answered on the phone with RTP, and the seat taken out of Ready when the phone unregisters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import SecretStr
+
+from callcenter.engine import Engine
+from callcenter.errors import ConsoleError, TelephonyError
+from callcenter.phones.deskphone import DeskPhone
+from callcenter.phones.identity import PhoneKind, ha1
+from callcenter.seats.state import PHONE_GONE, SeatState
+from callcenter.store.agents import AgentRecord, save_agent
+from callcenter.store.phones import save_phone
+from tests.integration.acd_helpers import AGENT_PASSWORD, direct_caller, until
+
+pytestmark = pytest.mark.integration
+
+
+async def _desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
+    """A new agent with a desk phone, pushed to Asterisk; the phone's one-time secret."""
+    assert engine.db is not None and engine.acd is not None and engine.phones is not None
+    record = AgentRecord(agent_id, f"Desk {agent_id}", "agent", f"PJSIP/{extension}",
+                         {"general": 5})
+    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
+    secret = await save_phone(engine.db, agent_id, extension, PhoneKind.DESK,
+                              engine.settings.sip.realm)
+    assert secret is not None
+    await engine.phones.sync()
+    await engine.acd.add_agent(record)
+    return secret
+
+
+async def test_the_engine_stores_only_the_digest_and_asterisk_gets_the_same(
+        engine: Engine) -> None:
+    assert engine.db is not None and engine.phones is not None
+    secret = await _desk_agent(engine, "D2", "7102")
+    async with engine.db.execute("SELECT ha1 FROM sip_phones WHERE agent_id = 'D2'") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == ha1("7102", "callcenter", secret)
+    dump = await engine.db.execute("SELECT * FROM sip_phones")
+    assert secret not in json.dumps([list(r) for r in await dump.fetchall()])
+    rows = await engine.phones.ami.action_list("DBGetTree", Family="cc_phones")
+    values = {r["Key"]: r["Val"] for r in rows}
+    assert json.loads(values["/cc_phones/auth/7102"])["md5_cred"] == row[0]
+    assert secret not in json.dumps(values)
+    # A wrong secret does not register.
+    async with DeskPhone("7102", "not-the-secret", port=5073) as wrong:
+        with pytest.raises(TelephonyError):
+            await wrong.register()
+    assert not engine.phones.can_ring("7102")
+
+
+async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_ends_ready(
+        engine: Engine) -> None:
+    assert engine.acd is not None and engine.phones is not None
+    secret = await _desk_agent(engine, "D1", "7101")
+    acd, phones = engine.acd, engine.phones
+    with pytest.raises(ConsoleError, match="not registered"):
+        acd.set_state("D1", "ready", by="D1")
+
+    async with DeskPhone("7101", secret, port=5074) as phone:
+        await phone.register()
+        await until(engine, lambda: phones.can_ring("7101"), 10, "phone 7101 registered")
+        acd.set_state("D1", "ready", by="D1")
+
+        call_id, _ = await direct_caller(engine, "13700000071")
+        await until(engine, lambda: acd.seat("D1").seat.state is SeatState.ON_CALL, 30,
+                    "the desk phone answered")
+        call = acd.seat("D1").call
+        assert call is not None and call.waiter.call_id == call_id
+        assert call.agent_channel.startswith("PJSIP/7101-")
+        assert engine.ami is not None
+        await engine.ami.action("Hangup", Channel=call.agent_channel)
+        assert await phone.answered(1, 30), "the phone saw no complete call"
+        await until(engine, lambda: acd.seat("D1").seat.state is SeatState.WRAP_UP, 10,
+                    "wrap-up after the call")
+
+        acd.set_state("D1", "ready", by="D1")
+        await phone.unregister()
+        await until(engine, lambda: acd.seat("D1").seat.state is SeatState.NOT_READY, 10,
+                    "not ready once the phone is gone")
+        assert acd.seat("D1").seat.reason == PHONE_GONE
+        with pytest.raises(ConsoleError, match="not registered"):
+            acd.set_state("D1", "ready", by="D1")
