@@ -1,6 +1,7 @@
 // The agent console: log in, seat state, the call card (screen pop), call controls, wrap-up,
-// the customer's messages and subscriptions, queues, the inbox of mail and faxes, and the
-// supervisor's wallboard.
+// the customer's messages and subscriptions, queues, the inbox of mail and faxes, the agent's
+// phone (a browser softphone, softphone.js, or the desk phone's name), and the supervisor's
+// wallboard.
 //
 // Rules this file keeps:
 // - Server data reaches the page only through textContent and attributes, never innerHTML, so
@@ -14,6 +15,7 @@
 
 import { applyTranslations, getLang, setLang, t, tValue } from "./i18n.js";
 import { Link, LinkError, consoleUrl } from "./link.js";
+import { Softphone } from "./softphone.js";
 
 const AGENT_ID = /^[A-Za-z0-9_.-]{1,32}$/;
 // The engine's one phone-number rule (telephony/values.py PHONE_NUMBER).
@@ -60,7 +62,12 @@ const state = {
   targetAction: "",  // what the target dialog is for: transfer | consult | conference
   contacts: new Map(), // inbound contacts by contact_id (the inbox)
   contactsAsked: false,
+  phone: null,       // the agent's phone: {kind: "browser" | "desk", extension}, or null
+  phoneServer: null, // the PBX's view of it (`phone` event): {extension, registered, reason}
 };
+
+/** The browser softphone; idle unless the login reply gives a browser phone. */
+let softphone = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -316,6 +323,7 @@ function startSession(data) {
   state.wallboardAsked = false;
   state.reconnectAttempt = 0;
   $("wrapup-form").reset();
+  startPhone(data);
   show($("view-login"), false);
   show($("view-work"), true);
   setConn("online");
@@ -354,6 +362,7 @@ function callFromSnapshot(call, seat) {
 /** Back to the log-in form, forgetting everything about the session. */
 function endSession(noticeKey, params = {}) {
   stopKeepalive();
+  stopPhone();
   state.me = null;
   state.seat = null;
   state.call = null;
@@ -562,6 +571,15 @@ const EVENT_HANDLERS = {
     state.contacts.set(data.contact_id, { ...state.contacts.get(data.contact_id), ...data });
     renderInbox();
   },
+  phone(data) {
+    const extension = String(data.extension ?? "");
+    if (state.phone?.extension && extension && extension !== state.phone.extension) return;
+    state.phoneServer = { extension, registered: data.registered === true,
+      reason: String(data.reason ?? "") };
+    // a desk phone the page did not know of (hot-desking from elsewhere): name it
+    if (!state.phone && extension) state.phone = { kind: "desk", extension };
+    renderPhone();
+  },
   session_ended(data) {
     // The server closes the socket next; this is a deliberate end, not a lost connection.
     if (state.loggingOut) return finishLogout("login.logged_out");
@@ -589,6 +607,7 @@ function renderAll() {
   renderInbox();
   fillStateFilter();
   renderWallboard();
+  renderPhone();
   setConn(state.conn);
 }
 
@@ -715,6 +734,7 @@ function renderCall() {
   document.title = call?.state === "ringing"
     ? `☎ ${t("call.status.ringing")} · ${t("app.title")}` : t("app.title");
   renderTaskLink(call);
+  renderPhone(); // the ringing phone shows who the caller is (call_offered)
   if (!call) return;
   $("call-card").dataset.status = call.state;
   renderCustomer(call);
@@ -784,6 +804,8 @@ function renderCallStatus(call) {
   $("call-status-box").dataset.status = call.state;
   setClock($("call-timer"), "since", call.sinceMs);
   show($("answer-hint"), call.state === "ringing");
+  $("answer-hint").textContent = t(state.phone?.kind === "browser" ? "call.answer_hint_browser"
+    : "call.answer_hint");
   const rec = $("recording-state");
   const live = call.state === "talking" || call.state === "held";
   show(rec, live);
@@ -1573,6 +1595,181 @@ async function onCallBack(event) {
   if (reply !== null) toast(t("ok.callback"));
 }
 
+// The agent's phone ---------------------------------------------------------------------------
+
+/** The login reply's `phone`: a browser phone starts registering (start() takes the password
+ * out of the reply: nothing here keeps it); anything else is a desk or simulated phone, named
+ * if the agent gave its extension at log-in. */
+function startPhone(data) {
+  const phone = data.phone ?? null;
+  state.phoneServer = null;
+  if (phone?.kind === "browser") {
+    state.phone = { kind: "browser", extension: String(phone.extension ?? "") };
+    softphone.start(phone); // errors show in the panel
+    data.phone = null;
+  } else {
+    softphone.stop();
+    const desk = String(phone?.extension ?? "") || $("login-phone").value.trim();
+    state.phone = desk ? { kind: "desk", extension: desk } : null;
+  }
+  renderPhone();
+}
+
+function stopPhone() {
+  softphone.stop();
+  state.phone = null;
+  state.phoneServer = null;
+  renderPhone();
+}
+
+function renderPhone() {
+  const phone = state.phone;
+  show($("phone-panel"), phone !== null);
+  if (!phone) return;
+  const browser = phone.kind === "browser";
+  const snap = softphone.snapshot();
+  $("phone-ext").textContent = phone.extension;
+  show($("phone-soft"), browser);
+  renderPhoneServer();
+  const status = $("phone-status");
+  if (!browser) {
+    status.dataset.state = "desk";
+    status.textContent = t("phone.desk", { ext: phone.extension });
+    renderPhoneError([]);
+    return;
+  }
+  const word = snap.state === "registered" && snap.recovered ? "reregistered" : snap.state;
+  status.dataset.state = word;
+  status.textContent = t(`phone.state.${word}`);
+  renderPhoneError(snap.errors);
+  renderPhoneCall(snap.call);
+  renderPhoneDevices(snap);
+}
+
+/** The PBX's own view of the registration (the engine's `phone` event), as a badge. */
+function renderPhoneServer() {
+  const badge = $("phone-pbx");
+  const view = state.phoneServer;
+  show(badge, view !== null);
+  if (!view) return;
+  badge.dataset.registered = String(view.registered);
+  badge.textContent = t(view.registered ? "phone.pbx_on" : "phone.pbx_off");
+  badge.title = view.reason;
+}
+
+/** Each error on its own line: the phone's (registration, network) first, then the media's. */
+function renderPhoneError(errors) {
+  const el = $("phone-error");
+  show(el, errors.length > 0);
+  el.dataset.code = errors.map((e) => e.code).join(" ");
+  el.replaceChildren(...errors.map((error) => {
+    const line = document.createElement("span");
+    line.dataset.code = error.code;
+    const parts = [error.detail ? tValue("phone.cause", error.detail) : "", error.status]
+      .filter(Boolean);
+    const what = t(`phone.err.${error.code}`);
+    line.textContent = parts.length ? t("phone.err_with", { what, detail: parts.join(" ") })
+      : what;
+    return line;
+  }));
+}
+
+function renderPhoneCall(call) {
+  const ringing = call?.state === "ringing";
+  show($("phone-incoming"), ringing);
+  show($("phone-call"), call !== null && !ringing);
+  if (ringing) {
+    // the console's screen pop (call_offered) knows the customer; the INVITE knows the number
+    const offered = state.call?.state === "ringing" ? state.call : null;
+    const customer = offered?.customer ?? null;
+    $("phone-caller-name").textContent = customer?.name || call.name
+      || t("call.unknown_customer");
+    $("phone-caller-number").textContent = call.number || offered?.caller || "";
+    const tier = $("phone-caller-tier");
+    const tierValue = customer?.tier ?? "";
+    tier.textContent = tierValue ? tValue("tier", tierValue) : "";
+    tier.dataset.tier = TIERS.includes(tierValue) ? tierValue : "unknown";
+    show(tier, Boolean(tierValue));
+  }
+  if (!call || ringing) {
+    setClock($("phone-timer"), "since", null);
+    return;
+  }
+  const live = call.state === "in_call" || call.state === "on_hold";
+  setClock($("phone-timer"), "since", live ? call.sinceMs + state.skewMs : null);
+  const mute = $("phone-mute");
+  mute.textContent = t(call.muted ? "phone.unmute" : "phone.mute");
+  mute.setAttribute("aria-pressed", String(call.muted));
+  mute.disabled = !live;
+  const hold = $("phone-hold");
+  hold.textContent = t(call.held ? "phone.unhold" : "phone.hold");
+  hold.setAttribute("aria-pressed", String(call.held));
+  hold.disabled = !live;
+  for (const key of $("phone-keypad").querySelectorAll("button")) {
+    key.disabled = call.state !== "in_call";
+  }
+  $("phone-digits").textContent = call.digits;
+}
+
+function renderPhoneDevices(snap) {
+  fillDevices($("phone-mic"), snap.devices.inputs, snap.micId, "phone.mic_none");
+  fillDevices($("phone-speaker"), snap.devices.outputs, snap.speakerId, "phone.speaker_default");
+  const speaker = $("phone-speaker");
+  speaker.disabled = !snap.canPickSpeaker;
+  speaker.title = snap.canPickSpeaker ? "" : t("phone.speaker_unsupported");
+}
+
+/** A device <select>: the browser's devices, or one placeholder option when it lists none. */
+function fillDevices(select, devices, current, emptyKey) {
+  const options = devices.map((d) => {
+    const opt = document.createElement("option");
+    opt.value = d.id;
+    opt.textContent = d.label;
+    return opt;
+  });
+  if (!devices.some((d) => d.id === "default" || d.id === "")) {
+    const first = document.createElement("option");
+    first.value = "";
+    first.textContent = t(emptyKey);
+    options.unshift(first);
+  }
+  select.replaceChildren(...options);
+  select.value = devices.some((d) => d.id === current) ? current : select.options[0].value;
+}
+
+function onPhoneLevel(level) {
+  $("phone-level").value = level;
+}
+
+function wirePhone() {
+  softphone = new Softphone({ onChange: renderPhone, onLevel: onPhoneLevel,
+    audio: $("phone-audio") });
+  window.__softphone = softphone.testHandle();
+  $("phone-accept").addEventListener("click", () => softphone.accept());
+  $("phone-reject").addEventListener("click", () => softphone.reject());
+  $("phone-hangup").addEventListener("click", () => softphone.hangup());
+  $("phone-mute").addEventListener("click", () => softphone.toggleMute());
+  $("phone-hold").addEventListener("click", () => softphone.toggleHold());
+  $("phone-keypad").addEventListener("click", (event) => {
+    const key = event.target.closest("button[data-digit]");
+    if (key) softphone.sendDigit(key.dataset.digit);
+  });
+  $("phone-mic").addEventListener("change", (e) => softphone.setMicrophone(e.target.value));
+  $("phone-speaker").addEventListener("change", (e) => softphone.setSpeaker(e.target.value));
+  navigator.mediaDevices?.addEventListener?.("devicechange", () => {
+    if (state.phone?.kind === "browser") softphone.listDevices();
+  });
+  // Closing the tab unregisters, so the PBX does not ring a phone that is gone. Not during a
+  // call: stopping would hang it up (BYE) and the caller would be lost; left alone, the socket
+  // closes with the page, the PBX drops the registration and the engine puts the caller back
+  // in the queue (docs/phones.md).
+  window.addEventListener("pagehide", () => {
+    if (!["ringing", "connecting", "in_call", "on_hold"].includes(softphone.state)) {
+      softphone.stop();
+    }
+  });
+}
+
 // -- wiring ---------------------------------------------------------------------------------
 
 function onLanguageChange(event) {
@@ -1650,6 +1847,7 @@ function main() {
   $("lang-switch").value = getLang();
   applyTranslations();
   wire();
+  wirePhone();
   renderAll();
   window.setInterval(renderClocks, 1000);
   $("login-agent").focus();

@@ -404,7 +404,7 @@ async def _seed_agents(settings: Settings) -> None:
 
     db = await open_db(settings.database)
     try:
-        await seed_agents(db)
+        await seed_agents(db, settings.sip.realm)
     finally:
         await db.close()
     print(f"demo agents: {', '.join(a.agent_id for a in DEMO_AGENTS)} (password: docs/acd.md)")

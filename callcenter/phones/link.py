@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from callcenter.config import Settings
-from callcenter.errors import AmiError
+from callcenter.errors import AmiActionError, AmiError
 from callcenter.phones.identity import (
     FAMILY,
     PhoneIdentity,
@@ -91,6 +91,15 @@ class PhoneLink:
             return
         self.synced.set()
 
+    async def _list(self, action: str, **headers: str) -> list[Mapping[str, str]]:
+        """An event list; Asterisk answers an empty one with an error ("... not found")."""
+        try:
+            return await self.ami.action_list(action, **headers)
+        except AmiActionError as exc:
+            if "found" in exc.message.lower():
+                return []
+            raise
+
     # -- identities -------------------------------------------------------------------------
 
     def _wanted(self, phones: Mapping[str, PhoneIdentity]) -> dict[tuple[str, str], str]:
@@ -105,7 +114,7 @@ class PhoneLink:
     async def sync(self) -> None:
         """Make AstDB's ``cc_phones`` hold exactly the engine's phones."""
         phones = await self._load()
-        rows = await self.ami.action_list("DBGetTree", Family=FAMILY)
+        rows = await self._list("DBGetTree", Family=FAMILY)
         have = {}
         for row in rows:
             family, _, key = row.get("Key", "").lstrip("/").rpartition("/")
@@ -152,7 +161,7 @@ class PhoneLink:
         return self.registry.can_ring(extension)
 
     async def _read_contacts(self) -> None:
-        rows = await self.ami.action_list("PJSIPShowContacts")
+        rows = await self._list("PJSIPShowContacts")
         for change in self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList"):
             self._changed(change)
 

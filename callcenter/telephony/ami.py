@@ -232,9 +232,16 @@ class AmiClient:
         return await self._send(self._require_link(), message)
 
     async def action_list(self, action: str, **headers: str | list[str]) -> list[Response]:
-        """Send an action whose answer is an event list; return the events (no completion)."""
+        """Send an action whose answer is an event list; return the events (no completion).
+
+        An ``Error`` answer (Asterisk sends one instead of an empty list for some actions, e.g.
+        ``PJSIPShowContacts`` with no contact) raises ``AmiActionError``."""
         message = build_action(action, headers)
-        replies = await self._send_raw(self._require_link(), message, as_list=True)
+        replies = await self._send_raw(self._require_link(), message, as_list=None)
+        if not isinstance(replies, list):
+            if replies.get("Response", "").lower() == "error":
+                raise AmiActionError(action, replies.get("Message", "error"))
+            return []
         return [r for r in replies[1:] if not r.get("Event", "").endswith("Complete")]
 
     async def originate(self, wait_s: float | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import shutil
 import struct
@@ -89,20 +90,42 @@ _PACKET_MS = 20
 _SAMPLES_PER_MS = 8
 
 
-def dtmf_pcap(dtmf: str, *, tone_ms: int = 100, gap_ms: int = 250) -> bytes:
-    """A pcap of one RTP stream (payload type 101) carrying ``dtmf`` as RFC 4733 events:
+def _ulaw(sample: int) -> int:
+    """G.711 mu-law of one 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def _tone_payload(packet: int, hz: int) -> bytes:
+    """20 ms of a sine at ``hz`` (half scale), mu-law, continuing packet after packet."""
+    start = packet * _PACKET_MS * _SAMPLES_PER_MS
+    return bytes(_ulaw(int(16000 * math.sin(2 * math.pi * hz * (start + i) / 8000)))
+                 for i in range(_PACKET_MS * _SAMPLES_PER_MS))
+
+
+def dtmf_pcap(dtmf: str, *, tone_ms: int = 100, gap_ms: int = 250, audio_s: float = 0,
+              audio_hz: int = 440) -> bytes:
+    """A pcap of one RTP stream carrying ``dtmf`` as RFC 4733 events (payload type 101):
     each key ``tone_ms`` long (a packet every 20 ms, the end packet sent three times), then
-    ``gap_ms`` of silence; ``w`` is half a second more. SIPp replays it with this timing."""
+    ``gap_ms`` of silence; ``w`` is half a second more. Then ``audio_s`` seconds of a sine at
+    ``audio_hz`` as PCMU (payload type 0): the caller's voice, for tests that check audio
+    reaches the agent. SIPp replays it with this timing."""
     if not _DTMF.fullmatch(dtmf):
         raise ValueError("keys are 0-9, * and #, with w for a half-second pause")
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]  # Ethernet captures
     at_ms, seq, ssrc = 0, 1, 0x0CC0FFEE
 
     def packet(event: int, end: bool, duration: int, marker: bool, stamp: int) -> None:
+        payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+        frame(101, marker, stamp, payload)
+
+    def frame(kind: int, marker: bool, stamp: int, payload: bytes) -> None:
         nonlocal seq
-        rtp = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | 101, seq & 0xFFFF,
-                          stamp & 0xFFFFFFFF, ssrc)
-        rtp += struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+        rtp = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | kind, seq & 0xFFFF,
+                          stamp & 0xFFFFFFFF, ssrc) + payload
         udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
                          bytes([127, 0, 0, 2]), bytes([127, 0, 0, 1])) + udp
@@ -124,6 +147,9 @@ def dtmf_pcap(dtmf: str, *, tone_ms: int = 100, gap_ms: int = 250) -> bytes:
         for _ in range(3):  # the end, sent three times (RFC 4733 2.5.1.4)
             packet(_EVENTS[key], True, steps * _PACKET_MS * _SAMPLES_PER_MS, False, stamp)
         at_ms += gap_ms
+    for n in range(int(audio_s * 1000) // _PACKET_MS):
+        frame(0, n == 0, at_ms * _SAMPLES_PER_MS, _tone_payload(n, audio_hz))
+        at_ms += _PACKET_MS
     return b"".join(out)
 
 
@@ -182,13 +208,15 @@ class SipCallResult:
 async def place_sip_call(number: str, dtmf: str = "", *, caller_id: str = "13700000000",
                          pbx_host: str = "127.0.0.1", pbx_port: int = 5060,
                          local_ip: str = CARRIER_ADDRESS, wait_s: float = 1.0,
-                         hold_s: float = 60.0, timeout_s: float | None = None) -> SipCallResult:
-    """Place one real SIP call through the carrier trunk and wait for it to end."""
+                         hold_s: float = 60.0, timeout_s: float | None = None,
+                         audio_s: float = 0) -> SipCallResult:
+    """Place one real SIP call through the carrier trunk and wait for it to end; after the
+    keys, ``audio_s`` seconds of a tone (the caller speaking)."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise TelephonyError("sipp is not installed (Debian package sip-tester; ./dev installs"
                              " it)")
-    keys = dtmf_pcap(dtmf) if dtmf else b""
+    keys = dtmf_pcap(dtmf, audio_s=audio_s) if dtmf or audio_s else b""
     limit = timeout_s if timeout_s is not None else wait_s + hold_s + len(dtmf) + 30
     with tempfile.TemporaryDirectory(prefix="cc-sipp-") as tmp:
         pcap = Path(tmp) / "keys.pcap" if keys else None

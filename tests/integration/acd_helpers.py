@@ -63,8 +63,11 @@ async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0
     def poke(*_args: object) -> None:
         changed.set()
 
+    # the phones' own AMI link brings registrations (ContactStatus)
+    links = [engine.ami, *([engine.phones.ami] if engine.phones is not None else [])]
     engine.acd.listeners.append(poke)
-    engine.ami.add_handler(poke)
+    for link in links:
+        link.add_handler(poke)
     try:
         async with asyncio.timeout(within_s):
             while True:
@@ -77,7 +80,8 @@ async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0
         raise AssertionError(f"timed out waiting for {what or check}") from None
     finally:
         engine.acd.listeners.remove(poke)
-        engine.ami.remove_handler(poke)
+        for link in links:
+            link.remove_handler(poke)
 
 
 async def press_while_waiting(engine: Engine, call_id: str, digit: str = "1",
