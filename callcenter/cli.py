@@ -123,7 +123,8 @@ async def _sip_call(args: argparse.Namespace) -> tuple[str, bool] | None:
         print(f"SIP call to {args.number} from the sandbox carrier", flush=True)
         result = await place_sip_call(args.number, args.dtmf.replace("W", "w"),
                                       caller_id=args.caller_id, hold_s=args.hold,
-                                      timeout_s=args.timeout)
+                                      timeout_s=max(args.timeout, args.hold + 30),
+                                      audio_s=args.speak)
     finally:
         await ami.close()
     if not legs:
@@ -524,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a real SIP caller (RTP, RFC 4733 keys) through the sandbox carrier; "
                         "NUMBER is a hotline DID such as 95500")
     p.add_argument("--caller-id", default="13700000000", help="with --sip: the caller's number")
+    p.add_argument("--speak", type=float, default=0, metavar="S",
+                   help="with --sip: after its keys the caller speaks (a 440 Hz tone) for S"
+                        " seconds, so an agent hears them")
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("status", help="PBX, live channels and recent calls")

@@ -25,7 +25,7 @@ from pydantic_settings import (
 
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import ConfigError
-from callcenter.phones.settings import SipSettings
+from callcenter.phones.settings import DialRules, SipSettings, TrunkSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,7 +211,8 @@ class AcdSettings(BaseModel):
     @classmethod
     def _only_phone_contexts(cls, value: list[str]) -> list[str]:
         for context in value:
-            if context in _ENGINE_CONTEXTS or not _CONTEXT_NAME.fullmatch(context):
+            if context in _ENGINE_CONTEXTS or context.startswith(_ENGINE_CONTEXT_PREFIXES) \
+                    or not _CONTEXT_NAME.fullmatch(context):
                 raise ValueError(f"{context!r} cannot be a simulated phone's context (a name"
                                  " like agent-answer, not one the engine itself uses)")
         return value
@@ -221,7 +222,10 @@ class AcdSettings(BaseModel):
 _ENGINE_CONTEXTS = frozenset({
     "hotline", "hotline-native", "caller-sim", "queue-hold", "acd-agent", "acd-dial",
     "acd-hold", "acd-conference", "outbound", "supervisor-spy", "agent-sim", "fax-send",
-    "fax-dial", "fax-sim", "fax-in", "bench-queue", "default"})
+    "fax-dial", "fax-sim", "fax-in", "bench-queue", "default", "outbound-sim", "from-agent",
+    "from-carrier"})
+#: prefixes of generated contexts (one per trunk: ``phones/trunks.py``)
+_ENGINE_CONTEXT_PREFIXES = ("from-trunk-",)
 _CONTEXT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
@@ -255,6 +259,8 @@ class Settings(BaseSettings):
     secretary: SecretarySettings = SecretarySettings()
     channels: ChannelsSettings = ChannelsSettings()
     sip: SipSettings = SipSettings()
+    trunks: list[TrunkSettings] = []
+    dial_rules: DialRules = DialRules()
 
     @classmethod
     def settings_customise_sources(

@@ -42,6 +42,7 @@ from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, sch
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
+from callcenter.phones.dialrules import dialable_or_empty
 from callcenter.phones.link import PhoneLink
 from callcenter.phones.registry import PhoneChange
 from callcenter.seats.backend import EngineConsoleBackend
@@ -119,6 +120,7 @@ class Engine:
             self.controller = Controller(self.recorder)
             self.acd = Acd(self.settings.acd, self.db, clock=self.acd_clock)
             self.acd.is_open = self._schedule_open
+            self.acd.dial_rules = self.settings.dial_rules
             await replay_left(self.db, self.acd.log.name)  # a crashed run's rows, before restore
             await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
@@ -341,7 +343,8 @@ class Engine:
         assert self.db is not None
         waiter = self.acd.find_waiter(uniqueid=channel.uniqueid) if self.acd else None
         lang: Lang = waiter.lang if waiter is not None else "zh"
-        phone = phone_number_or_empty(channel.caller_id)
+        phone = dialable_or_empty(channel.caller_id, "agent", "callback",
+                                  self.settings.dial_rules)  # any agent may take it
         if waiter is None or waiter.ringing:
             return  # nothing to keep (or an agent is ringing right now): back to waiting
         if not phone:

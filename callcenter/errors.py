@@ -6,6 +6,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     CallCenterError
     ├── ConfigError              settings or configuration files are wrong
     ├── UnsafeValueError         a value bound for Asterisk was refused (CR, LF, control chars...)
+    ├── DialRuleError            a number the dial rules refuse (toll fraud); ``reason``: why
     ├── TelephonyError           anything between us and Asterisk
     │   ├── PbxError             the sandbox PBX could not be provisioned, started or stopped
     │   ├── AmiError
@@ -46,6 +47,16 @@ class ConfigError(CallCenterError):
 
 class UnsafeValueError(CallCenterError, ValueError):
     """A value bound for Asterisk contains characters that could change its meaning."""
+
+
+class DialRuleError(CallCenterError):
+    """A number the dial rules (``phones/dialrules.py``) refuse to dial out: nothing reaches
+    Asterisk. ``reason`` is a ``dialrules.Refusal`` value; the message never holds the number."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class TelephonyError(CallCenterError):

@@ -3,35 +3,52 @@
 Each is a few AMI actions on the two legs the ACD knows (the caller's channel in the queue's
 holding context, the agent's leg in ``[acd-agent]``). Every number the engine dials out
 (click-to-call, transfer, consultation or conference to a number) goes through one dial rule,
-``dial_rule``: a phone number (``telephony.values.PHONE_NUMBER``), nothing that could add a leg
-or an option to ``Dial()``. Channel names come from Asterisk itself. Refusals are
-``ConsoleError`` with the protocol's error codes.
+``dial_rule``: the site's dial rules (``phones/dialrules.py``: mainland numbers, no
+international, premium-rate or short codes by default, per role) for the agent who asks, and
+only the digits-only dial string it returns reaches Asterisk: nothing that could add a leg or an
+option to ``Dial()``. Channel names come from Asterisk itself. Refusals are ``ConsoleError``
+with the protocol's error codes; a refused number is logged (masked), never dialled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import Tier
-from callcenter.errors import AmiActionError, ConsoleError, UnsafeValueError
+from callcenter.errors import AmiActionError, ConsoleError, DialRuleError
+from callcenter.phones.dialrules import DEFAULT_RULES, Purpose, Refusal, check, mask
+from callcenter.phones.settings import DialRules
 from callcenter.seats.protocol import Target
 from callcenter.seats.state import SeatInput, SeatState
 from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.values import check_phone_number
 
 #: tries of an action that met a channel in the middle of a masquerade (see ``_act``)
 _ATTEMPTS = 5
 
 
-def dial_rule(number: str) -> str:
-    """The one check for every number the engine dials out: ``number`` if it may be dialled,
-    else ``ConsoleError("bad_number")``. Today: a phone number (digits, an optional leading +)."""
+log = logging.getLogger(__name__)
+
+#: refusals that say the number cannot be dialled at all (the rest: not by this role / site)
+_BAD_NUMBER = frozenset({Refusal.SYNTAX, Refusal.LENGTH, Refusal.NOT_DIALABLE})
+
+
+def dial_rule(number: str, role: str = "agent", purpose: Purpose = "click_to_call",
+              rules: DialRules = DEFAULT_RULES, *, who: str = "") -> str:
+    """The one check for every number the engine dials out: the dial string (digits only) if
+    ``role`` may dial ``number`` for ``purpose`` under ``rules``, else ``ConsoleError``:
+    ``bad_number`` (no number one can dial) or ``forbidden`` (premium-rate, a short code,
+    international, or not for this role). A refusal is logged with who asked, the rule and the
+    number masked (``dialrules.mask``); nothing reaches Asterisk."""
     try:
-        return check_phone_number(number, what="the number")
-    except UnsafeValueError as exc:
-        raise ConsoleError("bad_number", str(exc).removesuffix("; refused")) from None
+        return check(number, role, purpose, rules)
+    except DialRuleError as exc:
+        log.warning("dial refused (%s): %s asked to dial %s for a %s: %s", exc.reason,
+                    who or role, mask(number), purpose, exc.message)
+        code = "bad_number" if exc.reason in _BAD_NUMBER else "forbidden"
+        raise ConsoleError(code, exc.message) from None
 
 
 def _phone_of(rt: SeatRuntime) -> str:
@@ -73,11 +90,16 @@ class CallControl:
                                        f"Asterisk refused {action}: {exc.message}") from exc
                 await asyncio.sleep(0.2 * (attempt + 1))
 
-    def _dial_string(self, target: Target) -> str:
+    def _number(self, agent_id: str, number: str, purpose: Purpose) -> str:
+        """``number`` as dialled for ``agent_id`` (their role), or ``ConsoleError``."""
+        role = self.acd.seat(agent_id).agent.role
+        return dial_rule(number, role, purpose, self.acd.dial_rules, who=agent_id)
+
+    def _dial_string(self, agent_id: str, target: Target, purpose: Purpose) -> str:
         if target.kind == "agent":
             return _phone_of(self.acd.seat(target.value))
         if target.kind == "number":
-            return f"Local/{dial_rule(target.value)}@outbound"
+            return f"Local/{self._number(agent_id, target.value, purpose)}@outbound"
         raise ConsoleError("malformed", "a consultation or conference needs an agent or number")
 
     # -- the agent's own call ----------------------------------------------------------------
@@ -128,15 +150,16 @@ class CallControl:
         if not waiter.channel:
             raise ConsoleError("invalid_state", "a call-back cannot be transferred")
         now = self.acd.clock()
+        number = ""
         if target.kind == "number":
-            dial_rule(target.value)
+            number = self._number(agent_id, target.value, "transfer")
         elif target.kind == "queue" and target.value not in self.acd.queues:
             raise ConsoleError("not_found", f"no queue {target.value}")
         self.acd._qlog(now, waiter.queue, waiter.call_id, "transfer", agent=agent_id,
                        detail={"kind": target.kind, "target": target.value})
         if target.kind == "number":
             await self._act("Redirect", Channel=waiter.channel, Context="acd-dial",
-                            Exten=target.value, Priority="1")
+                            Exten=number, Priority="1")
             return
         if target.kind == "queue":
             await self._act("Setvar", Channel=waiter.channel, Variable="CC_QUEUE",
@@ -164,7 +187,7 @@ class CallControl:
         rt, call = self._connected(agent_id)
         if call.held or call.consulting:
             raise ConsoleError("invalid_state", "already on hold or consulting")
-        dial = self._dial_string(target)
+        dial = self._dial_string(agent_id, target, "consult")
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_TARGET", Value=dial)
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_DIAL_TIMEOUT",
                         Value="30")
@@ -200,7 +223,7 @@ class CallControl:
 
     async def conference(self, agent_id: str, target: Target) -> None:
         _rt, call = self._connected(agent_id)
-        dial = self._dial_string(target)
+        dial = self._dial_string(agent_id, target, "conference")
         room = call.conference or f"cc-{uuid.uuid4().int % 10**12}"
         if not call.conference:
             await self._act("Redirect", Channel=call.waiter.channel, Context="acd-conference",
@@ -224,7 +247,7 @@ class CallControl:
             raise ConsoleError("invalid_state", "go ready (and finish any call) first")
         call_id = f"out-{uuid.uuid4().hex[:16]}"
         waiter = Waiter(call_id, "", Tier.ORDINARY, self.acd.clock(), "", "", account,
-                        phone=dial_rule(number), callback=True)
+                        phone=self._number(agent_id, number, "click_to_call"), callback=True)
         self.acd.offer_direct(rt, waiter)
         return call_id
 

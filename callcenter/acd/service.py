@@ -48,6 +48,7 @@ from callcenter.errors import (
 )
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
+from callcenter.phones.dialrules import DEFAULT_RULES, dialable_or_empty
 from callcenter.seats.state import PHONE_GONE, Seat, SeatInput, SeatState
 from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint, load_agents
 from callcenter.store.writer import OrderedWriter
@@ -188,6 +189,8 @@ class Acd:
         #: schedule name -> open now? (None: no such schedule). The engine wires it to the
         #: IVR's schedules and the back office's clock; without it every queue is open.
         self.is_open: Callable[[str], bool | None] | None = None
+        #: the numbers agents may dial (phones/dialrules.py); the engine sets the site's
+        self.dial_rules = DEFAULT_RULES
         #: endpoint -> why it cannot ring now (None: it can). The engine wires it to the
         #: phones' registrations (phones/link.py); without it every phone counts as ringable.
         self.phone_check: Callable[[str], str | None] | None = None
@@ -502,12 +505,49 @@ class Acd:
 
     def phone_gone(self, endpoint: str) -> None:
         """A phone can no longer ring (unregistered, unreachable): Ready seats on it go Not Ready
-        with the reason, so no call is offered to a phone that cannot ring. A seat in a call
-        keeps it (the call's own hangup ends it); Ready is refused until the phone is back."""
+        with the reason, so no call is offered to a phone that cannot ring; Ready is refused
+        until the phone is back. A seat in a call with a queued caller lost its phone mid-call
+        (a browser closed, a network gone): the caller goes back to the queue, ahead of those
+        who came later, and the seat goes Not Ready with the same reason."""
         now = self.clock()
         for rt in self.seats.values():
-            if rt.agent.endpoint == endpoint and rt.seat.state is SeatState.READY:
+            if rt.agent.endpoint != endpoint:
+                continue
+            call = rt.call
+            if rt.seat.state is SeatState.READY:
                 self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
+            elif call is not None and call.connected_at is not None and not call.waiter.direct \
+                    and not call.waiter.callback and call.waiter.channel:
+                self._phone_lost_in_call(rt, call, now)
+
+    def _phone_lost_in_call(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
+        waiter, agent_id = call.waiter, rt.agent.agent_id
+        rt.call, rt.last_call = None, call
+        self._uniqueids.pop(call.agent_uniqueid, None)  # its hangup is ours, not the call's end
+        self._qlog(now, waiter.queue, waiter.call_id, "agent_lost", agent=agent_id,
+                   talk_s=now - (call.connected_at or now), detail={"why": PHONE_GONE})
+        self.log.put("UPDATE recordings SET ended_at = ? WHERE call_id = ? AND agent_id = ?",
+                     (now, waiter.call_id, agent_id))
+        log.warning("agent %s lost their phone during call %s: the caller goes back to %s",
+                    agent_id, waiter.call_id, waiter.queue)
+        self._emit(agent_id, "ended", {"call_id": waiter.call_id, "wrap_up_s": 0,
+                                       "answered": True})
+        self._apply(rt, SeatInput.CALL_ENDED, now)
+        self._finish_wrap_up(rt, cancel_only=True)
+        self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
+        self._spawn(self._back_to_queue(waiter, call, agent_id))
+
+    async def _back_to_queue(self, waiter: Waiter, call: ActiveCall, agent_id: str) -> None:
+        """Move the caller out of the dead bridge into ``[queue-hold]`` first (then the agent's
+        leg ends without taking the caller along), queue them with their place, hang up."""
+        assert self.ami is not None
+        await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
+                              Exten="s", Priority="1")
+        self.enqueue(waiter.call_id, waiter.queue, waiter.channel, waiter.uniqueid,
+                     waiter.context, phone=waiter.phone, manager=waiter.manager,
+                     position_key=waiter.position_key or waiter.arrived_at,
+                     exclude=[agent_id])
+        await self._hangup(call.agent_channel or call.agent_uniqueid)
 
     def use_phone(self, agent_id: str, phone: str) -> SeatRuntime:
         """The agent works from another phone (hot-desking) until logging out. Only provisioned
@@ -775,7 +815,7 @@ class Acd:
         variables = [f"CC_CALL={waiter.call_id}", f"CC_REC={call.recording}"]
         if waiter.callback:
             exten = "callback"
-            number = phone_number_or_empty(waiter.phone)
+            number = dialable_or_empty(waiter.phone, rt.agent.role, "callback", self.dial_rules)
             if not number:  # checked on the way in; never dial anything else
                 if rt.call is call:
                     rt.call, waiter.ringing = None, ""

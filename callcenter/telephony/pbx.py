@@ -26,6 +26,7 @@ from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
 from callcenter.phones.certs import ServerCert, ensure_server_cert
 from callcenter.phones.edge_conf import render_http, render_transports
+from callcenter.phones.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
@@ -186,6 +187,7 @@ class Pbx:
         if self.cfg.instance:
             _rewrite_directories(etc / "asterisk.conf", self.dirs)
         self.install_sip_edge(etc)
+        install_trunks(etc, self.settings, simulated=self.simulated_parties)
         self.install_sounds()
 
     def _etc(self) -> Path:
@@ -243,6 +245,16 @@ class Pbx:
         points = [line.split()[1] for line in lines if len(line.split()) > 1]
         return [p for p in points if p == root or p.startswith(root + "/")]
 
+    def _hosts(self) -> None:
+        """The root's /etc/hosts names this host: without it every call that makes a DTLS
+        certificate or a SIP URI asks DNS for it and waits (seconds per call)."""
+        hosts = self._in_root("/etc/hosts")
+        name = socket.gethostname()
+        text = hosts.read_text(encoding="utf-8") if hosts.exists() else ""
+        if not any(name in line.split()[1:] for line in text.splitlines() if line.strip()):
+            hosts.write_text(f"127.0.0.1 localhost {name}\n::1 localhost\n" + text,
+                             encoding="utf-8")
+
     def _mount(self) -> None:
         present = set(self._mounts())
         for name in _BIND_MOUNTS:
@@ -284,6 +296,7 @@ class Pbx:
             self._in_root(spool).mkdir(parents=True, exist_ok=True)
         self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS, *self.dirs.values())
         if self.sandbox:
+            self._hosts()
             self._mount()
         self.pidfile.unlink(missing_ok=True)
         # setsid --fork: Asterisk is nobody's child, so neither this CLI nor a test session

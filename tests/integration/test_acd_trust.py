@@ -171,7 +171,10 @@ async def test_a_directory_phone_in_another_context_is_refused(pbx: Pbx, tmp_pat
         with pytest.raises(ConsoleError) as refused:
             eng.acd.set_state("A6", "ready")
         assert refused.value.code == "invalid_state"
-        eng.acd.use_phone("A6", "1006")  # an extension makes it work again
+        eng.acd.use_phone("A6", "1006")  # an extension, but no phone is registered there
+        with pytest.raises(ConsoleError, match="not registered"):
+            eng.acd.set_state("A6", "ready")
+        eng.acd.use_phone("A6", "Local/1006@agent-answer")  # a provisioned phone works
         eng.acd.set_state("A6", "ready")
         assert eng.acd.seats["A6"].seat.state is SeatState.READY
     finally:

@@ -15,6 +15,7 @@ from callcenter.acd.control import dial_rule
 from callcenter.acd.service import Acd
 from callcenter.config import AcdSettings
 from callcenter.errors import AmiConnectionError, ConfigError, ConsoleError
+from callcenter.phones.dialrules import mask
 from callcenter.seats.state import SeatState
 from callcenter.store.agents import SIM_PHONE_CONTEXTS, AgentRecord, check_endpoint, save_agent
 from callcenter.store.db import open_db
@@ -56,17 +57,29 @@ def test_no_setting_can_allow_a_context_the_engine_uses() -> None:
             AcdSettings(sim_phone_contexts=[context])
 
 
-@pytest.mark.parametrize("number", ["13800000001", "+8613912345678", "1777"])
-def test_dial_rule_accepts_numbers(number: str) -> None:
-    assert dial_rule(number) == number
+@pytest.mark.parametrize(("number", "dial"), [("13800000001", "13800000001"),
+                                              ("+8613912345678", "13912345678")])
+def test_dial_rule_accepts_numbers(number: str, dial: str) -> None:
+    assert dial_rule(number) == dial
 
 
 @pytest.mark.parametrize("number", ["123&Local/9@hotline", "123;x", "*99#", "12#", "", "+",
-                                    "1" * 21, "12,30"])
+                                    "1" * 21, "12,30", "1777"])
 def test_dial_rule_refuses_the_rest(number: str) -> None:
     with pytest.raises(ConsoleError) as refused:
         dial_rule(number)
     assert refused.value.code == "bad_number"
+
+
+@pytest.mark.parametrize("number", ["+85291234567", "16812345678", "95555"])
+def test_dial_rule_forbids_toll_fraud(number: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The site's dial rules (phones/dialrules.py, tested there): a refusal is logged with the
+    number masked, and is "forbidden" rather than a bad number."""
+    with pytest.raises(ConsoleError) as refused:
+        dial_rule(number, "agent", "transfer", who="A1")
+    assert refused.value.code == "forbidden"
+    assert "A1" in caplog.text and "dial refused" in caplog.text
+    assert number not in caplog.text and mask(number) in caplog.text
 
 
 # -- a ring whose originate answer was lost with the AMI link (the real one: integration) ---------

@@ -329,10 +329,11 @@ async def test_click_to_call_back_the_last_caller(world: World) -> None:
 
 async def test_click_to_call_an_other_number_for_the_calls_customer(world: World) -> None:
     world.give_call(ME.agent_id, "c-1", last=True, state=SeatState.READY)
-    await world.command(ME, {"type": "click_to_call", "call_id": "c-1", "number": "95555"})
+    await world.command(ME, {"type": "click_to_call", "call_id": "c-1",
+                             "number": "+8613912345678"})
     rt = world.seat(ME.agent_id)
     assert rt.call is not None
-    assert (rt.call.waiter.phone, rt.call.waiter.account) == ("95555", ACCOUNT)
+    assert (rt.call.waiter.phone, rt.call.waiter.account) == ("13912345678", ACCOUNT)
 
 
 async def test_click_to_call_refusals(world: World) -> None:

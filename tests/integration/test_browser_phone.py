@@ -1,0 +1,202 @@
+"""A human's call, end to end (issue 10): a SIP caller with RTP and RFC 4733 keys goes through
+the hotline IVR (a quote, a phone order), asks for an agent, and the agent answers in the
+console's browser phone (JsSIP over the console's /sip relay, WebRTC with DTLS-SRTP) in headless
+Chromium; audio flows both ways. Then the browser goes away mid-call and the caller is queued
+again rather than dropped.
+
+Chromium's ICE ignores loopback addresses, so the whole call runs in a network namespace the test
+makes (tests/integration/netns.py): a second sandbox Asterisk from the same root (its own
+configuration and state, ``pbx.instance``), the engine, the console over HTTPS, Chromium with
+fake media devices (its microphone plays a beep), and SIPp as the carrier's caller (a 440 Hz
+tone after the keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, async_playwright
+from pydantic import SecretStr
+
+from callcenter.broker.seed import seed_demo
+from callcenter.config import Settings, load_settings
+from callcenter.engine import Engine
+from callcenter.phones.identity import PhoneKind
+from callcenter.seats.state import PHONE_GONE, SeatState
+from callcenter.store.agents import AgentRecord, save_agent
+from callcenter.store.calls import get_call
+from callcenter.store.phones import save_phone
+from callcenter.telephony.pbx import Pbx
+from callcenter.telephony.sipcall import place_sip_call
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.integration.acd_helpers import AGENT_PASSWORD, until, waiting_ids
+from tests.integration.conftest import live_channels, trading_clock
+from tests.integration.hotline import Heard
+from tests.integration.netns import NetNs, inside, network_namespace
+
+pytestmark = pytest.mark.integration
+
+AGENT, EXTENSION = "W1", "7201"
+#: a quote (1, the code, 2 back), a buy order as the ordinary demo customer (3 ... 1 confirm,
+#: 2 back), then 0: an agent
+KEYS = "1w600519w2ww3w10000001#w135790w1w600000w10*20#w100#w1ww2ww0"
+STRANGER = "13700000077"
+MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+@pytest.fixture
+async def namespace(pbx: Pbx) -> AsyncIterator[NetNs]:
+    with network_namespace() as ns:
+        yield ns
+
+
+@pytest.fixture
+def ns_settings(namespace: NetNs, tmp_path: Path) -> Settings:
+    return load_settings(
+        state_dir=tmp_path / "state", db_path=tmp_path / "callcenter.db",
+        backoffice_path=tmp_path / "backoffice.db", channels={"enabled": False},
+        console={"host": namespace.a, "port": 0, "tls": True},
+        sip={"cert_names": [namespace.a]},
+        pbx={"instance": "webrtc", "netns": namespace.name})
+
+
+@pytest.fixture
+async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[Engine]:
+    ns_pbx = Pbx(ns_settings)
+    await asyncio.to_thread(ns_pbx.up)
+    try:
+        with inside(namespace):
+            engine = Engine(ns_settings, backoffice_clock=trading_clock)
+            await engine.start()
+            try:
+                assert engine.backoffice is not None and engine.db is not None
+                await seed_demo(engine.backoffice)
+                record = AgentRecord(AGENT, "网页 Web One", "agent", f"PJSIP/{EXTENSION}",
+                                     {"general": 5})
+                await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
+                await save_phone(engine.db, AGENT, EXTENSION, PhoneKind.BROWSER,
+                                 ns_settings.sip.realm)
+                assert engine.phones is not None and engine.acd is not None
+                await engine.phones.sync()
+                await engine.acd.add_agent(record)
+                yield engine
+            finally:
+                await engine.stop()
+    finally:
+        await asyncio.to_thread(ns_pbx.down)
+
+
+async def _login(page: Page) -> None:
+    await page.get_by_test_id("login-agent").fill(AGENT)
+    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("btn-ready").wait_for()
+
+
+async def _stats(page: Page) -> dict[str, Any] | None:
+    stats: dict[str, Any] | None = await page.evaluate("window.__softphone.stats()")
+    return stats
+
+
+def _audio_both_ways(stats: dict[str, Any] | None) -> bool:
+    """The browser received the caller's audio with energy, and sent its microphone's."""
+    inbound = (stats or {}).get("inbound") or {}
+    outbound = (stats or {}).get("outbound") or {}
+    return (inbound.get("totalAudioEnergy", 0) > 0.01 and inbound.get("packetsReceived", 0) > 100
+            and outbound.get("packetsSent", 0) > 100 and outbound.get("totalAudioEnergy", 0) > 0)
+
+
+async def _rtp_counts(pbx: Pbx, channel_prefix: str) -> tuple[int, int, str]:
+    """Asterisk's own RTP counters for a channel: (packets received, packets sent, the table).
+    A row: ``BridgeId ChannelId UpTime Codec  Count Lost Pct Jitter  Count Lost Pct Jitter RTT``
+    (receive, then transmit)."""
+    text = await asyncio.to_thread(pbx.cli, "pjsip show channelstats")
+    for line in text.splitlines():
+        tokens = line.split()
+        at = next((i for i, t in enumerate(tokens) if t.startswith(channel_prefix)), None)
+        if at is not None and len(tokens) > at + 7:
+            return int(tokens[at + 3]), int(tokens[at + 7]), text
+    return 0, 0, text
+
+
+async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_audio_both_ways(
+        namespace: NetNs, ns_settings: Settings, ns_engine: Engine, tmp_path: Path) -> None:
+    engine = ns_engine
+    assert engine.acd is not None and engine.phones is not None and engine.console is not None
+    acd, phones = engine.acd, engine.phones
+    # Chromium through a launcher that notes its pid: the test kills it later like a crash
+    pid_file, launcher = tmp_path / "chromium.pid", tmp_path / "chromium"
+    launcher.write_text(f'#!/bin/sh\necho $$ > {pid_file}\nexec {CHROMIUM} "$@"\n')
+    launcher.chmod(0o755)
+    with inside(namespace):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(launcher),
+                                               args=[*CHROMIUM_ARGS, *MEDIA_ARGS])
+            try:
+                context = await browser.new_context(ignore_https_errors=True,
+                                                    permissions=["microphone"])
+                page = await context.new_page()
+                await page.goto(f"https://{namespace.a}:{engine.console.port}/")
+                await _login(page)
+                await until(engine, lambda: phones.can_ring(EXTENSION), 20,
+                            "the browser phone registered")
+                await page.get_by_test_id("btn-ready").click()
+                await until(engine, lambda: acd.seat(AGENT).seat.state is SeatState.READY, 10,
+                            "ready")
+
+                call = asyncio.create_task(place_sip_call(
+                    "95500", KEYS, caller_id=STRANGER, audio_s=150, hold_s=240))
+                incoming = page.get_by_test_id("phone-accept")
+                await incoming.wait_for(state="visible", timeout=120_000)
+                await incoming.click()
+                await until(engine, lambda: acd.seat(AGENT).seat.state is SeatState.ON_CALL, 15,
+                            "connected")
+
+                # Audio both ways: the browser hears the caller's tone (energy), and sends its
+                # microphone's beep; Asterisk counts RTP both ways on the caller's leg.
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 30
+                while True:
+                    stats = await _stats(page)
+                    if _audio_both_ways(stats) or loop.time() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                assert _audio_both_ways(stats), stats
+                received, sent, table = await _rtp_counts(Pbx(ns_settings), "carrier-")
+                assert received > 100 and sent > 100, table
+
+                # The browser dies mid-call (a crash, a lost network: no BYE): its registration
+                # ends with its WebSocket, and the caller goes back to the queue, not dropped.
+                active = acd.seat(AGENT).call
+                assert active is not None
+                call_id = active.waiter.call_id
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)  # no BYE, no goodbye
+                await until(engine, lambda: call_id in waiting_ids(engine), 20,
+                            "the caller back in the queue")
+                seat = acd.seat(AGENT).seat
+                assert (seat.state, seat.reason) == (SeatState.NOT_READY, PHONE_GONE)
+                assert engine.ami is not None
+                carrier = [c for c in await live_channels(engine.ami)
+                           if c.startswith("PJSIP/carrier-")]
+                assert len(carrier) == 1, carrier  # the caller's leg lives on, waiting
+                await engine.ami.action("Hangup", Channel=carrier[0])
+                result = await asyncio.wait_for(call, 30)
+                assert result.ok, result.detail
+            finally:
+                await browser.close()
+
+    # The same call went through the IVR for real: a quote and a placed order on the way.
+    assert engine.recorder is not None and engine.db is not None
+    await engine.recorder.flush()
+    async with engine.db.execute("SELECT id FROM calls ORDER BY started_at") as cur:
+        ids = [str(r[0]) for r in await cur.fetchall()]
+    records = [r for r in [await get_call(engine.db, i) for i in ids] if r is not None]
+    heard = [Heard(r) for r in records]
+    prompts = [p for h in heard for p in h.prompts()]
+    assert "zh/quote_last" in prompts and "zh/order_placed" in prompts, prompts

@@ -1,0 +1,185 @@
+"""The SIP edge's pure parts: phone identities, the registration registry, the generated
+transports, the local CA, and the relay's login tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from callcenter.config import load_settings
+from callcenter.phones.certs import ensure_server_cert
+from callcenter.phones.deskphone import render_register
+from callcenter.phones.edge_conf import render_http, render_transports
+from callcenter.phones.identity import (
+    PhoneIdentity,
+    PhoneKind,
+    astdb_values,
+    extension_of,
+    ha1,
+    sorcery_objects,
+)
+from callcenter.phones.registry import PhoneChange, Registry
+from callcenter.phones.settings import SipSettings
+from callcenter.seats.sip_relay import RelayTokens
+
+
+def test_ha1_is_the_sip_digest_of_user_realm_and_secret() -> None:
+    # RFC 2617's worked example: the value a registrar checks a phone's response against
+    assert ha1("Mufasa", "testrealm@host.com", "Circle Of Life") == \
+        "939e7578ed9e3c518a452acee763bce9"
+
+
+def test_a_desk_phone_gets_g711_and_its_digest_and_never_a_password() -> None:
+    digest = ha1("3001", "callcenter", "s3cret")
+    objects = sorcery_objects(PhoneIdentity("3001", PhoneKind.DESK, digest, "王强"), "callcenter",
+                              30)
+    assert objects["auth"] == {"auth_type": "digest", "username": "3001", "realm": "callcenter",
+                               "md5_cred": digest}
+    assert "password" not in objects["auth"]
+    endpoint = objects["endpoint"]
+    assert endpoint["allow"] == "ulaw,alaw" and "webrtc" not in endpoint
+    assert endpoint["context"] == "from-agent" and endpoint["direct_media"] == "no"
+    assert endpoint["callerid"] == '"王强" <3001>'
+    assert objects["aor"]["max_contacts"] == "1"
+
+
+def test_a_browser_phone_is_webrtc_and_locked_without_a_session_digest() -> None:
+    locked = sorcery_objects(PhoneIdentity("1001", PhoneKind.BROWSER, None), "callcenter", 30)
+    assert locked["endpoint"]["webrtc"] == "yes" and "opus" in locked["endpoint"]["allow"]
+    again = sorcery_objects(PhoneIdentity("1001", PhoneKind.BROWSER, None), "callcenter", 30)
+    # an unknown digest, a new one each time: nobody can register between logins
+    assert locked["auth"]["md5_cred"] != again["auth"]["md5_cred"]
+
+
+@pytest.mark.parametrize("name", ['A"; evil', "x\ny", "<script>"])
+def test_caller_names_cannot_break_the_callerid_field(name: str) -> None:
+    objects = sorcery_objects(PhoneIdentity("1001", PhoneKind.DESK, "0" * 32, name), "r", 0)
+    callerid = objects["endpoint"]["callerid"]
+    assert callerid.count('"') == 2 and "\n" not in callerid and "<" not in callerid[:-6]
+
+
+@pytest.mark.parametrize("bad", ["1", "123456789", "10a1", "../x", ""])
+def test_extensions_are_two_to_eight_digits(bad: str) -> None:
+    with pytest.raises(ValueError):
+        sorcery_objects(PhoneIdentity(bad, PhoneKind.DESK, "0" * 32), "callcenter", 30)
+
+
+def test_astdb_values_are_json_objects_per_family() -> None:
+    values = astdb_values(PhoneIdentity("1001", PhoneKind.DESK, "a" * 32), "callcenter", 30)
+    assert set(values) == {("cc_phones/endpoint", "1001"), ("cc_phones/aor", "1001"),
+                           ("cc_phones/auth", "1001")}
+    assert all(isinstance(json.loads(v), dict) for v in values.values())
+
+
+def test_extension_of_reads_only_engine_made_endpoints() -> None:
+    assert extension_of("PJSIP/1001") == "1001"
+    assert extension_of("PJSIP/1001@trunk") is None
+    assert extension_of("Local/1001@agent-answer") is None
+
+
+def _status(aor: str, uri: str, status: str) -> dict[str, str]:
+    return {"AOR": aor, "URI": uri, "ContactStatus": status}
+
+
+def test_the_registry_says_when_a_phone_can_ring_and_why_it_stopped() -> None:
+    reg = Registry()
+    assert reg.feed(_status("1001", "sip:1001@a", "Created")) == PhoneChange("1001", True,
+                                                                            "registered")
+    assert reg.can_ring("1001")
+    assert reg.feed(_status("1001", "sip:1001@a", "Reachable")) is None
+    assert reg.feed(_status("1001", "sip:1001@a", "Unreachable")) == PhoneChange(
+        "1001", False, "unreachable")
+    assert reg.feed(_status("1001", "sip:1001@a", "Reachable")) == PhoneChange(
+        "1001", True, "registered")
+    assert reg.feed(_status("1001", "sip:1001@a", "Removed")) == PhoneChange(
+        "1001", False, "unregistered")
+    assert not reg.can_ring("1001") and reg.contacts == {}
+    assert reg.feed({"AOR": "1001"}) is None  # incomplete events change nothing
+
+
+def test_a_snapshot_replaces_everything_and_reports_the_difference() -> None:
+    reg = Registry()
+    reg.feed(_status("1001", "sip:1001@a", "Created"))
+    changes = reg.snapshot([
+        {"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "NonQualified"},
+        {"ObjectName": "3001;@def", "Uri": "sip:3001@c", "Status": "Unreachable"},
+    ])
+    assert changes == [PhoneChange("2001", True, "registered"),
+                       PhoneChange("1001", False, "unregistered")]
+    assert reg.can_ring("2001") and not reg.can_ring("3001")
+
+
+def test_transports_follow_the_settings_and_bind_nothing_public_by_default() -> None:
+    text = render_transports(SipSettings())
+    assert "bind = 127.0.0.1:5060" in text and "bind = 127.0.0.1:5061" in text
+    assert "protocol = wss" in text and "cert_file = /etc/asterisk/keys/server.pem" in text
+    nat = render_transports(SipSettings(bind="0.0.0.0", external_address="203.0.113.5",
+                                        local_net=["10.0.0.0/8"]))
+    assert "external_media_address = 203.0.113.5" in nat and "local_net = 10.0.0.0/8" in nat
+    http = render_http(SipSettings(bind="10.1.2.3"))
+    assert "bindaddr = 127.0.0.1" in http and "tlsbindaddr = 10.1.2.3:8089" in http
+
+
+@pytest.mark.parametrize("field,value", [("bind", "1.2.3.4\nbindaddr=0.0.0.0"),
+                                         ("ice_servers", ["http://evil"]),
+                                         ("local_net", ["not-a-net"]),
+                                         ("realm", "a b")])
+def test_sip_settings_refuse_what_could_not_go_into_a_config_file(field: str,
+                                                                  value: object) -> None:
+    with pytest.raises(ValueError):
+        SipSettings.model_validate({field: value})
+
+
+def test_the_local_ca_signs_a_server_certificate_for_the_names_and_keeps_keys_private(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "tls"
+    made = ensure_server_cert(folder, ["127.0.0.1", "localhost", "10.77.0.1", "0.0.0.0"])
+    cert = x509.load_pem_x509_certificate(made.cert.read_bytes())
+    ca = x509.load_pem_x509_certificate(made.ca.read_bytes())
+    assert cert.issuer == ca.subject
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("10.77.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert ipaddress.ip_address("0.0.0.0") not in names.get_values_for_type(x509.IPAddress)
+    assert cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=300)
+    for private in (folder / "ca.key", made.key):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    # Reused while current; remade when the names change.
+    first = made.cert.read_bytes()
+    assert ensure_server_cert(folder, ["127.0.0.1", "localhost", "10.77.0.1"]).cert.read_bytes() \
+        == first
+    assert ensure_server_cert(folder, ["127.0.0.1"]).cert.read_bytes() != first
+
+
+def test_relay_tokens_belong_to_one_agent_until_revoked() -> None:
+    tokens = RelayTokens()
+    t1, t2 = tokens.issue("A1"), tokens.issue("A2")
+    assert tokens.agent(t1) == "A1" and tokens.agent(t2) == "A2" and tokens.agent("x") is None
+    tokens.revoke("A1")
+    assert tokens.agent(t1) is None and tokens.agent(t2) == "A2"
+
+
+def test_a_desk_phone_registration_scenario_answers_the_challenge() -> None:
+    xml = render_register("3001", "pw", realm="callcenter", contact="127.0.0.3:5072",
+                          stay_ms=1000)
+    assert xml.count("REGISTER sip:callcenter") == 2
+    assert "[authentication username=3001 password=pw]" in xml
+    assert '<recv response="401" auth="true"/>' in xml and 'milliseconds="1000"' in xml
+    with pytest.raises(ValueError):
+        render_register("3001", "pw", realm="callcenter", contact="x", expires=99999)
+
+
+def test_console_tls_and_sip_settings_load_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLCENTER_SIP__BIND", "192.0.2.10")
+    monkeypatch.setenv("CALLCENTER_CONSOLE__TLS", "true")
+    settings = load_settings()
+    assert settings.sip.bind == "192.0.2.10" and settings.console.tls
+    cert, key = settings.tls_files()
+    assert cert == settings.state_dir / "tls" / "server.pem" and key.name == "server.key"
