@@ -222,7 +222,44 @@ async def _doctor() -> int:
     report(_port_free_or_ours(settings.agi.host, settings.agi.port),
            f"FastAGI port {settings.agi.host}:{settings.agi.port} usable")
     _doctor_agi_key(settings, report)
+    await _doctor_phones(settings, report)
     return 1 if problems else 0
+
+
+async def _doctor_phones(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """The phones' AMI user, the SIP certificate, and how many agent phones are registered."""
+    from callcenter.phones.identity import PhoneIdentity
+    from callcenter.phones.link import PhoneLink
+    from callcenter.store.db import open_db
+    from callcenter.store.phones import load_phones
+
+    cert, key = settings.tls_files()
+    report(cert.is_file() and key.is_file(),
+           f"TLS certificate for SIP/WSS and the console: {cert}"
+           + ("" if cert.is_file() else " missing (callcenter pbx up makes the sandbox's)"))
+    if not settings.database.exists():
+        return
+    db = await open_db(settings.database)
+    try:
+        phones = await load_phones(db)
+    finally:
+        await db.close()
+    async def known() -> dict[str, PhoneIdentity]:
+        return phones
+
+    link = PhoneLink(settings, known)  # reads only: no sync
+    try:
+        await link.ami.connect()
+        await link.read_contacts()
+    except CallCenterError as exc:
+        report(False, f"phones' AMI user {settings.ami.phones_username}: {exc}")
+        return
+    finally:
+        await link.ami.close()
+    registered = sorted(p.extension for p in phones.values() if link.can_ring(p.extension))
+    report(True, f"phones' AMI user {settings.ami.phones_username}; {len(registered)} of"
+                 f" {len(phones)} agent phones registered"
+                 + (f" ({', '.join(registered)})" if registered else ""))
 
 
 def _doctor_agi_key(settings: Settings, report: Callable[[bool, str], None]) -> None:

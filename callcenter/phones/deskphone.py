@@ -5,7 +5,9 @@ address for the extension (401 challenge, then the digest) and then stays up; it
 scenario answers what the PBX sends there (INVITE: ring, 200 OK with PCMU, RTP echoed back;
 OPTIONS: 200 OK). One process, because Asterisk rewrites a contact to the address and port a
 REGISTER came from (``rewrite_contact``, for phones behind NAT). ``unregister`` stops it and
-sends ``Expires: 0`` from the same address and port. Used by the integration tests and by people
+sends ``Expires: 0`` from the same address and port. UDP, TCP or TLS; Debian's SIPp is built
+without TLS, so a TLS phone is SIPp over TCP to a local bridge that holds the TLS connection to
+the PBX (and checks its certificate against the CA given). Used by the integration tests and by people
 trying the sandbox without a hardware phone. The secret goes into a 0600 scenario file in a
 private temporary folder, never onto a command line.
 """
@@ -16,13 +18,15 @@ import asyncio
 import contextlib
 import os
 import shutil
+import ssl
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Final, Literal, Self
 
 from callcenter.errors import TelephonyError
 from callcenter.phones.identity import check_extension
+from callcenter.telephony.sipp_xml import reply, sdp
 
 _REGISTER = """
       REGISTER sip:{realm} SIP/2.0
@@ -34,74 +38,33 @@ _REGISTER = """
       Contact: <sip:{ext}@{contact}>
       Expires: {expires}
       Max-Forwards: 70
-      User-Agent: callcenter-deskphone
-      {auth}
+      User-Agent: callcenter-deskphone{auth}
       Content-Length: 0
 """
 
-_ANSWER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+_ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callcenter desk phone">
   <recv request="OPTIONS" optional="true" next="options"/>
   <recv request="INVITE" crlf="true"/>
-  <send><![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-  ]]></send>
-  <pause milliseconds="{ring_ms}"/>
-  <send retrans="500"><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=deskphone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
-  ]]></send>
+  <send>{reply("180 Ringing", tag="01")}</send>
+  <pause milliseconds="{{ring_ms}}"/>
+  <send retrans="500">{reply("200 OK", tag="01", body=sdp("deskphone"))}</send>
   <recv request="ACK" crlf="true"/>
   <nop><action><log message="answered [call_id]"/></action></nop>
   <recv request="BYE"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
+  <send>{reply("200 OK", contact=False)}</send>
   <nop next="end"><action><log message="hung up [call_id]"/></action></nop>
   <label id="options"/>
-  <send><![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag02[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-  ]]></send>
+  <send>{reply("200 OK", tag="02", contact=False)}</send>
   <label id="end"/>
 </scenario>
 """
+
+
+Transport = Literal["udp", "tcp", "tls"]
+#: SIPp's ``-t``: one socket for everything. Debian's SIPp has no TLS: a TLS phone is SIPp over
+#: TCP to ``_tls_bridge``, which speaks TLS to the PBX
+_SIPP_TRANSPORT: Final = {"udp": "u1", "tcp": "t1", "tls": "t1"}
 
 
 def render_register(extension: str, secret: str, *, realm: str, contact: str,
@@ -116,7 +79,9 @@ def render_register(extension: str, secret: str, *, realm: str, contact: str,
         return _REGISTER.format(realm=realm, ext=extension, cseq=cseq, contact=contact,
                                 expires=expires, auth=auth)
 
-    authentication = f"[authentication username={extension} password={secret}]"
+    # on its own line only when there (an empty line would end the headers: over TCP, before
+    # Content-Length)
+    authentication = f"\n      [authentication username={extension} password={secret}]"
     stay = f'  <pause milliseconds="{stay_ms}"/>\n' if stay_ms else ""
     return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
             '<scenario name="callcenter desk phone registration">\n'
@@ -142,8 +107,15 @@ class DeskPhone:
 
     def __init__(self, extension: str, secret: str, *, realm: str = "callcenter",
                  address: str = "127.0.0.3", port: int = 5072, pbx: str = "127.0.0.1:5060",
-                 ring_ms: int = 500, stay_s: float = 600.0) -> None:
+                 ring_ms: int = 500, stay_s: float = 600.0,
+                 transport: Transport = "udp", ca_file: Path | None = None) -> None:
+        """``transport``: how the phone talks SIP (``pbx`` must name that transport's port).
+        TLS: the PBX's certificate is checked against ``ca_file``."""
+        if transport == "tls" and ca_file is None:
+            raise ValueError("a TLS desk phone needs the CA that signed the PBX's certificate")
         self.extension = check_extension(extension)
+        self.transport, self.ca_file = transport, ca_file
+        self._bridge: asyncio.Server | None = None
         self._secret = secret
         self.realm, self.address, self.port, self.pbx = realm, address, port, pbx
         self.ring_ms, self.stay_s = ring_ms, stay_s
@@ -164,6 +136,9 @@ class DeskPhone:
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self._stop()
+        if self._bridge is not None:
+            self._bridge.close()
+            await self._bridge.wait_closed()
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -172,17 +147,46 @@ class DeskPhone:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="iso-8859-1") as fh:
             fh.write(render_register(self.extension, self._secret, realm=self.realm,
-                                     contact=f"{self.address}:{self.port}", expires=expires,
+                                     contact=self._contact(), expires=expires,
                                      stay_ms=stay_ms))
         return path
 
+    def _contact(self) -> str:
+        where = f"{self.address}:{self.port}"
+        return where if self.transport == "udp" else f"{where};transport={self.transport}"
+
     async def _sipp_run(self, scenario: Path, *extra: str) -> asyncio.subprocess.Process:
+        remote = await self._tls_bridge() if self.transport == "tls" else self.pbx
         return await asyncio.create_subprocess_exec(
-            _sipp(), self.pbx, "-sf", str(scenario), *extra, "-m", "1", "-i", self.address,
+            _sipp(), remote, "-sf", str(scenario), *extra, "-t", _SIPP_TRANSPORT[self.transport],
+            "-m", "1", "-i", self.address,
             "-mi", self.address, "-p", str(self.port), "-nostdin", "-trace_logs",
             "-log_file", str(self._folder / "events.log"), cwd=self._folder,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
+
+    async def _tls_bridge(self) -> str:
+        """Where SIPp connects for TLS: a local listener that wraps each connection in TLS to
+        the PBX (verified against ``ca_file``) and copies bytes both ways."""
+        if self._bridge is None:
+            host, _, port = self.pbx.rpartition(":")
+            context = ssl.create_default_context(cafile=self.ca_file)
+
+            async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                dst.close()
+
+            async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                up_reader, up_writer = await asyncio.open_connection(
+                    host, int(port), ssl=context, server_hostname=host,
+                    local_addr=(self.address, 0))
+                await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+            self._bridge = await asyncio.start_server(accept, self.address, 0)
+        return f"{self.address}:{self._bridge.sockets[0].getsockname()[1]}"
 
     def _log(self) -> str:
         path = self._folder / "events.log"

@@ -10,7 +10,10 @@ goes to AstDB, and it is replaced by an unknown one when the session ends, so a 
 closed or a secret that leaked stops registering.
 
 Security events (an unknown endpoint, a wrong digest, a refused ACL) are logged with their source
-address: the first from a source and kind in each minute, the rest counted.
+address: the first from a source and kind in each minute, the rest counted. Over UDP a source
+address can be forged for free, so the log also takes at most ``LOG_BUDGET`` such lines a minute
+in all (what it left out is summed up in one line with the first event after that minute), and
+the counts keep at most ``MAX_SOURCES`` keys.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ SECURITY_EVENTS: Final = frozenset({
 #: challenges are part of every normal login: counted, never logged
 _QUIET: Final = frozenset({"challengesent"})
 LOG_WINDOW_S: Final = 60.0
+#: security lines a minute from all sources together (a spray of forged addresses)
+LOG_BUDGET: Final = 20
+#: (source, event) keys kept in ``security_counts``; beyond it the oldest is dropped
+MAX_SOURCES: Final = 10_000
 
 PhoneLoader = Callable[[], Awaitable[dict[str, PhoneIdentity]]]
 ChangeHandler = Callable[[PhoneChange], None]
@@ -71,6 +78,10 @@ class PhoneLink:
         #: (source, event) -> when it was last logged; and how many were seen in all
         self._logged: dict[tuple[str, str], float] = {}
         self.security_counts: dict[tuple[str, str], int] = {}
+        #: the current minute of the log budget: its start, lines written, events left out
+        self._window_start = float("-inf")
+        self._window_lines = 0
+        self._unlogged = 0
         self.synced = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -85,7 +96,7 @@ class PhoneLink:
         self.synced.clear()
         try:
             await self.sync()
-            await self._read_contacts()
+            await self.read_contacts()
         except AmiError as exc:
             log.error("phones: could not synchronise with Asterisk: %s", exc)
             return
@@ -160,7 +171,8 @@ class PhoneLink:
     def can_ring(self, extension: str) -> bool:
         return self.registry.can_ring(extension)
 
-    async def _read_contacts(self) -> None:
+    async def read_contacts(self) -> None:
+        """Replace the registry with Asterisk's contacts (after a login; ``doctor``)."""
         rows = await self._list("PJSIPShowContacts")
         for change in self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList"):
             self._changed(change)
@@ -184,12 +196,25 @@ class PhoneLink:
     def _security(self, name: str, event: OtherEvent) -> None:
         source = _source(event.headers)
         key = (source, event.name)
+        if key not in self.security_counts and len(self.security_counts) >= MAX_SOURCES:
+            del self.security_counts[next(iter(self.security_counts))]  # the oldest key
         self.security_counts[key] = self.security_counts.get(key, 0) + 1
         if name in _QUIET:
             return
         now = time.monotonic()
-        if now - self._logged.get(key, -LOG_WINDOW_S) >= LOG_WINDOW_S:
-            self._logged[key] = now
-            log.warning("SIP security: %s from %s (service %s, account %r; %d so far)",
-                        event.name, source, event.headers.get("Service", "?"),
-                        event.headers.get("AccountID", "")[:40], self.security_counts[key])
+        if now - self._window_start >= LOG_WINDOW_S:
+            if self._unlogged:
+                log.warning("SIP security: %d more events in the minute before not logged (over"
+                            " %d lines a minute; all are counted)", self._unlogged, LOG_BUDGET)
+            self._window_start, self._window_lines, self._unlogged = now, 0, 0
+            self._logged = {k: t for k, t in self._logged.items() if now - t < LOG_WINDOW_S}
+        if now - self._logged.get(key, now - LOG_WINDOW_S) < LOG_WINDOW_S:
+            return  # this source and kind was logged less than a minute ago
+        if self._window_lines >= LOG_BUDGET:
+            self._unlogged += 1
+            return
+        self._logged[key] = now
+        self._window_lines += 1
+        log.warning("SIP security: %s from %s (service %s, account %r; %d so far)",
+                    event.name, source, event.headers.get("Service", "?"),
+                    event.headers.get("AccountID", "")[:40], self.security_counts[key])

@@ -28,6 +28,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from callcenter.errors import TelephonyError
+from callcenter.telephony.sipp_xml import reply, sdp
 from callcenter.telephony.values import PHONE_NUMBER
 
 __all__ = ["CARRIER_ADDRESS", "SipCallResult", "dtmf_pcap", "place_sip_call", "render_scenario"]
@@ -48,18 +49,7 @@ _INVITE = """
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
-
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
-"""
+""" + sdp("caller").replace("{", "{{").replace("}", "}}")
 
 _IN_DIALOG = """
       {method} [next_url] SIP/2.0
@@ -73,17 +63,6 @@ _IN_DIALOG = """
       Max-Forwards: 70
       Content-Length: 0
 """
-
-_OK_TO_BYE = """
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-"""
-
 
 _EVENTS = {**{d: int(d) for d in "0123456789"}, "*": 10, "#": 11}
 _PACKET_MS = 20
@@ -179,7 +158,7 @@ def render_scenario(number: str, *, caller_id: str, keys_pcap: Path | None = Non
         steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
     bye = _cdata(_IN_DIALOG.format(method="BYE", cseq=2, caller=caller_id))
     steps += [f'<recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>',
-              f"<send>{_cdata(_OK_TO_BYE)}</send>",
+              f"<send>{reply('200 OK', contact=False)}</send>",
               '<nop next="end"/>',
               '<label id="hangup"/>',
               f'<send retrans="500">{bye}</send>',

@@ -13,49 +13,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callcenter.telephony.sipp_xml import reply, sdp
+
 #: where the carrier's far end listens (loopback: Linux answers all of 127/8 on lo); not the
 #: sandbox carrier's 127.0.0.2, which pjsip_sandbox.conf identifies as the inbound carrier
 ADDRESS = "127.0.0.3"
 PORT = 5070
 AUDIO = Path("/usr/share/sip-tester/g711a.pcap")
 
-_REPLY = """
-      SIP/2.0 {status}
-      [last_Via:]
-      [last_From:]
-      [last_To:]{tag}
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-"""
-_SDP = """Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=carrier 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
-"""
-
-
 def scenario(audio: Path = AUDIO) -> str:
-    tag = ";tag=[pid]SIPpTag01[call_number]"
-
-    def reply(status: str, body: str = "Content-Length: 0\n", to_tag: str = tag) -> str:
-        return "<![CDATA[" + _REPLY.format(status=status, tag=to_tag) + "      " + body + "]]>"
-
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="sandbox carrier answering">
   <recv request="INVITE" crlf="true"/>
-  <send>{reply("100 Trying", to_tag="")}</send>
-  <send>{reply("180 Ringing")}</send>
-  <send retrans="500">{reply("200 OK", _SDP)}</send>
+  <send>{reply("100 Trying")}</send>
+  <send>{reply("180 Ringing", tag="01")}</send>
+  <send retrans="500">{reply("200 OK", tag="01", body=sdp("carrier", "PCMA"))}</send>
   <recv request="ACK" crlf="true"/>
   <nop><action><exec play_pcap_audio="{audio}"/></action></nop>
   <recv request="BYE"/>

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
-from callcenter.phones.deskphone import DeskPhone
+from callcenter.phones.deskphone import DeskPhone, Transport
 from callcenter.phones.identity import PhoneKind, ha1
 from callcenter.seats.state import PHONE_GONE, SeatState
 from callcenter.store.agents import AgentRecord, save_agent
@@ -87,3 +87,26 @@ async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_en
         assert acd.seat("D1").seat.reason == PHONE_GONE
         with pytest.raises(ConsoleError, match="not registered"):
             acd.set_state("D1", "ready", by="D1")
+
+
+@pytest.mark.parametrize(("transport", "port", "pbx_port"), [("tcp", 5075, 5060),
+                                                             ("tls", 5076, 5061)])
+async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
+        engine: Engine, transport: Transport, port: int, pbx_port: int) -> None:
+    assert engine.acd is not None and engine.phones is not None and engine.ami is not None
+    agent_id, extension = f"D{port}", f"7{port}"
+    secret = await _desk_agent(engine, agent_id, extension)
+    acd, phones = engine.acd, engine.phones
+    ca = engine.settings.tls_dir / "ca.pem" if transport == "tls" else None
+    async with DeskPhone(extension, secret, port=port, pbx=f"127.0.0.1:{pbx_port}",
+                         transport=transport, ca_file=ca) as phone:
+        await phone.register()
+        await until(engine, lambda: phones.can_ring(extension), 10, f"{transport} registered")
+        acd.set_state(agent_id, "ready", by=agent_id)
+        await direct_caller(engine, "13700000072")
+        await until(engine, lambda: acd.seat(agent_id).seat.state is SeatState.ON_CALL, 30,
+                    f"answered over {transport}")
+        call = acd.seat(agent_id).call
+        assert call is not None
+        await engine.ami.action("Hangup", Channel=call.agent_channel)
+        assert await phone.answered(1, 30)
