@@ -1682,9 +1682,12 @@ function renderPhoneCall(call) {
     // the console's screen pop (call_offered) knows the customer; the INVITE knows the number
     const offered = state.call?.state === "ringing" ? state.call : null;
     const customer = offered?.customer ?? null;
-    $("phone-caller-name").textContent = customer?.name || call.name
-      || t("call.unknown_customer");
-    $("phone-caller-number").textContent = call.number || offered?.caller || "";
+    // With a screen pop, its (masked) view wins: the INVITE's display name is the tier, and its
+    // number is the caller's in full, which the console never shows.
+    $("phone-caller-name").textContent = offered
+      ? customer?.name || t("call.unknown_customer")
+      : call.name || t("call.unknown_customer");
+    $("phone-caller-number").textContent = offered ? offered.caller ?? "" : call.number || "";
     const tier = $("phone-caller-tier");
     const tierValue = customer?.tier ?? "";
     tier.textContent = tierValue ? tValue("tier", tierValue) : "";

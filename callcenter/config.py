@@ -108,6 +108,10 @@ class BackOfficeSettings(BaseModel):
     """The sandbox back office's rules that a brokerage sets (the rest: broker/rules.py)."""
 
     holidays: list[dt.date] = []
+    #: the sandbox's clock starts at this local (Beijing) time and runs on from there: a demo
+    #: outside market and office hours (``CALLCENTER_BACKOFFICE__CLOCK_START=2026-11-23T10:00``).
+    #: Unset: the real time. Sandbox only; a site's back office keeps its own time.
+    clock_start: dt.datetime | None = None
     trading_password_attempts: int = Field(5, ge=1, le=20)
     fund_password_attempts: int = Field(3, ge=1, le=20)
     transfer_daily_limit: Decimal = Field(Decimal("500000.00"), gt=0)

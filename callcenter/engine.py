@@ -72,7 +72,7 @@ class Engine:
         self.settings = settings
         self.on_agi_round_trip = on_agi_round_trip
         #: the sandbox back office's clock from the moment it opens (tests pin a trading day)
-        self.backoffice_clock = backoffice_clock
+        self.backoffice_clock = backoffice_clock or started_clock(settings)
         #: the ACD's clock (tests move it to show aging and VIP stages without waiting)
         self.acd_clock = acd_clock or time.time
         self.db: aiosqlite.Connection | None = None
@@ -379,6 +379,17 @@ def console_tls(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigError(f"console.tls: cannot load {cert} and {key} ({exc}); run"
                           " 'callcenter pbx up' or set sip.tls_cert and sip.tls_key") from exc
     return context
+
+
+def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:
+    """The sandbox's clock from ``backoffice.clock_start`` on (None: the real time)."""
+    start = settings.backoffice.clock_start
+    if start is None:
+        return None
+    tz = sandbox_rules(settings).tz
+    origin = start if start.tzinfo is not None else start.replace(tzinfo=tz)
+    began = time.monotonic()
+    return lambda: (origin + dt.timedelta(seconds=time.monotonic() - began)).astimezone(tz)
 
 
 def sandbox_rules(settings: Settings) -> Rules:

@@ -7,8 +7,8 @@ OPTIONS: 200 OK). One process, because Asterisk rewrites a contact to the addres
 REGISTER came from (``rewrite_contact``, for phones behind NAT). ``unregister`` stops it and
 sends ``Expires: 0`` from the same address and port. UDP, TCP or TLS; Debian's SIPp is built
 without TLS, so a TLS phone is SIPp over TCP to a local bridge that holds the TLS connection to
-the PBX (and checks its certificate against the CA given). Used by the integration tests and by people
-trying the sandbox without a hardware phone. The secret goes into a 0600 scenario file in a
+the PBX (and checks its certificate against the CA given). Used by the integration tests and by
+people trying the sandbox without a hardware phone. The secret goes into a 0600 scenario file in a
 private temporary folder, never onto a command line.
 """
 
@@ -116,6 +116,8 @@ class DeskPhone:
         self.extension = check_extension(extension)
         self.transport, self.ca_file = transport, ca_file
         self._bridge: asyncio.Server | None = None
+        #: the bridge's open streams (both sides), closed with the phone
+        self._streams: set[asyncio.StreamWriter] = set()
         self._secret = secret
         self.realm, self.address, self.port, self.pbx = realm, address, port, pbx
         self.ring_ms, self.stay_s = ring_ms, stay_s
@@ -138,6 +140,10 @@ class DeskPhone:
         await self._stop()
         if self._bridge is not None:
             self._bridge.close()
+            for stream in list(self._streams):
+                stream.close()
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    await stream.wait_closed()
             await self._bridge.wait_closed()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -173,17 +179,27 @@ class DeskPhone:
             context = ssl.create_default_context(cafile=self.ca_file)
 
             async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ssl.SSLError):
                     while data := await src.read(65536):
                         dst.write(data)
                         await dst.drain()
                 dst.close()
 
             async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-                up_reader, up_writer = await asyncio.open_connection(
-                    host, int(port), ssl=context, server_hostname=host,
-                    local_addr=(self.address, 0))
+                self._streams.add(writer)
+                try:
+                    up_reader, up_writer = await asyncio.open_connection(
+                        host, int(port), ssl=context, server_hostname=host,
+                        local_addr=(self.address, 0))
+                except (OSError, ssl.SSLError):
+                    writer.close()
+                    return
+                self._streams.add(up_writer)
                 await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+                for stream in (writer, up_writer):
+                    self._streams.discard(stream)
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        await stream.wait_closed()
 
             self._bridge = await asyncio.start_server(accept, self.address, 0)
         return f"{self.address}:{self._bridge.sockets[0].getsockname()[1]}"

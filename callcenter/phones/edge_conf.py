@@ -1,4 +1,5 @@
-"""The SIP edge's generated Asterisk files: ``pjsip_transports.conf`` and ``http.conf``.
+"""The SIP edge's generated Asterisk files: ``pjsip_transports.conf``, ``pjsip_realm.conf``
+and ``http.conf``.
 
 Pure text rendering from ``SipSettings``; ``telephony/pbx.py`` writes the results next to the
 project's static configuration. The certificate paths are where ``pbx`` installs the PEM files
@@ -47,6 +48,12 @@ def render_transports(sip: SipSettings) -> str:
         out += ["", f"[{name}]", "type = transport", f"protocol = {protocol}", f"bind = {bind}",
                 *extra, *(nat if protocol in ("udp", "tcp", "tls") else [])]
     return "\n".join(out) + "\n"
+
+
+def render_realm(sip: SipSettings) -> str:
+    """The lines ``pjsip.conf``'s ``[global]`` includes: unknown users are challenged in the
+    agents' realm, like known ones."""
+    return f"default_realm = {sip.realm}\n"
 
 
 def render_http(sip: SipSettings) -> str:

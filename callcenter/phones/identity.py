@@ -98,6 +98,8 @@ def sorcery_objects(phone: PhoneIdentity, realm: str, qualify_s: int) -> dict[st
         "send_pai": "no",
         "trust_id_inbound": "no",
         "device_state_busy_at": "1",
+        # SDP without "s=Asterisk"
+        "sdp_session": "callcenter",
     }
     if phone.kind is PhoneKind.BROWSER:
         # webrtc=yes: DTLS-SRTP (auto certificate), ICE, AVPF, rtcp-mux, bundle

@@ -86,7 +86,11 @@ def render_pjsip(trunks: Sequence[TrunkSettings], *, simulated: bool = False) ->
     for t in trunks:
         auth = f"{t.name}.auth"
         out += ["", f"; trunk {t.name}: {t.transport} to {t.host}",
-                f"[{t.name}]", "type = endpoint", f"transport = transport-{t.transport}",
+                f"[{t.name}]", "type = endpoint",
+                # by address (identify) or registration line only: never by a From user that
+                # any host could claim (and so pick its own caller ID)
+                "identify_by = ip", "sdp_session = callcenter",
+                f"transport = transport-{t.transport}",
                 f"context = from-trunk-{t.name}", "disallow = all",
                 f"allow = {','.join(t.codecs)}", f"aors = {t.name}",
                 "direct_media = no", "rtp_symmetric = yes", "force_rport = yes",

@@ -25,7 +25,7 @@ from pathlib import Path
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
 from callcenter.phones.certs import ServerCert, ensure_server_cert
-from callcenter.phones.edge_conf import render_http, render_transports
+from callcenter.phones.edge_conf import render_http, render_realm, render_transports
 from callcenter.phones.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
@@ -210,6 +210,7 @@ class Pbx:
         """The generated transports and HTTP server, and the certificate they present."""
         sip = self.settings.sip
         (etc / "pjsip_transports.conf").write_text(render_transports(sip), encoding="ascii")
+        (etc / "pjsip_realm.conf").write_text(render_realm(sip), encoding="ascii")
         (etc / "http.conf").write_text(render_http(sip), encoding="ascii")
         cert = self.server_cert()
         keys = etc / "keys"

@@ -1,0 +1,104 @@
+"""The phones link's log of SIP security events (phones/link.py), fed AMI events by hand: one
+line per source and kind a minute, a budget of lines a minute in all (forged UDP sources are
+free), a summary of what was left out, every event counted, the counts bounded."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import SecretStr
+
+from callcenter.config import load_settings
+from callcenter.phones import link as link_module
+from callcenter.phones.identity import PhoneIdentity
+from callcenter.phones.link import LOG_BUDGET, LOG_WINDOW_S, PhoneLink
+from callcenter.telephony.ami_events import OtherEvent
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("callcenter.phones.link.time.monotonic", clock)
+    return clock
+
+
+@pytest.fixture
+def link() -> PhoneLink:
+    settings = load_settings(ami={"secret": SecretStr("unit-test")})
+
+    async def no_phones() -> dict[str, PhoneIdentity]:
+        return {}
+
+    return PhoneLink(settings, no_phones)
+
+
+def event(kind: str, source: str, account: str = "7301") -> OtherEvent:
+    return OtherEvent(kind, {"RemoteAddress": f"IPV4/UDP/{source}/5060", "Service": "PJSIP",
+                             "AccountID": account})
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "callcenter.phones.link"]
+
+
+def test_one_line_per_source_and_kind_a_minute_and_every_event_counted(
+        link: PhoneLink, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="callcenter.phones.link")
+    for _ in range(500):
+        link._event(event("ChallengeResponseFailed", "198.51.100.7"))
+        link._event(event("InvalidAccountID", "198.51.100.7", "1000"))
+        link._event(event("ChallengeSent", "198.51.100.7"))
+    assert link.security_counts == {("198.51.100.7", "ChallengeResponseFailed"): 500,
+                                    ("198.51.100.7", "InvalidAccountID"): 500,
+                                    ("198.51.100.7", "ChallengeSent"): 500}
+    logged = lines(caplog)
+    assert len(logged) == 2  # challenges are part of every login: never logged
+    assert "ChallengeResponseFailed from 198.51.100.7" in logged[0]
+    assert "'7301'" in logged[0] and "1 so far" in logged[0]
+    clock.now += LOG_WINDOW_S
+    link._event(event("ChallengeResponseFailed", "198.51.100.7"))
+    assert len(lines(caplog)) == 3 and "501 so far" in lines(caplog)[-1]
+
+
+def test_a_spray_of_sources_gets_a_budget_of_lines_and_then_one_summary(
+        link: PhoneLink, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="callcenter.phones.link")
+    sources = [f"10.{n // 250}.{n % 250}.1" for n in range(1000)]
+    for source in sources:
+        link._event(event("InvalidAccountID", source))
+    assert len(lines(caplog)) == LOG_BUDGET
+    assert all(link.security_counts[(s, "InvalidAccountID")] == 1 for s in sources)
+    # the next minute: one line for what was left out, then the budget again
+    clock.now += LOG_WINDOW_S
+    link._event(event("InvalidAccountID", "203.0.113.5"))
+    logged = lines(caplog)
+    assert f"{len(sources) - LOG_BUDGET} more events" in logged[LOG_BUDGET]
+    assert "from 203.0.113.5" in logged[-1]
+    assert len(logged) == LOG_BUDGET + 2
+
+
+def test_the_counts_keep_a_bounded_number_of_sources(
+        link: PhoneLink, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(link_module, "MAX_SOURCES", 50)
+    for n in range(200):
+        link._event(event("InvalidAccountID", f"10.0.{n // 250}.{n % 250}"))
+    assert len(link.security_counts) == 50
+    assert ("10.0.0.199", "InvalidAccountID") in link.security_counts  # the newest are kept
+    assert ("10.0.0.0", "InvalidAccountID") not in link.security_counts
+
+
+def test_a_control_character_in_the_account_does_not_reach_the_log_raw(
+        link: PhoneLink, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="callcenter.phones.link")
+    link._event(event("InvalidAccountID", "198.51.100.9", "evil\r\nSIP security: forged"))
+    (line,) = lines(caplog)
+    assert "\n" not in line and "\r" not in line
