@@ -42,6 +42,8 @@ const SEAT_STATES = [
 const KEEPALIVE_MS = 25000;
 const PING_TIMEOUT_MS = 10000;
 const BACKOFF_MAX_MS = 30000;
+/** How long after a listen/whisper/barge click the supervisor's browser phone answers by itself */
+const SPY_ANSWER_MS = 35000;
 
 const state = {
   link: null,
@@ -1076,6 +1078,8 @@ async function onSeatAction(event) {
   const agentId = button.closest("tr").dataset.agent;
   const value = button.dataset.value;
   if (button.dataset.action === "spy") {
+    // the supervisor's phone rings because they asked: a browser phone answers by itself
+    if (state.phone?.kind === "browser") softphone?.expectCall(SPY_ANSWER_MS);
     const reply = await send("spy", { agent_id: agentId, mode: value }, button);
     if (reply !== null) toast(t("ok.spy"));
   } else {

@@ -112,6 +112,7 @@ export class Softphone {
     this.speakerId = "";
     this.devices = { inputs: [], outputs: [] };
     this.meter = null;           // {context, timer}
+    this.expectUntil = 0;        // ms: a call the user asked for answers by itself until then
   }
 
   /** The one-word state: the call's while there is one, else the registration's. */
@@ -305,7 +306,15 @@ export class Softphone {
     // the last call's trouble is not this one's; a microphone problem still is
     if (this.errors.media && !this.errors.media.code.startsWith("mic_")) this.errors.media = null;
     this.changed();
-    if (this.config?.autoAnswer) this.accept();
+    const expected = Date.now() < this.expectUntil;
+    this.expectUntil = 0;
+    if (this.config?.autoAnswer || expected) this.accept();
+  }
+
+  /** The user just asked the console for a call to this phone (a supervisor's listen, whisper
+   * or barge): the next one that rings within ``ms`` is answered by itself. */
+  expectCall(ms) {
+    this.expectUntil = Date.now() + ms;
   }
 
   watchSession(session) {

@@ -25,7 +25,7 @@ from pydantic_settings import (
 
 from callcenter.channels.settings import ChannelsSettings
 from callcenter.errors import ConfigError
-from callcenter.phones.settings import DialRules, SipSettings, TrunkSettings
+from callcenter.sip.settings import DialRules, SipSettings, TrunkSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,7 +228,7 @@ _ENGINE_CONTEXTS = frozenset({
     "acd-hold", "acd-conference", "outbound", "supervisor-spy", "agent-sim", "fax-send",
     "fax-dial", "fax-sim", "fax-in", "bench-queue", "default", "outbound-sim", "from-agent",
     "from-carrier"})
-#: prefixes of generated contexts (one per trunk: ``phones/trunks.py``)
+#: prefixes of generated contexts (one per trunk: ``sip/trunks.py``)
 _ENGINE_CONTEXT_PREFIXES = ("from-trunk-",)
 _CONTEXT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
@@ -309,7 +309,7 @@ class Settings(BaseSettings):
 
     @property
     def tls_dir(self) -> Path:
-        """The sandbox's local CA and server certificate (``phones/certs.py``)."""
+        """The sandbox's local CA and server certificate (``sip/certs.py``)."""
         return self.state_dir / "tls"
 
     def tls_files(self) -> tuple[Path, Path]:

@@ -20,9 +20,9 @@ from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import Tier
 from callcenter.errors import AmiActionError, ConsoleError, DialRuleError
 from callcenter.phones.dialrules import DEFAULT_RULES, Purpose, Refusal, check, mask
-from callcenter.phones.settings import DialRules
 from callcenter.seats.protocol import Target
 from callcenter.seats.state import SeatInput, SeatState
+from callcenter.sip.settings import DialRules
 from callcenter.telephony.ami import AmiClient
 
 #: tries of an action that met a channel in the middle of a masquerade (see ``_act``)

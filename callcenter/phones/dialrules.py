@@ -37,7 +37,7 @@ import re
 from typing import Final, Literal
 
 from callcenter.errors import DialRuleError
-from callcenter.phones.settings import DialRules
+from callcenter.sip.settings import DialRules
 
 __all__ = ["DEFAULT_RULES", "Purpose", "Refusal", "check", "classify", "dialable_or_empty",
            "mask"]

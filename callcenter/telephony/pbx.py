@@ -24,9 +24,9 @@ from pathlib import Path
 
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
-from callcenter.phones.certs import ServerCert, ensure_server_cert
-from callcenter.phones.edge_conf import render_http, render_realm, render_transports
-from callcenter.phones.trunks import install_trunks
+from callcenter.sip.certs import ServerCert, ensure_server_cert
+from callcenter.sip.edge_conf import render_http, render_realm, render_transports
+from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
@@ -143,7 +143,7 @@ class Pbx:
     def installed_agi_key_matches(self) -> bool | None:
         """Whether the installed ``agi_key.conf`` holds this engine's FastAGI key (``None``: no
         configuration installed here). The key itself is never returned or printed."""
-        etc = self._etc()
+        etc = self.etc_dir()
         if not (etc / "extensions.conf").is_file():
             return None
         try:
@@ -161,7 +161,7 @@ class Pbx:
         src = self.cfg.conf_dir
         if not (src / "modules.conf").is_file():
             raise PbxError(f"{src} holds no Asterisk configuration (modules.conf missing)")
-        etc = self._etc()
+        etc = self.etc_dir()
         etc.mkdir(parents=True, exist_ok=True)
         for old in etc.iterdir():
             if old.is_dir() and not old.is_symlink():
@@ -187,10 +187,11 @@ class Pbx:
         if self.cfg.instance:
             _rewrite_directories(etc / "asterisk.conf", self.dirs)
         self.install_sip_edge(etc)
-        install_trunks(etc, self.settings, simulated=self.simulated_parties)
+        install_trunks(etc, self.settings.trunks, simulated=self.simulated_parties)
         self.install_sounds()
 
-    def _etc(self) -> Path:
+    def etc_dir(self) -> Path:
+        """Where this Asterisk reads its configuration (inside the root, or the system's)."""
         return self._in_root(self.dirs["astetcdir"]) if self.sandbox else self.cfg.system_etc
 
     def server_cert(self) -> ServerCert:

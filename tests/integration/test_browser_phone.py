@@ -1,8 +1,8 @@
 """A human's call, end to end (issue 10): a SIP caller with RTP and RFC 4733 keys goes through
 the hotline IVR (a quote, a phone order), asks for an agent, and the agent answers in the
 console's browser phone (JsSIP over the console's /sip relay, WebRTC with DTLS-SRTP) in headless
-Chromium; audio flows both ways. Then the browser goes away mid-call and the caller is queued
-again rather than dropped.
+Chromium; audio flows both ways. A supervisor listens in from their own browser phone. Then the
+agent's browser goes away mid-call and the caller is queued again rather than dropped.
 
 Chromium's ICE ignores loopback addresses, so the whole call runs in a network namespace the test
 makes (tests/integration/netns.py): a second sandbox Asterisk from the same root (its own
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, async_playwright, expect
 from pydantic import SecretStr
 
 from callcenter.broker.seed import seed_demo
@@ -43,6 +43,7 @@ from tests.integration.netns import NetNs, inside, network_namespace
 pytestmark = pytest.mark.integration
 
 AGENT, EXTENSION = "W1", "7201"
+SUPERVISOR, SUPERVISOR_EXTENSION = "S1", "7209"
 #: a quote (1, the code, 2 back), a buy order as the ordinary demo customer (3 ... 1 confirm,
 #: 2 back), then 0: an agent
 KEYS = "1w600519w2ww3w10000001#w135790w1w600000w10*20#w100#w1ww2ww0"
@@ -77,14 +78,17 @@ async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[En
             try:
                 assert engine.backoffice is not None and engine.db is not None
                 await seed_demo(engine.backoffice)
-                record = AgentRecord(AGENT, "网页 Web One", "agent", f"PJSIP/{EXTENSION}",
-                                     {"general": 5})
-                await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
-                await save_phone(engine.db, AGENT, EXTENSION, PhoneKind.BROWSER,
-                                 ns_settings.sip.realm)
                 assert engine.phones is not None and engine.acd is not None
+                for agent_id, role, extension in ((AGENT, "agent", EXTENSION),
+                                                  (SUPERVISOR, "supervisor",
+                                                   SUPERVISOR_EXTENSION)):
+                    record = AgentRecord(agent_id, f"网页 {agent_id}", role,
+                                         f"PJSIP/{extension}", {"general": 5})
+                    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
+                    await save_phone(engine.db, agent_id, extension, PhoneKind.BROWSER,
+                                     ns_settings.sip.realm)
+                    await engine.acd.add_agent(record)
                 await engine.phones.sync()
-                await engine.acd.add_agent(record)
                 yield engine
             finally:
                 await engine.stop()
@@ -92,8 +96,8 @@ async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[En
         await asyncio.to_thread(ns_pbx.down)
 
 
-async def _login(page: Page) -> None:
-    await page.get_by_test_id("login-agent").fill(AGENT)
+async def _login(page: Page, agent_id: str = AGENT) -> None:
+    await page.get_by_test_id("login-agent").fill(agent_id)
     await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
     await page.get_by_test_id("login-submit").click()
     await page.get_by_test_id("btn-ready").wait_for()
@@ -170,6 +174,31 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 assert _audio_both_ways(stats), stats
                 received, sent, table = await _rtp_counts(Pbx(ns_settings), "carrier-")
                 assert received > 100 and sent > 100, table
+
+                # The supervisor listens in from their own browser phone: the wallboard's
+                # "listen" rings it, it answers by itself (they asked for the call), and they
+                # hear the call.
+                boss = await (await browser.new_context(ignore_https_errors=True,
+                                                        permissions=["microphone"])).new_page()
+                await boss.goto(f"https://{namespace.a}:{engine.console.port}/")
+                await _login(boss, SUPERVISOR)
+                await until(engine, lambda: phones.can_ring(SUPERVISOR_EXTENSION), 20,
+                            "the supervisor's browser phone registered")
+                await boss.get_by_test_id("tab-wallboard").click()
+                await boss.get_by_test_id(f"wb-seat-{AGENT}").get_by_test_id(
+                    "spy-listen").click()
+                await boss.get_by_test_id("tab-desk").click()  # where the phone panel is
+                await expect(boss.get_by_test_id("phone-hangup")).to_be_visible(timeout=30_000)
+                deadline = loop.time() + 30
+                while True:
+                    heard = await _stats(boss)
+                    inbound = (heard or {}).get("inbound") or {}
+                    if inbound.get("totalAudioEnergy", 0) > 0.01 or loop.time() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                assert inbound.get("totalAudioEnergy", 0) > 0.01, heard
+                await boss.get_by_test_id("phone-hangup").click()
+                assert acd.seat(AGENT).seat.state is SeatState.ON_CALL  # the call goes on
 
                 # The browser dies mid-call (a crash, a lost network: no BYE): its registration
                 # ends with its WebSocket, and the caller goes back to the queue, not dropped.

@@ -1,5 +1,5 @@
 """Calls leave through a SIP trunk (issue 10, item 2), through the real Asterisk: the trunk's
-generated PJSIP objects and [outbound] (phones/trunks.py) carry a call-back and a blind transfer
+generated PJSIP objects and [outbound] (sip/trunks.py) carry a call-back and a blind transfer
 to a SIPp far end playing the carrier, with the trunk's caller ID; numbers the dial rules refuse
 (phones/dialrules.py) never reach Asterisk. The trunk's DID also brings a SIP caller in."""
 
@@ -16,10 +16,10 @@ from callcenter.acd.control import CallControl
 from callcenter.config import load_settings
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError
-from callcenter.phones.settings import DialRules, TrunkSettings
-from callcenter.phones.trunks import install_trunks
 from callcenter.seats.protocol import Target
 from callcenter.seats.state import SeatState
+from callcenter.sip.settings import DialRules, TrunkSettings
+from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, NewChannel
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
@@ -52,8 +52,8 @@ def _reload(pbx: Pbx) -> None:
 @pytest.fixture
 def trunk(pbx: Pbx) -> Iterator[TrunkSettings]:
     """The telco trunk installed in the session's Asterisk for this test, removed after."""
-    etc = pbx._etc()
-    install_trunks(etc, pbx.settings.model_copy(update={"trunks": [TELCO]}),
+    etc = pbx.etc_dir()
+    install_trunks(etc, [TELCO],
                    simulated=pbx.simulated_parties)
     _reload(pbx)
     try:
@@ -61,7 +61,7 @@ def trunk(pbx: Pbx) -> Iterator[TrunkSettings]:
         assert "PJSIP/${CC_OUT}@telco" in pbx.cli("dialplan show outbound")
         yield TELCO
     finally:
-        install_trunks(etc, pbx.settings, simulated=pbx.simulated_parties)
+        install_trunks(etc, pbx.settings.trunks, simulated=pbx.simulated_parties)
         _reload(pbx)
         assert "outbound-sim" in pbx.cli("dialplan show outbound")
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from callcenter.errors import DialRuleError
 from callcenter.phones.dialrules import Refusal, check, classify, mask
-from callcenter.phones.settings import DialRules
+from callcenter.sip.settings import DialRules
 
 OPEN = DialRules(international=True)  # supervisors and admins may dial +852/+853/+886
 DEFAULT = DialRules()

@@ -13,9 +13,7 @@ import pytest
 from cryptography import x509
 
 from callcenter.config import load_settings
-from callcenter.phones.certs import ensure_server_cert
 from callcenter.phones.deskphone import render_register
-from callcenter.phones.edge_conf import render_http, render_transports
 from callcenter.phones.identity import (
     PhoneIdentity,
     PhoneKind,
@@ -25,8 +23,10 @@ from callcenter.phones.identity import (
     sorcery_objects,
 )
 from callcenter.phones.registry import PhoneChange, Registry
-from callcenter.phones.settings import SipSettings
 from callcenter.seats.sip_relay import RelayTokens
+from callcenter.sip.certs import ensure_server_cert
+from callcenter.sip.edge_conf import render_http, render_transports
+from callcenter.sip.settings import SipSettings
 
 
 def test_ha1_is_the_sip_digest_of_user_realm_and_secret() -> None:

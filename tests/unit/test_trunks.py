@@ -1,4 +1,4 @@
-"""The trunks' generated Asterisk files (phones/trunks.py): PJSIP objects per trunk, the DIDs to
+"""The trunks' generated Asterisk files (sip/trunks.py): PJSIP objects per trunk, the DIDs to
 the hotline, [outbound] through the first trunk with its caller ID; secrets only in the 0640
 PJSIP file. (Through the real Asterisk and a SIPp carrier: tests/integration/test_trunk.py.)"""
 
@@ -14,8 +14,8 @@ from pydantic import SecretStr, ValidationError
 
 from callcenter.config import load_settings
 from callcenter.errors import ConfigError
-from callcenter.phones.settings import TrunkSettings
-from callcenter.phones.trunks import DIALPLAN_FILE, PJSIP_FILE, render_dialplan, render_pjsip
+from callcenter.sip.settings import TrunkSettings
+from callcenter.sip.trunks import DIALPLAN_FILE, PJSIP_FILE, render_dialplan, render_pjsip
 from callcenter.telephony.pbx import Pbx
 
 PASSWORD = "s3cret-Trunk pw!"

@@ -8,7 +8,7 @@ inside Asterisk's file system (``KEYS_DIR``).
 
 from __future__ import annotations
 
-from callcenter.phones.settings import SipSettings
+from callcenter.sip.settings import SipSettings
 
 #: inside the PBX's file system: the server certificate and key Asterisk uses for TLS and WSS
 KEYS_DIR = "/etc/asterisk/keys"

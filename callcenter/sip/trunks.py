@@ -26,9 +26,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from callcenter.config import Settings
 from callcenter.errors import ConfigError
-from callcenter.phones.settings import TrunkSettings
+from callcenter.sip.settings import TrunkSettings
 
 __all__ = ["DIALPLAN_FILE", "PJSIP_FILE", "check_trunks", "install_trunks", "render_dialplan",
            "render_pjsip"]
@@ -192,10 +191,9 @@ def _write(path: Path, text: str, owner: os.stat_result) -> None:
         fh.write(text)
 
 
-def install_trunks(etc: Path, settings: Settings, *, simulated: bool) -> None:
+def install_trunks(etc: Path, trunks: Sequence[TrunkSettings], *, simulated: bool) -> None:
     """Write ``pjsip_trunks.conf`` and ``extensions_trunks.conf`` into ``etc`` (0640, owned
     like ``etc``: Asterisk reads them; after ``pbx up``'s chown that is the asterisk user)."""
-    trunks = settings.trunks
     pjsip, dialplan = render_pjsip(trunks, simulated=simulated), \
         render_dialplan(trunks, simulated=simulated)
     owner = etc.stat()

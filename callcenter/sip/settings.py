@@ -118,7 +118,7 @@ DEFAULT_BLOCKED_COUNTRIES: tuple[str, ...] = (
 
 class TrunkSettings(BaseModel):
     """One SIP trunk: the carrier's address, how each side knows the other, the hotline's DIDs
-    on it and the caller ID of calls that leave through it (``phones/trunks.py``)."""
+    on it and the caller ID of calls that leave through it (``sip/trunks.py``)."""
 
     #: the PJSIP endpoint's id and the inbound context's suffix (``[from-trunk-<name>]``); a
     #: letter first, so it is never an agent phone's extension (digits)
@@ -127,7 +127,7 @@ class TrunkSettings(BaseModel):
     host: str
     transport: TrunkTransport = "udp"
     #: digest credentials our side presents (outbound calls; registration). The password's
-    #: characters, and that auth or ``match`` is given, are checked by ``phones/trunks.py``
+    #: characters, and that auth or ``match`` is given, are checked by ``sip/trunks.py``
     #: (no validator here: pydantic's errors carry the input, and a password must never print)
     username: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
     password: SecretStr | None = None
