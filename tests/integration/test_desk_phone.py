@@ -68,14 +68,16 @@ async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_en
         await until(engine, lambda: phones.can_ring("7101"), 10, "phone 7101 registered")
         acd.set_state("D1", "ready", by="D1")
 
-        call_id, _ = await direct_caller(engine, "13700000071")
+        call_id, caller = await direct_caller(engine, "13700000071")
         await until(engine, lambda: acd.seat("D1").seat.state is SeatState.ON_CALL, 30,
                     "the desk phone answered")
         call = acd.seat("D1").call
         assert call is not None and call.waiter.call_id == call_id
         assert call.agent_channel.startswith("PJSIP/7101-")
         assert engine.ami is not None
-        await engine.ami.action("Hangup", Channel=call.agent_channel)
+        # The caller hangs up (the agent's leg may still be on its way into the bridge: hanging
+        # it up at that instant would leave the caller waiting alone, see the issue notes)
+        await engine.ami.action("Hangup", Channel=caller)
         assert await phone.answered(1, 30), "the phone saw no complete call"
         await until(engine, lambda: acd.seat("D1").seat.state is SeatState.WRAP_UP, 10,
                     "wrap-up after the call")
@@ -103,10 +105,10 @@ async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
         await phone.register()
         await until(engine, lambda: phones.can_ring(extension), 10, f"{transport} registered")
         acd.set_state(agent_id, "ready", by=agent_id)
-        await direct_caller(engine, "13700000072")
+        _, caller = await direct_caller(engine, "13700000072")
         await until(engine, lambda: acd.seat(agent_id).seat.state is SeatState.ON_CALL, 30,
                     f"answered over {transport}")
         call = acd.seat(agent_id).call
         assert call is not None
-        await engine.ami.action("Hangup", Channel=call.agent_channel)
+        await engine.ami.action("Hangup", Channel=caller)  # (as above)
         assert await phone.answered(1, 30)
