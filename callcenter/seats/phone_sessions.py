@@ -16,7 +16,7 @@ import aiosqlite
 
 from callcenter.phones.identity import PhoneKind
 from callcenter.phones.link import PhoneLink
-from callcenter.store.phones import auto_answer, load_phones
+from callcenter.store.phones import auto_answer, phone_of
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class PhoneSessions:
 
     async def login_data(self, agent_id: str, endpoint: str) -> dict[str, Any] | None:
         """The login reply's ``phone`` for this agent, or None (no browser phone in use)."""
-        phone = (await load_phones(self.db)).get(agent_id)
+        phone = await phone_of(self.db, agent_id)
         if phone is None or phone.kind is not PhoneKind.BROWSER or phone.endpoint != endpoint:
             return None
         secret = await self.link.open_browser_phone(phone)
@@ -41,7 +41,7 @@ class PhoneSessions:
 
     async def ended(self, agent_id: str) -> None:
         """The agent's last console session ended: lock their browser phone."""
-        phone = (await load_phones(self.db)).get(agent_id)
+        phone = await phone_of(self.db, agent_id)
         if phone is not None and phone.kind is PhoneKind.BROWSER:
             await self.link.close_browser_phone(phone)
             log.info("browser phone %s locked: agent %s has no console open", phone.extension,

@@ -49,16 +49,28 @@ async def save_phone(db: aiosqlite.Connection, agent_id: str, extension: str, ki
     return secret
 
 
+_SELECT = ("SELECT p.agent_id, p.extension, p.kind, p.ha1, a.name FROM sip_phones p"
+           " JOIN agents a USING (agent_id)")
+
+
+def _identity(ext: object, kind: object, digest: object, name: object) -> PhoneIdentity:
+    return PhoneIdentity(str(ext), PhoneKind(str(kind)),
+                         str(digest) if digest is not None else None, str(name))
+
+
 async def load_phones(db: aiosqlite.Connection) -> dict[str, PhoneIdentity]:
     """Agent id -> their phone, for every agent that has one."""
-    async with db.execute(
-            "SELECT p.agent_id, p.extension, p.kind, p.ha1, a.name FROM sip_phones p"
-            " JOIN agents a USING (agent_id) ORDER BY p.extension") as cur:
+    async with db.execute(_SELECT + " ORDER BY p.extension") as cur:
         rows = await cur.fetchall()
-    return {str(agent_id): PhoneIdentity(str(ext), PhoneKind(str(kind)),
-                                         str(digest) if digest is not None else None,
-                                         str(name))
+    return {str(agent_id): _identity(ext, kind, digest, name)
             for agent_id, ext, kind, digest, name in rows}
+
+
+async def phone_of(db: aiosqlite.Connection, agent_id: str) -> PhoneIdentity | None:
+    """One agent's phone (a console login needs only its own)."""
+    async with db.execute(_SELECT + " WHERE p.agent_id = ?", (agent_id,)) as cur:
+        row = await cur.fetchone()
+    return _identity(*row[1:]) if row is not None else None
 
 
 async def auto_answer(db: aiosqlite.Connection, agent_id: str) -> bool:

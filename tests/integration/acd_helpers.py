@@ -165,3 +165,21 @@ async def channel_row(engine: Engine, uniqueid: str) -> dict[str, str]:
     assert engine.ami is not None
     rows = await engine.ami.action_list("CoreShowChannels")
     return next((dict(r) for r in rows if r.get("Uniqueid") == uniqueid), {})
+
+
+async def desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
+    """A new agent with a desk phone, pushed to Asterisk and seated in the ACD; the phone's
+    one-time secret."""
+    from callcenter.phones.identity import PhoneKind
+    from callcenter.store.phones import save_phone
+
+    assert engine.db is not None and engine.acd is not None and engine.phones is not None
+    record = AgentRecord(agent_id, f"Desk {agent_id}", "agent", f"PJSIP/{extension}",
+                         {"general": 5})
+    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
+    secret = await save_phone(engine.db, agent_id, extension, PhoneKind.DESK,
+                              engine.settings.sip.realm)
+    assert secret is not None
+    await engine.phones.sync()
+    await engine.acd.add_agent(record)
+    return secret

@@ -7,38 +7,22 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import SecretStr
 
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone, Transport
-from callcenter.phones.identity import PhoneKind, ha1
+from callcenter.phones.identity import ha1
 from callcenter.seats.state import PHONE_GONE, SeatState
-from callcenter.store.agents import AgentRecord, save_agent
-from callcenter.store.phones import save_phone
-from tests.integration.acd_helpers import AGENT_PASSWORD, direct_caller, until
+from tests.integration.acd_helpers import desk_agent, direct_caller, until
 
 pytestmark = pytest.mark.integration
 
-
-async def _desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
-    """A new agent with a desk phone, pushed to Asterisk; the phone's one-time secret."""
-    assert engine.db is not None and engine.acd is not None and engine.phones is not None
-    record = AgentRecord(agent_id, f"Desk {agent_id}", "agent", f"PJSIP/{extension}",
-                         {"general": 5})
-    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
-    secret = await save_phone(engine.db, agent_id, extension, PhoneKind.DESK,
-                              engine.settings.sip.realm)
-    assert secret is not None
-    await engine.phones.sync()
-    await engine.acd.add_agent(record)
-    return secret
 
 
 async def test_the_engine_stores_only_the_digest_and_asterisk_gets_the_same(
         engine: Engine) -> None:
     assert engine.db is not None and engine.phones is not None
-    secret = await _desk_agent(engine, "D2", "7102")
+    secret = await desk_agent(engine, "D2", "7102")
     async with engine.db.execute("SELECT ha1 FROM sip_phones WHERE agent_id = 'D2'") as cur:
         row = await cur.fetchone()
     assert row is not None and row[0] == ha1("7102", "callcenter", secret)
@@ -58,7 +42,7 @@ async def test_the_engine_stores_only_the_digest_and_asterisk_gets_the_same(
 async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_ends_ready(
         engine: Engine) -> None:
     assert engine.acd is not None and engine.phones is not None
-    secret = await _desk_agent(engine, "D1", "7101")
+    secret = await desk_agent(engine, "D1", "7101")
     acd, phones = engine.acd, engine.phones
     with pytest.raises(ConsoleError, match="not registered"):
         acd.set_state("D1", "ready", by="D1")
@@ -97,7 +81,7 @@ async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
         engine: Engine, transport: Transport, port: int, pbx_port: int) -> None:
     assert engine.acd is not None and engine.phones is not None and engine.ami is not None
     agent_id, extension = f"D{port}", f"7{port}"
-    secret = await _desk_agent(engine, agent_id, extension)
+    secret = await desk_agent(engine, agent_id, extension)
     acd, phones = engine.acd, engine.phones
     ca = engine.settings.tls_dir / "ca.pem" if transport == "tls" else None
     async with DeskPhone(extension, secret, port=port, pbx=f"127.0.0.1:{pbx_port}",

@@ -29,18 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError, AmiError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone
-from callcenter.phones.identity import PhoneKind
 from callcenter.phones.link import LOG_BUDGET
-from callcenter.store.agents import AgentRecord, save_agent
-from callcenter.store.phones import save_phone
 from callcenter.telephony.agi import Channel
 from callcenter.telephony.ami_events import NewChannel
-from tests.integration.acd_helpers import AGENT_PASSWORD, until
+from tests.integration.acd_helpers import desk_agent, until
 
 pytestmark = pytest.mark.integration
 
@@ -61,18 +57,6 @@ LINK_LOGGER = "callcenter.phones.link"
 
 # -- helpers ----------------------------------------------------------------------------------
 
-
-async def _desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
-    """A new agent with a desk phone, pushed to Asterisk's AstDB; the phone's secret."""
-    assert engine.db is not None and engine.phones is not None
-    record = AgentRecord(agent_id, f"Desk {agent_id}", "agent", f"PJSIP/{extension}",
-                         {"general": 5})
-    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
-    secret = await save_phone(engine.db, agent_id, extension, PhoneKind.DESK,
-                              engine.settings.sip.realm)
-    assert secret is not None
-    await engine.phones.sync()
-    return secret
 
 
 async def run_tool(*argv: str, timeout_s: float, cwd: Path,
@@ -330,7 +314,7 @@ def _digest(method: str, uri: str, user: str, password: str, challenge: dict[str
 
 @pytest.fixture
 async def agent_7301(engine: Engine) -> AsyncIterator[str]:
-    secret = await _desk_agent(engine, "S1", EXTENSION)
+    secret = await desk_agent(engine, "S1", EXTENSION)
     yield secret
 
 
