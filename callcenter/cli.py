@@ -7,7 +7,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,8 @@ from callcenter.errors import CallCenterError, ConfigError
 
 if TYPE_CHECKING:
     import aiosqlite
+
+    from callcenter.telephony.ami import AmiClient
 
 
 def _settings() -> Settings:
@@ -55,88 +57,277 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- call ------------------------------------------------------------------------------------------
+
+#: ``callcenter call``'s exit statuses (also in its --help)
+EXIT_CALL_FAILED = 1  # the number did not answer, the call was cut short, or bad input
+EXIT_NOT_RUNNING = 3  # Asterisk or the engine is not running (as ``callcenter pbx status``)
+#: how much longer than --hold ``call`` waits by default: the hotline's answer (Originate rings
+#: 30 s at most) and the caller's first second; plus up to a second per --dtmf character
+CALL_MARGIN_S = 30
+#: what the IVR reacts to, and the caller's pauses (``w`` half a second, ``W`` a second)
+_IVR_KEYS = frozenset("0123456789*#")
+_PAUSES = frozenset("wW")
+_MAX_KEYS = 200
+
+
+def _hold_seconds(value: str) -> int:
+    """argparse type of --hold: whole seconds, 0 or more."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {seconds}")
+    return seconds
+
+
+def _timeout_seconds(value: str) -> float:
+    """argparse type of --timeout: seconds, more than 0."""
+    import math
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {value}")
+    return seconds
+
+
+def _call_wait_s(args: argparse.Namespace) -> float:
+    """How long ``call`` waits for its call to end before hanging it up: --timeout, else --hold
+    plus a margin for the answer and the keys, so the caller's hold is never cut short."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    return float(args.hold + CALL_MARGIN_S + len(args.dtmf))
+
+
+def _call_keys(dtmf: str) -> tuple[str, str]:
+    """(the keys to send, the characters left out because the IVR ignores them, each once).
+
+    Control characters are refused, not left out: bound for AMI, they may be an injection."""
+    import unicodedata
+
+    from callcenter.errors import UnsafeValueError
+
+    if any(unicodedata.category(c).startswith("C") for c in dtmf):
+        raise UnsafeValueError("--dtmf holds control characters (CR, LF...); refused")
+    keys = "".join(c for c in dtmf if c in _IVR_KEYS or c in _PAUSES)
+    if len(keys) > _MAX_KEYS:
+        raise UnsafeValueError(f"--dtmf holds more than {_MAX_KEYS} keys and pauses; refused")
+    ignored = "".join(dict.fromkeys(c for c in dtmf if c not in _IVR_KEYS and c not in _PAUSES))
+    return keys, ignored
+
+
+def _refuse(code: int, message: str) -> int:
+    print(f"callcenter: error: {message}", file=sys.stderr)
+    return code
+
+
+def _ami_down(settings: Settings, exc: CallCenterError) -> str:
+    """What to say when AMI will not have us: Asterisk is not running, or is not ours."""
+    from callcenter.errors import AmiAuthError
+
+    at = f"{settings.ami.host}:{settings.ami.port}"
+    if isinstance(exc, AmiAuthError):
+        return (f"Asterisk at {at} refused the AMI login of {settings.ami.username!r} (another"
+                " PBX, or an old secret): restart it: callcenter pbx down && callcenter pbx up")
+    return (f"Asterisk is not running (nothing answers AMI at {at}): start it with ./dev up"
+            " (or callcenter pbx up, then callcenter run)")
+
+
+def _engine_down(settings: Settings) -> str:
+    return (f"the engine is not running (nothing serves FastAGI at {settings.agi.host}:"
+            f"{settings.agi.port}), so the hotline cannot answer: start it with callcenter run"
+            " (or ./dev up)")
+
+
+def _local_address(host: str) -> str:
+    """Where to reach a server bound to ``host`` from this machine (loopback for "any")."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "127.0.0.1"
+    if address.is_unspecified:
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host
+
+
+async def _engine_listening(settings: Settings) -> bool | None:
+    """Does something accept connections on the engine's FastAGI port? ``None``: the port is
+    chosen when the engine starts (0), so there is nothing to check."""
+    import contextlib
+
+    if settings.agi.port == 0:
+        return None
+    try:
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(_local_address(settings.agi.host),
+                                                      settings.agi.port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def _hang_up_interrupted(call_id: str, hang_up: Callable[[], Awaitable[bool]]) -> None:
+    """Ctrl-C: hang up the call this command placed, and say so."""
+    try:
+        hung = await hang_up()
+    except CallCenterError as exc:
+        print(f"callcenter: error: could not hang up call {call_id}: {exc}", file=sys.stderr)
+        return
+    print(f"call {call_id} hung up (interrupted)" if hung else
+          f"interrupted; call {call_id} was not up", flush=True)
+
+
 async def _call(args: argparse.Namespace) -> int:
-    from callcenter.store.calls import get_call
-    from callcenter.store.db import open_db
+    from callcenter.errors import AmiAuthError, AmiConnectionError
     from callcenter.telephony.ami import AmiClient
-    from callcenter.telephony.simcall import SimCaller, check_dtmf, check_number
+    from callcenter.telephony.simcall import check_number
 
-    settings = _settings()
     check_number(args.number)
-    check_dtmf(args.dtmf)
-    failed = False
-    if args.sip:
-        placed = await _sip_call(args)
-        if placed is None:
-            return 1
-        call_id, failed = placed[0], not placed[1]
-    else:
-        ami = AmiClient(settings.ami, settings.ami_secret())
-        caller = SimCaller(ami)
+    keys, ignored = _call_keys(args.dtmf)
+    if ignored:
+        print(f"callcenter: warning: --dtmf: left out {', '.join(map(repr, ignored))} (the IVR"
+              " hears only 0-9 * #; w and W are pauses)", file=sys.stderr, flush=True)
+    settings = _settings()
+    wait_s = _call_wait_s(args)
+    ami = AmiClient(settings.ami, settings.ami_secret())
+    try:
         await ami.connect()
-        try:
-            call_id = await caller.place(args.number, args.dtmf, hold_s=args.hold)
-            print(f"call {call_id} placed to {args.number}", flush=True)
-            result = await caller.wait_end(call_id, args.timeout)
-        finally:
-            await ami.close()
-        print(f"call {call_id} ended after {result.duration_s:.1f}s: "
-              f"cause {result.cause} ({result.cause_text or 'normal'})")
-    if settings.database.exists():
-        db = await open_db(settings.database)
-        try:
-            record = None
-            # The engine commits the record in its own time; give it a moment.
-            for _ in range(20):
-                record = await get_call(db, call_id)
-                if record is not None and record.ended_at is not None:
-                    break
-                await asyncio.sleep(0.1)
-            if record is not None:
-                for event in record.events:
-                    if event.kind.startswith("ivr."):
-                        detail = " ".join(f"{k}={v}" for k, v in event.detail.items())
-                        print(f"  {event.kind} {detail}".rstrip())
-        finally:
-            await db.close()
-    return 1 if failed else 0
+    except (AmiConnectionError, AmiAuthError) as exc:
+        return _refuse(EXIT_NOT_RUNNING, _ami_down(settings, exc))
+    try:
+        if await _engine_listening(settings) is False:
+            return _refuse(EXIT_NOT_RUNNING, _engine_down(settings))
+        if args.sip:
+            call_id, code = await _sip_call(ami, args, keys, wait_s)
+        else:
+            call_id, code = await _sim_call(ami, args, keys, wait_s)
+    finally:
+        await ami.close()
+    if call_id is not None:
+        await _print_ivr_events(settings, call_id)
+    return code
 
 
-async def _sip_call(args: argparse.Namespace) -> tuple[str, bool] | None:
-    """A real SIP caller (SIPp through the sandbox carrier trunk): the call id it got, and
-    whether the call went through (``None``: the PBX took no call)."""
-    from callcenter.telephony.ami import AmiClient
+async def _sim_call(ami: AmiClient, args: argparse.Namespace, keys: str,
+                    wait_s: float) -> tuple[str | None, int]:
+    """A simulated caller (AMI Originate into the hotline): the call id, if a call was placed,
+    and the exit status."""
+    from callcenter.errors import AmiActionError
+    from callcenter.telephony.simcall import SimCaller, new_call_id
+
+    caller = SimCaller(ami)
+    call_id = new_call_id()  # known before the Originate: Ctrl-C during it hangs it up too
+    try:
+        await caller.place(args.number, keys, hold_s=args.hold, call_id=call_id)
+        print(f"call {call_id} placed to {args.number}", flush=True)
+        result = await caller.wait_end(call_id, wait_s)
+    except AmiActionError as exc:
+        if exc.action != "Originate":
+            raise
+        return None, _refuse(EXIT_CALL_FAILED, f"{args.number} did not answer (no such"
+                             " extension?): the hotline is 9500 (with --sip, 95500)")
+    except TimeoutError:
+        hung = await caller.hang_up(call_id)
+        return call_id, _refuse(EXIT_CALL_FAILED, f"call {call_id} still up after {wait_s:g}s"
+                                f" (--timeout){'; hung up' if hung else ''}")
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        await _hang_up_interrupted(call_id, lambda: caller.hang_up(call_id))
+        raise
+    print(f"call {call_id} ended after {result.duration_s:.1f}s: "
+          f"cause {result.cause} ({result.cause_text or 'normal'})")
+    return call_id, 0
+
+
+async def _hang_up_channels(ami: AmiClient, channels: Sequence[str]) -> bool:
+    """Hang up these channels; True if any was still up."""
+    from callcenter.errors import AmiActionError
+
+    hung = False
+    for channel in channels:
+        try:
+            await ami.action("Hangup", Channel=channel)
+            hung = True
+        except AmiActionError:  # already gone
+            pass
+    return hung
+
+
+async def _sip_call(ami: AmiClient, args: argparse.Namespace, keys: str,
+                    wait_s: float) -> tuple[str | None, int]:
+    """A real SIP caller (SIPp through the sandbox carrier trunk): the call id it got (``None``:
+    the PBX took no call), and the exit status."""
+    from callcenter.errors import UnsafeValueError
     from callcenter.telephony.ami_events import AmiEvent, NewChannel
     from callcenter.telephony.sipcall import place_sip_call
 
-    settings = _settings()
-    ami = AmiClient(settings.ami, settings.ami_secret())
-    legs: list[str] = []
+    legs: list[str] = []  # the calls' ids (linkedid)
+    channels: list[str] = []  # the carrier's channels, to hang up
 
     def on_event(event: AmiEvent) -> None:
         if isinstance(event, NewChannel) and event.info.channel.startswith("PJSIP/carrier-"):
             legs.append(event.info.linkedid)
+            channels.append(event.info.channel)
 
     ami.add_handler(on_event)
-    await ami.connect()
+    print(f"SIP call to {args.number} from the sandbox carrier", flush=True)
     try:
-        print(f"SIP call to {args.number} from the sandbox carrier", flush=True)
-        result = await place_sip_call(args.number, args.dtmf.replace("W", "w"),
+        # SIPp knows only the half-second pause
+        result = await place_sip_call(args.number, keys.replace("W", "ww"),
                                       caller_id=args.caller_id, hold_s=args.hold,
-                                      timeout_s=max(args.timeout, args.hold + 30),
-                                      audio_s=args.speak)
+                                      timeout_s=wait_s, audio_s=args.speak)
+    except ValueError as exc:  # a number or caller ID SIPp cannot dial
+        raise UnsafeValueError(f"--sip: {exc}; refused") from exc
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # place_sip_call has stopped SIPp; Asterisk must let the call go too
+        if legs:
+            await _hang_up_interrupted(legs[0], lambda: _hang_up_channels(ami, channels))
+        raise
     finally:
-        await ami.close()
+        ami.remove_handler(on_event)
     if not legs:
-        print(f"the PBX took no call (SIPp exit {result.returncode}): is the sandbox PBX up"
-              " (callcenter pbx up)?", file=sys.stderr)
-        return None
+        return None, _refuse(EXIT_CALL_FAILED, f"the PBX took no SIP call (SIPp exit"
+                             f" {result.returncode}): is the sandbox PBX up (callcenter pbx up)?")
     if result.ok:
         print(f"call {legs[0]} ended")
-    else:
-        print(f"call {legs[0]} failed: not answered or cut short (SIPp exit "
-              f"{result.returncode}); is {args.number} a hotline DID (95500)?", file=sys.stderr)
-    return legs[0], result.ok
+        return legs[0], 0
+    await _hang_up_channels(ami, channels)  # SIPp gave up: nothing stays up behind it
+    return legs[0], _refuse(EXIT_CALL_FAILED, f"call {legs[0]}: {args.number} did not answer or"
+                            f" the call was cut short (SIPp exit {result.returncode}): is"
+                            f" {args.number} a hotline DID (95500)?")
+
+
+async def _print_ivr_events(settings: Settings, call_id: str) -> None:
+    """What the IVR recorded of the call, from the engine's database (if it is here)."""
+    from callcenter.store.calls import get_call
+    from callcenter.store.db import open_db
+
+    if not settings.database.exists():
+        return
+    db = await open_db(settings.database)
+    try:
+        record = None
+        # The engine commits the record in its own time; give it a moment.
+        for _ in range(20):
+            record = await get_call(db, call_id)
+            if record is not None and record.ended_at is not None:
+                break
+            await asyncio.sleep(0.1)
+        if record is not None:
+            for event in record.events:
+                if event.kind.startswith("ivr."):
+                    detail = " ".join(f"{k}={v}" for k, v in event.detail.items())
+                    print(f"  {event.kind} {detail}".rstrip())
+    finally:
+        await db.close()
 
 
 def cmd_call(args: argparse.Namespace) -> int:
@@ -216,11 +407,10 @@ async def _doctor() -> int:
         reply = await ami.action("Ping")
         report(reply.get("Ping", "").lower() == "pong", "AMI answers Ping")
     except CallCenterError as exc:
-        report(False, str(exc))
+        report(False, _doctor_ami_hint(exc))
     finally:
         await ami.close()
-    report(_port_free_or_ours(settings.agi.host, settings.agi.port),
-           f"FastAGI port {settings.agi.host}:{settings.agi.port} usable")
+    await _doctor_engine(settings, report)
     _doctor_agi_key(settings, report)
     await _doctor_phones(settings, report)
     return 1 if problems else 0
@@ -302,20 +492,70 @@ def _doctor_files(settings: Settings) -> None:
             print(f"[WARN] {spool}: records wait for the database (written when it takes writes)")
 
 
-def _port_free_or_ours(host: str, port: int) -> bool:
-    """True if we could bind the port, or a FastAGI server (the engine) already listens on it."""
+def _doctor_ami_hint(exc: CallCenterError) -> str:
+    """An AMI failure, with what to do about it."""
+    from callcenter.errors import AmiAuthError, AmiConnectionError
+
+    if isinstance(exc, AmiAuthError):
+        return f"{exc}: restart the sandbox PBX (callcenter pbx down && callcenter pbx up)"
+    if isinstance(exc, AmiConnectionError):
+        return f"{exc}: start Asterisk with ./dev up (or callcenter pbx up)"
+    return str(exc)
+
+
+async def _doctor_engine(settings: Settings, report: Callable[[bool, str], None]) -> None:
+    """Is the engine running: does its FastAGI server (where the dialplan sends every call)
+    accept connections?"""
+    at = f"{settings.agi.host}:{settings.agi.port}"
+    listening = await _engine_listening(settings)
+    if listening is None:
+        print(f"[--] engine: FastAGI port {at} is chosen when it starts; not checked")
+        return
+    port_free = not listening and _port_bindable(settings.agi.host, settings.agi.port)
+    ok, what = _engine_check(at, listening=listening, port_free=port_free,
+                             pid=_engine_pid(settings))
+    report(ok, what)
+
+
+def _engine_check(at: str, *, listening: bool, port_free: bool,
+                  pid: int | None) -> tuple[bool, str]:
+    """doctor's verdict on the engine, from what it saw: something accepts connections on the
+    FastAGI address ``at``; nothing holds that port; the live pid in ``engine.pid``."""
+    if listening:
+        return True, f"engine running: FastAGI on {at}" + (f" (pid {pid})" if pid else "")
+    if pid is not None:
+        return False, (f"engine (pid {pid}) not serving FastAGI on {at}: still starting, or"
+                       " stuck; see its output, or restart it (callcenter run)")
+    if not port_free:
+        return False, (f"FastAGI port {at} held by another program, not the engine: stop that"
+                       " program")
+    return False, (f"engine not running (nothing on FastAGI {at}): start it with callcenter run"
+                   " (./dev up starts Asterisk and the engine)")
+
+
+def _engine_pid(settings: Settings) -> int | None:
+    """The pid in ``engine.pid`` (``callcenter run`` writes it), if that process is alive."""
+    import os
+
+    try:
+        pid = int((settings.state_dir / "engine.pid").read_text().strip())
+        os.kill(pid, 0)
+    except PermissionError:
+        return pid  # alive, another user's
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _port_bindable(host: str, port: int) -> bool:
+    """Could a server bind ``host:port`` now (nothing holds it)?"""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-            return True
         except OSError:
-            pass
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+            return False
+    return True
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -559,11 +799,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the engine in the foreground")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("call", help="place a simulated call through AMI")
-    p.add_argument("number")
-    p.add_argument("--dtmf", default="", help="digits to send; 'w' pauses 0.5 s")
-    p.add_argument("--hold", type=int, default=60, help="seconds the caller stays at most")
-    p.add_argument("--timeout", type=float, default=120)
+    p = sub.add_parser(
+        "call", help="place a test call to the hotline (simulated through AMI, or --sip)",
+        description="Place one test call to the hotline and print what the IVR heard."
+                    " Ctrl-C hangs the call up.",
+        epilog="exit status: 0 the call ended; 1 it did not answer (no such extension), was"
+               " cut short, or bad input; 3 Asterisk or the engine is not running"
+               " (./dev up, or callcenter run); 130 interrupted (the call was hung up)")
+    p.add_argument("number", help="the hotline 9500 (9502: the first flow; --sip: DID 95500)")
+    p.add_argument("--dtmf", default="", metavar="KEYS",
+                   help="keys the caller presses: 0-9 * #; 'w' pauses 0.5 s, 'W' 1 s (other"
+                        " characters are left out, with a warning)")
+    p.add_argument("--hold", type=_hold_seconds, default=60, metavar="S",
+                   help="seconds the caller stays on the line after its keys (default 60)")
+    p.add_argument("--timeout", type=_timeout_seconds, default=None, metavar="S",
+                   help="seconds to wait for the call to end before hanging it up (default:"
+                        f" --hold + {CALL_MARGIN_S}, plus 1 per --dtmf character)")
     p.add_argument("--sip", action="store_true",
                    help="a real SIP caller (RTP, RFC 4733 keys) through the sandbox carrier; "
                         "NUMBER is a hotline DID such as 95500")

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from callcenter.atcc.model import CallEnded, CallModel
-from callcenter.errors import UnsafeValueError
+from callcenter.errors import AmiActionError, UnsafeValueError
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.ami_events import AmiEvent
 
@@ -105,6 +105,16 @@ class SimCaller:
         call = ended.call
         duration = (call.ended_at or call.started_at) - call.started_at
         return SimCallResult(call.id, call.end_cause, call.end_reason, duration)
+
+    async def hang_up(self, call_id: str) -> bool:
+        """Hang up a call placed here (its caller's leg, ``call_id``: the other half of the
+        Local pair and whatever it was bridged to follow). False if it had already ended, or
+        never started."""
+        try:
+            await self.ami.action("Hangup", Channel=call_id)
+        except AmiActionError:  # "No such channel"
+            return False
+        return True
 
     async def call(self, number: str, dtmf: str = "", *, hold_s: int = 30,
                    within_s: float = 120) -> SimCallResult:

@@ -219,6 +219,13 @@ async def place_sip_call(number: str, dtmf: str = "", *, caller_id: str = "13700
                 proc.kill()
             await proc.wait()
             return SipCallResult(False, -9, "sipp did not finish in time")
+        except BaseException:
+            # cancelled (Ctrl-C on `callcenter call --sip`): SIPp must not outlive us, holding
+            # the call up until its own timeout
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
         errors = Path(tmp) / "errors.log"
         detail = (errors.read_text(errors="replace") if errors.exists() else "") + \
             stderr.decode(errors="replace")

@@ -49,8 +49,8 @@ async def test_wrong_secret_and_unreachable_asterisk_are_one_line_errors(
     assert "refused" in _one_line_error(code, err)
 
 
-async def test_doctor_passes_on_a_healthy_setup(settings: Settings) -> None:
-    code, out, _ = await _cli("doctor")
+async def test_doctor_passes_on_a_healthy_setup(engine: Engine, settings: Settings) -> None:
+    code, out, _ = await _cli("doctor", env={"CALLCENTER_DB_PATH": str(settings.database)})
     assert code == 0, out
     assert "[FAIL]" not in out and "[ok] AMI answers Ping" in out
 
