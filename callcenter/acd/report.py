@@ -1,13 +1,15 @@
 """``callcenter report``: queue and agent figures for a period, read from the database.
 
-The async edge of :mod:`callcenter.acd.figures` (which owns what each figure means): this module
-owns reading a period's ``queue_log``/``seat_log`` rows, the period's command-line syntax, and
-the two renderings, an aligned text table and CSV. ``cli.py`` hooks it in with
-:func:`add_report_parser` and :func:`run_report`.
+The async edge of :mod:`callcenter.acd.figures` (which owns what each figure means) and of
+:mod:`callcenter.acd.intervals` (the same figures per interval): this module owns reading a
+period's ``queue_log``/``seat_log`` rows, the period's command-line syntax, the two renderings,
+an aligned text table and CSV, and writing the chart (drawn by :mod:`callcenter.acd.charts`).
+``cli.py`` hooks it in with :func:`add_report_parser` and :func:`run_report`.
 
-Times in the database are Unix seconds (``queue_log.at``); the command line speaks local time.
-A period that reaches into the future is cut at *now*, so today's report does not count the
-current states of the seats as lasting until midnight.
+Times in the database are Unix seconds (``queue_log.at``); the command line speaks the site's
+time (``site.timezone``, default Asia/Shanghai), whatever the machine's zone: "today" and a date
+are days on the site's clock. A period that reaches into the future is cut at *now*, so today's
+report does not count the current states of the seats as lasting until midnight.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import csv
 import dataclasses
 import io
 import math
+import os
 import sqlite3
+import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
 
 import aiosqlite
 
+from callcenter.acd.charts import chart_png
 from callcenter.acd.figures import (
     AgentFigures,
     QueueEvent,
@@ -32,21 +38,28 @@ from callcenter.acd.figures import (
     agent_figures,
     queue_figures,
 )
+from callcenter.acd.intervals import Interval, default_step, intervals
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, StoreError
 from callcenter.seats.state import SeatState
 from callcenter.store.db import open_db
 
 __all__ = [
+    "MAX_INTERVALS",
     "Report",
     "add_report_parser",
+    "build_intervals",
     "build_report",
+    "check_chart_path",
+    "interval_step",
     "parse_period",
     "read_period",
+    "read_queue_events",
     "render_csv",
     "render_table",
     "run_report",
     "select",
+    "write_chart",
 ]
 
 ISO_HELP = "e.g. 2026-11-23 or 2026-11-23T09:30 or 2026-11-23T09:30+08:00"
@@ -71,12 +84,12 @@ class Report:
 # -- the period ----------------------------------------------------------------------------------
 
 
-def _local_midnight(day: date) -> datetime:
-    # via a naive time and astimezone(): the local zone's offset on *that* day (DST-proof)
-    return datetime.combine(day, time()).astimezone()
+def _local_midnight(day: date, tz: tzinfo) -> datetime:
+    # a zone's offset on *that* day (DST-proof: ZoneInfo resolves it from the wall time)
+    return datetime.combine(day, time(), tzinfo=tz)
 
 
-def _parse_bound(option: str, text: str) -> datetime | date:
+def _parse_bound(option: str, text: str, tz: tzinfo) -> datetime | date:
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -87,24 +100,31 @@ def _parse_bound(option: str, text: str) -> datetime | date:
         raise ConfigError(
             f"{option} {text!r}: not an ISO date or date-time ({ISO_HELP}): {exc}"
         ) from exc
-    return moment.astimezone()  # naive means local time
+    if moment.tzinfo is None:  # naive means the site's time
+        return moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)
 
 
-def parse_period(from_text: str | None, to_text: str | None,
-                 now: datetime) -> tuple[datetime, datetime]:
-    """``[start, end)`` as aware datetimes from ``--from``/``--to``; ``ConfigError`` if bad.
+def parse_period(from_text: str | None, to_text: str | None, now: datetime,
+                 tz: tzinfo | None = None) -> tuple[datetime, datetime]:
+    """``[start, end)`` as aware datetimes in ``tz`` from ``--from``/``--to``; ``ConfigError``
+    if bad. ``tz``: the site's zone (default: ``now``'s); naive times are in it.
 
-    A date as ``--from`` is its local midnight, as ``--to`` the end of that day (so
+    A date as ``--from`` is its midnight, as ``--to`` the end of that day (so
     ``--from 2026-11-01 --to 2026-11-30`` is all of November). No ``--from``: today
-    (``now``'s local date). No ``--to``: the end of the day ``--from`` falls in.
+    (``now``'s date in ``tz``). No ``--to``: the end of the day ``--from`` falls in.
     """
-    first = _parse_bound("--from", from_text) if from_text else now.astimezone().date()
-    start = first if isinstance(first, datetime) else _local_midnight(first)
+    zone = tz or now.tzinfo
+    if zone is None:
+        raise ValueError("parse_period needs an aware now or a tz")
+    first = _parse_bound("--from", from_text, zone) if from_text else now.astimezone(zone).date()
+    start = first if isinstance(first, datetime) else _local_midnight(first, zone)
     if to_text:
-        last = _parse_bound("--to", to_text)
-        end = last if isinstance(last, datetime) else _local_midnight(last + timedelta(days=1))
+        last = _parse_bound("--to", to_text, zone)
+        end = (last if isinstance(last, datetime)
+               else _local_midnight(last + timedelta(days=1), zone))
     else:
-        end = _local_midnight(start.astimezone().date() + timedelta(days=1))
+        end = _local_midnight(start.date() + timedelta(days=1), zone)
     if end <= start:
         raise ConfigError(
             f"--to ({end.isoformat(sep=' ')}) must be after --from ({start.isoformat(sep=' ')})"
@@ -134,21 +154,30 @@ def _state(row: sqlite3.Row, column: str) -> SeatState:
         raise StoreError(f"seat_log row {row['id']}: unknown {column} {row[column]!r}") from exc
 
 
-async def read_period(db: aiosqlite.Connection, start: float,
-                      end: float) -> tuple[list[QueueEvent], list[SeatEvent]]:
-    """The rows the figures of ``[start, end)`` need, oldest first."""
+async def read_queue_events(db: aiosqlite.Connection, start: float,
+                            end: float) -> list[QueueEvent]:
+    """The ``queue_log`` rows of ``[start, end)``, oldest first."""
     try:
         async with db.execute(_QUEUE_SQL, (start, end)) as cur:
             queue_rows = list(await cur.fetchall())
-        async with db.execute(_SEAT_SQL, (end, start, start)) as cur:
-            seat_rows = list(await cur.fetchall())
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot read the queue and seat logs: {exc}") from exc
-    events = [
+        raise StoreError(f"cannot read the queue log: {exc}") from exc
+    return [
         QueueEvent(r["at"], r["queue"], r["call_id"], r["event"], r["agent_id"], r["tier"],
                    r["wait_s"], r["talk_s"])
         for r in queue_rows
     ]
+
+
+async def read_period(db: aiosqlite.Connection, start: float,
+                      end: float) -> tuple[list[QueueEvent], list[SeatEvent]]:
+    """The rows the figures of ``[start, end)`` need, oldest first."""
+    events = await read_queue_events(db, start, end)
+    try:
+        async with db.execute(_SEAT_SQL, (end, start, start)) as cur:
+            seat_rows = list(await cur.fetchall())
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the seat log: {exc}") from exc
     seats = [
         SeatEvent(r["at"], r["agent_id"], _state(r, "from_state"), _state(r, "to_state"))
         for r in seat_rows
@@ -182,6 +211,23 @@ async def build_report(db: aiosqlite.Connection, settings: Settings, start: date
         target_shares={q.name: q.target_share for q in settings.acd.queues},
         names=await _agent_names(db),
     )
+
+
+async def build_intervals(db: aiosqlite.Connection, settings: Settings, start: datetime,
+                          end: datetime, *, now: datetime, step: timedelta | None = None,
+                          short_abandon_s: float = 0.0) -> list[Interval]:
+    """Per-interval queue figures of ``[start, end)`` cut at ``now``, in the site's zone.
+
+    ``step`` None: 30 minutes for a day, one day for a longer period. See
+    :func:`callcenter.acd.intervals.intervals` for the grid and what each figure means.
+    """
+    tz = settings.site.tz
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    until = max(start, min(end, now))
+    targets = {q.name: q.target_s for q in settings.acd.queues}
+    events = await read_queue_events(db, start.timestamp(), until.timestamp())
+    return intervals(events, start, end, targets, step=step, until=until,
+                     short_abandon_s=short_abandon_s)
 
 
 def select(report: Report, *, queue: str | None = None, agent: str | None = None) -> Report:
@@ -315,6 +361,87 @@ def _fields(obj: QueueFigures | AgentFigures) -> dict[str, object]:
     return dataclasses.asdict(obj)
 
 
+# -- the chart -------------------------------------------------------------------------------------
+
+#: a chart of more intervals than this is refused (it could not be read): a longer --interval
+MAX_INTERVALS = 1000
+
+
+def interval_step(minutes: int | None, start: datetime, end: datetime) -> timedelta:
+    """``--interval`` as a step (None: the default for the period); ``ConfigError`` if bad or
+    if the chart would have more than :data:`MAX_INTERVALS` intervals."""
+    if minutes is not None and minutes < 1:
+        raise ConfigError(f"--interval {minutes}: must be a whole number of minutes >= 1")
+    step = default_step(start, end) if minutes is None else timedelta(minutes=minutes)
+    count = (end - start) / step
+    if count > MAX_INTERVALS:
+        option = "--interval" if minutes is None else f"--interval {minutes}"
+        raise ConfigError(
+            f"{option}: {math.ceil(count)} intervals of {step // timedelta(minutes=1)} minutes "
+            f"in this period, more than a chart can show ({MAX_INTERVALS}); give a longer "
+            "--interval or a shorter period"
+        )
+    return step
+
+
+def _scratch(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def check_chart_path(text: str) -> Path:
+    """``--chart``'s file, refused (``ConfigError``) unless it is a ``.png`` name in a directory
+    where a file can be written now. Blocking: file-system calls."""
+    path = Path(text)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--chart {text!r}: the chart is a PNG image: give a file name "
+                          "ending in .png")
+    if path.is_dir():
+        raise ConfigError(f"--chart {text!r}: is a directory; give a file name ending in .png")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--chart {text!r}: no directory {str(path.parent)!r}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"--chart {text!r}: the file exists and is not writable")
+    probe = _scratch(path)
+    try:
+        with open(probe, "xb"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--chart {text!r}: cannot write in {str(path.parent)!r}: "
+                          f"{exc.strerror or exc}") from exc
+    return path
+
+
+def write_chart(path: Path, png: bytes) -> None:
+    """Write ``png`` to ``path`` whole or not at all (a scratch file, then a rename).
+    Blocking."""
+    scratch = _scratch(path)
+    try:
+        with open(scratch, "xb") as f:
+            f.write(png)
+        os.replace(scratch, path)
+    except OSError as exc:
+        scratch.unlink(missing_ok=True)
+        raise ConfigError(f"--chart {str(path)!r}: cannot write the chart: "
+                          f"{exc.strerror or exc}") from exc
+
+
+def _chart_title(settings: Settings, queue: str | None, start: datetime, end: datetime,
+                 until: datetime, step: timedelta) -> str:
+    stamp = "%Y-%m-%d %H:%M"
+    minutes = step // timedelta(minutes=1)
+    size = f"{minutes // 1440}-day" if minutes % 1440 == 0 else f"{minutes}-min"
+    title = (f"{'Queue ' + queue if queue else 'All queues'}: {start:{stamp}} to {end:{stamp}}"
+             f" ({settings.site.timezone}), {size} intervals")
+    return title + (f", up to {until:{stamp}}" if until < end else "")
+
+
+def _target_share(settings: Settings, queue: str | None) -> float | None:
+    """The goal line: the queue's, or for all queues the one they share (None if they differ)."""
+    shares = {q.target_share for q in settings.acd.queues if queue in (None, q.name)}
+    return shares.pop() if len(shares) == 1 else None
+
+
 # -- command line ----------------------------------------------------------------------------------
 
 
@@ -325,8 +452,9 @@ def add_report_parser(
     p = subparsers.add_parser(
         "report", help="queue and agent figures for a period",
         description="Queue and agent figures (service level, ASA, AHT, occupancy...) for a "
-                    "period, from the engine's database. Times are local unless an offset is "
-                    "given.",
+                    "period, from the engine's database, and optionally a chart of them per "
+                    "interval. Times are the site's (setting site.timezone, default "
+                    "Asia/Shanghai) unless an offset is given.",
     )
     p.add_argument("--from", dest="from_", metavar="ISO",
                    help=f"start: a date (its midnight) or a date-time, {ISO_HELP} "
@@ -342,25 +470,46 @@ def add_report_parser(
     p.add_argument("--short-abandon", type=float, default=0.0, metavar="S",
                    help="leave abandons shorter than S seconds out of the service level "
                         "(default 0: they count)")
+    p.add_argument("--chart", metavar="FILE.png",
+                   help="also draw calls offered/answered/abandoned, service level and ASA per "
+                        "interval into this PNG (the --queue named, else all queues)")
+    p.add_argument("--interval", type=int, metavar="MINUTES",
+                   help="with --chart: interval length (default: 30 for a period of one day, "
+                        "1440 (a day) for longer ones)")
     return p
 
 
 async def run_report(args: argparse.Namespace, settings: Settings) -> int:
-    """``callcenter report``: print the figures; ``ConfigError``/``StoreError`` on bad input."""
-    now = datetime.now().astimezone()
-    start, end = parse_period(args.from_, args.to, now)
+    """``callcenter report``: print the figures, draw the chart if asked; ``ConfigError`` or
+    ``StoreError`` on bad input (before anything is printed or written)."""
+    tz = settings.site.tz
+    now = datetime.now(tz)
+    start, end = parse_period(args.from_, args.to, now, tz)
     short = float(args.short_abandon)
     if not math.isfinite(short) or short < 0:
         raise ConfigError(f"--short-abandon {args.short_abandon}: must be seconds >= 0")
+    if args.interval is not None and args.chart is None:
+        raise ConfigError("--interval sets the chart's intervals: give --chart FILE.png too")
+    step = interval_step(args.interval, start, end) if args.chart else None
+    chart = await asyncio.to_thread(check_chart_path, args.chart) if args.chart else None
     path = settings.database
     if not await asyncio.to_thread(path.exists):  # open_db would create an empty one
         raise StoreError(f"no database at {path}: has the engine run with these settings?")
     db = await open_db(path)
     try:
         report = await build_report(db, settings, start, end, now=now, short_abandon_s=short)
+        rows = None if chart is None else await build_intervals(
+            db, settings, start, end, now=now, step=step, short_abandon_s=short)
     finally:
         await db.close()
     report = select(report, queue=args.queue, agent=args.agent)
     text = render_csv(report) if args.format == "csv" else render_table(report)
+    if chart is not None and rows is not None and step is not None:
+        title = _chart_title(settings, args.queue, start, end, report.until, step)
+        png = await asyncio.to_thread(chart_png, rows, title=title, queue=args.queue,
+                                      target_share=_target_share(settings, args.queue))
+        await asyncio.to_thread(write_chart, chart, png)
     print(text, end="")
+    if chart is not None:
+        print(f"Chart written to {chart}", file=sys.stderr)
     return 0
