@@ -14,6 +14,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -201,6 +202,10 @@ class AcdSettings(BaseModel):
     ring_timeout_s: float = Field(15.0, gt=0)
     #: after-call work before the seat is ready again (0: straight back to ready)
     wrap_up_s: float = Field(30.0, ge=0)
+    #: the agent saves the call's disposition (the wrap-up form) before the seat is ready again:
+    #: Ready is refused until then, and when ``wrap_up_s`` is over the seat stays in wrap-up and
+    #: the agent and supervisors are alerted. Off: the timer makes the seat ready, form or not.
+    require_disposition: bool = True
     #: the agents' calls are recorded (MixMonitor) here, inside the PBX's file system
     #: (no dots: the dialplan accepts recordings only under it, see ``[acd-agent]``)
     recordings_dir: str = Field("/var/spool/asterisk/monitor/callcenter",
@@ -243,6 +248,33 @@ class SecretarySettings(BaseModel):
     summary_at: dt.time = dt.time(15, 30)
 
 
+class SiteSettings(BaseModel):
+    """Facts about the site itself."""
+
+    #: the site's IANA time zone: ``callcenter report``'s days and intervals are its wall clock,
+    #: whatever the machine's own zone (``CALLCENTER_SITE__TIMEZONE=Asia/Hong_Kong``)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _zone(value)
+        return value
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        return _zone(self.timezone)
+
+
+def _zone(name: str) -> dt.tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        if name == "Asia/Shanghai":  # no tz database: UTC+8 without DST since 1991 is exact
+            return dt.timezone(dt.timedelta(hours=8), name)
+        raise ValueError(f"unknown time zone {name!r} (an IANA name like Asia/Shanghai)") from exc
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLCENTER_", env_nested_delimiter="__", extra="forbid"
@@ -254,6 +286,7 @@ class Settings(BaseSettings):
     backoffice_path: Path | None = None
     flows_dir: Path = REPO_ROOT / "ivr_flows"
     log_level: str = "INFO"
+    site: SiteSettings = SiteSettings()
     ami: AmiSettings = AmiSettings()
     agi: AgiSettings = AgiSettings()
     pbx: PbxSettings = PbxSettings()

@@ -124,6 +124,10 @@ class SeatStateError(CallCenterError):
     """A seat was asked for a move its state does not allow (or with a bad reason)."""
 
 
+class CallStateError(CallCenterError):
+    """A call was asked for a move its state does not allow (``acd/calls.py``)."""
+
+
 class ConsoleError(CallCenterError):
     """A console request was refused; ``code`` is a ``seats.protocol.ErrorCode`` value."""
 

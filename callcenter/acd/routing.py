@@ -22,25 +22,42 @@ VIP staging (gold and platinum calls), measured from ``arrived_at``:
 - without a manager: the call starts at the VIP-team stage.
 - if the policy's VIP team is empty, the VIP-team stage is skipped (it would admit nobody new).
 
-The simple rule holds even when the manager is not logged in, not ready or excluded: the call
-simply waits for the stage to pass (at most ``manager_first_s`` seconds). The skill requirement
-and ring-no-answer exclusions apply at every stage.
+Presence: a stage nobody can serve soon is skipped at once. The edge passes ``present``
+(:data:`Present`): every agent who is ready, ringing, on a call, on hold or in wrap-up, with their
+skills; logged-out and not-ready agents are absent. An agent *can take* a call when present,
+with the call's skill, and not in its ``excluded``. The manager stage applies only if the manager
+can take the call (a manager on a call is present: the caller waits for them, at most
+``manager_first_s``); the VIP-team stage only if some VIP-team member other than the call's
+manager can (the manager already had a stage of their own). The stage times stay measured from
+``arrived_at``: a caller whose manager is logged out is at once in the VIP-team stage until
+``vip_team_s``. Nothing is remembered between decisions: a manager back in service within their
+stage has it again. ``present=None`` (presence unknown) keeps the stages on time alone, whoever is
+there; that is the old behaviour, kept for callers not yet passing ``present``.
+
+The skill requirement and ring-no-answer exclusions apply at every stage. :func:`wait_reason`
+says why a caller still waits, as a code and numbers for the console to word.
 """
 
 from __future__ import annotations
 
+import enum
 import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from callcenter.broker.interface import Tier
 
 SeatChoice = Literal["longest_idle", "skill_level", "fewest_calls"]
 SEAT_CHOICES: frozenset[str] = frozenset({"longest_idle", "skill_level", "fewest_calls"})
 VIP_TIERS: frozenset[Tier] = frozenset({Tier.GOLD, Tier.PLATINUM})
+
+Present: TypeAlias = Mapping[str, Mapping[str, int]]
+"""Agent id -> skills (skill -> level) of every agent who will be free soon: ready, ringing, on a
+call, on hold or in wrap-up. Logged-out and not-ready agents (and seats that cannot be rung) are
+left out. Must include every ready seat passed alongside it."""
 
 
 def _default_weights() -> Mapping[Tier, float]:
@@ -159,28 +176,57 @@ def priority(call: WaitingCall, policy: QueuePolicy, now: float) -> float:
     return policy.tier_weights.get(call.tier, 0.0) + policy.aging_per_second * wait
 
 
-def _stage_ends(call: WaitingCall, policy: QueuePolicy) -> tuple[float, float] | None:
-    """Absolute end times of (manager-only, manager-or-VIP-team) stages, None if not staged."""
-    if call.tier not in VIP_TIERS:
-        return None
-    manager_end = call.arrived_at + policy.manager_first_s if call.manager else call.arrived_at
-    vip_end = call.arrived_at + policy.vip_team_s if policy.vip_team else manager_end
-    return manager_end, max(manager_end, vip_end)
-
-
 def _skill(call: WaitingCall, policy: QueuePolicy) -> str | None:
     """The skill a call needs: its own, else the queue's."""
     return call.skill if call.skill is not None else policy.skill
 
 
-def eligible(call: WaitingCall, seat: SeatView, policy: QueuePolicy, now: float) -> bool:
-    """May ``seat`` be offered ``call`` at ``now``?"""
+def _has_skill(skills: Mapping[str, int], skill: str | None) -> bool:
+    """Exactly the complement of :func:`eligible`'s skill refusal."""
+    return skill is None or not skills.get(skill, 0) < 1
+
+
+def _can_take(agent: str, call: WaitingCall, skill: str | None, present: Present) -> bool:
+    """Present, with the skill, and not one who already refused ``call``."""
+    skills = present.get(agent)
+    return skills is not None and agent not in call.excluded and _has_skill(skills, skill)
+
+
+def _stage_ends(call: WaitingCall, policy: QueuePolicy,
+                present: Present | None) -> tuple[float, float] | None:
+    """Absolute end times of (manager-only, manager-or-VIP-team) stages, None if not staged.
+
+    A skipped stage ends when it starts. With ``present`` None the stages run on time alone.
+    """
+    if call.tier not in VIP_TIERS:
+        return None
+    manager = call.manager or None
+    if present is None:
+        manager_on, team_on = manager is not None, bool(policy.vip_team)
+    else:
+        skill = _skill(call, policy)
+        manager_on = manager is not None and _can_take(manager, call, skill, present)
+        team_on = any(agent != manager and _can_take(agent, call, skill, present)
+                      for agent in policy.vip_team)
+    manager_end = call.arrived_at + policy.manager_first_s if manager_on else call.arrived_at
+    vip_end = call.arrived_at + policy.vip_team_s if team_on else manager_end
+    return manager_end, max(manager_end, vip_end)
+
+
+def eligible(call: WaitingCall, seat: SeatView, policy: QueuePolicy, now: float, *,
+             present: Present | None = None) -> bool:
+    """May ``seat`` be offered ``call`` at ``now``? ``present``: see :data:`Present`."""
+    return _eligible(call, seat, policy, _skill(call, policy),
+                     _stage_ends(call, policy, present), now)
+
+
+def _eligible(call: WaitingCall, seat: SeatView, policy: QueuePolicy, skill: str | None,
+              stages: tuple[float, float] | None, now: float) -> bool:
+    """:func:`eligible` with the call's skill and stage ends already worked out."""
     if seat.ready_since is None or seat.agent_id in call.excluded:
         return False
-    skill = _skill(call, policy)
     if skill is not None and seat.skills.get(skill, 0) < 1:
         return False
-    stages = _stage_ends(call, policy)
     if stages is None:
         return True
     manager_end, vip_end = stages
@@ -210,7 +256,10 @@ def _order_keys(
 
 
 def ranked(waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float) -> list[WaitingCall]:
-    """Waiting calls, best first (priority, then earlier ``position_key``, then ``call_id``)."""
+    """Waiting calls, best first (priority, then earlier ``position_key``, then ``call_id``).
+
+    The line itself: who may take each call (VIP stages, presence) is not part of it.
+    """
     return [waiting[n] for _, n in sorted(_order_keys(waiting, policy, now))]
 
 
@@ -244,15 +293,17 @@ class _ReadySeats:
     eligible one; seats taken by earlier pairs are skipped for good (``_head``).
     """
 
-    def __init__(self, seats: Sequence[SeatView], policy: QueuePolicy) -> None:
+    def __init__(self, seats: Sequence[SeatView], policy: QueuePolicy,
+                 present: Present | None) -> None:
         self._policy = policy
+        self._present = present
         self._ready = [s for s in seats if s.ready_since is not None]
         self._by_id: dict[str, list[SeatView]] = {}
         self._by_skill: dict[str, list[SeatView]] = {}
         for seat in self._ready:
             self._by_id.setdefault(seat.agent_id, []).append(seat)
-            for skill, level in seat.skills.items():
-                if not level < 1:  # exactly the complement of eligible()'s skill refusal
+            for skill in seat.skills:
+                if _has_skill(seat.skills, skill):
                     self._by_skill.setdefault(skill, []).append(seat)
         self._vip_team = [s for s in self._ready if s.agent_id in policy.vip_team]
         self._sorted: dict[str | None, list[SeatView]] = {}
@@ -280,13 +331,13 @@ class _ReadySeats:
     def best(self, call: WaitingCall, now: float) -> SeatView | None:
         """The free seat :func:`next_assignment` would give ``call``, None if none fits."""
         policy, taken = self._policy, self.taken
-        stages = _stage_ends(call, policy)
+        stages = _stage_ends(call, policy, self._present)
+        skill = _skill(call, policy)
         if stages is not None and now < stages[1]:
             staged = self._staged_candidates(call, manager_only=now < stages[0])
             fits = [s for s in staged
-                    if s.agent_id not in taken and eligible(call, s, policy, now)]
+                    if s.agent_id not in taken and _eligible(call, s, policy, skill, stages, now)]
             return min(fits, key=lambda s: _seat_key(s, call, policy), default=None)
-        skill = _skill(call, policy)
         order = self._by_choice(skill)
         head = self._head[skill]
         while head < len(order) and order[head].agent_id in taken:
@@ -294,21 +345,23 @@ class _ReadySeats:
         self._head[skill] = head
         for index in range(head, len(order)):
             seat = order[index]
-            if seat.agent_id not in taken and eligible(call, seat, policy, now):
+            if seat.agent_id not in taken and _eligible(call, seat, policy, skill, stages, now):
                 return seat
         return None
 
 
 def next_assignment(
-    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float
+    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float,
+    *, present: Present | None = None,
 ) -> Assignment | None:
     """The best call that some seat may take, and the best such seat; None if nothing fits.
 
     Callers are taken in :func:`ranked` order (lazily, from a heap: usually the first fits).
+    ``present``: see :data:`Present` (None: VIP stages on time alone).
     """
     heap = _order_keys(waiting, policy, now)
     heapq.heapify(heap)
-    ready = _ReadySeats(seats, policy)
+    ready = _ReadySeats(seats, policy, present)
     while heap:
         call = waiting[heapq.heappop(heap)[1]]
         seat = ready.best(call, now)
@@ -318,16 +371,18 @@ def next_assignment(
 
 
 def assignments(
-    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float
+    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float,
+    *, present: Present | None = None,
 ) -> list[Assignment]:
     """Repeated :func:`next_assignment`; each call and each seat is used at most once.
 
     Computed in one pass in :func:`ranked` order, each call taking its best free eligible seat:
     the same pairs in the same order, because seats only leave, so a call that no free seat fits
     when its turn comes fits none later either. A ``call_id`` or ``agent_id`` that occurs more
-    than once is used once, as in the repetition.
+    than once is used once, as in the repetition. ``present``: see :data:`Present` (None: VIP
+    stages on time alone).
     """
-    ready = _ReadySeats(seats, policy)
+    ready = _ReadySeats(seats, policy, present)
     served: set[str] = set()
     out: list[Assignment] = []
     for call in ranked(waiting, policy, now):
@@ -342,16 +397,19 @@ def assignments(
 
 
 def next_change_at(
-    waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float
+    waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float, *,
+    present: Present | None = None,
 ) -> float | None:
     """Earliest time after ``now`` at which a VIP stage expires; None if none will.
 
     Aging never reorders calls (all age at the same rate), so this is the only timer needed.
+    A stage skipped for want of anyone ``present`` to serve it sets no timer; presence changes
+    are events, so the edge calls this again (after dispatching) whenever a seat changes state.
     """
     times = [
         end
         for call in waiting
-        if (stages := _stage_ends(call, policy)) is not None
+        if (stages := _stage_ends(call, policy, present)) is not None
         for end in stages
         if end > now and end > call.arrived_at
     ]
@@ -360,7 +418,10 @@ def next_change_at(
 
 def position(call_id: str, waiting: Sequence[WaitingCall], policy: QueuePolicy,
              now: float) -> int:
-    """1-based place in line by priority; KeyError if the call is not waiting."""
+    """1-based place in line by priority; KeyError if the call is not waiting.
+
+    Like :func:`ranked`, it needs no presence: priority does not depend on the VIP stages.
+    """
     for place, call in enumerate(ranked(waiting, policy, now), start=1):
         if call.call_id == call_id:
             return place
@@ -373,3 +434,74 @@ def estimated_wait(position: int, avg_handle_s: float, ready_agents: int) -> flo
         raise ValueError(f"position must be >= 1, got {position}")
     _check_number("avg_handle_s", avg_handle_s)
     return position * avg_handle_s / max(1, ready_agents)
+
+
+class WaitCode(enum.Enum):
+    """Why a caller is still waiting (:func:`wait_reason`); the console words it."""
+
+    #: the queue is closed (decided by the edge: ``closed=True``)
+    QUEUE_CLOSED = "queue_closed"
+    #: an agent's phone is ringing with this call (``agent``)
+    RINGING = "ringing"
+    #: ``agents`` free seats may take it: callers ahead of it get them first (or the
+    #: dispatcher is about to run)
+    OTHERS_AHEAD = "others_ahead"
+    #: only the manager (``agent``, present but busy) may take it, ``until`` then wider
+    MANAGER_ONLY = "manager_only"
+    #: only the manager or the VIP team (``agents`` of them present, all busy), ``until``
+    VIP_TEAM_ONLY = "vip_team_only"
+    #: no present agent has ``skill`` (None: no agent present at all)
+    NO_AGENT_WITH_SKILL = "no_agent_with_skill"
+    #: every present agent with ``skill`` (``agents`` of them) already refused it
+    EXCLUDED_ALL = "excluded_all"
+    #: ``agents`` present agents may take it, none of them free
+    ALL_BUSY = "all_busy"
+
+
+@dataclass(frozen=True)
+class WaitReason:
+    """A :class:`WaitCode` and its numbers. ``until`` is an absolute time on the same clock as
+    ``now`` (the console shows ``until - now``); ``skill`` is the skill the call needs (None:
+    any agent); ``agent`` the manager (``MANAGER_ONLY``) or the agent rung (``RINGING``)."""
+
+    code: WaitCode
+    until: float | None = None
+    agent: str | None = None
+    skill: str | None = None
+    agents: int = 0
+
+
+def wait_reason(call: WaitingCall, seats: Sequence[SeatView], present: Present,
+                policy: QueuePolicy, now: float, *, ringing: str | None = None,
+                closed: bool = False) -> WaitReason:
+    """Why ``call`` is still waiting at ``now``, for a supervisor.
+
+    ``seats`` are the free seats (as given to :func:`assignments`), ``present`` every agent who
+    will be free soon (:data:`Present`), ``ringing`` the agent being rung with this call, if
+    any, ``closed`` whether the queue is closed. The first that holds, in the order of
+    :class:`WaitCode`, is the answer.
+    """
+    skill = _skill(call, policy)
+    if closed:
+        return WaitReason(WaitCode.QUEUE_CLOSED, skill=skill)
+    if ringing:
+        return WaitReason(WaitCode.RINGING, agent=ringing, skill=skill)
+    stages = _stage_ends(call, policy, present)
+    free = sum(1 for s in seats if _eligible(call, s, policy, skill, stages, now))
+    if free:
+        return WaitReason(WaitCode.OTHERS_AHEAD, skill=skill, agents=free)
+    if stages is not None and now < stages[0]:
+        return WaitReason(WaitCode.MANAGER_ONLY, until=stages[0], agent=call.manager,
+                          skill=skill, agents=1)
+    if stages is not None and now < stages[1]:
+        team = {call.manager, *policy.vip_team}
+        busy = sum(1 for agent in team
+                   if agent is not None and _can_take(agent, call, skill, present))
+        return WaitReason(WaitCode.VIP_TEAM_ONLY, until=stages[1], skill=skill, agents=busy)
+    skilled = [agent for agent, skills in present.items() if _has_skill(skills, skill)]
+    if not skilled:
+        return WaitReason(WaitCode.NO_AGENT_WITH_SKILL, skill=skill)
+    willing = sum(1 for agent in skilled if agent not in call.excluded)
+    if not willing:
+        return WaitReason(WaitCode.EXCLUDED_ALL, skill=skill, agents=len(skilled))
+    return WaitReason(WaitCode.ALL_BUSY, skill=skill, agents=willing)

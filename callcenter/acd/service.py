@@ -29,13 +29,30 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
 
 from callcenter.acd import routing
+from callcenter.acd.calls import CallInput, CallLife, CallState
+from callcenter.acd.notices import (
+    Announced,
+    CallConnected,
+    CallEnded,
+    CallHeld,
+    CallOffered,
+    CallResumed,
+    ConsultChanged,
+    Listener,
+    Notice,
+    Offer,
+    QueueLogged,
+    QueuesChanged,
+    SeatChanged,
+    WrapUpOverdue,
+)
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import (
@@ -49,18 +66,15 @@ from callcenter.errors import (
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
 from callcenter.phones.dialrules import DEFAULT_RULES, dialable_or_empty
+from callcenter.seats.protocol import Target
 from callcenter.seats.state import PHONE_GONE, Seat, SeatInput, SeatState
 from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint, load_agents
 from callcenter.store.writer import OrderedWriter
 from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
+from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup, OtherEvent
 from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
-
-#: (audience, event, data): audience is an agent id, or "*" for supervisors' views
-Listener = Callable[[str, str, dict[str, Any]], None]
-
 
 @dataclass
 class Waiter:
@@ -100,7 +114,7 @@ class Waiter:
 
 @dataclass
 class ActiveCall:
-    """A call offered to or connected with a seat."""
+    """A call offered to or connected with a seat; its state is ``life`` (``acd/calls.py``)."""
 
     waiter: Waiter
     agent_uniqueid: str
@@ -109,18 +123,43 @@ class ActiveCall:
     agent_channel: str = ""
     connected_at: float | None = None
     recording_paused: bool = False
-    held: bool = False
+    #: the consulted party's channel once Asterisk named it (the agent leg's DialBegin)
     consult_channel: str = ""
-    #: a consultation was asked for: the agent leg's next Dial is the consulted party
-    consulting: bool = False
+    consult_target: str = ""
     conference: str = ""
-    #: the originate's answer was lost with the AMI link: ringing, answered or gone is not
-    #: known until ``_settle_rings`` reads Asterisk's channels
-    unsettled: bool = False
+    #: the consulted party answered (their channel entered a bridge)
+    consult_talking: bool = False
+    #: the agent's leg waits in ``[acd-agent]`` (held, or after a consultation): Asterisk's
+    #: ``CallCenterLegParked`` UserEvent said so and it has not entered a bridge or dialled since
+    agent_parked: bool = False
+    #: the bridges Asterisk last showed the agent's leg and the caller in
+    agent_bridge: str = ""
+    caller_bridge: str = ""
+    life: CallLife = field(init=False)
+    #: the state the call starts in (RINGING; UNSETTLED or CONNECTED when re-attached)
+    state: dataclasses.InitVar[CallState] = CallState.RINGING
+
+    def __post_init__(self, state: CallState) -> None:
+        self.life = CallLife(self.waiter.call_id, now=self.offered_at, state=state)
 
     @property
     def call_id(self) -> str:
         return self.waiter.call_id
+
+    @property
+    def held(self) -> bool:
+        """The caller is on hold (held, or during a consultation)."""
+        return self.life.state in (CallState.HELD, CallState.CONSULTING)
+
+    @property
+    def unsettled(self) -> bool:
+        """The originate's answer was lost with the AMI link: ringing, answered or gone is not
+        known until ``_settle_rings`` reads Asterisk's channels."""
+        return self.life.state is CallState.UNSETTLED
+
+    @property
+    def answered(self) -> bool:
+        return self.life.live
 
 
 @dataclass
@@ -132,6 +171,8 @@ class SeatRuntime:
     call: ActiveCall | None = None
     last_call: ActiveCall | None = None
     wrap_timer: asyncio.TimerHandle | None = None
+    #: the call whose disposition must be saved before the seat is ready (``require_disposition``)
+    disposition_due: str = ""
 
     def data(self) -> dict[str, Any]:
         return {"agent_id": self.agent.agent_id, "name": self.agent.name,
@@ -139,6 +180,18 @@ class SeatRuntime:
                 "since": self.seat.since,
                 "call_id": self.call.call_id if self.call else ""}
 
+
+@dataclass
+class _Proof:
+    """A call control waiting for the Asterisk event that proves its last step."""
+
+    matches: Callable[[AmiEvent], bool]
+    future: asyncio.Future[AmiEvent]
+
+
+#: seat states whose agent will be free soon (``routing.Present``)
+_PRESENT = frozenset({SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD,
+                      SeatState.WRAP_UP})
 
 #: ``ChannelState`` of an answered channel (AST_STATE_UP)
 _UP = "6"
@@ -182,6 +235,11 @@ class Acd:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
+        #: call controls waiting for the Asterisk event that proves their last step
+        self._proofs: list[_Proof] = []
+        #: ``batch`` depth, and whether a dispatch was asked for inside it
+        self._batching = 0
+        self._dispatch_due = False
         #: agent id -> (call id, agent uniqueid, caller channel, queue, connected at): the calls
         #: the seats were on when the engine stopped, until ``resync`` re-attaches them
         self._pending_calls: dict[str, tuple[str, str, str, str, float]] = {}
@@ -323,10 +381,9 @@ class Acd:
         for agent_id, rt in self.seats.items():
             state = rt.seat.state
             call = rt.call
-            if call is not None and call.connected_at is not None \
-                    and call.agent_uniqueid not in live:
+            if call is not None and call.answered and call.agent_uniqueid not in live:
                 # ended while the AMI link was down
-                self._call_ended(rt, call, _unseen_end(lost_at, call.connected_at, now))
+                self._call_ended(rt, call, _unseen_end(lost_at, call.connected_at or now, now))
                 continue
             if call is not None or state not in (SeatState.RINGING, SeatState.ON_CALL,
                                                  SeatState.ON_HOLD):
@@ -340,7 +397,9 @@ class Acd:
             elif agent_uid in live:
                 waiter = Waiter(call_id, queue, Tier.ORDINARY, connected, caller_channel, "")
                 rt.call = ActiveCall(waiter, agent_uid, connected, agent_channel=live[agent_uid],
-                                     connected_at=connected, held=state is SeatState.ON_HOLD)
+                                     connected_at=connected,
+                                     state=CallState.HELD if state is SeatState.ON_HOLD
+                                     else CallState.CONNECTED)
                 self._uniqueids[agent_uid] = ("agent", agent_id)
             else:
                 if call_id:  # it ended while the engine was down: its talk time still counts
@@ -367,7 +426,7 @@ class Acd:
                 continue
             del self._pending_calls[agent_id]
             call = ActiveCall(waiter, agent_uid, since, agent_channel=live[agent_uid],
-                              unsettled=True)
+                              state=CallState.UNSETTLED)
             call.recording = self._recording_path(call_id, agent_id, since)
             rt.call, waiter.ringing = call, agent_id
             self._uniqueids[agent_uid] = ("agent", agent_id)
@@ -385,12 +444,25 @@ class Acd:
 
     # -- listeners ---------------------------------------------------------------------------
 
-    def _emit(self, audience: str, event: str, data: dict[str, Any]) -> None:
+    def _notify(self, notice: Notice) -> None:
         for listener in list(self.listeners):
             try:
-                listener(audience, event, data)
+                listener(notice)
             except Exception:
-                log.exception("ACD listener failed on %s", event)
+                log.exception("ACD listener failed on %s", type(notice).__name__)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run several moves as one: ``dispatch`` waits until the last of them is made (a seat
+        made ready inside a command is offered a call only once the command is complete, so
+        the command's own later moves never meet a seat that started ringing meanwhile)."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._dispatch_due:
+                self.dispatch()
 
     # -- queue entry ---------------------------------------------------------------------------
 
@@ -459,14 +531,32 @@ class Acd:
 
     def set_state(self, agent_id: str, state: str, reason: str = "", *,
                   by: str = "", force: bool = False) -> SeatRuntime:
-        """An agent (or, with ``force``, a supervisor) changes the seat's state."""
+        """An agent (or, with ``force``, a supervisor; ``by="system"``, the engine) changes the
+        seat's state. The moves are made as one (``batch``): a seat made ready is offered a
+        call only once they are all made. An agent leaves wrap-up only after saving the
+        call's disposition when it is required (``disposition_saved``)."""
         rt = self.seat(agent_id)
-        now = self.clock()
         target = SeatState(state)
+        if rt.disposition_due and not force and by != "system" \
+                and rt.seat.state is SeatState.WRAP_UP and target is not SeatState.WRAP_UP:
+            raise ConsoleError("disposition_required",
+                               "save the call's disposition (the wrap-up form) first")
+        with self.batch():
+            self._set_state(rt, target, reason, by=by, force=force)
+        if rt.seat.state is SeatState.LOGGED_OUT:
+            rt.agent = self.directory.get(agent_id, rt.agent)  # back to their own phone
+        return rt
+
+    def _set_state(self, rt: SeatRuntime, target: SeatState, reason: str, *, by: str,
+                   force: bool) -> None:
+        now = self.clock()
         seat = rt.seat
         if force:
             if seat.state is SeatState.RINGING and rt.call is not None:
                 self._withdraw_offer(rt)
+            if seat.state is SeatState.WRAP_UP:
+                self._finish_wrap_up(rt, cancel_only=True)
+                rt.disposition_due = ""
             self._apply(rt, SeatInput.FORCE, now, reason=reason if target is
                         SeatState.NOT_READY else "", by=by, target=target)
             self.dispatch()
@@ -499,9 +589,8 @@ class Acd:
             if seat.state is SeatState.WRAP_UP:
                 self._finish_wrap_up(rt, cancel_only=True)
             self._apply(rt, SeatInput.LOGOUT, now, by=by)
-        if rt.seat.state is SeatState.LOGGED_OUT:
-            rt.agent = self.directory.get(agent_id, rt.agent)  # back to their own phone
-        return rt
+        if seat.state is not SeatState.WRAP_UP:
+            rt.disposition_due = ""
 
     def phone_gone(self, endpoint: str) -> None:
         """A phone can no longer ring (unregistered, unreachable): Ready seats on it go Not Ready
@@ -516,7 +605,7 @@ class Acd:
             call = rt.call
             if rt.seat.state is SeatState.READY:
                 self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
-            elif call is not None and call.connected_at is not None and not call.waiter.direct \
+            elif call is not None and call.answered and not call.waiter.direct \
                     and not call.waiter.callback and call.waiter.channel:
                 self._phone_lost_in_call(rt, call, now)
 
@@ -530,8 +619,8 @@ class Acd:
                      (now, waiter.call_id, agent_id))
         log.warning("agent %s lost their phone during call %s: the caller goes back to %s",
                     agent_id, waiter.call_id, waiter.queue)
-        self._emit(agent_id, "ended", {"call_id": waiter.call_id, "wrap_up_s": 0,
-                                       "answered": True})
+        call.life.apply(CallInput.REQUEUE, now)
+        self._notify(CallEnded(agent_id, waiter.call_id, 0, answered=True))
         self._apply(rt, SeatInput.CALL_ENDED, now)
         self._finish_wrap_up(rt, cancel_only=True)
         self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
@@ -582,8 +671,9 @@ class Acd:
         change = rt.seat.apply(what, now, reason=reason, by=by, target=target)
         rt.ready_since = now if change.to_state is SeatState.READY else None
         self._log_seat(rt, old, what.value, change.by)
-        if change.to_state is SeatState.READY:
-            self.dispatch()
+        if change.to_state is SeatState.READY or (old in _PRESENT) != (change.to_state in
+                                                                      _PRESENT):
+            self.dispatch()  # a seat free, or presence changed (a VIP stage may be skipped)
 
     def _log_seat(self, rt: SeatRuntime, old: SeatState, what: str, by: str) -> None:
         seat = rt.seat
@@ -599,8 +689,7 @@ class Acd:
             (rt.agent.agent_id, seat.state.value, seat.reason, seat.since, rt.ready_since,
              rt.calls_taken, call.call_id if call else "", call.agent_uniqueid if call else "",
              call.waiter.channel if call else ""))
-        self._emit(rt.agent.agent_id, "seat", rt.data())
-        self._emit("*", "seat", {**rt.data(), "from_state": old.value})
+        self._notify(SeatChanged(rt.agent.agent_id, rt.data(), old.value))
 
     def _arm_wrap_up(self, rt: SeatRuntime) -> None:
         if rt.wrap_timer is not None:
@@ -610,14 +699,29 @@ class Acd:
 
     def _wrap_up_expired(self, agent_id: str) -> None:
         rt = self.seats.get(agent_id)
-        if rt is not None and rt.seat.state is SeatState.WRAP_UP:
-            self._finish_wrap_up(rt)
+        if rt is None or rt.seat.state is not SeatState.WRAP_UP:
+            return
+        if rt.disposition_due:
+            # Not made ready with the form empty: the agent and supervisors are told.
+            rt.wrap_timer = None
+            log.info("agent %s: wrap-up time over, disposition of %s not saved yet",
+                     agent_id, rt.disposition_due)
+            self._notify(WrapUpOverdue(agent_id, rt.disposition_due, rt.seat.since))
+            return
+        self._finish_wrap_up(rt)
+
+    def disposition_saved(self, agent_id: str, call_id: str) -> None:
+        """The agent saved the wrap-up of ``call_id``: the seat may be ready again."""
+        rt = self.seat(agent_id)
+        if rt.disposition_due == call_id:
+            rt.disposition_due = ""
 
     def _finish_wrap_up(self, rt: SeatRuntime, cancel_only: bool = False) -> None:
         if rt.wrap_timer is not None:
             rt.wrap_timer.cancel()
             rt.wrap_timer = None
         if not cancel_only:
+            rt.disposition_due = ""
             self._apply(rt, SeatInput.WRAP_DONE, self.clock())
 
     # -- routing -------------------------------------------------------------------------------
@@ -649,7 +753,7 @@ class Acd:
             return  # an agent is being rung: the redirect would race the bridge
         await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
                               Exten=exten, Priority="1")
-        self._emit("*", "announced", {"call_id": waiter.call_id, "files": files})
+        self._notify(Announced(waiter.call_id, files))
 
     def dispatch(self) -> None:
         """Offer waiting calls to ready seats, best first, until nothing more fits.
@@ -658,7 +762,12 @@ class Acd:
         pairs from all queues are taken by priority, and a seat two queues both wanted goes to
         the higher priority; the queue that lost it is paired again with the seats left.
         """
+        if self._batching:
+            self._dispatch_due = True
+            return
+        self._dispatch_due = False
         now = self.clock()
+        present = self.present()
         free = {rt.agent.agent_id: rt for rt in self.seats.values()
                 if rt.seat.state is SeatState.READY and rt.call is None and rt.agent.endpoint}
         offered: set[str] = set()
@@ -672,7 +781,7 @@ class Acd:
                 policy = self.policies[name]
                 calls = [w.view(policy.skill) for w in queue.values()
                          if not w.ringing and w.call_id not in offered]
-                for pick in routing.assignments(calls, views, policy, now):
+                for pick in routing.assignments(calls, views, policy, now, present=present):
                     waiter = queue[pick.call_id]
                     pairs.append((routing.priority(waiter.view(policy.skill), policy, now),
                                   waiter, pick.agent_id))
@@ -694,11 +803,12 @@ class Acd:
     def _arm_timer(self, now: float) -> None:
         """One timer for the next thing that changes by time alone."""
         due: list[float] = []
+        present = self.present()
         for name, queue in self.waiting.items():
             policy = self.policies[name]
             settings = self.queues[name]
             calls = [w.view(policy.skill) for w in queue.values() if not w.ringing]
-            at = routing.next_change_at(calls, policy, now)
+            at = routing.next_change_at(calls, policy, now, present=present)
             if at is not None:
                 due.append(at)
             if queue and not self.queue_open(name):
@@ -806,7 +916,10 @@ class Acd:
         self._apply(rt, SeatInput.OFFER, now)
         self._qlog(now, waiter.queue, waiter.call_id, "ring", agent=rt.agent.agent_id,
                    tier=waiter.tier.value)
-        self._emit(rt.agent.agent_id, "offered", {"call": call, "seat": rt})
+        self._notify(CallOffered(rt.agent.agent_id, Offer(
+            waiter.call_id, waiter.queue, waiter.tier.value, waiter.account, waiter.phone,
+            waiter.manager, waiter.callback, waiter.direct, waiter.arrived_at, now,
+            dict(waiter.context))))
         self._spawn(self._ring(rt, call))
 
     async def _ring(self, rt: SeatRuntime, call: ActiveCall) -> None:
@@ -841,8 +954,8 @@ class Acd:
         except AmiConnectionError as exc:
             # Sent or not, the answer is lost: the phone may ring, or be answered and bridged.
             # Not "no answer": Asterisk's channels settle it once the link is back (``resync``).
-            if rt.call is call:
-                call.unsettled = True
+            if rt.call is call and call.life.can(CallInput.LINK_LOST):
+                call.life.apply(CallInput.LINK_LOST, self.clock())
                 log.warning("ring of %s for call %s: %s; settled from Asterisk's channels",
                             rt.agent.agent_id, waiter.call_id, exc)
                 if self.ami is not None and self.ami.connected.is_set():
@@ -869,7 +982,6 @@ class Acd:
             call = rt.call
             if call is None or not call.unsettled:
                 continue
-            call.unsettled = False
             row = channels.get(call.agent_uniqueid)
             if row is not None and (row.get("ChannelState") == _UP or row.get("BridgeId")):
                 log.info("agent %s answered call %s while the AMI link was down",
@@ -889,13 +1001,13 @@ class Acd:
             return
         now = self.clock()
         waiter = call.waiter
+        call.life.apply(CallInput.RING_FAILED, now)
         rt.call = None
         self._uniqueids.pop(call.agent_uniqueid, None)
         waiter.ringing = ""
         log.info("ring of %s for call %s withdrawn after the AMI link was lost (%s)",
                  rt.agent.agent_id, waiter.call_id, why)
-        self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
-                                                "wrap_up_s": 0, "answered": False})
+        self._notify(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False))
         self._apply(rt, SeatInput.CALL_ENDED, now)  # Ready again: dispatches
 
     def _drop_callback(self, waiter: Waiter, now: float) -> None:
@@ -913,20 +1025,19 @@ class Acd:
             return  # withdrawn (forced, or the caller hung up) meanwhile
         now = self.clock()
         waiter = call.waiter
+        call.life.apply(CallInput.RING_FAILED, now)
         rt.call = None
         self._uniqueids.pop(call.agent_uniqueid, None)
         waiter.ringing = ""
         if waiter.direct:
-            self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
-                                                    "wrap_up_s": 0, "answered": False})
+            self._notify(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False))
             self._apply(rt, SeatInput.NO_ANSWER, now)
         elif self.find_waiter(call_id=waiter.call_id) is waiter:
             waiter.excluded.add(rt.agent.agent_id)
             self._qlog(now, waiter.queue, waiter.call_id, "noanswer", agent=rt.agent.agent_id)
             log.info("agent %s did not answer call %s (%s)", rt.agent.agent_id,
                      waiter.call_id, why)
-            self._emit(rt.agent.agent_id, "ended", {"call_id": waiter.call_id,
-                                                    "wrap_up_s": 0, "answered": False})
+            self._notify(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False))
             self._apply(rt, SeatInput.NO_ANSWER, now)
         else:
             self._apply(rt, SeatInput.CALL_ENDED, now)
@@ -945,6 +1056,12 @@ class Acd:
             rt.call = None
             self._apply(rt, SeatInput.CALL_ENDED, now)
             return
+        call.life.apply(CallInput.ANSWER, now)
+        if waiter.callback or (waiter.direct and not waiter.channel) \
+                or (call.agent_bridge and call.agent_bridge == call.caller_bridge):
+            # nobody to bridge (the agent dials out), or Asterisk's BridgeEnter events came
+            # before the originate's answer
+            call.life.apply(CallInput.BRIDGED, now)
         if not waiter.direct:
             del self.waiting[waiter.queue][waiter.call_id]
             self.log.put("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
@@ -960,8 +1077,7 @@ class Acd:
         if waiter.callback:
             self.log.put("UPDATE service_requests SET state = 'done' WHERE kind = 'callback'"
                          " AND phone = ? AND state = 'open'", (waiter.phone,))
-        self._emit(rt.agent.agent_id, "connected", {"call_id": waiter.call_id,
-                                                    "recording": bool(call.recording)})
+        self._notify(CallConnected(rt.agent.agent_id, waiter.call_id, bool(call.recording)))
         self._emit_queues()
 
     def _withdraw_offer(self, rt: SeatRuntime) -> None:
@@ -975,30 +1091,94 @@ class Acd:
     # -- AMI events ----------------------------------------------------------------------------
 
     def on_ami_event(self, event: AmiEvent) -> None:
+        """The ACD's view of Asterisk's events: legs ending, entering bridges, dialling. Call
+        controls waiting for the proof of a step (``expect``) are woken last, when the ACD's
+        own state already reflects the event."""
         match event:
             case Hangup(info):
                 self._on_hangup(info.uniqueid, info.channel)
-                for seat_rt in self.seats.values():
-                    held = seat_rt.call
-                    if held is not None and held.consult_channel == info.channel:
-                        held.consult_channel = ""  # no answer, hung up, or cancelled
-                        held.consulting = False
-            case BridgeEnter(info):
-                role = self._uniqueids.get(info.uniqueid)
-                if role is not None and role[0] == "agent":
-                    rt = self.seats.get(role[1])
-                    if rt is not None and rt.call is not None and not rt.call.agent_channel:
-                        rt.call.agent_channel = info.channel
+                self._consult_gone(info.channel)
+            case BridgeEnter(info, bridge_id):
+                self._bridge_entered(info.uniqueid, info.channel, bridge_id)
             case DialBegin(caller, dest, _):
-                if caller is None:
-                    return
-                role = self._uniqueids.get(caller.uniqueid)
-                if role is not None and role[0] == "agent":
-                    rt = self.seats.get(role[1])
-                    if rt is not None and rt.call is not None and rt.call.consulting:
-                        rt.call.consult_channel = dest.channel
+                if caller is not None:
+                    self._dial_began(caller.uniqueid, dest.channel)
+            case OtherEvent(name="UserEvent", headers=headers) \
+                    if headers.get("UserEvent") == "CallCenterLegParked" \
+                    and headers.get("Where") == "agent":
+                for rt in self.seats.values():
+                    if rt.call is not None and rt.call.agent_uniqueid == headers.get("Uniqueid"):
+                        rt.call.agent_parked = True
             case _:
                 pass
+        for proof in list(self._proofs):
+            if not proof.future.done() and proof.matches(event):
+                proof.future.set_result(event)
+
+    def expect(self, matches: Callable[[AmiEvent], bool]) -> asyncio.Future[AmiEvent]:
+        """A future for the next Asterisk event ``matches`` accepts: register it *before* the
+        action whose effect it proves, then await it (``proven``)."""
+        proof = _Proof(matches, asyncio.get_running_loop().create_future())
+        self._proofs.append(proof)
+        proof.future.add_done_callback(lambda _f: self._proofs.remove(proof))
+        return proof.future
+
+    def _bridge_entered(self, uniqueid: str, channel: str, bridge_id: str) -> None:
+        role = self._uniqueids.get(uniqueid)
+        if role is None:
+            self._consult_answered(channel)
+            return
+        kind, key = role
+        for rt in self.seats.values():
+            call = rt.call
+            if call is None or call.life.state is CallState.ENDED:
+                continue
+            if kind == "agent" and key == rt.agent.agent_id and call.agent_uniqueid == uniqueid:
+                call.agent_channel = call.agent_channel or channel
+                call.agent_bridge, call.agent_parked = bridge_id, False
+            elif kind == "caller" and call.waiter.uniqueid == uniqueid:
+                call.caller_bridge = bridge_id
+            else:
+                continue
+            if call.agent_bridge and call.agent_bridge == call.caller_bridge \
+                    and call.life.state is CallState.ANSWERED:
+                call.life.apply(CallInput.BRIDGED, self.clock())
+
+    def _dial_began(self, caller_uniqueid: str, dest_channel: str) -> None:
+        """The agent's leg dialled: during a consultation, that is the consulted party."""
+        role = self._uniqueids.get(caller_uniqueid)
+        if role is None or role[0] != "agent":
+            return
+        rt = self.seats.get(role[1])
+        call = rt.call if rt is not None else None
+        if call is None:
+            return
+        call.agent_parked = False
+        if call.consult_target and not call.consult_channel:
+            call.consult_channel = dest_channel
+
+    def _consult_answered(self, channel: str) -> None:
+        for rt in self.seats.values():
+            call = rt.call
+            if call is not None and channel and call.consult_channel == channel \
+                    and not call.consult_talking:
+                call.consult_talking = True
+                if call.life.state is CallState.CONSULTING:
+                    self._notify(ConsultChanged(rt.agent.agent_id, call.call_id, "talking",
+                                                call.consult_target))
+
+    def _consult_gone(self, channel: str) -> None:
+        """The consulted party hung up (no answer, done, or cancelled): the caller stays held
+        until the agent takes them back (or the consultation was completed)."""
+        for rt in self.seats.values():
+            call = rt.call
+            if call is None or not channel or call.consult_channel != channel:
+                continue
+            call.consult_channel, call.consult_talking = "", False
+            if call.life.state is CallState.CONSULTING:
+                call.life.apply(CallInput.CONSULT_ENDED, self.clock())
+                self._notify(ConsultChanged(rt.agent.agent_id, call.call_id, "ended",
+                                            call.consult_target))
 
     def _on_hangup(self, uniqueid: str, channel: str) -> None:
         role = self._uniqueids.pop(uniqueid, None)
@@ -1018,11 +1198,11 @@ class Acd:
         if rt is None or rt.call is None or rt.call.agent_uniqueid != uniqueid:
             return
         call = rt.call
-        if call.connected_at is None:
-            if call.unsettled:  # no originate answer will come: the leg is gone
-                call.unsettled = False
-                self._ring_lost(rt, call, "hung up")
-            return  # still ringing: the originate's answer settles it
+        if call.life.state is CallState.RINGING:
+            return  # the originate's answer settles it
+        if call.unsettled:  # no originate answer will come: the leg is gone
+            self._ring_lost(rt, call, "hung up")
+            return
         self._call_ended(rt, call, now)
 
     def _withdraw_offer_after_abandon(self, rt: SeatRuntime) -> None:
@@ -1041,6 +1221,8 @@ class Acd:
         self._emit_queues()
 
     def _call_ended(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
+        if call.life.can(CallInput.HANGUP):
+            call.life.apply(CallInput.HANGUP, now)
         rt.call = None
         rt.last_call = call
         talk = now - (call.connected_at or now)
@@ -1051,14 +1233,79 @@ class Acd:
         if call.consult_channel:
             self._spawn(self._hangup(call.consult_channel))
         self.avg_handle_s = 0.9 * self.avg_handle_s + 0.1 * (talk + self.settings.wrap_up_s)
-        self._apply(rt, SeatInput.CALL_ENDED, now)
-        self._emit(rt.agent.agent_id, "ended", {"call_id": call.call_id,
-                                                "wrap_up_s": self.settings.wrap_up_s,
-                                                "answered": True})
-        if self.settings.wrap_up_s <= 0:
-            self._finish_wrap_up(rt)
-        else:
-            self._arm_wrap_up(rt)
+        wrap_up_s = self.settings.wrap_up_s
+        required = wrap_up_s > 0 and self.settings.require_disposition
+        rt.disposition_due = call.call_id if required else ""
+        with self.batch():  # the seat's move and the notice first, then any new offer
+            self._apply(rt, SeatInput.CALL_ENDED, now)
+            self._notify(CallEnded(rt.agent.agent_id, call.call_id, wrap_up_s, answered=True,
+                                   disposition_required=required))
+            if wrap_up_s <= 0:
+                self._finish_wrap_up(rt)
+            else:
+                self._arm_wrap_up(rt)
+
+    # -- what call controls move (acd/control.py) -----------------------------------------------
+
+    def notify(self, notice: Notice) -> None:
+        self._notify(notice)
+
+    def queue_event(self, queue: str, call_id: str, event: str, *, agent: str = "",
+                    detail: Mapping[str, str] | None = None) -> None:
+        self._qlog(self.clock(), queue, call_id, event, agent=agent, detail=detail)
+
+    async def hangup(self, channel: str) -> None:
+        await self._hangup(channel)
+
+    def call_moved(self, rt: SeatRuntime, what: CallInput, seat_input: SeatInput | None, *,
+                   by: str) -> None:
+        """A call control's step was proven: the call moves (and the seat with it)."""
+        call = rt.call
+        assert call is not None
+        now = self.clock()
+        call.life.apply(what, now)
+        if seat_input is not None:
+            self._apply(rt, seat_input, now, by=by)
+        agent_id = rt.agent.agent_id
+        if what is CallInput.HOLD:
+            self._notify(CallHeld(agent_id, call.call_id))
+        elif what is CallInput.RESUME:
+            call.consult_target = ""
+            self._notify(CallResumed(agent_id, call.call_id))
+        elif what is CallInput.CONSULT:
+            self._notify(ConsultChanged(agent_id, call.call_id, "ringing", call.consult_target))
+            if call.consult_talking:
+                self._notify(ConsultChanged(agent_id, call.call_id, "talking",
+                                            call.consult_target))
+
+    def hand_on(self, rt: SeatRuntime, call: ActiveCall, what: CallInput, target: Target, *,
+                by: str, consulted: bool = False) -> None:
+        """The caller left the agent's bridge for ``target`` (proven by the control): back to a
+        queue with the place (``REQUEUE``), or on to a number, another agent, or the consulted
+        party (``HANDED_ON``). The agent's leg is hung up: the seat wraps up."""
+        now = self.clock()
+        waiter = call.waiter
+        if call.life.can(what):
+            call.life.apply(what, now)
+        if consulted:
+            call.consult_channel = ""  # the consulted party stays, with the caller
+        log.info("agent %s handed call %s on to %s %s", by, waiter.call_id, target.kind,
+                 target.value)
+        if what is CallInput.REQUEUE:
+            # Not straight back to the agent who sent it on (their seat frees any moment).
+            self.enqueue(waiter.call_id, target.value, waiter.channel, waiter.uniqueid,
+                         waiter.context, phone=waiter.phone, manager=waiter.manager,
+                         position_key=waiter.position_key or waiter.arrived_at,
+                         exclude=[rt.agent.agent_id])
+        elif target.kind == "agent" and not consulted:
+            other = self.seat(target.value)
+            moved = Waiter(waiter.call_id, waiter.queue, waiter.tier, now, waiter.channel,
+                           waiter.uniqueid, waiter.account, waiter.manager, waiter.phone,
+                           context=waiter.context)
+            self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
+            self.offer_direct(other, moved)
+        if rt.call is call:
+            self._spawn(self._hangup(call.agent_uniqueid))
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -1069,12 +1316,10 @@ class Acd:
                      " talk_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (at, queue, call_id, event, agent, tier, wait_s, talk_s,
                       json.dumps(dict(detail or {}))))
-        self._emit("*", "queue_log", {"at": at, "queue": queue, "call_id": call_id,
-                                      "event": event, "agent_id": agent, "wait_s": wait_s,
-                                      "talk_s": talk_s})
+        self._notify(QueueLogged(at, queue, call_id, event, agent, tier, wait_s, talk_s))
 
     def _emit_queues(self) -> None:
-        self._emit("*", "queues", {})
+        self._notify(QueuesChanged())
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(coro))
@@ -1096,17 +1341,39 @@ class Acd:
         with contextlib.suppress(AmiActionError):
             await self.ami.action("Hangup", Channel=channel)
 
+    def present(self) -> dict[str, Mapping[str, int]]:
+        """Who will be free soon (``routing.Present``): seats with a phone that are ready,
+        ringing, on a call, on hold or in wrap-up, with their skills. A phone change, login,
+        logout or not-ready changes it: each of those runs ``dispatch``."""
+        return {rt.agent.agent_id: rt.agent.skills for rt in self.seats.values()
+                if rt.seat.state in _PRESENT and rt.agent.endpoint}
+
     def queue_snapshot(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Waiting callers per queue, in the order they will be served."""
+        """Waiting callers per queue, in the order they will be served, each with why it still
+        waits (``routing.wait_reason``: a code and its numbers, worded by the console)."""
         now = self.clock() if now is None else now
+        present = self.present()
+        free = [routing.SeatView(rt.agent.agent_id, rt.ready_since, rt.agent.skills,
+                                 rt.calls_taken) for rt in self.seats.values()
+                if rt.seat.state is SeatState.READY and rt.call is None and rt.agent.endpoint]
         out = []
         for name, queue in self.waiting.items():
             policy = self.policies[name]
+            closed = not self.queue_open(name)
             order = routing.ranked([w.view(policy.skill) for w in queue.values()], policy, now)
-            out.append({"name": name, "waiting": [
-                {"call_id": c.call_id, "tier": c.tier.value, "waited_s": now - c.arrived_at,
-                 "callback": queue[c.call_id].callback, "ringing": queue[c.call_id].ringing}
-                for c in order]})
+            rows = []
+            for c in order:
+                w = queue[c.call_id]
+                why = routing.wait_reason(c, free, present, policy, now,
+                                          ringing=w.ringing or None, closed=closed)
+                rows.append({"call_id": c.call_id, "tier": c.tier.value,
+                             "arrived_at": w.arrived_at, "waited_s": now - w.arrived_at,
+                             "callback": w.callback, "ringing": w.ringing,
+                             "lang": w.lang, "reason": {
+                                 "code": why.code.value, "until": why.until,
+                                 "agent": why.agent, "skill": why.skill,
+                                 "agents": why.agents}})
+            out.append({"name": name, "waiting": rows})
         return out
 
     async def flush(self) -> None:

@@ -31,7 +31,7 @@ from callcenter.broker.interface import (
     TransferDirection,
 )
 from callcenter.channels import secretary_edge
-from callcenter.channels.documents import document_data
+from callcenter.channels.documents import CHANNELS, document_message
 from callcenter.errors import BrokerError, BrokerRefusal, StoreError
 from callcenter.ivr.interpreter import Call, ListEnd, as_decimal
 from callcenter.ivr.prompts import prompt_id
@@ -321,18 +321,14 @@ class HotlineActions:
         account = self._account()
         doc = str(call.args["doc"])
         channel = str(call.args["channel"])
-        if channel not in ("fax", "email", "sms"):
+        if channel not in CHANNELS:
             raise BrokerError(f"unknown channel {channel!r}")
-        customer = await self.bo.customer(account)
-        to = {"fax": str(call.args.get("fax_number") or ""),
-              "sms": customer.phones[0] if customer.phones else "",
-              "email": customer.email or ""}[channel]
         as_of = self.clock().isoformat(timespec="seconds")
-        payload = {"to": to, "template": doc, "account": account, "lang": customer.language,
-                   "data": await document_data(self.bo, account, doc, as_of,
-                                               customer.language)}
+        message = await document_message(self.bo, await self.bo.customer(account), doc,
+                                         CHANNELS[channel], as_of,
+                                         fax=str(call.args.get("fax_number") or ""))
         ref = await self._request("statement", {"doc": doc, "channel": channel},
-                                  outbox=[(channel, f"callcenter/outbox/{channel}", payload)])
+                                  outbox=[message.outbox_row()])
         return {"request_no": ref}
 
     async def subscribe_notice(self, call: Call) -> dict[str, str]:

@@ -29,24 +29,40 @@ restart of the engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import aiosqlite
 
+from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
 from callcenter.acd.figures import LiveQueueFigures, QueueEvent, SeatEvent
+from callcenter.acd.notices import (
+    Announced,
+    CallConnected,
+    CallEnded,
+    CallHeld,
+    CallOffered,
+    CallResumed,
+    ConferenceChanged,
+    ConsultChanged,
+    Notice,
+    Offer,
+    QueueLogged,
+    QueuesChanged,
+    RecordingChanged,
+    SeatChanged,
+    WrapUpOverdue,
+)
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import BackOffice, Customer
 from callcenter.broker.rules import SHANGHAI
 from callcenter.channels import secretary_edge
-from callcenter.channels.documents import document_data
+from callcenter.channels.documents import NoAddress, document_message
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
 from callcenter.channels.secretary import Subscription
 from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
@@ -58,8 +74,6 @@ from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REAS
 from callcenter.store import agents as directory
 from callcenter.store.hotline import add_request
 from callcenter.store.tx import transaction
-from callcenter.telephony.ami import AmiClient
-from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +87,6 @@ LOGGED_OUT_ELSEWHERE: Final = "logged out in another session"
 PRESENCE_GRACE_S: Final = 30.0
 
 
-#: the start of ``send_message``'s refusal when the customer has no address for the channel
-#: (the page shows its own text for it); documented in docs/console-protocol.md
-NO_ADDRESS: Final = "no address on file"
 #: an inbound contact's text in a listing or an event is cut to this many characters
 CONTACT_TEXT_MAX: Final = 4000
 #: (contact state, action) -> the state after it. Taking a contact someone else has taken, and
@@ -105,17 +116,6 @@ def file_name(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
-@dataclass
-class _Consult:
-    """A consultation in progress, as the consoles were told: "ringing" or "talking"."""
-
-    agent_id: str
-    target: str
-    state: str = "ringing"
-    #: the consulted party's channel, once Asterisk named it (DialBegin)
-    channel: str = ""
-
-
 def _day_start(now: float) -> float:
     t = time.localtime(now)
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
@@ -130,8 +130,6 @@ class EngineConsoleBackend:
         self.push: ConsolePush | None = None
         self.pops: dict[str, dict[str, Any]] = {}   # call id -> screen pop
         self._tasks: set[asyncio.Task[None]] = set()
-        #: call id -> the consultation going on in it
-        self.consults: dict[str, _Consult] = {}
         self.figures = self._new_figures(acd.clock())
         #: called after a request wrote outbox rows (the engine sets ``relay.kick``)
         self.on_outbox: Callable[[], None] | None = None
@@ -142,23 +140,8 @@ class EngineConsoleBackend:
         self.presence_grace_s = PRESENCE_GRACE_S
         self._presence_timers: dict[str, asyncio.TimerHandle] = {}
         acd.listeners.append(self.on_acd)
-        self._ami: AmiClient | None = None
         #: browser phones' per-login credentials (the engine sets it; None: no SIP phones)
         self.phones: PhoneSessions | None = None
-        if acd.ami is not None:
-            self.attach(acd.ami)
-
-    def attach(self, ami: AmiClient) -> None:
-        """Listen to Asterisk's events (after the ACD's own handler: it notes the channels)."""
-        self._detach()
-        self._ami = ami
-        ami.add_handler(self.on_ami_event)
-
-    def _detach(self) -> None:
-        ami, self._ami = self._ami, None
-        if ami is not None:
-            with contextlib.suppress(ValueError):  # already gone: nothing to undo
-                ami.remove_handler(self.on_ami_event)
 
     def _new_figures(self, now: float) -> LiveQueueFigures:
         return LiveQueueFigures(_day_start(now),
@@ -219,11 +202,13 @@ class EngineConsoleBackend:
     def _call_now(self, rt: SeatRuntime, call: ActiveCall) -> dict[str, Any]:
         """What a reloaded page needs beyond the screen pop to draw the call as it is now."""
         in_wrap_up = rt.seat.state is SeatState.WRAP_UP
-        consult = self.consults.get(call.call_id)
         recording = "off" if not call.recording else "paused" if call.recording_paused else "on"
+        consult = None
+        if not in_wrap_up and call.life.state is CallState.CONSULTING:
+            consult = "talking" if call.consult_talking else "ringing"
         return {"state": _call_state(rt),
                 "recording": recording,
-                "consult": consult.state if consult is not None and not in_wrap_up else None,
+                "consult": consult,
                 "connected_at": call.connected_at,
                 "wrap_up_until": (rt.seat.since + self.acd.settings.wrap_up_s
                                   if in_wrap_up else None)}
@@ -392,6 +377,7 @@ class EngineConsoleBackend:
                 " disposition = excluded.disposition, notes = excluded.notes, at = excluded.at",
                 (req.call_id, me, last.waiter.account, req.disposition, req.notes,
                  self.acd.clock()))
+        self.acd.disposition_saved(me, req.call_id)
         if rt.seat.state is SeatState.WRAP_UP:
             self.acd.set_state(me, "ready", by=me)
         return {"saved": True, "seat": rt.data()}
@@ -466,44 +452,23 @@ class EngineConsoleBackend:
                 return now
         return dt.datetime.fromtimestamp(self.acd.clock(), SHANGHAI)
 
-    @staticmethod
-    def _address(channel: str, customer: Customer, fax: str) -> str:
-        """Where the message goes: the back office's address for the channel, or the fax
-        number the agent gave. None on file: ``not_found``, starting with ``NO_ADDRESS``."""
-        if channel == "fax":
-            if not fax:
-                raise ConsoleError("malformed", "a fax needs the fax number (fax)")
-            return fax
-        if channel == "sms":
-            to, what = (customer.phones[0] if customer.phones else ""), "mobile number"
-        else:
-            to, what = customer.email or "", "e-mail address"
-        if not to:
-            raise ConsoleError("not_found", f"{NO_ADDRESS}: the customer has no {what} on file")
-        return to
-
     async def _message(self, me: str, req: p.SendMessage) -> dict[str, Any]:
         account = self._customer_account(me, req.call_id, req.account)
+        as_of = self._now().isoformat(timespec="seconds")
         customer = await self._customer(account)
-        to = self._address(req.channel, customer, req.fax)
-        lang = "en" if customer.language == "en" else "zh"
-        data: dict[str, Any]
-        if req.template == "note":
-            data = {"customer": customer.name, "text": req.text}
-        else:
-            as_of = self._now().isoformat(timespec="seconds")
-            try:
-                data = await document_data(self.backoffice, account, req.template, as_of, lang)
-            except BrokerError as exc:
-                raise ConsoleError("unavailable",
-                                   "the back office could not give the document's data") from exc
-        payload = {"to": to, "template": req.template, "lang": lang, "account": account,
-                   "data": data}
+        try:
+            message = await document_message(self.backoffice, customer, req.template,
+                                             req.channel, as_of, fax=req.fax, text=req.text)
+        except NoAddress as exc:
+            raise ConsoleError("malformed" if req.channel == "fax" else "not_found",
+                               str(exc)) from exc
+        except BrokerError as exc:
+            raise ConsoleError("unavailable",
+                               "the back office could not give the document's data") from exc
         ref = await add_request(self.db, req.template, req.call_id or f"console-{me}",
                                 account=account, phone=None,
                                 detail={"channel": req.channel, "by": me},
-                                outbox=[(req.channel, f"callcenter/outbox/{req.channel}",
-                                         payload)])
+                                outbox=[message.outbox_row()])
         self._requested_by[ref] = me
         if len(self._requested_by) > 2000:
             for old in list(self._requested_by)[:1000]:
@@ -599,48 +564,55 @@ class EngineConsoleBackend:
 
     # -- pushes --------------------------------------------------------------------------------
 
-    def on_acd(self, audience: str, event: str, data: dict[str, Any]) -> None:
+    def on_acd(self, notice: Notice) -> None:
+        """The ACD's notices, pushed to the consoles they concern (by type)."""
         now = self.acd.clock()
         if now - self.figures.start >= 86400:
             self.figures = self._new_figures(now)
-        if event == "queue_log":
-            self.figures.feed(QueueEvent(data["at"], data["queue"], data["call_id"],
-                                         data["event"], data["agent_id"], "", data["wait_s"],
-                                         data["talk_s"]))
-            return
-        if event == "seat" and audience == "*":
-            self.figures.feed(SeatEvent(data["since"], data["agent_id"],
-                                        SeatState(data["from_state"]), SeatState(data["state"])))
-            self._push_role("wallboard", self.wallboard())
-            # last, so the figures and the wallboard see this move before any it causes
-            self._presence_seat_moved(str(data["agent_id"]))
-            return
-        if event == "queues":
-            board = self.wallboard()
-            self._push_role("wallboard", board)
-            self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
-            return
-        if event == "offered":
-            call: ActiveCall = data["call"]
-            rt: SeatRuntime = data["seat"]
-            self._spawn(self._screen_pop(rt.agent.agent_id, call))
-            return
-        if event == "seat":
-            self._push_agent(audience, "seat", data)
-            return
-        names = {"connected": "call_connected", "held": "call_held", "resumed": "call_resumed",
-                 "ended": "call_ended", "recording": "recording", "consult": "consult",
-                 "conference": "conference"}
-        if event in names:
-            if event == "ended":
-                data = {**data, "disposition_required": bool(data.get("answered"))}
-                self.consults.pop(str(data.get("call_id", "")), None)
-            elif event == "consult":
-                self._consult_dialled(audience, data)
-            elif event == "resumed":
-                # the caller is back with the agent: any consultation is over
-                self.consults.pop(str(data.get("call_id", "")), None)
-            self._push_agent(audience, names[event], data)
+        match notice:
+            case QueueLogged():
+                self.figures.feed(QueueEvent(notice.at, notice.queue, notice.call_id,
+                                             notice.event, notice.agent_id, "", notice.wait_s,
+                                             notice.talk_s))
+            case SeatChanged(agent_id=agent_id, seat=seat, from_state=from_state):
+                data = dict(seat)
+                self._push_agent(agent_id, "seat", data)
+                self.figures.feed(SeatEvent(float(str(data["since"])), agent_id,
+                                            SeatState(from_state), SeatState(str(data["state"]))))
+                self._push_role("wallboard", self.wallboard())
+                # last, so the figures and the wallboard see this move before any it causes
+                self._presence_seat_moved(agent_id)
+            case QueuesChanged():
+                board = self.wallboard()
+                self._push_role("wallboard", board)
+                self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
+            case CallOffered(agent_id=agent_id, offer=offer):
+                self._offered(agent_id, offer)
+            case CallConnected(agent_id=agent_id, call_id=call_id, recording=recording):
+                self._push_agent(agent_id, "call_connected",
+                                 {"call_id": call_id, "recording": recording})
+            case CallHeld(agent_id=agent_id, call_id=call_id):
+                self._push_agent(agent_id, "call_held", {"call_id": call_id})
+            case CallResumed(agent_id=agent_id, call_id=call_id):
+                self._push_agent(agent_id, "call_resumed", {"call_id": call_id})
+            case CallEnded():
+                self._push_agent(notice.agent_id, "call_ended", {
+                    "call_id": notice.call_id, "wrap_up_s": notice.wrap_up_s,
+                    "answered": notice.answered,
+                    "disposition_required": notice.disposition_required})
+            case RecordingChanged(agent_id=agent_id, call_id=call_id, state=state):
+                self._push_agent(agent_id, "recording", {"call_id": call_id, "state": state})
+            case ConsultChanged(agent_id=agent_id, call_id=call_id, state=state, target=target):
+                self._push_agent(agent_id, "consult",
+                                 {"call_id": call_id, "state": state, "target": target})
+            case ConferenceChanged(agent_id=agent_id, call_id=call_id, target=target):
+                self._push_agent(agent_id, "conference", {"call_id": call_id, "target": target})
+            case WrapUpOverdue(agent_id=agent_id, call_id=call_id, since=since):
+                data = {"agent_id": agent_id, "call_id": call_id, "since": since}
+                self._push_agent(agent_id, "wrap_up_overdue", data)
+                self._push_role("wrap_up_overdue", data)
+            case Announced():
+                pass
 
     def on_channel_event(self, event: RelayEvent) -> None:
         """The outbox relay's listener (``Relay.add_listener``): a ``contact`` event to every
@@ -685,84 +657,47 @@ class EngineConsoleBackend:
             self._requested_by[ref] = by
             self._push_requester(by, data)
 
-    # -- consultations, from Asterisk's events -------------------------------------------------
-
-    def _consult_dialled(self, agent_id: str, data: dict[str, Any]) -> None:
-        """The ACD dialled a consultation ("ringing"). Asterisk's DialBegin may already have
-        come; the consulted channel is then found on the call when it answers."""
-        call_id = str(data.get("call_id", ""))
-        self.consults[call_id] = _Consult(agent_id, str(data.get("target", "")))
-
-    def on_ami_event(self, event: AmiEvent) -> None:
-        match event:
-            case DialBegin(_, dest, _):
-                self._consult_of(dest.channel)
-            case BridgeEnter(info):
-                found = self._consult_of(info.channel)
-                if found is not None and found[1].state == "ringing":
-                    call_id, consult = found
-                    consult.state = "talking"
-                    self._push_agent(consult.agent_id, "consult", {
-                        "call_id": call_id, "state": "talking", "target": consult.target})
-            case Hangup(info):
-                found = self._consult_of(info.channel)
-                if found is not None:
-                    call_id, consult = found
-                    del self.consults[call_id]
-                    self._push_agent(consult.agent_id, "consult", {
-                        "call_id": call_id, "state": "ended", "target": consult.target})
-            case _:
-                pass
-
-    def _consult_of(self, channel: str) -> tuple[str, _Consult] | None:
-        """The consultation whose consulted party is ``channel``: one this backend was told of
-        (the ``consult`` event) whose call's ``consult_channel`` the ACD set to it on DialBegin.
-        Other dials from an agent's leg (a call-back dialling the customer) are not consults."""
-        if not channel:
-            return None
-        for call_id, consult in self.consults.items():
-            if consult.channel == channel:
-                return call_id, consult
-        for agent_id, rt in self.acd.seats.items():
-            call = rt.call
-            if call is None or call.consult_channel != channel:
-                continue
-            told = self.consults.get(call.call_id)
-            if told is None or told.agent_id != agent_id:
-                return None
-            told.channel = channel
-            return call.call_id, told
-        return None
-
-    async def _screen_pop(self, agent_id: str, call: ActiveCall) -> None:
-        w = call.waiter
-        customer: dict[str, Any] | None = None
-        if w.account:
-            try:
-                info = await self.backoffice.customer(w.account)
-                cash = await self.backoffice.cash(w.account)
-                positions = await self.backoffice.positions(w.account)
-                value = sum((pos.market_value for pos in positions), start=cash.balance * 0)
-                customer = {"name": info.name, "tier": info.tier.value,
-                            "account_masked": mask(w.account),
-                            "balance_summary": {"currency": "CNY", "cash": str(cash.balance),
-                                                "market_value": str(value),
-                                                "total": str(cash.balance + value)}}
-            except BrokerError as exc:
-                log.warning("screen pop for %s: back office: %s", w.call_id, exc)
-        pop = {"call_id": w.call_id, "queue": w.queue,
-               "waited_s": round(call.offered_at - w.arrived_at, 1),
-               "customer": customer, "caller": mask(w.phone),
-               "ivr": {"path": w.context.get("path", ""),
-                       "last_failure": w.context.get("last_failure", ""),
-                       "lang": w.context.get("lang", "zh")},
-               "recent_contacts": await self._recent_contacts(w.account),
-               "callback": w.callback}
-        self.pops[w.call_id] = pop
+    def _offered(self, agent_id: str, offer: Offer) -> None:
+        """The screen pop, in two parts: what the IVR handed over goes out at once (always the
+        call's first event), the back office's part follows as ``call_customer``."""
+        ctx = offer.context
+        pop = {"call_id": offer.call_id, "queue": offer.queue,
+               "waited_s": round(offer.offered_at - offer.arrived_at, 1),
+               "customer": None, "caller": mask(offer.phone),
+               "ivr": {"path": ctx.get("path", ""),
+                       "last_failure": ctx.get("last_failure", ""),
+                       "lang": ctx.get("lang", "zh")},
+               "recent_contacts": [], "callback": offer.callback,
+               "customer_pending": bool(offer.account)}
+        self.pops[offer.call_id] = pop
         if len(self.pops) > 1000:
             for key in list(self.pops)[:500]:
                 del self.pops[key]
         self._push_agent(agent_id, "call_offered", pop)
+        if offer.account:
+            self._spawn(self._customer_part(agent_id, offer))
+
+    async def _customer_part(self, agent_id: str, offer: Offer) -> None:
+        customer: dict[str, Any] | None = None
+        try:
+            info = await self.backoffice.customer(offer.account)
+            cash = await self.backoffice.cash(offer.account)
+            positions = await self.backoffice.positions(offer.account)
+            value = sum((pos.market_value for pos in positions), start=cash.balance * 0)
+            customer = {"name": info.name, "tier": info.tier.value,
+                        "account_masked": mask(offer.account),
+                        "balance_summary": {"currency": "CNY", "cash": str(cash.balance),
+                                            "market_value": str(value),
+                                            "total": str(cash.balance + value)}}
+        except BrokerError as exc:
+            log.warning("screen pop for %s: back office: %s", offer.call_id, exc)
+        recent = await self._recent_contacts(offer.account)
+        pop = self.pops.get(offer.call_id)
+        if pop is not None:
+            pop.update(customer=customer, recent_contacts=recent, customer_pending=False)
+        self._push_agent(agent_id, "call_customer", {"call_id": offer.call_id,
+                                                     "customer": customer,
+                                                     "recent_contacts": recent})
 
     async def _recent_contacts(self, account: str) -> list[dict[str, Any]]:
         if not account:
@@ -800,7 +735,8 @@ class EngineConsoleBackend:
 
     def wallboard(self) -> dict[str, Any]:
         return {"queues": self.queue_figures(),
-                "seats": [rt.data() for rt in self.acd.seats.values()]}
+                "seats": [rt.data() for rt in self.acd.seats.values()],
+                "waiting": self.acd.queue_snapshot()}
 
     def _push_agent(self, agent_id: str, name: str, data: dict[str, Any]) -> None:
         if self.push is not None:
@@ -817,7 +753,6 @@ class EngineConsoleBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        self._detach()
         for timer in self._presence_timers.values():
             timer.cancel()
         self._presence_timers.clear()

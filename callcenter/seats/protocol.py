@@ -58,6 +58,7 @@ class ErrorCode(enum.StrEnum):
     RATE_LIMITED = "rate_limited"        # too many messages: this one was dropped
     TOO_LARGE = "too_large"              # (close code 1009 for frames over the limit)
     INVALID_STATE = "invalid_state"      # the seat's state does not allow it
+    DISPOSITION_REQUIRED = "disposition_required"  # save the wrap-up before leaving it
     NO_CALL = "no_call"                  # a call control without a call
     BAD_NUMBER = "bad_number"            # outside digits, + * #
     NOT_FOUND = "not_found"              # unknown agent, queue, call or account
@@ -397,8 +398,12 @@ class Event(BaseModel):
     - ``call_offered``: the screen pop, {call_id, queue, waited_s, customer: {name, tier,
       account_masked, balance_summary: {currency, cash, market_value, total}} | null,
       ivr: {path, last_failure, lang}, recent_contacts: [{at, kind, summary}], caller: masked,
-      callback: bool}. The full account never leaves the engine: commands about this
-      customer name the ``call_id`` instead.
+      callback: bool, customer_pending: bool}. Always the first event of a call, pushed as the
+      phone starts ringing; with ``customer_pending`` the back office's part (customer and
+      recent contacts) follows as ``call_customer``. The full account never leaves the
+      engine: commands about this customer name the ``call_id`` instead.
+    - ``call_customer``: {call_id, customer, recent_contacts}: the back office's part of the
+      screen pop, after ``call_offered``
     - ``call_connected``: {call_id, recording: bool}
     - ``call_held``, ``call_resumed``: {call_id}
     - ``recording``: {call_id, state: "on" | "paused"}
@@ -408,9 +413,18 @@ class Event(BaseModel):
       number; "" if unknown)
     - ``conference``: {call_id, target}: a third party joined the call
     - ``call_ended``: {call_id, wrap_up_s, answered: bool, disposition_required: bool}
-      (``answered`` false: the call ended while ringing; nothing to wrap up)
+      (``answered`` false: the call ended while ringing; nothing to wrap up;
+      ``disposition_required``: the seat stays in wrap-up until the wrap-up is saved, and
+      ``set_state`` out of it answers ``disposition_required``)
+    - ``wrap_up_overdue``: {agent_id, call_id, since}: the wrap-up time is over and the
+      required disposition is not saved (to the agent and to supervisors)
     - ``queues``: {queues: [QueueFigures]}
-    - ``wallboard``: {queues: [QueueFigures], seats: [seat data]}
+    - ``wallboard``: {queues: [QueueFigures], seats: [seat data], waiting: [{name, waiting:
+      [{call_id, tier, arrived_at, waited_s, callback, ringing, lang, reason: {code, until,
+      agent, skill, agents}}]}]}: the waiting callers per queue in the order they will be
+      served, each with why it still waits (``routing.WaitCode`` values: queue_closed,
+      ringing, others_ahead, manager_only, vip_team_only, no_agent_with_skill, excluded_all,
+      all_busy)
     - ``session_ended``: {reason} (logged out elsewhere, forced by a supervisor)
     - ``delivery``: {message_id, channel, account_masked, ref, state, report, reason, at}: an
       outbox message moved (``state`` queued | sent | delivered | failed, ``report`` the channel

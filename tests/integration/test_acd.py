@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.acd.notices import Announced, Notice
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
@@ -44,7 +45,8 @@ def acd_settings(tmp_path: Path, **queue: Any) -> Settings:
     return load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                          backoffice_path=tmp_path / "backoffice.db",
                          console={"enabled": False, "port": 0},
-                         acd={"queues": [general], "ring_timeout_s": 3, "wrap_up_s": 1})
+                         acd={"queues": [general], "ring_timeout_s": 3, "wrap_up_s": 1,
+                              "require_disposition": False})
 
 
 @pytest.fixture
@@ -126,10 +128,9 @@ async def test_a_vip_rings_the_manager_first_then_the_vip_team(start_engine: Fac
     gold = await queue_to_agent(engine, caller, GOLD_PHONE)
     assert acd.find_waiter(call_id=gold) is not None
     assert acd.find_waiter(call_id=gold).manager == "A1001"  # type: ignore[union-attr]
-    assert (await queue_log(engine, "ring")) == []  # the manager's time: nobody else rings
-    # The manager's stage passes: the VIP team (A1002), not the general agent, gets it.
-    clock.advance(21)
-    acd.dispatch()
+    # The manager is logged out: their stage is skipped at once (no 20 s of waiting while
+    # agents are free) and the VIP team (A1002), not the general agent, gets it. A manager who
+    # is present but busy keeps their stage (tests/unit/test_acd_routing.py).
     await until(engine, lambda: seat_state(engine, "A1002") is SeatState.ON_CALL, what="team")
     assert seat_state(engine, "A2001") is SeatState.READY
     # A second gold caller while the manager is ready: the manager rings at once.
@@ -253,10 +254,10 @@ async def test_waiting_callers_hear_their_position_but_the_head_of_the_line_does
     heard: dict[str, str] = {}
     times: dict[str, int] = {}
 
-    def on_acd(_audience: str, event: str, data: dict[str, Any]) -> None:
-        if event == "announced":
-            heard[data["call_id"]] = data["files"]
-            times[data["call_id"]] = times.get(data["call_id"], 0) + 1
+    def on_acd(notice: Notice) -> None:
+        if isinstance(notice, Announced):
+            heard[notice.call_id] = notice.files
+            times[notice.call_id] = times.get(notice.call_id, 0) + 1
 
     engine.acd.listeners.append(on_acd)
     caller = SimCaller(engine.ami)  # type: ignore[arg-type]
@@ -281,8 +282,8 @@ async def test_a_closed_queue_offers_a_callback_served_when_it_opens(
     assert acd is not None and engine.ami is not None and engine.controller is not None
     acd.is_open = lambda _name: False  # after hours (the schedule itself is unit-tested)
     told: list[str] = []
-    acd.listeners.append(lambda _a, ev, data: told.append(data["call_id"])
-                         if ev == "announced" and "agent_closed_queue" in data["files"]
+    acd.listeners.append(lambda n: told.append(n.call_id)
+                         if isinstance(n, Announced) and "agent_closed_queue" in n.files
                          else None)
     acd.set_state("A1", "ready")
     caller = SimCaller(engine.ami)
@@ -306,8 +307,7 @@ async def test_a_long_wait_is_told_once_with_the_callback_offer(start_engine: Fa
     acd = engine.acd
     assert acd is not None
     told: list[str] = []
-    acd.listeners.append(lambda _a, ev, data: told.append(data["files"])
-                         if ev == "announced" else None)
+    acd.listeners.append(lambda n: told.append(n.files) if isinstance(n, Announced) else None)
     caller = SimCaller(engine.ami)  # type: ignore[arg-type]
     call_id = await queue_to_agent(engine, caller, ORDINARY_PHONE)
     await until(engine, lambda: told, 20, "long-wait announcement")

@@ -242,7 +242,8 @@ def _acd_settings(tmp_path: Path) -> Settings:
         db_path=tmp_path / "callcenter.db", channels={"enabled": False},
         backoffice_path=tmp_path / "backoffice.db", console={"enabled": False, "port": 0},
         acd={"queues": [{"name": "general", "announce_every_s": 0, "manager_first_s": 0,
-                         "vip_team_s": 0}], "ring_timeout_s": 5, "wrap_up_s": 1})
+                         "vip_team_s": 0}], "ring_timeout_s": 5, "wrap_up_s": 1,
+                         "require_disposition": False})
 
 
 async def _hang_up_everything(ami: AmiClient) -> None:

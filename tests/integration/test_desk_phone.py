@@ -66,6 +66,9 @@ async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_en
         await until(engine, lambda: acd.seat("D1").seat.state is SeatState.WRAP_UP, 10,
                     "wrap-up after the call")
 
+        with pytest.raises(ConsoleError, match="disposition"):  # the wrap-up form first
+            acd.set_state("D1", "ready", by="D1")
+        acd.disposition_saved("D1", call_id)
         acd.set_state("D1", "ready", by="D1")
         await phone.unregister()
         await until(engine, lambda: acd.seat("D1").seat.state is SeatState.NOT_READY, 10,

@@ -1,4 +1,5 @@
-"""ACD routing core: priority, aging, VIP staging, skills, seat choice, timers."""
+"""ACD routing core: priority, aging, VIP staging, presence, skills, seat choice, timers, wait
+reasons."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from hypothesis import strategies as st
 
 from callcenter.acd.routing import (
     Assignment,
+    Present,
     QueuePolicy,
     SeatView,
+    WaitCode,
     WaitingCall,
+    WaitReason,
     assignments,
     eligible,
     estimated_wait,
@@ -18,6 +22,7 @@ from callcenter.acd.routing import (
     next_change_at,
     position,
     priority,
+    wait_reason,
 )
 from callcenter.broker.interface import Tier
 
@@ -349,3 +354,240 @@ def test_assignments_at_stage_boundaries() -> None:
             assert assignments([gold], free, policy, now) == want, (now, free)
             assert reference_assignments([gold], free, policy, now) == want
             assert next_assignment([gold], free, policy, now) == (want[0] if want else None)
+
+
+# -- presence: a VIP stage nobody present can serve is skipped at once --------------------------
+#
+# ``present`` is what the ACD edge knows: every agent who is ready, ringing, on a call, on hold or
+# in wrap-up, with their skills. Logged-out and not-ready agents are not in it.
+
+GOLD = WaitingCall("g", Tier.GOLD, 100.0, "mgr", None)   # manager-only until 120, VIP until 140
+
+
+def present(*agents: str, skills: dict[str, int] | None = None) -> Present:
+    return {agent: dict(skills or {}) for agent in agents}
+
+
+def test_manager_logged_out_goes_to_the_vip_team_at_once() -> None:
+    here = present("v1", "x")                          # the manager is logged out
+    seats = [seat("x", 0.0), seat("v1", 5.0)]         # x idle longer, but not VIP
+    assert assignments([GOLD], seats, POLICY, 100.5, present=here) == [Assignment("g", "v1")]
+    assert next_assignment([GOLD], seats, POLICY, 100.5, present=here) == Assignment("g", "v1")
+    # still the VIP-team stage (x is not admitted) until 140, then everyone
+    assert not eligible(GOLD, seat("x"), POLICY, 139.9, present=here)
+    assert eligible(GOLD, seat("x"), POLICY, 140.0, present=here)
+    # v1 busy on another call (present, not a free seat): the call waits for the VIP team
+    assert assignments([GOLD], [seat("x")], POLICY, 100.5, present=here) == []
+
+
+def test_manager_not_ready_is_skipped() -> None:
+    here = present("v1", "x")                          # not ready: not in service, not present
+    seats = [seat("mgr", None), seat("x", 0.0), seat("v1", 5.0)]
+    assert assignments([GOLD], seats, POLICY, 101.0, present=here) == [Assignment("g", "v1")]
+    assert eligible(GOLD, seat("v1"), POLICY, 101.0, present=here)
+
+
+def test_manager_who_refused_or_lacks_the_skill_is_skipped() -> None:
+    refused = WaitingCall("g", Tier.GOLD, 100.0, "mgr", None, excluded=frozenset({"mgr"}))
+    here = present("mgr", "v1")
+    assert eligible(refused, seat("v1"), POLICY, 101.0, present=here)
+    skilled = QueuePolicy(name="q", skill="fund", vip_team=frozenset({"v1"}))
+    here = {"mgr": {"stock": 5}, "v1": {"fund": 1}}
+    assert eligible(GOLD, seat("v1", skills={"fund": 1}), skilled, 101.0, present=here)
+
+
+def test_manager_on_a_call_waits_for_the_stage_as_today() -> None:
+    here = present("mgr", "v1", "x")                   # mgr on a call: present, not free
+    seats = [seat("x", 0.0), seat("v1", 5.0)]
+    for now in (100.0, 119.9):
+        assert assignments([GOLD], seats, POLICY, now, present=here) == []
+        assert not eligible(GOLD, seat("v1"), POLICY, now, present=here)
+    assert assignments([GOLD], seats, POLICY, 120.0, present=here) == [Assignment("g", "v1")]
+    assert assignments([GOLD], seats[:1], POLICY, 140.0, present=here) == [Assignment("g", "x")]
+    # the manager free again within the stage takes it
+    with_mgr = [*seats, seat("mgr", 9.0)]
+    assert assignments([GOLD], with_mgr, POLICY, 105.0, present=here) == [Assignment("g", "mgr")]
+
+
+def test_no_vip_member_present_goes_straight_to_everyone() -> None:
+    # neither the manager nor the VIP team: every seat at once
+    assert assignments([GOLD], [seat("x")], POLICY, 100.0,
+                       present=present("x")) == [Assignment("g", "x")]
+    plat = WaitingCall("p", Tier.PLATINUM, 100.0, None, None)   # no manager: VIP stage first
+    assert assignments([plat], [seat("x")], POLICY, 100.0,
+                       present=present("x")) == [Assignment("p", "x")]
+    # the manager present but no VIP member: manager stage, then everyone (no VIP-team stage)
+    here = present("mgr", "x")
+    assert assignments([GOLD], [seat("x")], POLICY, 119.9, present=here) == []
+    assert assignments([GOLD], [seat("x")], POLICY, 120.0, present=here) == [Assignment("g", "x")]
+    # VIP members present but unable to take it (no skill; already refused it) count as absent
+    skilled = QueuePolicy(name="q", skill="fund", vip_team=frozenset({"v1", "v2"}))
+    refused = WaitingCall("p", Tier.PLATINUM, 100.0, None, None, excluded=frozenset({"v2"}))
+    here = {"v1": {"stock": 3}, "v2": {"fund": 3}, "x": {"fund": 1}}
+    assert assignments([refused], [seat("x", 0.0, {"fund": 1})], skilled, 100.0,
+                       present=here) == [Assignment("p", "x")]
+
+
+def test_manager_alone_in_the_vip_team_has_no_second_stage() -> None:
+    """The VIP-team stage is for someone besides the manager: the manager had their stage."""
+    policy = QueuePolicy(name="q", vip_team=frozenset({"mgr", "v1"}))
+    assert assignments([GOLD], [seat("x")], policy, 120.0,
+                       present=present("mgr", "x")) == [Assignment("g", "x")]
+    assert assignments([GOLD], [seat("x")], policy, 120.0,
+                       present=present("mgr", "v1", "x")) == []
+    assert next_change_at([GOLD], policy, 100.0, present=present("mgr", "x")) == 120.0
+
+
+def test_presence_is_decided_afresh_at_each_decision() -> None:
+    """Sans-IO: nothing is remembered. The manager back in service within their stage has it."""
+    seats = [seat("v1", 0.0), seat("mgr", 1.0)]
+    gone = present("v1")
+    back = present("v1", "mgr")
+    assert assignments([GOLD], seats[:1], POLICY, 105.0, present=gone) == [Assignment("g", "v1")]
+    assert assignments([GOLD], seats, POLICY, 106.0, present=back) == [Assignment("g", "mgr")]
+
+
+def test_next_change_at_without_skipped_stages() -> None:
+    plat = WaitingCall("p", Tier.PLATINUM, 105.0, None, None)   # VIP stage until 145
+    # manager absent: no timer at 120 (that stage is skipped), only the VIP-team end at 140
+    assert next_change_at([GOLD], POLICY, 100.0, present=present("v1")) == 140.0
+    # VIP team absent: the manager stage only
+    assert next_change_at([GOLD], POLICY, 100.0, present=present("mgr")) == 120.0
+    assert next_change_at([GOLD], POLICY, 120.0, present=present("mgr")) is None
+    # nobody of any stage: no timer at all
+    assert next_change_at([GOLD, plat], POLICY, 100.0, present=present("x")) is None
+    assert next_change_at([GOLD, plat], POLICY, 100.0, present={}) is None
+    # both present: as today
+    both = present("mgr", "v2")
+    assert next_change_at([GOLD, plat], POLICY, 100.0, present=both) == 120.0
+    assert next_change_at([GOLD, plat], POLICY, 120.0, present=both) == 140.0
+    assert next_change_at([GOLD, plat], POLICY, 140.0, present=both) == 145.0
+    # without ``present`` (presence unknown) the stages run on time alone, as before
+    assert next_change_at([GOLD], POLICY, 100.0) == 120.0
+
+
+# -- wait_reason: why a caller still waits, as a code and numbers -------------------------------
+
+def test_wait_reason_queue_closed_and_ringing() -> None:
+    here = present("x")
+    assert wait_reason(GOLD, [seat("x")], here, POLICY, 101.0,
+                       closed=True) == WaitReason(WaitCode.QUEUE_CLOSED)
+    got = wait_reason(GOLD, [], here, POLICY, 101.0, ringing="v1")
+    assert got == WaitReason(WaitCode.RINGING, agent="v1")
+    assert got.code.value == "ringing"
+
+
+def test_wait_reason_manager_only() -> None:
+    here = present("mgr", "v1", "x")                   # manager on a call
+    got = wait_reason(GOLD, [seat("x"), seat("v1")], here, POLICY, 105.0)
+    assert got == WaitReason(WaitCode.MANAGER_ONLY, until=120.0, agent="mgr", agents=1)
+
+
+def test_wait_reason_vip_team_only() -> None:
+    here = present("v1", "v2", "x")                    # manager logged out, VIP team busy
+    got = wait_reason(GOLD, [seat("x")], here, POLICY, 101.0)
+    assert got == WaitReason(WaitCode.VIP_TEAM_ONLY, until=140.0, agents=2)
+    # the manager on a call counts in the VIP-team stage too
+    here = present("mgr", "v1", "x")
+    got = wait_reason(GOLD, [seat("x")], here, POLICY, 125.0)
+    assert got == WaitReason(WaitCode.VIP_TEAM_ONLY, until=140.0, agents=2)
+
+
+def test_wait_reason_no_agent_with_skill() -> None:
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "margin")
+    here = {"a": {"fund": 5}, "b": {"margin": 0}}
+    assert wait_reason(call, [seat("a", 0.0, {"fund": 5})], here, POLICY, 10.0) == WaitReason(
+        WaitCode.NO_AGENT_WITH_SKILL, skill="margin")
+    # nobody present at all, and no skill needed
+    bare = WaitingCall("o", Tier.ORDINARY, 0.0)
+    assert wait_reason(bare, [], {}, POLICY, 10.0) == WaitReason(WaitCode.NO_AGENT_WITH_SKILL)
+
+
+def test_wait_reason_all_busy() -> None:
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "fund", excluded=frozenset({"a"}))
+    here = {"a": {"fund": 1}, "b": {"fund": 2}, "c": {"fund": 3}, "d": {"stock": 1}}
+    # b and c on calls; a refused it; d is ready but has not the skill
+    got = wait_reason(call, [seat("d", 0.0, {"stock": 1})], here, POLICY, 10.0)
+    assert got == WaitReason(WaitCode.ALL_BUSY, skill="fund", agents=2)
+
+
+def test_wait_reason_excluded_all() -> None:
+    call = WaitingCall("c", Tier.ORDINARY, 0.0, None, None, excluded=frozenset({"a", "b"}))
+    here = present("a", "b")
+    got = wait_reason(call, [seat("a"), seat("b")], here, POLICY, 10.0)
+    assert got == WaitReason(WaitCode.EXCLUDED_ALL, agents=2)
+
+
+def test_wait_reason_others_ahead() -> None:
+    """A seat that may take it is free: callers ahead of it are served first (the dispatcher
+    gives them the free seats; or it is about to run)."""
+    call = WaitingCall("c", Tier.ORDINARY, 0.0)
+    got = wait_reason(call, [seat("a"), seat("b", None)], present("a", "b"), POLICY, 10.0)
+    assert got == WaitReason(WaitCode.OTHERS_AHEAD, agents=1)
+
+
+def test_wait_reason_codes_are_stable_strings() -> None:
+    assert {c.value for c in WaitCode} == {
+        "queue_closed", "ringing", "others_ahead", "manager_only", "vip_team_only",
+        "no_agent_with_skill", "excluded_all", "all_busy"}
+
+
+# -- presence against the reference and the timer ----------------------------------------------
+
+@st.composite
+def routing_states_with_presence(
+    draw: st.DrawFn,
+) -> tuple[list[WaitingCall], list[SeatView], QueuePolicy, float, Present]:
+    calls, seats, policy, now = draw(routing_states())
+    here: dict[str, dict[str, int]] = {
+        s.agent_id: dict(s.skills) for s in seats if s.ready_since is not None}
+    # busy agents: present, not free
+    for agent in draw(st.frozensets(st.sampled_from(AGENTS))):
+        here.setdefault(agent, draw(st.dictionaries(skill_names, st.integers(0, 3))))
+    return calls, seats, policy, now, here
+
+
+@settings(max_examples=300)
+@given(routing_states_with_presence())
+def test_property_presence_matches_reference_algorithm(
+    state: tuple[list[WaitingCall], list[SeatView], QueuePolicy, float, Present],
+) -> None:
+    calls, seats, policy, now, here = state
+    expected: list[Assignment] = []
+    left_calls, left_seats = list(calls), list(seats)
+    while True:
+        by_rank = sorted(left_calls, key=lambda c: (-priority(c, policy, now), c.key, c.call_id))
+        pick = None
+        for call in by_rank:
+            fits = [s for s in left_seats if eligible(call, s, policy, now, present=here)]
+            if fits:
+                best = min(fits, key=lambda s: reference_seat_key(s, call, policy))
+                pick = Assignment(call.call_id, best.agent_id)
+                break
+        if pick is None:
+            break
+        expected.append(pick)
+        left_calls = [c for c in left_calls if c.call_id != pick.call_id]
+        left_seats = [s for s in left_seats if s.agent_id != pick.agent_id]
+    assert assignments(calls, seats, policy, now, present=here) == expected
+    assert next_assignment(calls, seats, policy, now, present=here) == (
+        expected[0] if expected else None)
+
+
+@settings(max_examples=200)
+@given(routing_states_with_presence())
+def test_property_nothing_changes_before_next_change_at(
+    state: tuple[list[WaitingCall], list[SeatView], QueuePolicy, float, Present],
+) -> None:
+    """With the same seats and presence, eligibility is constant from ``now`` until the time
+    :func:`next_change_at` returns (a skipped stage sets no timer, and none is missed)."""
+    calls, seats, policy, now, here = state
+    calls = [c for c in calls if c.arrived_at <= now]   # a call exists from its arrival on
+    until = next_change_at(calls, policy, now, present=here)
+    end = now + 100.0 if until is None else until
+    assert end > now
+    times = [now + (end - now) * f for f in (0.0, 0.25, 0.5, 0.999)]
+    for call in calls:
+        for s in seats:
+            got = {eligible(call, s, policy, t, present=here) for t in times}
+            assert len(got) == 1, (call, s, times)

@@ -19,17 +19,20 @@ import aiosqlite
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from callcenter.acd.calls import CallInput, CallLife, CallState
+from callcenter.acd.notices import CallConnected, CallEnded, ConsultChanged
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import Cash, Customer, RefusalCode, Tier
+from callcenter.channels.documents import NO_ADDRESS
 from callcenter.channels.messages import DeliveryState, Inbound
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, OutboxState
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, TelephonyError
 from callcenter.seats import protocol as p
-from callcenter.seats.backend import NO_ADDRESS, EngineConsoleBackend
+from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.presence import Presence, PresenceAction
-from callcenter.seats.state import SeatState
+from callcenter.seats.state import SeatInput, SeatState
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, ChannelInfo, DialBegin, Hangup
@@ -169,7 +172,9 @@ class World:
         waiter = Waiter(call_id, "general", Tier.GOLD, now - 30, "PJSIP/trunk-0001",
                         f"{call_id}-uid", account=account, phone=phone)
         call = ActiveCall(waiter, f"acd-{call_id}", now - 20, recording=recording,
-                          agent_channel=f"PJSIP/{agent_id}-0001", connected_at=now - 15)
+                          agent_channel=f"PJSIP/{agent_id}-0001", connected_at=now - 15,
+                          state=CallState.HELD if state is SeatState.ON_HOLD
+                          else CallState.CONNECTED)
         rt = self.seat(agent_id)
         rt.seat.state, rt.seat.since = state, now - 5
         if last:
@@ -360,10 +365,9 @@ async def test_snapshot_of_a_talking_call(world: World) -> None:
                             "consult": None, "connected_at": call.connected_at,
                             "wrap_up_until": None}
     call.recording_paused = True
-    call.held = True
+    call.life = CallLife("c-1", state=CallState.CONSULTING)  # as CallControl.consult leaves it
+    call.consult_target = "1002"
     world.seat(ME.agent_id).seat.state = SeatState.ON_HOLD
-    world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
-                                             "target": "1002"})
     snap = await world.backend.snapshot(ME)
     assert (snap["call"]["state"], snap["call"]["recording"], snap["call"]["consult"]) == (
         "held", "paused", "ringing")
@@ -391,11 +395,16 @@ async def test_snapshot_keeps_the_screen_pop(world: World) -> None:
 # -- consultations from Asterisk's events ----------------------------------------------------
 
 
+def consulting(call: ActiveCall, target: str) -> None:
+    """The call as ``CallControl.consult`` leaves it before Asterisk's events come."""
+    call.consult_target = target
+    call.life = CallLife(call.call_id, state=CallState.CONSULTING)
+
+
 async def test_consult_rings_then_talks_then_ends(world: World) -> None:
     call = world.give_call(ME.agent_id, "c-1")
-    call.consulting = True  # what CallControl.consult sets before redirecting the legs
-    world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
-                                             "target": "1777"})
+    consulting(call, "1777")
+    world.acd.notify(ConsultChanged(ME.agent_id, "c-1", "ringing", "1777"))
     # the agent's leg dials the consulted party: the ACD notes the channel
     world.ami.feed(DialBegin(channel(call.agent_channel, call.agent_uniqueid),
                              channel(CONSULTED), "Local/1777@outbound"))
@@ -410,18 +419,22 @@ async def test_consult_rings_then_talks_then_ends(world: World) -> None:
     world.ami.feed(Hangup(channel(CONSULTED), 16, "Normal Clearing"))
     assert world.pushes.of(ME.agent_id, "consult")[-1] == {
         "call_id": "c-1", "state": "ended", "target": "1777"}
+    # the caller stays on hold until the agent takes them back
+    assert call.life.state is CallState.HELD
     assert (await world.backend.snapshot(ME))["call"]["consult"] is None
 
 
-async def test_consult_answer_seen_before_the_ring_event(world: World) -> None:
-    """DialBegin may be read before the ACD's consult() goes on to emit "ringing"."""
+async def test_consult_answer_seen_before_the_consultation_is_proven(world: World) -> None:
+    """The consulted party may answer before ``consult`` saw its proof and moved the call:
+    "talking" then follows "ringing" at once (``Acd.call_moved``)."""
     call = world.give_call(ME.agent_id, "c-1")
-    call.consulting = True
+    call.consult_target = "1777"
     world.ami.feed(DialBegin(channel(call.agent_channel, call.agent_uniqueid),
                              channel(CONSULTED), "Local/1777@outbound"))
-    world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
-                                             "target": "1777"})
     world.ami.feed(BridgeEnter(channel(CONSULTED), "b1"))
+    assert world.pushes.of(ME.agent_id, "consult") == []
+    world.acd.call_moved(world.seat(ME.agent_id), CallInput.CONSULT, SeatInput.HOLD,
+                         by=ME.agent_id)
     assert [e["state"] for e in world.pushes.of(ME.agent_id, "consult")] == [
         "ringing", "talking"]
 
@@ -433,24 +446,20 @@ async def test_a_call_back_dialling_the_customer_is_no_consult(world: World) -> 
     world.ami.feed(BridgeEnter(channel(CONSULTED), "b1"))
     world.ami.feed(Hangup(channel(CONSULTED), 16, "Normal Clearing"))
     assert world.pushes.of(ME.agent_id, "consult") == []
+    assert call.consult_channel == ""
 
 
-async def test_call_end_forgets_the_consult(world: World) -> None:
-    world.give_call(ME.agent_id, "c-1")
-    world.acd._emit(ME.agent_id, "consult", {"call_id": "c-1", "state": "ringing",
-                                             "target": "1777"})
-    world.acd._emit(ME.agent_id, "ended", {"call_id": "c-1", "wrap_up_s": 45,
-                                           "answered": True})
-    assert world.backend.consults == {}
+async def test_call_ended_says_whether_a_disposition_is_required(world: World) -> None:
+    world.acd.notify(CallEnded(ME.agent_id, "c-1", 45, answered=True,
+                               disposition_required=True))
     [ended] = world.pushes.of(ME.agent_id, "call_ended")
     assert ended == {"call_id": "c-1", "wrap_up_s": 45, "answered": True,
                      "disposition_required": True}
 
 
-async def test_close_stops_listening_to_asterisk(world: World) -> None:
-    assert world.backend.on_ami_event in world.ami.handlers
-    await world.backend.close()
-    assert world.backend.on_ami_event not in world.ami.handlers
+async def test_the_backend_does_not_listen_to_asterisk(world: World) -> None:
+    """One AMI intake: the ACD's. The console learns of calls from the ACD's notices only."""
+    assert world.ami.handlers == [world.acd.on_ami_event]
 
 
 # -- queue figures ---------------------------------------------------------------------------
@@ -915,3 +924,119 @@ def test_presence_rules() -> None:
     presence.opened("a")
     assert not presence.absent("a")
     assert presence.expired("a", SeatState.READY) is PresenceAction.NONE
+
+
+# -- the shift's bugs (issue 11), each with its root ---------------------------------------------
+
+
+async def test_saving_the_wrap_up_under_a_backlog_answers_saved(world: World) -> None:
+    """Saving the wrap-up makes the seat ready and, with callers waiting, at once ringing: the
+    reply is "saved" (it was ``invalid_state``: the second READY met a ringing seat)."""
+    rt = world.seat(ME.agent_id)
+    world.give_call(ME.agent_id, "c-1", state=SeatState.WRAP_UP, last=True)
+    world.acd.enqueue("c-2", "general", "PJSIP/trunk-0002", "c-2-uid", {})
+    assert rt.call is None  # nobody ready: the caller waits
+    reply = await world.command(ME, {"type": "wrap_up", "call_id": "c-1",
+                                     "disposition": "resolved", "notes": ""})
+    assert reply["saved"] is True
+    assert rt.seat.state is SeatState.RINGING and rt.call is not None
+    assert rt.call.call_id == "c-2"
+
+
+async def end_answered_call(world: World, agent_id: str = ME.agent_id) -> SeatRuntime:
+    """A connected call whose agent leg hangs up: the seat goes to wrap-up."""
+    call = world.give_call(agent_id, "c-1")
+    world.ami.feed(Hangup(channel(call.agent_channel, call.agent_uniqueid), 16,
+                          "Normal Clearing"))
+    rt = world.seat(agent_id)
+    assert rt.seat.state is SeatState.WRAP_UP and rt.last_call is call
+    return rt
+
+
+async def test_the_disposition_is_required_before_ready(world: World) -> None:
+    rt = await end_answered_call(world)
+    [ended] = world.pushes.of(ME.agent_id, "call_ended")
+    assert ended["disposition_required"] is True
+    refused = await world.refused(ME, {"type": "set_state", "state": "ready"})
+    assert refused.code == "disposition_required"
+    assert rt.seat.state is SeatState.WRAP_UP
+    # the wrap-up time ends: the seat is not made ready with the form empty
+    world.acd._wrap_up_expired(ME.agent_id)
+    assert rt.seat.state is SeatState.WRAP_UP
+    [overdue] = world.pushes.of(ME.agent_id, "wrap_up_overdue")
+    assert overdue["call_id"] == "c-1"
+    assert world.pushes.of("role:supervisor", "wrap_up_overdue") == [overdue]
+    # a supervisor may still force the seat; the agent saves the form
+    reply = await world.command(ME, {"type": "wrap_up", "call_id": "c-1",
+                                     "disposition": "resolved", "notes": "ok"})
+    assert reply["saved"] is True and rt.seat.state is SeatState.READY
+
+
+async def test_without_required_disposition_the_timer_makes_the_seat_ready(
+        world: World) -> None:
+    world.acd.settings = world.acd.settings.model_copy(update={"require_disposition": False})
+    rt = await end_answered_call(world)
+    [ended] = world.pushes.of(ME.agent_id, "call_ended")
+    assert ended["disposition_required"] is False
+    world.acd._wrap_up_expired(ME.agent_id)
+    assert rt.seat.state is SeatState.READY
+
+
+async def test_a_supervisor_forces_a_seat_out_of_an_unsaved_wrap_up(world: World) -> None:
+    rt = await end_answered_call(world)
+    world.acd.set_state(ME.agent_id, "ready", by="S1", force=True)
+    assert rt.seat.state is SeatState.READY and rt.disposition_due == ""
+
+
+async def test_call_offered_is_the_first_event_and_the_customer_follows(
+        world: World) -> None:
+    """The pop's IVR part is pushed as the phone starts ringing; the back office's part
+    follows (it was all awaited first, so ``call_connected`` could come before the pop)."""
+    release = asyncio.Event()
+    slow = world.backoffice.customer
+
+    async def customer(account: str) -> Any:
+        await release.wait()
+        return await slow(account)
+
+    world.backoffice.customer = customer  # type: ignore[method-assign]
+    world.acd.set_state(ME.agent_id, "ready")
+    world.acd.enqueue("c-9", "general", "PJSIP/trunk-0009", "c-9-uid",
+                      {"customer.account": ACCOUNT, "customer.tier": "gold",
+                       "path": "main>quote"})
+    world.acd.notify(CallConnected(ME.agent_id, "c-9", True))
+    names = [kind for who, kind, _ in world.pushes.events
+             if who == ME.agent_id and kind.startswith("call_")]
+    assert names == ["call_offered", "call_connected"]
+    [pop] = world.pushes.of(ME.agent_id, "call_offered")
+    assert pop["customer"] is None and pop["customer_pending"] is True
+    assert pop["ivr"]["path"] == "main>quote"
+    release.set()
+    [part] = await world.pushes.until(lambda: world.pushes.of(ME.agent_id, "call_customer"))
+    assert part["call_id"] == "c-9" and part["customer"]["account_masked"].endswith(
+        ACCOUNT[-4:])
+    assert world.backend.pops["c-9"]["customer_pending"] is False
+
+
+async def test_a_vip_caller_whose_manager_is_logged_out_is_served_at_once(
+        world: World) -> None:
+    """Gold caller, manager logged out: no 20 s manager stage, no VIP-team stage (nobody in
+    it): the ready colleague rings at once (it waited 40 s)."""
+    colleague = world.seat(COLLEAGUE.agent_id)
+    world.acd.set_state(COLLEAGUE.agent_id, "ready")
+    assert world.seat(ME.agent_id).seat.state is SeatState.LOGGED_OUT
+    world.acd.enqueue("c-7", "general", "PJSIP/trunk-0007", "c-7-uid",
+                      {"customer.tier": "gold"}, manager=ME.agent_id)
+    assert colleague.seat.state is SeatState.RINGING
+    assert colleague.call is not None and colleague.call.call_id == "c-7"
+
+
+async def test_a_vip_caller_waits_for_a_manager_on_a_call(world: World) -> None:
+    world.give_call(ME.agent_id, "c-1")  # the manager is busy, but present
+    colleague = world.seat(COLLEAGUE.agent_id)
+    world.acd.set_state(COLLEAGUE.agent_id, "ready")
+    waiter = world.acd.enqueue("c-7", "general", "PJSIP/trunk-0007", "c-7-uid",
+                               {"customer.tier": "gold"}, manager=ME.agent_id)
+    assert colleague.seat.state is SeatState.READY and not waiter.ringing
+    [general] = [q for q in world.backend.wallboard()["waiting"] if q["name"] == "general"]
+    assert general["waiting"][0]["reason"]["code"] == "manager_only"
