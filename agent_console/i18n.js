@@ -5,8 +5,16 @@
 // calls t(key, params). The chosen language is remembered in localStorage.
 
 const STORAGE_KEY = "callcenter.console.lang";
+/** @typedef {"zh" | "en"} Lang */
+/** @type {readonly Lang[]} */
 export const LANGS = ["zh", "en"];
 
+/** @param {unknown} value @returns {value is Lang} */
+function isLang(value) {
+  return value === "zh" || value === "en";
+}
+
+/** @type {Record<Lang, Record<string, string>>} */
 const STRINGS = {
   zh: {
     "app.title": "座席工作台",
@@ -59,6 +67,7 @@ const STRINGS = {
     "reason.rejected": "拒接",
     "reason.forced": "班长设置",
     "reason.console gone": "控制台已断开",
+    "reason.phone unregistered": "话机已离线",
     "reason.logged out in another session": "已在另一个会话中退出",
 
     "queues.title": "队列",
@@ -311,6 +320,7 @@ const STRINGS = {
     "err.rate_limited": "操作过于频繁，请稍候再试",
     "err.too_large": "消息过大",
     "err.invalid_state": "当前座席状态不允许此操作",
+    "err.disposition_required": "请先保存话后小结（处理结果）",
     "err.no_call": "当前没有通话",
     "err.bad_number": "号码只能是数字（可以 + 开头），2 到 20 位",
     "err.not_found": "未找到（座席、队列、通话或账户）",
@@ -433,6 +443,7 @@ const STRINGS = {
     "reason.rejected": "Rejected",
     "reason.forced": "Set by supervisor",
     "reason.console gone": "Console gone",
+    "reason.phone unregistered": "Phone offline",
     "reason.logged out in another session": "Logged out in another session",
 
     "queues.title": "Queues",
@@ -685,6 +696,7 @@ const STRINGS = {
     "err.rate_limited": "Too many requests; wait a moment",
     "err.too_large": "The message is too large",
     "err.invalid_state": "Not allowed in the seat's current state",
+    "err.disposition_required": "Save the wrap-up (its outcome) first",
     "err.no_call": "There is no call",
     "err.bad_number": "A number is 2 to 20 digits, optionally after a +",
     "err.not_found": "Not found (agent, queue, call or account)",
@@ -742,10 +754,11 @@ const STRINGS = {
   },
 };
 
+/** @returns {Lang} */
 function storedLang() {
   try {
     const value = window.localStorage.getItem(STORAGE_KEY);
-    return LANGS.includes(value) ? value : "zh";
+    return isLang(value) ? value : "zh";
   } catch {
     return "zh"; // storage may be disabled; the default is fine
   }
@@ -757,8 +770,9 @@ export function getLang() {
   return current;
 }
 
+/** @param {string} lang */
 export function setLang(lang) {
-  if (!LANGS.includes(lang)) return;
+  if (!isLang(lang)) return;
   current = lang;
   try {
     window.localStorage.setItem(STORAGE_KEY, lang);
@@ -767,7 +781,9 @@ export function setLang(lang) {
   }
 }
 
-/** The text for `key`, with {name} placeholders filled from `params`; the key if unknown. */
+/** The text for `key`, with {name} placeholders filled from `params`; the key if unknown.
+ * @param {string} key
+ * @param {Record<string, string | number>} [params] */
 export function t(key, params = {}) {
   const table = STRINGS[current];
   const text = table[key] ?? STRINGS.zh[key] ?? key;
@@ -775,27 +791,37 @@ export function t(key, params = {}) {
     Object.hasOwn(params, name) ? String(params[name]) : whole);
 }
 
-/** Whether `key` has a text (used to translate server values like reasons, with a fallback). */
+/** Whether `key` has a text (used to translate server values like reasons, with a fallback).
+ * @param {string} key */
 export function has(key) {
   return Object.hasOwn(STRINGS[current], key);
 }
 
-/** Translate a value from the server (state, reason, tier...) or show it as it came. */
+/** Translate a value from the server (state, reason, tier...) or show it as it came.
+ * @param {string} prefix
+ * @param {unknown} value */
 export function tValue(prefix, value) {
   const key = `${prefix}.${value}`;
   return has(key) ? t(key) : String(value ?? "");
 }
 
-/** Fill every static label under `root` in the current language. */
+/** Fill every static label under `root` in the current language.
+ * @param {ParentNode} [root] */
 export function applyTranslations(root = document) {
   document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
-  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
-    el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    if (el instanceof HTMLElement) el.textContent = t(el.dataset.i18n ?? "");
   }
-  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) {
+      el.placeholder = t(el.dataset.i18nPlaceholder ?? "");
+    }
+  }
+  for (const el of root.querySelectorAll("[data-i18n-title]")) {
+    if (el instanceof HTMLElement) el.title = t(el.dataset.i18nTitle ?? "");
+  }
   for (const el of root.querySelectorAll("[data-i18n-aria]")) {
-    el.setAttribute("aria-label", t(el.dataset.i18nAria));
+    if (el instanceof HTMLElement) el.setAttribute("aria-label", t(el.dataset.i18nAria ?? ""));
   }
   document.title = t("app.title");
 }

@@ -5,11 +5,14 @@
 // promise. If the socket closes, every pending request fails with code "closed", so no caller
 // waits for a reply that can no longer come.
 
-export const PROTOCOL_VERSION = 1;
+import { PROTOCOL_VERSION } from "./js/protocol.js";
+
+export { PROTOCOL_VERSION };
 
 /** A refused or failed request: `code` is a protocol ErrorCode, or one of ours
  * ("timeout", "closed", "offline"). `message` is the server's text, if any. */
 export class LinkError extends Error {
+  /** @param {string} code @param {string} [message] */
   constructor(code, message = "") {
     super(message || code);
     this.code = code;
@@ -17,7 +20,8 @@ export class LinkError extends Error {
   }
 }
 
-/** The console's websocket URL: same host as the page, /ws (the CSP allows only that). */
+/** The console's websocket URL: same host as the page, /ws (the CSP allows only that).
+ * @param {{protocol: string, host: string}} [loc] */
 export function consoleUrl(loc = window.location) {
   const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${loc.host}/ws`;
@@ -27,7 +31,7 @@ export class Link {
   /**
    * @param {object} opts
    * @param {string} opts.url
-   * @param {(name: string, data: object) => void} opts.onEvent   a pushed event
+   * @param {(name: string, data: Record<string, any>) => void} opts.onEvent   a pushed event
    * @param {(err: LinkError) => void} opts.onStrayError   an error matching no request
    * @param {(info: {byUs: boolean}) => void} opts.onClose   the socket is gone
    */
@@ -36,10 +40,15 @@ export class Link {
     this.onEvent = onEvent;
     this.onStrayError = onStrayError;
     this.onClose = onClose;
+    /** @type {WebSocket | null} */
     this.ws = null;
     this.nextId = 0;
+    /** requests waiting for their reply, by id
+     * @type {Map<string, {resolve: (data: Record<string, any>) => void,
+     *   reject: (err: LinkError) => void, timer: number}>} */
     this.pending = new Map();
     this.closedByUs = false;
+    /** @type {Promise<void> | null} */
     this.opening = null;
   }
 
@@ -53,7 +62,8 @@ export class Link {
     if (this.isOpen) return Promise.resolve();
     if (this.opening) return this.opening;
     this.closedByUs = false;
-    this.opening = new Promise((resolve, reject) => {
+    /** @type {Promise<void>} */
+    const opening = new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
       let opened = false;
@@ -73,16 +83,24 @@ export class Link {
         else reject(new LinkError("offline"));
       });
     });
+    this.opening = opening;
     const clear = () => {
       this.opening = null;
     };
-    this.opening.then(clear, clear);
-    return this.opening;
+    opening.then(clear, clear);
+    return opening;
   }
 
-  /** Send a request; resolves with the reply's data or rejects with a LinkError. */
+  /**
+   * Send a request; resolves with the reply's data or rejects with a LinkError.
+   * @param {string} type
+   * @param {Record<string, unknown>} [fields]
+   * @param {{timeoutMs?: number}} [opts]
+   * @returns {Promise<Record<string, any>>}
+   */
   request(type, fields = {}, { timeoutMs = 15000 } = {}) {
-    if (!this.isOpen) return Promise.reject(new LinkError("closed"));
+    const ws = this.ws;
+    if (!ws || !this.isOpen) return Promise.reject(new LinkError("closed"));
     this.nextId += 1;
     const id = String(this.nextId);
     return new Promise((resolve, reject) => {
@@ -91,7 +109,7 @@ export class Link {
         reject(new LinkError("timeout"));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id, type, ...fields }));
+      ws.send(JSON.stringify({ v: PROTOCOL_VERSION, id, type, ...fields }));
     });
   }
 
@@ -107,10 +125,11 @@ export class Link {
     if (this.ws) this.ws.close(4000, "no reply");
   }
 
+  /** @param {unknown} raw */
   receive(raw) {
     let msg;
     try {
-      msg = JSON.parse(raw);
+      msg = JSON.parse(String(raw));
     } catch {
       return; // not ours to interpret; the server never sends non-JSON
     }
@@ -130,13 +149,15 @@ export class Link {
     if (waiter) this.settle(msg.id, () => waiter.resolve(isObject(msg.data) ? msg.data : {}));
   }
 
+  /** @param {unknown} id @param {() => void} how */
   settle(id, how) {
     const waiter = this.pending.get(String(id));
-    window.clearTimeout(waiter.timer);
+    if (waiter) window.clearTimeout(waiter.timer);
     this.pending.delete(String(id));
     how();
   }
 
+  /** @param {LinkError} err */
   failPending(err) {
     for (const waiter of this.pending.values()) {
       window.clearTimeout(waiter.timer);
@@ -146,6 +167,7 @@ export class Link {
   }
 }
 
+/** @param {unknown} value @returns {value is Record<string, any>} */
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }

@@ -1,8 +1,8 @@
 // The browser softphone: JsSIP registered over a WebSocket to the PBX, the microphone, the
 // remote audio, and the state the console's phone panel shows.
 //
-// This module knows SIP and media, not the page: app.js draws what `snapshot()` says and calls
-// the methods below from its buttons. Rules it keeps:
+// This module knows SIP and media, not the page: js/phone.js draws what `snapshot()` says and
+// calls the methods below from its buttons. Rules it keeps:
 // - JsSIP is loaded only when a browser phone starts (`import()` of the bundle that ./dev builds
 //   into vendor/jssip.js), so the console works without it for desk phones.
 // - The SIP password goes from the login reply straight into JsSIP's configuration: start()
@@ -29,8 +29,47 @@ export const HUMAN_AUDIO = Object.freeze({
   echoCancellation: true, noiseSuppression: true, autoGainControl: true,
 });
 
+/**
+ * The call on the phone, as snapshot() shows it.
+ * @typedef {object} PhoneCall
+ * @property {string} state   ringing | connecting | in_call | on_hold
+ * @property {string} number   the caller's number from the INVITE
+ * @property {string} name   the INVITE's display name
+ * @property {boolean} muted
+ * @property {boolean} held
+ * @property {string} digits   the keypad digits sent (the last 32)
+ * @property {number} sinceMs   when it was answered (the page's clock)
+ */
+
+/**
+ * What went wrong: `code` is a key of the panel's texts (phone.err.<code>).
+ * @typedef {object} PhoneError
+ * @property {string} code
+ * @property {string} detail   a JsSIP cause or the browser's words
+ * @property {string} status   a SIP status line
+ */
+
+/** @typedef {{id: string, label: string}} Device */
+
+/**
+ * What the panel shows (Softphone.snapshot()): plain data.
+ * @typedef {object} Snapshot
+ * @property {string} state
+ * @property {string} registration
+ * @property {boolean} recovered
+ * @property {string} extension
+ * @property {PhoneCall | null} call
+ * @property {PhoneError[]} errors
+ * @property {string} micState
+ * @property {string} micId
+ * @property {string} speakerId
+ * @property {{inputs: Device[], outputs: Device[]}} devices
+ * @property {boolean} canPickSpeaker
+ */
+
 /** Raised by start() for credentials it cannot use. */
 export class SoftphoneError extends Error {
+  /** @param {string} code @param {string} [detail] */
   constructor(code, detail = "") {
     super(detail || code);
     this.code = code;
@@ -38,14 +77,17 @@ export class SoftphoneError extends Error {
   }
 }
 
-/** The WebSocket URL of the PBX for these credentials: same host as the page. */
+/** The WebSocket URL of the PBX for these credentials: same host as the page.
+ * @param {string} wsPath @param {{protocol: string, host: string}} [loc] */
 export function sipSocketUrl(wsPath, loc = window.location) {
   const scheme = loc.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${loc.host}${wsPath}`;
 }
 
-/** Check the login reply's `phone` object; returns the password-free part to keep. */
+/** Check the login reply's `phone` object; returns the password-free part to keep.
+ * @param {any} creds */
 function checkCreds(creds) {
+  /** @param {unknown} v */
   const text = (v) => (typeof v === "string" ? v : "");
   const kept = {
     extension: text(creds?.extension),
@@ -62,13 +104,21 @@ function checkCreds(creds) {
   return kept;
 }
 
-/** The getUserMedia error as one of our codes. */
+/** The getUserMedia error as one of our codes. @param {any} err */
 function micErrorCode(err) {
   if (err?.name === "NotAllowedError" || err?.name === "SecurityError") return "mic_denied";
   if (err?.name === "NotFoundError" || err?.name === "OverconstrainedError") return "mic_missing";
   return "mic_error";
 }
 
+/** A field of something thrown (JsSIP's and the browser's errors name things differently).
+ * @param {unknown} err @param {string} name @returns {unknown} */
+function errorField(err, name) {
+  return err !== null && typeof err === "object"
+    ? /** @type {Record<string, unknown>} */ (err)[name] : undefined;
+}
+
+/** @param {MediaStream | null | undefined} stream */
 function stopStream(stream) {
   for (const track of stream?.getTracks() ?? []) track.stop();
 }
@@ -80,7 +130,7 @@ export class Softphone {
    * @param {(level: number) => void} [opts.onLevel]   the microphone level, 0..1, ~10 a second
    * @param {HTMLAudioElement} opts.audio   plays the other party
    * @param {MediaTrackConstraints} [opts.constraints]   audio constraints (default HUMAN_AUDIO)
-   * @param {() => Promise<object>} [opts.loadJsSIP]   how to get JsSIP (tests may replace it)
+   * @param {() => Promise<any>} [opts.loadJsSIP]   how to get JsSIP (tests may replace it)
    */
   constructor({ onChange, onLevel = () => {}, audio, constraints = HUMAN_AUDIO,
     loadJsSIP = () => import(JSSIP_BUNDLE) }) {
@@ -95,24 +145,38 @@ export class Softphone {
 
   /** Forget everything about the last start(). */
   reset() {
+    /** @type {any} JsSIP's UA */
     this.ua = null;
+    /** @type {any} JsSIP's RTCSession of the call */
     this.session = null;
-    this.config = null;          // the password-free part of the credentials
-    this.registration = "off";   // off | registering | registered | unreachable |
-    //                              reconnecting | failed
-    this.recovered = false;      // registered again after the network was lost
+    /** @type {ReturnType<typeof checkCreds> | null} the password-free part of the credentials */
+    this.config = null;
+    /** @type {string} off | registering | registered | unreachable | reconnecting | failed */
+    this.registration = "off";
+    /** @type {boolean} registered again after the network was lost */
+    this.recovered = false;
+    /** @type {boolean} */
     this.everRegistered = false;
-    this.call = null;            // {state, number, name, muted, held, digits, sinceMs}
+    /** @type {PhoneCall | null} */
+    this.call = null;
     // what went wrong, by kind: "phone" (configuration, network, registration) and "media"
     // (microphone, speaker, the call): both show, the phone's first
-    this.errors = { phone: null, media: null }; // each {code, detail, status} or null
-    this.mic = null;             // the microphone stream (the meter's; calls get clones)
-    this.micState = "off";       // off | asking | ok | denied | missing | error
+    /** @type {{phone: PhoneError | null, media: PhoneError | null}} */
+    this.errors = { phone: null, media: null };
+    /** @type {MediaStream | null} the microphone stream (the meter's; calls get clones) */
+    this.mic = null;
+    /** @type {string} off | asking | ok | denied | missing | error */
+    this.micState = "off";
+    /** @type {string} */
     this.micId = "";
+    /** @type {string} */
     this.speakerId = "";
+    /** @type {{inputs: Device[], outputs: Device[]}} */
     this.devices = { inputs: [], outputs: [] };
-    this.meter = null;           // {context, timer}
-    this.expectUntil = 0;        // ms: a call the user asked for answers by itself until then
+    /** @type {{context: AudioContext, timer: number} | null} */
+    this.meter = null;
+    /** @type {number} ms: a call the user asked for answers by itself until then */
+    this.expectUntil = 0;
   }
 
   /** The one-word state: the call's while there is one, else the registration's. */
@@ -120,7 +184,7 @@ export class Softphone {
     return this.call ? this.call.state : this.registration;
   }
 
-  /** What the panel shows; plain data. */
+  /** What the panel shows; plain data. @returns {Snapshot} */
   snapshot() {
     return {
       state: this.state,
@@ -141,13 +205,20 @@ export class Softphone {
     this.onChange();
   }
 
+  /** @returns {PhoneError[]} */
   errorList() {
-    return [this.errors.phone, this.errors.media].filter(Boolean).map((e) => ({ ...e }));
+    return [this.errors.phone, this.errors.media]
+      .filter((e) => e !== null).map((e) => ({ ...e }));
   }
 
   /** Show an error of this kind ("phone" or "media"; `code` is a key of the panel's texts,
    * `detail` a JsSIP cause or the browser's words, `status` a SIP status line), or clear the
-   * kind's error with a null code. */
+   * kind's error with a null code.
+   * @param {"phone" | "media"} kind
+   * @param {string | null} code
+   * @param {unknown} [detail]
+   * @param {unknown} [status]
+   */
   setError(kind, code, detail = "", status = "") {
     this.errors[kind] = code
       ? { code, detail: String(detail ?? ""), status: String(status ?? "") } : null;
@@ -157,6 +228,7 @@ export class Softphone {
   /**
    * Register with these credentials (the login reply's `phone`). Takes the password out of
    * `creds` (it is deleted there) and hands it to JsSIP only.
+   * @param {any} creds
    */
   async start(creds) {
     this.stop();
@@ -167,7 +239,7 @@ export class Softphone {
       this.config = checkCreds(creds);
     } catch (err) {
       this.registration = "failed";
-      this.setError("phone", err.code ?? "bad_config");
+      this.setError("phone", err instanceof SoftphoneError ? err.code : "bad_config");
       return;
     }
     this.registration = "registering";
@@ -184,7 +256,7 @@ export class Softphone {
     } catch (err) {
       if (generation !== this.generation) return;
       this.registration = "failed";
-      this.setError("phone", "bundle_missing", err?.message ?? "");
+      this.setError("phone", "bundle_missing", errorField(err, "message") ?? "");
       return;
     }
     if (generation !== this.generation) return;
@@ -207,7 +279,7 @@ export class Softphone {
     } catch (err) {
       // JsSIP's ConfigurationError names the parameter, never its value
       this.registration = "failed";
-      this.setError("phone", "bad_config", err?.parameter ?? "");
+      this.setError("phone", "bad_config", errorField(err, "parameter") ?? "");
       return;
     }
     this.ua = ua;
@@ -242,8 +314,14 @@ export class Softphone {
 
   // -- registration ---------------------------------------------------------------------------
 
+  /**
+   * Follow the UA's events while it is this start()'s (`generation`).
+   * @param {any} ua   JsSIP's UA (JsSIP is not typed here)
+   * @param {number} generation
+   */
   watchUa(ua, generation) {
-    const on = (name, handler) => ua.on(name, (e) => {
+    /** @param {string} name @param {(e: any) => void} handler */
+    const on = (name, handler) => ua.on(name, (/** @type {any} */ e) => {
       if (generation === this.generation) handler(e);
     });
     on("connected", () => {
@@ -274,8 +352,9 @@ export class Softphone {
     on("newRTCSession", (e) => this.newSession(e));
   }
 
+  /** JsSIP's registrationFailed event. @param {{response?: any, cause?: string}} e */
   registrationFailed({ response, cause }) {
-    if (NETWORK_CAUSES.includes(cause) && this.registration !== "registering") return;
+    if (cause && NETWORK_CAUSES.includes(cause) && this.registration !== "registering") return;
     const status = response?.status_code
       ? `${response.status_code} ${response.reason_phrase ?? ""}`.trim() : "";
     this.recovered = false;
@@ -285,6 +364,7 @@ export class Softphone {
 
   // -- calls ----------------------------------------------------------------------------------
 
+  /** JsSIP's newRTCSession event. @param {{originator: string, session: any}} e */
   newSession({ originator, session }) {
     if (originator !== "remote") return; // the engine rings us; we never dial from here
     if (this.session && !this.session.isEnded()) {
@@ -312,21 +392,25 @@ export class Softphone {
   }
 
   /** The user just asked the console for a call to this phone (a supervisor's listen, whisper
-   * or barge): the next one that rings within ``ms`` is answered by itself. */
+   * or barge): the next one that rings within ``ms`` is answered by itself.
+   * @param {number} ms */
   expectCall(ms) {
     this.expectUntil = Date.now() + ms;
   }
 
+  /** Follow the call's events while it is the current one. @param {any} session   JsSIP's */
   watchSession(session) {
-    const mine = (handler) => (e) => {
+    /** @param {(e: any) => void} handler */
+    const mine = (handler) => (/** @type {any} */ e) => {
       if (this.session === session) handler(e);
     };
     session.on("peerconnection", mine(({ peerconnection }) => {
-      peerconnection.addEventListener("track", (e) => this.playRemote(e));
+      peerconnection.addEventListener("track",
+        (/** @type {RTCTrackEvent} */ e) => this.playRemote(e));
     }));
     session.on("accepted", mine(() => this.setCallState("connecting")));
     session.on("confirmed", mine(() => {
-      this.call.sinceMs = Date.now();
+      if (this.call) this.call.sinceMs = Date.now();
       this.setCallState("in_call");
     }));
     session.on("hold", mine(() => this.syncHold()));
@@ -337,6 +421,7 @@ export class Softphone {
     session.on("failed", mine((e) => this.callOver(e)));
   }
 
+  /** @param {string} callState */
   setCallState(callState) {
     if (!this.call) return;
     this.call.state = callState;
@@ -356,11 +441,14 @@ export class Softphone {
     this.changed();
   }
 
+  /** JsSIP's ended or failed event. @param {{cause?: string}} e */
   callOver({ cause }) {
     const session = this.session;
     this.session = null;
     this.call = null;
-    for (const sender of session?.connection?.getSenders() ?? []) sender.track?.stop();
+    /** @type {RTCRtpSender[]} */
+    const senders = session?.connection?.getSenders() ?? [];
+    for (const sender of senders) sender.track?.stop();
     if (this.audio) this.audio.srcObject = null;
     if (cause === "User Denied Media Access") {
       this.setError("media", this.micState === "missing" ? "mic_missing" : "mic_denied");
@@ -372,6 +460,7 @@ export class Softphone {
     }
   }
 
+  /** @param {RTCTrackEvent} event */
   playRemote(event) {
     if (!this.audio) return;
     this.audio.srcObject = event.streams[0] ?? new MediaStream([event.track]);
@@ -397,7 +486,7 @@ export class Softphone {
         pcConfig: { iceServers: this.config?.iceServers ?? [] },
       });
     } catch (err) {
-      this.setError("media", "call_failed", err?.message ?? "");
+      this.setError("media", "call_failed", errorField(err, "message") ?? "");
     }
   }
 
@@ -420,12 +509,12 @@ export class Softphone {
 
   toggleHold() {
     const session = this.session;
-    if (!session || !["in_call", "on_hold"].includes(this.call?.state)) return;
+    if (!session || !this.call || !["in_call", "on_hold"].includes(this.call.state)) return;
     if (session.isOnHold().local) session.unhold();
     else session.hold();
   }
 
-  /** One keypad digit, as RFC 4733 events in the RTP stream. */
+  /** One keypad digit, as RFC 4733 events in the RTP stream. @param {string} digit */
   sendDigit(digit) {
     if (!this.session || this.call?.state !== "in_call" || !DTMF_DIGITS.test(digit)) return;
     try {
@@ -433,7 +522,7 @@ export class Softphone {
       this.call.digits = `${this.call.digits}${digit}`.slice(-32);
       this.changed();
     } catch (err) {
-      this.setError("media", "dtmf_failed", err?.message ?? "");
+      this.setError("media", "dtmf_failed", errorField(err, "message") ?? "");
     }
   }
 
@@ -453,7 +542,8 @@ export class Softphone {
       if (generation !== this.generation) return null;
       const code = micErrorCode(err);
       this.micState = code.slice(4); // denied | missing | error
-      const why = code === "mic_error" ? `${err?.name ?? ""} ${err?.message ?? ""}` : "";
+      const why = code === "mic_error"
+        ? `${errorField(err, "name") ?? ""} ${errorField(err, "message") ?? ""}` : "";
       this.setError("media", code, why);
       return null;
     }
@@ -478,17 +568,20 @@ export class Softphone {
     } catch {
       return; // the lists stay as they were
     }
+    /** @param {MediaDeviceKind} kind */
     const pick = (kind) => all.filter((d) => d.kind === kind && d.deviceId)
       .map((d, i) => ({ id: d.deviceId, label: d.label || `${kind} ${i + 1}` }));
     this.devices = { inputs: pick("audioinput"), outputs: pick("audiooutput") };
     this.changed();
   }
 
-  /** Use another microphone: for the meter at once, and for the call in progress. */
+  /** Use another microphone: for the meter at once, and for the call in progress.
+   * @param {string} deviceId */
   async setMicrophone(deviceId) {
     if (!this.config || deviceId === this.micId) return;
     this.micId = deviceId;
     const stream = await this.openMic();
+    /** @type {RTCRtpSender[]} */
     const senders = this.session?.connection?.getSenders() ?? [];
     const sender = senders.find((s) => s.track?.kind === "audio");
     if (!stream || !sender) return;
@@ -499,7 +592,8 @@ export class Softphone {
     old?.stop();
   }
 
-  /** Play the other party on this output device, where the browser can choose one. */
+  /** Play the other party on this output device, where the browser can choose one.
+   * @param {string} deviceId */
   async setSpeaker(deviceId) {
     this.speakerId = deviceId;
     await this.applySpeaker();
@@ -511,10 +605,11 @@ export class Softphone {
     try {
       await this.audio.setSinkId(this.speakerId);
     } catch (err) {
-      this.setError("media", "speaker_failed", err?.message ?? "");
+      this.setError("media", "speaker_failed", errorField(err, "message") ?? "");
     }
   }
 
+  /** @param {MediaStream} stream */
   startMeter(stream) {
     this.stopMeter();
     const Context = window.AudioContext;
@@ -551,8 +646,9 @@ export class Softphone {
     const pc = this.session?.connection;
     if (!pc) return null;
     const report = await pc.getStats();
+    /** @type {{inbound: Record<string, number> | null, outbound: Record<string, number> | null}} */
     const out = { inbound: null, outbound: null };
-    report.forEach((s) => {
+    report.forEach((/** @type {Record<string, any>} */ s) => {
       if (s.kind !== "audio") return;
       if (s.type === "inbound-rtp") {
         out.inbound = {
