@@ -8,7 +8,7 @@ import { linkTaskToCall, renderTaskLink } from "./desk.js";
 import { refreshCustomerPanels, renderCustomerPanels } from "./customer.js";
 import { renderPhone } from "./phone.js";
 import { AGENT_ID, DISPOSITIONS, PHONE_NUMBER, isOneOf } from "./protocol.js";
-import { handleEvents, onControls, onRender, onSession } from "./registry.js";
+import { handleEvents, onControls, onRender, onSession, renderControls } from "./registry.js";
 import { applySeatReply } from "./seat.js";
 import { send } from "./session.js";
 import { state } from "./state.js";
@@ -53,6 +53,7 @@ function callFromSnapshot(call, seat) {
     conference: [],
     wrapDeadlineMs: call.state === "wrap_up" ? toMs(call.wrap_up_until) : null,
     saved: false,
+    dispositionRequired: call.disposition_required === true,
   };
 }
 
@@ -182,6 +183,29 @@ const CALL_EVENTS = {
     renderCall();
     refreshCustomerPanels();
   },
+  call_customer(data) {
+    // the back office's part of the screen pop, after call_offered
+    const call = currentCall(data);
+    if (!call) return;
+    call.customer = /** @type {Call["customer"]} */ (data.customer ?? null);
+    call.recent_contacts = Array.isArray(data.recent_contacts) ? data.recent_contacts : [];
+    call.customer_pending = false;
+    renderCall();
+    refreshCustomerPanels();
+  },
+  wrap_up_overdue(data) {
+    // to the agent (their own call) and to supervisors (any agent's)
+    if (data.agent_id && data.agent_id !== state.me?.agent_id) {
+      toast(t("wrap.overdue_agent", { agent: String(data.agent_id) }), { kind: "error" });
+      return;
+    }
+    const call = currentCall(data);
+    if (!call || call.saved) return;
+    call.overdue = true;
+    renderCall();
+    toast(t("wrap.overdue"), { kind: "error" });
+    $("wrapup-disposition").focus();
+  },
   call_connected(data) {
     const call = currentCall(data);
     if (!call) return;
@@ -233,7 +257,8 @@ const CALL_EVENTS = {
   call_ended(data) {
     const call = currentCall(data);
     if (!call) return;
-    if (data.disposition_required === false) {
+    call.dispositionRequired = data.disposition_required === true;
+    if (data.answered === false) {
       // e.g. the caller gave up while it rang: no work was done, nothing to wrap up
       state.call = null;
       renderCall();
@@ -247,6 +272,7 @@ const CALL_EVENTS = {
       wrapDeadlineMs: wrapS === null ? null : now() + wrapS * 1000,
     });
     renderCall();
+    renderControls(); // Ready waits for the form when the disposition is required
     $("wrapup-disposition").focus();
   },
 };

@@ -1,7 +1,7 @@
 // The agent's seat: the header (who, role, seat state and its timer), and the ready / not ready
 // buttons with the not-ready reasons. Owns state.seat and state.reasons.
 
-import { tValue } from "../i18n.js";
+import { t, tValue } from "../i18n.js";
 import { setClock } from "./clock.js";
 import { AGENT_REASONS } from "./protocol.js";
 import { handleEvents, onControls, onRender, onSession, renderControls } from "./registry.js";
@@ -62,8 +62,12 @@ function renderSeatControls() {
   const seatState = state.seat?.state ?? "logged_out";
   const ready = $("btn-ready", HTMLButtonElement);
   const notReady = $("btn-not-ready", HTMLButtonElement);
-  ready.disabled = !["not_ready", "wrap_up"].includes(seatState);
-  notReady.disabled = !["ready", "wrap_up"].includes(seatState);
+  // the engine refuses to leave wrap-up before the required disposition is saved
+  const formDue = seatState === "wrap_up" && !!state.call?.dispositionRequired
+    && !state.call.saved;
+  ready.disabled = !["not_ready", "wrap_up"].includes(seatState) || formDue;
+  notReady.disabled = !["ready", "wrap_up"].includes(seatState) || formDue;
+  ready.title = formDue ? t("wrap.need_disposition") : "";
   ready.classList.toggle("active", seatState === "ready");
   notReady.classList.toggle("active", seatState === "not_ready");
 }

@@ -88,6 +88,9 @@ import { AGENT_REASONS } from "./protocol.js";
  * @property {string[]} conference   who joined the call
  * @property {number | null} wrapDeadlineMs
  * @property {boolean} saved   the wrap-up was saved
+ * @property {boolean} [dispositionRequired]   the seat stays in wrap-up until it is saved
+ * @property {boolean} [overdue]   the wrap-up time is over and it is not saved
+ * @property {boolean} [customer_pending]   the back office's part of the pop is on its way
  * @property {Delivery[]} [deliveries]   (customer.js)
  * @property {boolean} [deliveriesLoading]   (customer.js)
  * @property {boolean} [deliveriesAgain]   (customer.js) one more request after this one

@@ -210,6 +210,7 @@ class EngineConsoleBackend:
                 "recording": recording,
                 "consult": consult,
                 "connected_at": call.connected_at,
+                "disposition_required": in_wrap_up and rt.disposition_due == call.call_id,
                 "wrap_up_until": (rt.seat.since + self.acd.settings.wrap_up_s
                                   if in_wrap_up else None)}
 

@@ -363,7 +363,7 @@ async def test_snapshot_of_a_talking_call(world: World) -> None:
     snap = await world.backend.snapshot(ME)
     assert snap["call"] == {"call_id": "c-1", "state": "talking", "recording": "on",
                             "consult": None, "connected_at": call.connected_at,
-                            "wrap_up_until": None}
+                            "disposition_required": False, "wrap_up_until": None}
     call.recording_paused = True
     call.life = CallLife("c-1", state=CallState.CONSULTING)  # as CallControl.consult leaves it
     call.consult_target = "1002"
