@@ -135,10 +135,18 @@ class CallControl:
         return rt, call
 
     @staticmethod
-    async def _proven(future: asyncio.Future[AmiEvent], what: str) -> AmiEvent:
+    async def _proven(future: asyncio.Future[AmiEvent], what: str,
+                      gone: asyncio.Future[AmiEvent] | None = None) -> AmiEvent:
+        """The proof ``future`` brings, within ``PROOF_S``; ``no_call`` if ``gone`` (the call
+        ended) comes first."""
         try:
             async with asyncio.timeout(PROOF_S):
-                return await future
+                if gone is None:
+                    return await future
+                await asyncio.wait({future, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if future.done():
+                    return future.result()
+                raise ConsoleError("no_call", "the call ended meanwhile")
         except TimeoutError:
             raise ConsoleError("unavailable", f"Asterisk did not confirm {what}") from None
         finally:
@@ -151,15 +159,21 @@ class CallControl:
             raise ConsoleError("unavailable", f"Asterisk refused {action}: {exc.message}") from exc
 
     async def _step(self, what: str, proofs: list[Callable[[AmiEvent], bool]], action: str,
+                    *, of: tuple[SeatRuntime, ActiveCall] | None = None,
                     **headers: str | list[str]) -> None:
-        """Send ``action`` and wait for every proof (registered before it is sent)."""
+        """Send ``action`` and wait for every proof (registered before it is sent); with
+        ``of``, stop waiting with ``no_call`` if that seat's call ends meanwhile."""
         futures = [self.acd.expect(p) for p in proofs]
+        gone = None
+        if of is not None:
+            rt, call = of
+            gone = self.acd.expect(lambda _ev: rt.call is not call)
         try:
             await self._act(action, **headers)
             for future in futures:
-                await self._proven(future, what)
+                await self._proven(future, what, gone)
         finally:
-            for future in futures:
+            for future in [*futures, *([gone] if gone is not None else [])]:
                 future.cancel()
 
     @staticmethod
@@ -196,8 +210,9 @@ class CallControl:
                                    if call.waiter.channel else "a call-back cannot be held")
             await self._step("the hold", [_parked(call.waiter.uniqueid, "hold"),
                                           _parked(call.agent_uniqueid, "agent")],
-                             "Redirect", Channel=call.waiter.channel, Context="acd-hold",
-                             Exten="s", Priority="1", ExtraChannel=call.agent_channel,
+                             "Redirect", of=(rt, call), Channel=call.waiter.channel,
+                             Context="acd-hold", Exten="s", Priority="1",
+                             ExtraChannel=call.agent_channel,
                              ExtraContext="acd-agent", ExtraExten="held", ExtraPriority="1")
             self._still(rt, call, CallInput.HOLD)
             self.acd.call_moved(rt, CallInput.HOLD, SeatInput.HOLD, by=agent_id)
@@ -215,8 +230,8 @@ class CallControl:
             await self._proven(parked, "the agent's phone waiting")
             self._still(rt, call, CallInput.RESUME)
         await self._step("the caller back with the agent", [_entered(call.waiter.uniqueid)],
-                         "Bridge", Channel1=call.agent_channel, Channel2=call.waiter.channel,
-                         Tone="no")
+                         "Bridge", of=(rt, call), Channel1=call.agent_channel,
+                         Channel2=call.waiter.channel, Tone="no")
         self._still(rt, call, CallInput.RESUME)
         self.acd.call_moved(rt, CallInput.RESUME, SeatInput.RESUME, by=agent_id)
 
@@ -297,11 +312,11 @@ class CallControl:
                                   or rt.call is not call)
         try:
             if held:
-                await self._step("the consultation", [], "Redirect",
+                await self._step("the consultation", [], "Redirect", of=(rt, call),
                                  Channel=call.agent_channel, Context="acd-agent",
                                  Exten="consult", Priority="1")
             else:
-                await self._step("the consultation", proofs, "Redirect",
+                await self._step("the consultation", proofs, "Redirect", of=(rt, call),
                                  Channel=call.waiter.channel, Context="acd-hold", Exten="s",
                                  Priority="1", ExtraChannel=call.agent_channel,
                                  ExtraContext="acd-agent", ExtraExten="consult",
@@ -326,7 +341,7 @@ class CallControl:
             if call.life.state is not CallState.CONSULTING or not consulted:
                 raise ConsoleError("invalid_state", "no consultation in progress")
             await self._step("the caller joining the consulted party",
-                             [_entered(call.waiter.uniqueid)], "Bridge",
+                             [_entered(call.waiter.uniqueid)], "Bridge", of=(rt, call),
                              Channel1=call.waiter.channel, Channel2=consulted, Tone="no")
             self._still(rt, call, CallInput.HANDED_ON)
             self.acd.hand_on(rt, call, CallInput.HANDED_ON,
@@ -355,6 +370,7 @@ class CallControl:
             elif call.life.state is CallState.CONSULTING and not call.agent_parked:
                 await self._step("the consultation stopped",
                                  [_parked(call.agent_uniqueid, "agent")], "Redirect",
+                                 of=(rt, call),
                                  Channel=call.agent_channel, Context="acd-agent",
                                  Exten="held", Priority="1")
             call.consult_target = ""
@@ -370,7 +386,7 @@ class CallControl:
             if not call.conference:
                 await self._step("the conference", [_joined(call.waiter.uniqueid),
                                                     _joined(call.agent_uniqueid)],
-                                 "Redirect", Channel=call.waiter.channel,
+                                 "Redirect", of=(rt, call), Channel=call.waiter.channel,
                                  Context="acd-conference", Exten=room, Priority="1",
                                  ExtraChannel=call.agent_channel,
                                  ExtraContext="acd-conference", ExtraExten=room,
