@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 from callcenter.acd.calls import CONTROLLABLE, CallInput, CallState
 from callcenter.acd.notices import ConferenceChanged, RecordingChanged
-from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
+from callcenter.acd.service import Acd, ActiveCall, Monitor, SeatRuntime, Waiter
 from callcenter.broker.interface import Tier
 from callcenter.errors import AmiActionError, ConsoleError, DialRuleError
 from callcenter.phones.dialrules import DEFAULT_RULES, Purpose, Refusal, check, mask
@@ -419,10 +419,22 @@ class CallControl:
         if mode not in ("listen", "whisper", "barge"):
             raise ConsoleError("malformed", "mode is listen, whisper or barge")
         _rt, call = await self._controllable(agent_id)
+        uniqueid = f"spy-{uuid.uuid4().hex[:20]}"
+        self.acd.monitor_begins(Monitor(supervisor_id, agent_id, call.call_id, mode, uniqueid))
         try:
             await self.ami.originate(Channel=_phone_of(supervisor),
                                      Context="supervisor-spy", Exten=mode, Priority="1",
-                                     Timeout="30000", wait_s=40,
+                                     Timeout="30000", wait_s=40, ChannelId=uniqueid,
                                      Variable=[f"CC_SPY={call.agent_channel}"])
         except AmiActionError as exc:
+            self.acd.monitors.pop(uniqueid, None)
             raise ConsoleError("unavailable", "the supervisor's phone did not answer") from exc
+
+    async def spy_stop(self, supervisor_id: str, agent_id: str) -> None:
+        """End the supervisor's monitoring of ``agent_id`` (hang up their spy legs)."""
+        legs = [m.uniqueid for m in self.acd.monitors.values()
+                if m.supervisor_id == supervisor_id and m.agent_id == agent_id]
+        if not legs:
+            raise ConsoleError("invalid_state", f"you are not monitoring {agent_id}")
+        for uniqueid in legs:
+            await self.acd.hangup(uniqueid)

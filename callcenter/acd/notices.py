@@ -15,7 +15,8 @@ from typing import Literal
 
 __all__ = [
     "Announced", "CallConnected", "CallEnded", "CallHeld", "CallOffered", "CallResumed",
-    "ConferenceChanged", "ConsultChanged", "Listener", "Notice", "Offer", "QueueLogged",
+    "ConferenceChanged", "ConsultChanged", "Listener", "MonitorChanged", "Notice", "Offer",
+    "QueueLogged",
     "QueuesChanged", "RecordingChanged", "SeatChanged", "WrapUpOverdue",
 ]
 
@@ -127,6 +128,18 @@ class ConferenceChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorChanged:
+    """A supervisor's listen / whisper / barge on an agent's call began (Asterisk's
+    ``ChanSpyStart``) or ended (the supervisor's spy leg hung up)."""
+
+    supervisor_id: str
+    agent_id: str
+    call_id: str
+    mode: str
+    state: Literal["on", "off"]
+
+
+@dataclass(frozen=True, slots=True)
 class Announced:
     """A waiting caller was played ``files`` (position, long wait, closed queue)."""
 
@@ -146,6 +159,6 @@ class WrapUpOverdue:
 
 Notice = (SeatChanged | QueuesChanged | QueueLogged | CallOffered | CallConnected | CallHeld
           | CallResumed | CallEnded | RecordingChanged | ConsultChanged | ConferenceChanged
-          | Announced | WrapUpOverdue)
+          | MonitorChanged | Announced | WrapUpOverdue)
 
 Listener = Callable[[Notice], None]

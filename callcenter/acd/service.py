@@ -46,6 +46,7 @@ from callcenter.acd.notices import (
     CallResumed,
     ConsultChanged,
     Listener,
+    MonitorChanged,
     Notice,
     Offer,
     QueueLogged,
@@ -182,6 +183,18 @@ class SeatRuntime:
 
 
 @dataclass
+class Monitor:
+    """A supervisor's spy leg on an agent's call (originated with ``uniqueid``)."""
+
+    supervisor_id: str
+    agent_id: str
+    call_id: str
+    mode: str
+    uniqueid: str
+    on: bool = False
+
+
+@dataclass
 class _Proof:
     """A call control waiting for the Asterisk event that proves its last step."""
 
@@ -235,6 +248,8 @@ class Acd:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
+        #: supervisors' spy legs by their uniqueid
+        self.monitors: dict[str, Monitor] = {}
         #: call controls waiting for the Asterisk event that proves their last step
         self._proofs: list[_Proof] = []
         #: ``batch`` depth, and whether a dispatch was asked for inside it
@@ -1098,6 +1113,13 @@ class Acd:
             case Hangup(info):
                 self._on_hangup(info.uniqueid, info.channel)
                 self._consult_gone(info.channel)
+                self._monitor_ended(info.uniqueid)
+            case OtherEvent(name="ChanSpyStart", headers=headers):
+                monitor = self.monitors.get(headers.get("SpyerUniqueid", ""))
+                if monitor is not None and not monitor.on:
+                    monitor.on = True
+                    self._notify(MonitorChanged(monitor.supervisor_id, monitor.agent_id,
+                                                monitor.call_id, monitor.mode, "on"))
             case BridgeEnter(info, bridge_id):
                 self._bridge_entered(info.uniqueid, info.channel, bridge_id)
             case DialBegin(caller, dest, _):
@@ -1246,6 +1268,16 @@ class Acd:
                 self._arm_wrap_up(rt)
 
     # -- what call controls move (acd/control.py) -----------------------------------------------
+
+    def monitor_begins(self, monitor: Monitor) -> None:
+        """A spy leg is about to be originated (``ChanSpyStart`` will say it listens)."""
+        self.monitors[monitor.uniqueid] = monitor
+
+    def _monitor_ended(self, uniqueid: str) -> None:
+        monitor = self.monitors.pop(uniqueid, None)
+        if monitor is not None and monitor.on:
+            self._notify(MonitorChanged(monitor.supervisor_id, monitor.agent_id,
+                                        monitor.call_id, monitor.mode, "off"))
 
     def notify(self, notice: Notice) -> None:
         self._notify(notice)

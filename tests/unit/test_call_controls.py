@@ -17,7 +17,13 @@ from pydantic import SecretStr
 from callcenter.acd import control as control_module
 from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
-from callcenter.acd.notices import CallHeld, CallResumed, ConsultChanged, Notice
+from callcenter.acd.notices import (
+    CallHeld,
+    CallResumed,
+    ConsultChanged,
+    MonitorChanged,
+    Notice,
+)
 from callcenter.acd.service import Acd, ActiveCall
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import ConsoleError
@@ -115,6 +121,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     db = await open_db(tmp_path / "cc.db")
     await save_agent(db, AgentRecord("A1", "Li Lei", "agent", "PJSIP/1001"),
                      SecretStr("pw-A1"))
+    await save_agent(db, AgentRecord("S1", "Han Mei", "supervisor", "PJSIP/9001"),
+                     SecretStr("pw-S1"))
     settings = AcdSettings(queues=[QueueSettings(name="general", announce_every_s=0),
                                    QueueSettings(name="english", announce_every_s=0)],
                            wrap_up_s=0)
@@ -266,3 +274,23 @@ async def test_losing_the_phone_during_a_consultation_requeues_the_caller(
     async with asyncio.timeout(2):
         while world.acd.find_waiter(call_id="c-1") is None:
             await asyncio.sleep(0.001)
+
+
+async def test_monitoring_is_told_to_both_sides_and_stops(world: World) -> None:
+    call = await world.connected_call()
+    await world.control.spy("S1", "A1", "listen")
+    [(_, originate)] = [a for a in world.ami.actions[-1:] if a[0] == "Originate"]
+    spy_uid = originate["ChannelId"]
+    assert originate["Variable"] == ["CC_SPY=PJSIP/1001-0001"]
+    assert [n for n in world.notices if isinstance(n, MonitorChanged)] == []  # not yet
+    world.ami.feed(OtherEvent("ChanSpyStart", {"SpyerUniqueid": spy_uid,
+                                               "SpyeeUniqueid": call.agent_uniqueid}))
+    on = MonitorChanged("S1", "A1", "c-1", "listen", "on")
+    assert [n for n in world.notices if isinstance(n, MonitorChanged)] == [on]
+    with pytest.raises(ConsoleError):
+        await world.control.spy_stop("S1", "A2")  # not monitoring A2
+    await world.control.spy_stop("S1", "A1")
+    assert world.ami.actions[-1] == ("Hangup", {"Channel": spy_uid})
+    world.ami.feed(Hangup(info("PJSIP/9001-0001", spy_uid), 16, "Normal Clearing"))
+    assert [n.state for n in world.notices if isinstance(n, MonitorChanged)] == ["on", "off"]
+    assert world.acd.monitors == {}
