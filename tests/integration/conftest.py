@@ -13,13 +13,20 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
+from callcenter.phones.identity import PhoneKind
+from callcenter.store.agents import AgentRecord, save_agent
+from callcenter.store.phones import save_phone
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
+from tests.integration.acd_helpers import AGENT_PASSWORD
+from tests.integration.browser_call import BROWSER_AGENTS
+from tests.integration.netns import NetNs, inside, network_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +95,49 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
 def caller(engine: Engine) -> SimCaller:
     assert engine.ami is not None
     return SimCaller(engine.ami)
+
+
+# -- a browser phone's world: a network namespace with its own Asterisk and engine ---------------
+
+
+@pytest.fixture
+async def namespace(pbx: Pbx) -> AsyncIterator[NetNs]:
+    with network_namespace() as ns:
+        yield ns
+
+
+@pytest.fixture
+def ns_settings(namespace: NetNs, tmp_path: Path) -> Settings:
+    return load_settings(
+        state_dir=tmp_path / "state", db_path=tmp_path / "callcenter.db",
+        backoffice_path=tmp_path / "backoffice.db", channels={"enabled": False},
+        console={"host": namespace.a, "port": 0, "tls": True},
+        sip={"cert_names": [namespace.a]},
+        pbx={"instance": "webrtc", "netns": namespace.name})
+
+
+@pytest.fixture
+async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[Engine]:
+    ns_pbx = Pbx(ns_settings)
+    await asyncio.to_thread(ns_pbx.up)
+    try:
+        with inside(namespace):
+            engine = Engine(ns_settings, backoffice_clock=trading_clock)
+            await engine.start()
+            try:
+                assert engine.backoffice is not None and engine.db is not None
+                await seed_demo(engine.backoffice)
+                assert engine.phones is not None and engine.acd is not None
+                for agent_id, role, extension in BROWSER_AGENTS:
+                    record = AgentRecord(agent_id, f"网页 {agent_id}", role,
+                                         f"PJSIP/{extension}", {"general": 5})
+                    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
+                    await save_phone(engine.db, agent_id, extension, PhoneKind.BROWSER,
+                                     ns_settings.sip.realm)
+                    await engine.acd.add_agent(record)
+                await engine.phones.sync()
+                yield engine
+            finally:
+                await engine.stop()
+    finally:
+        await asyncio.to_thread(ns_pbx.down)

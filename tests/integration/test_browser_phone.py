@@ -16,117 +16,40 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
-from pydantic import SecretStr
+from playwright.async_api import async_playwright, expect
 
-from callcenter.broker.seed import seed_demo
-from callcenter.config import Settings, load_settings
+from callcenter.config import Settings
 from callcenter.engine import Engine
-from callcenter.phones.identity import PhoneKind
 from callcenter.seats.state import PHONE_GONE, SeatState
-from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.calls import get_call
-from callcenter.store.phones import save_phone
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.sipcall import place_sip_call
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.integration.acd_helpers import AGENT_PASSWORD, until, waiting_ids
-from tests.integration.conftest import live_channels, trading_clock
+from tests.integration.acd_helpers import until, waiting_ids
+from tests.integration.browser_call import (
+    AGENT,
+    EXTENSION,
+    MEDIA_ARGS,
+    SUPERVISOR,
+    SUPERVISOR_EXTENSION,
+    audio_both_ways,
+    login_page,
+    rtp_counts,
+    softphone_stats,
+)
+from tests.integration.conftest import live_channels
 from tests.integration.hotline import Heard
-from tests.integration.netns import NetNs, inside, network_namespace
+from tests.integration.netns import NetNs, inside
 
 pytestmark = pytest.mark.integration
 
-AGENT, EXTENSION = "W1", "7201"
-SUPERVISOR, SUPERVISOR_EXTENSION = "S1", "7209"
 #: a quote (1, the code, 2 back), a buy order as the ordinary demo customer (3 ... 1 confirm,
 #: 2 back), then 0: an agent
 KEYS = "1w600519w2ww3w10000001#w135790w1w600000w10*20#w100#w1ww2ww0"
 STRANGER = "13700000077"
-MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-
-
-@pytest.fixture
-async def namespace(pbx: Pbx) -> AsyncIterator[NetNs]:
-    with network_namespace() as ns:
-        yield ns
-
-
-@pytest.fixture
-def ns_settings(namespace: NetNs, tmp_path: Path) -> Settings:
-    return load_settings(
-        state_dir=tmp_path / "state", db_path=tmp_path / "callcenter.db",
-        backoffice_path=tmp_path / "backoffice.db", channels={"enabled": False},
-        console={"host": namespace.a, "port": 0, "tls": True},
-        sip={"cert_names": [namespace.a]},
-        pbx={"instance": "webrtc", "netns": namespace.name})
-
-
-@pytest.fixture
-async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[Engine]:
-    ns_pbx = Pbx(ns_settings)
-    await asyncio.to_thread(ns_pbx.up)
-    try:
-        with inside(namespace):
-            engine = Engine(ns_settings, backoffice_clock=trading_clock)
-            await engine.start()
-            try:
-                assert engine.backoffice is not None and engine.db is not None
-                await seed_demo(engine.backoffice)
-                assert engine.phones is not None and engine.acd is not None
-                for agent_id, role, extension in ((AGENT, "agent", EXTENSION),
-                                                  (SUPERVISOR, "supervisor",
-                                                   SUPERVISOR_EXTENSION)):
-                    record = AgentRecord(agent_id, f"网页 {agent_id}", role,
-                                         f"PJSIP/{extension}", {"general": 5})
-                    await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
-                    await save_phone(engine.db, agent_id, extension, PhoneKind.BROWSER,
-                                     ns_settings.sip.realm)
-                    await engine.acd.add_agent(record)
-                await engine.phones.sync()
-                yield engine
-            finally:
-                await engine.stop()
-    finally:
-        await asyncio.to_thread(ns_pbx.down)
-
-
-async def _login(page: Page, agent_id: str = AGENT) -> None:
-    await page.get_by_test_id("login-agent").fill(agent_id)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.get_by_test_id("btn-ready").wait_for()
-
-
-async def _stats(page: Page) -> dict[str, Any] | None:
-    stats: dict[str, Any] | None = await page.evaluate("window.__softphone.stats()")
-    return stats
-
-
-def _audio_both_ways(stats: dict[str, Any] | None) -> bool:
-    """The browser received the caller's audio with energy, and sent its microphone's."""
-    inbound = (stats or {}).get("inbound") or {}
-    outbound = (stats or {}).get("outbound") or {}
-    return (inbound.get("totalAudioEnergy", 0) > 0.01 and inbound.get("packetsReceived", 0) > 100
-            and outbound.get("packetsSent", 0) > 100 and outbound.get("totalAudioEnergy", 0) > 0)
-
-
-async def _rtp_counts(pbx: Pbx, channel_prefix: str) -> tuple[int, int, str]:
-    """Asterisk's own RTP counters for a channel: (packets received, packets sent, the table).
-    A row: ``BridgeId ChannelId UpTime Codec  Count Lost Pct Jitter  Count Lost Pct Jitter RTT``
-    (receive, then transmit)."""
-    text = await asyncio.to_thread(pbx.cli, "pjsip show channelstats")
-    for line in text.splitlines():
-        tokens = line.split()
-        at = next((i for i, t in enumerate(tokens) if t.startswith(channel_prefix)), None)
-        if at is not None and len(tokens) > at + 7:
-            return int(tokens[at + 3]), int(tokens[at + 7]), text
-    return 0, 0, text
 
 
 async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_audio_both_ways(
@@ -147,7 +70,7 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                                                     permissions=["microphone"])
                 page = await context.new_page()
                 await page.goto(f"https://{namespace.a}:{engine.console.port}/")
-                await _login(page)
+                await login_page(page)
                 await until(engine, lambda: phones.can_ring(EXTENSION), 20,
                             "the browser phone registered")
                 await page.get_by_test_id("btn-ready").click()
@@ -167,12 +90,12 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 30
                 while True:
-                    stats = await _stats(page)
-                    if _audio_both_ways(stats) or loop.time() > deadline:
+                    stats = await softphone_stats(page)
+                    if audio_both_ways(stats) or loop.time() > deadline:
                         break
                     await asyncio.sleep(0.2)
-                assert _audio_both_ways(stats), stats
-                received, sent, table = await _rtp_counts(Pbx(ns_settings), "carrier-")
+                assert audio_both_ways(stats), stats
+                received, sent, table = await rtp_counts(Pbx(ns_settings), "carrier-")
                 assert received > 100 and sent > 100, table
 
                 # The supervisor listens in from their own browser phone: the wallboard's
@@ -181,7 +104,7 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 boss = await (await browser.new_context(ignore_https_errors=True,
                                                         permissions=["microphone"])).new_page()
                 await boss.goto(f"https://{namespace.a}:{engine.console.port}/")
-                await _login(boss, SUPERVISOR)
+                await login_page(boss, SUPERVISOR)
                 await until(engine, lambda: phones.can_ring(SUPERVISOR_EXTENSION), 20,
                             "the supervisor's browser phone registered")
                 await boss.get_by_test_id("tab-wallboard").click()
@@ -191,7 +114,7 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 await expect(boss.get_by_test_id("phone-hangup")).to_be_visible(timeout=30_000)
                 deadline = loop.time() + 30
                 while True:
-                    heard = await _stats(boss)
+                    heard = await softphone_stats(boss)
                     inbound = (heard or {}).get("inbound") or {}
                     if inbound.get("totalAudioEnergy", 0) > 0.01 or loop.time() > deadline:
                         break

@@ -1,0 +1,53 @@
+"""For calls that a person answers in the console's browser phone: the agents the ``ns_engine``
+fixture (conftest.py: a network namespace, since Chromium's ICE ignores loopback, with a second
+sandbox Asterisk and the engine inside it) makes, and page helpers. Used by
+test_browser_phone.py and test_shift.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from playwright.async_api import Page
+
+from callcenter.telephony.pbx import Pbx
+from tests.integration.acd_helpers import AGENT_PASSWORD
+
+AGENT, EXTENSION = "W1", "7201"
+SUPERVISOR, SUPERVISOR_EXTENSION = "S1", "7209"
+MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+#: the browser agents made: (id, role, extension)
+BROWSER_AGENTS = ((AGENT, "agent", EXTENSION), (SUPERVISOR, "supervisor", SUPERVISOR_EXTENSION))
+
+
+async def login_page(page: Page, agent_id: str = AGENT) -> None:
+    await page.get_by_test_id("login-agent").fill(agent_id)
+    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("btn-ready").wait_for()
+
+
+async def softphone_stats(page: Page) -> dict[str, Any] | None:
+    stats: dict[str, Any] | None = await page.evaluate("window.__softphone.stats()")
+    return stats
+
+
+def audio_both_ways(stats: dict[str, Any] | None) -> bool:
+    """The browser received the caller's audio with energy, and sent its microphone's."""
+    inbound = (stats or {}).get("inbound") or {}
+    outbound = (stats or {}).get("outbound") or {}
+    return (inbound.get("totalAudioEnergy", 0) > 0.01 and inbound.get("packetsReceived", 0) > 100
+            and outbound.get("packetsSent", 0) > 100 and outbound.get("totalAudioEnergy", 0) > 0)
+
+
+async def rtp_counts(pbx: Pbx, channel_prefix: str) -> tuple[int, int, str]:
+    """Asterisk's own RTP counters for a channel: (packets received, packets sent, the table).
+    A row: ``BridgeId ChannelId UpTime Codec  Count Lost Pct Jitter  Count Lost Pct Jitter RTT``
+    (receive, then transmit)."""
+    text = await asyncio.to_thread(pbx.cli, "pjsip show channelstats")
+    for line in text.splitlines():
+        tokens = line.split()
+        at = next((i for i, t in enumerate(tokens) if t.startswith(channel_prefix)), None)
+        if at is not None and len(tokens) > at + 7:
+            return int(tokens[at + 3]), int(tokens[at + 7]), text
+    return 0, 0, text

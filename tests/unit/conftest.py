@@ -1,0 +1,3 @@
+"""Fixtures shared by the unit tests."""
+
+from tests.unit.acd_world import acd_world  # noqa: F401 (the ACD without Asterisk)
