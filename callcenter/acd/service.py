@@ -349,10 +349,11 @@ class Acd:
     async def _restore_waiting(self) -> None:
         async with self.db.execute(
                 "SELECT call_id, queue, tier, arrived_at, channel, uniqueid, account, manager,"
-                " phone, callback, context FROM queue_waiting ORDER BY arrived_at") as cur:
+                " phone, callback, context, position_key FROM queue_waiting"
+                " ORDER BY COALESCE(position_key, arrived_at)") as cur:
             rows = await cur.fetchall()
         for (call_id, queue, tier, arrived, channel, uniqueid, account, manager, phone,
-             callback, context) in rows:
+             callback, context, position_key) in rows:
             if queue not in self.waiting:
                 log.warning("caller %s waited in queue %s, which no longer exists; "
                             "moved to %s", call_id, queue, next(iter(self.queues)))
@@ -360,7 +361,8 @@ class Acd:
             number = phone_number_or_empty(str(phone))
             waiter = Waiter(str(call_id), str(queue), _tier(str(tier)), float(arrived),
                             str(channel), str(uniqueid), str(account), str(manager), number,
-                            bool(callback), json.loads(str(context)))
+                            bool(callback), json.loads(str(context)),
+                            position_key=None if position_key is None else float(position_key))
             if waiter.callback and not number:
                 # kept by an older version with an unchecked caller ID: never dialled
                 self._drop_callback(waiter, self.clock())
@@ -504,10 +506,10 @@ class Acd:
         self._uniqueids[uniqueid] = ("caller", call_id)
         self.log.put(
             "INSERT OR REPLACE INTO queue_waiting (call_id, queue, tier, arrived_at, channel,"
-            " uniqueid, account, manager, phone, callback, context)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            " uniqueid, account, manager, phone, callback, context, position_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (call_id, queue, tier.value, now, channel, uniqueid, account, manager, phone,
-             json.dumps(dict(context))))
+             json.dumps(dict(context)), position_key))
         self._qlog(now, queue, call_id, "enter", tier=tier.value)
         log.info("call %s queued in %s (tier %s)", call_id, queue, tier.value)
         if not self.queue_open(queue):
@@ -641,6 +643,17 @@ class Acd:
         self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
         self._spawn(self._back_to_queue(waiter, call, agent_id))
 
+    async def _requeue_parked(self, waiter: Waiter, agent_id: str) -> None:
+        """A caller parked in ``[acd-hold]`` goes back to ``[queue-hold]`` and their queue."""
+        assert self.ami is not None
+        queue = waiter.queue if waiter.queue in self.queues else next(iter(self.queues))
+        await self.ami.action("Setvar", Channel=waiter.channel, Variable="CC_QUEUE", Value=queue)
+        await self.ami.action("Redirect", Channel=waiter.channel, Context="queue-hold",
+                              Exten="s", Priority="1")
+        self.enqueue(waiter.call_id, queue, waiter.channel, waiter.uniqueid, waiter.context,
+                     phone=waiter.phone, manager=waiter.manager,
+                     position_key=waiter.position_key or waiter.arrived_at, exclude=[agent_id])
+
     async def _back_to_queue(self, waiter: Waiter, call: ActiveCall, agent_id: str) -> None:
         """Move the caller out of the dead bridge into ``[queue-hold]`` first (then the agent's
         leg ends without taking the caller along), queue them with their place, hang up."""
@@ -737,7 +750,13 @@ class Acd:
             rt.wrap_timer = None
         if not cancel_only:
             rt.disposition_due = ""
-            self._apply(rt, SeatInput.WRAP_DONE, self.clock())
+            now = self.clock()
+            problem = self.phone_check(rt.agent.endpoint) if self.phone_check else None
+            with self.batch():  # never offered a call between the two moves
+                self._apply(rt, SeatInput.WRAP_DONE, now)
+                if problem is not None:
+                    # the phone went during the call or its wrap-up: not ready, as phone_gone
+                    self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -879,8 +898,8 @@ class Acd:
         waiter.position_key = waiter.position_key or waiter.arrived_at
         waiter.queue, waiter.arrived_at = target, now
         self.waiting[target][waiter.call_id] = waiter
-        self.log.put("UPDATE queue_waiting SET queue = ?, arrived_at = ? WHERE call_id = ?",
-                     (target, now, waiter.call_id))
+        self.log.put("UPDATE queue_waiting SET queue = ?, arrived_at = ?, position_key = ?"
+                     " WHERE call_id = ?", (target, now, waiter.position_key, waiter.call_id))
         self._qlog(now, target, waiter.call_id, "enter", tier=waiter.tier.value)
 
     def _announce(self, now: float) -> None:
@@ -1047,6 +1066,12 @@ class Acd:
         if waiter.direct:
             self._notify(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False))
             self._apply(rt, SeatInput.NO_ANSWER, now)
+            if waiter.channel and not waiter.callback:
+                # a caller transferred to this agent, waiting on hold: back to their queue
+                # with their place (not left alone with the music)
+                log.info("agent %s did not answer the transfer of call %s; the caller goes"
+                         " back to the queue", rt.agent.agent_id, waiter.call_id)
+                self._spawn(self._requeue_parked(waiter, rt.agent.agent_id))
         elif self.find_waiter(call_id=waiter.call_id) is waiter:
             waiter.excluded.add(rt.agent.agent_id)
             self._qlog(now, waiter.queue, waiter.call_id, "noanswer", agent=rt.agent.agent_id)
@@ -1333,7 +1358,8 @@ class Acd:
             other = self.seat(target.value)
             moved = Waiter(waiter.call_id, waiter.queue, waiter.tier, now, waiter.channel,
                            waiter.uniqueid, waiter.account, waiter.manager, waiter.phone,
-                           context=waiter.context)
+                           context=waiter.context,
+                           position_key=waiter.position_key or waiter.arrived_at)
             self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
             self.offer_direct(other, moved)
         if rt.call is call:

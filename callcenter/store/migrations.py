@@ -285,4 +285,9 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  REAL NOT NULL
     );
     """,
+    # 9: a waiting caller's kept place (overflow, transfer to a queue, a phone lost mid-call):
+    # the time their place counts from, when it is earlier than arrived_at in this queue
+    """
+    ALTER TABLE queue_waiting ADD COLUMN position_key REAL;
+    """,
 )
