@@ -29,7 +29,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1379,10 +1379,15 @@ class Acd:
     def _emit_queues(self) -> None:
         self._notify(QueuesChanged())
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._guard(coro))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            coro.close()  # cancelled before it started (closing): not "never awaited"
+
+        task.add_done_callback(done)
 
     @staticmethod
     async def _guard(coro: Any) -> None:
