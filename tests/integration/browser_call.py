@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from callcenter.telephony.pbx import Pbx
 from tests.integration.acd_helpers import AGENT_PASSWORD
@@ -21,10 +22,21 @@ BROWSER_AGENTS = ((AGENT, "agent", EXTENSION), (SUPERVISOR, "supervisor", SUPERV
 
 
 async def login_page(page: Page, agent_id: str = AGENT) -> None:
+    """Log in; if the desk does not show, fail with what the page said (its errors, the login
+    form's message) rather than a bare time-out."""
+    said: list[str] = []
+    page.on("console", lambda m: said.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: said.append(f"page error: {e}"))
     await page.get_by_test_id("login-agent").fill(agent_id)
     await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
     await page.get_by_test_id("login-submit").click()
-    await page.get_by_test_id("btn-ready").wait_for()
+    try:
+        await page.get_by_test_id("btn-ready").wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        form = await page.locator("#login-error").all_inner_texts()
+        raise AssertionError(f"{agent_id} not logged in after 30 s; login form says {form};"
+                             f" the page said {said}") from None
 
 
 async def softphone_stats(page: Page) -> dict[str, Any] | None:

@@ -45,6 +45,13 @@ def _sipp_running() -> bool:
     return False
 
 
+def _as_in_a_terminal() -> None:
+    """Run the command as from a terminal: Ctrl-C (SIGINT) at its default. A test run started
+    in the background by a non-interactive shell (CI) inherits SIGINT ignored, and Python then
+    leaves it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def _interrupt_when(proc: asyncio.subprocess.Process, marker: str) -> str:
     """Read stdout until ``marker``, then Ctrl-C (SIGINT to the command only)."""
     assert proc.stdout is not None
@@ -61,7 +68,8 @@ async def test_ctrl_c_hangs_up_the_simulated_call(engine: Engine, settings: Sett
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callcenter", "call", "9500", "--hold", "300",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CALLCENTER_DB_PATH": str(settings.database)})
+        env={**os.environ, "CALLCENTER_DB_PATH": str(settings.database)},
+        preexec_fn=_as_in_a_terminal)
     try:
         seen = await _interrupt_when(proc, "placed to 9500")
         call_id = seen.split("call ", 1)[1].split()[0]
@@ -85,7 +93,8 @@ async def test_ctrl_c_hangs_up_the_sip_call_and_stops_sipp(engine: Engine,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callcenter", "call", "95500", "--sip", "--hold", "300",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "CALLCENTER_DB_PATH": str(settings.database)})
+        env={**os.environ, "CALLCENTER_DB_PATH": str(settings.database)},
+        preexec_fn=_as_in_a_terminal)
     try:
         await _interrupt_when(proc, "SIP call to 95500")
         loop = asyncio.get_running_loop()

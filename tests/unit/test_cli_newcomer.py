@@ -104,10 +104,16 @@ def stub_ami(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[StubAmi]]:
 
 @pytest.fixture
 def running(tmp_path: Path, engine_port: int, monkeypatch: pytest.MonkeyPatch,
-            stub_ami: type[StubAmi]) -> type[StubAmi]:
-    """Asterisk (the stub) and the engine (a listening port) both up."""
+            stub_ami: type[StubAmi]) -> Iterator[type[StubAmi]]:
+    """Asterisk (the stub) and the engine (a listening port) both up; Ctrl-C (SIGINT) as in a
+    terminal, even when the test run inherited it ignored (started in the background by a
+    non-interactive shell, as CI does)."""
     monkeypatch.setattr(cli, "_settings", lambda: _settings_at(tmp_path, engine_port))
-    return stub_ami
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield stub_ami
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _info(uid: str, linked: str) -> ChannelInfo:
