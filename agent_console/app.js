@@ -4,18 +4,22 @@
 // reconnect, keepalive), seat.js and queues.js (the desk's seat state and queues), call.js (the
 // call card, controls, wrap-up), customer.js (the customer panels, messages, subscriptions),
 // desk.js (click-to-call, tasks), inbox.js, wallboard.js, phone.js (the softphone's panel, over
-// softphone.js), and shared ones: state.js (the page's memory, one owner per fact), registry.js
-// (server events, session hooks, render-all), tabs.js, ui.js, clock.js, and protocol.js, which
-// is generated from the engine's Python models (callcenter/seats/console_constants.py).
+// softphone.js), alert.js (the ring and desktop notice of an offered call), hotkeys.js (keyboard
+// shortcuts and their help), and shared ones: state.js (the page's memory, one owner per fact),
+// registry.js (server events and their observers, session hooks, render-all), tabs.js, ui.js,
+// clock.js, and protocol.js, which is generated from the engine's Python models
+// (callcenter/seats/console_constants.py).
 //
 // Each feature's wire() registers its event handlers, session hooks and renderers and hooks up
 // its own buttons; the order below is the order hooks and renderers run in.
 
 import { applyTranslations, getLang, setLang } from "./i18n.js";
+import * as ringAlert from "./js/alert.js";
 import * as call from "./js/call.js";
 import { startClocks } from "./js/clock.js";
 import * as customer from "./js/customer.js";
 import * as desk from "./js/desk.js";
+import * as hotkeys from "./js/hotkeys.js";
 import * as inbox from "./js/inbox.js";
 import * as phone from "./js/phone.js";
 import * as queues from "./js/queues.js";
@@ -37,7 +41,8 @@ function onLanguageChange() {
 function main() {
   $("lang-switch", HTMLSelectElement).value = getLang();
   applyTranslations();
-  for (const feature of [seat, queues, call, inbox, customer, desk, wallboard, phone, session]) {
+  for (const feature of [seat, queues, call, inbox, customer, desk, wallboard, phone, ringAlert,
+    hotkeys, session]) {
     feature.wire();
   }
   tabs.wire();

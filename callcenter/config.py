@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,6 +127,17 @@ class BackOfficeSettings(BaseModel):
         return value
 
 
+class DirectoryNumber(BaseModel):
+    """A saved number in the console's transfer directory (``console.directory_numbers``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str = Field(min_length=1, max_length=64)
+    #: as the console sends it in a transfer target: an optional + and 2-20 digits (the dial
+    #: rules still decide, when it is used, whether it may be dialled)
+    number: str = Field(pattern=r"^\+?[0-9]{2,20}$")
+
+
 class ConsoleSettings(BaseModel):
     """The agents' web console: one HTTP + websocket listener (page at /, protocol at /ws)."""
 
@@ -166,6 +177,8 @@ class ConsoleSettings(BaseModel):
     presence_grace_s: float = Field(30.0, ge=0)
     #: events queued for a slow client before it is disconnected
     max_pending_events: int = Field(256, ge=8)
+    #: saved numbers the transfer dialog offers (``[{label, number}]``), after agents and queues
+    directory_numbers: list[DirectoryNumber] = []
 
 
 class QueueSettings(BaseModel):
@@ -194,6 +207,10 @@ class QueueSettings(BaseModel):
     #: a schedule name from ivr_flows/schedules.yaml; none: always open
     hours: str | None = None
     closed_action: Literal["callback", "voicemail", "hangup"] = "callback"
+    #: the supervisors' wallboard alerts when a caller has waited longer than this ...
+    alert_longest_wait_s: float = Field(60.0, gt=0)
+    #: ... or when the day's service level falls below this share (None: ``target_share``)
+    alert_service_level: float | None = Field(None, gt=0, le=1)
 
 
 class AcdSettings(BaseModel):

@@ -127,7 +127,10 @@ class Engine:
                                  on_ready=self._on_ami_ready)
             self.controller.attach(self.ami)
             self.acd.attach(self.ami)
-            self.console_backend = EngineConsoleBackend(self.acd, self.db, self.backoffice)
+            self.console_backend = EngineConsoleBackend(
+                self.acd, self.db, self.backoffice,
+                directory_numbers=self.settings.console.directory_numbers,
+                site=self.settings.site)
             self._connect_console_to_channels(self.console_backend)
             await self.console_backend.load_today()
             if self.settings.console.enabled:

@@ -10,7 +10,7 @@ import { renderPhone } from "./phone.js";
 import { AGENT_ID, DISPOSITIONS, PHONE_NUMBER, isOneOf } from "./protocol.js";
 import { handleEvents, onControls, onRender, onSession, renderControls } from "./registry.js";
 import { applySeatReply } from "./seat.js";
-import { send } from "./session.js";
+import { request, send, submitter } from "./session.js";
 import { state } from "./state.js";
 import { selectTab } from "./tabs.js";
 import { $, cleanNumber, fieldError, option, show, toast, toMs } from "./ui.js";
@@ -28,6 +28,25 @@ const TARGET_KINDS = {
 
 /** what the target dialog is for @type {TargetAction} */
 let targetAction = "transfer";
+
+/**
+ * The `directory` reply: who and what a call may go to now.
+ * @typedef {object} Directory
+ * @property {{agent_id: string, name?: string, state?: string, reason?: string,
+ *   available?: boolean}[]} agents   ready (available) ones first
+ * @property {{name: string, waiting?: number}[]} queues
+ * @property {{label: string, number: string}[]} numbers   the saved numbers
+ */
+
+/** the directory as last received; null until it came (or when it failed)
+ * @type {Directory | null} */
+let directory = null;
+/** counts the dialog's openings: a late directory reply for an earlier one is dropped */
+let directoryAsk = 0;
+
+/** The dialog's other action: transfer and consult are offered side by side ("Transfer now",
+ * "Talk first"); a conference has none. @type {Record<TargetAction, TargetAction | null>} */
+const OTHER_ACTION = { transfer: "consult", consult: "transfer", conference: null };
 
 /**
  * The login reply's call (after a reload, say): call_offered data plus what the call is now:
@@ -141,7 +160,10 @@ function renderCallControls() {
   // after the call: ring the agent, then this caller's number (the engine knows it)
   show($("btn-callback"), call.state === "wrap_up");
   button("btn-callback").disabled = !call.caller || state.seat?.state !== "ready";
+  $("consult-bar").dataset.state = consult?.state ?? "";
   if (consult) {
+    $("consult-hint").textContent = t(`ctl.consult_hint.${consult.state === "talking"
+      ? "talking" : "ringing"}`);
     const target = consult.target;
     const targetText = target && typeof target === "object" ? String(target.value ?? "")
       : String(target ?? "");
@@ -294,26 +316,191 @@ async function callControl(type, fields, btn, after) {
   renderCall();
 }
 
-/** @param {TargetAction} action */
-function openTargetDialog(action) {
-  targetAction = action;
-  $("target-title").textContent = t(`target.title.${action}`);
-  $("target-kind").replaceChildren(...TARGET_KINDS[action].map((value) =>
-    option(value, t(`target.kind.${value}`))));
-  $("target-value", HTMLInputElement).value = "";
-  fieldError($("target-error"), "");
-  fillTargetOptions();
-  $("target-dialog", HTMLDialogElement).showModal();
-  $("target-value").focus();
+/** The kinds the dialog offers: its action's, and the other action's (transfer: queues too).
+ * @param {TargetAction} action */
+function dialogKinds(action) {
+  const other = OTHER_ACTION[action];
+  const kinds = new Set([...TARGET_KINDS[action], ...(other ? TARGET_KINDS[other] : [])]);
+  return ["queue", "agent", "number"].filter((kind) => kinds.has(kind));
 }
 
-/** Suggestions for the target field: queue names we know, or agent ids from the wallboard. */
+/** @param {TargetAction} action */
+export function openTargetDialog(action) {
+  targetAction = action;
+  $("target-title").textContent = t(`target.title.${action}`);
+  $("target-kind").replaceChildren(...dialogKinds(action).map((value) =>
+    option(value, t(`target.kind.${value}`))));
+  $("target-kind", HTMLSelectElement).value = TARGET_KINDS[action][0];
+  $("target-value", HTMLInputElement).value = "";
+  fieldError($("target-error"), "");
+  renderTargetButtons();
+  fillTargetOptions();
+  renderDirectory();
+  $("target-dialog", HTMLDialogElement).showModal();
+  $("target-value").focus();
+  loadDirectory();
+}
+
+/** Ask for the directory afresh (who is ready changes from minute to minute). */
+async function loadDirectory() {
+  const ask = ++directoryAsk;
+  $("target-directory").dataset.status = "loading";
+  renderDirectory();
+  /** @type {Directory | null} */
+  let reply = null;
+  try {
+    reply = /** @type {Directory} */ (await request("directory"));
+  } catch {
+    reply = null; // typing the target still works; the list says it is unavailable
+  }
+  if (ask !== directoryAsk) return;
+  directory = reply && Array.isArray(reply.agents) ? {
+    agents: reply.agents, queues: Array.isArray(reply.queues) ? reply.queues : [],
+    numbers: Array.isArray(reply.numbers) ? reply.numbers : [],
+  } : null;
+  $("target-directory").dataset.status = directory ? "ready" : "failed";
+  renderDirectory();
+  fillTargetOptions();
+}
+
+/** The dialog's buttons: its own action (the default: Enter), and the other one beside it. */
+function renderTargetButtons() {
+  const kind = $("target-kind", HTMLSelectElement).value;
+  const ok = button("target-ok");
+  ok.dataset.action = targetAction;
+  ok.textContent = t(`target.do.${targetAction}`);
+  ok.disabled = !TARGET_KINDS[targetAction].includes(kind);
+  const other = OTHER_ACTION[targetAction];
+  const alt = button("target-alt");
+  show(alt, other !== null && TARGET_KINDS[other].includes(kind));
+  if (other) {
+    alt.dataset.action = other;
+    alt.textContent = t(`target.do.${other}`);
+  }
+  show($("target-flow"), other !== null && kind !== "queue");
+  $("target-flow").textContent = t("target.flow");
+}
+
+/** Choose a directory entry: it fills the kind and the target. @param {HTMLElement} item */
+function chooseEntry(item) {
+  const kind = item.dataset.kind ?? "";
+  const value = item.dataset.value ?? "";
+  if (!kind || !value) return;
+  $("target-kind", HTMLSelectElement).value = kind;
+  $("target-value", HTMLInputElement).value = value;
+  fieldError($("target-error"), "");
+  renderTargetButtons();
+  fillTargetOptions();
+  renderDirectory();
+  (button("target-ok").disabled ? button("target-alt") : button("target-ok")).focus();
+}
+
+/**
+ * One entry of the directory: a button that fills the form.
+ * @param {string} kind
+ * @param {string} value
+ * @param {string} name
+ * @param {string} detail
+ * @param {{disabled?: boolean, state?: string}} [opts]
+ */
+function entry(kind, value, name, detail, opts = {}) {
+  const item = document.createElement("button");
+  item.type = "button";
+  item.className = "dir-item";
+  item.dataset.kind = kind;
+  item.dataset.value = value;
+  item.dataset.testid = `dir-${kind}-${value}`;
+  if (opts.state) item.dataset.state = opts.state;
+  item.disabled = opts.disabled === true;
+  const current = $("target-kind", HTMLSelectElement).value === kind
+    && $("target-value", HTMLInputElement).value.trim() === value;
+  item.setAttribute("aria-pressed", String(current));
+  const nameEl = document.createElement("span");
+  nameEl.className = "dir-name";
+  nameEl.textContent = name;
+  const detailEl = document.createElement("span");
+  detailEl.className = "dir-detail";
+  detailEl.textContent = detail;
+  item.append(nameEl, detailEl);
+  return item;
+}
+
+/**
+ * A section of the directory.
+ * @param {string} kind
+ * @param {HTMLElement[]} items
+ */
+function section(kind, items) {
+  const box = document.createElement("section");
+  box.className = "dir-section";
+  box.dataset.kind = kind;
+  const head = document.createElement("h3");
+  head.textContent = t(`dir.${kind}`);
+  box.append(head);
+  if (items.length === 0) {
+    const none = document.createElement("p");
+    none.className = "muted";
+    none.textContent = t("dir.none");
+    box.append(none);
+  } else {
+    const list = document.createElement("div");
+    list.className = "dir-list";
+    list.append(...items);
+    box.append(list);
+  }
+  return box;
+}
+
+/** The directory in the dialog: the kinds it offers, agents that cannot take a call disabled. */
+function renderDirectory() {
+  const box = $("target-directory");
+  const status = box.dataset.status ?? "";
+  if (!directory) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = t(status === "failed" ? "dir.failed" : "dir.loading");
+    box.replaceChildren(p);
+    return;
+  }
+  const kinds = dialogKinds(targetAction);
+  /** @type {HTMLElement[]} */
+  const sections = [];
+  if (kinds.includes("agent")) {
+    sections.push(section("agent", directory.agents.map((a) => {
+      const seatState = String(a.state ?? "logged_out");
+      const reason = seatState === "not_ready" && a.reason ? ` · ${tValue("reason", a.reason)}`
+        : "";
+      return entry("agent", String(a.agent_id), a.name ? `${a.name} ${a.agent_id}`
+        : String(a.agent_id), `${tValue("state", seatState)}${reason}`,
+      { disabled: a.available !== true, state: seatState });
+    })));
+  }
+  if (kinds.includes("queue")) {
+    sections.push(section("queue", directory.queues.map((q) =>
+      entry("queue", String(q.name), String(q.name),
+        t("dir.waiting", { n: Number(q.waiting ?? 0) })))));
+  }
+  if (kinds.includes("number")) {
+    sections.push(section("number", directory.numbers.map((n) =>
+      entry("number", String(n.number), String(n.label), String(n.number)))));
+  }
+  box.replaceChildren(...sections);
+}
+
+/** Suggestions for the target field: queue names we know, or agent ids (the directory's, else
+ * the wallboard's). */
 function fillTargetOptions() {
   const kind = $("target-kind", HTMLSelectElement).value;
   /** @type {string[]} */
   let values = [];
-  if (kind === "queue") values = state.queues.map((q) => String(q.name));
-  if (kind === "agent") values = (state.wallboard?.seats ?? []).map((s) => String(s.agent_id));
+  if (kind === "queue") {
+    values = (directory?.queues ?? state.queues).map((q) => String(q.name));
+  }
+  if (kind === "agent") {
+    values = directory ? directory.agents.filter((a) => a.available).map((a) => a.agent_id)
+      : (state.wallboard?.seats ?? []).map((s) => String(s.agent_id));
+  }
+  if (kind === "number" && directory) values = directory.numbers.map((n) => n.number);
   $("target-options").replaceChildren(...values.map((value) => option(value)));
 }
 
@@ -328,8 +515,13 @@ async function onTargetSubmit(event) {
     fieldError($("target-error"), kind === "number" ? "val.dialable" : "target.bad_id");
     return;
   }
-  const action = targetAction;
-  const reply = await send(action, { target: { kind, value } }, button("target-ok"));
+  const by = submitter(event) ?? button("target-ok");
+  const chosen = by.dataset.action;
+  /** @type {TargetAction} */
+  const action = chosen === "transfer" || chosen === "consult" || chosen === "conference"
+    ? chosen : targetAction;
+  if (!TARGET_KINDS[action].includes(kind)) return; // its button is not offered for this kind
+  const reply = await send(action, { target: { kind, value } }, by);
   if (reply === null) return; // the toast says why; the dialog stays for a correction
   $("target-dialog", HTMLDialogElement).close();
   toast(t(`ok.${action}`));
@@ -398,6 +590,11 @@ export function wire() {
   onRender(() => {
     fillDispositions();
     renderCall();
+    if ($("target-dialog", HTMLDialogElement).open) {
+      $("target-title").textContent = t(`target.title.${targetAction}`);
+      renderTargetButtons();
+      renderDirectory();
+    }
   });
   onControls(renderCallControls);
 
@@ -415,7 +612,16 @@ export function wire() {
   $("btn-conference").addEventListener("click", () => openTargetDialog("conference"));
 
   $("target-form").addEventListener("submit", onTargetSubmit);
-  $("target-kind").addEventListener("change", fillTargetOptions);
+  $("target-kind").addEventListener("change", () => {
+    renderTargetButtons();
+    fillTargetOptions();
+    renderDirectory();
+  });
+  $("target-directory").addEventListener("click", (event) => {
+    const item = event.target instanceof Element ? event.target.closest("button.dir-item")
+      : null;
+    if (item instanceof HTMLButtonElement && !item.disabled) chooseEntry(item);
+  });
   $("target-cancel").addEventListener("click", () => $("target-dialog", HTMLDialogElement).close());
   $("wrapup-form").addEventListener("submit", onWrapUpSubmit);
   $("btn-close-call").addEventListener("click", () => {

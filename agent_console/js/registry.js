@@ -3,7 +3,9 @@
 //
 // Each feature module's wire() registers its own handlers and hooks here; app.js calls the
 // wire()s in a fixed order, and hooks and renderers run in that order. Nothing here knows a
-// feature: a new event is one more entry in its module's handleEvents({...}) table.
+// feature: a new event is one more entry in its module's handleEvents({...}) table. A module
+// that reacts to an event another module owns (the ring alert to `call_offered`) observes it
+// with onEvent(name, fn): observers run after the owner.
 
 /** A pushed event's `data` (untrusted: handlers check what they use). */
 /** @typedef {Record<string, any>} EventData */
@@ -32,6 +34,8 @@
 
 /** The server's events, by name: one owner (module) per name. @type {Map<string, EventHandler>} */
 const EVENT_HANDLERS = new Map();
+/** Observers of events, by name: any number, run after the owner. @type {Map<string, EventHandler[]>} */
+const EVENT_OBSERVERS = new Map();
 /** @type {SessionHooks[]} */
 const sessionHooks = [];
 /** @type {(() => void)[]} */
@@ -52,12 +56,34 @@ export function handleEvents(handlers) {
 }
 
 /**
- * Deliver a server event to its handler; events nobody handles are ignored.
+ * Also run `observer` on the server's `name` events, after the event's owner has applied it
+ * (so the observer sees the page's state as it now is). Observers do not own the event: they
+ * react to it (a ring alert, a notification). Any number per name, run in the order added; one
+ * that throws does not stop the others.
+ * @param {string} name
+ * @param {EventHandler} observer
+ */
+export function onEvent(name, observer) {
+  const list = EVENT_OBSERVERS.get(name) ?? [];
+  list.push(observer);
+  EVENT_OBSERVERS.set(name, list);
+}
+
+/**
+ * Deliver a server event to its handler, then to its observers; events nobody handles are
+ * ignored.
  * @param {string} name
  * @param {EventData} data
  */
 export function dispatchEvent(name, data) {
   EVENT_HANDLERS.get(name)?.(data);
+  for (const observer of EVENT_OBSERVERS.get(name) ?? []) {
+    try {
+      observer(data);
+    } catch (err) {
+      console.error(`an observer of the "${name}" event failed`, err);
+    }
+  }
 }
 
 /** @param {SessionHooks} hooks */

@@ -29,11 +29,12 @@ restart of the engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import aiosqlite
@@ -50,6 +51,7 @@ from callcenter.acd.notices import (
     CallResumed,
     ConferenceChanged,
     ConsultChanged,
+    MonitorChanged,
     Notice,
     Offer,
     QueueLogged,
@@ -65,9 +67,12 @@ from callcenter.channels import secretary_edge
 from callcenter.channels.documents import NoAddress, document_message
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
 from callcenter.channels.secretary import Subscription
+from callcenter.config import DirectoryNumber, SiteSettings
 from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
+from callcenter.seats.directory import directory_reply
+from callcenter.seats.intervals import intervals_reply
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
 from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
@@ -122,11 +127,17 @@ def _day_start(now: float) -> float:
 
 
 class EngineConsoleBackend:
-    def __init__(self, acd: Acd, db: aiosqlite.Connection, backoffice: BackOffice) -> None:
+    def __init__(self, acd: Acd, db: aiosqlite.Connection, backoffice: BackOffice, *,
+                 directory_numbers: Sequence[DirectoryNumber] = (),
+                 site: SiteSettings | None = None) -> None:
         self.acd = acd
         self.control = CallControl(acd)
         self.db = db
         self.backoffice = backoffice
+        #: the transfer directory's saved numbers (``console.directory_numbers``)
+        self.directory_numbers = tuple(directory_numbers)
+        #: the site (its time zone: the days of the figures per interval)
+        self.site = site or SiteSettings()
         self.push: ConsolePush | None = None
         self.pops: dict[str, dict[str, Any]] = {}   # call id -> screen pop
         self._tasks: set[asyncio.Task[None]] = set()
@@ -340,6 +351,8 @@ class EngineConsoleBackend:
                 return self._click_to_call(me, request)
             case p.Spy(agent_id=target, mode=mode):
                 await c.spy(me, target, mode)
+            case p.SpyStop(agent_id=target):
+                await c.spy_stop(me, target)
             case p.WrapUp():
                 return await self._wrap_up(me, request)
             case p.CreateTask():
@@ -360,8 +373,13 @@ class EngineConsoleBackend:
                 return await self._move_contact(agent, contact_id, "take")
             case p.CloseContact(contact_id=contact_id):
                 return await self._move_contact(agent, contact_id, "close")
+            case p.Directory():
+                return directory_reply(self.acd, me, self.directory_numbers)
             case p.Wallboard():
                 return self.wallboard()
+            case p.Intervals():
+                return await intervals_reply(self.db, self.acd.settings, request, agent,
+                                             now=self.acd.clock(), site=self.site)
             case _:
                 raise ConsoleError("unknown_command", f"{request.type} is not handled here")
         return {}
@@ -608,6 +626,11 @@ class EngineConsoleBackend:
                                  {"call_id": call_id, "state": state, "target": target})
             case ConferenceChanged(agent_id=agent_id, call_id=call_id, target=target):
                 self._push_agent(agent_id, "conference", {"call_id": call_id, "target": target})
+            case MonitorChanged():
+                data = {"supervisor_id": notice.supervisor_id, "agent_id": notice.agent_id,
+                        "call_id": notice.call_id, "mode": notice.mode, "state": notice.state}
+                self._push_agent(notice.supervisor_id, "monitor", data)
+                self._push_agent(notice.agent_id, "monitor", data)
             case WrapUpOverdue(agent_id=agent_id, call_id=call_id, since=since):
                 data = {"agent_id": agent_id, "call_id": call_id, "since": since}
                 self._push_agent(agent_id, "wrap_up_overdue", data)
@@ -737,7 +760,12 @@ class EngineConsoleBackend:
     def wallboard(self) -> dict[str, Any]:
         return {"queues": self.queue_figures(),
                 "seats": [rt.data() for rt in self.acd.seats.values()],
-                "waiting": self.acd.queue_snapshot()}
+                "waiting": self.acd.queue_snapshot(),
+                "agents": [dataclasses.asdict(f)
+                           for f in self.figures.agents(self.acd.clock())],
+                "alerts": {q.name: {"longest_wait_s": q.alert_longest_wait_s,
+                                    "service_level": q.alert_service_level or q.target_share}
+                           for q in self.acd.queues.values()}}
 
     def _push_agent(self, agent_id: str, name: str, data: dict[str, Any]) -> None:
         if self.push is not None:

@@ -12,6 +12,7 @@ phone-number rule (``telephony.values.PHONE_NUMBER``: an optional ``+`` and 2-20
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 from typing import Annotated, Any, Literal, Self
@@ -323,6 +324,15 @@ class CloseContact(_Msg):
     contact_id: str = Field(pattern=CONTACT_ID)
 
 
+class Directory(_Msg):
+    """Who and what a call may go to (the transfer / consult / conference dialog): the other
+    agents with their seat state (ready ones first; ``available`` only when a transfer to them
+    can succeed now), the queues with how many wait, and the saved numbers
+    (``console.directory_numbers``). A saved number still passes the dial rules when used."""
+
+    type: Literal["directory"]
+
+
 class Wallboard(_Msg):
     """Supervisor: the wallboard now, and ``wallboard`` events from then on."""
 
@@ -337,6 +347,13 @@ class Spy(_Msg):
     mode: Literal["listen", "whisper", "barge"]
 
 
+class SpyStop(_Msg):
+    """Supervisor: stop listening / whispering / barging on an agent's call."""
+
+    type: Literal["spy_stop"]
+    agent_id: str = Field(pattern=AGENT_ID)
+
+
 class ForceState(_Msg):
     type: Literal["force_state"]
     agent_id: str = Field(pattern=AGENT_ID)
@@ -344,12 +361,58 @@ class ForceState(_Msg):
     reason: str = Field("", max_length=64)
 
 
+#: the longest period an ``intervals`` request may ask for, in days (both ends included)
+MAX_INTERVAL_DAYS = 31
+#: a calendar date, YYYY-MM-DD
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+class Intervals(_Msg):
+    """Supervisor: queue figures per interval (service level, offered, answered, abandoned,
+    ASA) of the days ``from`` to ``to`` (both included, the site's days): 30-minute intervals
+    for one day, one per day for longer, at most :data:`MAX_INTERVAL_DAYS` days; today is cut
+    at now. Reply (``seats/intervals.py``): {from, to, step_s, until, target_shares: {queue:
+    share}, intervals: [{start, end, queues: [IntervalFigures], total: IntervalFigures}]},
+    times the server's unix seconds; IntervalFigures {queue (null in the total), target_s,
+    offered, answered, answered_in_target, abandoned, abandon_rate, service_level, asa_s}."""
+
+    type: Literal["intervals"]
+    from_: str = Field(alias="from", pattern=ISO_DATE)
+    to: str = Field(pattern=ISO_DATE)
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _period(self) -> Intervals:
+        days = (self.last - self.first).days + 1
+        if days < 1:
+            raise ValueError("to must be on or after from")
+        if days > MAX_INTERVAL_DAYS:
+            raise ValueError(f"at most {MAX_INTERVAL_DAYS} days at a time, not {days}")
+        return self
+
+    @property
+    def first(self) -> dt.date:
+        return dt.date.fromisoformat(self.from_)
+
+    @property
+    def last(self) -> dt.date:
+        return dt.date.fromisoformat(self.to)
+
+
 Request = Annotated[
     Login | Ping | SetState | UsePhone | Hangup | Hold | Resume | Transfer | Consult
     | ConsultComplete | ConsultCancel | Conference | Recording | WrapUp | CreateTask
     | ClickToCall | SendMessage
     | Deliveries | Subscriptions | Subscribe | Unsubscribe | Contacts | TakeContact
-    | CloseContact | Wallboard | Spy | ForceState,
+    | CloseContact | Directory | Wallboard | Spy | SpyStop | ForceState | Intervals,
     Field(discriminator="type"),
 ]
 REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
@@ -360,9 +423,10 @@ AGENT_COMMANDS = frozenset({
     "consult_complete", "consult_cancel", "conference", "recording", "wrap_up", "create_task",
     "click_to_call",
     "send_message", "deliveries", "subscriptions", "subscribe", "unsubscribe", "contacts",
-    "take_contact", "close_contact",
+    "take_contact", "close_contact", "directory",
 })
-SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "force_state"}
+SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "spy_stop", "force_state",
+                                        "intervals"}
 ALLOWED: dict[Role, frozenset[str]] = {
     Role.AGENT: AGENT_COMMANDS,
     Role.SUPERVISOR: SUPERVISOR_COMMANDS,
@@ -412,6 +476,9 @@ class Event(BaseModel):
       no answer, they hung up, or consult_cancel); ``target`` the value dialled (agent id or
       number; "" if unknown)
     - ``conference``: {call_id, target}: a third party joined the call
+    - ``monitor``: {supervisor_id, agent_id, call_id, mode ("listen" | "whisper" | "barge"),
+      state ("on" | "off")}: a supervisor started or stopped monitoring an agent's call; to the
+      supervisor and to the agent (monitoring is shown on both sides); ``spy_stop`` ends it
     - ``call_ended``: {call_id, wrap_up_s, answered: bool, disposition_required: bool}
       (``answered`` false: the call ended while ringing; nothing to wrap up;
       ``disposition_required``: the seat stays in wrap-up until the wrap-up is saved, and
@@ -421,10 +488,15 @@ class Event(BaseModel):
     - ``queues``: {queues: [QueueFigures]}
     - ``wallboard``: {queues: [QueueFigures], seats: [seat data], waiting: [{name, waiting:
       [{call_id, tier, arrived_at, waited_s, callback, ringing, lang, reason: {code, until,
-      agent, skill, agents}}]}]}: the waiting callers per queue in the order they will be
-      served, each with why it still waits (``routing.WaitCode`` values: queue_closed,
-      ringing, others_ahead, manager_only, vip_team_only, no_agent_with_skill, excluded_all,
-      all_busy)
+      agent, skill, agents}}]}], agents: [AgentFigures], alerts}: the waiting callers per queue in
+      the order they will be served, each with why it still waits (``routing.WaitCode``
+      values: queue_closed, ringing, others_ahead, manager_only, vip_team_only,
+      no_agent_with_skill, excluded_all, all_busy); ``agents`` today's figures per agent
+      (``acd.figures.AgentFigures``: {agent_id, handled, aht_s (or null), talk_s, wrap_up_s,
+      ringing_s, ready_s, not_ready_s, logged_in_s, occupancy (0..1 or null), no_answers};
+      agents with nothing today are left out); ``alerts`` {queue: {longest_wait_s,
+      service_level}}: the wallboard alerts when a queue's longest wait passes the first or
+      its service level falls below the second (``QueueSettings.alert_*``)
     - ``session_ended``: {reason} (logged out elsewhere, forced by a supervisor)
     - ``delivery``: {message_id, channel, account_masked, ref, state, report, reason, at}: an
       outbox message moved (``state`` queued | sent | delivered | failed, ``report`` the channel
