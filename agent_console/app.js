@@ -5,7 +5,7 @@
 // call card, controls, wrap-up), customer.js (the customer panels, messages, subscriptions),
 // desk.js (click-to-call, tasks), inbox.js, wallboard.js, phone.js (the softphone's panel, over
 // softphone.js), alert.js (the ring and desktop notice of an offered call), hotkeys.js (keyboard
-// shortcuts and their help), and shared ones: state.js (the page's memory, one owner per fact),
+// shortcuts and their help), monitor.js (a supervisor's monitoring, on both sides), and shared ones: state.js (the page's memory, one owner per fact),
 // registry.js (server events and their observers, session hooks, render-all), tabs.js, ui.js,
 // clock.js, and protocol.js, which is generated from the engine's Python models
 // (callcenter/seats/console_constants.py).
@@ -21,6 +21,7 @@ import * as customer from "./js/customer.js";
 import * as desk from "./js/desk.js";
 import * as hotkeys from "./js/hotkeys.js";
 import * as inbox from "./js/inbox.js";
+import * as monitor from "./js/monitor.js";
 import * as phone from "./js/phone.js";
 import * as queues from "./js/queues.js";
 import { renderAll } from "./js/registry.js";
@@ -42,7 +43,7 @@ function main() {
   $("lang-switch", HTMLSelectElement).value = getLang();
   applyTranslations();
   for (const feature of [seat, queues, call, inbox, customer, desk, wallboard, phone, ringAlert,
-    hotkeys, session]) {
+    hotkeys, monitor, session]) {
     feature.wire();
   }
   tabs.wire();

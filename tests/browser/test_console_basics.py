@@ -17,7 +17,14 @@ from callcenter.config import ConsoleSettings
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.console_server import ConsoleServer
-from tests.browser.test_console_page import STATIC_DIR, FakeBackend, log_in_agent, screen_pop
+from tests.browser.test_console_page import (
+    STATIC_DIR,
+    SUPERVISOR_PW,
+    FakeBackend,
+    log_in,
+    log_in_agent,
+    screen_pop,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -346,3 +353,36 @@ async def test_talk_first_leads_to_complete_or_cancel(console: Page,
     await expect(bar).to_be_hidden()
     assert len(backend.requests_of(p.Consult)) == 2
     assert len(backend.requests_of(p.ConsultComplete)) == 1
+
+
+# -- monitoring, shown on both sides -------------------------------------------------------------
+
+
+async def test_the_agent_sees_who_monitors_the_call(console: Page, backend: FakeBackend) -> None:
+    await on_a_call(console, backend)
+    bar = console.get_by_test_id("monitor-bar")
+    await expect(bar).to_be_hidden()
+    monitor = {"supervisor_id": "S9001", "agent_id": "A1001", "call_id": "c-1001",
+               "mode": "listen", "state": "on"}
+    backend.event("A1001", "monitor", monitor)
+    await expect(bar).to_be_visible()
+    await expect(console.get_by_test_id("monitor-text")).to_have_text("主管 S9001 正在监听本通话")
+    await expect(console.get_by_test_id("monitor-stop")).to_be_hidden()  # not the agent's
+    backend.event("A1001", "monitor", {**monitor, "state": "off"})
+    await expect(bar).to_be_hidden()
+
+
+async def test_the_supervisor_sees_whom_they_monitor_and_stops(console: Page,
+                                                              backend: FakeBackend) -> None:
+    await log_in(console, "S9001", SUPERVISOR_PW)
+    await expect(console.get_by_test_id("seat-state")).to_have_text("未就绪")
+    monitor = {"supervisor_id": "S9001", "agent_id": "A1001", "call_id": "c-1001",
+               "mode": "whisper", "state": "on"}
+    backend.event("S9001", "monitor", monitor)
+    await expect(console.get_by_test_id("monitor-text")).to_have_text(
+        "您正在密语座席 A1001 的通话")
+    await console.get_by_test_id("monitor-stop").click()
+    stop = await backend.nth_request(p.SpyStop, 1)
+    assert stop.agent_id == "A1001"
+    backend.event("S9001", "monitor", {**monitor, "state": "off"})
+    await expect(console.get_by_test_id("monitor-bar")).to_be_hidden()
