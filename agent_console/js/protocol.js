@@ -21,7 +21,7 @@ export const PROTOCOL_VERSION = 1;
  *   | "wrap_up"
  * )} SeatState
  */
-/** An agent seat's states (seats/state.py SeatState), in the machine's order.
+/** An agent seat's states (acd/seat.py SeatState), in the machine's order.
  * @type {readonly SeatState[]}
  */
 export const SEAT_STATES = Object.freeze([
@@ -109,7 +109,7 @@ export const TIERS = Object.freeze(["ordinary", "silver", "gold", "platinum"]);
 export const ROLES = Object.freeze(["agent", "supervisor", "admin"]);
 
 /** @typedef {"queue" | "agent" | "number"} TargetKind */
-/** What a transfer, consult or conference goes to (seats/protocol.py Target.kind).
+/** What a transfer, consult or conference goes to (acd/targets.py Target.kind).
  * @type {readonly TargetKind[]}
  */
 export const TARGET_KINDS = Object.freeze(["queue", "agent", "number"]);
@@ -166,7 +166,7 @@ export const ERROR_CODES = Object.freeze([
  */
 export const PRICE_KINDS = Object.freeze(["price_above", "price_below"]);
 
-/** An agent id, queue name or agent target (seats/protocol.py AGENT_ID). */
+/** An agent id, queue name or agent target (acd/targets.py AGENT_ID). */
 export const AGENT_ID = /^[A-Za-z0-9_.-]{1,32}$/;
 
 /** An inbound contact's id (seats/protocol.py CONTACT_ID). */

@@ -57,7 +57,7 @@ function fillReasons() {
   if (state.reasons.includes(keep)) select.value = keep;
 }
 
-/** Which seat buttons make sense now, from the seat state table (seats/state.py). */
+/** Which seat buttons make sense now, from the seat state table (acd/seat.py). */
 function renderSeatControls() {
   const seatState = state.seat?.state ?? "logged_out";
   const ready = $("btn-ready", HTMLButtonElement);

@@ -479,7 +479,7 @@ function fillSeatRow(row, seat, figs) {
     const action = SEAT_ACTIONS.find(([k, v]) =>
       k === button.dataset.action && v === button.dataset.value);
     button.textContent = action ? t(action[2]) : "";
-    // Spying needs a call to spy on; a force is refused on a call (seats/state.py FORCE_TARGETS)
+    // Spying needs a call to spy on; a force is refused on a call (acd/seat.py FORCE_TARGETS)
     // and pointless into the state the seat is already in.
     button.disabled = button.dataset.action === "spy"
       ? !onCall : onCall || seat.state === button.dataset.value;

@@ -20,12 +20,12 @@ from collections.abc import AsyncIterator, Callable
 
 from callcenter.acd.calls import CONTROLLABLE, CallInput, CallState
 from callcenter.acd.notices import ConferenceChanged, RecordingChanged
+from callcenter.acd.seat import SeatInput, SeatState
 from callcenter.acd.service import Acd, ActiveCall, Monitor, SeatRuntime, Waiter
+from callcenter.acd.targets import Target
 from callcenter.broker.interface import Tier
 from callcenter.errors import AmiActionError, ConsoleError, DialRuleError
 from callcenter.phones.dialrules import DEFAULT_RULES, Purpose, Refusal, check, mask
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import SeatInput, SeatState
 from callcenter.sip.settings import DialRules
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.ami_events import (

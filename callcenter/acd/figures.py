@@ -44,7 +44,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from callcenter.seats.state import SeatState
+from callcenter.acd.seat import SeatState
 
 __all__ = [
     "BUSY_STATES",

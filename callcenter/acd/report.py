@@ -39,9 +39,9 @@ from callcenter.acd.figures import (
     queue_figures,
 )
 from callcenter.acd.intervals import Interval, default_step, intervals
+from callcenter.acd.seat import SeatState
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, StoreError
-from callcenter.seats.state import SeatState
 from callcenter.store.db import open_db
 
 __all__ = [

@@ -54,6 +54,8 @@ from callcenter.acd.notices import (
     SeatChanged,
     WrapUpOverdue,
 )
+from callcenter.acd.seat import PHONE_GONE, Seat, SeatInput, SeatState
+from callcenter.acd.targets import Target
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import (
@@ -67,8 +69,6 @@ from callcenter.errors import (
 from callcenter.ivr.runner import sound
 from callcenter.ivr.speech import Lang, say_integer
 from callcenter.phones.dialrules import DEFAULT_RULES, dialable_or_empty
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import PHONE_GONE, Seat, SeatInput, SeatState
 from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint, load_agents
 from callcenter.store.writer import OrderedWriter
 from callcenter.telephony.ami import AmiClient

@@ -60,6 +60,7 @@ from callcenter.acd.notices import (
     SeatChanged,
     WrapUpOverdue,
 )
+from callcenter.acd.seat import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import BackOffice, Customer
 from callcenter.broker.rules import SHANGHAI
@@ -75,7 +76,6 @@ from callcenter.seats.directory import directory_reply
 from callcenter.seats.intervals import intervals_reply
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
-from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.store import agents as directory
 from callcenter.store.hotline import add_request
 from callcenter.store.tx import transaction

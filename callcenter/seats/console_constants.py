@@ -13,7 +13,7 @@ only compares). Sources:
 - ``seats/protocol.py``: ``PROTOCOL_VERSION``, ``Role``, ``ErrorCode``, the patterns (``AGENT_ID``,
   ``FAX_NUMBER``, ``HHMM``, ``CONTACT_ID`` and the field patterns of the request models), the
   dispositions (``WrapUp.disposition``) and target kinds (``Target.kind``)
-- ``seats/state.py``: ``SeatState``; the reasons an agent may pick are ``DEFAULT_REASONS`` less the
+- ``acd/seat.py``: ``SeatState``; the reasons an agent may pick are ``DEFAULT_REASONS`` less the
   machine's own (``IMPLIED_REASONS``, ``SYSTEM_REASONS``), the rule of ``backend.AGENT_REASONS``
 - ``broker/interface.py``: ``Tier``
 - ``telephony/values.py``: ``PHONE_NUMBER``; ``channels/secretary.py``: the notices' fax number
@@ -39,10 +39,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from callcenter.acd import targets
+from callcenter.acd.seat import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.broker.interface import Tier
 from callcenter.channels import secretary
 from callcenter.seats import protocol
-from callcenter.seats.state import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.telephony.values import PHONE_NUMBER
 
 __all__ = ["OUTPUT", "agent_reasons", "js_regex", "main", "render"]
@@ -130,7 +131,7 @@ class _Pattern:
 def _choices() -> list[_Choice]:
     return [
         _Choice("SEAT_STATES", "SeatState", _values(SeatState),
-                "An agent seat's states (seats/state.py SeatState), in the machine's order."),
+                "An agent seat's states (acd/seat.py SeatState), in the machine's order."),
         _Choice("AGENT_REASONS", "AgentReason", agent_reasons(),
                 "The not-ready reasons an agent may pick (seats/backend.py AGENT_REASONS: "
                 "state.py DEFAULT_REASONS less IMPLIED_REASONS and SYSTEM_REASONS). The login "
@@ -144,8 +145,8 @@ def _choices() -> list[_Choice]:
                 "The customers' tiers (broker/interface.py Tier)."),
         _Choice("ROLES", "Role", _values(protocol.Role),
                 "Who is logged in (seats/protocol.py Role)."),
-        _Choice("TARGET_KINDS", "TargetKind", _literal_values(protocol.Target, "kind"),
-                "What a transfer, consult or conference goes to (seats/protocol.py Target.kind)."),
+        _Choice("TARGET_KINDS", "TargetKind", _literal_values(targets.Target, "kind"),
+                "What a transfer, consult or conference goes to (acd/targets.py Target.kind)."),
         _Choice("ERROR_CODES", "ErrorCode", _values(protocol.ErrorCode),
                 "A refused request's `code` (seats/protocol.py ErrorCode)."),
         _Choice("PRICE_KINDS", "PriceKind",
@@ -158,8 +159,8 @@ def _choices() -> list[_Choice]:
 def _patterns() -> list[_Pattern]:
     about = protocol.SendMessage
     return [
-        _Pattern("AGENT_ID", js_regex(protocol.AGENT_ID),
-                 "An agent id, queue name or agent target (seats/protocol.py AGENT_ID)."),
+        _Pattern("AGENT_ID", js_regex(targets.AGENT_ID),
+                 "An agent id, queue name or agent target (acd/targets.py AGENT_ID)."),
         _Pattern("CONTACT_ID", js_regex(protocol.CONTACT_ID),
                  "An inbound contact's id (seats/protocol.py CONTACT_ID)."),
         _Pattern("PHONE_NUMBER", js_regex(PHONE_NUMBER.pattern, anchor=True),

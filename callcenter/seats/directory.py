@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd, SeatRuntime
 from callcenter.config import DirectoryNumber
-from callcenter.seats.state import SeatState
 
 #: the order agents are listed in, by seat state (available ones come before all of these)
 _STATE_ORDER: dict[SeatState, int] = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-from callcenter.seats.state import CONSOLE_GONE, SeatState
+from callcenter.acd.seat import CONSOLE_GONE, SeatState
 
 __all__ = ["CONSOLE_GONE", "Presence", "PresenceAction"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -22,15 +21,13 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from callcenter.telephony.values import PHONE_NUMBER
+from callcenter.acd.targets import AGENT_ID, Target
 
 PROTOCOL_VERSION = 1
-AGENT_ID = r"^[A-Za-z0-9_.-]{1,32}$"
 #: a fax number as the fax server dials it: an optional + and 3-20 digits ("" allowed: optional)
 FAX_NUMBER = r"^(\+?[0-9]{3,20})?$"
 #: a time of day, HH:MM (optional field: "" allowed)
@@ -115,23 +112,6 @@ class Hold(_Msg):
 
 class Resume(_Msg):
     type: Literal["resume"]
-
-
-class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["queue", "agent", "number"]
-    value: str = Field(min_length=1, max_length=32)
-
-    @field_validator("value")
-    @classmethod
-    def _checked(cls, value: str, info: ValidationInfo) -> str:
-        kind = info.data.get("kind")
-        if kind == "number" and not PHONE_NUMBER.fullmatch(value):
-            raise ValueError("a number is 2 to 20 digits, optionally after a +")
-        if kind in ("queue", "agent") and not re.fullmatch(AGENT_ID, value):
-            raise ValueError("not a queue or agent id")
-        return value
 
 
 class Transfer(_Msg):

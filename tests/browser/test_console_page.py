@@ -431,7 +431,7 @@ async def test_supervisor_wallboard(console: Page, backend: FakeBackend) -> None
     await expect(seat_row.locator("[data-col=state]")).to_have_text("通话中")
     await expect(seat_row.locator("[data-col=call]")).to_have_text("c-77")
 
-    # on a call: spying is offered, forcing a state is not (seats/state.py FORCE_TARGETS)
+    # on a call: spying is offered, forcing a state is not (acd/seat.py FORCE_TARGETS)
     await expect(seat_row.get_by_test_id("force-ready")).to_be_disabled()
     await seat_row.get_by_test_id("spy-whisper").click()
     await expect(console.get_by_test_id("toast")).to_have_text("正在呼叫您的话机")

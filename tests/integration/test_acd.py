@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from callcenter.acd.notices import Announced, Notice
+from callcenter.acd.seat import SeatState
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
-from callcenter.seats.state import SeatState
 from callcenter.store.agents import AgentRecord
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller

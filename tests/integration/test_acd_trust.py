@@ -16,11 +16,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
+from callcenter.acd.seat import SeatState
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError
-from callcenter.seats.state import SeatState
 from callcenter.store.calls import get_call
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, Hangup, NewChannel

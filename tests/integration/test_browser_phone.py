@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
+from callcenter.acd.seat import PHONE_GONE, SeatState
 from callcenter.config import Settings
 from callcenter.engine import Engine
-from callcenter.seats.state import PHONE_GONE, SeatState
 from callcenter.store.calls import get_call
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.sipcall import place_sip_call

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.acd.control import CallControl
+from callcenter.acd.seat import SeatState
+from callcenter.acd.targets import Target
 from callcenter.config import load_settings
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import SeatState
 from callcenter.telephony.ami_events import AmiEvent, DialBegin, OtherEvent
 from callcenter.telephony.pbx import Pbx
 from tests.integration.acd_helpers import (

@@ -22,9 +22,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
+from callcenter.acd.seat import SeatState
 from callcenter.config import load_settings
 from callcenter.engine import Engine
-from callcenter.seats.state import SeatState
 from callcenter.telephony.pbx import Pbx
 from tests.browser.conftest import browser  # noqa: F401 - the session's chromium
 from tests.integration.acd_helpers import (

@@ -27,11 +27,11 @@ from typing import Any, TypeVar
 import aiosqlite
 import pytest
 
+from callcenter.acd.seat import SeatState
 from callcenter.atcc.model import CAUSE_LOST
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError
-from callcenter.seats.state import SeatState
 from callcenter.store.calls import get_call
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.pbx import Pbx

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
+from callcenter.acd.seat import PHONE_GONE, SeatState
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone, Transport
 from callcenter.phones.identity import ha1
-from callcenter.seats.state import PHONE_GONE, SeatState
 from tests.integration.acd_helpers import desk_agent, direct_caller, until
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from callcenter.acd.calls import CallState
+from callcenter.acd.seat import PHONE_GONE, SeatState
 from callcenter.broker.seed import ORDINARY
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
-from callcenter.seats.state import PHONE_GONE, SeatState
 from callcenter.telephony.sipcall import place_sip_call
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.acd_helpers import until

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from callcenter.acd.control import CallControl
+from callcenter.acd.seat import SeatState
+from callcenter.acd.targets import Target
 from callcenter.config import load_settings
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import SeatState
 from callcenter.sip.settings import DialRules, TrunkSettings
 from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, NewChannel

@@ -24,11 +24,11 @@ from callcenter.acd.notices import (
     QueueLogged,
     WrapUpOverdue,
 )
+from callcenter.acd.seat import PHONE_GONE, SeatInput, SeatState
 from callcenter.acd.service import Acd, ActiveCall
+from callcenter.acd.targets import Target
 from callcenter.config import QueueSettings
 from callcenter.errors import ConsoleError
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import PHONE_GONE, SeatInput, SeatState
 from callcenter.store.agents import AgentRecord
 from callcenter.telephony.ami_events import (
     AmiEvent,

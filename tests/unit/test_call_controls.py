@@ -19,9 +19,9 @@ from callcenter.acd.notices import (
     ConsultChanged,
     MonitorChanged,
 )
+from callcenter.acd.seat import PHONE_GONE, SeatState
+from callcenter.acd.targets import Target
 from callcenter.errors import ConsoleError
-from callcenter.seats.protocol import Target
-from callcenter.seats.state import PHONE_GONE, SeatState
 from callcenter.telephony.ami_events import (
     AmiEvent,
     BridgeEnter,

@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from callcenter.acd.calls import CallInput, CallLife, CallState
 from callcenter.acd.notices import CallConnected, CallEnded, ConsultChanged
+from callcenter.acd.seat import SeatInput, SeatState
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
 from callcenter.broker.interface import Cash, Customer, RefusalCode, Tier
 from callcenter.channels.documents import NO_ADDRESS
@@ -32,7 +33,6 @@ from callcenter.seats import protocol as p
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.presence import Presence, PresenceAction
-from callcenter.seats.state import SeatInput, SeatState
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, ChannelInfo, DialBegin, Hangup

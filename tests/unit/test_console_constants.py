@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from callcenter.acd.seat import DEFAULT_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.broker.interface import Tier
 from callcenter.seats import console_constants as cc
 from callcenter.seats import protocol as p
 from callcenter.seats.backend import AGENT_REASONS
-from callcenter.seats.state import DEFAULT_REASONS, SYSTEM_REASONS, SeatState
 
 CONSOLE = Path(__file__).resolve().parents[2] / "agent_console"
 FIX = f".venv/bin/{cc.COMMAND}"

@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from callcenter.acd.calls import CallState
+from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd, ActiveCall, Waiter
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, ConsoleSettings, DirectoryNumber, QueueSettings
@@ -20,7 +21,6 @@ from callcenter.seats import directory as d
 from callcenter.seats import protocol as p
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
-from callcenter.seats.state import SeatState
 from callcenter.store.agents import AgentRecord
 from callcenter.store.db import open_db
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from callcenter.acd.figures import QueueEvent, SeatEvent
 from callcenter.acd.routing import WaitCode
+from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import ConsoleError
@@ -26,7 +27,6 @@ from callcenter.seats import protocol as p
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.intervals import intervals_reply
-from callcenter.seats.state import SeatState
 from callcenter.store.db import open_db
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -20,7 +20,7 @@ from callcenter.acd.figures import (
     agent_figures,
     queue_figures,
 )
-from callcenter.seats.state import SeatState
+from callcenter.acd.seat import SeatState
 
 S = SeatState
 

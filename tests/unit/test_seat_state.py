@@ -8,8 +8,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from callcenter.errors import CallCenterError, SeatStateError
-from callcenter.seats.state import (
+from callcenter.acd.seat import (
     FORCE_TARGETS,
     IMPLIED_REASONS,
     TRANSITIONS,
@@ -19,6 +18,7 @@ from callcenter.seats.state import (
     SeatState,
     transitions_markdown,
 )
+from callcenter.errors import CallCenterError, SeatStateError
 
 S = SeatState
 I = SeatInput  # noqa: E741
