@@ -1,22 +1,15 @@
 """The console backend in the engine: console commands in, ACD and call controls out, and the
-ACD's happenings pushed to the right consoles (the screen pop, seat changes, the wallboard).
+ACD's typed notices (``acd/notices.py``) pushed to the right consoles. It does not listen to
+Asterisk: what happens to calls comes from the ACD.
 
-The screen pop is built here from the IVR's hand-off context (account, tier, path, last failure)
-and the back office (name, balance summary), plus the customer's recent contacts from the store.
-Account numbers and phone numbers are masked before they leave the engine; a console that acts
-on the customer of a call (statement, task, call back) names the call, and the account and
-number are looked up here, from the agent's own current or last call only.
-
-A consultation's progress comes from Asterisk: the ACD notes the consulted party's channel on
-``DialBegin``; this backend, listening to the same AMI events, pushes ``consult`` "talking"
-when that channel enters a bridge (it answered) and "ended" when it hangs up.
-
-The channels: ``send_message`` writes a service request and its outbox row (the bus convention
-``{to, template, lang, account, data}``, the address from the back office, never from the page)
-and calls ``on_outbox`` (the engine's ``relay.kick``). The customer's deliveries and the
-financial secretary's subscriptions are read and written through ``channels.secretary_edge``;
-inbound contacts (mail, fax) are the ``contacts`` table, taken and closed by agents.
-``on_channel_event`` is the outbox relay's listener: it pushes ``delivery`` and ``contact``.
+It dispatches each request to the part that handles it: the seat and call controls
+(``acd/``), the customer's channels (``customer_channels.py``: messages, deliveries,
+subscriptions), inbound contacts (``contacts.py``), the transfer directory (``directory.py``),
+the figures per interval (``intervals.py``); the screen pop is ``screen_pop.py``. A console that
+acts on the customer of a call (statement, task, call back) names the call, and the account and
+number are looked up here, from the agent's own current or last call only; what leaves the
+engine is masked (``masking.py``). ``on_channel_event`` is the outbox relay's listener: it
+pushes ``delivery`` and ``contact``.
 
 Sessions and presence: logging out (``set_state`` ``logged_out``) ends every console session of
 the agent, not only the one that asked. When an agent's last session closes, a grace timer
@@ -30,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import json
 import logging
 import time
@@ -53,7 +45,6 @@ from callcenter.acd.notices import (
     ConsultChanged,
     MonitorChanged,
     Notice,
-    Offer,
     QueueLogged,
     QueuesChanged,
     RecordingChanged,
@@ -62,22 +53,21 @@ from callcenter.acd.notices import (
 )
 from callcenter.acd.seat import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
-from callcenter.broker.interface import BackOffice, Customer
-from callcenter.broker.rules import SHANGHAI
-from callcenter.channels import secretary_edge
-from callcenter.channels.documents import NoAddress, document_message
+from callcenter.broker.interface import BackOffice
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
-from callcenter.channels.secretary import Subscription
 from callcenter.config import DirectoryNumber, SiteSettings
-from callcenter.errors import BrokerError, BrokerRefusal, ConsoleError, SeatStateError
+from callcenter.errors import ConsoleError, SeatStateError
+from callcenter.seats import contacts
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
+from callcenter.seats.customer_channels import CustomerChannels
 from callcenter.seats.directory import directory_reply
 from callcenter.seats.intervals import intervals_reply
+from callcenter.seats.masking import mask
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
+from callcenter.seats.screen_pop import ScreenPops
 from callcenter.store import agents as directory
-from callcenter.store.hotline import add_request
 from callcenter.store.tx import transaction
 
 log = logging.getLogger(__name__)
@@ -92,33 +82,7 @@ LOGGED_OUT_ELSEWHERE: Final = "logged out in another session"
 PRESENCE_GRACE_S: Final = 30.0
 
 
-#: an inbound contact's text in a listing or an event is cut to this many characters
-CONTACT_TEXT_MAX: Final = 4000
-#: (contact state, action) -> the state after it. Taking a contact someone else has taken, and
-#: closing it for them (unless a supervisor does), are refused apart from this table.
-CONTACT_MOVES: Final[dict[tuple[str, str], str]] = {
-    ("new", "take"): "taken", ("taken", "take"): "taken",
-    ("new", "close"): "done", ("taken", "close"): "done",
-}
 _SUPERVISING = frozenset({p.Role.SUPERVISOR.value, p.Role.ADMIN.value})
-
-
-def mask(value: str, keep: int = 4) -> str:
-    return "" if not value else ("*" * max(0, len(value) - keep)) + value[-keep:]
-
-
-def mask_address(channel: str, to: str) -> str:
-    """An address as the console sees it: an e-mail's first letter and domain, a number's last
-    four digits."""
-    if channel == "email" and "@" in to:
-        local, _, domain = to.rpartition("@")
-        return f"{local[:1]}***@{domain}"
-    return mask(to)
-
-
-def file_name(path: str) -> str:
-    """The last part of a path on the engine's host (the page gets no more of it)."""
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _day_start(now: float) -> float:
@@ -139,13 +103,12 @@ class EngineConsoleBackend:
         #: the site (its time zone: the days of the figures per interval)
         self.site = site or SiteSettings()
         self.push: ConsolePush | None = None
-        self.pops: dict[str, dict[str, Any]] = {}   # call id -> screen pop
         self._tasks: set[asyncio.Task[None]] = set()
         self.figures = self._new_figures(acd.clock())
-        #: called after a request wrote outbox rows (the engine sets ``relay.kick``)
-        self.on_outbox: Callable[[], None] | None = None
-        #: service request ref -> the agent who asked for it (for ``delivery`` pushes)
-        self._requested_by: dict[str, str] = {}
+        #: the customer's channels (messages, deliveries, subscriptions)
+        self.channels = CustomerChannels(db, backoffice, acd.clock)
+        #: the screen pops of offered calls
+        self.screen = ScreenPops(db, backoffice, self._push_agent, self._spawn)
         #: who has no console open, and what their seat gets (``presence.py``)
         self.presence = Presence()
         self.presence_grace_s = PRESENCE_GRACE_S
@@ -153,6 +116,19 @@ class EngineConsoleBackend:
         acd.listeners.append(self.on_acd)
         #: browser phones' per-login credentials (the engine sets it; None: no SIP phones)
         self.phones: PhoneSessions | None = None
+
+    @property
+    def on_outbox(self) -> Callable[[], None] | None:
+        """Called after a request wrote outbox rows (the engine sets ``relay.kick``)."""
+        return self.channels.on_outbox
+
+    @on_outbox.setter
+    def on_outbox(self, kick: Callable[[], None] | None) -> None:
+        self.channels.on_outbox = kick
+
+    @property
+    def pops(self) -> dict[str, dict[str, Any]]:
+        return self.screen.pops
 
     def _new_figures(self, now: float) -> LiveQueueFigures:
         return LiveQueueFigures(_day_start(now),
@@ -358,21 +334,23 @@ class EngineConsoleBackend:
             case p.CreateTask():
                 return await self._task(me, request)
             case p.SendMessage():
-                return await self._message(me, request)
+                return await self.channels.message(me, self._about(me, request), request)
             case p.Deliveries():
-                return await self._deliveries(me, request)
+                return await self.channels.deliveries(self._about(me, request), request)
             case p.Subscriptions():
-                return await self._subscriptions(me, request)
+                return await self.channels.subscriptions(self._about(me, request))
             case p.Subscribe():
-                return await self._subscribe(me, request)
+                return await self.channels.subscribe(me, self._about(me, request), request)
             case p.Unsubscribe():
-                return await self._unsubscribe(me, request)
+                return await self.channels.unsubscribe(self._about(me, request), request)
             case p.Contacts():
-                return await self._contacts(request)
+                return await contacts.list_contacts(self.db, request)
             case p.TakeContact(contact_id=contact_id):
-                return await self._move_contact(agent, contact_id, "take")
+                return self._contact_moved(await contacts.move_contact(self.db, agent,
+                                                                       contact_id, "take"))
             case p.CloseContact(contact_id=contact_id):
-                return await self._move_contact(agent, contact_id, "close")
+                return self._contact_moved(await contacts.move_contact(self.db, agent,
+                                                                       contact_id, "close"))
             case p.Directory():
                 return directory_reply(self.acd, me, self.directory_numbers)
             case p.Wallboard():
@@ -446,140 +424,18 @@ class EngineConsoleBackend:
 
     # -- the channels ------------------------------------------------------------------------
 
-    def _customer_account(self, me: str, call_id: str, account: str) -> str:
-        """``_account``, refusing a call whose caller was not identified."""
-        found = self._account(me, call_id, account)
+    def _about(self, me: str, req: p.SendMessage | p.Deliveries | p.Subscriptions
+               | p.Subscribe | p.Unsubscribe) -> str:
+        """The customer a channel request is about (``_account``), refusing a call whose caller
+        was not identified."""
+        found = self._account(me, req.call_id, req.account)
         if not found:
             raise ConsoleError("not_found", "the caller of that call was not identified")
         return found
 
-    async def _customer(self, account: str) -> Customer:
-        try:
-            return await self.backoffice.customer(account)
-        except BrokerError as exc:
-            # the account itself stays out of the reply: it may have come from the call
-            raise ConsoleError("not_found", "no such customer") from exc
-
-    def _now(self) -> dt.datetime:
-        """Now on the back office's clock when it has one (the sandbox's may be pinned: a
-        statement's date and a subscription's start must agree with its fills), else the
-        ACD's."""
-        clock = getattr(self.backoffice, "now", None)
-        if callable(clock):
-            now = clock()
-            if isinstance(now, dt.datetime) and now.utcoffset() is not None:
-                return now
-        return dt.datetime.fromtimestamp(self.acd.clock(), SHANGHAI)
-
-    async def _message(self, me: str, req: p.SendMessage) -> dict[str, Any]:
-        account = self._customer_account(me, req.call_id, req.account)
-        as_of = self._now().isoformat(timespec="seconds")
-        customer = await self._customer(account)
-        try:
-            message = await document_message(self.backoffice, customer, req.template,
-                                             req.channel, as_of, fax=req.fax, text=req.text)
-        except NoAddress as exc:
-            raise ConsoleError("malformed" if req.channel == "fax" else "not_found",
-                               str(exc)) from exc
-        except BrokerError as exc:
-            raise ConsoleError("unavailable",
-                               "the back office could not give the document's data") from exc
-        ref = await add_request(self.db, req.template, req.call_id or f"console-{me}",
-                                account=account, phone=None,
-                                detail={"channel": req.channel, "by": me},
-                                outbox=[message.outbox_row()])
-        self._requested_by[ref] = me
-        if len(self._requested_by) > 2000:
-            for old in list(self._requested_by)[:1000]:
-                del self._requested_by[old]
-        if self.on_outbox is not None:
-            self.on_outbox()
-        return {"ref": ref}
-
-    async def _deliveries(self, me: str, req: p.Deliveries) -> dict[str, Any]:
-        account = self._customer_account(me, req.call_id, req.account)
-        rows = await secretary_edge.deliveries_for(self.db, account, limit=req.limit)
-        return {"deliveries": [
-            {"message_id": d.message_id, "channel": d.channel, "template": d.template,
-             "kind": d.kind, "to": mask_address(d.channel, d.to), "state": d.state,
-             "reason": d.reason, "attempts": d.attempts, "created_at": d.created_at,
-             "updated_at": d.updated_at, "next_attempt_at": d.next_attempt_at,
-             "ref": d.ref, "subscription_id": d.subscription_id}
-            for d in rows]}
-
-    async def _subscriptions(self, me: str, req: p.Subscriptions) -> dict[str, Any]:
-        account = self._customer_account(me, req.call_id, req.account)
-        subs = await secretary_edge.list_subscriptions(self.db, account)
-        return {"subscriptions": [_subscription(s) for s in subs]}
-
-    async def _subscribe(self, me: str, req: p.Subscribe) -> dict[str, Any]:
-        account = self._customer_account(me, req.call_id, req.account)
-        customer = await self._customer(account)
-        params: dict[str, Any] = {}
-        if req.code:
-            try:
-                await self.backoffice.security(req.code)
-            except BrokerRefusal as exc:
-                raise ConsoleError("not_found", "no such stock code") from exc
-            except BrokerError as exc:
-                raise ConsoleError("unavailable", "the back office did not answer") from exc
-            params.update(code=req.code, price=req.price)
-        if req.fax:
-            params["fax"] = req.fax
-        quiet = (req.quiet_start, req.quiet_end) if req.quiet_start else None
-        try:
-            sub, created = await secretary_edge.subscribe(
-                self.db, account, req.kind, req.channel, params, quiet, me,
-                now=self._now().timestamp())
-        except ValueError as exc:
-            raise ConsoleError("malformed", f"subscription refused: {exc}") from exc
-        on_file = {"sms": bool(customer.phones), "email": bool(customer.email),
-                   "fax": True}[req.channel]
-        return {"subscription_id": sub.id, "new": created,
-                "address": "on_file" if on_file else "missing",
-                "subscription": _subscription(sub)}
-
-    async def _unsubscribe(self, me: str, req: p.Unsubscribe) -> dict[str, Any]:
-        account = self._customer_account(me, req.call_id, req.account)
-        if not await secretary_edge.unsubscribe(self.db, req.subscription_id, account=account):
-            raise ConsoleError("not_found", "no such active subscription of this customer")
-        return {"removed": True}
-
-    async def _contacts(self, req: p.Contacts) -> dict[str, Any]:
-        async with self.db.execute(
-                "SELECT contact_id, channel, sender, subject, text, attachment, pages, account,"
-                " received_at, state, agent_id FROM contacts"
-                " WHERE (:state = '' OR state = :state)"
-                " ORDER BY received_at DESC, id DESC LIMIT :limit",
-                {"state": req.state, "limit": req.limit}) as cur:
-            rows = await cur.fetchall()
-        return {"contacts": [_contact_row(tuple(r)) for r in rows]}
-
-    async def _move_contact(self, agent: AgentIdentity, contact_id: str,
-                            action: str) -> dict[str, Any]:
-        me = agent.agent_id
-        async with transaction(self.db):
-            async with self.db.execute(
-                    "SELECT contact_id, channel, sender, subject, text, attachment, pages,"
-                    " account, received_at, state, agent_id FROM contacts WHERE contact_id = ?",
-                    (contact_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                raise ConsoleError("not_found", "no such contact")
-            state, holder = str(row["state"]), str(row["agent_id"])
-            new = CONTACT_MOVES.get((state, action))
-            if new is None:
-                raise ConsoleError("invalid_state", f"the contact is {state} already")
-            theirs = state == "taken" and holder not in ("", me)
-            if theirs and (action == "take" or agent.role.value not in _SUPERVISING):
-                raise ConsoleError("invalid_state", f"the contact was taken by {holder}")
-            owner = holder if theirs else me
-            await self.db.execute(
-                "UPDATE contacts SET state = ?, agent_id = ? WHERE contact_id = ?",
-                (new, owner, contact_id))
-        data = {**_contact_row(tuple(row)), "state": new, "agent_id": owner}
-        self._push_role("contact", data, p.Role.AGENT)
-        return {"contact": data}
+    def _contact_moved(self, contact: dict[str, Any]) -> dict[str, Any]:
+        self._push_role("contact", contact, p.Role.AGENT)
+        return {"contact": contact}
 
     # -- pushes --------------------------------------------------------------------------------
 
@@ -606,7 +462,7 @@ class EngineConsoleBackend:
                 self._push_role("wallboard", board)
                 self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
             case CallOffered(agent_id=agent_id, offer=offer):
-                self._offered(agent_id, offer)
+                self.screen.offered(agent_id, offer)
             case CallConnected(agent_id=agent_id, call_id=call_id, recording=recording):
                 self._push_agent(agent_id, "call_connected",
                                  {"call_id": call_id, "recording": recording})
@@ -644,7 +500,7 @@ class EngineConsoleBackend:
         asked for the message when this engine knows who did."""
         match event:
             case ContactArrived(contact=c):
-                self._push_role("contact", _contact_row((
+                self._push_role("contact", contacts.contact_row((
                     c.contact_id, c.channel, c.sender, c.subject, c.text, c.attachment,
                     c.pages, "", c.received_at.timestamp(), "new", "")), p.Role.AGENT)
             case DeliveryUpdate():
@@ -655,7 +511,7 @@ class EngineConsoleBackend:
                         "reason": event.reason, "at": event.at}
                 self._push_role("delivery", data)
                 requester = str(getattr(event, "requested_by", "") or "") or \
-                    self._requested_by.get(event.ref, "")
+                    self.channels.requested_by.get(event.ref, "")
                 if requester:
                     self._push_requester(requester, data)
                 elif event.ref and _loop_running():
@@ -678,66 +534,8 @@ class EngineConsoleBackend:
             return
         by = detail.get("by") if isinstance(detail, dict) else None
         if isinstance(by, str) and by:
-            self._requested_by[ref] = by
+            self.channels.requested_by[ref] = by
             self._push_requester(by, data)
-
-    def _offered(self, agent_id: str, offer: Offer) -> None:
-        """The screen pop, in two parts: what the IVR handed over goes out at once (always the
-        call's first event), the back office's part follows as ``call_customer``."""
-        ctx = offer.context
-        pop = {"call_id": offer.call_id, "queue": offer.queue,
-               "waited_s": round(offer.offered_at - offer.arrived_at, 1),
-               "customer": None, "caller": mask(offer.phone),
-               "ivr": {"path": ctx.get("path", ""),
-                       "last_failure": ctx.get("last_failure", ""),
-                       "lang": ctx.get("lang", "zh")},
-               "recent_contacts": [], "callback": offer.callback,
-               "customer_pending": bool(offer.account)}
-        self.pops[offer.call_id] = pop
-        if len(self.pops) > 1000:
-            for key in list(self.pops)[:500]:
-                del self.pops[key]
-        self._push_agent(agent_id, "call_offered", pop)
-        if offer.account:
-            self._spawn(self._customer_part(agent_id, offer))
-
-    async def _customer_part(self, agent_id: str, offer: Offer) -> None:
-        customer: dict[str, Any] | None = None
-        try:
-            info = await self.backoffice.customer(offer.account)
-            cash = await self.backoffice.cash(offer.account)
-            positions = await self.backoffice.positions(offer.account)
-            value = sum((pos.market_value for pos in positions), start=cash.balance * 0)
-            customer = {"name": info.name, "tier": info.tier.value,
-                        "account_masked": mask(offer.account),
-                        "balance_summary": {"currency": "CNY", "cash": str(cash.balance),
-                                            "market_value": str(value),
-                                            "total": str(cash.balance + value)}}
-        except BrokerError as exc:
-            log.warning("screen pop for %s: back office: %s", offer.call_id, exc)
-        recent = await self._recent_contacts(offer.account)
-        pop = self.pops.get(offer.call_id)
-        if pop is not None:
-            pop.update(customer=customer, recent_contacts=recent, customer_pending=False)
-        self._push_agent(agent_id, "call_customer", {"call_id": offer.call_id,
-                                                     "customer": customer,
-                                                     "recent_contacts": recent})
-
-    async def _recent_contacts(self, account: str) -> list[dict[str, Any]]:
-        if not account:
-            return []
-        async with self.db.execute(
-                "SELECT at, disposition, notes FROM wrapups WHERE account = ?"
-                " ORDER BY at DESC LIMIT 5", (account,)) as cur:
-            rows = await cur.fetchall()
-        out = [{"at": r[0], "kind": "call", "summary": f"{r[1]}: {r[2]}"[:200]} for r in rows]
-        async with self.db.execute(
-                "SELECT created_at, kind, detail FROM service_requests WHERE account = ?"
-                " ORDER BY created_at DESC LIMIT 5", (account,)) as cur:
-            for r in await cur.fetchall():
-                out.append({"at": r[0], "kind": str(r[1]),
-                            "summary": str(json.loads(str(r[2])).get("channel", r[1]))})
-        return sorted(out, key=lambda x: -float(x["at"]))[:8]
 
     def queue_figures(self) -> list[dict[str, Any]]:
         now = self.acd.clock()
@@ -788,28 +586,6 @@ class EngineConsoleBackend:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _subscription(sub: Subscription) -> dict[str, Any]:
-    start, end = sub.quiet.text() if sub.quiet is not None else ("", "")
-    return {"subscription_id": sub.id, "kind": sub.kind.value, "channel": sub.channel.value,
-            "code": sub.code or "", "price": sub.params.get("price", ""),
-            "fax": mask(sub.fax or ""), "quiet_start": start, "quiet_end": end,
-            "created_at": sub.created_at, "created_by": sub.created_by}
-
-
-def _contact_row(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A ``contacts`` row (contact_id, channel, sender, subject, text, attachment, pages,
-    account, received_at, state, agent_id) as the console sees it."""
-    (contact_id, channel, sender, subject, text, attachment, pages, account, received_at,
-     state, agent_id) = row
-    text = str(text or "")
-    return {"contact_id": str(contact_id), "channel": str(channel), "sender": str(sender),
-            "subject": str(subject or ""), "text": text[:CONTACT_TEXT_MAX],
-            "text_truncated": len(text) > CONTACT_TEXT_MAX,
-            "attachment_name": file_name(str(attachment or "")), "pages": pages,
-            "account_masked": mask(str(account or "")), "received_at": float(received_at),
-            "state": str(state), "agent_id": str(agent_id or "")}
 
 
 def _loop_running() -> bool:

@@ -18,10 +18,14 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, Response, async_playwright
+
+from callcenter.config import ConsoleSettings
+from callcenter.seats.console_server import ConsoleServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -103,3 +107,21 @@ async def page(browser: Browser, page_problems: PageProblems) -> AsyncIterator[P
         await context.close()
     problems = page_problems.unexpected()
     assert not problems, "the page reported problems:\n" + "\n".join(problems)
+
+
+#: the console's page, as the engine serves it
+STATIC_DIR = Path(__file__).resolve().parents[2] / "agent_console"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def server(backend: Any) -> AsyncIterator[ConsoleServer]:
+    """The console server on a free port, serving the page, over the test module's ``backend``
+    (a scripted one; it gets the server's ``push``)."""
+    server = ConsoleServer(ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR),
+                           backend)
+    await server.start()
+    backend.push = server.push
+    try:
+        yield server
+    finally:
+        await server.close()

@@ -14,9 +14,7 @@ import asyncio
 import hmac
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +26,10 @@ from callcenter.errors import ConsoleError
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
 from callcenter.seats.console_server import ConsoleServer
-from tests.browser.conftest import PageProblems
+from tests.browser.conftest import STATIC_DIR, PageProblems
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-STATIC_DIR = Path(__file__).resolve().parents[2] / "agent_console"
 AGENT_PW = "agent-secret-1"
 SUPERVISOR_PW = "super-secret-1"
 XSS = '<img src=x onerror="window.__pwned=1">'
@@ -196,18 +193,6 @@ class FakeBackend:
 @pytest.fixture
 def backend() -> FakeBackend:
     return FakeBackend()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def server(backend: FakeBackend) -> AsyncIterator[ConsoleServer]:
-    server = ConsoleServer(ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR),
-                           backend)
-    await server.start()
-    backend.push = server.push
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

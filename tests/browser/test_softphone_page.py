@@ -27,7 +27,6 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright, expect
 
-from callcenter.config import ConsoleSettings
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.console_server import ConsoleServer
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PageProblems
@@ -279,18 +278,6 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 def backend() -> PhoneBackend:
     return PhoneBackend()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def server(backend: PhoneBackend) -> AsyncIterator[ConsoleServer]:
-    server = ConsoleServer(ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR),
-                           backend)
-    await server.start()
-    backend.push = server.push
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import Page, expect
 
-from callcenter.config import ConsoleSettings
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.console_server import ConsoleServer
 from tests.browser.test_console_page import (
-    STATIC_DIR,
     SUPERVISOR_PW,
     FakeBackend,
     log_in,
@@ -84,18 +81,6 @@ class WallboardBackend(FakeBackend):
 @pytest.fixture
 def backend() -> WallboardBackend:
     return WallboardBackend()
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def server(backend: WallboardBackend) -> AsyncIterator[ConsoleServer]:
-    server = ConsoleServer(ConsoleSettings(host="127.0.0.1", port=0, static_dir=STATIC_DIR),
-                           backend)
-    await server.start()
-    backend.push = server.push
-    try:
-        yield server
-    finally:
-        await server.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -781,7 +781,7 @@ async def test_a_delivery_goes_to_supervisors_and_the_agent_who_asked(world: Wor
 async def test_the_requester_of_an_earlier_run_is_found_in_the_request(world: World) -> None:
     reply = await world.command(ME, {"type": "send_message", "account": ACCOUNT,
                                      "channel": "sms", "template": "note", "text": "hi"})
-    world.backend._requested_by.clear()  # as after a restart
+    world.backend.channels.requested_by.clear()  # as after a restart
     world.backend.on_channel_event(update(reply["ref"], OutboxState.FAILED))
     async with asyncio.timeout(5):
         while not world.pushes.of(ME.agent_id, "delivery"):
