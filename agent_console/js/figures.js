@@ -37,6 +37,7 @@ import { $, fmtDuration, fmtPercent, locale, option, show } from "./ui.js";
  * @property {string} from
  * @property {string} to
  * @property {number} step_s
+ * @property {string} [timezone]   the site's (IANA name): the axis is drawn in it
  * @property {Record<string, number>} [target_shares]
  * @property {IntervalRow[]} intervals
  */
@@ -144,23 +145,33 @@ function goalShare() {
   return all.size === 1 ? [...all][0] : null;
 }
 
-/** An interval's label: its time of day, or its date for day-long intervals.
- * @param {IntervalRow} row */
+/** The site's time zone (the days and hours the figures are counted in), if the reply says.
+ * @returns {string | undefined} */
+function siteZone() {
+  const zone = shown?.timezone;
+  return typeof zone === "string" && zone ? zone : undefined;
+}
+
+/** A time of day in the site's zone. @param {number} unixS */
+function timeOfDay(unixS) {
+  return new Date(unixS * 1000).toLocaleTimeString(locale(), { hour: "2-digit",
+    minute: "2-digit", hour12: false, timeZone: siteZone() });
+}
+
+/** An interval's label: its time of day, or its date for day-long intervals (in the site's
+ * zone, not the browser's). @param {IntervalRow} row */
 function label(row) {
-  const start = new Date(row.start * 1000);
   if ((shown?.step_s ?? 0) >= 86400) {
-    return start.toLocaleDateString(locale(), { month: "2-digit", day: "2-digit" });
+    return new Date(row.start * 1000).toLocaleDateString(locale(), { month: "2-digit",
+      day: "2-digit", timeZone: siteZone() });
   }
-  return start.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit",
-    hour12: false });
+  return timeOfDay(row.start);
 }
 
 /** @param {IntervalRow} row */
 function span(row) {
   if ((shown?.step_s ?? 0) >= 86400) return label(row);
-  const end = new Date(row.end * 1000).toLocaleTimeString(locale(), {
-    hour: "2-digit", minute: "2-digit", hour12: false });
-  return `${label(row)}–${end}`;
+  return `${label(row)}–${timeOfDay(row.end)}`;
 }
 
 function renderFigures() {
@@ -194,13 +205,21 @@ function svg(name, attrs = {}) {
   return el;
 }
 
-/** A "nice" top for an axis: 1, 2 or 5 times a power of ten, at least `max`.
- * @param {number} max */
-function niceTop(max) {
+/** A "nice" top for an axis: 1, 2 or 5 times a power of ten, at least `max`; with `whole`
+ * (counts) at least 2, so the middle tick is a whole number too.
+ * @param {number} max @param {boolean} [whole] */
+function niceTop(max, whole = false) {
+  if (whole && max <= 2) return 2;
   if (max <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(max));
-  for (const k of [1, 2, 5, 10]) if (k * power >= max) return k * power;
-  return 10 * power;
+  let top = 10 * power;
+  for (const k of [1, 2, 5, 10]) {
+    if (k * power >= max) {
+      top = k * power;
+      break;
+    }
+  }
+  return whole && !Number.isInteger(top / 2) ? top * 2 : top;
 }
 
 /**
@@ -297,7 +316,7 @@ function volumeChart(rows) {
     ["abandoned", "fig.abandoned"]];
   const max = Math.max(0, ...rows.map((r) => Number(pick(r).offered ?? 0)),
     ...rows.map((r) => Number(pick(r).answered ?? 0) + Number(pick(r).abandoned ?? 0)));
-  const top = niceTop(max);
+  const top = niceTop(max, true);
   const { figure, root, band, plotH } = frame("volume", t("fig.volume"), t("fig.volume_desc"),
     rows, top, (v) => String(Math.round(v)));
   const width = (band * 0.8) / series.length;

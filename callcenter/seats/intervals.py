@@ -9,7 +9,8 @@ here.
 
 The reply (times are unix seconds, shares 0..1, null where there is nothing to share)::
 
-    {"from": "2026-11-23", "to": "2026-11-23", "step_s": 1800, "until": 1795000000.0,
+    {"from": "2026-11-23", "to": "2026-11-23", "step_s": 1800, "timezone": "Asia/Shanghai",
+     "until": 1795000000.0,
      "target_shares": {"general": 0.8},
      "intervals": [{"start": ..., "end": ..., "queues": [IntervalFigures], "total": {...}}]}
 
@@ -64,6 +65,7 @@ async def intervals_reply(db: aiosqlite.Connection, acd: AcdSettings, request: p
         "from": request.from_,
         "to": request.to,
         "step_s": step.total_seconds(),
+        "timezone": site.timezone,
         "until": max(start, min(end, moment)).timestamp(),
         "target_shares": {q.name: q.target_share for q in acd.queues},
         "intervals": [{"start": r.start.timestamp(), "end": r.end.timestamp(),

@@ -284,3 +284,24 @@ async def test_an_agent_has_no_figures_tab(console: Page, backend: WallboardBack
     await expect(console.get_by_test_id("seat-state")).to_have_text("未就绪")
     await expect(console.get_by_test_id("tab-figures")).to_be_hidden()
     await expect(console.get_by_test_id("tab-wallboard")).to_be_hidden()
+
+
+async def test_the_chart_is_drawn_in_the_sites_time_zone(console: Page,
+                                                         backend: WallboardBackend) -> None:
+    """The hours on the axis are the site's (the reply's ``timezone``), not the browser's; a
+    count axis has whole-number ticks."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    nine = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(
+        hour=9, minute=0, second=0, microsecond=0).timestamp()
+    backend.intervals = {**backend.intervals, "timezone": "Asia/Shanghai",
+                         "intervals": [figures(nine, 1.0, 1, 1, 0, 3.0),
+                                       figures(nine + 1800, None, 0, 0, 0, None)]}
+    await log_in(console, "S9001", SUPERVISOR_PW)
+    await console.get_by_test_id("tab-figures").click()
+    volume = console.get_by_test_id("fig-chart-volume")
+    await expect(volume.locator("text.tick").first).to_be_visible()
+    ticks = await volume.locator("text.tick").all_text_contents()
+    assert ticks[:3] == ["0", "1", "2"]  # the y axis: whole numbers, none twice
+    assert ticks[3] == "09:00"  # Shanghai's nine o'clock, whatever the browser's zone

@@ -114,6 +114,7 @@ async def test_today_in_half_hours_cut_at_now(db: aiosqlite.Connection) -> None:
     reply = await intervals_reply(db, SETTINGS, request("2026-11-23", "2026-11-23"),
                                   SUPERVISOR, now=NOW)
     assert reply["step_s"] == 1800
+    assert reply["timezone"] == "Asia/Shanghai"  # the page draws the axis in the site's zone
     assert reply["until"] == NOW
     assert reply["target_shares"] == {"general": 0.9, "vip": 0.8}
     rows = reply["intervals"]
