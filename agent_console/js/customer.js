@@ -3,7 +3,7 @@
 // (deliveries) and their financial-secretary subscriptions. Owns the call's `deliveries*` and
 // `subscriptions` fields (the call itself is call.js's).
 
-import { t, tValue } from "../i18n.js";
+import { getLang, has, t, tValue } from "../i18n.js";
 import { LinkError } from "../link.js";
 import {
   ACCOUNT, FAX_NUMBER, NOTICE_FAX, PRICE, PRICE_KINDS, STOCK_CODE, isOneOf,
@@ -56,13 +56,35 @@ function renderCustomer(call) {
   }
 }
 
+/**
+ * The IVR's last failure as a sentence: ``<what>:<detail>``, where what is ``menu``, ``input``
+ * or ``confirm`` (no valid key after the retries, at node detail), ``asked_agent`` (the caller
+ * pressed for an agent), or an action with its refusal code (``login:account_locked``).
+ * @param {string} code
+ */
+export function failureText(code) {
+  const [what, detail = ""] = code.split(":", 2);
+  if (what === "menu" || what === "input" || what === "confirm" || what === "asked_agent") {
+    return t(`fail.${what}`);
+  }
+  if (has(`fail.refusal.${detail}`)) return t(`fail.refusal.${detail}`);
+  return t("fail.other", { code });
+}
+
 /** @param {Call} call */
 function renderIvr(call) {
   const ivr = call.ivr ?? {};
-  $("ivr-path").textContent = fmtPath(ivr.path);
+  // the way through the IVR in the flows' own words (their titles), else the node names
+  const words = getLang() === "en" ? ivr.path_en : ivr.path_zh;
+  const path = $("ivr-path");
+  path.textContent = words ? String(words) : fmtPath(ivr.path);
+  path.title = fmtPath(ivr.path); // the exact steps, for who needs them
   const failure = $("last-failure");
-  failure.textContent = ivr.last_failure ? String(ivr.last_failure) : t("none");
+  failure.textContent = ivr.last_failure ? failureText(String(ivr.last_failure)) : t("none");
+  failure.title = ivr.last_failure ? String(ivr.last_failure) : "";
   failure.classList.toggle("has-failure", Boolean(ivr.last_failure));
+  $("caller-lang").textContent = tValue("lang", ivr.lang ?? "zh");
+  $("caller-manager").textContent = call.manager ? String(call.manager) : t("none");
   const contacts = Array.isArray(call.recent_contacts) ? call.recent_contacts : [];
   const items = contacts.map((c) => {
     const li = document.createElement("li");

@@ -308,5 +308,7 @@ export function wire() {
   });
   onRender(() => setConn(conn));
   $("login-form").addEventListener("submit", onLoginSubmit);
+  // index.html ships the button disabled: no login before this handler is there
+  $("login-submit", HTMLButtonElement).disabled = false;
   $("btn-logout").addEventListener("click", onLogout);
 }

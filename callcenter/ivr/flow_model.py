@@ -235,6 +235,9 @@ Node = Annotated[
 class Flow(_Model):
     flow: str = Field(pattern=NAME)
     description: str = ""
+    #: what the flow is called for people (an agent's screen pop shows the caller's way through
+    #: the IVR in these words): ``{zh: 账户查询, en: Account}``
+    title: dict[Literal["zh", "en"], str] = {}
     start: str
     defaults: Defaults = Defaults()
     #: variables the flow reads that someone else sets (caller id, customer...)

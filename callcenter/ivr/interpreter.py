@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
@@ -45,6 +45,9 @@ from callcenter.ivr.flow_model import (
     SubFlow,
 )
 from callcenter.ivr.flowset import FlowSet
+
+#: the languages a flow's ``title`` is given in (the screen pop shows the path in both)
+LANGS: Final[tuple[Literal["zh", "en"], ...]] = ("zh", "en")
 
 MAX_TRANSITIONS = 1000   # a runaway flow ends instead of spinning forever
 MAX_SUBFLOW_DEPTH = 8
@@ -233,6 +236,18 @@ class Interpreter:
         self._note("ivr.node", flow=self.flow.flow, node=target)
         return (yield from self._run_node(target, node))
 
+    def _path_titles(self, lang: Literal["zh", "en"]) -> list[str]:
+        """The flows the caller went through, in the words of their ``title`` (flows without
+        one are left out): each once in a row, and the return from a sub-flow (back in the flow
+        before it, as after a login) not said again."""
+        titles: list[str] = []
+        for step in self.path:
+            flow = self.fs.flows.get(step.split(".", 1)[0] if "." in step else self.root)
+            title = flow.title.get(lang, "") if flow is not None else ""
+            if title and title not in titles[-2:]:
+                titles.append(title)
+        return titles
+
     def _enter_flow(self, name: str) -> None:
         self.flow = self.fs.flows[name]
 
@@ -281,6 +296,10 @@ class Interpreter:
             case Queue():
                 context = {var: _text(self._resolve(var)) for var in node.context}
                 context["path"] = " ".join(self.path)
+                for lang in LANGS:
+                    titles = self._path_titles(lang)
+                    if titles:
+                        context[f"path_{lang}"] = " › ".join(titles)
                 if "last_failure" in self.vars:
                     context.setdefault("last_failure", _text(self.vars["last_failure"]))
                 self._note("ivr.transfer", queue=node.queue)

@@ -39,8 +39,10 @@ class ScreenPops:
                "waited_s": round(offer.offered_at - offer.arrived_at, 1),
                "customer": None, "caller": mask(offer.phone),
                "ivr": {"path": ctx.get("path", ""),
+                       "path_zh": ctx.get("path_zh", ""), "path_en": ctx.get("path_en", ""),
                        "last_failure": ctx.get("last_failure", ""),
                        "lang": ctx.get("lang", "zh")},
+               "manager": offer.manager,
                "recent_contacts": [], "callback": offer.callback,
                "customer_pending": bool(offer.account)}
         self.pops[offer.call_id] = pop

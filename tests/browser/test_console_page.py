@@ -274,7 +274,9 @@ async def test_screen_pop_call_and_wrap_up(console: Page, backend: FakeBackend) 
     await expect(console.get_by_test_id("account-masked")).to_have_text("******1234")
     await expect(console.get_by_test_id("ivr-path")).to_have_text(
         "main › account › transfer › agent")
-    await expect(console.get_by_test_id("last-failure")).to_have_text("transfer:refused")
+    # the failure in words (an unknown refusal: said with its code)
+    await expect(console.get_by_test_id("last-failure")).to_have_text(
+        "自助服务未完成（transfer:refused）")
     await expect(console.get_by_test_id("balance-total")).to_have_text("¥262,345.67")
     await expect(console.get_by_test_id("recent-contacts")).to_contain_text("查询转账额度")
     await expect(console.get_by_test_id("call-status")).to_have_text("振铃中")
@@ -454,7 +456,7 @@ async def test_server_data_is_shown_as_text(console: Page, backend: FakeBackend)
     backend.event("A1001", "call_offered", pop)
     await expect(console.get_by_test_id("customer-name")).to_have_text(XSS)
     await expect(console.get_by_test_id("agent-name")).to_have_text(XSS)
-    await expect(console.get_by_test_id("last-failure")).to_have_text(XSS)
+    await expect(console.get_by_test_id("last-failure")).to_contain_text(XSS)
     await expect(console.get_by_test_id("customer-tier")).to_have_text(XSS)
     await expect(console.get_by_test_id("recent-contacts")).to_contain_text(XSS)
     backend.refuse["hangup"] = ConsoleError("internal", XSS)
@@ -907,3 +909,48 @@ async def test_the_inbox_shows_a_pushed_contact_and_take_works(
     assert [r.contact_id for r in backend.requests_of(p.CloseContact)] == ["fax-0000002"]
     assert await console.locator("img[src=x]").count() == 0
     assert await console.evaluate("window.__pwned") is None
+
+
+async def test_the_pop_says_the_ivr_path_and_the_failure_in_words(console: Page,
+                                                                  backend: FakeBackend) -> None:
+    await log_in_agent(console)
+    backend.set_seat("A1001", "ringing", call_id="c-1001")
+    backend.event("A1001", "call_offered", screen_pop(
+        ivr={"path": "main account.login login.check agent.queue",
+             "path_zh": "主菜单 › 账户查询 › 登录 › 转人工",
+             "path_en": "Main menu › Account › Login › To an agent",
+             "last_failure": "login:account_locked", "lang": "en"},
+        manager="A1002"))
+    await expect(console.get_by_test_id("ivr-path")).to_have_text(
+        "主菜单 › 账户查询 › 登录 › 转人工")
+    await expect(console.get_by_test_id("last-failure")).to_have_text(
+        "账户已锁定（密码错误次数过多）")
+    await expect(console.get_by_test_id("caller-lang")).to_have_text("英文")
+    await expect(console.get_by_test_id("caller-manager")).to_have_text("A1002")
+    # an unknown code is still said, with the code for whoever needs it
+    backend.event("A1001", "call_offered", screen_pop(
+        "c-1002", ivr={"path": "main", "last_failure": "fax:busy", "lang": "zh"}))
+    await expect(console.get_by_test_id("last-failure")).to_have_text(
+        "自助服务未完成（fax:busy）")
+    await expect(console.get_by_test_id("ivr-path")).to_have_text("main")
+
+
+async def test_no_login_before_the_pages_code_runs(server: ConsoleServer,
+                                                   browser: Browser) -> None:
+    """Until the page's modules have loaded, the login form cannot be submitted: a native
+    submit would have put the password in the URL (seen when a test clicked too early)."""
+    context = await browser.new_context(java_script_enabled=False)
+    try:
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{server.port}/")
+        await expect(page.get_by_test_id("login-submit")).to_be_disabled()
+        assert await page.locator("#login-form").get_attribute("method") == "post"
+        await page.get_by_test_id("login-password").fill(AGENT_PW)
+        await page.get_by_test_id("login-password").press("Enter")
+        assert "password" not in page.url
+    finally:
+        await context.close()
+
+
+async def test_the_login_button_works_once_the_code_runs(console: Page) -> None:
+    await expect(console.get_by_test_id("login-submit")).to_be_enabled()

@@ -368,3 +368,27 @@ def test_registry_keeps_the_last_good_version(tmp_path: Path) -> None:
     result = reg.reload()
     assert result.accepted and result.version != first.version
     assert reg.current is not first and in_progress is first
+
+
+def test_the_hand_off_says_the_path_in_the_flows_titles(tmp_path: Path) -> None:
+    """An agent's screen pop shows the caller's way through the IVR in the flows' own titles
+    (``title``), in both languages; a flow without a title is left out of it."""
+    main = MAIN.replace("flow: main\n", "flow: main\ntitle: {zh: 主菜单, en: Main menu}\n")
+    write(tmp_path, prompts=PROMPTS, schedules=SCHEDULES, main=main)
+    fs = load_flowset(tmp_path, extra_prompts=_speech_prompts())
+    assert fs.flows["main"].title == {"zh": "主菜单", "en": "Main menu"}
+    end = Script(interp(fs), ["1", "600519", "3"],
+                 {"quote": Outcome("ok", {"last": Decimal("12.34"), "name": "x"})}).run()
+    assert isinstance(end, Transfer)
+    assert end.context["path_zh"] == "主菜单" and end.context["path_en"] == "Main menu"
+    assert "menu" in end.context["path"]  # the exact steps stay too
+    untitled = Script(interp(load_flowset(write(tmp_path, main=MAIN),
+                                          extra_prompts=_speech_prompts())),
+                      ["3"], {}).run()
+    assert isinstance(untitled, Transfer) and "path_zh" not in untitled.context
+
+
+def test_every_shipped_flow_has_a_title_in_both_languages() -> None:
+    shipped = load_flowset(Path(__file__).parents[2] / "ivr_flows")
+    for name, flow in shipped.flows.items():
+        assert set(flow.title) == {"zh", "en"}, name
