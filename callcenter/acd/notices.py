@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from callcenter.acd.figures import QueueEvent
+
 __all__ = [
     "Announced", "CallConnected", "CallEnded", "CallHeld", "CallOffered", "CallResumed",
     "ConferenceChanged", "ConsultChanged", "Listener", "MonitorChanged", "Notice", "Offer",
@@ -35,18 +37,8 @@ class QueuesChanged:
     """Someone joined, left or moved in a queue."""
 
 
-@dataclass(frozen=True, slots=True)
-class QueueLogged:
-    """A row of the queue log (the figures are fed from these)."""
-
-    at: float
-    queue: str
-    call_id: str
-    event: str
-    agent_id: str = ""
-    tier: str = ""
-    wait_s: float | None = None
-    talk_s: float | None = None
+#: a row of the queue log, as the figures read it (one class for both: ``figures.QueueEvent``)
+QueueLogged = QueueEvent
 
 
 @dataclass(frozen=True, slots=True)

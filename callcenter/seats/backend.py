@@ -446,9 +446,7 @@ class EngineConsoleBackend:
             self.figures = self._new_figures(now)
         match notice:
             case QueueLogged():
-                self.figures.feed(QueueEvent(notice.at, notice.queue, notice.call_id,
-                                             notice.event, notice.agent_id, "", notice.wait_s,
-                                             notice.talk_s))
+                self.figures.feed(notice)
             case SeatChanged(agent_id=agent_id, seat=seat, from_state=from_state):
                 data = dict(seat)
                 self._push_agent(agent_id, "seat", data)
