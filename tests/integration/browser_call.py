@@ -21,22 +21,34 @@ MEDIA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-str
 BROWSER_AGENTS = ((AGENT, "agent", EXTENSION), (SUPERVISOR, "supervisor", SUPERVISOR_EXTENSION))
 
 
-async def login_page(page: Page, agent_id: str = AGENT) -> None:
-    """Log in; if the desk does not show, fail with what the page said (its errors, the login
-    form's message) rather than a bare time-out."""
+async def open_console(page: Page, url: str, agent_id: str = AGENT) -> None:
+    """Open the console at ``url`` and log in. If the desk does not show, fail with what the page
+    said (its errors, the login form's message) and the requests still pending or failed, rather
+    than a bare time-out."""
     said: list[str] = []
+    pending: dict[object, str] = {}
+    failed: list[str] = []
     page.on("console", lambda m: said.append(f"console {m.type}: {m.text}")
             if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: said.append(f"page error: {e}"))
-    await page.get_by_test_id("login-agent").fill(agent_id)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
+    page.on("request", lambda r: pending.__setitem__(r, r.url))
+    page.on("requestfinished", lambda r: pending.pop(r, None))
+
+    def _failed(request: Any) -> None:
+        pending.pop(request, None)
+        failed.append(f"{request.url}: {request.failure}")
+    page.on("requestfailed", _failed)
+    await page.goto(url)
     try:
+        await page.get_by_test_id("login-agent").fill(agent_id)
+        await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
+        await page.get_by_test_id("login-submit").click(timeout=30_000)
         await page.get_by_test_id("btn-ready").wait_for(timeout=30_000)
     except PlaywrightTimeout:
         form = await page.locator("#login-error").all_inner_texts()
-        raise AssertionError(f"{agent_id} not logged in after 30 s; login form says {form};"
-                             f" the page said {said}") from None
+        raise AssertionError(
+            f"{agent_id} not logged in after 30 s; login form says {form}; the page said {said};"
+            f" requests pending {sorted(pending.values())}, failed {failed}") from None
 
 
 async def softphone_stats(page: Page) -> dict[str, Any] | None:

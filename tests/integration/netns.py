@@ -6,6 +6,12 @@ both live inside it, addressed in 10.77.0.0/24: addresses that exist only in the
 a test does with them can leave the machine. ``inside(ns)`` moves the calling thread (the test's
 event loop) into it and back: sockets it opens and processes it starts from then on (Asterisk's
 AMI client, the console, Chromium, SIPp) live in the namespace.
+
+The namespace is settled before it is handed out: IPv6 is off in it (its link-local addresses
+would finish duplicate address detection a second or two after the links come up) and both
+links are up. Chromium drops every request in flight on a network change
+(``net::ERR_NETWORK_CHANGED``): the console's modules failed to load when an address or a link
+changed while the page loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -39,15 +46,36 @@ def network_namespace() -> Iterator[NetNs]:
     subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, check=False)
     _ip("netns", "add", ns.name)
     try:
+        for conf in ("all", "default"):
+            subprocess.run(["ip", "netns", "exec", ns.name, "sh", "-c",
+                            f"echo 1 > /proc/sys/net/ipv6/conf/{conf}/disable_ipv6"],
+                           check=True, capture_output=True, timeout=20)
         _ip("link", "set", "lo", "up", netns=ns.name)
         _ip("link", "add", "ccva", "type", "veth", "peer", "name", "ccvb", netns=ns.name)
         _ip("addr", "add", f"{ns.a}/24", "dev", "ccva", netns=ns.name)
         _ip("addr", "add", f"{ns.b}/24", "dev", "ccvb", netns=ns.name)
         _ip("link", "set", "ccva", "up", netns=ns.name)
         _ip("link", "set", "ccvb", "up", netns=ns.name)
+        _settle(ns)
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, check=False)
+
+
+def _settle(ns: NetNs, timeout_s: float = 20.0) -> None:
+    """Wait until both veth ends are up and no address is tentative: nothing changes after."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        links = subprocess.run(["ip", "netns", "exec", ns.name, "ip", "-o", "link", "show"],
+                               check=True, capture_output=True, text=True, timeout=20).stdout
+        addrs = subprocess.run(["ip", "netns", "exec", ns.name, "ip", "-o", "addr", "show"],
+                               check=True, capture_output=True, text=True, timeout=20).stdout
+        up = [line for line in links.splitlines() if "ccv" in line and "state UP" in line]
+        if len(up) == 2 and "tentative" not in addrs:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"namespace {ns.name} not settled:\n{links}\n{addrs}")
+        time.sleep(0.1)
 
 
 def _setns(fd: int) -> None:

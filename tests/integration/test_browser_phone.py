@@ -36,7 +36,7 @@ from tests.integration.browser_call import (
     SUPERVISOR,
     SUPERVISOR_EXTENSION,
     audio_both_ways,
-    login_page,
+    open_console,
     rtp_counts,
     softphone_stats,
 )
@@ -69,8 +69,7 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 context = await browser.new_context(ignore_https_errors=True,
                                                     permissions=["microphone"])
                 page = await context.new_page()
-                await page.goto(f"https://{namespace.a}:{engine.console.port}/")
-                await login_page(page)
+                await open_console(page, f"https://{namespace.a}:{engine.console.port}/")
                 await until(engine, lambda: phones.can_ring(EXTENSION), 20,
                             "the browser phone registered")
                 await page.get_by_test_id("btn-ready").click()
@@ -103,8 +102,8 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
                 # hear the call.
                 boss = await (await browser.new_context(ignore_https_errors=True,
                                                         permissions=["microphone"])).new_page()
-                await boss.goto(f"https://{namespace.a}:{engine.console.port}/")
-                await login_page(boss, SUPERVISOR)
+                await open_console(boss, f"https://{namespace.a}:{engine.console.port}/",
+                                   SUPERVISOR)
                 await until(engine, lambda: phones.can_ring(SUPERVISOR_EXTENSION), 20,
                             "the supervisor's browser phone registered")
                 await boss.get_by_test_id("tab-wallboard").click()

@@ -33,7 +33,7 @@ from tests.integration.browser_call import (
     MEDIA_ARGS,
     SUPERVISOR,
     SUPERVISOR_EXTENSION,
-    login_page,
+    open_console,
 )
 from tests.integration.conftest import live_channels
 from tests.integration.netns import NetNs, inside
@@ -68,8 +68,7 @@ async def _page(browser: object, engine: Engine, namespace: NetNs, agent_id: str
         ignore_https_errors=True, permissions=["microphone"])
     page: Page = await context.new_page()
     assert engine.console is not None
-    await page.goto(f"https://{namespace.a}:{engine.console.port}/")
-    await login_page(page, agent_id)
+    await open_console(page, f"https://{namespace.a}:{engine.console.port}/", agent_id)
     return page
 
 
