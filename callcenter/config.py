@@ -243,6 +243,21 @@ class AcdSettings(BaseModel):
                                  " like agent-answer, not one the engine itself uses)")
         return value
 
+    @field_validator("queues")
+    @classmethod
+    def _queues_named_once_overflowing_to_queues(
+            cls, value: list[QueueSettings]) -> list[QueueSettings]:
+        names = [q.name for q in value]
+        if not names:
+            raise ValueError("at least one queue")
+        if len(set(names)) != len(names):
+            raise ValueError(f"queue names must differ: {', '.join(names)}")
+        for q in value:
+            if q.overflow_queue is not None and q.overflow_queue not in names:
+                raise ValueError(f"queue {q.name}: overflow_queue {q.overflow_queue!r} is not a"
+                                 f" queue (the queues: {', '.join(names)})")
+        return value
+
 
 #: dialplan contexts the engine originates into or parks callers in: never an agent's phone
 _ENGINE_CONTEXTS = frozenset({

@@ -19,9 +19,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from callcenter.acd.calls import CONTROLLABLE, CallInput, CallState
+from callcenter.acd.core import ActiveCall, Monitor, SeatRuntime, Waiter
 from callcenter.acd.notices import ConferenceChanged, RecordingChanged
 from callcenter.acd.seat import SeatInput, SeatState
-from callcenter.acd.service import Acd, ActiveCall, Monitor, SeatRuntime, Waiter
+from callcenter.acd.service import Acd
 from callcenter.acd.targets import Target
 from callcenter.broker.interface import Tier
 from callcenter.errors import AmiActionError, ConsoleError, DialRuleError

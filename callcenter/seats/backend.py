@@ -33,6 +33,7 @@ import aiosqlite
 
 from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
+from callcenter.acd.core import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.figures import LiveQueueFigures, QueueEvent, SeatEvent
 from callcenter.acd.notices import (
     Announced,
@@ -52,7 +53,7 @@ from callcenter.acd.notices import (
     WrapUpOverdue,
 )
 from callcenter.acd.seat import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
-from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
+from callcenter.acd.service import Acd
 from callcenter.broker.interface import BackOffice
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
 from callcenter.config import DirectoryNumber, SiteSettings
@@ -164,7 +165,7 @@ class EngineConsoleBackend:
         if record is None:
             return None
         if record.agent_id not in self.acd.seats:
-            await self.acd.add_agent(record)
+            self.acd.add_agent(record)
         return AgentIdentity(record.agent_id, record.name, p.Role(record.role))
 
     async def snapshot(self, agent: AgentIdentity) -> dict[str, Any]:

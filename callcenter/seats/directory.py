@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from callcenter.acd.core import SeatRuntime
 from callcenter.acd.seat import SeatState
-from callcenter.acd.service import Acd, SeatRuntime
+from callcenter.acd.service import Acd
 from callcenter.config import DirectoryNumber
 
 #: the order agents are listed in, by seat state (available ones come before all of these)

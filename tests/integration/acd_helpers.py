@@ -181,5 +181,5 @@ async def desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
                               engine.settings.sip.realm)
     assert secret is not None
     await engine.phones.sync()
-    await engine.acd.add_agent(record)
+    engine.acd.add_agent(record)
     return secret

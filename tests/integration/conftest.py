@@ -134,7 +134,7 @@ async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[En
                     await save_agent(engine.db, record, SecretStr(AGENT_PASSWORD))
                     await save_phone(engine.db, agent_id, extension, PhoneKind.BROWSER,
                                      ns_settings.sip.realm)
-                    await engine.acd.add_agent(record)
+                    engine.acd.add_agent(record)
                 await engine.phones.sync()
                 yield engine
             finally:

@@ -20,8 +20,9 @@ from pydantic import SecretStr
 
 from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
+from callcenter.acd.core import ActiveCall, Waiter
 from callcenter.acd.notices import Notice
-from callcenter.acd.service import Acd, ActiveCall, Waiter
+from callcenter.acd.service import Acd
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import AmiActionError, TelephonyError
@@ -110,7 +111,7 @@ class ScriptedAmi:
 
 class FakeClock:
     """The ACD's clock, moved by the test (``advance``); asyncio's own timers still run on
-    real time, so a test runs what time alone changes itself (``Acd._on_timer``)."""
+    real time, so a test runs what time alone changes itself (``AcdCore.on_timer``)."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now

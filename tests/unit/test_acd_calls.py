@@ -15,6 +15,7 @@ from callcenter.acd.calls import (
     CallState,
     transitions_markdown,
 )
+from callcenter.acd.effects import effects_markdown
 from callcenter.errors import CallStateError
 
 S, I = CallState, CallInput  # noqa: E741
@@ -63,3 +64,8 @@ def test_every_state_can_be_left_but_ended() -> None:
 def test_docs_carry_the_current_table() -> None:
     doc = Path(__file__).parents[2] / "docs" / "acd.md"
     assert transitions_markdown() in doc.read_text(encoding="utf-8")
+
+
+def test_docs_carry_the_core_s_effects() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "acd.md"
+    assert effects_markdown() in doc.read_text(encoding="utf-8")

@@ -2,7 +2,7 @@
 stages, ring-no-answer, call-backs, overflow, opening hours, transfers, consultations and
 conferences, wrap-up, and phones lost. Each test drives ``Acd`` through a scripted AMI
 (``tests/unit/acd_world.py``) on a fake clock; what time alone changes is run by calling the
-queue timer (``Acd._on_timer``) after moving the clock. Bugs found are ``xfail(strict=True)``."""
+queue timer (``AcdCore.on_timer``) after moving the clock. Bugs found are ``xfail(strict=True)``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from callcenter.acd import control as control_module
 from callcenter.acd import routing
 from callcenter.acd.calls import CallState
+from callcenter.acd.core import ActiveCall
 from callcenter.acd.notices import (
     Announced,
     CallEnded,
@@ -25,7 +26,7 @@ from callcenter.acd.notices import (
     WrapUpOverdue,
 )
 from callcenter.acd.seat import PHONE_GONE, SeatInput, SeatState
-from callcenter.acd.service import Acd, ActiveCall
+from callcenter.acd.service import Acd
 from callcenter.acd.targets import Target
 from callcenter.config import QueueSettings
 from callcenter.errors import ConsoleError
@@ -196,10 +197,10 @@ async def test_a_busy_manager_is_waited_for_then_the_vip_team(vip: World,
     assert reason(vip, "c-vip") | {"skill": None} == {
         "code": "manager_only", "until": T0 + 20, "agent": "M1", "skill": None, "agents": 1}
     clock.advance(19.5)
-    vip.acd._on_timer()
+    vip.acd.on_timer()
     assert vip.offered("V1") is None
     clock.advance(0.5)
-    vip.acd._on_timer()
+    vip.acd.on_timer()
     assert vip.offered("V1") == "c-vip"
     assert vip.offered("A1") is None
 
@@ -232,12 +233,12 @@ async def test_wait_reasons_follow_the_stages(vip: World, clock: FakeClock) -> N
     vip.caller("c-vip", tier="platinum", manager="M1")
     assert reason(vip, "c-vip")["code"] == "manager_only"
     clock.advance(20)
-    vip.acd._on_timer()
+    vip.acd.on_timer()
     assert vip.offered("A1") is None
     why = reason(vip, "c-vip")
     assert (why["code"], why["until"], why["agents"]) == ("vip_team_only", T0 + 40, 2)
     clock.advance(20)
-    vip.acd._on_timer()
+    vip.acd.on_timer()
     assert vip.offered("A1") == "c-vip"
 
 
@@ -368,10 +369,10 @@ async def test_overflow_moves_the_caller_keeping_the_position_key(
         clock.advance(10)
         w.caller("c-2", "english")
         clock.advance(19.5)
-        w.acd._on_timer()
+        w.acd.on_timer()
         assert "c-1" in w.acd.waiting["general"]
         clock.advance(0.5)
-        w.acd._on_timer()
+        w.acd.on_timer()
         assert "c-1" not in w.acd.waiting["general"]
         moved = w.acd.waiting["english"]["c-1"]
         assert (moved.position_key, moved.arrived_at) == (T0, T0 + 30)
@@ -391,7 +392,7 @@ async def test_an_overflowed_caller_keeps_the_place_across_a_restart(
         clock.advance(10)
         w.caller("c-2", "english")
         clock.advance(20)
-        w.acd._on_timer()
+        w.acd.on_timer()
         assert line(w, "english") == ["c-1", "c-2"]
         await w.acd.flush()
         again = Acd(settings, w.acd.db, clock=clock)
@@ -449,11 +450,11 @@ async def test_opening_the_queue_dispatches_the_waiting_callers(tmp_path: Path,
         assert timer is not None
         assert timer.when() - asyncio.get_running_loop().time() <= 60
         clock.advance(60)
-        w.acd._on_timer()
+        w.acd.on_timer()
         assert w.offered("A1") is None
         opened["agents"] = True
         clock.advance(60)
-        w.acd._on_timer()
+        w.acd.on_timer()
         assert w.offered("A1") == "c-1"
 
 
@@ -466,12 +467,12 @@ async def test_a_long_wait_is_told_once_with_the_call_back_offer(tmp_path: Path,
     async with make_world(tmp_path, agents=[A1], settings=settings, clock=clock) as w:
         w.caller("c-1")
         clock.advance(59)
-        w.acd._on_timer()
+        w.acd.on_timer()
         clock.advance(1)
-        w.acd._on_timer()
+        w.acd.on_timer()
         await w.until(lambda: any(isinstance(n, Announced) for n in w.notices))
         clock.advance(120)
-        w.acd._on_timer()
+        w.acd.on_timer()
         await asyncio.sleep(0.01)
         [told] = [n for n in w.notices if isinstance(n, Announced)]
         assert "queue_long_wait" in told.files and "queue_callback_offer" in told.files
@@ -726,6 +727,6 @@ async def test_a_phone_lost_during_wrap_up_is_not_made_ready_by_the_timer(
         w.acd.phone_gone("PJSIP/1001")
         w.caller("c-2")
         rt = w.acd.seat("A1")
-        await w.until(lambda: rt.wrap_timer is None)
+        await w.until(lambda: rt.wrap_up_due is None)
         assert w.offered("A1") is None
         assert rt.seat.state is not SeatState.READY

@@ -20,9 +20,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from callcenter.acd.calls import CallInput, CallLife, CallState
+from callcenter.acd.core import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.notices import CallConnected, CallEnded, ConsultChanged
 from callcenter.acd.seat import SeatInput, SeatState
-from callcenter.acd.service import Acd, ActiveCall, SeatRuntime, Waiter
+from callcenter.acd.service import Acd
 from callcenter.broker.interface import Cash, Customer, RefusalCode, Tier
 from callcenter.channels.documents import NO_ADDRESS
 from callcenter.channels.messages import DeliveryState, Inbound
@@ -794,7 +795,7 @@ async def test_the_requester_of_an_earlier_run_is_found_in_the_request(world: Wo
 
 
 async def test_a_supervisor_who_asked_is_told_once(world: World) -> None:
-    await world.acd.add_agent(AgentRecord("9001", "Boss", "supervisor", "PJSIP/9001"))
+    world.acd.add_agent(AgentRecord("9001", "Boss", "supervisor", "PJSIP/9001"))
     boss = AgentIdentity("9001", "Boss", p.Role.SUPERVISOR)
     reply = await world.command(boss, {"type": "send_message", "account": ACCOUNT,
                                        "channel": "sms", "template": "note", "text": "hi"})
@@ -871,7 +872,7 @@ async def test_wrap_up_without_a_console_goes_not_ready(world: World) -> None:
     await world.pushes.until(lambda: gone(world, ME.agent_id))
     rt = world.seat(ME.agent_id)
     assert (rt.seat.state, rt.seat.reason) == (SeatState.NOT_READY, "console gone")
-    assert rt.wrap_timer is None
+    assert rt.wrap_up_due is None
 
 
 @pytest.mark.parametrize("wrap_up_s", [45.0, 0.0])
@@ -893,7 +894,7 @@ async def test_a_call_is_not_cut_and_the_seat_goes_not_ready_after_it(
     await world.pushes.until(lambda: rt.seat.state is SeatState.NOT_READY)
     assert rt.seat.reason == "console gone"
     assert waiter.ringing == "" and rt.call is None  # the next caller was not offered
-    assert rt.wrap_timer is None or rt.wrap_timer.cancelled()
+    assert rt.wrap_up_due is None
 
 
 async def test_after_a_restart_seats_in_service_get_the_grace_to_log_in(world: World) -> None:
@@ -961,7 +962,7 @@ async def test_the_disposition_is_required_before_ready(world: World) -> None:
     assert refused.code == "disposition_required"
     assert rt.seat.state is SeatState.WRAP_UP
     # the wrap-up time ends: the seat is not made ready with the form empty
-    world.acd._wrap_up_expired(ME.agent_id)
+    world.acd.wrap_up_expired(ME.agent_id)
     assert rt.seat.state is SeatState.WRAP_UP
     [overdue] = world.pushes.of(ME.agent_id, "wrap_up_overdue")
     assert overdue["call_id"] == "c-1"
@@ -978,7 +979,7 @@ async def test_without_required_disposition_the_timer_makes_the_seat_ready(
     rt = await end_answered_call(world)
     [ended] = world.pushes.of(ME.agent_id, "call_ended")
     assert ended["disposition_required"] is False
-    world.acd._wrap_up_expired(ME.agent_id)
+    world.acd.wrap_up_expired(ME.agent_id)
     assert rt.seat.state is SeatState.READY
 
 

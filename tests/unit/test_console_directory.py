@@ -13,8 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from callcenter.acd.calls import CallState
+from callcenter.acd.core import ActiveCall, Waiter
 from callcenter.acd.seat import SeatState
-from callcenter.acd.service import Acd, ActiveCall, Waiter
+from callcenter.acd.service import Acd
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, ConsoleSettings, DirectoryNumber, QueueSettings
 from callcenter.seats import directory as d
@@ -39,7 +40,7 @@ async def acd(tmp_path: Path) -> AsyncIterator[Acd]:
     for agent_id, name in [("1001", "Li Lei"), ("1002", "Wang Fang"), ("1003", "Zhao Min"),
                            ("1004", "Qian Jun"), ("1005", "Sun Li"), ("1006", "Zhou Yu"),
                            ("1007", "Wu Di")]:
-        await acd.add_agent(AgentRecord(agent_id, name, "agent", f"PJSIP/{agent_id}"))
+        acd.add_agent(AgentRecord(agent_id, name, "agent", f"PJSIP/{agent_id}"))
     try:
         yield acd
     finally:
