@@ -579,7 +579,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 def _load_flows(path: str | None) -> tuple[Path, object]:
     from callcenter.engine import ACTION_NAMES
-    from callcenter.ivr.flowset import load_flowset
+    from callcenter.ivr.flow_load import load_flowset
 
     directory = Path(path) if path else _settings().flows_dir
     return directory, load_flowset(directory, actions=ACTION_NAMES)

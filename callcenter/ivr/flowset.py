@@ -1,9 +1,10 @@
 """A checked, immutable set of flows with their prompts and schedules: one version of the IVR.
 
-``load_flowset`` reads every ``*.yaml`` flow in a directory (``prompts*.yaml`` and
-``schedules.yaml`` are not flows), validates each against the schema and then the whole set
-against ``flow_check``. It never half-loads: it returns a ``FlowSet`` or raises ``FlowSetError``
-listing every problem as ``file:line:col: message``.
+``read_flowset`` reads every ``*.yaml`` flow in a directory (``prompts*.yaml`` and
+``schedules.yaml`` are not flows) and validates each against the schema; ``flow_load.py``'s
+``load_flowset`` then checks the whole set against ``flow_check``. That never half-loads: it
+returns a ``FlowSet`` or raises ``FlowSetError`` listing every problem as
+``file:line:col: message``.
 """
 
 from __future__ import annotations
@@ -145,14 +146,14 @@ def _load_schedules(directory: Path, problems: list[Diagnostic]) -> dict[str, Sc
     return out
 
 
-def load_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | None = None,
-                 actions: frozenset[str] | None = None) -> FlowSet:
-    """Load and check every flow in ``directory``; raise ``FlowSetError`` on any problem."""
-    from callcenter.ivr.flow_check import check_flowset
-
+def read_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | None = None,
+                 ) -> tuple[FlowSet | None, list[Diagnostic]]:
+    """Read every flow in ``directory`` (syntax and shape only): the flow set, or None when the
+    directory is missing, and the problems found. ``flow_load.load_flowset`` adds the meaning
+    checks (``flow_check``) and raises on any problem."""
     problems: list[Diagnostic] = []
     if not directory.is_dir():
-        raise FlowSetError([Diagnostic(Where(str(directory), 1, 1), "no such directory")])
+        return None, [Diagnostic(Where(str(directory), 1, 1), "no such directory")]
     prompts = {**(extra_prompts or {}), **_load_prompts(directory, problems)}
     schedules = _load_schedules(directory, problems)
     flows: dict[str, Flow] = {}
@@ -182,8 +183,4 @@ def load_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | Non
             continue
         flows[flow.flow] = flow
         locations[flow.flow] = locs
-    flowset = FlowSet(flows, locations, prompts, schedules, digest.hexdigest()[:12], files)
-    problems.extend(check_flowset(flowset, actions))
-    if problems:
-        raise FlowSetError(problems)
-    return flowset
+    return FlowSet(flows, locations, prompts, schedules, digest.hexdigest()[:12], files), problems

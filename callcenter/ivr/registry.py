@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcenter.ivr.flowset import FlowSet, FlowSetError, load_flowset
+from callcenter.ivr.flow_load import load_flowset
+from callcenter.ivr.flowset import FlowSet, FlowSetError
 
 log = logging.getLogger(__name__)
 

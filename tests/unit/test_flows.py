@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from callcenter.ivr.flowset import FlowSet, FlowSetError, load_flowset
+from callcenter.ivr.flow_load import load_flowset
+from callcenter.ivr.flowset import FlowSet, FlowSetError
 from callcenter.ivr.interpreter import (
     Ask,
     Call,

@@ -17,8 +17,9 @@ from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
 from callcenter.errors import StoreError
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions
+from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.flow_model import Schedule
-from callcenter.ivr.flowset import FlowSet, load_flowset
+from callcenter.ivr.flowset import FlowSet
 from callcenter.ivr.interpreter import Call
 from callcenter.ivr.runner import run_action
 from callcenter.ivr.tryout import try_flow

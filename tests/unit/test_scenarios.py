@@ -10,7 +10,8 @@ import pytest
 from callcenter.cli import main
 from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
-from callcenter.ivr.flowset import FlowSet, load_flowset
+from callcenter.ivr.flow_load import load_flowset
+from callcenter.ivr.flowset import FlowSet
 from callcenter.ivr.prompts import MAX_CHUNK, chunks, voiced_text
 from callcenter.ivr.tryout import Scenario, check_scenario, load_scenarios, run_scenario, try_flow
 
