@@ -253,7 +253,7 @@ class AcdSettings(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"queue names must differ: {', '.join(names)}")
         for q in value:
-            if q.overflow_queue is not None and q.overflow_queue not in names:
+            if q.overflow_queue and q.overflow_queue not in names:
                 raise ValueError(f"queue {q.name}: overflow_queue {q.overflow_queue!r} is not a"
                                  f" queue (the queues: {', '.join(names)})")
         return value

@@ -85,6 +85,11 @@ function renderIvr(call) {
   failure.classList.toggle("has-failure", Boolean(ivr.last_failure));
   $("caller-lang").textContent = tValue("lang", ivr.lang ?? "zh");
   $("caller-manager").textContent = call.manager ? String(call.manager) : t("none");
+  // a colleague consults this agent on their call (the caller may be handed over)
+  const by = call.consulted_by ? String(call.consulted_by) : "";
+  $("consulted-by").textContent = by;
+  $("consulted-by").hidden = !by;
+  $("consulted-by-label").hidden = !by;
   const contacts = Array.isArray(call.recent_contacts) ? call.recent_contacts : [];
   const items = contacts.map((c) => {
     const li = document.createElement("li");

@@ -82,6 +82,7 @@ import { AGENT_REASONS } from "./protocol.js";
  * @property {{path?: string | string[], path_zh?: string, path_en?: string,
  *   last_failure?: string, lang?: string}} [ivr]   path_zh/_en: the path in the flows' titles
  * @property {string} [manager]   the caller's own manager (agent id), if any
+ * @property {string} [consulted_by]   the colleague consulting this agent on the call
  * @property {{at?: number | string, kind?: string, summary?: string}[]} [recent_contacts]
  * @property {CallState} state
  * @property {number} sinceMs   what the call's timer counts from (server clock, ms)

@@ -19,8 +19,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from callcenter.acd.calls import CONTROLLABLE, CallInput, CallState
-from callcenter.acd.core import ActiveCall, Monitor, SeatRuntime, Waiter
 from callcenter.acd.notices import ConferenceChanged, RecordingChanged
+from callcenter.acd.records import ActiveCall, Monitor, SeatRuntime, Waiter
 from callcenter.acd.seat import SeatInput, SeatState
 from callcenter.acd.service import Acd
 from callcenter.acd.targets import Target
@@ -303,10 +303,19 @@ class CallControl:
         if not call.life.can(CallInput.CONSULT) or not call.waiter.channel:
             raise ConsoleError("invalid_state", "already consulting, or nothing to hold")
         dial = self._dial_string(agent_id, target, "consult")
+        self.acd.consult_offered(rt, call, target)  # a consulted agent's seat rings
+        try:
+            await self._dial_consulted(rt, call, dial, agent_id, target)
+        except BaseException:
+            if rt.call is not call or not call.consult_channel:
+                self.acd.consult_released(call)  # never rang, or no longer anyone's
+            raise
+
+    async def _dial_consulted(self, rt: SeatRuntime, call: ActiveCall, dial: str,
+                              agent_id: str, target: Target) -> None:
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_TARGET", Value=dial)
         await self._act("Setvar", Channel=call.agent_channel, Variable="CC_DIAL_TIMEOUT",
                         Value="30")
-        call.consult_target, call.consult_channel = target.value, ""
         held = call.life.state is CallState.HELD
         proofs = [] if held else [_parked(call.waiter.uniqueid, "hold")]
         dialled = self.acd.expect(lambda _ev: bool(call.consult_channel) or call.agent_parked
@@ -374,6 +383,7 @@ class CallControl:
                                  of=(rt, call),
                                  Channel=call.agent_channel, Context="acd-agent",
                                  Exten="held", Priority="1")
+            self.acd.consult_released(call)
             call.consult_target = ""
             await self._resume(agent_id)
 

@@ -36,11 +36,10 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from callcenter.acd import routing
-from callcenter.acd.calls import CallInput, CallLife, CallState
+from callcenter.acd.calls import CallInput, CallState
 from callcenter.acd.effects import (
     Announce,
     ArmTimer,
@@ -67,13 +66,14 @@ from callcenter.acd.notices import (
     SeatChanged,
     WrapUpOverdue,
 )
+from callcenter.acd.records import ActiveCall, Monitor, SeatRuntime, Waiter
 from callcenter.acd.seat import PHONE_GONE, Seat, SeatInput, SeatState
 from callcenter.acd.targets import Target
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import ConfigError, ConsoleError
 from callcenter.ivr.runner import sound
-from callcenter.ivr.speech import Lang, say_integer
+from callcenter.ivr.speech import say_integer
 from callcenter.phones.dialrules import DEFAULT_RULES, dialable_or_empty
 from callcenter.store.agents import SIM_PHONE, AgentRecord, check_endpoint
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, OtherEvent
@@ -81,124 +81,6 @@ from callcenter.telephony.ami_events import Hangup as HangupEvent
 from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class Waiter:
-    """A caller in a queue (or holding a place there by call-back)."""
-
-    call_id: str
-    queue: str
-    tier: Tier
-    arrived_at: float
-    channel: str
-    uniqueid: str
-    account: str = ""
-    manager: str = ""
-    phone: str = ""
-    callback: bool = False
-    context: dict[str, str] = field(default_factory=dict)
-    position_key: float | None = None
-    excluded: set[str] = field(default_factory=set)
-    ringing: str = ""
-    announced_at: float = 0.0
-    #: offered to one agent directly (click-to-call, transfer to an agent), not queued
-    direct: bool = False
-    #: the caller was told the wait is long (max_wait_s) or the queue is closed
-    told_long_wait: bool = False
-
-    @property
-    def lang(self) -> Lang:
-        """The language the caller chose in the IVR (Chinese unless English)."""
-        return "en" if self.context.get("lang") == "en" else "zh"
-
-    def view(self, skill: str | None) -> routing.WaitingCall:
-        return routing.WaitingCall(self.call_id, self.tier, self.arrived_at,
-                                   manager=self.manager or None, skill=skill,
-                                   position_key=self.position_key,
-                                   excluded=frozenset(self.excluded))
-
-
-@dataclass
-class ActiveCall:
-    """A call offered to or connected with a seat; its state is ``life`` (``acd/calls.py``)."""
-
-    waiter: Waiter
-    agent_uniqueid: str
-    offered_at: float
-    recording: str = ""
-    agent_channel: str = ""
-    connected_at: float | None = None
-    recording_paused: bool = False
-    #: the consulted party's channel once Asterisk named it (the agent leg's DialBegin)
-    consult_channel: str = ""
-    consult_target: str = ""
-    conference: str = ""
-    #: the consulted party answered (their channel entered a bridge)
-    consult_talking: bool = False
-    #: the agent's leg waits in ``[acd-agent]`` (held, or after a consultation): Asterisk's
-    #: ``CallCenterLegParked`` UserEvent said so and it has not entered a bridge or dialled since
-    agent_parked: bool = False
-    #: the bridges Asterisk last showed the agent's leg and the caller in
-    agent_bridge: str = ""
-    caller_bridge: str = ""
-    life: CallLife = field(init=False)
-    #: the state the call starts in (RINGING; UNSETTLED or CONNECTED when re-attached)
-    state: dataclasses.InitVar[CallState] = CallState.RINGING
-
-    def __post_init__(self, state: CallState) -> None:
-        self.life = CallLife(self.waiter.call_id, now=self.offered_at, state=state)
-
-    @property
-    def call_id(self) -> str:
-        return self.waiter.call_id
-
-    @property
-    def held(self) -> bool:
-        """The caller is on hold (held, or during a consultation)."""
-        return self.life.state in (CallState.HELD, CallState.CONSULTING)
-
-    @property
-    def unsettled(self) -> bool:
-        """The originate's answer was lost with the AMI link: ringing, answered or gone is not
-        known until ``_settle_rings`` reads Asterisk's channels."""
-        return self.life.state is CallState.UNSETTLED
-
-    @property
-    def answered(self) -> bool:
-        return self.life.live
-
-
-@dataclass
-class SeatRuntime:
-    agent: AgentRecord
-    seat: Seat
-    ready_since: float | None = None
-    calls_taken: int = 0
-    call: ActiveCall | None = None
-    last_call: ActiveCall | None = None
-    #: when the wrap-up timer (``ArmWrapUp``) fires, while one is armed
-    wrap_up_due: float | None = None
-    #: the call whose disposition must be saved before the seat is ready (``require_disposition``)
-    disposition_due: str = ""
-
-    def data(self) -> dict[str, Any]:
-        return {"agent_id": self.agent.agent_id, "name": self.agent.name,
-                "state": self.seat.state.value, "reason": self.seat.reason,
-                "since": self.seat.since,
-                "call_id": self.call.call_id if self.call else ""}
-
-
-@dataclass
-class Monitor:
-    """A supervisor's spy leg on an agent's call (originated with ``uniqueid``)."""
-
-    supervisor_id: str
-    agent_id: str
-    call_id: str
-    mode: str
-    uniqueid: str
-    on: bool = False
-
 
 #: seat states whose agent will be free soon (``routing.Present``)
 _PRESENT = frozenset({SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD,
@@ -389,8 +271,8 @@ class AcdCore:
                     self._qlog(end, queue, call_id, "complete", agent=agent_id,
                                talk_s=end - connected, detail={"why": "ended unseen"})
                     self._emit_row("UPDATE recordings SET ended_at = ? WHERE call_id = ?"
-                                 " AND agent_id = ? AND ended_at IS NULL",
-                                 (end, call_id, agent_id))
+                                   " AND agent_id = ? AND ended_at IS NULL",
+                                   (end, call_id, agent_id))
                 self._restore(rt, SeatState.WRAP_UP, "", now)
                 self._arm_wrap_up(rt)
         self.dispatch()
@@ -492,7 +374,7 @@ class AcdCore:
         waiter.callback, waiter.phone = True, phone
         waiter.channel = ""
         self._emit_row("UPDATE queue_waiting SET callback = 1, phone = ?, channel = ''"
-                     " WHERE call_id = ?", (phone, waiter.call_id))
+                       " WHERE call_id = ?", (phone, waiter.call_id))
         self._qlog(self.clock(), waiter.queue, waiter.call_id, "callback")
         self._emit_queues()
 
@@ -591,7 +473,7 @@ class AcdCore:
         self._qlog(now, waiter.queue, waiter.call_id, "agent_lost", agent=agent_id,
                    talk_s=now - (call.connected_at or now), detail={"why": PHONE_GONE})
         self._emit_row("UPDATE recordings SET ended_at = ? WHERE call_id = ? AND agent_id = ?",
-                     (now, waiter.call_id, agent_id))
+                       (now, waiter.call_id, agent_id))
         log.warning("agent %s lost their phone during call %s: the caller goes back to %s",
                     agent_id, waiter.call_id, waiter.queue)
         call.life.apply(CallInput.REQUEUE, now)
@@ -651,9 +533,9 @@ class AcdCore:
     def _log_seat(self, rt: SeatRuntime, old: SeatState, what: str, by: str) -> None:
         seat = rt.seat
         self._emit_row("INSERT INTO seat_log (at, agent_id, from_state, to_state, input, reason,"
-                     " by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (seat.since, rt.agent.agent_id, old.value, seat.state.value, what,
-                      seat.reason, by))
+                       " by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (seat.since, rt.agent.agent_id, old.value, seat.state.value, what,
+                        seat.reason, by))
         call = rt.call
         self._emit_row(
             "INSERT OR REPLACE INTO seats (agent_id, state, reason, since, ready_since,"
@@ -706,6 +588,13 @@ class AcdCore:
 
     # -- routing -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _served_closed(waiter: Waiter) -> bool:
+        """Served while the queue is closed: a caller who was already waiting when it closed
+        (the queue is worked off). Call-backs and callers who arrived closed (and were told
+        so) wait for the opening."""
+        return not waiter.callback and not waiter.arrived_closed
+
     def queue_open(self, name: str) -> bool:
         hours = self.queues[name].hours
         if hours is None or self.is_open is None:
@@ -715,7 +604,7 @@ class AcdCore:
     def _closed(self, waiter: Waiter) -> None:
         """A caller reached a closed queue: per ``closed_action``, offer a call-back that keeps
         the place (served when the queue opens) or say when agents are there and hang up."""
-        waiter.told_long_wait = True
+        waiter.told_long_wait = waiter.arrived_closed = True
         action = self.queues[waiter.queue].closed_action
         exten = "closed-bye" if action == "hangup" else "closed"
         self._qlog(self.clock(), waiter.queue, waiter.call_id, "closed",
@@ -743,11 +632,10 @@ class AcdCore:
                                       rt.calls_taken) for rt in free.values()]
             pairs: list[tuple[float, Waiter, str]] = []
             for name, queue in self.waiting.items():
-                if not self.queue_open(name):
-                    continue  # call-backs wait for the opening hour
-                policy = self.policies[name]
+                policy, is_open = self.policies[name], self.queue_open(name)
                 calls = [w.view(policy.skill) for w in queue.values()
-                         if not w.ringing and w.call_id not in offered]
+                         if not w.ringing and w.call_id not in offered
+                         and (is_open or self._served_closed(w))]
                 for pick in routing.assignments(calls, views, policy, now, present=present):
                     waiter = queue[pick.call_id]
                     pairs.append((routing.priority(waiter.view(policy.skill), policy, now),
@@ -774,11 +662,13 @@ class AcdCore:
         for name, queue in self.waiting.items():
             policy = self.policies[name]
             settings = self.queues[name]
-            calls = [w.view(policy.skill) for w in queue.values() if not w.ringing]
+            is_open = self.queue_open(name)
+            calls = [w.view(policy.skill) for w in queue.values()
+                     if not w.ringing and (is_open or self._served_closed(w))]
             at = routing.next_change_at(calls, policy, now, present=present)
             if at is not None:
                 due.append(at)
-            if queue and not self.queue_open(name):
+            if queue and not is_open:
                 due.append(now + 60.0)  # closed: look again each minute for the opening
             overflows = bool(settings.overflow_after_s and settings.overflow_queue in self.queues)
             for w in queue.values():
@@ -835,7 +725,7 @@ class AcdCore:
         waiter.queue, waiter.arrived_at = target, now
         self.waiting[target][waiter.call_id] = waiter
         self._emit_row("UPDATE queue_waiting SET queue = ?, arrived_at = ?, position_key = ?"
-                     " WHERE call_id = ?", (target, now, waiter.position_key, waiter.call_id))
+                       " WHERE call_id = ?", (target, now, waiter.position_key, waiter.call_id))
         self._qlog(now, target, waiter.call_id, "enter", tier=waiter.tier.value)
 
     def _announce(self, now: float) -> None:
@@ -1053,11 +943,11 @@ class AcdCore:
                    tier=waiter.tier.value, wait_s=now - (waiter.position_key or
                                                          waiter.arrived_at))
         self._emit_row("INSERT INTO recordings (call_id, agent_id, account, path, started_at)"
-                     " VALUES (?, ?, ?, ?, ?)",
-                     (waiter.call_id, rt.agent.agent_id, waiter.account, call.recording, now))
+                       " VALUES (?, ?, ?, ?, ?)",
+                       (waiter.call_id, rt.agent.agent_id, waiter.account, call.recording, now))
         if waiter.callback:
             self._emit_row("UPDATE service_requests SET state = 'done' WHERE kind = 'callback'"
-                         " AND phone = ? AND state = 'open'", (waiter.phone,))
+                           " AND phone = ? AND state = 'open'", (waiter.phone,))
         self._emit(CallConnected(rt.agent.agent_id, waiter.call_id, bool(call.recording)))
         self._emit_queues()
 
@@ -1083,12 +973,12 @@ class AcdCore:
                 if monitor is not None and not monitor.on:
                     monitor.on = True
                     self._emit(MonitorChanged(monitor.supervisor_id, monitor.agent_id,
-                                                monitor.call_id, monitor.mode, "on"))
+                                              monitor.call_id, monitor.mode, "on"))
             case BridgeEnter(info, bridge_id):
                 self._bridge_entered(info.uniqueid, info.channel, bridge_id)
             case DialBegin(caller, dest, _):
                 if caller is not None:
-                    self._dial_began(caller.uniqueid, dest.channel)
+                    self._dial_began(caller.uniqueid, dest.channel, dest.uniqueid)
             case OtherEvent(name="UserEvent", headers=headers) \
                     if headers.get("UserEvent") == "CallCenterLegParked" \
                     and headers.get("Where") == "agent":
@@ -1119,7 +1009,7 @@ class AcdCore:
                     and call.life.state is CallState.ANSWERED:
                 call.life.apply(CallInput.BRIDGED, self.clock())
 
-    def _dial_began(self, caller_uniqueid: str, dest_channel: str) -> None:
+    def _dial_began(self, caller_uniqueid: str, dest_channel: str, dest_uniqueid: str) -> None:
         """The agent's leg dialled: during a consultation, that is the consulted party."""
         role = self._uniqueids.get(caller_uniqueid)
         if role is None or role[0] != "agent":
@@ -1130,7 +1020,7 @@ class AcdCore:
             return
         call.agent_parked = False
         if call.consult_target and not call.consult_channel:
-            call.consult_channel = dest_channel
+            call.consult_channel, call.consult_uniqueid = dest_channel, dest_uniqueid
 
     def _consult_answered(self, channel: str) -> None:
         for rt in self.seats.values():
@@ -1138,9 +1028,14 @@ class AcdCore:
             if call is not None and channel and call.consult_channel == channel \
                     and not call.consult_talking:
                 call.consult_talking = True
+                other = self.seats.get(call.consult_agent)
+                if other is not None and other.consulted_on == call.call_id \
+                        and other.seat.state is SeatState.RINGING:
+                    self._apply(other, SeatInput.ANSWER, self.clock())
+                    self._emit(CallConnected(other.agent.agent_id, call.call_id, False))
                 if call.life.state is CallState.CONSULTING:
                     self._emit(ConsultChanged(rt.agent.agent_id, call.call_id, "talking",
-                                                call.consult_target))
+                                              call.consult_target))
 
     def _consult_gone(self, channel: str) -> None:
         """The consulted party hung up (no answer, done, or cancelled): the caller stays held
@@ -1150,10 +1045,11 @@ class AcdCore:
             if call is None or not channel or call.consult_channel != channel:
                 continue
             call.consult_channel, call.consult_talking = "", False
+            self.consult_released(call)
             if call.life.state is CallState.CONSULTING:
                 call.life.apply(CallInput.CONSULT_ENDED, self.clock())
                 self._emit(ConsultChanged(rt.agent.agent_id, call.call_id, "ended",
-                                            call.consult_target))
+                                          call.consult_target))
 
     def _on_hangup(self, uniqueid: str, channel: str) -> None:
         role = self._uniqueids.pop(uniqueid, None)
@@ -1204,9 +1100,10 @@ class AcdCore:
         self._qlog(now, call.waiter.queue or "", call.call_id, "complete",
                    agent=rt.agent.agent_id, talk_s=talk)
         self._emit_row("UPDATE recordings SET ended_at = ? WHERE call_id = ? AND agent_id = ?",
-                     (now, call.call_id, rt.agent.agent_id))
+                       (now, call.call_id, rt.agent.agent_id))
         if call.consult_channel:
             self._emit(Hangup(call.consult_channel))
+        self.consult_released(call)
         self.avg_handle_s = 0.9 * self.avg_handle_s + 0.1 * (talk + self.settings.wrap_up_s)
         wrap_up_s = self.settings.wrap_up_s
         required = wrap_up_s > 0 and self.settings.require_disposition
@@ -1214,7 +1111,7 @@ class AcdCore:
         with self.batch():  # the seat's move and the notice first, then any new offer
             self._apply(rt, SeatInput.CALL_ENDED, now)
             self._emit(CallEnded(rt.agent.agent_id, call.call_id, wrap_up_s, answered=True,
-                                   disposition_required=required))
+                                 disposition_required=required))
             if wrap_up_s <= 0:
                 self._finish_wrap_up(rt)
             else:
@@ -1230,7 +1127,7 @@ class AcdCore:
         monitor = self.monitors.pop(uniqueid, None)
         if monitor is not None and monitor.on:
             self._emit(MonitorChanged(monitor.supervisor_id, monitor.agent_id,
-                                        monitor.call_id, monitor.mode, "off"))
+                                      monitor.call_id, monitor.mode, "off"))
 
     def notify(self, notice: Notice) -> None:
         self._emit(notice)
@@ -1252,13 +1149,82 @@ class AcdCore:
         if what is CallInput.HOLD:
             self._emit(CallHeld(agent_id, call.call_id))
         elif what is CallInput.RESUME:
+            self.consult_released(call)
             call.consult_target = ""
             self._emit(CallResumed(agent_id, call.call_id))
         elif what is CallInput.CONSULT:
             self._emit(ConsultChanged(agent_id, call.call_id, "ringing", call.consult_target))
             if call.consult_talking:
                 self._emit(ConsultChanged(agent_id, call.call_id, "talking",
-                                            call.consult_target))
+                                          call.consult_target))
+
+    def consult_offered(self, rt: SeatRuntime, call: ActiveCall, target: Target) -> None:
+        """The agent is about to consult ``target`` on ``call``. A consulted agent must be ready
+        (their phone free): their seat rings, with the caller's pop, and is offered nothing
+        else until the consultation ends (``consult_released``) or they take the caller
+        (``hand_on(consulted=True)``)."""
+        other = self.seat(target.value) if target.kind == "agent" else None
+        if other is not None and (other is rt or other.seat.state is not SeatState.READY
+                                  or other.call is not None or other.consulted_on
+                                  or not other.agent.endpoint):
+            raise ConsoleError("invalid_state", f"agent {target.value} is not ready")
+        call.consult_target, call.consult_channel, call.consult_uniqueid = target.value, "", ""
+        call.consult_agent = ""
+        if other is None:
+            return
+        now = self.clock()
+        waiter = call.waiter
+        call.consult_agent, other.consulted_on = other.agent.agent_id, call.call_id
+        self._apply(other, SeatInput.OFFER, now)
+        self._emit(CallOffered(other.agent.agent_id, Offer(
+            waiter.call_id, waiter.queue, waiter.tier.value, waiter.account, waiter.phone,
+            waiter.manager, waiter.callback, True, waiter.arrived_at, now,
+            {**waiter.context, "consulted_by": rt.agent.agent_id})))
+
+    def consult_released(self, call: ActiveCall) -> None:
+        """The consultation on ``call`` ended without the consulted agent taking the caller:
+        their seat is free again (no after-call work for an internal consultation)."""
+        other = self.seats.get(call.consult_agent)
+        call.consult_agent = ""
+        if other is None or other.consulted_on != call.call_id:
+            return
+        other.consulted_on = ""
+        now = self.clock()
+        with self.batch():
+            # answered=False: nothing to wrap up (the console drops the call, no form)
+            self._emit(CallEnded(other.agent.agent_id, call.call_id, 0, answered=False))
+            if other.seat.state in (SeatState.RINGING, SeatState.ON_CALL):
+                self._apply(other, SeatInput.CALL_ENDED, now)
+            if other.seat.state is SeatState.WRAP_UP:
+                self._finish_wrap_up(other)
+
+    def _consulted_takes(self, call: ActiveCall, now: float) -> None:
+        """The caller joined the consulted agent (a completed consultation): the call is theirs
+        from now on, ended by their leg's hang-up, wrapped up by them."""
+        other = self.seats.get(call.consult_agent)
+        call.consult_agent = ""
+        if other is None or other.consulted_on != call.call_id or not call.consult_uniqueid:
+            return
+        other.consulted_on = ""
+        waiter = call.waiter
+        moved = Waiter(waiter.call_id, waiter.queue, waiter.tier, now, waiter.channel,
+                       waiter.uniqueid, waiter.account, waiter.manager, waiter.phone,
+                       context=waiter.context, direct=True,
+                       position_key=waiter.position_key or waiter.arrived_at)
+        taken = ActiveCall(moved, call.consult_uniqueid, now, agent_channel=call.consult_channel,
+                           connected_at=now, state=CallState.CONNECTED)
+        other.call = taken
+        other.calls_taken += 1
+        self._uniqueids[call.consult_uniqueid] = ("agent", other.agent.agent_id)
+        self._uniqueids[waiter.uniqueid] = ("caller", waiter.call_id)
+        if other.seat.state is SeatState.RINGING:
+            self._apply(other, SeatInput.ANSWER, now)
+            self._emit(CallConnected(other.agent.agent_id, call.call_id, False))
+        else:
+            self._log_seat(other, other.seat.state, "consult_taken", other.agent.agent_id)
+        # not a second "connect": the queue answered the call once (figures.py)
+        self._qlog(now, waiter.queue, waiter.call_id, "transfer", agent=other.agent.agent_id,
+                   detail={"kind": "consultation", "target": other.agent.agent_id})
 
     def hand_on(self, rt: SeatRuntime, call: ActiveCall, what: CallInput, target: Target, *,
                 by: str, consulted: bool = False) -> None:
@@ -1270,6 +1236,7 @@ class AcdCore:
         if call.life.can(what):
             call.life.apply(what, now)
         if consulted:
+            self._consulted_takes(call, now)
             call.consult_channel = ""  # the consulted party stays, with the caller
         log.info("agent %s handed call %s on to %s %s", by, waiter.call_id, target.kind,
                  target.value)
@@ -1296,9 +1263,9 @@ class AcdCore:
               tier: str = "", wait_s: float | None = None, talk_s: float | None = None,
               detail: Mapping[str, str] | None = None) -> None:
         self._emit_row("INSERT INTO queue_log (at, queue, call_id, event, agent_id, tier, wait_s,"
-                     " talk_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (at, queue, call_id, event, agent, tier, wait_s, talk_s,
-                      json.dumps(dict(detail or {}))))
+                       " talk_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (at, queue, call_id, event, agent, tier, wait_s, talk_s,
+                        json.dumps(dict(detail or {}))))
         self._emit(QueueLogged(at, queue, call_id, event, agent, tier, wait_s, talk_s))
 
     def _emit_row(self, sql: str, params: Sequence[object] = ()) -> None:
@@ -1331,7 +1298,8 @@ class AcdCore:
             for c in order:
                 w = queue[c.call_id]
                 why = routing.wait_reason(c, free, present, policy, now,
-                                          ringing=w.ringing or None, closed=closed)
+                                          ringing=w.ringing or None,
+                                          closed=closed and not self._served_closed(w))
                 rows.append({"call_id": c.call_id, "tier": c.tier.value,
                              "arrived_at": w.arrived_at, "waited_s": now - w.arrived_at,
                              "callback": w.callback, "ringing": w.ringing,

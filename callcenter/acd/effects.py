@@ -17,12 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from callcenter.acd.notices import Notice
-
-if TYPE_CHECKING:
-    from callcenter.acd.core import ActiveCall, SeatRuntime, Waiter
+from callcenter.acd.records import ActiveCall, SeatRuntime, Waiter
 
 __all__ = ["Announce", "ArmTimer", "ArmWrapUp", "CancelWrapUp", "Effect", "Emit", "Hangup",
            "Requeue", "Ring", "Row", "effects_markdown"]

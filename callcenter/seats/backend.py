@@ -33,7 +33,6 @@ import aiosqlite
 
 from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
-from callcenter.acd.core import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.figures import LiveQueueFigures, QueueEvent, SeatEvent
 from callcenter.acd.notices import (
     Announced,
@@ -52,6 +51,7 @@ from callcenter.acd.notices import (
     SeatChanged,
     WrapUpOverdue,
 )
+from callcenter.acd.records import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.seat import DEFAULT_REASONS, IMPLIED_REASONS, SYSTEM_REASONS, SeatState
 from callcenter.acd.service import Acd
 from callcenter.broker.interface import BackOffice

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from callcenter.acd.core import SeatRuntime
+from callcenter.acd.records import SeatRuntime
 from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd
 from callcenter.config import DirectoryNumber

@@ -43,6 +43,7 @@ class ScreenPops:
                        "last_failure": ctx.get("last_failure", ""),
                        "lang": ctx.get("lang", "zh")},
                "manager": offer.manager,
+               "consulted_by": ctx.get("consulted_by", ""),
                "recent_contacts": [], "callback": offer.callback,
                "customer_pending": bool(offer.account)}
         self.pops[offer.call_id] = pop
@@ -82,7 +83,8 @@ class ScreenPops:
                 "SELECT at, disposition, notes FROM wrapups WHERE account = ?"
                 " ORDER BY at DESC LIMIT 5", (account,)) as cur:
             rows = await cur.fetchall()
-        out = [{"at": r[0], "kind": "call", "summary": f"{r[1]}: {r[2]}"[:200]} for r in rows]
+        out = [{"at": r[0], "kind": "call",
+                "summary": (f"{r[1]}: {r[2]}" if r[2] else str(r[1]))[:200]} for r in rows]
         async with self.db.execute(
                 "SELECT created_at, kind, detail FROM service_requests WHERE account = ?"
                 " ORDER BY created_at DESC LIMIT 5", (account,)) as cur:

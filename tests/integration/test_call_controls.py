@@ -161,6 +161,34 @@ async def test_consult_then_complete_and_a_supervisor_listens(engine: Engine) ->
     assert bridges[caller_name] and bridges[caller_name] == bridges[consulted]
 
 
+async def test_a_consulted_agent_is_busy_then_takes_the_caller_and_wraps_up(
+        engine: Engine) -> None:
+    """A1 consults A2 (a ready agent): A2's seat rings then talks, and a caller arriving
+    meanwhile is not offered to A2; completing gives A2 the caller (bridged with A2's phone)
+    and the call is A2's: A2 hanging up ends it, with a 'complete' for A2."""
+    assert engine.acd is not None and engine.ami is not None
+    acd, control = engine.acd, CallControl(engine.acd)
+    call_id, _ = await connected(engine)
+    acd.set_state("A2", "ready")
+    await control.consult("A1", Target(kind="agent", value="A2"))
+    await until(engine, lambda: state(engine, "A2") is SeatState.ON_CALL, 15,
+                "A2 answered the consultation")
+    assert acd.seats["A2"].call is None and acd.seats["A2"].consulted_on == call_id
+    other_id, _ = await direct_caller(engine, phone="13700000010")
+    assert acd.waiting["general"][other_id].ringing == ""  # not offered to the busy A2
+    await control.consult_complete("A1")
+    await until(engine, lambda: acd.seats["A2"].call is not None, 10, "A2 has the caller")
+    taken = acd.seats["A2"].call
+    assert taken is not None and taken.call_id == call_id
+    rows = await engine.ami.action_list("CoreShowChannels")
+    bridges = {r.get("Uniqueid"): r.get("BridgeId") for r in rows}
+    assert bridges[f"{call_id}-b"] and bridges[f"{call_id}-b"] == bridges[taken.agent_uniqueid]
+    await control.hangup("A2")
+    await until(engine, lambda: acd.seats["A2"].call is None, 10, "A2's call ended")
+    completes = await queue_log(engine, "complete")
+    assert [c["call_id"] for c in completes if c["agent_id"] == "A2"] == [call_id]
+
+
 async def test_a_conference_of_caller_agent_and_a_third_party(engine: Engine) -> None:
     assert engine.acd is not None and engine.ami is not None
     control = CallControl(engine.acd)

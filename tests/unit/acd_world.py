@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from callcenter.acd.calls import CallState
 from callcenter.acd.control import CallControl
-from callcenter.acd.core import ActiveCall, Waiter
 from callcenter.acd.notices import Notice
+from callcenter.acd.records import ActiveCall, Waiter
 from callcenter.acd.service import Acd
 from callcenter.broker.interface import Tier
 from callcenter.config import AcdSettings, QueueSettings

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from callcenter.acd.calls import CallInput, CallState
-from callcenter.acd.core import AcdCore, ActiveCall, SeatRuntime, Waiter
+from callcenter.acd.core import AcdCore
 from callcenter.acd.effects import (
     Announce,
     ArmTimer,
@@ -32,12 +32,13 @@ from callcenter.acd.notices import (
     QueueLogged,
     WrapUpOverdue,
 )
+from callcenter.acd.records import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.seat import PHONE_GONE, SeatInput, SeatState
 from callcenter.acd.targets import Target
 from callcenter.config import AcdSettings, QueueSettings
 from callcenter.errors import CallStateError, ConsoleError
 from callcenter.store.agents import AgentRecord
-from callcenter.telephony.ami_events import BridgeEnter
+from callcenter.telephony.ami_events import BridgeEnter, DialBegin
 from callcenter.telephony.ami_events import Hangup as HangupEvent
 from tests.unit.acd_world import FakeClock, default_settings, info
 
@@ -277,6 +278,33 @@ def test_a_closed_queue_tells_the_caller_and_offers_nobody(action: str, exten: s
     assert of(effects, Ring) == [] and state(core, "A1")[0] is SeatState.READY
 
 
+def test_callers_waiting_when_the_queue_closes_are_still_served() -> None:
+    """Closing time: callers already waiting are worked off (a seat that becomes ready is
+    offered them); a caller who arrives closed and a call-back wait for the opening."""
+    settings = default_settings(queues=[QueueSettings(name="general", announce_every_s=0,
+                                                      hours="agents")])
+    core, _, clock = make([A1], settings)
+    hours = {"agents": True}
+    core.is_open = hours.get
+    early = caller(core, "c-1")
+    booked = caller(core, "c-2", phone="13800000002")
+    core.keep_place_by_callback(booked, "13800000002")
+    hours["agents"] = False  # closes
+    late = caller(core, "c-3")
+    assert late.arrived_closed and not early.arrived_closed
+    clock.advance(10)
+    core.set_state("A1", "ready")
+    assert offered(core, "A1") == "c-1"
+    waits = {row["call_id"]: row["reason"]["code"] for row in core.queue_snapshot()[0]["waiting"]}
+    assert waits["c-2"] == waits["c-3"] == "queue_closed"
+    answer(core, "A1")
+    core.on_ami_event(hung_up(core.seat("A1").call.agent_uniqueid))  # type: ignore[union-attr]
+    assert state(core, "A1")[0] is SeatState.READY and offered(core, "A1") is None
+    hours["agents"] = True  # opens: the next look offers the longest waiting
+    core.on_timer()
+    assert offered(core, "A1") in ("c-2", "c-3")
+
+
 def test_a_call_back_rings_the_agent_to_dial_the_number(two: Core) -> None:
     """Call-back: the caller keeps the place by call-back; a ready seat is rung into the
     'callback' extension with CC_NUMBER (no caller channel to bridge)."""
@@ -386,6 +414,78 @@ def test_a_transfer_to_an_agent_hangs_up_the_sender_and_rings_the_other(two: Cor
     assert state(core, "A2")[0] is SeatState.RINGING
     core.on_ami_event(hung_up(call.agent_uniqueid))
     assert state(core, "A1")[0] is SeatState.READY and core.seat("A1").call is None
+
+
+def consulting(core: AcdCore) -> ActiveCall:
+    """A1 on call c-1 (bridged), A2 ready; A1 consults A2 and Asterisk dials A2's phone."""
+    call = on_call(core, bridged=True)
+    core.set_state("A2", "ready")
+    core.consult_offered(core.seat("A1"), call, Target(kind="agent", value="A2"))
+    core.on_ami_event(DialBegin(info(call.agent_channel, call.agent_uniqueid),
+                                info("PJSIP/1002-0002", "uid-a2"), "PJSIP/1002"))
+    return call
+
+
+def test_a_consulted_agent_rings_with_the_pop_and_is_offered_nothing_else(two: Core) -> None:
+    """Consulting agent A2: A2's seat rings with the caller's pop (saying who consults) and a
+    caller arriving meanwhile is not offered to A2; A2 answering makes the seat on call."""
+    core, effects, _ = two
+    effects.clear()
+    call = consulting(core)
+    [offer] = [e for e in of(effects, CallOffered) if e.agent_id == "A2"]
+    assert offer.offer.call_id == "c-1" and offer.offer.context["consulted_by"] == "A1"
+    assert state(core, "A2")[0] is SeatState.RINGING and core.seat("A2").call is None
+    effects.clear()
+    caller(core, "c-2")
+    assert offered(core, "A2") is None and not of(effects, Ring)
+    core.on_ami_event(BridgeEnter(info("PJSIP/1002-0002", "uid-a2"), "b-consult"))
+    assert state(core, "A2")[0] is SeatState.ON_CALL and call.consult_talking
+    assert CallConnected("A2", "c-1", False) in effects
+
+
+def test_a_consultation_that_ends_frees_the_consulted_agent_at_once(two: Core) -> None:
+    """The consulted agent hangs up (or is hung up on): their seat is ready again at once (no
+    after-call work for an internal consultation) and the next caller may be offered."""
+    core, effects, _ = two
+    consulting(core)
+    core.on_ami_event(BridgeEnter(info("PJSIP/1002-0002", "uid-a2"), "b-consult"))
+    caller(core, "c-2")
+    effects.clear()
+    core.on_ami_event(HangupEvent(info("PJSIP/1002-0002", "uid-a2"), 16, "Normal Clearing"))
+    assert CallEnded("A2", "c-1", 0, answered=False) in effects  # nothing to wrap up
+    assert offered(core, "A2") == "c-2" and state(core, "A2")[0] is SeatState.RINGING
+
+
+def test_a_consultation_to_an_agent_who_is_not_ready_is_refused(two: Core) -> None:
+    core, effects, _ = two
+    call = on_call(core, bridged=True)
+    effects.clear()
+    with pytest.raises(ConsoleError) as refused:
+        core.consult_offered(core.seat("A1"), call, Target(kind="agent", value="A2"))
+    assert refused.value.code == "invalid_state" and effects == []
+    assert call.consult_target == "" and state(core, "A2")[0] is SeatState.LOGGED_OUT
+
+
+def test_a_completed_consultation_gives_the_call_to_the_consulted_agent(two: Core) -> None:
+    """Completing: the caller joins A2, A1's leg is hung up; the call is A2's from then on,
+    ended by A2's leg hanging up (A2 then wraps up, with the call's disposition due)."""
+    core, effects, clock = two
+    call = consulting(core)
+    core.on_ami_event(BridgeEnter(info("PJSIP/1002-0002", "uid-a2"), "b-consult"))
+    effects.clear()
+    core.hand_on(core.seat("A1"), call, CallInput.HANDED_ON, Target(kind="agent", value="A2"),
+                 by="A1", consulted=True)
+    assert Hangup(call.agent_uniqueid) in effects and not of(effects, Ring)
+    taken = core.seat("A2").call
+    assert taken is not None and taken.call_id == "c-1" and taken.agent_uniqueid == "uid-a2"
+    assert taken.life.state is CallState.CONNECTED and core.seat("A2").consulted_on == ""
+    assert [e.event for e in of(effects, QueueLogged)] == ["transfer"]  # not a 2nd connect
+    core.on_ami_event(hung_up(call.agent_uniqueid))
+    clock.advance(30)
+    core.on_ami_event(HangupEvent(info("PJSIP/1002-0002", "uid-a2"), 16, "Normal Clearing"))
+    assert core.seat("A2").call is None and core.seat("A2").last_call is taken
+    [complete] = [e for e in logged(effects, "complete") if e.agent_id == "A2"]
+    assert complete.talk_s == 30
 
 
 def waiting_row(call_id: str, arrived: float, *, phone: str = "",

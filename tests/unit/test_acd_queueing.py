@@ -16,7 +16,6 @@ import pytest
 from callcenter.acd import control as control_module
 from callcenter.acd import routing
 from callcenter.acd.calls import CallState
-from callcenter.acd.core import ActiveCall
 from callcenter.acd.notices import (
     Announced,
     CallEnded,
@@ -25,6 +24,7 @@ from callcenter.acd.notices import (
     QueueLogged,
     WrapUpOverdue,
 )
+from callcenter.acd.records import ActiveCall
 from callcenter.acd.seat import PHONE_GONE, SeatInput, SeatState
 from callcenter.acd.service import Acd
 from callcenter.acd.targets import Target

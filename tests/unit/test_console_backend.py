@@ -20,8 +20,8 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from callcenter.acd.calls import CallInput, CallLife, CallState
-from callcenter.acd.core import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.notices import CallConnected, CallEnded, ConsultChanged
+from callcenter.acd.records import ActiveCall, SeatRuntime, Waiter
 from callcenter.acd.seat import SeatInput, SeatState
 from callcenter.acd.service import Acd
 from callcenter.broker.interface import Cash, Customer, RefusalCode, Tier
@@ -1041,3 +1041,15 @@ async def test_a_vip_caller_waits_for_a_manager_on_a_call(world: World) -> None:
     assert colleague.seat.state is SeatState.READY and not waiter.ringing
     [general] = [q for q in world.backend.wallboard()["waiting"] if q["name"] == "general"]
     assert general["waiting"][0]["reason"]["code"] == "manager_only"
+
+
+async def test_recent_contacts_say_the_disposition_without_a_dangling_colon(
+        world: World) -> None:
+    """The screen pop's recent contacts: 'resolved: notes', or just 'resolved' without notes."""
+    db = world.backend.screen.db
+    await db.execute("INSERT INTO wrapups (call_id, agent_id, account, disposition, notes, at)"
+                     " VALUES ('c-1', 'A1', '10000001', 'resolved', '', 1.0),"
+                     " ('c-2', 'A1', '10000001', 'callback', '周五回电', 2.0)")
+    await db.commit()
+    contacts = await world.backend.screen.recent_contacts("10000001")
+    assert [c["summary"] for c in contacts] == ["callback: 周五回电", "resolved"]

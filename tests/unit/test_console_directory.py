@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from callcenter.acd.calls import CallState
-from callcenter.acd.core import ActiveCall, Waiter
+from callcenter.acd.records import ActiveCall, Waiter
 from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd
 from callcenter.broker.interface import Tier
