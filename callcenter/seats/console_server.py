@@ -428,6 +428,10 @@ class ConsoleServer:
             process_request=self._process_request,
             select_subprotocol=self._subprotocol,
             ssl=self._tls,
+            # no permessage-deflate: compressing each push once per connection was most of the
+            # engine's CPU with hundreds of consoles, and compression next to secrets invites
+            # CRIME/BREACH-style guessing; one serialised text goes to every session as is
+            compression=None,
             max_size=settings.max_message_bytes,
             ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_S,
             server_header=None,

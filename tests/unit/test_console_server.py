@@ -299,6 +299,14 @@ async def test_plain_get_on_ws_is_not_a_page(start: Start) -> None:
     assert status == 426
 
 
+async def test_no_compression_is_negotiated(start: Start) -> None:
+    """A client offering permessage-deflate gets none: pushes go out as serialised, once."""
+    server = await start()
+    async with client(server, compression="deflate") as c:
+        assert c.ws.response is not None
+        assert c.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+
+
 async def test_foreign_or_missing_origin_refused(start: Start,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     server = await start()
