@@ -73,7 +73,12 @@ class AgiSettings(BaseModel):
     max_line_bytes: int = Field(8 * 1024, ge=256)
     #: an AGI command reply must arrive within this (a prompt may play for a while)
     reply_timeout: float = Field(120.0, gt=0)
-    max_sessions: int = Field(500, ge=1)
+    #: simultaneous sessions; unset: as many as the engine's file descriptors allow
+    #: (``telephony/host_limits.py``: its hard limit less a reserve). Sessions past it are
+    #: refused, counted and logged.
+    max_sessions: int | None = Field(None, ge=1)
+    #: the listener's accept backlog; unset: the kernel's ``net.core.somaxconn``
+    backlog: int | None = Field(None, ge=1)
     #: the key the dialplan's session tokens are made with (telephony/agi_auth.py); read from
     #: ``key_file`` when unset (the sandbox writes it; default ``<state_dir>/agi.key``)
     key: SecretStr | None = None

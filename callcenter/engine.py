@@ -56,6 +56,7 @@ from callcenter.store.phones import load_phones
 from callcenter.store.writer import replay_left
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.host_limits import raise_fd_limit
 from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,9 @@ class Engine:
         try:
             # Before anything starts: without it no call could be served.
             agi_key = self.settings.agi_key().get_secret_value()
+            # every call is a socket or more: the soft descriptor limit (often 1024) would cap
+            # the engine far below Asterisk
+            log.info("file descriptors: up to %d", raise_fd_limit())
             self.flows.load()
             self.db = await open_db(self.settings.database)
             self.backoffice = await SandboxBackOffice.open(

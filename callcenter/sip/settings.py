@@ -51,6 +51,17 @@ class SipSettings(BaseModel):
     ice_servers: list[str] = []
     #: seconds a registered phone is probed (OPTIONS); an unanswered probe marks it unreachable
     qualify_s: int = Field(30, ge=0, le=3600)
+    #: Asterisk's RTP ports (``rtp.conf``): two per call leg, so 10000-19999 carries about
+    #: 5000 legs at once; a firewall opens this range for phones and trunks
+    rtp_start: int = Field(10000, ge=1024, le=65534)
+    rtp_end: int = Field(19999, ge=1025, le=65535)
+
+    @model_validator(mode="after")
+    def _rtp_range(self) -> SipSettings:
+        if self.rtp_end - self.rtp_start < 3:
+            raise ValueError(f"rtp_start {self.rtp_start} .. rtp_end {self.rtp_end}: the RTP range"
+                             " needs at least two calls' ports (start below end)")
+        return self
 
     @field_validator("local_net")
     @classmethod

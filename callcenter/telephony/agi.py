@@ -40,6 +40,7 @@ from callcenter.telephony.agi_protocol import (
     NeedData,
     Reply,
 )
+from callcenter.telephony.host_limits import fd_limit, sessions_for, somaxconn
 from callcenter.telephony.values import check_agi_arg
 
 __all__ = ["DEFAULT_ESCAPE_DIGITS", "AgiServer", "Channel", "Handler", "RoundTripObserver"]
@@ -411,6 +412,12 @@ class AgiServer:
         self._clock = clock
         #: sessions dropped because they could not prove their call
         self.refused_sessions = 0
+        #: connections refused because ``max_sessions`` were active (or while closing)
+        self.refused_busy = 0
+        #: the session cap and accept backlog in force (``start``: the settings', else the
+        #: machine's)
+        self.max_sessions = settings.max_sessions or sessions_for(fd_limit())
+        self.backlog = settings.backlog or somaxconn()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
@@ -445,8 +452,10 @@ class AgiServer:
             self._settings.port,
             # we only read(n), so this only caps what the stream buffers before pausing the socket
             limit=max(READ_CHUNK, self._settings.max_line_bytes),
+            backlog=self.backlog,
         )
-        log.info("FastAGI listening on %s:%d", self._settings.host, self.port)
+        log.info("FastAGI listening on %s:%d (up to %d sessions, backlog %d)",
+                 self._settings.host, self.port, self.max_sessions, self.backlog)
 
     async def close(self) -> None:
         """Stop accepting, cancel every session and wait for all of them to finish."""
@@ -472,12 +481,16 @@ class AgiServer:
         self._tasks.add(task)
         try:
             if self._closing:
+                self.refused_busy += 1
                 return
-            if self._active >= self._settings.max_sessions:
+            if self._active >= self.max_sessions:
+                self.refused_busy += 1
                 log.warning(
-                    "FastAGI connection from %s refused: %d sessions active",
+                    "FastAGI connection from %s refused: %d sessions active (max_sessions;"
+                    " %d refused so far)",
                     _peer(writer),
                     self._active,
+                    self.refused_busy,
                 )
                 return
             self._active += 1

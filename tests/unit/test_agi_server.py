@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from callcenter.config import AgiSettings
 from callcenter.errors import AgiCommandError, AgiHangup, AgiProtocolError, UnsafeValueError
 from callcenter.telephony import agi as agi_module
+from callcenter.telephony import host_limits
 from callcenter.telephony.agi import READ_CHUNK, AgiServer, Channel
 from callcenter.telephony.agi_auth import session_mac
 from callcenter.telephony.agi_protocol import AgiConnection
@@ -568,9 +570,43 @@ async def test_max_sessions_refuses_extra_connections(start_server: StartServer)
         assert server.active_sessions == 1
         async with fake_asterisk(server.port) as second:
             await second.expect_eof()  # refused: closed without a word
+        assert server.refused_busy == 1
         release.set()
         await first.expect_eof()
     await wait_until(lambda: server.active_sessions == 0)
+
+
+def test_the_session_cap_and_backlog_follow_the_machine_unless_set(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Unset, the cap follows the descriptor limit (less a reserve) and the backlog the
+    kernel's somaxconn; set, the settings win."""
+    async def handler(channel: Channel) -> None:
+        return None
+
+    monkeypatch.setattr("callcenter.telephony.agi.fd_limit", lambda: 65536)
+    monkeypatch.setattr("callcenter.telephony.agi.somaxconn", lambda: 8192)
+    auto = AgiServer(AgiSettings(host="127.0.0.1", port=0), handler, key=None)
+    assert (auto.max_sessions, auto.backlog) == (65536 - host_limits.RESERVED_FDS, 8192)
+    fixed = AgiServer(AgiSettings(host="127.0.0.1", port=0, max_sessions=10, backlog=50),
+                      handler, key=None)
+    assert (fixed.max_sessions, fixed.backlog) == (10, 50)
+    somax = tmp_path / "somaxconn"
+    somax.write_text("4096\n")
+    assert host_limits.somaxconn(somax) == 4096
+    assert host_limits.somaxconn(tmp_path / "missing") == host_limits.DEFAULT_SOMAXCONN
+
+
+def test_the_descriptor_limit_is_raised_to_the_hard_one() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        if hard != resource.RLIM_INFINITY and hard > 64:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+            assert host_limits.raise_fd_limit() == hard
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def test_close_cancels_sessions_and_leaves_no_tasks() -> None:

@@ -25,7 +25,7 @@ from callcenter.phones.identity import (
 from callcenter.phones.registry import PhoneChange, Registry
 from callcenter.seats.sip_relay import RelayTokens
 from callcenter.sip.certs import ensure_server_cert
-from callcenter.sip.edge_conf import render_http, render_transports
+from callcenter.sip.edge_conf import render_http, render_rtp, render_transports
 from callcenter.sip.settings import SipSettings
 
 
@@ -124,6 +124,11 @@ def test_transports_follow_the_settings_and_bind_nothing_public_by_default() -> 
     assert "external_media_address = 203.0.113.5" in nat and "local_net = 10.0.0.0/8" in nat
     http = render_http(SipSettings(bind="10.1.2.3"))
     assert "bindaddr = 127.0.0.1" in http and "tlsbindaddr = 10.1.2.3:8089" in http
+    rtp = render_rtp(SipSettings(rtp_start=20000, rtp_end=29999))
+    assert "rtpstart = 20000" in rtp and "rtpend = 29999" in rtp
+    assert "rtpend = 19999" in render_rtp(SipSettings())  # about 5000 legs by default
+    with pytest.raises(ValueError, match="RTP range"):
+        SipSettings(rtp_start=20000, rtp_end=20001)
 
 
 @pytest.mark.parametrize("field,value", [("bind", "1.2.3.4\nbindaddr=0.0.0.0"),
