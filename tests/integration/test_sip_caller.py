@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError
 from callcenter.store.calls import get_call
+from callcenter.telephony.agi import Channel
+from callcenter.telephony.agi_protocol import Reply
 from callcenter.telephony.ami_events import AmiEvent, NewChannel
 from callcenter.telephony.sipcall import dtmf_pcap, place_sip_call, render_scenario
 from tests.integration.hotline import Heard
@@ -22,7 +24,9 @@ pytestmark = pytest.mark.integration
 PLATINUM = "13800000004"  # a demo customer's registered number
 
 
-async def test_a_sip_caller_presses_rfc4733_keys_and_hears_a_quote(engine: Engine) -> None:
+async def quote_call(engine: Engine, keys: str) -> Heard:
+    """A SIP caller from PLATINUM presses ``keys`` (RFC 4733) until a quote is read; the call's
+    record as heard."""
     assert engine.ami is not None and engine.controller is not None and engine.db is not None
     ami, controller = engine.ami, engine.controller
     legs: dict[str, str] = {}  # linkedid -> the carrier channel
@@ -39,7 +43,7 @@ async def test_a_sip_caller_presses_rfc4733_keys_and_hears_a_quote(engine: Engin
     ami.add_handler(on_event)
     controller.note_listeners.append(on_note)
     try:
-        call = asyncio.create_task(place_sip_call("95500", "1w600519", caller_id=PLATINUM,
+        call = asyncio.create_task(place_sip_call("95500", keys, caller_id=PLATINUM,
                                                   hold_s=60))
         done, _ = await asyncio.wait({call, asyncio.create_task(quoted.wait())}, timeout=60,
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -57,11 +61,32 @@ async def test_a_sip_caller_presses_rfc4733_keys_and_hears_a_quote(engine: Engin
     await engine.recorder.flush()  # type: ignore[union-attr]
     record = await get_call(engine.db, call_id)
     assert record is not None
-    heard = Heard(record)
+    return Heard(record)
+
+
+async def test_a_sip_caller_presses_rfc4733_keys_and_hears_a_quote(engine: Engine) -> None:
+    heard = await quote_call(engine, "1w600519")
     assert "zh/greet_platinum" in heard.prompts()  # the carrier's caller ID reached the IVR
     assert heard.outcomes("quote") == ["ok"]
     assert "zh/stock/600519" in heard.prompts()
     assert [d["digits"] for d in heard.ivr("ivr.input")][:2] == ["1", "600519"]
+
+
+async def test_no_key_is_lost_while_the_engine_is_slow_to_answer(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every AGI command leaves the engine 0.5 s late (an engine under load), while the caller
+    types the stock code a key every 350 ms: Asterisk collects the whole code in one command,
+    so no key falls in the gap between two commands (key by key, '0' and later were lost)."""
+    slow = Channel._round_trip
+
+    async def late(self: Channel, command: str, args: Sequence[str]) -> Reply:
+        await asyncio.sleep(0.5)
+        return await slow(self, command, args)
+
+    monkeypatch.setattr(Channel, "_round_trip", late)
+    heard = await quote_call(engine, "1wwwww600519")
+    assert [d["digits"] for d in heard.ivr("ivr.input")][:2] == ["1", "600519"]
+    assert "zh/stock/600519" in heard.prompts()
 
 
 async def test_a_number_that_is_no_hotline_did_is_refused(engine: Engine) -> None:
