@@ -18,7 +18,7 @@ a VIP team, skills, ring-no-answer exclusions), measured two ways:
 
 Scenarios: ``backlog`` (waits up to 10 minutes: the longest waiters outrank any VIP head start)
 and ``vip-rush`` (waits up to 60 s: fresh gold/platinum callers rank first, and those still in
-their manager-only stage are skipped after a scan of the seats).
+their manager-only stage are passed over, after a look-up of their manager's seat).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from callcenter.broker.interface import Tier
 HEADING = "Routing decisions"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 5.0          # per decision; above it routing.py needs work
+GOAL_P99_MS = 0.25       # issue 12: p99 per decision at 1000 seats x 1000 callers
 STEP_S = 0.3             # simulated time between decisions: ~3/s, 1000 seats at ~5 min a call
 SCENARIOS = {"backlog": 600.0, "vip-rush": 60.0}   # name -> longest wait in the initial state
 
@@ -138,7 +139,7 @@ def _naive_drain(calls: Sequence[WaitingCall], seats: Sequence[SeatView]) -> lis
 
 
 def _skipped(sc: Scenario) -> int:
-    """Callers ranked ahead of the pick that no seat may take (each cost a scan of the seats)."""
+    """Callers ranked ahead of the pick that no seat may take (each passed over by the pick)."""
     for n, call in enumerate(ranked(sc.calls, sc.policy, sc.now)):
         if any(eligible(call, s, sc.policy, sc.now) for s in sc.seats):
             return n
@@ -286,6 +287,7 @@ def _state_line(m: Measured) -> str:
 def render_markdown(r: Result) -> str:
     worst = max(percentile(m.routing_s, 99) for m in r.runs)
     verdict = "within" if worst * 1000 <= BUDGET_MS else "**over**"
+    goal = "meets" if worst * 1000 <= GOAL_P99_MS else "**misses**"
     drain_per = {m.scenario: statistics.median(m.drain_s) / max(1, m.drain_count) for m in r.runs}
     slowest = max(drain_per, key=lambda k: drain_per[k])
     drain_verdict = "within" if drain_per[slowest] * 1000 <= BUDGET_MS else "**over**"
@@ -315,19 +317,21 @@ def render_markdown(r: Result) -> str:
         "",
         "### How to read it",
         "",
-        f"- The worst p99 per decision is {verdict} the {BUDGET_MS:g} ms budget. A decision "
-        "sorts every waiting caller by priority (tier head start plus aging), then scans all "
-        "seats for the first caller some seat may take. Callers no seat may take yet (a VIP "
-        "in the manager-only stage whose manager is busy, a skill no ready seat has) cost a "
-        "full scan each before the pick: that count is the *skipped* row.",
+        f"- The worst p99 per decision ({_ms(worst)} ms) is {verdict} the {BUDGET_MS:g} ms "
+        f"budget and {goal} the goal of issue 12 ({GOAL_P99_MS:g} ms). A decision sorts the "
+        "callers by `position_key` alone (plain floats) and works out the priority (tier head "
+        "start plus aging) of each tier's oldest caller only, taking callers best first until "
+        "one fits; its seat is usually the longest idle of all (one `min`). Callers no seat may "
+        "take yet (a VIP in the manager-only stage whose manager is busy, a skill no ready seat "
+        "has) are passed over before the pick: that count is the *skipped* row. A caller who "
+        "needs a skill the longest-idle seat lacks costs a walk of the seats in idle order.",
         "- The naive pick knows nothing of tiers, skills, VIP stages or exclusions: the ratio is "
         "the price of those rules, not a speed-up to chase. It can pick a seat the call may "
         "not go to, which routing never does.",
         f"- The drain pairs every ready seat. Per pair it is {drain_verdict} the budget "
-        f"(slowest: `{slowest}`, {_ms(drain_per[slowest])} ms a pair): `assignments` repeats "
-        "`next_assignment`, re-sorting every caller for each pair, and as seats are taken more "
-        "of the top-ranked callers fit none of those left, each costing a scan of the seats "
-        "again at every step.",
+        f"(slowest: `{slowest}`, {_ms(drain_per[slowest])} ms a pair): `assignments` walks the "
+        "same line once, best first, each caller taking its best free seat (a skill's seats are "
+        "sorted once), and stops when the seats run out.",
         "- Timed with `time.perf_counter_ns`, garbage collection off around the timed calls. "
         "p99 is sensitive to other load on the machine (see the load average); the naive "
         "column, timed alternately on the same states, shows how much.",

@@ -36,6 +36,26 @@ there; that is the old behaviour, kept for callers not yet passing ``present``.
 
 The skill requirement and ring-no-answer exclusions apply at every stage. :func:`wait_reason`
 says why a caller still waits, as a code and numbers for the console to word.
+
+Cost of a decision (issue 12; ``python -m bench.bench_routing``, 1000 seats x 1000 callers).
+A decision usually ends at the first caller in line, so :func:`next_assignment` and
+:func:`assignments` rank and index only as far as they get; they decide exactly what ranking
+everything would (``tests/unit/test_routing_speed_invariants.py`` holds the old algorithm as
+the oracle):
+
+- The line (:class:`_Line`). Within one tier every call has the same head start, and priority
+  never grows with ``position_key`` (each step of ``weight + aging * max(0, now - key)`` is
+  monotonic, in floats too), so a tier's calls rank oldest first. The calls are sorted once by
+  ``position_key`` alone (plain floats: no priority worked out, no key tuple); a heap holds
+  each tier's oldest call left under its full :func:`ranked` key, and the best of the heap is
+  the next call. Only the few calls that reach the heap get a priority.
+- The seats (:class:`_FreeSeats`). After its VIP stages a call's seat depends on its skill
+  alone, and with ``longest_idle`` it is usually the longest idle of all ready seats: one
+  ``min`` over the ``ready_since`` floats; only if that seat may not take the call are the
+  seats walked in idle order. In a VIP stage the manager's and the team's seats are looked up
+  by agent id. A drain sorts a skill's seats once, on its second call needing that skill.
+
+:func:`ranked` and :func:`position` still rank the whole line: they need all of it.
 """
 
 from __future__ import annotations
@@ -43,10 +63,12 @@ from __future__ import annotations
 import enum
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from callcenter.broker.interface import Tier
 
@@ -243,8 +265,8 @@ def _order_keys(
     """``((-priority, position_key, call_id), input position)`` for each call, smallest first.
 
     The input position breaks full ties as a stable sort would. :func:`priority` is inlined
-    (the same expression, so the same floats): this runs for every waiting call at every
-    decision.
+    (the same expression, so the same floats). Only :func:`ranked` (the whole line) uses this;
+    a decision uses :class:`_Line`.
     """
     weight, aging = policy.tier_weights.get, policy.aging_per_second
     out = []
@@ -263,89 +285,218 @@ def ranked(waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float) -> l
     return [waiting[n] for _, n in sorted(_order_keys(waiting, policy, now))]
 
 
-def _seat_order(seat: SeatView, skill: str | None,
-                choice: SeatChoice) -> tuple[float, float, str]:
-    ready = seat.ready_since if seat.ready_since is not None else math.inf
-    if choice == "skill_level":
-        level = seat.skills.get(skill, 0) if skill is not None else 0
-        return (-level, ready, seat.agent_id)
+_POSITION = attrgetter("position_key")  # a float: WaitingCall.__post_init__ fills it in
+_TIER = attrgetter("tier")
+
+
+class _Line:
+    """The waiting calls in :func:`ranked` order, one at a time, worked out only as far as asked.
+
+    The calls are sorted once by ``position_key`` alone (a sort of floats, with no priority
+    worked out; nearly free when the queue is already in arrival order). A tier's calls all have
+    the same head start, so they rank in that order: oldest first (see the module docstring).
+    Each tier keeps a cursor into it, and a small heap (``_heads``) holds each tier's oldest
+    call left with its full :func:`ranked` key; the best of the heap is the best call left.
+
+    Calls of one tier with the same ``position_key`` tie on priority too: they enter the heap
+    together, so ``call_id`` decides among them as in :func:`ranked`. The place in the sorted
+    order stands in for the input position (the sort is stable, so among equal keys it is the
+    input order).
+    """
+
+    def __init__(self, waiting: Sequence[WaitingCall], policy: QueuePolicy, now: float) -> None:
+        self._by_age: list[WaitingCall] = sorted(waiting, key=_POSITION)
+        self._tiers: list[Tier] = list(map(_TIER, self._by_age))
+        self._weight = policy.tier_weights.get
+        self._aging = policy.aging_per_second
+        self._now = now
+        self._heads: list[tuple[float, float, str, int]] = []  # (-priority, key, call_id, place)
+        self._cursor: dict[Tier, int] = {}  # tier -> where in _by_age its next calls are sought
+        self._in_heads: dict[Tier, int] = {}  # tier -> how many of its calls are in _heads
+        for tier in set(self._tiers):
+            self._cursor[tier] = 0
+            self._advance(tier)
+
+    def _advance(self, tier: Tier) -> None:
+        """Put ``tier``'s oldest calls left (all with that ``position_key``) into the heap."""
+        by_age, tiers = self._by_age, self._tiers
+        try:
+            start = tiers.index(tier, self._cursor[tier])
+        except ValueError:  # the tier has no calls left
+            self._in_heads[tier] = 0
+            return
+        key = by_age[start].key
+        prio = self._weight(tier, 0.0) + self._aging * max(0.0, self._now - key)
+        end, queued = start, 0
+        while end < len(by_age) and by_age[end].position_key == key:
+            if tiers[end] == tier:
+                heapq.heappush(self._heads, (-prio, key, by_age[end].call_id, end))
+                queued += 1
+            end += 1
+        self._cursor[tier] = end
+        self._in_heads[tier] = queued
+
+    def __iter__(self) -> _Line:
+        return self
+
+    def __next__(self) -> WaitingCall:
+        if not self._heads:
+            raise StopIteration
+        place = heapq.heappop(self._heads)[3]
+        tier = self._tiers[place]
+        self._in_heads[tier] -= 1
+        if not self._in_heads[tier]:
+            self._advance(tier)
+        return self._by_age[place]
+
+
+SeatRank: TypeAlias = Callable[[SeatView], tuple[Any, ...]]
+
+_LONGEST_IDLE: SeatRank = attrgetter("ready_since", "agent_id")
+_READY_SINCE = attrgetter("ready_since")
+_AGENT_ID = attrgetter("agent_id")
+_FEWEST_CALLS: SeatRank = attrgetter("calls_taken", "ready_since", "agent_id")
+
+
+def _seat_rank(skill: str | None, choice: SeatChoice) -> SeatRank:
+    """How ``choice`` ranks ready seats for a call needing ``skill``; smaller is better.
+
+    ``longest_idle``: ``(ready_since, agent_id)``; ``fewest_calls``: ``(calls_taken,
+    ready_since, agent_id)``; ``skill_level``: ``(-level, ready_since, agent_id)`` (without a
+    skill every level counts as 0, so it is ``longest_idle``).
+    """
     if choice == "fewest_calls":
-        return (seat.calls_taken, ready, seat.agent_id)
-    return (ready, 0.0, seat.agent_id)
+        return _FEWEST_CALLS
+    if choice == "skill_level" and skill is not None:
+        return lambda seat: (-seat.skills.get(skill, 0), seat.ready_since, seat.agent_id)
+    return _LONGEST_IDLE
 
 
-def _seat_key(
-    seat: SeatView, call: WaitingCall, policy: QueuePolicy
-) -> tuple[float, float, str]:
-    """Smaller is better: how ``policy.seat_choice`` ranks seats for ``call``."""
-    return _seat_order(seat, _skill(call, policy), policy.seat_choice)
+def _best_admitted(ready: list[SeatView], rank: SeatRank,
+                   admits: Callable[[SeatView], bool]) -> SeatView | None:
+    """``min(filter(admits, ready), key=rank, default=None)``, usually asking ``admits`` once.
+
+    The best ready seat of all is usually admitted. For ``longest_idle`` the seats are tried in
+    order of ``ready_since``, taken from a heap of the plain floats (no key tuple per seat);
+    seats exactly as idle as each other are compared by the whole key (``agent_id``).
+    """
+    if rank is not _LONGEST_IDLE:
+        seat = min(ready, key=rank, default=None)
+        if seat is None or admits(seat):
+            return seat
+        return min(filter(admits, ready), key=rank, default=None)
+    idle = list(map(_READY_SINCE, ready))
+    if not idle:
+        return None
+    longest = min(idle)
+    if idle.count(longest) == 1 and admits(seat := ready[idle.index(longest)]):
+        return seat  # the usual case
+    heap = idle.copy()
+    heapq.heapify(heap)
+    while heap:
+        since = heapq.heappop(heap)
+        if heap and heap[0] == since:  # equally idle seats
+            tied = [s for s, t in zip(ready, idle, strict=True) if t == since]
+            while heap and heap[0] == since:
+                heapq.heappop(heap)
+            if fits := list(filter(admits, tied)):
+                return min(fits, key=rank)
+        elif admits(seat := ready[idle.index(since)]):
+            return seat
+    return None
 
 
-class _ReadySeats:
-    """The ready seats of one decision, indexed so a call looks only at its candidates.
+class _FreeSeats:
+    """The ready seats of one decision; :meth:`best` finds a call's best free one.
 
-    Built once per :func:`next_assignment` / :func:`assignments` call. Candidates are a superset
-    of the seats :func:`eligible` admits (the manager alone in the manager-only stage; the
-    manager and the VIP team in the VIP-team stage; otherwise the ready seats with the call's
-    skill), and every candidate is still checked with :func:`eligible`, so the index only saves
-    work: it never decides. After the VIP stages the seat choice depends on the skill alone, so
-    each skill's seats are sorted once by the seat-choice key and a call takes the first free
-    eligible one; seats taken by earlier pairs are skipped for good (``_head``).
+    Nothing is indexed up front, since a decision usually ends at its first call. Shortcuts only
+    narrow the candidates; what they admit is exactly what :func:`eligible` admits:
+
+    - in a VIP stage the candidates are the manager's seats (found with ``list.index``) and the
+      VIP team's (collected on first need), each checked with :func:`eligible`;
+    - after the stages, the seat choice depends on the call's skill alone. The first call of a
+      decision needing a skill gets :func:`_best_admitted` (no sort). From the second call
+      needing the skill on (a drain), that skill's seats are sorted once and each call takes the
+      first one neither taken nor excluded; taken seats at the front are passed for good
+      (``_head``).
     """
 
     def __init__(self, seats: Sequence[SeatView], policy: QueuePolicy,
                  present: Present | None) -> None:
         self._policy = policy
         self._present = present
-        self._ready = [s for s in seats if s.ready_since is not None]
-        self._by_id: dict[str, list[SeatView]] = {}
-        self._by_skill: dict[str, list[SeatView]] = {}
-        for seat in self._ready:
-            self._by_id.setdefault(seat.agent_id, []).append(seat)
-            for skill in seat.skills:
-                if _has_skill(seat.skills, skill):
-                    self._by_skill.setdefault(skill, []).append(seat)
-        self._vip_team = [s for s in self._ready if s.agent_id in policy.vip_team]
+        self.ready = [s for s in seats if s.ready_since is not None]
+        self.taken: set[str] = set()  # agent ids already paired in this decision
+        self._agent_ids: list[str] | None = None
+        self._vip_team: list[SeatView] | None = None
+        self._scanned: set[str | None] = set()  # skills a call of this decision looked for
         self._sorted: dict[str | None, list[SeatView]] = {}
         self._head: dict[str | None, int] = {}
-        self.taken: set[str] = set()  # agent ids already paired in this decision
+
+    def _ids(self) -> list[str]:
+        """The agent id of each ready seat, worked out on first need."""
+        if self._agent_ids is None:
+            self._agent_ids = list(map(_AGENT_ID, self.ready))
+        return self._agent_ids
+
+    def _seats_of(self, agent: str | None) -> list[SeatView]:
+        """The ready seats of ``agent`` (usually one or none)."""
+        if agent is None:
+            return []
+        ids = self._ids()
+        out: list[SeatView] = []
+        at = -1
+        while True:
+            try:
+                at = ids.index(agent, at + 1)
+            except ValueError:
+                return out
+            out.append(self.ready[at])
 
     def _staged_candidates(self, call: WaitingCall, manager_only: bool) -> list[SeatView]:
-        manager = [] if call.manager is None else self._by_id.get(call.manager, [])
+        manager = self._seats_of(call.manager)
         if manager_only:
             return manager
-        if call.manager in self._policy.vip_team:
+        team = self._policy.vip_team
+        if self._vip_team is None:
+            self._vip_team = list(compress(self.ready, map(team.__contains__, self._ids())))
+        if call.manager in team:
             return self._vip_team
         return [*self._vip_team, *manager]
-
-    def _by_choice(self, skill: str | None) -> list[SeatView]:
-        order = self._sorted.get(skill)
-        if order is None:
-            pool = self._ready if skill is None else self._by_skill.get(skill, [])
-            choice = self._policy.seat_choice
-            order = sorted(pool, key=lambda s: _seat_order(s, skill, choice))
-            self._sorted[skill] = order
-            self._head[skill] = 0
-        return order
 
     def best(self, call: WaitingCall, now: float) -> SeatView | None:
         """The free seat :func:`next_assignment` would give ``call``, None if none fits."""
         policy, taken = self._policy, self.taken
         stages = _stage_ends(call, policy, self._present)
         skill = _skill(call, policy)
+        rank = _seat_rank(skill, policy.seat_choice)
         if stages is not None and now < stages[1]:
             staged = self._staged_candidates(call, manager_only=now < stages[0])
             fits = [s for s in staged
                     if s.agent_id not in taken and _eligible(call, s, policy, skill, stages, now)]
-            return min(fits, key=lambda s: _seat_key(s, call, policy), default=None)
-        order = self._by_choice(skill)
+            return min(fits, key=rank, default=None)
+        if skill in self._scanned:
+            return self._first_free(call, skill, rank)
+        self._scanned.add(skill)
+        barred = taken | call.excluded if taken else call.excluded
+        return _best_admitted(self.ready, rank, lambda seat: (
+            (skill is None or not seat.skills.get(skill, 0) < 1) and seat.agent_id not in barred))
+
+    def _first_free(self, call: WaitingCall, skill: str | None, rank: SeatRank) -> SeatView | None:
+        """The first seat in ``skill``'s seat-choice order neither taken nor refused by ``call``."""
+        order = self._sorted.get(skill)
+        if order is None:
+            pool = [s for s in self.ready if _has_skill(s.skills, skill)]
+            order = self._sorted[skill] = sorted(pool, key=rank)
+            self._head[skill] = 0
+        taken = self.taken
         head = self._head[skill]
         while head < len(order) and order[head].agent_id in taken:
             head += 1
         self._head[skill] = head
         for index in range(head, len(order)):
             seat = order[index]
-            if seat.agent_id not in taken and _eligible(call, seat, policy, skill, stages, now):
+            if seat.agent_id not in taken and seat.agent_id not in call.excluded:
                 return seat
         return None
 
@@ -356,15 +507,14 @@ def next_assignment(
 ) -> Assignment | None:
     """The best call that some seat may take, and the best such seat; None if nothing fits.
 
-    Callers are taken in :func:`ranked` order (lazily, from a heap: usually the first fits).
+    Callers are taken in :func:`ranked` order, as far as needed (usually the first fits).
     ``present``: see :data:`Present` (None: VIP stages on time alone).
     """
-    heap = _order_keys(waiting, policy, now)
-    heapq.heapify(heap)
-    ready = _ReadySeats(seats, policy, present)
-    while heap:
-        call = waiting[heapq.heappop(heap)[1]]
-        seat = ready.best(call, now)
+    free = _FreeSeats(seats, policy, present)
+    if not free.ready:
+        return None
+    for call in _Line(waiting, policy, now):
+        seat = free.best(call, now)
         if seat is not None:
             return Assignment(call.call_id, seat.agent_id)
     return None
@@ -378,21 +528,24 @@ def assignments(
 
     Computed in one pass in :func:`ranked` order, each call taking its best free eligible seat:
     the same pairs in the same order, because seats only leave, so a call that no free seat fits
-    when its turn comes fits none later either. A ``call_id`` or ``agent_id`` that occurs more
-    than once is used once, as in the repetition. ``present``: see :data:`Present` (None: VIP
-    stages on time alone).
+    when its turn comes fits none later either. The pass ends when every seat is taken. A
+    ``call_id`` or ``agent_id`` that occurs more than once is used once, as in the repetition.
+    ``present``: see :data:`Present` (None: VIP stages on time alone).
     """
-    ready = _ReadySeats(seats, policy, present)
+    free = _FreeSeats(seats, policy, present)
+    agents = len(set(map(_AGENT_ID, free.ready)))
     served: set[str] = set()
     out: list[Assignment] = []
-    for call in ranked(waiting, policy, now):
+    for call in _Line(waiting, policy, now):
+        if len(free.taken) == agents:
+            break
         if call.call_id in served:
             continue
-        seat = ready.best(call, now)
+        seat = free.best(call, now)
         if seat is not None:
             out.append(Assignment(call.call_id, seat.agent_id))
             served.add(call.call_id)
-            ready.taken.add(seat.agent_id)
+            free.taken.add(seat.agent_id)
     return out
 
 
