@@ -102,6 +102,12 @@ def _answered_at(row: Mapping[str, str], now: float) -> float:
     return now - min(hours * 3600 + minutes * 60 + seconds, 86400)
 
 
+def _offer(waiter: Waiter, now: float, direct: bool, context: Mapping[str, str]) -> Offer:
+    """What a seat is told of ``waiter`` when its phone rings (the screen pop's source)."""
+    return Offer(waiter.call_id, waiter.queue, waiter.tier.value, waiter.account, waiter.phone,
+                 waiter.manager, waiter.callback, direct, waiter.arrived_at, now, dict(context))
+
+
 def _is_answered(row: Mapping[str, str]) -> bool:
     """A ``CoreShowChannels`` row of a channel that answered (up, or in a bridge)."""
     return row.get("ChannelState") == _UP or bool(row.get("BridgeId"))
@@ -775,10 +781,8 @@ class AcdCore:
         self._apply(rt, SeatInput.OFFER, now)
         self._qlog(now, waiter.queue, waiter.call_id, "ring", agent=rt.agent.agent_id,
                    tier=waiter.tier.value)
-        self._emit(CallOffered(rt.agent.agent_id, Offer(
-            waiter.call_id, waiter.queue, waiter.tier.value, waiter.account, waiter.phone,
-            waiter.manager, waiter.callback, waiter.direct, waiter.arrived_at, now,
-            dict(waiter.context))))
+        self._emit(CallOffered(rt.agent.agent_id, _offer(waiter, now, waiter.direct,
+                                                          waiter.context)))
         self._emit(self._ring(rt, call))
 
     def _ring(self, rt: SeatRuntime, call: ActiveCall) -> Ring:
@@ -1176,10 +1180,8 @@ class AcdCore:
         waiter = call.waiter
         call.consult_agent, other.consulted_on = other.agent.agent_id, call.call_id
         self._apply(other, SeatInput.OFFER, now)
-        self._emit(CallOffered(other.agent.agent_id, Offer(
-            waiter.call_id, waiter.queue, waiter.tier.value, waiter.account, waiter.phone,
-            waiter.manager, waiter.callback, True, waiter.arrived_at, now,
-            {**waiter.context, "consulted_by": rt.agent.agent_id})))
+        self._emit(CallOffered(other.agent.agent_id, _offer(
+            waiter, now, True, {**waiter.context, "consulted_by": rt.agent.agent_id})))
 
     def consult_released(self, call: ActiveCall) -> None:
         """The consultation on ``call`` ended without the consulted agent taking the caller:
