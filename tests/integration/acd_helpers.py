@@ -141,6 +141,30 @@ async def hang_up_all(engine: Engine) -> None:
             await engine.ami.action("Hangup", Channel=row["Channel"])
 
 
+async def hang_up(engine: Engine, channel: str, timeout_s: float = 10.0) -> None:
+    """Hang up ``channel`` (a name or a uniqueid), riding over the instant it has no name: AMI
+    Bridge moves a channel out of dialplan by a masquerade, and a Hangup at that instant answers
+    "No such channel" although the channel lives on. Returns once it is gone or was never there."""
+    from callcenter.errors import AmiActionError
+
+    assert engine.ami is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            await engine.ami.action("Hangup", Channel=channel)
+            return
+        except AmiActionError as exc:
+            if "No such channel" not in str(exc):
+                raise
+        rows = await engine.ami.action_list("CoreShowChannels")
+        if not any(channel in (r.get("Channel"), r.get("Uniqueid")) for r in rows):
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{channel} is listed but Hangup cannot find it")
+        await asyncio.sleep(0.1)
+
+
 async def direct_caller(engine: Engine, phone: str = "13700000009",
                         queue: str = "general") -> tuple[str, str]:
     """A caller put straight into [queue-hold] and the queue (no IVR: for call-control tests).

@@ -13,7 +13,7 @@ from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone, Transport
 from callcenter.phones.identity import ha1
-from tests.integration.acd_helpers import desk_agent, direct_caller, until
+from tests.integration.acd_helpers import desk_agent, direct_caller, hang_up, until
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ async def test_a_desk_phone_registers_answers_a_queued_call_and_unregistering_en
         assert engine.ami is not None
         # The caller hangs up (the agent's leg may still be on its way into the bridge: hanging
         # it up at that instant would leave the caller waiting alone, see the issue notes)
-        await engine.ami.action("Hangup", Channel=caller)
+        await hang_up(engine, caller)
         assert await phone.answered(1, 30), "the phone saw no complete call"
         await until(engine, lambda: acd.seat("D1").seat.state is SeatState.WRAP_UP, 10,
                     "wrap-up after the call")
@@ -97,5 +97,5 @@ async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
                     f"answered over {transport}")
         call = acd.seat(agent_id).call
         assert call is not None
-        await engine.ami.action("Hangup", Channel=caller)  # (as above)
+        await hang_up(engine, caller)  # (as above)
         assert await phone.answered(1, 30)
