@@ -43,6 +43,15 @@ class AmiSettings(BaseModel):
     #: the phones' own AMI user (``phones/link.py``): AstDB writes and registrations need the
     #: "system" class, which the call-control user never gets (manager.conf)
     phones_username: str = "callcenter-phones"
+    #: the key tap's user (``telephony/key_tap.py``): DTMF and AGI start/end events only, over TLS
+    keys_username: str = "callcenter-keys"
+    #: give the IVR back the keys typed between two AGI commands (off: they may be lost)
+    key_tap: bool = True
+    #: AMI over TLS on ``host`` (manager.conf's TLS listener is generated from it)
+    tls_port: int = Field(5039, ge=1, le=65535)
+    #: the CA that signed Asterisk's certificate; default: the sandbox's local CA
+    #: (``<state_dir>/tls/ca.pem``). Set it when ``sip.tls_cert`` is a site certificate
+    tls_ca: Path | None = None
     secret: SecretStr | None = None
     #: read when ``secret`` is unset; the sandbox writes it (defaults to ``<state_dir>/ami.secret``)
     secret_file: Path | None = None

@@ -57,6 +57,7 @@ from callcenter.store.writer import replay_left
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.host_limits import raise_fd_limit
+from callcenter.telephony.key_tap import KeyTap, TypedAhead
 from callcenter.telephony.values import phone_number_or_empty
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Engine:
         self.work = BackgroundWork()
         self.ami: AmiClient | None = None
         self.agi: AgiServer | None = None
+        self.key_tap: KeyTap | None = None
         self.acd: Acd | None = None
         self.secretary: Secretary | None = None
         self.broker: Mosquitto | None = None
@@ -149,6 +151,11 @@ class Engine:
                 self.console_backend.watch_presence(self.settings.console.presence_grace_s)
             await self.ami.start()
             await self._start_phones()
+            if self.settings.ami.key_tap:
+                ami = self.settings.ami
+                self.key_tap = KeyTap(ami, self.settings.ami_secret(),
+                                      ami.tls_ca or self.settings.tls_dir / "ca.pem")
+                await self.key_tap.start()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
                                  on_round_trip=self.on_agi_round_trip,
                                  key=agi_key)
@@ -253,6 +260,9 @@ class Engine:
         if self.agi is not None:
             await self.agi.close()
             self.agi = None
+        if self.key_tap is not None:
+            await self.key_tap.close()
+            self.key_tap = None
         await self.work.drain()  # orders and transfers on their way finish and are recorded
         if self.secretary is not None:
             await self.secretary.close()
@@ -288,6 +298,15 @@ class Engine:
             self.db = None
 
     async def handle_agi(self, channel: Channel) -> None:
+        # before the first command: the tap counts this session's commands from there
+        typed = self.key_tap.session(channel) if self.key_tap is not None else None
+        try:
+            await self._serve_agi(channel, typed)
+        finally:
+            if typed is not None:
+                typed.close()
+
+    async def _serve_agi(self, channel: Channel, typed: TypedAhead | None) -> None:
         controller = self.controller
         assert controller is not None
         call_id = await channel.resolve_linkedid()
@@ -303,7 +322,7 @@ class Engine:
             elif script == "queue-callback":
                 await self.queue_callback(channel, call_id, note)
             elif script in flows.flows:
-                await self.run_flow(channel, flows, script, call_id, note)
+                await self.run_flow(channel, flows, script, call_id, note, typed)
             else:
                 note("ivr.refused", {"script": script})
                 log.warning("FastAGI request for unknown flow %r; hanging up", script)
@@ -313,7 +332,8 @@ class Engine:
             raise
 
     async def run_flow(self, channel: Channel, flows: FlowSet, flow: str, call_id: str,
-                       note: Callable[[str, Mapping[str, str]], None]) -> None:
+                       note: Callable[[str, Mapping[str, str]], None],
+                       typed: TypedAhead | None = None) -> None:
         assert self.db is not None and self.backoffice is not None
         caller = phone_number_or_empty(channel.caller_id)  # else unknown: never dialled back
         session = CallSession(call_id, caller)
@@ -328,7 +348,7 @@ class Engine:
             return await run_action(table, call)
 
         await channel.answer()
-        end = await drive(interp, AgiFlowIO(channel, call_id), actions, note)
+        end = await drive(interp, AgiFlowIO(channel, call_id, typed), actions, note)
         if isinstance(end, Transfer) and self.acd is not None:
             context = {k: v for k, v in end.context.items() if v is not None}
             context.setdefault("lang", session.lang)

@@ -8,7 +8,9 @@ On a live channel an answer is collected by Asterisk in one command (``GET DATA`
 last prompt with barge-in, then every key until ``max_digits``, ``#`` or the timeout). Between
 two AGI commands Asterisk reads and drops the caller's keys (``res_agi``'s idle loop), so
 collecting key by key (``WAIT FOR DIGIT``) lost the keys pressed while the engine was busy: 2-21%
-of calls under SIP load. Keys pressed between two questions are still exposed to that gap.
+of calls under SIP load. Keys pressed between two questions (after a barge-in, while the engine
+thinks) come back through the key tap (``telephony/key_tap.py``) and join the answer in the order
+they were typed.
 """
 
 from __future__ import annotations
@@ -107,34 +109,37 @@ def asterisk_collects(step: Ask) -> bool:
     return step.terminator in (None, "#")
 
 
-def answered(step: Ask, got: str) -> Digits | None:
-    """The answer, if ``got`` (keys typed ahead) completes it already."""
-    if got and step.terminator and step.terminator in got:
-        return Digits(got[:got.index(step.terminator)])
-    if got and got[0] in step.first_keys:
-        return Digits(got[0])
-    if len(got) >= step.max_digits:
-        return Digits(got[:step.max_digits])
+def answered(step: Ask, keys: str) -> tuple[Digits, str] | None:
+    """The answer, if the keys typed so far complete it, and the keys typed after it."""
+    if keys and keys[0] in step.first_keys:
+        return Digits(keys[0]), keys[1:]
+    if step.terminator:
+        end = keys.find(step.terminator, 0, step.max_digits + 1)
+        if end >= 0:
+            return Digits(keys[:end]), keys[end + 1:]
+    if len(keys) >= step.max_digits:
+        return Digits(keys[:step.max_digits]), keys[step.max_digits:]
     return None
 
 
-def from_get_data(step: Ask, got: str, text: str, timed_out: bool) -> Digits:
-    """The answer from keys typed ahead (``got``) and what ``GET DATA`` collected after them:
-    ``text`` without the ``#`` that ended it, ``timed_out`` when the caller stopped typing.
+def from_get_data(step: Ask, before: str, text: str, timed_out: bool,
+                  asked: int) -> tuple[Digits, str]:
+    """The answer (and any keys after it) from the keys typed before ``GET DATA`` (``before``)
+    and what it collected: ``text`` without the ``#`` that ended it, ``timed_out`` when the
+    caller stopped typing, ``asked`` the digits it was asked for.
 
     A key of ``first_keys`` pressed first (back, agent) is the answer on its own: the caller
     pressed it and then waited (or pressed ``#``). A ``#`` that ended the input early is part of
     the answer when ``#`` is not the step's terminator (a menu key, or a key the validator
     refuses), as key-by-key collection had it.
     """
-    full = got + text
-    if full and full[0] in step.first_keys:
-        return Digits(full[0])
-    remaining = step.max_digits - len(got)
-    hashed = not timed_out and len(text) < remaining
-    if hashed and step.terminator is None:
-        full += "#"
-    return Digits(full, timed_out=timed_out)
+    keys = before + text
+    if not timed_out and len(text) < asked:
+        keys += "#"  # what ended it early; GET DATA leaves it out
+    done = answered(step, keys)
+    if done is not None:
+        return done
+    return Digits(keys, timed_out=timed_out), ""
 
 
 def sound(prompt: str) -> str:
@@ -142,27 +147,68 @@ def sound(prompt: str) -> str:
     return f"callcenter/{prompt}"
 
 
-class AgiFlowIO:
-    """Steps on a live channel: barge-in on every prompt, type-ahead kept between steps."""
+class KeysAhead(Protocol):
+    """Keys the caller typed while no AGI command ran (``telephony/key_tap.py``)."""
 
-    def __init__(self, channel: Channel, call_id: str) -> None:
+    def ahead(self) -> str: ...
+    async def before_last(self) -> str: ...
+    def seal(self) -> None: ...
+
+
+class NoKeysAhead:
+    """Without the key tap: keys typed between two commands are not known."""
+
+    def ahead(self) -> str:
+        return ""
+
+    async def before_last(self) -> str:
+        return ""
+
+    def seal(self) -> None:
+        return None
+
+
+class AgiFlowIO:
+    """Steps on a live channel: barge-in on every prompt, type-ahead kept between steps.
+
+    ``typed`` gives back the keys Asterisk dropped between two commands: those typed since the
+    last command (``ahead``) start the next answer, those that turn out to have come before the
+    command just answered (``before_last``) go in front of what it collected."""
+
+    def __init__(self, channel: Channel, call_id: str, typed: KeysAhead | None = None) -> None:
         self.channel = channel
         self.call_id = call_id
+        self.typed: KeysAhead = typed or NoKeysAhead()
         self.pending = ""    # digits pressed ahead of the question that wants them
 
     async def say(self, step: SayStep) -> None:
+        self.pending += self.typed.ahead()
         if self.pending:
             return  # the caller is already answering ahead: do not make them listen
         digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
-        if digit:
-            self.pending += digit
+        self.pending += await self.typed.before_last() + (digit or "")
 
     async def ask(self, step: Ask) -> Digits:
-        got = "" if step.fresh else self.pending
+        ahead = self.typed.ahead()
+        got = "" if step.fresh else self.pending + ahead
         self.pending = ""
         answer = await self._collect(step, got)
         if step.secret:
             self.pending = ""  # keys after a password never reach a menu (or its timeline)
+            self.typed.seal()
+        return answer
+
+    async def _late(self, drop: bool) -> str:
+        """Keys typed before the command just answered; dropped on a question that must be
+        heard (``fresh``) when they came before it."""
+        late = await self.typed.before_last()
+        return "" if drop else late
+
+    def _done(self, step: Ask, keys: str) -> Digits | None:
+        done = answered(step, keys)
+        if done is None:
+            return None
+        answer, self.pending = done
         return answer
 
     async def _collect(self, step: Ask, got: str) -> Digits:
@@ -171,31 +217,35 @@ class AgiFlowIO:
             return await self._get_data(step, got, timeout_ms)
         if not got:
             digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
-            got = digit or ""
+            got = await self._late(step.fresh) + (digit or "")
         while True:
-            if got and step.terminator and got.endswith(step.terminator):
-                return Digits(got[:-1])
-            if len(got) >= step.max_digits or (len(got) == 1 and got in step.first_keys):
-                return Digits(got)
+            got += self.typed.ahead()
+            done = self._done(step, got)
+            if done is not None:
+                return done
             digit = await self.channel.wait_for_digit(timeout_ms)
+            got += await self._late(False) + (digit or "")
             if digit is None:
-                return Digits(got, timed_out=True)
-            got += digit
+                return self._done(step, got) or Digits(got, timed_out=True)
 
     async def _get_data(self, step: Ask, got: str, timeout_ms: int) -> Digits:
         """The whole answer in one ``GET DATA``: no key falls between two commands."""
-        prompt = ""
+        prompt, fresh = "", step.fresh
         if not got and step.prompts:
             *lead, last = step.prompts
-            digit = await self.channel.play([sound(p) for p in lead], DIGIT_KEYS) if lead \
-                else None
-            got, prompt = (digit, "") if digit else ("", sound(last))
-        done = answered(step, got)
+            if lead:
+                digit = await self.channel.play([sound(p) for p in lead], DIGIT_KEYS)
+                got = await self._late(fresh) + (digit or "") + self.typed.ahead()
+                fresh = False
+            prompt = "" if got else sound(last)
+        done = self._done(step, got)
         if done is not None:
             return done
-        text, timed_out = await self.channel.get_data(prompt, timeout_ms,
-                                                      step.max_digits - len(got))
-        return from_get_data(step, got, text, timed_out)
+        asked = step.max_digits - len(got)
+        text, timed_out = await self.channel.get_data(prompt, timeout_ms, asked)
+        answer, self.pending = from_get_data(step, got + await self._late(fresh), text,
+                                             timed_out, asked)
+        return answer
 
     async def record(self, step: RecordMessage) -> str | None:
         await self.channel.play([sound(p) for p in step.prompts], "")

@@ -95,6 +95,8 @@ class Channel:
         self._hung_up = connection.hangup_received
         self._closed = False
         self._broken = False
+        #: commands written so far (``key_tap.py`` matches them to Asterisk's reports)
+        self.commands_sent = 0
         self._linkedid: str | None = environment.variables.get("agi_linkedid") or None
 
     # -- what Asterisk told us up front ---------------------------------------------------------
@@ -290,6 +292,7 @@ class Channel:
             self._check_usable(command)
             payload = self._conn.send_command(command, *args)
             log.debug("AGI %s: %s", self.uniqueid, command)
+            self.commands_sent += 1
             in_sync = False
             started = time.perf_counter()
             try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -78,8 +79,10 @@ class AmiClient:
         secret: SecretStr,
         on_event: EventHandler | None = None,
         on_ready: ReadyHandler | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
+        self._tls = tls
         self._secret = secret
         self._handlers: list[EventHandler] = [on_event] if on_event else []
         self._on_ready = on_ready
@@ -177,7 +180,8 @@ class AmiClient:
         link = _Link(self)
         try:
             _, protocol = await asyncio.wait_for(
-                loop.create_connection(_Protocol, s.host, s.port), s.connect_timeout
+                loop.create_connection(_Protocol, s.host, s.port, ssl=self._tls),
+                s.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
             raise AmiConnectionError(

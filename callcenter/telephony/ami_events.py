@@ -116,6 +116,23 @@ class Shutdown:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyRead:
+    """``DTMFEnd`` of a key the caller sent (only the key-tap user gets these: read class dtmf)."""
+
+    uniqueid: str
+    digit: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AgiExec:
+    """``AGIExecStart`` / ``AGIExecEnd``: an AGI command began or finished on a channel. The
+    command text and its result stay behind (they may carry what a caller typed)."""
+
+    uniqueid: str
+    ended: bool
+
+
+@dataclass(frozen=True, slots=True)
 class OtherEvent:
     name: str
     headers: Mapping[str, str] = field(repr=False)
@@ -132,6 +149,8 @@ AmiEvent = (
     | CoreShowChannel
     | FullyBooted
     | Shutdown
+    | KeyRead
+    | AgiExec
     | OtherEvent
 )
 
@@ -182,6 +201,10 @@ def parse_event(headers: Mapping[str, str]) -> AmiEvent:
         return FullyBooted(_int(h.get("Uptime")))
     if key == "shutdown":
         return Shutdown(restart=h.get("Restart", "").lower() in ("true", "yes"))
+    if key == "dtmfend" and h.get("Direction", "").lower() == "received":
+        return KeyRead(h.get("Uniqueid", ""), h.get("Digit", ""))
+    if key in ("agiexecstart", "agiexecend"):
+        return AgiExec(h.get("Uniqueid", ""), ended=key == "agiexecend")
     return OtherEvent(name, h)
 
 
@@ -195,7 +218,8 @@ _CANONICAL = {
     for k in (
         "Event Uniqueid Linkedid Channel ChannelState ChannelStateDesc CallerIDNum CallerIDName "
         "Context Exten Cause Cause-txt DialString DialStatus BridgeUniqueid Application BridgeId "
-        "Duration Uptime Restart DestUniqueid DestLinkedid DestChannel DestChannelState "
+        "Duration Uptime Restart Direction Digit DestUniqueid DestLinkedid DestChannel "
+        "DestChannelState "
         "DestChannelStateDesc DestCallerIDNum DestCallerIDName DestContext DestExten"
     ).split()
 }

@@ -25,7 +25,13 @@ from pathlib import Path
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
 from callcenter.sip.certs import ServerCert, ensure_server_cert
-from callcenter.sip.edge_conf import render_http, render_realm, render_rtp, render_transports
+from callcenter.sip.edge_conf import (
+    render_http,
+    render_manager_tls,
+    render_realm,
+    render_rtp,
+    render_transports,
+)
 from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
 
@@ -214,6 +220,8 @@ class Pbx:
         (etc / "pjsip_realm.conf").write_text(render_realm(sip), encoding="ascii")
         (etc / "http.conf").write_text(render_http(sip), encoding="ascii")
         (etc / "rtp.conf").write_text(render_rtp(sip), encoding="ascii")
+        (etc / "manager_tls.conf").write_text(render_manager_tls(self.settings.ami.tls_port),
+                                              encoding="ascii")
         cert = self.server_cert()
         keys = etc / "keys"
         keys.mkdir(mode=0o750, exist_ok=True)

@@ -216,7 +216,9 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
     assert changed.outcomes("change_password") == ["ok"]
     assert "zh/password_changed" in changed.prompts()
     await bo.verify_password(ORDINARY, PasswordKind.TRADING, SecretStr("147036"))
-    # No password digits anywhere: timelines, the database, logs, the engine's AMI traffic.
+    # No password digits anywhere: timelines, the database, logs, the engine's AMI traffic (the
+    # key tap heard every key, over TLS, and logged none).
+    assert engine.key_tap is not None and engine.key_tap.connected
     assert engine.db is not None
     dump = "\n".join([line async for line in engine.db.iterdump()])
     traffic = bytes(proxy.to_server + proxy.to_client)

@@ -89,6 +89,37 @@ async def test_no_key_is_lost_while_the_engine_is_slow_to_answer(
     assert "zh/stock/600519" in heard.prompts()
 
 
+async def test_keys_typed_between_two_questions_are_not_lost_while_the_engine_is_slow(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'1' stops the menu and the stock code follows at once, a key every 350 ms, while every
+    AGI command leaves the engine 0.5 s late: '6' arrives when no command runs, and res_agi
+    drops it. The key tap heard it (DTMFEnd between AGIExecEnd and AGIExecStart) and it goes in
+    front of what GET DATA collected (without the tap the code is '00519' and refused)."""
+    assert engine.key_tap is not None
+    await until_tap(engine)
+    slow = Channel._round_trip
+
+    async def late(self: Channel, command: str, args: Sequence[str]) -> Reply:
+        await asyncio.sleep(0.5)
+        return await slow(self, command, args)
+
+    monkeypatch.setattr(Channel, "_round_trip", late)
+    recovered = engine.key_tap.ledger.keys_recovered
+    heard = await quote_call(engine, "1600519")
+    assert [d["digits"] for d in heard.ivr("ivr.input")][:2] == ["1", "600519"]
+    assert "zh/stock/600519" in heard.prompts()
+    assert engine.key_tap.ledger.keys_recovered > recovered
+
+
+async def until_tap(engine: Engine) -> None:
+    assert engine.key_tap is not None
+    for _ in range(100):
+        if engine.key_tap.connected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the key tap did not log in over TLS")
+
+
 async def test_a_number_that_is_no_hotline_did_is_refused(engine: Engine) -> None:
     assert engine.agi is not None
     result = await place_sip_call("12345", "", hold_s=5)

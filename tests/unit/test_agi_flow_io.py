@@ -112,13 +112,97 @@ async def test_keys_after_a_password_never_reach_the_next_question() -> None:
 ])
 def test_the_answer_from_what_get_data_said(step: Ask, got: str, text: str, timed_out: bool,
                                             answer: Digits) -> None:
-    assert from_get_data(step, got, text, timed_out) == answer
+    assert from_get_data(step, got, text, timed_out, step.max_digits - len(got)) == (answer, "")
 
 
-def test_typed_ahead_keys_may_be_a_whole_answer() -> None:
-    assert answered(ACCOUNT, "123#") == Digits("123")
-    assert answered(MENU, "0") == Digits("0")
-    assert answered(PASSWORD, "1234567") == Digits("123456")
+def test_typed_ahead_keys_may_be_a_whole_answer_and_what_follows_is_kept() -> None:
+    assert answered(ACCOUNT, "123#") == (Digits("123"), "")
+    assert answered(ACCOUNT, "123#45") == (Digits("123"), "45")
+    assert answered(MENU, "0") == (Digits("0"), "")
+    assert answered(MENU, "1600519") == (Digits("1"), "600519")
+    assert answered(PASSWORD, "1234567") == (Digits("123456"), "7")
+    assert answered(ACCOUNT, "*12") == (Digits("*"), "12")   # back, pressed first
     assert answered(ACCOUNT, "12") is None
+    # a terminator past max_digits does not make a longer answer
+    assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345#") == (Digits("123"), "45#")
     assert asterisk_collects(ACCOUNT) and asterisk_collects(PASSWORD)
     assert not asterisk_collects(Ask(("p",), 4, 5.0, "*", ""))
+
+
+@dataclass
+class GapKeys:
+    """The key tap's view, scripted: ``ahead`` and ``late`` hand out their strings in order."""
+
+    ahead_keys: list[str] = field(default_factory=list)
+    late_keys: list[str] = field(default_factory=list)
+    sealed: int = 0
+
+    def ahead(self) -> str:
+        return self.ahead_keys.pop(0) if self.ahead_keys else ""
+
+    async def before_last(self) -> str:
+        return self.late_keys.pop(0) if self.late_keys else ""
+
+    def seal(self) -> None:
+        self.sealed += 1
+
+
+def io_with(channel: ScriptedChannel, keys: GapKeys) -> AgiFlowIO:
+    return AgiFlowIO(channel, "call-1", keys)  # type: ignore[arg-type]
+
+
+async def test_keys_typed_between_two_questions_start_the_next_answer() -> None:
+    """'1' stops the menu; '1000' arrive while the engine thinks (Asterisk drops them; the tap
+    has them): the account question asks only for the rest, without its prompt."""
+    channel = ScriptedChannel(data=[("1", False), ("0001", False)])
+    io = io_with(channel, GapKeys(ahead_keys=["", "1000"]))
+    assert await io.ask(MENU) == Digits("1")
+    assert await io.ask(ACCOUNT) == Digits("10000001")
+    assert channel.commands[-1] == ("get_data", "", "5000", "12")
+
+
+async def test_keys_learnt_late_go_before_what_get_data_collected() -> None:
+    channel = ScriptedChannel(data=[("0001", False)])
+    io = io_with(channel, GapKeys(late_keys=["1000"]))
+    assert await io.ask(ACCOUNT) == Digits("10000001")
+
+
+async def test_keys_from_the_gap_may_answer_two_questions_without_a_command() -> None:
+    code = Ask(("zh/enter_code",), 6, 5.0, None, "*")
+    channel = ScriptedChannel()
+    io = io_with(channel, GapKeys(ahead_keys=["1600519"]))
+    assert await io.ask(MENU) == Digits("1")
+    assert await io.ask(code) == Digits("600519")
+    assert channel.commands == []
+
+
+async def test_a_prompt_is_not_played_to_a_caller_already_typing() -> None:
+    channel = ScriptedChannel(data=[("0000001", False)])
+    io = io_with(channel, GapKeys(ahead_keys=["1"]))
+    await io.say(SayStep(("zh/welcome",)))
+    assert await io.ask(ACCOUNT) == Digits("10000001")
+    assert [c[0] for c in channel.commands] == ["get_data"]
+
+
+async def test_the_gap_after_a_password_is_sealed() -> None:
+    keys = GapKeys()
+    io = io_with(ScriptedChannel(data=[("1357901", False)]), keys)
+    assert await io.ask(PASSWORD) == Digits("135790")
+    assert keys.sealed == 1 and io.pending == ""
+
+
+async def test_a_question_that_must_be_heard_drops_keys_typed_before_it() -> None:
+    confirm = Ask(("zh/readback", "zh/confirm"), 1, 5.0, None, "", fresh=True)
+    channel = ScriptedChannel(data=[("1", False)])
+    io = io_with(channel, GapKeys(ahead_keys=["1"], late_keys=["1", ""]))
+    io.pending = "1"
+    assert await io.ask(confirm) == Digits("1")
+    # the readback was played and the confirmation asked: no early key answered it
+    assert [c[0] for c in channel.commands] == ["play", "get_data"]
+
+
+async def test_key_by_key_collection_takes_keys_from_the_gaps_too() -> None:
+    step = Ask(("zh/enter_amount",), 9, 5.0, "*", "")
+    channel = ScriptedChannel(barge=["1"], digits=["4", "*"])
+    io = io_with(channel, GapKeys(ahead_keys=["", "23"], late_keys=["", ""]))
+    assert await io.ask(step) == Digits("1234")
