@@ -81,6 +81,8 @@ LOGGED_OUT_ELSEWHERE: Final = "logged out in another session"
 #: seconds without any console session before a ready seat goes not ready (the engine sets
 #: ``console.presence_grace_s`` through ``watch_presence``)
 PRESENCE_GRACE_S: Final = 30.0
+#: the wallboard is pushed at most this often (a burst of changes becomes one push)
+BOARD_INTERVAL_S: Final = 0.1
 
 
 _SUPERVISING = frozenset({p.Role.SUPERVISOR.value, p.Role.ADMIN.value})
@@ -114,6 +116,10 @@ class EngineConsoleBackend:
         self.presence = Presence()
         self.presence_grace_s = PRESENCE_GRACE_S
         self._presence_timers: dict[str, asyncio.TimerHandle] = {}
+        #: the wallboard (and the agents' queue figures) pushed once per burst of changes
+        self._board_push: asyncio.TimerHandle | None = None
+        self._board_pushed_at = 0.0
+        self._queues_changed = False
         acd.listeners.append(self.on_acd)
         #: browser phones' per-login credentials (the engine sets it; None: no SIP phones)
         self.phones: PhoneSessions | None = None
@@ -453,13 +459,11 @@ class EngineConsoleBackend:
                 self._push_agent(agent_id, "seat", data)
                 self.figures.feed(SeatEvent(float(str(data["since"])), agent_id,
                                             SeatState(from_state), SeatState(str(data["state"]))))
-                self._push_role("wallboard", self.wallboard())
-                # last, so the figures and the wallboard see this move before any it causes
+                self._board_changed()
+                # last, so the figures see this move before any it causes
                 self._presence_seat_moved(agent_id)
             case QueuesChanged():
-                board = self.wallboard()
-                self._push_role("wallboard", board)
-                self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
+                self._board_changed(queues=True)
             case CallOffered(agent_id=agent_id, offer=offer):
                 self.screen.offered(agent_id, offer)
             case CallConnected(agent_id=agent_id, call_id=call_id, recording=recording):
@@ -564,6 +568,31 @@ class EngineConsoleBackend:
                                     "service_level": q.alert_service_level or q.target_share}
                            for q in self.acd.queues.values()}}
 
+    def _board_changed(self, queues: bool = False) -> None:
+        """Push the wallboard (and, after a queue change, every agent's queue figures) once for
+        a burst of changes: at the end of this turn of the loop, and at most every
+        ``BOARD_INTERVAL_S``. One routing decision moves several seats and queues; a board per
+        move, to every supervisor, was most of the console's cost under load."""
+        self._queues_changed |= queues
+        if not _loop_running():
+            self._push_board()
+            return
+        if self._board_push is not None:
+            return
+        loop = asyncio.get_running_loop()
+        at = max(loop.time(), self._board_pushed_at + BOARD_INTERVAL_S)
+        self._board_push = loop.call_at(at, self._push_board)
+
+    def _push_board(self) -> None:
+        self._board_push = None
+        if _loop_running():
+            self._board_pushed_at = asyncio.get_running_loop().time()
+        board = self.wallboard()
+        self._push_role("wallboard", board)
+        if self._queues_changed:
+            self._queues_changed = False
+            self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
+
     def _push_agent(self, agent_id: str, name: str, data: dict[str, Any]) -> None:
         if self.push is not None:
             self.push.to_agent(agent_id, p.Event(event=name, data=data))
@@ -579,6 +608,9 @@ class EngineConsoleBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        if self._board_push is not None:
+            self._board_push.cancel()
+            self._board_push = None
         for timer in self._presence_timers.values():
             timer.cancel()
         self._presence_timers.clear()

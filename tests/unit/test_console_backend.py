@@ -1053,3 +1053,25 @@ async def test_recent_contacts_say_the_disposition_without_a_dangling_colon(
     await db.commit()
     contacts = await world.backend.screen.recent_contacts("10000001")
     assert [c["summary"] for c in contacts] == ["callback: 周五回电", "resolved"]
+
+
+async def test_a_burst_of_changes_is_one_wallboard_and_one_queue_push(world: World) -> None:
+    """Ten queue changes and three seat moves in one turn of the loop: supervisors get one
+    wallboard and agents one queue figure, later (not one per change); a change after that
+    push is pushed again."""
+    from callcenter.acd.notices import QueuesChanged, SeatChanged
+
+    def boards() -> int:
+        return len(world.pushes.of("role:supervisor", "wallboard"))
+
+    seat = dict(world.seat(ME.agent_id).data())
+    for _ in range(10):
+        world.backend.on_acd(QueuesChanged())
+    for _ in range(3):
+        world.backend.on_acd(SeatChanged(ME.agent_id, seat, str(seat["state"])))
+    assert boards() == 0
+    await world.pushes.until(lambda: boards() == 1)
+    assert len(world.pushes.of("role:agent", "queues")) == 1
+    world.backend.on_acd(SeatChanged(ME.agent_id, seat, str(seat["state"])))
+    await world.pushes.until(lambda: boards() == 2)
+    assert len(world.pushes.of("role:agent", "queues")) == 1   # no queue change since
