@@ -45,6 +45,8 @@ class AmiSettings(BaseModel):
     phones_username: str = "callcenter-phones"
     #: the key tap's user (``telephony/key_tap.py``): DTMF and AGI start/end events only, over TLS
     keys_username: str = "callcenter-keys"
+    #: its own secret (default: ``<state_dir>/ami-keys.secret``, written by ``pbx up``)
+    keys_secret: SecretStr | None = None
     #: give the IVR back the keys typed between two AGI commands (off: they may be lost)
     key_tap: bool = True
     #: AMI over TLS on ``host`` (manager.conf's TLS listener is generated from it)
@@ -371,6 +373,23 @@ class Settings(BaseSettings):
     @property
     def ami_secret_file(self) -> Path:
         return self.ami.secret_file or self.state_dir / "ami.secret"
+
+    @property
+    def ami_keys_secret_file(self) -> Path:
+        """Next to the AMI secret (``pbx up`` writes both)."""
+        return self.ami_secret_file.parent / "ami-keys.secret"
+
+    def ami_keys_secret(self) -> SecretStr:
+        """The key tap's AMI secret: from settings, else from the file ``pbx up`` wrote."""
+        if self.ami.keys_secret is not None:
+            return self.ami.keys_secret
+        path = self.ami_keys_secret_file
+        try:
+            return SecretStr(path.read_text(encoding="ascii").strip())
+        except OSError as exc:
+            raise ConfigError(
+                f"no AMI secret for the key tap: set CALLCENTER_AMI__KEYS_SECRET or run "
+                f"'callcenter pbx up' (which writes {path})") from exc
 
     def ami_secret(self) -> SecretStr:
         """The AMI secret: from settings, else from the secret file the sandbox wrote."""

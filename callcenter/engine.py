@@ -151,11 +151,7 @@ class Engine:
                 self.console_backend.watch_presence(self.settings.console.presence_grace_s)
             await self.ami.start()
             await self._start_phones()
-            if self.settings.ami.key_tap:
-                ami = self.settings.ami
-                self.key_tap = KeyTap(ami, self.settings.ami_secret(),
-                                      ami.tls_ca or self.settings.tls_dir / "ca.pem")
-                await self.key_tap.start()
+            await self._start_key_tap()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
                                  on_round_trip=self.on_agi_round_trip,
                                  key=agi_key)
@@ -167,6 +163,20 @@ class Engine:
         log.info("engine up: AMI %s:%s, FastAGI %s:%s, flows %s", self.settings.ami.host,
                  self.settings.ami.port, self.settings.agi.host, self.agi.port,
                  self.flows.current.version)
+
+    async def _start_key_tap(self) -> None:
+        """The key tap, if on; without its secret (a PBX installed before it) the IVR runs
+        without it, and says so."""
+        ami = self.settings.ami
+        if not ami.key_tap:
+            return
+        try:
+            secret = self.settings.ami_keys_secret()
+        except ConfigError as exc:
+            log.warning("%s; keys typed between two IVR questions may be lost", exc)
+            return
+        self.key_tap = KeyTap(ami, secret, ami.tls_ca or self.settings.tls_dir / "ca.pem")
+        await self.key_tap.start()
 
     async def _start_channels(self) -> None:
         """The bus (our mosquitto), the outbox relay, and any in-process channel servers."""
@@ -318,7 +328,7 @@ class Engine:
         flows = self.flows.current  # this call keeps this version to its end
         try:
             if script == "first":
-                await first_flow(channel, note)
+                await first_flow(channel, note, typed=typed)
             elif script == "queue-callback":
                 await self.queue_callback(channel, call_id, note)
             elif script in flows.flows:

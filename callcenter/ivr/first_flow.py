@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from callcenter.ivr import speech
+from callcenter.ivr.interpreter import Ask
+from callcenter.ivr.runner import AgiFlowIO, KeysAhead
 from callcenter.telephony.agi import Channel
 
 MAX_DIGITS = 20
 INTER_DIGIT_TIMEOUT_MS = 5000
-DIGITS = "0123456789*#"
 
 Notes = Callable[[str, Mapping[str, str]], None]
 
@@ -23,31 +24,21 @@ def prompt(lang: str, ident: str) -> str:
     return f"callcenter/{lang}/{ident}"
 
 
-async def collect_digits(channel: Channel, first: str | None, max_digits: int,
-                         timeout_ms: int) -> str:
-    """Digits until '#', ``max_digits`` or a silence of ``timeout_ms``; '#' is not returned."""
-    digits = ""
-    pressed = first
-    while len(digits) < max_digits:
-        if pressed is None:
-            pressed = await channel.wait_for_digit(timeout_ms)
-            if pressed is None:
-                break
-        if pressed == "#":
-            break
-        digits += pressed
-        pressed = None
-    return digits
+def question(lang: str) -> Ask:
+    """Up to ``MAX_DIGITS`` keys, ``#`` ends, a silence of 5 s ends: native ``Read()``'s terms."""
+    return Ask((f"{lang}/welcome", f"{lang}/enter_digits"), MAX_DIGITS,
+               INTER_DIGIT_TIMEOUT_MS / 1000, "#", "")
 
 
-async def first_flow(channel: Channel, note: Notes, lang: str = "zh") -> str:
-    """Run the flow on an answered-or-not channel; return the digits received."""
+async def first_flow(channel: Channel, note: Notes, lang: str = "zh",
+                     typed: KeysAhead | None = None) -> str:
+    """Run the flow on an answered-or-not channel; return the digits received. The digits are
+    collected as the hotline collects an answer (``AgiFlowIO``: one ``GET DATA``, the key tap's
+    keys), so a benchmark measures what callers get."""
     await channel.answer()
     note("ivr.start", {"flow": "first", "lang": lang})
     note("ivr.play", {"prompts": "welcome enter_digits"})
-    first = await channel.play([prompt(lang, "welcome"), prompt(lang, "enter_digits")],
-                               escape_digits=DIGITS)
-    digits = await collect_digits(channel, first, MAX_DIGITS, INTER_DIGIT_TIMEOUT_MS)
+    digits = (await AgiFlowIO(channel, "", typed).ask(question(lang))).text
     note("ivr.digits", {"digits": digits, "count": str(len(digits))})
     if digits:
         names = [prompt(lang, "you_entered")]

@@ -110,9 +110,10 @@ def asterisk_collects(step: Ask) -> bool:
 
 
 def answered(step: Ask, keys: str) -> tuple[Digits, str] | None:
-    """The answer, if the keys typed so far complete it, and the keys typed after it."""
+    """The answer, if the keys typed so far complete it, and the keys typed after it (none
+    after a back or agent key: the caller leaves the question, keys typed into it go with it)."""
     if keys and keys[0] in step.first_keys:
-        return Digits(keys[0]), keys[1:]
+        return Digits(keys[0]), ""
     if step.terminator:
         end = keys.find(step.terminator, 0, step.max_digits + 1)
         if end >= 0:
@@ -151,7 +152,7 @@ class KeysAhead(Protocol):
     """Keys the caller typed while no AGI command ran (``telephony/key_tap.py``)."""
 
     def ahead(self) -> str: ...
-    async def before_last(self) -> str: ...
+    async def before_last(self, answer: str) -> str: ...
     def seal(self) -> None: ...
 
 
@@ -161,7 +162,7 @@ class NoKeysAhead:
     def ahead(self) -> str:
         return ""
 
-    async def before_last(self) -> str:
+    async def before_last(self, answer: str) -> str:
         return ""
 
     def seal(self) -> None:
@@ -185,8 +186,8 @@ class AgiFlowIO:
         self.pending += self.typed.ahead()
         if self.pending:
             return  # the caller is already answering ahead: do not make them listen
-        digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
-        self.pending += await self.typed.before_last() + (digit or "")
+        digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS) or ""
+        self.pending += await self.typed.before_last(digit) + digit
 
     async def ask(self, step: Ask) -> Digits:
         ahead = self.typed.ahead()
@@ -198,10 +199,10 @@ class AgiFlowIO:
             self.typed.seal()
         return answer
 
-    async def _late(self, drop: bool) -> str:
-        """Keys typed before the command just answered; dropped on a question that must be
-        heard (``fresh``) when they came before it."""
-        late = await self.typed.before_last()
+    async def _late(self, answer: str, drop: bool) -> str:
+        """Keys typed before the command just answered (with ``answer``); dropped on a question
+        that must be heard (``fresh``) when they came before it."""
+        late = await self.typed.before_last(answer)
         return "" if drop else late
 
     def _done(self, step: Ask, keys: str) -> Digits | None:
@@ -216,16 +217,16 @@ class AgiFlowIO:
         if asterisk_collects(step):
             return await self._get_data(step, got, timeout_ms)
         if not got:
-            digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS)
-            got = await self._late(step.fresh) + (digit or "")
+            digit = await self.channel.play([sound(p) for p in step.prompts], DIGIT_KEYS) or ""
+            got = await self._late(digit, step.fresh) + digit
         while True:
             got += self.typed.ahead()
             done = self._done(step, got)
             if done is not None:
                 return done
-            digit = await self.channel.wait_for_digit(timeout_ms)
-            got += await self._late(False) + (digit or "")
-            if digit is None:
+            key = await self.channel.wait_for_digit(timeout_ms)
+            got += await self._late(key or "", False) + (key or "")
+            if key is None:
                 return self._done(step, got) or Digits(got, timed_out=True)
 
     async def _get_data(self, step: Ask, got: str, timeout_ms: int) -> Digits:
@@ -234,8 +235,8 @@ class AgiFlowIO:
         if not got and step.prompts:
             *lead, last = step.prompts
             if lead:
-                digit = await self.channel.play([sound(p) for p in lead], DIGIT_KEYS)
-                got = await self._late(fresh) + (digit or "") + self.typed.ahead()
+                digit = await self.channel.play([sound(p) for p in lead], DIGIT_KEYS) or ""
+                got = await self._late(digit, fresh) + digit + self.typed.ahead()
                 fresh = False
             prompt = "" if got else sound(last)
         done = self._done(step, got)
@@ -243,7 +244,7 @@ class AgiFlowIO:
             return done
         asked = step.max_digits - len(got)
         text, timed_out = await self.channel.get_data(prompt, timeout_ms, asked)
-        answer, self.pending = from_get_data(step, got + await self._late(fresh), text,
+        answer, self.pending = from_get_data(step, got + await self._late(text, fresh), text,
                                              timed_out, asked)
         return answer
 

@@ -9,6 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
+
+#: The only events Asterisk sends the call-control user (manager.conf's filter is generated from
+#: it, ``sip/edge_conf.py``): those ``parse_event`` types for the model and the ACD, and the
+#: ``OtherEvent``s the ACD (spying, conferences), the fax server (``UserEvent``) and the ACD
+#: benchmark wait for; ``OriginateResponse`` ends an Originate. Every other event of the user's
+#: classes (device states, caller-id updates, music on hold, ...) cost Asterisk and the engine
+#: work for nothing.
+ENGINE_EVENTS: Final = ("Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd",
+                        "BridgeEnter", "BridgeLeave", "FullyBooted", "Shutdown", "UserEvent",
+                        "ChanSpyStart", "ConfbridgeJoin", "OriginateResponse", "QueueCallerJoin")
+#: the key tap's (``telephony/key_tap.py``): a key's end, an AGI command's start and end
+KEY_TAP_EVENTS: Final = ("DTMFEnd", "AGIExecStart", "AGIExecEnd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,8 @@ class KeyRead:
 
     uniqueid: str
     digit: str = field(repr=False)
+    at: float = 0.0          # Asterisk's Timestamp (timestampevents = yes), else 0
+    duration_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +145,7 @@ class AgiExec:
 
     uniqueid: str
     ended: bool
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +176,13 @@ def _int(value: str | None, default: int = 0) -> int:
         return int(value or default)
     except ValueError:
         return default
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value or 0)
+    except ValueError:
+        return 0.0
 
 
 def _duration(value: str) -> int:
@@ -202,9 +225,11 @@ def parse_event(headers: Mapping[str, str]) -> AmiEvent:
     if key == "shutdown":
         return Shutdown(restart=h.get("Restart", "").lower() in ("true", "yes"))
     if key == "dtmfend" and h.get("Direction", "").lower() == "received":
-        return KeyRead(h.get("Uniqueid", ""), h.get("Digit", ""))
+        return KeyRead(h.get("Uniqueid", ""), h.get("Digit", ""), _float(h.get("Timestamp")),
+                       _int(h.get("DurationMs")))
     if key in ("agiexecstart", "agiexecend"):
-        return AgiExec(h.get("Uniqueid", ""), ended=key == "agiexecend")
+        return AgiExec(h.get("Uniqueid", ""), ended=key == "agiexecend",
+                       at=_float(h.get("Timestamp")))
     return OtherEvent(name, h)
 
 
@@ -218,9 +243,9 @@ _CANONICAL = {
     for k in (
         "Event Uniqueid Linkedid Channel ChannelState ChannelStateDesc CallerIDNum CallerIDName "
         "Context Exten Cause Cause-txt DialString DialStatus BridgeUniqueid Application BridgeId "
-        "Duration Uptime Restart Direction Digit DestUniqueid DestLinkedid DestChannel "
-        "DestChannelState "
-        "DestChannelStateDesc DestCallerIDNum DestCallerIDName DestContext DestExten"
+        "Duration Uptime Restart Direction Digit DurationMs Timestamp DestUniqueid DestLinkedid "
+        "DestChannel DestChannelState DestChannelStateDesc DestCallerIDNum DestCallerIDName "
+        "DestContext DestExten"
     ).split()
 }
 

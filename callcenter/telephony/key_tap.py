@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -49,6 +50,7 @@ class KeyTap:
         #: the answer without the keys of the gap before it
         self.settle_s = settle_s
         self.late = 0   # waits that ran out (the tap's events lagged): counted, logged
+        self._late_streak = 0
         #: per channel: its current session and the event a command's start sets
         self._sessions: dict[str, tuple[TypedAhead, asyncio.Event]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -108,31 +110,42 @@ class KeyTap:
 
     def _event(self, event: AmiEvent) -> None:
         match event:
-            case KeyRead(uniqueid=uid, digit=digit):
-                self.ledger.key(uid, digit)
-            case AgiExec(uniqueid=uid, ended=ended):
+            case KeyRead(uniqueid=uid, digit=digit, at=at, duration_ms=duration_ms):
+                self.ledger.key(uid, digit, at or time.time(), duration_ms)
+            case AgiExec(uniqueid=uid, ended=ended, at=at):
                 if ended:
                     self.ledger.command_ended(uid)
                 else:
-                    self.ledger.command_started(uid)
+                    self.ledger.command_started(uid, at or time.time())
                     session = self._sessions.get(uid)
                     if session is not None:
                         session[1].set()
 
     async def settled(self, uniqueid: str, command: int) -> bool:
-        """Wait until Asterisk has reported command number ``command`` started."""
+        """Wait until Asterisk has reported command number ``command`` started. After three
+        waits in a row ran out (the tap's events lag), nobody waits until they catch up: the
+        wait must not widen the gap it is there to close."""
+        if self.ledger.started(uniqueid) >= command:
+            self._late_streak = 0
+            return True
+        if self._late_streak >= 3:
+            return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_s
         while self.ledger.started(uniqueid) < command:
             session = self._sessions.get(uniqueid)
             left = deadline - loop.time()
-            if session is None or left <= 0 or not self.connected:
+            if session is None or not self.connected:
+                return False
+            if left <= 0:
+                self._late_streak += 1
                 return False
             moved = session[1]
             moved.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await moved.wait()
+        self._late_streak = 0
         return True
 
 
@@ -150,14 +163,16 @@ class TypedAhead:
         return self._generation is not None and self._tap.generation() == self._generation
 
     def ahead(self) -> str:
-        """Keys typed since the last command ended (and any older ones not handed out)."""
+        """Keys typed since the last command ended (and any older ones not handed out) that
+        Asterisk can no longer deliver to the next command."""
         if not self._seeing():
             return ""
-        return self._tap.ledger.take(self.uniqueid, self._channel.commands_sent + 1)
+        return self._tap.ledger.ready(self.uniqueid, self._channel.commands_sent + 1,
+                                      time.time())
 
-    async def before_last(self) -> str:
-        """Keys typed in the gaps up to the start of the command just answered: they came
-        before whatever that command collected."""
+    async def before_last(self, answer: str) -> str:
+        """Keys typed in the gaps up to the start of the command just answered with ``answer``
+        (the keys it collected): they came before those."""
         if not self._seeing():
             return ""
         sent = self._channel.commands_sent
@@ -166,7 +181,7 @@ class TypedAhead:
             if self._tap.late in (1, 10, 100) or self._tap.late % 1000 == 0:
                 log.warning("key tap: Asterisk's report of a command came late %d time(s);"
                             " keys typed just before it may be missing", self._tap.late)
-        return self._tap.ledger.take(self.uniqueid, sent)
+        return self._tap.ledger.settle(self.uniqueid, sent, answer)
 
     def seal(self) -> None:
         """Keys typed after the command just answered never count (after a password)."""

@@ -3,8 +3,9 @@
 ``sandbox`` mode runs Asterisk 22 from Debian sid in a debootstrap chroot cached outside the
 repository (``PbxSettings.root``); ``system`` mode drives an Asterisk already installed on the
 host. Either way the project's ``asterisk_conf/`` is installed as the complete configuration,
-plus a generated ``manager_secret.conf`` holding the AMI secret and ``agi_key.conf`` holding the
-FastAGI session key (both kept 0600 in the state dir).
+plus a generated ``manager_secret.conf`` holding the AMI secret, ``manager_keys_secret.conf``
+the key tap's own AMI secret and ``agi_key.conf`` the FastAGI session key (all kept 0600 in the
+state dir).
 
 This module manages processes and mounts for the CLI and the test session; it is never called
 from the engine's event loop, so it uses plain blocking ``subprocess`` calls.
@@ -26,6 +27,7 @@ from callcenter.config import Settings
 from callcenter.errors import ConfigError, PbxError
 from callcenter.sip.certs import ServerCert, ensure_server_cert
 from callcenter.sip.edge_conf import (
+    render_event_filter,
     render_http,
     render_manager_tls,
     render_realm,
@@ -34,6 +36,7 @@ from callcenter.sip.edge_conf import (
 )
 from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
+from callcenter.telephony.ami_events import ENGINE_EVENTS, KEY_TAP_EVENTS
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
                "/etc/asterisk")
@@ -140,6 +143,12 @@ class Pbx:
             return self.settings.ami.secret.get_secret_value()
         return _state_secret(self.settings.ami_secret_file)
 
+    def ami_keys_secret(self) -> str:
+        """The key tap's own AMI secret (``telephony/key_tap.py``), generated like the other."""
+        if self.settings.ami.keys_secret is not None:
+            return self.settings.ami.keys_secret.get_secret_value()
+        return _state_secret(self.settings.ami_keys_secret_file)
+
     def agi_key(self) -> str:
         """The FastAGI session key (telephony/agi_auth.py), generated like the AMI secret."""
         if self.settings.agi.key is not None:
@@ -183,6 +192,11 @@ class Pbx:
         fd = os.open(secret_conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             fh.write(f"secret = {self.ami_secret()}\n")
+        # The key tap's user has a secret of its own: the call-control secret cannot read keys.
+        fd = os.open(etc / "manager_keys_secret.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o640)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(f"secret = {self.ami_keys_secret()}\n")
         # Included in extensions.conf's [globals]: the key the dialplan's AGI tokens are made with.
         fd = os.open(etc / "agi_key.conf", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -222,6 +236,10 @@ class Pbx:
         (etc / "rtp.conf").write_text(render_rtp(sip), encoding="ascii")
         (etc / "manager_tls.conf").write_text(render_manager_tls(self.settings.ami.tls_port),
                                               encoding="ascii")
+        (etc / "manager_events.conf").write_text(render_event_filter(ENGINE_EVENTS),
+                                                 encoding="ascii")
+        (etc / "manager_keys_events.conf").write_text(render_event_filter(KEY_TAP_EVENTS),
+                                                      encoding="ascii")
         cert = self.server_cert()
         keys = etc / "keys"
         keys.mkdir(mode=0o750, exist_ok=True)

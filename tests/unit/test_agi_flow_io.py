@@ -82,9 +82,12 @@ async def test_a_menu_key_and_a_hash_key_and_a_timeout() -> None:
 
 
 async def test_the_back_key_pressed_first_is_the_answer() -> None:
-    """'*' on an input: Asterisk keeps collecting until the timeout or '#'; the answer is '*'."""
-    assert await io_for(ScriptedChannel(data=[("*", True)])).ask(ACCOUNT) == Digits("*")
-    assert await io_for(ScriptedChannel(data=[("*", False)])).ask(ACCOUNT) == Digits("*")
+    """'*' on an input: Asterisk keeps collecting until the timeout or '#'; the answer is '*',
+    and what was typed after it goes with the question (it never reaches the menu before)."""
+    for data in (("*", True), ("*", False), ("*123", True)):
+        io = io_for(ScriptedChannel(data=[data]))
+        assert await io.ask(ACCOUNT) == Digits("*")
+        assert io.pending == ""
 
 
 async def test_a_star_terminator_is_still_collected_key_by_key() -> None:
@@ -121,7 +124,7 @@ def test_typed_ahead_keys_may_be_a_whole_answer_and_what_follows_is_kept() -> No
     assert answered(MENU, "0") == (Digits("0"), "")
     assert answered(MENU, "1600519") == (Digits("1"), "600519")
     assert answered(PASSWORD, "1234567") == (Digits("123456"), "7")
-    assert answered(ACCOUNT, "*12") == (Digits("*"), "12")   # back, pressed first
+    assert answered(ACCOUNT, "*12") == (Digits("*"), "")     # back, pressed first
     assert answered(ACCOUNT, "12") is None
     # a terminator past max_digits does not make a longer answer
     assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345#") == (Digits("123"), "45#")
@@ -136,11 +139,13 @@ class GapKeys:
     ahead_keys: list[str] = field(default_factory=list)
     late_keys: list[str] = field(default_factory=list)
     sealed: int = 0
+    answers: list[str] = field(default_factory=list)
 
     def ahead(self) -> str:
         return self.ahead_keys.pop(0) if self.ahead_keys else ""
 
-    async def before_last(self) -> str:
+    async def before_last(self, answer: str) -> str:
+        self.answers.append(answer)
         return self.late_keys.pop(0) if self.late_keys else ""
 
     def seal(self) -> None:
@@ -163,8 +168,10 @@ async def test_keys_typed_between_two_questions_start_the_next_answer() -> None:
 
 async def test_keys_learnt_late_go_before_what_get_data_collected() -> None:
     channel = ScriptedChannel(data=[("0001", False)])
-    io = io_with(channel, GapKeys(late_keys=["1000"]))
+    keys = GapKeys(late_keys=["1000"])
+    io = io_with(channel, keys)
     assert await io.ask(ACCOUNT) == Digits("10000001")
+    assert keys.answers == ["0001"]   # the tap is told what the command got (duplicates)
 
 
 async def test_keys_from_the_gap_may_answer_two_questions_without_a_command() -> None:

@@ -106,3 +106,20 @@ def test_garbage_numbers_do_not_raise() -> None:
     assert isinstance(event, Hangup) and event.cause == 0 and event.info.state == 0
     row = parse_event({"Event": "CoreShowChannel", "Uniqueid": "u", "Duration": "garbage"})
     assert isinstance(row, CoreShowChannel) and row.duration_s == 0
+
+
+def test_the_call_control_users_event_filter_lets_every_modelled_event_through() -> None:
+    """manager.conf's filter is generated from ENGINE_EVENTS: each event name ``parse_event``
+    types (but the snapshot rows, which answer an action and are never filtered) is in it."""
+    import inspect
+
+    from callcenter.sip.edge_conf import render_event_filter
+    from callcenter.telephony import ami_events
+
+    source = inspect.getsource(ami_events.parse_event).lower()
+    typed = {name for name in ami_events.ENGINE_EVENTS if f'"{name.lower()}"' in source}
+    assert typed == {"Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd", "BridgeEnter",
+                     "BridgeLeave", "FullyBooted", "Shutdown"}
+    lines = render_event_filter(ami_events.ENGINE_EVENTS).splitlines()
+    assert "eventfilter(action(include),name(OriginateResponse)) =" in lines
+    assert len(lines) == len(ami_events.ENGINE_EVENTS) + 1   # and the header comment
