@@ -304,7 +304,7 @@ def render_summary(result: BenchResult) -> str:
 # -- measuring ------------------------------------------------------------------------------------
 
 
-def _asterisk_ticks(pid: int) -> int:
+def asterisk_ticks(pid: int) -> int:
     # a tiny procfs read, taken just outside the timed section
     try:
         return cpu_ticks(Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace"))
@@ -312,7 +312,7 @@ def _asterisk_ticks(pid: int) -> int:
         raise PbxError(f"Asterisk (pid {pid}) went away during the benchmark") from exc
 
 
-def _machine(settings: Settings) -> Machine:
+def machine_info(settings: Settings) -> Machine:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -356,11 +356,11 @@ class _Runner:
         return call
 
     async def phase(self, flow: str, n: int, stats: FlowStats, pid: int) -> list[_Call]:
-        ticks0, cpu0 = _asterisk_ticks(pid), time.process_time()
+        ticks0, cpu0 = asterisk_ticks(pid), time.process_time()
         t0 = time.perf_counter()
         calls = await asyncio.gather(*(self.one(flow) for _ in range(n)))
         t1 = time.perf_counter()
-        cpu1, ticks1 = time.process_time(), _asterisk_ticks(pid)
+        cpu1, ticks1 = time.process_time(), asterisk_ticks(pid)
         stats.calls += n
         stats.wall_s += t1 - t0
         stats.engine_cpu_s += cpu1 - cpu0
@@ -410,7 +410,7 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
     pid = await asyncio.to_thread(Pbx(settings).pid)
     if pid is None:
         raise PbxError("Asterisk is not running; start it with 'callcenter pbx up'")
-    machine = await asyncio.to_thread(_machine, settings)
+    machine = await asyncio.to_thread(machine_info, settings)
     round_trips: dict[str, list[float]] = {}
 
     def on_round_trip(command: str, seconds: float) -> None:
@@ -439,9 +439,9 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
                                  phase_plan(calls))
             runner = _Runner(engine, engine.ami, concurrency)
             try:
-                ticks0 = _asterisk_ticks(pid)
+                ticks0 = asterisk_ticks(pid)
                 await asyncio.sleep(IDLE_S)
-                idle_ticks = _asterisk_ticks(pid) - ticks0
+                idle_ticks = asterisk_ticks(pid) - ticks0
                 result.asterisk_idle_cpu_per_s = idle_ticks / os.sysconf("SC_CLK_TCK") / IDLE_S
                 done: list[_Call] = []
                 for flow, n in result.phases:

@@ -781,6 +781,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from callcenter.bench_acd import run_acd_bench
 
         return asyncio.run(run_acd_bench(_settings(), args.rounds, args.output))
+    if args.what == "load":
+        from callcenter.bench_load import run_load_bench
+
+        try:
+            rates = [float(r) for r in args.rates.split(",")]
+        except ValueError:
+            raise ConfigError("--rates: calls per second separated by commas (e.g. 2,5,10)")\
+                from None
+        return asyncio.run(run_load_bench(_settings(), rates, args.step_s, args.output))
     return asyncio.run(run_bench(_settings(), args.calls, args.concurrency, args.output))
 
 
@@ -883,8 +892,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_channel_parsers(sub)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
-    p.add_argument("what", choices=["ivr", "acd"])
+    p.add_argument("what", choices=["ivr", "acd", "load"])
     p.add_argument("--rounds", type=int, default=20, help="acd: rounds per side")
+    p.add_argument("--rates", default="2,5,10,20,40",
+                   help="load: rising calls per second, one step each")
+    p.add_argument("--step-s", type=float, default=20.0,
+                   help="load: seconds of calls per flow and step")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--output", default="docs/benchmarks.md")

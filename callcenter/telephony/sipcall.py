@@ -137,20 +137,27 @@ def _cdata(text: str) -> str:
 
 
 def render_scenario(number: str, *, caller_id: str, keys_pcap: Path | None = None,
-                    wait_ms: int = 1000, hold_ms: int = 60_000) -> str:
+                    wait_ms: int = 1000, hold_ms: int = 60_000, trace: bool = False) -> str:
     """SIPp XML for one call to ``number``: answer, wait ``wait_ms``, play ``keys_pcap`` (made
     by ``dtmf_pcap``) into the call, then stay until the far end hangs up or ``hold_ms``
-    passes (then hang up)."""
+    passes (then hang up). ``trace``: log ``inv``/``ans``/``end`` with the call's number and
+    SIPp's clock (ms) for ``-trace_logs`` (``bench_load.parse_sipp_log`` reads them)."""
     if not _NUMBER.fullmatch(number):
         raise ValueError("the number to call is 2-20 digits")
     if not PHONE_NUMBER.fullmatch(caller_id) or caller_id.startswith("+"):
         raise ValueError("the caller ID is 2-20 digits")
-    steps = [f'<send retrans="500">{_cdata(_INVITE.format(number=number, caller=caller_id))}'
+    def log(what: str) -> list[str]:
+        return [f'<nop><action><log message="{what} [call_number] [clock_tick]"/></action>'
+                "</nop>"] if trace else []
+
+    steps = [*log("inv"),
+             f'<send retrans="500">{_cdata(_INVITE.format(number=number, caller=caller_id))}'
              "</send>",
              '<recv response="100" optional="true"/>',
              '<recv response="180" optional="true"/>',
              '<recv response="183" optional="true"/>',
              '<recv response="200" rrs="true"/>',
+             *log("ans"),
              f"<send>{_cdata(_IN_DIALOG.format(method='ACK', cseq=1, caller=caller_id))}</send>",
              f'<pause milliseconds="{wait_ms}"/>']
     if keys_pcap is not None:
@@ -159,6 +166,7 @@ def render_scenario(number: str, *, caller_id: str, keys_pcap: Path | None = Non
     bye = _cdata(_IN_DIALOG.format(method="BYE", cseq=2, caller=caller_id))
     steps += [f'<recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>',
               f"<send>{reply('200 OK', contact=False)}</send>",
+              *log("end"),
               '<nop next="end"/>',
               '<label id="hangup"/>',
               f'<send retrans="500">{bye}</send>',

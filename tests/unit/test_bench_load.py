@@ -1,0 +1,67 @@
+"""The load benchmark's pure pieces (``callcenter/bench_load.py``): SIPp's log, the knee, the
+plan and the report. The numbers themselves are only reported, never asserted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from callcenter.bench_ivr import Machine
+from callcenter.bench_load import (
+    HEADING,
+    LoadResult,
+    Step,
+    knee,
+    parse_sipp_log,
+    rate_plan,
+    render_section,
+)
+from callcenter.errors import ConfigError
+from callcenter.telephony.sipcall import render_scenario
+
+
+def test_the_sipp_log_gives_setup_times_and_how_far_calls_got() -> None:
+    log = parse_sipp_log("inv 1 1000\ninv 2 1500\nans 1 1120\nans 2 1540\nend 1 9000\n"
+                         "noise\nans 3 x\n")
+    assert (log.invited, log.answered, log.ended) == (2, 2, 1)
+    assert log.setups_ms == [120.0, 40.0]
+
+
+def test_the_scenario_logs_what_the_log_parser_reads() -> None:
+    xml = render_scenario("95502", caller_id="13700000000", trace=True)
+    for what in ("inv", "ans", "end"):
+        assert f'<log message="{what} [call_number] [clock_tick]"/>' in xml
+    assert "<log" not in render_scenario("95502", caller_id="13700000000")
+
+
+def step(flow: str, rate: float, placed: int, ok: int) -> Step:
+    return Step(flow, rate, placed=placed, completed=ok, digits_ok=ok)
+
+
+def test_the_knee_is_the_last_rate_before_the_first_failing_one() -> None:
+    steps = [step("agi", 2, 40, 40), step("agi", 5, 100, 100), step("agi", 10, 2000, 1997),
+             step("agi", 20, 400, 400), step("native", 2, 40, 39)]
+    assert knee(steps, "agi") == 5           # 3 failures in 2000 is more than 0.1%
+    assert knee(steps, "native") is None     # failed the first rate
+    assert step("agi", 10, 2000, 1998).passed  # 2 in 2000 is 0.1%: passes
+    # a call can complete without its keys, or get its keys and drop: it is ok only with both
+    assert Step("agi", 1, placed=10, completed=10, digits_ok=8).failed == 2
+
+
+def test_rates_alternate_which_flow_goes_first_and_must_rise() -> None:
+    assert rate_plan([2, 5, 10]) == [(2, ("agi", "native")), (5, ("native", "agi")),
+                                     (10, ("agi", "native"))]
+    for bad in ([], [5, 2], [0, 1]):
+        with pytest.raises(ConfigError):
+            rate_plan(bad)
+
+
+def test_the_report_has_every_step_and_the_knees() -> None:
+    result = LoadResult(datetime(2026, 12, 3, tzinfo=UTC),
+                        Machine(2, "Test CPU", "3.11", "Asterisk 22"), "0.10 0.20 0.30", 20,
+                        [step("agi", 2, 40, 40), step("native", 2, 40, 40)])
+    text = render_section(result)
+    assert text.startswith(HEADING + "\n")
+    assert "| 2 | FastAGI | 40 | 40 | 0 |" in text and "| 2 | native | 40 | 40 | 0 |" in text
+    assert "FastAGI 2 calls/s, native 2 calls/s (ratio 1.00x)" in text
