@@ -56,7 +56,8 @@ async def add_agents(settings: Settings, agents: list[AgentRecord]) -> None:
 
 async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0,
                 what: str = "") -> Any:
-    """Wait (event-driven: every ACD or AMI event re-checks) until ``check()`` is truthy."""
+    """Wait until ``check()`` is truthy: re-checked on every ACD or AMI event, and twice a
+    second."""
     assert engine.acd is not None and engine.ami is not None
     changed = asyncio.Event()
 
@@ -75,7 +76,11 @@ async def until(engine: Engine, check: Callable[[], Any], within_s: float = 30.0
                 if result:
                     return result
                 changed.clear()
-                await changed.wait()
+                # also every half second: what is checked may change with no event at all (a
+                # FastAGI session ending; the AMI user hears only the events the engine uses)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.5):
+                        await changed.wait()
     except TimeoutError:
         raise AssertionError(f"timed out waiting for {what or check}") from None
     finally:
