@@ -24,9 +24,10 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 from pydantic import SecretStr
 
 from callcenter.config import AmiSettings
@@ -58,18 +59,57 @@ class _Link:
         self.client._heard()
         self.client._dispatch(message)
 
+    def dispatch_headers(self, headers: dict[str, str]) -> None:
+        self.client._dispatch_headers(headers)
+
     def connection_lost(self, exc: object) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
 
 
+_EOM: Final = "\r\n\r\n"
+
+
+def event_headers(text: str) -> dict[str, str]:
+    """One AMI message's ``Name: value`` lines as a plain dict (a repeated name: the last)."""
+    headers: dict[str, str] = {}
+    for line in text.split("\r\n"):
+        name, sep, value = line.partition(": ")
+        if sep:
+            headers[name] = value
+    return headers
+
+
 class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, plus: every byte from Asterisk proves the link alive."""
+    """panoramisk's protocol, plus: every byte from Asterisk proves the link alive, and an event
+    that answers no action (most of the traffic) skips panoramisk's message objects: it is split
+    into a plain dict once and handed on. Responses, and events that carry an ``ActionID`` (lists,
+    ``OriginateResponse``), go through panoramisk, which matches them to their action."""
 
     def data_received(self, data: bytes) -> None:
-        if self.factory is not None:
-            self.factory.client._heard()
-        super().data_received(data)
+        link = self.factory
+        if link is None:
+            super().data_received(data)
+            return
+        link.client._heard()
+        text = data.decode(getattr(self, "encoding", "utf-8"), "ignore")
+        if getattr(self, "version", None) is None and text.startswith("Asterisk Call Manager/"):
+            self.version = text.partition("\r\n")[0].partition("/")[2].strip()
+        if self.queue:
+            text = self.queue.popleft() + text
+        parts = text.split(_EOM)
+        self.queue.append(parts.pop())
+        for part in parts:
+            part = part.strip()
+            if part.startswith("Event: ") and "\nActionID: " not in part:
+                headers = event_headers(part)
+                if headers.get("Event", "").lower() == "shutdown":
+                    self.connection_lost(None)
+                link.dispatch_headers(headers)
+                continue
+            message = Message.from_line(part)
+            if message is not None:
+                self.handle_message(message)
 
 
 class AmiClient:
@@ -311,7 +351,10 @@ class AmiClient:
         self._liveness.heard_from_peer()
 
     def _dispatch(self, message: Any) -> None:
-        event = parse_event(_plain(message))
+        self._dispatch_headers(_plain(message))
+
+    def _dispatch_headers(self, headers: dict[str, str]) -> None:
+        event = parse_event(headers)
         for handler in self._handlers:
             try:
                 handler(event)
