@@ -63,5 +63,14 @@ def test_the_report_has_every_step_and_the_knees() -> None:
                         [step("agi", 2, 40, 40), step("native", 2, 40, 40)])
     text = render_section(result)
     assert text.startswith(HEADING + "\n")
-    assert "| 2 | FastAGI | 40 | 40 | 0 |" in text and "| 2 | native | 40 | 40 | 0 |" in text
+    assert "| 2 | FastAGI | 40 | 40 | 40 | 40 |" in text
+    assert "| 2 | native | 40 | 40 | 40 | 40 |" in text
     assert "FastAGI 2 calls/s, native 2 calls/s (ratio 1.00x)" in text
+
+
+def test_callers_waiting_too_long_for_an_answer_fail_the_step() -> None:
+    slow = step("native", 100, 2000, 2000)
+    slow.setups_ms = [4.0] * 90 + [5560.0] * 10
+    assert not slow.passed
+    slow.setups_ms = [4.0] * 99 + [5560.0]
+    assert slow.passed  # p99 interpolated below the limit: one slow answer in a hundred
