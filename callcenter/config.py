@@ -381,29 +381,13 @@ class Settings(BaseSettings):
 
     def ami_keys_secret(self) -> SecretStr:
         """The key tap's AMI secret: from settings, else from the file ``pbx up`` wrote."""
-        if self.ami.keys_secret is not None:
-            return self.ami.keys_secret
-        path = self.ami_keys_secret_file
-        try:
-            return SecretStr(path.read_text(encoding="ascii").strip())
-        except OSError as exc:
-            raise ConfigError(
-                f"no AMI secret for the key tap: set CALLCENTER_AMI__KEYS_SECRET or run "
-                f"'callcenter pbx up' (which writes {path})") from exc
+        return _secret(self.ami.keys_secret, self.ami_keys_secret_file,
+                       "no AMI secret for the key tap: set CALLCENTER_AMI__KEYS_SECRET")
 
     def ami_secret(self) -> SecretStr:
         """The AMI secret: from settings, else from the secret file the sandbox wrote."""
-        if self.ami.secret is not None:
-            return self.ami.secret
-        path = self.ami_secret_file
-        try:
-            return SecretStr(path.read_text(encoding="ascii").strip())
-        except OSError as exc:
-            raise ConfigError(
-                f"no AMI secret: set CALLCENTER_AMI__SECRET or run 'callcenter pbx up' "
-                f"(which writes {path})"
-            ) from exc
-
+        return _secret(self.ami.secret, self.ami_secret_file,
+                       "no AMI secret: set CALLCENTER_AMI__SECRET")
 
     @property
     def tls_dir(self) -> Path:
@@ -448,3 +432,13 @@ def load_settings(**overrides: object) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def _secret(given: SecretStr | None, path: Path, missing: str) -> SecretStr:
+    """``given``, else the secret in ``path`` (``callcenter pbx up`` writes it)."""
+    if given is not None:
+        return given
+    try:
+        return SecretStr(path.read_text(encoding="ascii").strip())
+    except OSError as exc:
+        raise ConfigError(f"{missing} or run 'callcenter pbx up' (which writes {path})") from exc
