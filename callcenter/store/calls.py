@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import aiosqlite
 
 from callcenter.atcc.model import CAUSE_LOST, CallEnded, CallStarted, Change, TimelineAdded
 from callcenter.store.spool import database_file
+from callcenter.store.tx import Statement
 from callcenter.store.writer import OrderedWriter
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 #: the heartbeat file is touched this often (seconds)
 HEARTBEAT_S = 2.0
 
-Statement = tuple[str, Sequence[object]]
 
 # Closing the records a crashed run (or an outage) left open, but the live ones (a JSON list).
 # The end: MIN(now, MAX(started_at, the last event recorded, the moment last known alive)).

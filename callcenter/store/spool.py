@@ -27,11 +27,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from callcenter.store.tx import transaction
+from callcenter.store.tx import Statement, transaction
 
 log = logging.getLogger(__name__)
 
-Statement = tuple[str, Sequence[object]]
 
 #: SQLite primary result codes that mean "the database cannot take writes now", not "this row
 #: is wrong": BUSY, LOCKED, NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOLFS

@@ -33,12 +33,9 @@ from callcenter.store.spool import (
     spool_path,
     unavailable,
 )
-from callcenter.store.tx import transaction
+from callcenter.store.tx import Statement, apply_batch, transaction
 
 log = logging.getLogger(__name__)
-
-Statement = tuple[str, Sequence[object]]
-
 
 class OrderedWriter:
     #: first retry of a spooled backlog after this many seconds, doubling up to ``retry_max_s``
@@ -152,9 +149,7 @@ class OrderedWriter:
 
     async def _write(self, statements: list[Statement]) -> None:
         try:
-            async with transaction(self.db):
-                for sql, params in statements:
-                    await self.db.execute(sql, params)
+            await apply_batch(self.db, statements)
             return
         except Exception as exc:
             if unavailable(exc):

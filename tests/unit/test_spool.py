@@ -238,3 +238,26 @@ def test_a_spool_write_that_fails_midway_leaves_no_torn_line(
     monkeypatch.setattr(spool_module.os, "write", real_write)
     file.append([second], at=3.0)  # retried once there is room
     assert [b.key for b in file.read()] == ["k1", "k2"]
+
+
+async def test_a_batch_is_one_transaction_in_order_with_the_connections_other_statements(
+        db_path: Path) -> None:
+    """``apply_batch``: all rows or none (a refused row rolls back the ones before it), the
+    connection left outside any transaction, and queued in order with other statements."""
+    from callcenter.store.tx import apply_batch, transaction
+
+    db = await _open(db_path)
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+        good = [("INSERT INTO t (x) VALUES (?)", (n,)) for n in (1, 2)]
+        with pytest.raises(sqlite3.IntegrityError):
+            await apply_batch(db, [*good, ("INSERT INTO t (x) VALUES (?)", (1,))])
+        assert await _rows(db, "SELECT x FROM t") == []
+        assert not db.in_transaction
+        first = asyncio.ensure_future(apply_batch(db, good))
+        await asyncio.sleep(0)  # the batch takes the connection's lock first
+        async with transaction(db):  # waits for the batch, then sees its rows
+            assert await _rows(db, "SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+        await first
+    finally:
+        await db.close()
