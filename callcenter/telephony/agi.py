@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 4096
 DEFAULT_ESCAPE_DIGITS = "0123456789*#"
+#: characters of prompt names in one ``Playback`` list (res_agi reads a command line of 2 KiB)
+PLAYLIST_MAX = 1200
 
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_()]*")
 _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
@@ -185,7 +187,16 @@ class Channel:
     async def play(
         self, names: Sequence[str], escape_digits: str = DEFAULT_ESCAPE_DIGITS
     ) -> str | None:
-        """Play prompts in order, stopping at the first digit pressed (returned)."""
+        """Play prompts in order, stopping at the first digit pressed (returned).
+
+        Without escape digits nothing interrupts them, so several prompts go to Asterisk's
+        ``Playback`` as one list (``a&b&c``) in one ``EXEC``: one round trip, not one a prompt.
+        A missing prompt is skipped with Asterisk's own warning, as ``STREAM FILE`` would.
+        """
+        if not escape_digits and len(names) > 1:
+            for playlist in _playlists(names):
+                await self.exec("Playback", playlist, "noanswer")
+            return None
         for name in names:
             digit = await self.stream_file(name, escape_digits)
             if digit is not None:
@@ -371,6 +382,22 @@ class Channel:
         if char not in _DTMF:
             raise AgiProtocolError(f"AGI {command} answered with a result that is not a digit")
         return char
+
+
+def _playlists(names: Sequence[str]) -> list[str]:
+    """``Playback`` arguments (``a&b&c``) for ``names``, each well inside res_agi's line."""
+    lists: list[list[str]] = [[]]
+    size = 0
+    for name in names:
+        check_agi_arg(name, what="AGI argument 'prompt'")
+        if "&" in name or "," in name:
+            raise UnsafeValueError("a prompt name with '&' or ',' cannot be played; refused")
+        if lists[-1] and size + len(name) + 1 > PLAYLIST_MAX:
+            lists.append([])
+            size = 0
+        lists[-1].append(name)
+        size += len(name) + 1
+    return ["&".join(names) for names in lists]
 
 
 def _known(value: str | None) -> str | None:

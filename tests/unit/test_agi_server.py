@@ -278,6 +278,38 @@ async def test_command_errors_are_typed(start_server: StartServer) -> None:
     assert outcomes == [200, 510, 520, None]
 
 
+async def test_prompts_without_escape_digits_play_in_one_playback(
+        start_server: StartServer) -> None:
+    """Nothing can interrupt them, so they go as one list: one round trip, not one a prompt;
+    a list longer than res_agi's line is cut in two; '&' or ',' in a name is refused."""
+    done: list[object] = []
+    long_names = [f"callcenter/zh/digit_{'x' * 90}{i}" for i in range(14)]
+
+    async def handler(channel: Channel) -> None:
+        done.append(await channel.play(["a/you_entered", "a/1", "a/goodbye"], ""))
+        done.append(await channel.play(["a/only"], ""))
+        await channel.play(long_names, "")
+        with pytest.raises(UnsafeValueError):
+            await channel.play(["a", "b&c"], "")
+        with pytest.raises(AgiHangup):
+            await channel.play(["a", "b"], "")
+
+    server = await start_server(handler)
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("7"))
+        await fake.expect(b'EXEC "Playback" "a/you_entered&a/1&a/goodbye,noanswer"\n',
+                          b"200 result=0\n")
+        await fake.expect(b'STREAM FILE "a/only" ""\n', b"200 result=0 endpos=8000\n")
+        first = "&".join(long_names[:10]).encode()
+        await fake.expect(b'EXEC "Playback" "' + first + b',noanswer"\n', b"200 result=0\n")
+        rest = "&".join(long_names[10:]).encode()
+        await fake.expect(b'EXEC "Playback" "' + rest + b',noanswer"\n', b"200 result=0\n")
+        # the caller hangs up during the list: Playback answers -1
+        await fake.expect(b'EXEC "Playback" "a&b,noanswer"\n', b"200 result=-1\n")
+        await fake.expect_eof()
+    assert done == [None, None]
+
+
 async def test_unsafe_values_are_refused_before_sending(start_server: StartServer) -> None:
     refused: list[str] = []
 
