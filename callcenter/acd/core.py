@@ -51,6 +51,7 @@ from callcenter.acd.effects import (
     Ring,
     Row,
 )
+from callcenter.acd.lineup import Lineup
 from callcenter.acd.notices import (
     CallConnected,
     CallEnded,
@@ -131,6 +132,9 @@ class AcdCore:
         self.queues: dict[str, QueueSettings] = {q.name: q for q in settings.queues}
         self.policies = {q.name: _policy(q, ()) for q in settings.queues}
         self.waiting: dict[str, dict[str, Waiter]] = {q: {} for q in self.queues}
+        #: per queue, the routing views of its waiters in line order (``acd/lineup.py``), kept
+        #: with ``waiting`` by ``_line_put``/``_line_drop`` so a dispatch ranks nobody afresh
+        self.lines: dict[str, Lineup] = {q: Lineup() for q in self.queues}
         self.seats: dict[str, SeatRuntime] = {}
         #: the agents as the directory (database) has them; a seat may use another phone
         self.directory: dict[str, AgentRecord] = {}
@@ -223,6 +227,7 @@ class AcdCore:
                 self._drop_callback(waiter, self.clock())
                 continue
             self.waiting[str(queue)][waiter.call_id] = waiter
+            self._line_put(waiter)
 
     def reconcile(self, live: Mapping[str, str], lost_at: float | None = None) -> None:
         """After (re)connecting, once the lost rings are settled (``restore_rings``,
@@ -349,6 +354,7 @@ class AcdCore:
                         context=dict(context), position_key=position_key, announced_at=now,
                         excluded=set(exclude))
         self.waiting[queue][call_id] = waiter
+        self._line_put(waiter)
         self._uniqueids[uniqueid] = ("caller", call_id)
         self._emit_row(
             "INSERT OR REPLACE INTO queue_waiting (call_id, queue, tier, arrived_at, channel,"
@@ -617,6 +623,25 @@ class AcdCore:
                    detail={"action": action})
         self._emit(Announce(waiter, exten, sound(f"{waiter.lang}/agent_closed_queue")))
 
+    def _line_put(self, waiter: Waiter) -> None:
+        """``waiter`` joined its queue, or what routing sees of it changed (exclusions)."""
+        self.lines[waiter.queue].put(waiter.view(self.policies[waiter.queue].skill))
+
+    def _line_drop(self, waiter: Waiter) -> None:
+        """``waiter`` left its queue (answered, gone, moved)."""
+        line = self.lines.get(waiter.queue)
+        if line is not None:
+            line.drop(waiter.call_id)
+
+    def _line(self, name: str) -> Lineup:
+        """Queue ``name``'s lineup; rebuilt if it does not hold as many calls as the queue has
+        waiters (someone wrote to ``waiting`` directly: a test, say)."""
+        line, queue = self.lines[name], self.waiting[name]
+        if len(line) != len(queue):
+            skill = self.policies[name].skill
+            line = self.lines[name] = Lineup(w.view(skill) for w in queue.values())
+        return line
+
     def dispatch(self) -> None:
         """Offer waiting calls to ready seats, best first, until nothing more fits.
 
@@ -639,10 +664,15 @@ class AcdCore:
             pairs: list[tuple[float, Waiter, str]] = []
             for name, queue in self.waiting.items():
                 policy, is_open = self.policies[name], self.queue_open(name)
-                calls = [w.view(policy.skill) for w in queue.values()
-                         if not w.ringing and w.call_id not in offered
-                         and (is_open or self._served_closed(w))]
-                for pick in routing.assignments(calls, views, policy, now, present=present):
+
+                def passed(call: routing.WaitingCall, queue: dict[str, Waiter] = queue,
+                           is_open: bool = is_open) -> bool:
+                    w = queue[call.call_id]
+                    return bool(w.ringing) or w.call_id in offered or not (
+                        is_open or self._served_closed(w))
+
+                for pick in routing.assignments(self._line(name), views, policy, now,
+                                                present=present, skip=passed):
                     waiter = queue[pick.call_id]
                     pairs.append((routing.priority(waiter.view(policy.skill), policy, now),
                                   waiter, pick.agent_id))
@@ -669,8 +699,8 @@ class AcdCore:
             policy = self.policies[name]
             settings = self.queues[name]
             is_open = self.queue_open(name)
-            calls = [w.view(policy.skill) for w in queue.values()
-                     if not w.ringing and (is_open or self._served_closed(w))]
+            calls = [c for c in self._line(name) if not (w := queue[c.call_id]).ringing
+                     and (is_open or self._served_closed(w))]
             at = routing.next_change_at(calls, policy, now, present=present)
             if at is not None:
                 due.append(at)
@@ -726,10 +756,12 @@ class AcdCore:
 
     def _move(self, waiter: Waiter, target: str, now: float, event: str) -> None:
         del self.waiting[waiter.queue][waiter.call_id]
+        self._line_drop(waiter)
         self._qlog(now, waiter.queue, waiter.call_id, event, detail={"target": target})
         waiter.position_key = waiter.position_key or waiter.arrived_at
         waiter.queue, waiter.arrived_at = target, now
         self.waiting[target][waiter.call_id] = waiter
+        self._line_put(waiter)
         self._emit_row("UPDATE queue_waiting SET queue = ?, arrived_at = ?, position_key = ?"
                        " WHERE call_id = ?", (target, now, waiter.position_key, waiter.call_id))
         self._qlog(now, target, waiter.call_id, "enter", tier=waiter.tier.value)
@@ -884,6 +916,7 @@ class AcdCore:
     def _drop_callback(self, waiter: Waiter, now: float) -> None:
         """A call-back whose number is not a phone number: never dialled, off the queue."""
         self.waiting.get(waiter.queue, {}).pop(waiter.call_id, None)
+        self._line_drop(waiter)
         self._emit_row("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
         self._qlog(now, waiter.queue, waiter.call_id, "leave", tier=waiter.tier.value,
                    wait_s=now - waiter.arrived_at,
@@ -909,6 +942,7 @@ class AcdCore:
                 self._emit(Requeue(waiter, queue, rt.agent.agent_id, set_queue=True))
         elif self.find_waiter(call_id=waiter.call_id) is waiter:
             waiter.excluded.add(rt.agent.agent_id)
+            self._line_put(waiter)
             self._qlog(now, waiter.queue, waiter.call_id, "noanswer", agent=rt.agent.agent_id)
             log.info("agent %s did not answer call %s (%s)", rt.agent.agent_id,
                      waiter.call_id, why)
@@ -939,6 +973,7 @@ class AcdCore:
             call.life.apply(CallInput.BRIDGED, now)
         if not waiter.direct:
             del self.waiting[waiter.queue][waiter.call_id]
+            self._line_drop(waiter)
             self._emit_row("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
         call.connected_at = now
         rt.calls_taken += 1
@@ -1086,6 +1121,7 @@ class AcdCore:
 
     def _abandon(self, waiter: Waiter, now: float, why: str) -> None:
         self.waiting[waiter.queue].pop(waiter.call_id, None)
+        self._line_drop(waiter)
         self._emit_row("DELETE FROM queue_waiting WHERE call_id = ?", (waiter.call_id,))
         # Leaving a closed queue is not abandoning it: nobody could have answered.
         event = "abandon" if self.queue_open(waiter.queue) else "leave"

@@ -63,13 +63,14 @@ from __future__ import annotations
 import enum
 import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
+from callcenter.acd.lineup import Lineup, ReadySeats
 from callcenter.broker.interface import Tier
 
 SeatChoice = Literal["longest_idle", "skill_level", "fewest_calls"]
@@ -190,6 +191,13 @@ class SeatView:
 class Assignment:
     call_id: str
     agent_id: str
+
+
+Waiting: TypeAlias = Sequence[WaitingCall] | Lineup
+"""The waiting calls of a decision: a list, ranked afresh, or a standing :class:`Lineup`."""
+
+Seats: TypeAlias = Sequence[SeatView] | ReadySeats
+"""The seats of a decision: a list (not-ready seats are ignored) or standing :class:`ReadySeats`."""
 
 
 def priority(call: WaitingCall, policy: QueuePolicy, now: float) -> float:
@@ -350,6 +358,45 @@ class _Line:
         return self._by_age[place]
 
 
+def _standing_line(line: Lineup, policy: QueuePolicy, now: float) -> Iterator[WaitingCall]:
+    """:class:`_Line` for a standing :class:`Lineup`: nothing sorted, nothing scanned.
+
+    Each tier's ``(position_key, call_id)`` list is already its :func:`ranked` order (see the
+    module docstring; ``call_id`` is unique in a lineup, so it settles every tie as
+    :func:`ranked` does). A heap holds each tier's next call under its full :func:`ranked` key
+    (the tier rides along, never compared); the best of the heap is the next call of the line.
+    """
+    weight, aging = policy.tier_weights.get, policy.aging_per_second
+    heads: list[tuple[float, float, str, int, list[tuple[float, str]], float]] = []
+    for tier, keys in line.tiers():
+        key, call_id = keys[0]
+        head = weight(tier, 0.0)
+        heads.append((-(head + aging * max(0.0, now - key)), key, call_id, 0, keys, head))
+    heapq.heapify(heads)
+    while heads:
+        _, _, call_id, place, keys, head = heads[0]
+        yield line.call(call_id)
+        place += 1
+        if place < len(keys):
+            key, call_id = keys[place]
+            heapq.heapreplace(
+                heads, (-(head + aging * max(0.0, now - key)), key, call_id, place, keys, head))
+        else:
+            heapq.heappop(heads)
+
+
+def _line_of(waiting: Waiting, policy: QueuePolicy, now: float,
+             skip: Callable[[WaitingCall], bool] | None) -> Iterator[WaitingCall]:
+    """The calls of ``waiting`` in :func:`ranked` order, lazily, without those ``skip`` names."""
+    if isinstance(waiting, Lineup):
+        line = _standing_line(waiting, policy, now)
+    else:
+        line = _Line(waiting, policy, now)
+    if skip is None:
+        return line
+    return (call for call in line if not skip(call))
+
+
 SeatRank: TypeAlias = Callable[[SeatView], tuple[Any, ...]]
 
 _LONGEST_IDLE: SeatRank = attrgetter("ready_since", "agent_id")
@@ -419,19 +466,41 @@ class _FreeSeats:
       needing the skill on (a drain), that skill's seats are sorted once and each call takes the
       first one neither taken nor excluded; taken seats at the front are passed for good
       (``_head``).
+
+    Given standing :class:`ReadySeats`, nothing is copied: seats are looked up by agent id, and
+    ``longest_idle`` walks the kept idle order instead (the first seat that fits is the best;
+    a drain filters that order by skill instead of sorting). The other seat choices rank a copy
+    of the ready seats, as with a list.
     """
 
-    def __init__(self, seats: Sequence[SeatView], policy: QueuePolicy,
-                 present: Present | None) -> None:
+    def __init__(self, seats: Seats, policy: QueuePolicy, present: Present | None) -> None:
         self._policy = policy
         self._present = present
-        self.ready = [s for s in seats if s.ready_since is not None]
+        self._index = seats if isinstance(seats, ReadySeats) else None
+        self._ready = None if self._index is not None else [
+            s for s in seats if s.ready_since is not None]
         self.taken: set[str] = set()  # agent ids already paired in this decision
         self._agent_ids: list[str] | None = None
         self._vip_team: list[SeatView] | None = None
         self._scanned: set[str | None] = set()  # skills a call of this decision looked for
         self._sorted: dict[str | None, list[SeatView]] = {}
         self._head: dict[str | None, int] = {}
+
+    @property
+    def ready(self) -> list[SeatView]:
+        """The ready seats as a list (copied once from standing seats, on first need)."""
+        if self._ready is None:
+            self._ready = list(self._index or ())
+        return self._ready
+
+    def empty(self) -> bool:
+        return not (self._index if self._index is not None else self.ready)
+
+    def agents(self) -> int:
+        """How many agents have a ready seat."""
+        if self._index is not None:
+            return len(self._index)
+        return len(set(map(_AGENT_ID, self.ready)))
 
     def _ids(self) -> list[str]:
         """The agent id of each ready seat, worked out on first need."""
@@ -443,6 +512,9 @@ class _FreeSeats:
         """The ready seats of ``agent`` (usually one or none)."""
         if agent is None:
             return []
+        if self._index is not None:
+            seat = self._index.get(agent)
+            return [] if seat is None else [seat]
         ids = self._ids()
         out: list[SeatView] = []
         at = -1
@@ -458,7 +530,9 @@ class _FreeSeats:
         if manager_only:
             return manager
         team = self._policy.vip_team
-        if self._vip_team is None:
+        if self._vip_team is None and self._index is not None:
+            self._vip_team = [s for agent in team if (s := self._index.get(agent)) is not None]
+        elif self._vip_team is None:
             self._vip_team = list(compress(self.ready, map(team.__contains__, self._ids())))
         if call.manager in team:
             return self._vip_team
@@ -479,13 +553,23 @@ class _FreeSeats:
             return self._first_free(call, skill, rank)
         self._scanned.add(skill)
         barred = taken | call.excluded if taken else call.excluded
-        return _best_admitted(self.ready, rank, lambda seat: (
-            (skill is None or not seat.skills.get(skill, 0) < 1) and seat.agent_id not in barred))
+
+        def admits(seat: SeatView) -> bool:
+            return ((skill is None or not seat.skills.get(skill, 0) < 1)
+                    and seat.agent_id not in barred)
+
+        if self._index is not None and rank is _LONGEST_IDLE:
+            return next(filter(admits, self._index.by_idle()), None)
+        return _best_admitted(self.ready, rank, admits)
 
     def _first_free(self, call: WaitingCall, skill: str | None, rank: SeatRank) -> SeatView | None:
         """The first seat in ``skill``'s seat-choice order neither taken nor refused by ``call``."""
         order = self._sorted.get(skill)
-        if order is None:
+        if order is None and self._index is not None and rank is _LONGEST_IDLE:
+            order = self._sorted[skill] = [s for s in self._index.by_idle()
+                                           if _has_skill(s.skills, skill)]
+            self._head[skill] = 0
+        elif order is None:
             pool = [s for s in self.ready if _has_skill(s.skills, skill)]
             order = self._sorted[skill] = sorted(pool, key=rank)
             self._head[skill] = 0
@@ -502,18 +586,21 @@ class _FreeSeats:
 
 
 def next_assignment(
-    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float,
-    *, present: Present | None = None,
+    waiting: Waiting, seats: Seats, policy: QueuePolicy, now: float,
+    *, present: Present | None = None, skip: Callable[[WaitingCall], bool] | None = None,
 ) -> Assignment | None:
     """The best call that some seat may take, and the best such seat; None if nothing fits.
 
     Callers are taken in :func:`ranked` order, as far as needed (usually the first fits).
-    ``present``: see :data:`Present` (None: VIP stages on time alone).
+    ``present``: see :data:`Present` (None: VIP stages on time alone). ``waiting`` and
+    ``seats`` may be standing indexes (:class:`Lineup`, :class:`ReadySeats`: the same decision,
+    without sorting or scanning them). Calls for which ``skip`` says True are passed over as if
+    they were not waiting (a caller being rung, say), without copying the rest.
     """
     free = _FreeSeats(seats, policy, present)
-    if not free.ready:
+    if free.empty():
         return None
-    for call in _Line(waiting, policy, now):
+    for call in _line_of(waiting, policy, now, skip):
         seat = free.best(call, now)
         if seat is not None:
             return Assignment(call.call_id, seat.agent_id)
@@ -521,8 +608,8 @@ def next_assignment(
 
 
 def assignments(
-    waiting: Sequence[WaitingCall], seats: Sequence[SeatView], policy: QueuePolicy, now: float,
-    *, present: Present | None = None,
+    waiting: Waiting, seats: Seats, policy: QueuePolicy, now: float,
+    *, present: Present | None = None, skip: Callable[[WaitingCall], bool] | None = None,
 ) -> list[Assignment]:
     """Repeated :func:`next_assignment`; each call and each seat is used at most once.
 
@@ -530,13 +617,13 @@ def assignments(
     the same pairs in the same order, because seats only leave, so a call that no free seat fits
     when its turn comes fits none later either. The pass ends when every seat is taken. A
     ``call_id`` or ``agent_id`` that occurs more than once is used once, as in the repetition.
-    ``present``: see :data:`Present` (None: VIP stages on time alone).
+    ``present``, ``skip`` and standing indexes: as for :func:`next_assignment`.
     """
     free = _FreeSeats(seats, policy, present)
-    agents = len(set(map(_AGENT_ID, free.ready)))
+    agents = free.agents()
     served: set[str] = set()
     out: list[Assignment] = []
-    for call in _Line(waiting, policy, now):
+    for call in _line_of(waiting, policy, now, skip):
         if len(free.taken) == agents:
             break
         if call.call_id in served:

@@ -730,3 +730,57 @@ async def test_a_phone_lost_during_wrap_up_is_not_made_ready_by_the_timer(
         await w.until(lambda: rt.wrap_up_due is None)
         assert w.offered("A1") is None
         assert rt.seat.state is not SeatState.READY
+
+
+# -- the standing lineups (issue 12) ------------------------------------------------------------
+
+
+def lines_match(world: World) -> None:
+    """Each queue's lineup holds exactly what routing would see of its waiters, afresh."""
+    acd = world.acd
+    for name, queue in acd.waiting.items():
+        skill = acd.policies[name].skill
+        kept = acd.lines[name]
+        assert sorted(c.call_id for c in kept) == sorted(queue), name
+        for call_id, waiter in queue.items():
+            assert kept.get(call_id) == waiter.view(skill), (name, call_id)
+
+
+async def test_the_lineups_follow_arrivals_exclusions_moves_and_leaves(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """The lineups AcdCore keeps for routing stay equal to the waiters, step by step: callers
+    arrive, one is refused by an agent (an exclusion), one overflows to another queue, one is
+    answered, one hangs up; and a restart rebuilds them."""
+    settings = overflow_settings()
+    async with make_world(tmp_path, agents=[A1, A2], settings=settings, clock=clock) as w:
+        w.ami.rings["PJSIP/1001"] = "no_answer"
+        w.caller("c-1", "general")
+        clock.advance(1)
+        w.caller("c-2", "general")
+        w.caller("c-3", "english")
+        lines_match(w)
+        w.acd.set_state("A1", "ready")
+        assert w.offered("A1") == "c-1"
+        await w.until(lambda: w.acd.seat("A1").call is None)
+        assert w.acd.waiting["general"]["c-1"].excluded == {"A1"}
+        lines_match(w)
+        clock.advance(30)
+        w.acd.on_timer()  # c-1 and c-2 overflow to english, keeping their places
+        assert "c-1" in w.acd.waiting["english"] and not w.acd.waiting["general"]
+        lines_match(w)
+        w.caller("c-4", "general")
+        w.acd.set_state("A2", "ready")  # answers the head of english: c-1, the oldest
+        await w.until(lambda: (call := w.acd.seat("A2").call) is not None and call.answered)
+        assert w.offered("A2") == "c-1" and "c-1" not in w.acd.lines["english"]
+        lines_match(w)
+        w.ami.feed(Hangup(info("PJSIP/carrier-c-3", "uid-c-3"), 16, "Normal Clearing"))
+        await w.until(lambda: "c-3" not in w.acd.waiting["english"])
+        lines_match(w)
+        await w.acd.flush()
+        again = Acd(settings, w.acd.db, clock=clock)
+        await again.start()
+        try:
+            assert sorted(c.call_id for c in again.lines["english"]) == ["c-2"]
+            assert sorted(c.call_id for c in again.lines["general"]) == ["c-4"]
+        finally:
+            await again.close()

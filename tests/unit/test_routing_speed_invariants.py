@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
+from callcenter.acd.lineup import Lineup, ReadySeats
 from callcenter.acd.routing import (  # _Line and friends: the shortcuts, tested as such
     Assignment,
     Present,
@@ -31,6 +32,7 @@ from callcenter.acd.routing import (  # _Line and friends: the shortcuts, tested
     _best_admitted,
     _Line,
     _seat_rank,
+    _standing_line,
     assignments,
     next_assignment,
     position,
@@ -324,3 +326,132 @@ def test_large_state_matches_at_every_stage_boundary() -> None:
     now = times[len(times) // 2]
     assert assignments(calls, seats, policy, now) == old_assignments(calls, seats, policy, now,
                                                                       None)
+
+
+# -- standing indexes (Lineup, ReadySeats), kept up to date step by step --------------------------
+
+
+def unique_by_id(calls: Sequence[WaitingCall],
+                 seats: Sequence[SeatView]) -> tuple[list[WaitingCall], list[SeatView]]:
+    """The last entry of each ``call_id`` and ``agent_id``: what an index keeps of the lists."""
+    by_call = {c.call_id: c for c in calls}
+    by_agent = {s.agent_id: s for s in seats}
+    return list(by_call.values()), list(by_agent.values())
+
+
+@pytest.mark.parametrize(("seed", "count", "size"), [(112, 300, 16), (1112, 100, 60)])
+def test_standing_indexes_decide_as_the_old_algorithm(seed: int, count: int, size: int) -> None:
+    """Given a Lineup and ReadySeats instead of lists (either or both), every decision is the
+    old algorithm's on the same calls and seats."""
+    for n, (raw_calls, raw_seats, policy, now, here) in enumerate(states(seed, count, size)):
+        calls, seats = unique_by_id(raw_calls, raw_seats)
+        line, ready = Lineup(raw_calls), ReadySeats(raw_seats)
+        assert len(line) == len(calls) and len(ready) == sum(
+            s.ready_since is not None for s in seats)
+        where = f"state {n} of seed {seed}"
+        expected = old_assignments(calls, seats, policy, now, here)
+        first = expected[0] if expected else None
+        assert [id(c) for c in _standing_line(line, policy, now)] == [
+            id(c) for c in old_ranked(calls, policy, now)], where
+        for waiting, free in ((line, ready), (line, seats), (calls, ready)):
+            assert assignments(waiting, free, policy, now, present=here) == expected, where
+            assert next_assignment(waiting, free, policy, now, present=here) == first, where
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_standing_indexes_through_arrivals_leaves_and_seat_changes(seed: int) -> None:
+    """An index updated call by call and seat by seat (arrivals, leaves, ring-no-answer
+    exclusions put again, moves to a new place, seats going busy, not ready, ready again, the
+    clock moving through VIP stage boundaries) decides at every step as the old algorithm does
+    from scratch on the plain state, with ``skip`` too."""
+    rng = random.Random(seed)
+    for _ in range(4):
+        raw_calls, raw_seats, policy, now, _ = random_state(rng, 70)
+        calls_list, seats_list = unique_by_id(raw_calls, raw_seats)
+        calls = {c.call_id: c for c in calls_list}
+        seats = {s.agent_id: s for s in seats_list}
+        agents = sorted({*seats, *policy.vip_team, "a00", "a01"})
+        line, ready = Lineup(calls.values()), ReadySeats(seats.values())
+        arrivals = 0
+        for step in range(120):
+            now += rng.choice((0.0, 0.3, 1.0, 5.0, 20.0))
+            here: dict[str, Mapping[str, int]] | None = None
+            if rng.random() < 0.6:
+                here = {a: s.skills for a, s in seats.items() if s.ready_since is not None}
+                for agent in rng.sample(agents, rng.randint(0, 3)):
+                    here.setdefault(agent, {"stocks": 1})
+            plain_calls, plain_seats = list(calls.values()), list(seats.values())
+            want = old_assignments(plain_calls, plain_seats, policy, now, here)
+            where = f"step {step} of seed {seed}"
+            assert assignments(line, ready, policy, now, present=here) == want, where
+            pick = next_assignment(line, ready, policy, now, present=here)
+            assert pick == (want[0] if want else None), where
+            ringing = frozenset(rng.sample(sorted(calls), min(len(calls), rng.randint(0, 3))))
+            rest = [c for c in plain_calls if c.call_id not in ringing]
+            assert next_assignment(
+                line, ready, policy, now, present=here,
+                skip=lambda c: c.call_id in ringing,  # noqa: B023 (used at once)
+            ) == old_next(rest, plain_seats, policy, now, here), where
+            # the state moves on, and the indexes with it
+            if pick is not None:
+                del calls[pick.call_id]
+                assert line.drop(pick.call_id) is not None
+                taken = seats[pick.agent_id]
+                seats[pick.agent_id] = SeatView(taken.agent_id, None, taken.skills,
+                                                taken.calls_taken + 1)
+                ready.put(seats[pick.agent_id])
+            for _ in range(rng.randint(0, 3)):
+                event = rng.random()
+                if event < 0.35:  # a caller arrives (a call-back may keep an older place)
+                    arrivals += 1
+                    tier = rng.choice(list(Tier))
+                    call = WaitingCall(
+                        f"n{arrivals:03}", tier, now,
+                        rng.choice((None, *agents[:4])) if tier in VIPS else None,
+                        rng.choice((None, None, *SKILLS)),
+                        position_key=now - rng.choice((0.0, 0.0, 30.0, 90.0)))
+                    calls[call.call_id] = call
+                    line.put(call)
+                elif event < 0.5 and calls:  # a caller hangs up
+                    gone = rng.choice(sorted(calls))
+                    del calls[gone]
+                    assert line.drop(gone) is not None
+                elif event < 0.6 and calls:  # ring-no-answer, or moved (a new place)
+                    old = calls[rng.choice(sorted(calls))]
+                    new = WaitingCall(old.call_id, old.tier, old.arrived_at, old.manager,
+                                      old.skill, rng.choice((old.key, now)),
+                                      old.excluded | {rng.choice(agents)})
+                    calls[new.call_id] = new
+                    line.put(new)
+                elif seats:  # a seat changes state: busy or not ready, or ready (again)
+                    agent = rng.choice(sorted(seats))
+                    seat = seats[agent]
+                    since = rng.choice((None, now, now - 1.0))
+                    seats[agent] = SeatView(agent, since, seat.skills, seat.calls_taken)
+                    ready.put(seats[agent])
+            assert line.drop("no such call") is None
+            assert sorted(c.call_id for c in line) == sorted(calls)
+            assert [s.agent_id for s in ready.by_idle()] == [
+                s.agent_id for s in sorted((s for s in seats.values()
+                                            if s.ready_since is not None),
+                                           key=lambda s: (s.ready_since, s.agent_id))]
+
+
+def test_lineup_keeps_each_tier_in_line_order() -> None:
+    line = Lineup([WaitingCall("b", Tier.GOLD, 5.0), WaitingCall("a", Tier.GOLD, 5.0),
+                   WaitingCall("c", Tier.GOLD, 1.0, position_key=9.0),
+                   WaitingCall("o", Tier.ORDINARY, 2.0)])
+    assert dict(line.tiers()) == {Tier.GOLD: [(5.0, "a"), (5.0, "b"), (9.0, "c")],
+                                  Tier.ORDINARY: [(2.0, "o")]}
+    line.put(WaitingCall("a", Tier.ORDINARY, 7.0))  # replaced: another tier, another place
+    assert line.drop("o") is not None and "o" not in line and "a" in line
+    assert dict(line.tiers()) == {Tier.GOLD: [(5.0, "b"), (9.0, "c")],
+                                  Tier.ORDINARY: [(7.0, "a")]}
+    assert line.get("a") == WaitingCall("a", Tier.ORDINARY, 7.0)
+    ready = ReadySeats([SeatView("x", 3.0), SeatView("w", 3.0), SeatView("z", None),
+                        SeatView("y", 1.0)])
+    assert [s.agent_id for s in ready.by_idle()] == ["y", "w", "x"] and "z" not in ready
+    ready.put(SeatView("y", None))
+    ready.put(SeatView("w", 4.0))
+    assert [s.agent_id for s in ready.by_idle()] == ["x", "w"] and len(ready) == 2
+    assert ready.drop("y") is None and ready.get("x") == SeatView("x", 3.0)
