@@ -44,12 +44,12 @@ async def first_flow(channel: Channel, note: Notes, lang: str = "zh",
         names = [prompt(lang, "you_entered")]
         names += [prompt(lang, p) for p in speech.say_digits(digits, speech.check_lang(lang))]
         note("ivr.play", {"prompts": "you_entered digits"})
-        await channel.play(names, escape_digits="")
     else:
+        names = [prompt(lang, "no_input")]
         note("ivr.play", {"prompts": "no_input"})
-        await channel.play([prompt(lang, "no_input")], escape_digits="")
     note("ivr.play", {"prompts": "goodbye"})
-    await channel.play([prompt(lang, "goodbye")], escape_digits="")
+    # nothing interrupts the readback or the goodbye: one Playback, one round trip
+    await channel.play([*names, prompt(lang, "goodbye")], escape_digits="")
     note("ivr.end", {"outcome": "completed"})
     # Returning ends the AGI session; the dialplan's Hangup() then clears the call with
     # cause 16 (AGI's own HANGUP command leaves the cause unset).

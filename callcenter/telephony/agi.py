@@ -476,14 +476,14 @@ class AgiServer:
         if self._server is not None:
             raise RuntimeError("the FastAGI server is already started")
         self._closing = False
-        self._server = await asyncio.start_server(
-            self._on_connection,
-            self._settings.host,
-            self._settings.port,
-            # we only read(n), so this only caps what the stream buffers before pausing the socket
-            limit=max(READ_CHUNK, self._settings.max_line_bytes),
-            backlog=self.backlog,
-        )
+        # we only read(n), so the limit only caps what the stream buffers before pausing the socket
+        limit = max(READ_CHUNK, self._settings.max_line_bytes)
+
+        def protocol() -> _StreamProtocol:
+            return _StreamProtocol(asyncio.StreamReader(limit=limit), self._on_connection)
+
+        self._server = await asyncio.get_running_loop().create_server(
+            protocol, self._settings.host, self._settings.port, backlog=self.backlog)
         log.info("FastAGI listening on %s:%d (up to %d sessions, backlog %d)",
                  self._settings.host, self.port, self.max_sessions, self.backlog)
 
@@ -608,6 +608,24 @@ class AgiServer:
             log.warning("AGI %s ended: %s", channel.uniqueid, exc)
         except Exception:
             log.exception("AGI handler for %s (script %r) failed", channel.uniqueid, channel.script)
+
+
+class _StreamProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
+    """``asyncio.start_server``'s protocol, reading into a buffer of its own: for a plain
+    protocol asyncio allocates 256 KiB per read, ~8 us a read on these machines against ~1 us,
+    and a FastAGI reply is a line."""
+
+    def __init__(self, reader: asyncio.StreamReader,
+                 connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                     Awaitable[None]]) -> None:
+        super().__init__(reader, connected)
+        self._buffer = bytearray(READ_CHUNK)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(memoryview(self._buffer)[:nbytes]))
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -250,6 +250,19 @@ _CANONICAL = {
 }
 
 
+#: header names as received -> canonical: AMI uses few names, so each is lowered once
+_SEEN: dict[str, str] = {}
+_SEEN_MAX = 4096
+
+
+def _canonical(name: str) -> str:
+    canonical = _CANONICAL.get(name.lower(), name)
+    if len(_SEEN) < _SEEN_MAX:
+        _SEEN[name] = canonical
+    return canonical
+
+
 def _normalise(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names in AMI's canonical case, whatever case the parser produced."""
-    return {_CANONICAL.get(k.lower(), k): str(v) for k, v in headers.items()}
+    seen = _SEEN
+    return {seen.get(k) or _canonical(k): str(v) for k, v in headers.items()}
