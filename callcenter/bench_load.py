@@ -163,6 +163,42 @@ class LoadResult:
     stopped: str = ""
 
 
+def goal_lines(steps: Sequence[Step], agi_knee: float | None,
+               native_knee: float | None) -> list[str]:
+    """Issue 12's goals, read off the FastAGI steps at each knee (met or missed, never hidden)."""
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    out = ["", "Issue 12's goals:"]
+    up_to = [r for r in sorted({s.rate for s in steps})
+             if native_knee is not None and r <= native_knee]
+    shares = []
+    for rate in up_to:
+        by_flow = {s.flow: s for s in steps if s.rate == rate}
+        if {"agi", "native"} <= set(by_flow) and by_flow["native"].ok:
+            shares.append(by_flow["agi"].ok / by_flow["native"].ok)
+    if shares:
+        out.append(f"- calls ok, FastAGI / native, every rate up to native's knee: lowest "
+                   f"{min(shares):.3f} (goal >= 0.99: {mark(min(shares) >= 0.99)})")
+    if agi_knee is not None and native_knee is not None:
+        out.append(f"- knee, FastAGI / native: {agi_knee / native_knee:.2f} (goal >= 0.95: "
+                   f"{mark(agi_knee / native_knee >= 0.95)})")
+    knees: list[tuple[str, float | None]] = [("FastAGI's knee", agi_knee),
+                                             ("native's knee", native_knee)]
+    for label, at in knees:
+        step = next((s for s in steps if s.flow == "agi" and s.rate == at), None)
+        if step is None or at is None:
+            continue
+        ratio = step.engine_cpu_s / step.asterisk_cpu_s if step.asterisk_cpu_s else 0.0
+        rtt = percentile(step.round_trips_ms, 99) if step.round_trips_ms else 0.0
+        lag = percentile(step.lag_ms, 99) if step.lag_ms else 0.0
+        out.append(f"- at {label} ({at:g} calls/s): engine / Asterisk CPU {ratio:.2f} (goal "
+                   f"<= 0.10: {mark(ratio <= 0.10)}); FastAGI round trip p99 {rtt:.0f} ms and "
+                   f"loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
+                   f"{mark(rtt <= 50 and lag <= 50)})")
+    return out
+
+
 def render_section(result: LoadResult) -> str:
     """The markdown section for docs/benchmarks.md (heading included)."""
     m = result.machine
@@ -200,6 +236,7 @@ def render_section(result: LoadResult) -> str:
               f"FastAGI {fmt(agi_knee)}, native {fmt(native_knee)}"
               + (f" (ratio {fmt_ratio(agi_knee, native_knee)})"
                  if agi_knee and native_knee else "") + "."]
+    lines += goal_lines(result.steps, agi_knee, native_knee)
     if result.stopped:
         lines += ["", f"Stopped: {result.stopped}."]
     lines += ["", "The engine's CPU counts the whole engine process (FastAGI, AMI intake, call "

@@ -41,6 +41,8 @@ logging.getLogger("panoramisk").setLevel(logging.WARNING)
 
 EventHandler = Callable[[AmiEvent], None]
 ReadyHandler = Callable[[], Awaitable[None]]
+#: raw headers of a plain event (``on_headers``)
+HeadersHandler = Callable[[dict[str, str]], None]
 Response = Mapping[str, str]
 
 
@@ -138,8 +140,12 @@ class AmiClient:
         on_event: EventHandler | None = None,
         on_ready: ReadyHandler | None = None,
         tls: ssl.SSLContext | None = None,
+        on_headers: HeadersHandler | None = None,
     ) -> None:
+        """``on_headers`` (benchmarks, diagnostics) gets every plain event's raw headers, before
+        and besides the typed ``on_event`` handlers."""
         self.settings = settings
+        self._on_headers = on_headers
         self._tls = tls
         self._secret = secret
         self._handlers: list[EventHandler] = [on_event] if on_event else []
@@ -372,6 +378,10 @@ class AmiClient:
         self._dispatch_headers(_plain(message))
 
     def _dispatch_headers(self, headers: dict[str, str]) -> None:
+        if self._on_headers is not None:
+            self._on_headers(dict(headers))
+        if not self._handlers:
+            return
         event = parse_event(headers)
         for handler in self._handlers:
             try:

@@ -12,6 +12,7 @@ from callcenter.bench_load import (
     HEADING,
     LoadResult,
     Step,
+    goal_lines,
     knee,
     parse_sipp_log,
     rate_plan,
@@ -74,3 +75,20 @@ def test_callers_waiting_too_long_for_an_answer_fail_the_step() -> None:
     assert not slow.passed
     slow.setups_ms = [4.0] * 99 + [5560.0]
     assert slow.passed  # p99 interpolated below the limit: one slow answer in a hundred
+
+
+def test_the_goals_are_read_off_the_fastagi_steps_at_each_knee() -> None:
+    steps = [step("agi", 10, 200, 200), step("native", 10, 200, 200),
+             step("native", 20, 400, 400), step("agi", 20, 400, 400)]
+    steps[0].engine_cpu_s, steps[0].asterisk_cpu_s = 0.5, 10.0
+    steps[0].round_trips_ms, steps[0].lag_ms = [1.0] * 100, [2.0] * 100
+    steps[3].engine_cpu_s, steps[3].asterisk_cpu_s = 3.0, 10.0
+    steps[3].round_trips_ms, steps[3].lag_ms = [80.0] * 100, [2.0] * 100
+    lines = goal_lines(steps, knee(steps, "agi"), knee(steps, "native"))
+    text = "\n".join(lines)
+    assert "lowest 1.000 (goal >= 0.99: met)" in text
+    assert "knee, FastAGI / native: 1.00 (goal >= 0.95: met)" in text
+    # both knees are 20: the FastAGI step there misses the CPU and round-trip goals
+    assert ("at FastAGI's knee (20 calls/s): engine / Asterisk CPU 0.30 (goal <= 0.10:"
+            " **missed**); FastAGI round trip p99 80 ms") in text
+    assert "(goal <= 50 ms each: **missed**)" in text
