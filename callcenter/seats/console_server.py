@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, unquote
 
 from pydantic import BaseModel, ValidationError
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
@@ -70,6 +70,9 @@ KEEPALIVE_S: Final = 20.0
 #: how long a close waits for the peer before the socket is dropped: websockets' close() first
 #: waits for the write buffer to drain, which never happens with a peer that does not read
 CLOSE_GRACE_S: Final = 2.0
+#: sockets written per turn of the event loop when a push goes to many sessions: the rest
+#: waits for the next turn, so calls (FastAGI, AMI) are served in between
+FAN_OUT_CHUNK: Final = 100
 CLOSE_SESSION_ENDED: Final = 4000
 CLOSE_LOGIN_TIMEOUT: Final = 4001
 _MAX_ID = 64
@@ -251,6 +254,9 @@ class _Outbox:
         self._ready.set()
         return True
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def put_close(self, close: _Close) -> None:
         self._items.append(close)
         self._ready.set()
@@ -312,6 +318,12 @@ class _Session:
         #: (say, the logout that ends it): sent right after that reply, then the close
         self.end_after: str | None = None
         self.writer: asyncio.Task[None] | None = None
+        #: the writer is in the middle of a frame (waiting for the socket to drain) or closing
+        self.writing = False
+        #: pushed frames of this session still in the push's fan-out (``_Push._drain``): the
+        #: writer waits for them before it sends anything queued after them
+        self.pipelined = 0
+        self._pipeline_done: asyncio.Future[None] | None = None
         self.handler: asyncio.Task[Any] | None = asyncio.current_task()
 
     def send(self, text: str) -> bool:
@@ -325,18 +337,54 @@ class _Session:
             return True
         return self.outbox.put(text)
 
+    def writable_now(self) -> bool:
+        """Whether a pushed frame may go straight to the socket, as the writer would send it:
+        nothing queued before it (replies, held frames, a close), the writer idle, and the
+        socket's write buffer under its high-water mark (else the frame waits in the bounded
+        outbox, so a client that does not read is still dropped as too slow)."""
+        # frames of this session still in the push's fan-out do not stop it: the fan-out keeps
+        # the order of pushes
+        if self.held is not None or self.ending or self.writing or len(self.outbox):
+            return False
+        transport = self.conn.transport
+        return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+
+    def leave_pipeline(self) -> None:
+        self.pipelined -= 1
+        done = self._pipeline_done
+        if not self.pipelined and done is not None:
+            self._pipeline_done = None
+            if not done.done():
+                done.set_result(None)
+
+    async def pipeline_clear(self) -> None:
+        """Until none of this session's frames is left in the push's fan-out."""
+        if self.pipelined:
+            if self._pipeline_done is None:
+                self._pipeline_done = asyncio.get_running_loop().create_future()
+            await self._pipeline_done
+
     def release_held(self) -> bool:
         held, self.held = self.held or [], None
         return all(self.send(text) for text in held)
 
 
 class _Push:
-    """``ConsolePush`` over the live sessions: each event is serialised once, and queued
-    without waiting; a session that cannot take it is dropped as too slow."""
+    """``ConsolePush`` over the live sessions: each event is serialised and encoded once, and
+    written without waiting: straight to the sockets of the sessions with nothing queued
+    (``broadcast``: no task switch per session), else queued in the session's outbox; a
+    session that cannot take it is dropped as too slow. A push to more than ``FAN_OUT_CHUNK``
+    sessions is written that many sockets per turn of the loop (``_drain``), in push order;
+    a session's writer waits for its frames still there. With 1000 supervisors, a task per
+    session, or all sockets in one turn, held the event loop (and every call on it) for tens
+    of milliseconds per wallboard."""
 
     def __init__(self, sessions: set[_Session], too_slow: Callable[[_Session], None]) -> None:
         self._sessions = sessions
         self._too_slow = too_slow
+        #: pushes not written to every socket yet: (frame, sessions, how many are done)
+        self._pending: collections.deque[tuple[bytes, list[_Session], int]] = \
+            collections.deque()
 
     def to_agent(self, agent_id: str, event: Event) -> None:
         self._fan_out(event, lambda agent: agent.agent_id == agent_id)
@@ -376,9 +424,41 @@ class _Push:
         if not targets:
             return
         text = event.model_dump_json()
+        now: list[_Session] = []
         for session in targets:
-            if not session.send(text):
+            if session.writable_now():
+                now.append(session)
+            elif not session.send(text):
                 self._too_slow(session)
+        if not now:
+            return
+        if not self._pending and len(now) <= FAN_OUT_CHUNK:
+            broadcast([s.conn for s in now], text.encode(), text=True)
+            return
+        for session in now:
+            session.pipelined += 1
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._drain)
+        self._pending.append((text.encode(), now, 0))
+
+    def _drain(self) -> None:
+        """Write the oldest pushes to ``FAN_OUT_CHUNK`` more sockets; again next turn if any
+        are left. A session ended meanwhile still gets what was pushed before its end (its
+        ``session_ended`` waits behind it); one dropped as too slow gets nothing more."""
+        budget = FAN_OUT_CHUNK
+        while self._pending and budget > 0:
+            data, sessions, done = self._pending[0]
+            chunk = sessions[done:done + budget]
+            budget -= len(chunk)
+            if done + len(chunk) < len(sessions):
+                self._pending[0] = (data, sessions, done + len(chunk))
+            else:
+                self._pending.popleft()
+            broadcast([s.conn for s in chunk if not s.dropped], data, text=True)
+            for session in chunk:
+                session.leave_pipeline()
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._drain)
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -693,6 +773,8 @@ class ConsoleServer:
     async def _write_loop(self, session: _Session) -> None:
         while True:
             item = await session.outbox.get()
+            session.writing = True
+            await session.pipeline_clear()  # what was pushed before this item
             if isinstance(item, _Close):
                 await self._close_conn(session.conn, item.code, item.reason)
                 return
@@ -700,6 +782,7 @@ class ConsoleServer:
                 await session.conn.send(item)
             except ConnectionClosed:
                 return
+            session.writing = False
 
     async def _close_conn(self, conn: ServerConnection, code: int, reason: str) -> None:
         try:
