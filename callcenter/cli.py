@@ -781,6 +781,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from callcenter.bench_acd import run_acd_bench
 
         return asyncio.run(run_acd_bench(_settings(), args.rounds, args.output))
+    if args.what == "acd-load":
+        from callcenter.bench_acd_load import run_acd_load_bench
+
+        return asyncio.run(run_acd_load_bench(_settings(), args.agents, args.backlog,
+                                              args.phase_s, args.phases, args.output))
     if args.what == "load":
         from callcenter.bench_load import run_load_bench
 
@@ -790,6 +795,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError("--rates: calls per second separated by commas (e.g. 2,5,10)")\
                 from None
         return asyncio.run(run_load_bench(_settings(), rates, args.step_s, args.output))
+    if args.what == "console":
+        from callcenter.bench_console import run_console_bench
+
+        return asyncio.run(run_console_bench(
+            _settings(), args.clients, args.procs, args.rate, args.step_s, args.change_s,
+            args.seats, not args.no_abba, args.output, nice=args.nice))
     return asyncio.run(run_bench(_settings(), args.calls, args.concurrency, args.output))
 
 
@@ -892,14 +903,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_channel_parsers(sub)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
-    p.add_argument("what", choices=["ivr", "acd", "load"])
+    p.add_argument("what", choices=["ivr", "acd", "acd-load", "load", "console"])
     p.add_argument("--rounds", type=int, default=20, help="acd: rounds per side")
+    p.add_argument("--agents", type=int, default=50,
+                   help="acd-load: simulated agents per side")
+    p.add_argument("--backlog", type=int, default=10,
+                   help="acd-load: callers kept waiting beyond the agents")
+    p.add_argument("--phase-s", type=float, default=30.0,
+                   help="acd-load: seconds of arriving callers per phase")
+    p.add_argument("--phases", type=int, default=4,
+                   help="acd-load: phases, even, in ABBA order (ours, app_queue, app_queue,"
+                        " ours, ...)")
     p.add_argument("--rates", default="2,5,10,20,40",
                    help="load: rising calls per second, one step each")
     p.add_argument("--step-s", type=float, default=20.0,
                    help="load: seconds of calls per flow and step")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--clients", type=int, default=1000,
+                   help="console: websocket clients watching the wallboard")
+    p.add_argument("--procs", type=int, default=2, help="console: client processes")
+    p.add_argument("--rate", type=float, default=20.0, help="console: SIP calls per second")
+    p.add_argument("--change-s", type=float, default=0.1,
+                   help="console: seconds between the seat moves the bench makes")
+    p.add_argument("--seats", type=int, default=20,
+                   help="console: seats on the board besides the bench's own two")
+    p.add_argument("--no-abba", action="store_true",
+                   help="console: one phase without clients, one with (not ABBA)")
+    p.add_argument("--nice", type=int, default=19, choices=range(20), metavar="0-19",
+                   help="console: the client processes' niceness (they yield the CPUs to the"
+                        " engine and Asterisk, as consoles on other machines would)")
     p.add_argument("--output", default="docs/benchmarks.md")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -1,0 +1,181 @@
+"""The console benchmark's pure pieces (``callcenter/bench_console.py`` and its clients'
+``bench_console_clients.py``): matching boards to moves, the clients' frame and marker reading,
+the plan and the report. The numbers themselves are only reported, never asserted."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from websockets.frames import Frame, Opcode
+
+from callcenter.bench_console import (
+    HEADING,
+    ConsoleResult,
+    Phase,
+    Wallboard,
+    busy_share,
+    coalescing_waits,
+    comparisons,
+    frame_cost_us,
+    marker_key,
+    match_moves,
+    phase_plan,
+    push_latencies,
+    ratio,
+    render_section,
+)
+from callcenter.bench_console_clients import (
+    ClientLog,
+    board_marker,
+    client_frame,
+    split_frames,
+)
+from callcenter.bench_ivr import Machine
+from callcenter.seats.protocol import Event
+
+MOVES = [(1000.1, 10.0), (1000.2, 10.1), (1000.3, 10.2)]   # (since, monotonic)
+
+
+def test_phases_are_abba_or_ab() -> None:
+    assert phase_plan(True) == [False, True, True, False]
+    assert phase_plan(False) == [False, True]
+
+
+def test_a_board_covers_its_move_and_every_earlier_one_not_seen_yet() -> None:
+    # the first board shows move 0, the next one move 2 (move 1 was coalesced into it)
+    got = match_moves(MOVES, [(10.02, 1000.1), (10.25, 1000.3)])
+    assert got.latencies_ms == pytest.approx([20.0, 150.0, 50.0])
+    assert got.missed == 0
+
+
+def test_boards_of_no_move_or_already_covered_are_skipped_and_missing_moves_counted() -> None:
+    got = match_moves(MOVES, [(9.0, 999.0), (10.15, 1000.2), (10.16, 1000.1)])
+    assert got.latencies_ms == pytest.approx([150.0, 50.0])
+    assert got.missed == 1
+
+
+def test_a_board_is_found_by_its_marker_through_json_rounding() -> None:
+    since = 1718000000.1234567
+    back = json.loads(json.dumps(since))
+    assert marker_key(back) == marker_key(since)
+    assert match_moves([(since, 1.0)], [(1.5, back)]).latencies_ms == [500.0]
+
+
+def test_push_to_client_and_coalescing() -> None:
+    pushes = {marker_key(1000.1): 10.01, marker_key(1000.3): 10.21}
+    assert push_latencies(pushes, [(10.02, 1000.1), (10.25, 1000.3), (10.3, 5.0)]) \
+        == pytest.approx([10.0, 40.0])
+    assert coalescing_waits(MOVES, [(1000.1, 10.01), (1000.3, 10.21)]) \
+        == pytest.approx([10.0, 110.0, 10.0])
+
+
+def board_text(*seats: dict[str, object]) -> str:
+    return Event(event="wallboard", data={"queues": [], "seats": list(seats)}).model_dump_json()
+
+
+def seat(agent_id: str, since: float) -> dict[str, object]:
+    return {"agent_id": agent_id, "name": "n", "state": "not_ready", "reason": "break",
+            "since": since, "call_id": ""}
+
+
+def test_the_marker_is_the_mark_seats_since() -> None:
+    text = board_text(seat("bench-0001", 5.0), seat("bench-mark", 1718000000.25),
+                      seat("bench-0002", 7.0))
+    assert board_marker(text, "bench-mark") == 1718000000.25
+    assert board_marker(board_text(seat("other", 1.0)), "bench-mark") is None
+    queues = Event(event="queues", data={"queues": []}).model_dump_json()
+    assert board_marker(queues, "bench-mark") is None
+    # another key order: found through the JSON
+    odd = json.dumps({"v": 1, "type": "event", "event": "wallboard",
+                      "data": {"seats": [{"since": 3.5, "agent_id": "bench-mark"}]}},
+                     separators=(",", ":"))
+    assert board_marker(odd, "bench-mark") == 3.5
+
+
+def test_a_client_notes_the_first_arrival_of_each_board() -> None:
+    log = ClientLog()
+    one, two = board_text(seat("m", 1.0)), board_text(seat("m", 2.0))
+    for at, text in ((1.0, one), (1.1, one), (1.2, '{"type":"event","event":"seat"}'),
+                     (1.3, two)):
+        log.saw(text, "m", at)
+    assert log.receipts == [(1.0, 1.0), (1.3, 2.0)]
+    assert (log.messages, log.wallboards) == (4, 3)
+
+
+def server_frame(payload: bytes, opcode: Opcode = Opcode.TEXT) -> bytes:
+    return Frame(opcode, payload).serialize(mask=False, extensions=[])
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_frames_are_split_whole_and_a_partial_one_is_kept(size: int) -> None:
+    payload = b"x" * size
+    data = server_frame(payload) + server_frame(b"ping", Opcode.PING)
+    frames, rest = split_frames(data + data[:1])
+    assert frames == [(Opcode.TEXT.value, True, payload), (Opcode.PING.value, True, b"ping")]
+    assert rest == data[:1]
+    assert split_frames(data[:-1])[1] == data[len(server_frame(payload)):-1]
+
+
+def test_a_masked_server_frame_is_refused_and_client_frames_are_masked() -> None:
+    masked = Frame(Opcode.TEXT, b"hi").serialize(mask=True, extensions=[])
+    with pytest.raises(ValueError, match="masked"):
+        split_frames(masked)
+    frame = client_frame(Opcode.TEXT.value, b'{"type":"login"}')
+    assert frame[0] == 0x81 and frame[1] & 0x80 and len(frame) == 2 + 4 + 16
+
+
+def test_busy_share_leaves_out_idle_and_iowait() -> None:
+    before = [100, 0, 50, 800, 50, 0, 0, 0]
+    after = [200, 0, 100, 1050, 100, 0, 0, 0]    # 150 busy, 300 idle + iowait
+    assert busy_share(before, after) == pytest.approx(150 / 450)
+    assert busy_share(before, before) == 0.0
+
+
+def phase(clients: bool, setups: list[float], rtts: list[float], cpu: float) -> Phase:
+    return Phase(clients, placed=100, ok=100, engine_cpu_s=cpu, setups_ms=setups,
+                 lag_ms=[1.0, 2.0], round_trips_ms=rtts, moves=10, pushes=10)
+
+
+def result() -> ConsoleResult:
+    board = Wallboard(clients=1000, logged_in=1000, procs=2, board_bytes=3000, moves=20,
+                      pushes=20, messages=40_000, boards=40_000, wall_s=4.0,
+                      latencies_ms=[10.0, 20.0, 130.0], push_ms=[5.0, 9.0],
+                      coalescing_ms=[0.0, 90.0], not_held_ms=[10.0], clients_cpu_s=3.0,
+                      clients_lag_ms=[1.0])
+    return ConsoleResult(datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+                         Machine(2, "Test CPU", "3.11.7", "Asterisk 22"), "0.10 0.20 0.30",
+                         20.0, 20.0, 0.1, 20, 19,
+                         [phase(False, [4.0, 4.0], [0.5, 1.0], 1.0),
+                          phase(True, [4.0, 8.0], [0.5, 2.0], 2.0),
+                          phase(True, [4.0, 4.0], [0.5, 1.0], 1.0),
+                          phase(False, [4.0, 4.0], [0.5, 1.0], 1.0)], board)
+
+
+def test_comparisons_pool_the_phases_of_each_kind() -> None:
+    rows = {what: (without, with_) for what, without, with_ in comparisons(result().phases)}
+    assert rows["setup p50 ms"] == (4.0, 4.0)
+    assert rows["engine CPU ms per call"] == (10.0, 15.0)
+    assert ratio(15.0, 10.0) == 1.5
+    assert ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+
+
+def test_the_report_section() -> None:
+    text = render_section(result())
+    assert text.startswith(HEADING + "\n\n")
+    assert "1000 websocket clients in 2 processes of their own (nice 19" in text
+    assert "| engine CPU ms per call | 10.00 | 15.00 | 1.50x ✗ |" in text
+    assert "| setup p50 ms | 4.00 | 4.00 | 1.00x ✓ |" in text
+    assert "| move → client (the goal) | 3 |" in text
+    assert "Goal not met" in text          # p99 over 100 ms
+    assert "| 2 | 1000 | 100 | 100 |" in text and "| 1 | 0 | 100 | 100 |" in text
+    assert "10.0 boards per client per second" in text
+
+
+def test_the_engines_cost_per_board_and_client() -> None:
+    # with clients 2 + 1 s of engine CPU, without 1 + 1 s: 1 s more over 40 000 boards
+    assert frame_cost_us(result().phases, 40_000) == pytest.approx(25.0)
+    assert frame_cost_us(result().phases, 0) is None
+    assert frame_cost_us(result().phases[:1], 10) is None
+    assert "25.0 µs of its CPU per board and client" in render_section(result())
