@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import json
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 import time
@@ -49,17 +47,16 @@ from pydantic import SecretStr
 
 from callcenter.bench_console_clients import raise_nofile
 from callcenter.bench_ivr import Machine, machine_info, percentile
-from callcenter.bench_load import _one_step, _Probe
+from callcenter.bench_load import Probe, one_step, sipp_and_asterisk, start_probed_engine
 from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
-from callcenter.errors import ConfigError, PbxError, TelephonyError
+from callcenter.errors import ConfigError, TelephonyError
 from callcenter.seats.console_api import ConsolePush
 from callcenter.seats.console_server import FAN_OUT_CHUNK
 from callcenter.seats.protocol import Event, Role
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
-from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.sipcall import dtmf_pcap
 
 SUPERVISOR = "bench-sup"
@@ -523,7 +520,7 @@ def _collect(board: Wallboard, results: list[dict[str, Any]],
                 board.boards += len(inside)
 
 
-async def _phase(engine: Engine, probe: _Probe, mover: _Mover, tap: _PushTap, sipp: str,
+async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sipp: str,
                  folder: Path, pcap: Path, clients: bool, rate: float, step_s: float,
                  pid: int) -> tuple[Phase, tuple[float, float]]:
     moves0, pushes0 = len(mover.moves), len(tap.pushes)
@@ -531,7 +528,7 @@ async def _phase(engine: Engine, probe: _Probe, mover: _Mover, tap: _PushTap, si
     start = time.monotonic()
     moving = asyncio.create_task(mover.run(), name="bench-console-mover")
     try:
-        step = await _one_step(engine, probe, sipp, folder, pcap, "agi", rate, step_s, pid)
+        step = await one_step(engine, probe, sipp, folder, pcap, "agi", rate, step_s, pid)
     finally:
         moving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -570,13 +567,7 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
         raise ConfigError("--clients must be at least 1, --procs between 1 and --clients")
     if rate <= 0 or step_s <= 0 or change_s <= 0 or seats < 0:
         raise ConfigError("--rate, --step-s and --change-s must be above 0, --seats at least 0")
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        raise TelephonyError("sipp is not installed (Debian package sip-tester; ./dev installs"
-                             " it)")
-    pid = await asyncio.to_thread(Pbx(settings).pid)
-    if pid is None:
-        raise PbxError("Asterisk is not running; start it with 'callcenter pbx up'")
+    sipp, pid = await sipp_and_asterisk(settings)
     raise_nofile(clients * 2 + 4096)
     machine = await asyncio.to_thread(machine_info, settings)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -594,16 +585,8 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                 "allowed_origins": [], "max_pending_events": 256}),
             "channels": settings.channels.model_copy(update={"enabled": False})})
         await _accounts(bench, seats, password)
-        probe = _Probe()
-        engine = Engine(bench, on_agi_round_trip=probe.on_round_trip)
-        probe.engine = engine
-        try:
-            await engine.start()
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise ConfigError("the FastAGI port is taken (a 'callcenter run' or a test session?);"
-                              " stop it and run the benchmark again") from exc
+        probe = Probe()
+        engine = await start_probed_engine(bench, probe)
         assert engine.ami is not None and engine.controller is not None
         assert engine.console is not None and engine.console_backend is not None
         backend = engine.console_backend

@@ -250,7 +250,7 @@ def render_section(result: LoadResult) -> str:
 # -- running --------------------------------------------------------------------------------------
 
 
-class _Probe:
+class Probe:
     """What the engine sees during a step: digits per flow, loop lag, channels, round trips."""
 
     def __init__(self) -> None:
@@ -326,7 +326,7 @@ async def _drain(engine: Engine, within_s: float = 30.0) -> None:
         await asyncio.sleep(0.5)  # a benchmark, not a test: polling is fine here
 
 
-async def _one_step(engine: Engine, probe: _Probe, sipp: str, folder: Path, pcap: Path,
+async def one_step(engine: Engine, probe: Probe, sipp: str, folder: Path, pcap: Path,
                     flow: str, rate: float, step_s: float, pid: int) -> Step:
     assert engine.agi is not None
     step = Step(flow, rate)
@@ -347,12 +347,8 @@ async def _one_step(engine: Engine, probe: _Probe, sipp: str, folder: Path, pcap
     return step
 
 
-async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: float,
-                         output: str) -> int:
-    """Ramp, write the report section to ``output``; 1 if even the first rate failed."""
-    plan = rate_plan(rates)
-    if step_s <= 0:
-        raise ConfigError("--step-s must be above 0")
+async def sipp_and_asterisk(settings: Settings) -> tuple[str, int]:
+    """SIPp's path and Asterisk's pid, or a clear error for what is missing."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise TelephonyError("sipp is not installed (Debian package sip-tester; ./dev installs"
@@ -360,6 +356,31 @@ async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: flo
     pid = await asyncio.to_thread(Pbx(settings).pid)
     if pid is None:
         raise PbxError("Asterisk is not running; start it with 'callcenter pbx up'")
+    return sipp, pid
+
+
+async def start_probed_engine(settings: Settings, probe: Probe) -> Engine:
+    """A benchmark's own engine, its FastAGI round trips told to ``probe``; a clear error when
+    the FastAGI port is taken."""
+    engine = Engine(settings, on_agi_round_trip=probe.on_round_trip)
+    probe.engine = engine
+    try:
+        await engine.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigError("the FastAGI port is taken (a 'callcenter run' or a test session?);"
+                          " stop it and run the benchmark again") from exc
+    return engine
+
+
+async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: float,
+                         output: str) -> int:
+    """Ramp, write the report section to ``output``; 1 if even the first rate failed."""
+    plan = rate_plan(rates)
+    if step_s <= 0:
+        raise ConfigError("--step-s must be above 0")
+    sipp, pid = await sipp_and_asterisk(settings)
     machine = await asyncio.to_thread(machine_info, settings)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result = LoadResult(datetime.now(UTC), machine, load, step_s)
@@ -367,20 +388,11 @@ async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: flo
         folder = Path(tmp)
         pcap = folder / "keys.pcap"
         pcap.write_bytes(dtmf_pcap(KEYS, gap_ms=KEY_GAP_MS))
-        probe = _Probe()
-        engine = Engine(settings.model_copy(update={
+        probe = Probe()
+        engine = await start_probed_engine(settings.model_copy(update={
             "db_path": folder / "bench.db",
             "console": settings.console.model_copy(update={"enabled": False}),
-            "channels": settings.channels.model_copy(update={"enabled": False})}),
-                        on_agi_round_trip=probe.on_round_trip)
-        probe.engine = engine
-        try:
-            await engine.start()
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            raise ConfigError("the FastAGI port is taken (a 'callcenter run' or a test session?);"
-                              " stop it and run the benchmark again") from exc
+            "channels": settings.channels.model_copy(update={"enabled": False})}), probe)
         assert engine.ami is not None and engine.controller is not None
         engine.ami.add_handler(probe.on_event)
         engine.controller.note_listeners.append(probe.on_note)
@@ -388,7 +400,7 @@ async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: flo
         try:
             for rate, flows in plan:
                 for flow in flows:
-                    step = await _one_step(engine, probe, sipp, folder, pcap, flow, rate,
+                    step = await one_step(engine, probe, sipp, folder, pcap, flow, rate,
                                            step_s, pid)
                     result.steps.append(step)
                     ratio = fmt_ratio(step.engine_cpu_s, step.asterisk_cpu_s)
