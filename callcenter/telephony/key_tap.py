@@ -39,7 +39,7 @@ class KeyTap:
     """The tap's AMI link and ledger; ``session(channel)`` for each AGI session."""
 
     def __init__(self, settings: AmiSettings, secret: SecretStr, ca_file: Path,
-                 settle_s: float = 0.5) -> None:
+                 settle_s: float = 0.5, lag_s: float = 10.0) -> None:
         self._link = settings.model_copy(update={"username": settings.keys_username,
                                                  "port": settings.tls_port})
         self._secret = secret
@@ -49,6 +49,11 @@ class KeyTap:
         #: how long a session waits for Asterisk's report of a command's start before it gives
         #: the answer without the keys of the gap before it
         self.settle_s = settle_s
+        #: how long a session waits for that report once the tap has reported commands (it
+        #: works, and lags): a stalled link is found by the AMI client's pings, not by this
+        self.lag_s = lag_s
+        #: AGI command starts reported since the tap started: more than none, the tap works
+        self.commands_heard = 0
         self.late = 0   # waits that ran out (the tap's events lagged): counted, logged
         self._late_streak = 0
         #: per channel: its current session and the event a command's start sets
@@ -117,28 +122,37 @@ class KeyTap:
                     self.ledger.command_ended(uid)
                 else:
                     self.ledger.command_started(uid, at or time.time())
+                    self.commands_heard += 1
                     session = self._sessions.get(uid)
                     if session is not None:
                         session[1].set()
 
     async def settled(self, uniqueid: str, command: int) -> bool:
-        """Wait until Asterisk has reported command number ``command`` started. After three
-        waits in a row ran out (the tap's events lag), nobody waits until they catch up: the
-        wait must not widen the gap it is there to close."""
+        """Wait until Asterisk has reported command number ``command`` started.
+
+        A tap that has reported AGI commands on this link works and, when a report is late,
+        lags (an overloaded Asterisk delivers AMI events behind the FastAGI replies): it is
+        waited for, up to ``lag_s``. A late answer costs the caller a moment; not waiting
+        loses the keys of the gap, and the keys typed meanwhile fall in the next gap, which
+        the tap covers too. A tap that has never reported a command (say, an event filter
+        that drops them) is waited for only ``settle_s``, and after three such waits in a
+        row ran out, not at all until it reports one."""
         if self.ledger.started(uniqueid) >= command:
             self._late_streak = 0
             return True
-        if self._late_streak >= 3:
+        works = self.commands_heard > 0
+        if not works and self._late_streak >= 3:
             return False
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settle_s
+        deadline = loop.time() + (self.lag_s if works else self.settle_s)
         while self.ledger.started(uniqueid) < command:
             session = self._sessions.get(uniqueid)
             left = deadline - loop.time()
             if session is None or not self.connected:
                 return False
             if left <= 0:
-                self._late_streak += 1
+                if not works:
+                    self._late_streak += 1
                 return False
             moved = session[1]
             moved.clear()

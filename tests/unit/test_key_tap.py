@@ -86,3 +86,33 @@ async def test_waits_for_late_reports_stop_after_three_in_a_row_until_they_catch
     async with asyncio.timeout(5):
         assert await typed.before_last("") == ""
     assert tap.late == 4
+
+
+async def test_a_tap_that_works_is_waited_for_when_it_lags_and_the_gap_keys_are_kept() -> None:
+    """Under overload Asterisk's AMI events come behind the FastAGI replies: once the tap has
+    reported commands, a late report is waited for (past ``settle_s``, up to ``lag_s``), never
+    given up on by the three-strike rule, so the key typed in the gap is not lost."""
+    tap = tap_with_link()
+    tap.settle_s, tap.lag_s = 0.0, 3600.0
+    for _ in range(3):                     # three waits ran out before the tap reported any
+        channel = FakeChannel()
+        typed = tap.session(channel)  # type: ignore[arg-type]
+        channel.commands_sent = 1
+        assert await typed.before_last("") == ""
+        typed.close()
+    channel = FakeChannel()
+    typed = tap.session(channel)  # type: ignore[arg-type]
+    channel.commands_sent = 1
+    feed(tap, AgiExec(UID, False, 100.0), AgiExec(UID, True, 100.5), KeyRead(UID, "6", 100.6, 120))
+    channel.commands_sent = 2              # the second command answered; its start not reported
+    answer = asyncio.ensure_future(typed.before_last("0519"))
+    await asyncio.sleep(0.05)
+    assert not answer.done()               # waiting for the lagging report
+    feed(tap, AgiExec(UID, False, 101.5))
+    async with asyncio.timeout(5):
+        assert await answer == "6"
+    assert tap.late == 3
+    tap.lag_s = 0.0                        # a report that never comes: bounded by lag_s
+    channel.commands_sent = 3
+    assert await typed.before_last("") == ""
+    assert tap.late == 4
