@@ -56,6 +56,7 @@ _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_()]*")
 _APP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ESCAPE_DIGITS = re.compile(r"[0-9*#]*")
 _DIGITS = re.compile(r"[0-9]+")
+_PROMPT_NAME = re.compile(r"[A-Za-z0-9_./-]+")
 _DTMF = frozenset("0123456789*#ABCD")
 _INT32 = range(-(2**31) + 1, 2**31)
 
@@ -190,12 +191,16 @@ class Channel:
         """Play prompts in order, stopping at the first digit pressed (returned).
 
         Without escape digits nothing interrupts them, so several prompts go to Asterisk's
-        ``Playback`` as one list (``a&b&c``) in one ``EXEC``: one round trip, not one a prompt.
+        ``Playback`` as one list (``a&b&c``) in one ``EXEC`` and a ``CHANNEL STATUS`` (Playback
+        does not tell a hang-up): two round trips, not one a prompt.
         A missing prompt is skipped with Asterisk's own warning, as ``STREAM FILE`` would.
         """
         if not escape_digits and len(names) > 1:
             for playlist in _playlists(names):
                 await self.exec("Playback", playlist, "noanswer")
+                # Playback answers 0 even when the caller hung up during it; CHANNEL STATUS
+                # answers 511 on a dead channel (AgiHangup), as the next STREAM FILE would
+                await self._run("CHANNEL STATUS")
             return None
         for name in names:
             digit = await self.stream_file(name, escape_digits)
@@ -390,8 +395,9 @@ def _playlists(names: Sequence[str]) -> list[str]:
     size = 0
     for name in names:
         check_agi_arg(name, what="AGI argument 'prompt'")
-        if "&" in name or "," in name:
-            raise UnsafeValueError("a prompt name with '&' or ',' cannot be played; refused")
+        if not _PROMPT_NAME.fullmatch(name):
+            raise UnsafeValueError("a prompt name in a Playback list must be letters, digits,"
+                                   " '_', '-', '.' and '/'; refused")
         if lists[-1] and size + len(name) + 1 > PLAYLIST_MAX:
             lists.append([])
             size = 0

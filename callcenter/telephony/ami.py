@@ -379,7 +379,10 @@ class AmiClient:
 
     def _dispatch_headers(self, headers: dict[str, str]) -> None:
         if self._on_headers is not None:
-            self._on_headers(dict(headers))
+            try:
+                self._on_headers(dict(headers))
+            except Exception:
+                log.exception("AMI headers hook failed on %s", headers.get("Event", "?"))
         if not self._handlers:
             return
         event = parse_event(headers)

@@ -52,8 +52,8 @@ class KeyTap:
         #: how long a session waits for that report once the tap has reported commands (it
         #: works, and lags): a stalled link is found by the AMI client's pings, not by this
         self.lag_s = lag_s
-        #: AGI command starts reported since the tap started: more than none, the tap works
-        self.commands_heard = 0
+        #: the login (``generation``) on which the tap last reported an AGI command's start
+        self._heard_on: int | None = None
         self.late = 0   # waits that ran out (the tap's events lagged): counted, logged
         self._late_streak = 0
         #: per channel: its current session and the event a command's start sets
@@ -122,43 +122,47 @@ class KeyTap:
                     self.ledger.command_ended(uid)
                 else:
                     self.ledger.command_started(uid, at or time.time())
-                    self.commands_heard += 1
+                    self._heard_on = self.generation()
                     session = self._sessions.get(uid)
                     if session is not None:
                         session[1].set()
 
-    async def settled(self, uniqueid: str, command: int) -> bool:
-        """Wait until Asterisk has reported command number ``command`` started.
+    async def settled(self, uniqueid: str, command: int, generation: int | None) -> bool:
+        """Wait until Asterisk has reported command number ``command`` started, on the login
+        ``generation`` of the link (a session that began on another saw nothing of this one).
 
-        A tap that has reported AGI commands on this link works and, when a report is late,
+        A tap that has reported AGI commands on this login works and, when a report is late,
         lags (an overloaded Asterisk delivers AMI events behind the FastAGI replies): it is
         waited for, up to ``lag_s``. A late answer costs the caller a moment; not waiting
         loses the keys of the gap, and the keys typed meanwhile fall in the next gap, which
-        the tap covers too. A tap that has never reported a command (say, an event filter
-        that drops them) is waited for only ``settle_s``, and after three such waits in a
-        row ran out, not at all until it reports one."""
+        the tap covers too. A tap that has reported no command on this login (say, an event
+        filter that drops them) is waited for only ``settle_s``. After three waits in a row ran
+        out, nobody waits until a report comes on time. A link that drops ends the wait."""
         if self.ledger.started(uniqueid) >= command:
             self._late_streak = 0
             return True
-        works = self.commands_heard > 0
-        if not works and self._late_streak >= 3:
+        if self._late_streak >= 3 or self.ami is None:
             return False
+        works = self._heard_on is not None and self._heard_on == self.generation()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.lag_s if works else self.settle_s)
         while self.ledger.started(uniqueid) < command:
             session = self._sessions.get(uniqueid)
             left = deadline - loop.time()
-            if session is None or not self.connected:
+            if session is None or self.generation() != generation:
                 return False
             if left <= 0:
-                if not works:
-                    self._late_streak += 1
+                self._late_streak += 1
                 return False
             moved = session[1]
             moved.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await moved.wait()
+            waits = [asyncio.ensure_future(moved.wait()),
+                     asyncio.ensure_future(self.ami.disconnected.wait())]
+            try:
+                await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
         self._late_streak = 0
         return True
 
@@ -190,7 +194,7 @@ class TypedAhead:
         if not self._seeing():
             return ""
         sent = self._channel.commands_sent
-        if not await self._tap.settled(self.uniqueid, sent):
+        if not await self._tap.settled(self.uniqueid, sent, self._generation):
             self._tap.late += 1
             if self._tap.late in (1, 10, 100) or self._tap.late % 1000 == 0:
                 log.warning("key tap: Asterisk's report of a command came late %d time(s);"

@@ -281,7 +281,8 @@ async def test_command_errors_are_typed(start_server: StartServer) -> None:
 async def test_prompts_without_escape_digits_play_in_one_playback(
         start_server: StartServer) -> None:
     """Nothing can interrupt them, so they go as one list: one round trip, not one a prompt;
-    a list longer than res_agi's line is cut in two; '&' or ',' in a name is refused."""
+    a list longer than res_agi's line is cut in two; '&' or ',' in a name is refused; a hang-up
+    during the list (Playback answers 0 all the same) is found by CHANNEL STATUS."""
     done: list[object] = []
     long_names = [f"callcenter/zh/digit_{'x' * 90}{i}" for i in range(14)]
 
@@ -299,13 +300,18 @@ async def test_prompts_without_escape_digits_play_in_one_playback(
         await fake.send(env("7"))
         await fake.expect(b'EXEC "Playback" "a/you_entered&a/1&a/goodbye,noanswer"\n',
                           b"200 result=0\n")
+        await fake.expect(b"CHANNEL STATUS\n", b"200 result=6\n")
         await fake.expect(b'STREAM FILE "a/only" ""\n', b"200 result=0 endpos=8000\n")
         first = "&".join(long_names[:10]).encode()
         await fake.expect(b'EXEC "Playback" "' + first + b',noanswer"\n', b"200 result=0\n")
+        await fake.expect(b"CHANNEL STATUS\n", b"200 result=6\n")
         rest = "&".join(long_names[10:]).encode()
         await fake.expect(b'EXEC "Playback" "' + rest + b',noanswer"\n', b"200 result=0\n")
-        # the caller hangs up during the list: Playback answers -1
-        await fake.expect(b'EXEC "Playback" "a&b,noanswer"\n', b"200 result=-1\n")
+        await fake.expect(b"CHANNEL STATUS\n", b"200 result=6\n")
+        # the caller hangs up during the list: Playback still answers 0, the status tells
+        await fake.expect(b'EXEC "Playback" "a&b,noanswer"\n', b"200 result=0\n")
+        await fake.expect(b"CHANNEL STATUS\n",
+                          b"511 Command Not Permitted on a dead channel or intercept routine\n")
         await fake.expect_eof()
     assert done == [None, None]
 

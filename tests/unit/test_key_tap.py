@@ -27,6 +27,7 @@ class FakeLink:
     def __init__(self) -> None:
         self.connected = asyncio.Event()
         self.connected.set()
+        self.disconnected = asyncio.Event()
         self.connections = 1
 
 
@@ -90,16 +91,10 @@ async def test_waits_for_late_reports_stop_after_three_in_a_row_until_they_catch
 
 async def test_a_tap_that_works_is_waited_for_when_it_lags_and_the_gap_keys_are_kept() -> None:
     """Under overload Asterisk's AMI events come behind the FastAGI replies: once the tap has
-    reported commands, a late report is waited for (past ``settle_s``, up to ``lag_s``), never
-    given up on by the three-strike rule, so the key typed in the gap is not lost."""
+    reported commands on this login, a late report is waited for past ``settle_s`` (up to
+    ``lag_s``), so the key typed in the gap is not lost; a link that drops ends the wait."""
     tap = tap_with_link()
     tap.settle_s, tap.lag_s = 0.0, 3600.0
-    for _ in range(3):                     # three waits ran out before the tap reported any
-        channel = FakeChannel()
-        typed = tap.session(channel)  # type: ignore[arg-type]
-        channel.commands_sent = 1
-        assert await typed.before_last("") == ""
-        typed.close()
     channel = FakeChannel()
     typed = tap.session(channel)  # type: ignore[arg-type]
     channel.commands_sent = 1
@@ -111,8 +106,34 @@ async def test_a_tap_that_works_is_waited_for_when_it_lags_and_the_gap_keys_are_
     feed(tap, AgiExec(UID, False, 101.5))
     async with asyncio.timeout(5):
         assert await answer == "6"
+    assert tap.late == 0
+    channel.commands_sent = 3              # a report that never comes, and the link drops
+    answer = asyncio.ensure_future(typed.before_last(""))
+    await asyncio.sleep(0.05)
+    assert not answer.done()
+    link = tap.ami
+    assert isinstance(link, FakeLink)
+    link.connected.clear()
+    link.disconnected.set()
+    async with asyncio.timeout(5):
+        assert await answer == ""
+    assert tap.late == 1
+
+
+async def test_three_lagging_waits_that_ran_out_stop_the_waiting_until_a_report_is_on_time(
+        ) -> None:
+    tap = tap_with_link()
+    channel = FakeChannel()
+    typed = tap.session(channel)  # type: ignore[arg-type]
+    channel.commands_sent = 1
+    feed(tap, AgiExec(UID, False, 100.0))  # the tap works on this login
+    tap.lag_s = 0.01
+    for n in range(2, 5):
+        channel.commands_sent = n
+        await typed.before_last("")        # each wait for a lagging report runs out
     assert tap.late == 3
-    tap.lag_s = 0.0                        # a report that never comes: bounded by lag_s
-    channel.commands_sent = 3
-    assert await typed.before_last("") == ""
+    tap.lag_s = 3600.0                     # a wait now would outlast the test's timeout
+    channel.commands_sent = 5
+    async with asyncio.timeout(5):
+        await typed.before_last("")
     assert tap.late == 4
