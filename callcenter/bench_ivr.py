@@ -26,6 +26,7 @@ from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import CallCenterError, ConfigError, PbxError
+from callcenter.event_loop import running_loop_name
 from callcenter.store.calls import get_call
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.pbx import Pbx
@@ -318,7 +319,8 @@ def machine_info(settings: Settings) -> Machine:
     except OSError:
         cpuinfo = ""
     version = Pbx(settings).status().version or "Asterisk (version unknown)"
-    return Machine(os.cpu_count() or 0, cpu_model(cpuinfo), platform.python_version(), version)
+    python = f"{platform.python_version()} on {running_loop_name()}"
+    return Machine(os.cpu_count() or 0, cpu_model(cpuinfo), python, version)
 
 
 @dataclass

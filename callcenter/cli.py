@@ -7,10 +7,11 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from callcenter import event_loop
 from callcenter.config import Settings, load_settings
 from callcenter.errors import CallCenterError, ConfigError
 
@@ -53,7 +54,8 @@ def cmd_pbx(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from callcenter.engine import run_engine
 
-    asyncio.run(run_engine(_settings()))
+    settings = _settings()
+    event_loop.run(run_engine(settings), settings.event_loop)
     return 0
 
 
@@ -775,17 +777,23 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """The benchmarks run the engine in their own process, on the loop the engine would use."""
     from callcenter.bench_ivr import run_bench
+
+    settings = _settings()
+
+    def run(main: Coroutine[Any, Any, int]) -> int:
+        return event_loop.run(main, settings.event_loop)
 
     if args.what == "acd":
         from callcenter.bench_acd import run_acd_bench
 
-        return asyncio.run(run_acd_bench(_settings(), args.rounds, args.output))
+        return run(run_acd_bench(settings, args.rounds, args.output))
     if args.what == "acd-load":
         from callcenter.bench_acd_load import run_acd_load_bench
 
-        return asyncio.run(run_acd_load_bench(_settings(), args.agents, args.backlog,
-                                              args.phase_s, args.phases, args.output))
+        return run(run_acd_load_bench(settings, args.agents, args.backlog,
+                                      args.phase_s, args.phases, args.output))
     if args.what == "load":
         from callcenter.bench_load import run_load_bench
 
@@ -794,14 +802,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except ValueError:
             raise ConfigError("--rates: calls per second separated by commas (e.g. 2,5,10)")\
                 from None
-        return asyncio.run(run_load_bench(_settings(), rates, args.step_s, args.output))
+        return run(run_load_bench(settings, rates, args.step_s, args.output))
     if args.what == "console":
         from callcenter.bench_console import run_console_bench
 
-        return asyncio.run(run_console_bench(
-            _settings(), args.clients, args.procs, args.rate, args.step_s, args.change_s,
+        return run(run_console_bench(
+            settings, args.clients, args.procs, args.rate, args.step_s, args.change_s,
             args.seats, not args.no_abba, args.output, nice=args.nice))
-    return asyncio.run(run_bench(_settings(), args.calls, args.concurrency, args.output))
+    return run(run_bench(settings, args.calls, args.concurrency, args.output))
 
 
 # -- entry -----------------------------------------------------------------------------------------

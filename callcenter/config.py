@@ -334,6 +334,8 @@ class Settings(BaseSettings):
     backoffice_path: Path | None = None
     flows_dir: Path = REPO_ROOT / "ivr_flows"
     log_level: str = "INFO"
+    #: the engine's event loop (``callcenter/event_loop.py``): ``auto`` is uvloop when installed
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     site: SiteSettings = SiteSettings()
     ami: AmiSettings = AmiSettings()
     agi: AgiSettings = AgiSettings()

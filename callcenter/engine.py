@@ -35,6 +35,7 @@ from callcenter.channels.sandbox import SandboxPeers
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup, ConfigError
+from callcenter.event_loop import running_loop_name
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
 from callcenter.ivr.flowset import FlowSet
@@ -474,7 +475,8 @@ async def run_engine(settings: Settings) -> None:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
             print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
-                  f"{engine.agi.port if engine.agi else '?'}); Ctrl-C to stop", flush=True)
+                  f"{engine.agi.port if engine.agi else '?'}, {running_loop_name()} event loop);"
+                  " Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -171,14 +171,19 @@ class Channel:
         """Play one prompt; return the digit that interrupted it (barge-in), else ``None``.
 
         Asterisk answers ``result=-1`` both for a missing prompt file and for a hangup during
-        playback. A hangup is confirmed by the next command (``HANGUP``/511), so a missing file
-        is logged and the call goes on.
+        playback. Unless the HANGUP notice came first, a ``CHANNEL STATUS`` tells them apart
+        (511 on a dead channel): the command after a prompt may be one that works on a dead
+        channel (``SET VARIABLE``, ``EXEC Goto``), so a caller gone during the last prompt
+        would otherwise be taken for a missing file and, say, queued. A missing file is logged
+        and the call goes on.
         """
         check_agi_arg(name, what="AGI argument 'prompt'")
         _check_escape_digits(escape_digits)
         reply = await self._run("STREAM FILE", name, escape_digits)
         code = self._int_result("STREAM FILE", reply)
         if code == -1:
+            if not self.hung_up:
+                await self._run("CHANNEL STATUS")  # AgiHangup on a dead channel
             if self.hung_up:
                 raise AgiHangup("the channel hung up during STREAM FILE")
             log.warning("AGI %s: prompt %r could not be played (missing?)", self.uniqueid, name)

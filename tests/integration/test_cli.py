@@ -91,6 +91,7 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             assert line, b"".join(lines)
             lines.append(line)
+        assert b"uvloop event loop" in lines[-1]  # the engine runs on uvloop by default
         code, out, err = await _cli("call", "9502", "--dtmf", "5#",
                                     env={"CALLCENTER_DB_PATH": str(tmp_path / "run.db")})
         assert code == 0, err

@@ -270,12 +270,38 @@ async def test_command_errors_are_typed(start_server: StartServer) -> None:
             b" Usage: STREAM FILE <filename> <escape digits> [sample offset]\n"
             b"520 End of proper usage.\n",
         )
-        # a missing prompt: -1 but no HANGUP, so the call goes on
+        # a missing prompt: -1, and the channel is up (CHANNEL STATUS 6), so the call goes on
         await fake.expect(
             b'STREAM FILE "missing-prompt" "0123456789*#"\n', b"200 result=-1 endpos=0\n"
         )
+        await fake.expect(b"CHANNEL STATUS\n", b"200 result=6\n")
         await fake.expect_eof()
     assert outcomes == [200, 510, 520, None]
+
+
+async def test_hang_up_during_a_prompt_is_told_from_a_missing_prompt(
+        start_server: StartServer) -> None:
+    """STREAM FILE answers -1 for both; without a HANGUP notice CHANNEL STATUS tells: 511 is a
+    dead channel, so the flow stops there instead of going on (to queue a caller gone)."""
+    outcomes: list[object] = []
+
+    async def handler(channel: Channel) -> None:
+        try:
+            await channel.stream_file("hotline/transfer")
+        except AgiHangup:
+            outcomes.append("hangup")
+        outcomes.append(channel.hung_up)
+
+    server = await start_server(handler)
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("2"))
+        await fake.expect(
+            b'STREAM FILE "hotline/transfer" "0123456789*#"\n', b"200 result=-1 endpos=0\n"
+        )
+        await fake.expect(b"CHANNEL STATUS\n", b"511 Command Not Permitted on a dead channel "
+                                                 b"or intercept routine\n")
+        await fake.expect_eof()
+    assert outcomes == ["hangup", True]
 
 
 async def test_prompts_without_escape_digits_play_in_one_playback(
