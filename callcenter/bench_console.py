@@ -21,7 +21,8 @@ first board with a given ``since`` arrives (CLOCK_MONOTONIC is one clock for eve
 the machine). A move's latency at a client is the first board arriving there that shows it or a
 later move (a later board replaces the one before). The push's own instant is stamped too,
 through a tap on the console's push (``_PushTap``), which splits the latency into the wait for
-the wallboard's coalescing (at most one push per 0.1 s) and the fan-out to the sockets.
+the wallboard's coalescing (at most one push per ``BOARD_INTERVAL_S``) and the fan-out to the
+sockets.
 
 Only the pure pieces (matching, percentiles, the plan, rendering) are unit-tested; the numbers
 are reported, never asserted.
@@ -52,6 +53,7 @@ from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import ConfigError, TelephonyError
+from callcenter.seats.backend import BOARD_INTERVAL_S
 from callcenter.seats.console_api import ConsolePush
 from callcenter.seats.console_server import FAN_OUT_CHUNK
 from callcenter.seats.protocol import Event, Role
@@ -129,7 +131,7 @@ def push_latencies(pushes: Mapping[float, float],
 def coalescing_waits(moves: Sequence[tuple[float, float]],
                      pushes: Sequence[tuple[float, float]]) -> list[float]:
     """Move to push (ms): for each move, the first push (marker, instant) that shows it or a
-    later move. The wallboard is pushed at most every 0.1 s, so a move may wait."""
+    later move. The wallboard is pushed at most every ``BOARD_INTERVAL_S``, so a move may wait."""
     return match_moves(moves, [(at, m) for m, at in pushes]).latencies_ms
 
 
@@ -347,13 +349,15 @@ def render_section(result: ConsoleResult) -> str:
             "millisecond behind it at most; the p99s keep that, the kernel's loopback work and "
             "the clients' wake-ups on the same CPUs. Move → client is the fan-out plus the "
             "wallboard's coalescing: with moves as often as the board may be pushed, the "
-            "coalescing alone holds a move up to 100 ms (`BOARD_INTERVAL_S`), so the goal from "
+            f"coalescing alone holds a move up to {BOARD_INTERVAL_S * 1000:.0f} ms "
+            "(`BOARD_INTERVAL_S`), so the goal from "
             "the move is met only by moves that find the board idle (the *not held* row)."]
     lines += [
         "", "A move's latency at a client: from the move (stamped in the engine's process) to "
         "the first board at that client that shows it or a later move. Push → client: from "
         "the board handed to the console's push to its arrival; move → push: the wallboard's "
-        "coalescing (one push per burst, at most every 0.1 s). *ok*: the flow completed with "
+        f"coalescing (one push per burst, at most every {BOARD_INTERVAL_S} s). *ok*: the flow "
+        "completed with "
         "every key (as in `bench load`). CPU per call: the whole engine process (FastAGI, AMI, "
         "the console) over the calls placed. Machine busy: all CPUs, all processes "
         "(`/proc/stat`): SIPp, Asterisk, the engine and the clients share them.", ""]

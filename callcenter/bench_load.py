@@ -107,6 +107,8 @@ class Step:
     completed: int = 0
     digits_ok: int = 0
     refused: int = 0           # FastAGI sessions the engine refused (at capacity)
+    #: answers whose wait for the key tap's report ran out (its keys of that gap were lost)
+    tap_late: int = 0
     wall_s: float = 0.0
     asterisk_cpu_s: float = 0.0
     engine_cpu_s: float = 0.0
@@ -225,6 +227,11 @@ def render_section(result: LoadResult) -> str:
             f"{s.engine_cpu_s:.2f} | {fmt_ratio(s.engine_cpu_s, s.asterisk_cpu_s)} | "
             f"{s.max_channels} | {_p(s.lag_ms, 99)} | "
             + (f"{_p(s.round_trips_ms, 50)} / {_p(s.round_trips_ms, 99)} |" if agi else "- |"))
+    late = [f"{s.tap_late} at {s.rate:g} calls/s" for s in result.steps if s.tap_late]
+    if late:
+        lines += ["", "The key tap's report of a command came later than its wait (`lag_s`) "
+                  f"for {', '.join(late)}: the keys of those gaps were lost (Asterisk's AMI "
+                  "events that far behind its FastAGI replies)."]
     agi_knee, native_knee = knee(result.steps, "agi"), knee(result.steps, "native")
 
     def fmt(k: float | None) -> str:
@@ -333,6 +340,7 @@ async def one_step(engine: Engine, probe: Probe, sipp: str, folder: Path, pcap: 
     calls = max(1, round(rate * step_s))
     probe.reset()
     refused0 = engine.agi.refused_busy
+    late0 = engine.key_tap.late if engine.key_tap is not None else 0
     ticks0, cpu0, t0 = asterisk_ticks(pid), time.process_time(), time.perf_counter()
     sipp_log = await _sipp_step(sipp, folder, DIDS[flow], rate, calls, pcap, engine.settings)
     await _drain(engine)
@@ -342,6 +350,7 @@ async def one_step(engine: Engine, probe: Probe, sipp: str, folder: Path, pcap: 
     step.placed, step.answered, step.completed = calls, sipp_log.answered, sipp_log.ended
     step.digits_ok = sum(1 for d in probe.digits[flow] if d == EXPECTED)
     step.refused = engine.agi.refused_busy - refused0
+    step.tap_late = (engine.key_tap.late if engine.key_tap is not None else 0) - late0
     step.setups_ms, step.lag_ms = sipp_log.setups_ms, list(probe.lag_ms)
     step.round_trips_ms, step.max_channels = list(probe.round_trips_ms), probe.max_channels
     return step

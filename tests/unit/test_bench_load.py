@@ -67,6 +67,9 @@ def test_the_report_has_every_step_and_the_knees() -> None:
     assert "| 2 | FastAGI | 40 | 40 | 40 | 40 |" in text
     assert "| 2 | native | 40 | 40 | 40 | 40 |" in text
     assert "FastAGI 2 calls/s, native 2 calls/s (ratio 1.00x)" in text
+    assert "key tap" not in text  # no late reports: nothing said
+    result.steps[0].tap_late = 3
+    assert "later than its wait (`lag_s`) for 3 at 2 calls/s" in render_section(result)
 
 
 def test_callers_waiting_too_long_for_an_answer_fail_the_step() -> None:
