@@ -58,6 +58,7 @@ from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import CallCenterError, ConfigError, PbxError
+from callcenter.event_loop import running_loop_name
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.ami import AmiClient
@@ -678,7 +679,7 @@ async def run_acd_load_bench(settings: Settings, agents: int, backlog: int, phas
     if await asyncio.to_thread(lambda: Pbx(settings).pid()) is None \
             and settings.pbx.mode == "sandbox":
         raise PbxError("Asterisk is not running; start it with 'callcenter pbx up'")
-    machine = await asyncio.to_thread(machine_info, settings)
+    machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     result = AcdLoadResult(datetime.now(UTC), machine,
                            " ".join(f"{x:.2f}" for x in os.getloadavg()), agents, backlog,
                            phase_s)

@@ -53,6 +53,7 @@ from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import ConfigError, TelephonyError
+from callcenter.event_loop import running_loop_name
 from callcenter.seats.backend import BOARD_INTERVAL_S
 from callcenter.seats.console_api import ConsolePush
 from callcenter.seats.console_server import FAN_OUT_CHUNK
@@ -348,10 +349,9 @@ def render_section(result: ConsoleResult) -> str:
             f"{FAN_OUT_CHUNK} sockets per turn of the event loop, so a call waits about a "
             "millisecond behind it at most; the p99s keep that, the kernel's loopback work and "
             "the clients' wake-ups on the same CPUs. Move → client is the fan-out plus the "
-            "wallboard's coalescing: with moves as often as the board may be pushed, the "
-            f"coalescing alone holds a move up to {BOARD_INTERVAL_S * 1000:.0f} ms "
-            "(`BOARD_INTERVAL_S`), so the goal from "
-            "the move is met only by moves that find the board idle (the *not held* row)."]
+            "wallboard's coalescing, which holds a move up to "
+            f"{BOARD_INTERVAL_S * 1000:.0f} ms (`BOARD_INTERVAL_S`) when the board was pushed "
+            "less than that before (the *not held* row: moves that found it idle)."]
     lines += [
         "", "A move's latency at a client: from the move (stamped in the engine's process) to "
         "the first board at that client that shows it or a later move. Push → client: from "
@@ -573,7 +573,7 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
         raise ConfigError("--rate, --step-s and --change-s must be above 0, --seats at least 0")
     sipp, pid = await sipp_and_asterisk(settings)
     raise_nofile(clients * 2 + 4096)
-    machine = await asyncio.to_thread(machine_info, settings)
+    machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result = ConsoleResult(datetime.now(UTC), machine, load, rate, step_s, change_s, seats,
                            nice)

@@ -313,13 +313,14 @@ def asterisk_ticks(pid: int) -> int:
         raise PbxError(f"Asterisk (pid {pid}) went away during the benchmark") from exc
 
 
-def machine_info(settings: Settings) -> Machine:
+def machine_info(settings: Settings, loop_name: str) -> Machine:
+    """The machine, Python on ``loop_name`` (the benchmark's loop: called in a thread)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         cpuinfo = ""
     version = Pbx(settings).status().version or "Asterisk (version unknown)"
-    python = f"{platform.python_version()} on {running_loop_name()}"
+    python = f"{platform.python_version()} on {loop_name}"
     return Machine(os.cpu_count() or 0, cpu_model(cpuinfo), python, version)
 
 
@@ -412,7 +413,7 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
     pid = await asyncio.to_thread(Pbx(settings).pid)
     if pid is None:
         raise PbxError("Asterisk is not running; start it with 'callcenter pbx up'")
-    machine = await asyncio.to_thread(machine_info, settings)
+    machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     round_trips: dict[str, list[float]] = {}
 
     def on_round_trip(command: str, seconds: float) -> None:

@@ -41,6 +41,7 @@ from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import ConfigError, PbxError, TelephonyError
+from callcenter.event_loop import running_loop_name
 from callcenter.telephony.ami_events import AmiEvent, OtherEvent
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.sipcall import CARRIER_ADDRESS, dtmf_pcap, render_scenario
@@ -390,7 +391,7 @@ async def run_load_bench(settings: Settings, rates: Sequence[float], step_s: flo
     if step_s <= 0:
         raise ConfigError("--step-s must be above 0")
     sipp, pid = await sipp_and_asterisk(settings)
-    machine = await asyncio.to_thread(machine_info, settings)
+    machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result = LoadResult(datetime.now(UTC), machine, load, step_s)
     with tempfile.TemporaryDirectory(prefix="callcenter-load-") as tmp:
