@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import socket
 import sys
@@ -390,6 +391,7 @@ async def _doctor() -> int:
         report(False, str(exc))
         return 1
     _doctor_files(settings)
+    _doctor_calendar(settings, report)
     conf = settings.pbx.conf_dir
     missing = [n for n in ("modules.conf", "manager.conf", "extensions.conf")
                if not (conf / n).is_file()]
@@ -416,6 +418,27 @@ async def _doctor() -> int:
     _doctor_agi_key(settings, report)
     await _doctor_phones(settings, report)
     return 1 if problems else 0
+
+
+def _doctor_calendar(settings: Settings, report: Callable[[bool, str], None],
+                     today: dt.date | None = None) -> None:
+    """The exchange calendar loads and covers this year and the next with published notices:
+    a missing current year fails (holidays would trade), a provisional or missing next year
+    warns."""
+    from callcenter.broker.exchange_calendar import calendar_warnings
+    from callcenter.engine import sandbox_rules
+
+    try:
+        rules = sandbox_rules(settings)
+    except ConfigError as exc:
+        report(False, f"exchange calendar: {exc}")
+        return
+    today = today or dt.datetime.now(rules.tz).date()
+    warnings = calendar_warnings(today, rules.calendar_years)
+    for warning in warnings:
+        print(f"[warn] {warning}")
+    report(today.year in rules.calendar_years,
+           f"exchange calendar: {', '.join(map(str, rules.calendar_years))}")
 
 
 async def _doctor_phones(settings: Settings, report: Callable[[bool, str], None]) -> None:
@@ -580,11 +603,14 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 # -- flows -----------------------------------------------------------------------------------------
 
 def _load_flows(path: str | None) -> tuple[Path, object]:
+    """The flows, checked against the engine's actions and the configured ACD queues."""
     from callcenter.engine import ACTION_NAMES
     from callcenter.ivr.flow_load import load_flowset
 
-    directory = Path(path) if path else _settings().flows_dir
-    return directory, load_flowset(directory, actions=ACTION_NAMES)
+    settings = _settings()
+    directory = Path(path) if path else settings.flows_dir
+    queues = frozenset(q.name for q in settings.acd.queues)
+    return directory, load_flowset(directory, actions=ACTION_NAMES, queues=queues)
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
@@ -624,17 +650,24 @@ def _signal_engine_reload(version: str) -> int:
 
 
 async def _flows_try(args: argparse.Namespace, flows: object) -> int:
-    """Run a flow on the interpreter the engine uses, with a throwaway sandbox back office."""
+    """Run a flow on the interpreter the engine uses, with a throwaway sandbox back office
+    under the configured rules, at the instant ``--at`` (else ``tryout.DEFAULT_AT``)."""
     import datetime as dt
 
+    from callcenter.engine import sandbox_rules
     from callcenter.ivr.flowset import FlowSet
     from callcenter.ivr.interpreter import End
-    from callcenter.ivr.tryout import try_flow
+    from callcenter.ivr.tryout import fixed_instant, try_flow
 
     assert isinstance(flows, FlowSet)
-    at = dt.datetime.fromisoformat(args.at) if args.at else None
+    try:
+        at = dt.datetime.fromisoformat(args.at) if args.at else None
+    except ValueError as exc:
+        raise ConfigError(f"--at {args.at!r}: not a time like '2026-11-23 10:00'") from exc
+    rules = sandbox_rules(_settings())
+    print(f"sandbox time {fixed_instant(at, rules):%Y-%m-%d %H:%M %Z} (set it with --at)")
     got = await try_flow(flows, args.flow, args.dtmf, caller=args.caller, lang=args.lang,
-                         at=at, out=print)
+                         at=at, rules=rules, out=print)
     if isinstance(got.end, End):
         print(f"call ends: {got.end.reason}")
     elif got.end is not None:
@@ -644,14 +677,18 @@ async def _flows_try(args: argparse.Namespace, flows: object) -> int:
 
 
 async def _flows_test(flows: object, directory: Path) -> int:
+    """Every scenario under the configured rules, each at its ``at:`` (else
+    ``tryout.DEFAULT_AT``): never at the machine's date."""
+    from callcenter.engine import sandbox_rules
     from callcenter.ivr.flowset import FlowSet
     from callcenter.ivr.tryout import load_scenarios, run_scenario
 
     assert isinstance(flows, FlowSet)
     failed = 0
+    rules = sandbox_rules(_settings())
     scenarios = load_scenarios(directory / "scenarios")
     for path, scenario in scenarios:
-        problems = await run_scenario(flows, scenario)
+        problems = await run_scenario(flows, scenario, rules)
         failed += bool(problems)
         print(f"{'FAIL' if problems else 'ok  '} {path.name}: {scenario.name}")
         for problem in problems:
@@ -663,9 +700,10 @@ async def _flows_test(flows: object, directory: Path) -> int:
 async def _sandbox(args: argparse.Namespace) -> int:
     from callcenter.broker.sandbox import SandboxBackOffice
     from callcenter.broker.seed import DEMO_ACCOUNTS, seed_demo
+    from callcenter.engine import sandbox_rules
 
     settings = _settings()
-    office = await SandboxBackOffice.open(settings.backoffice_db)
+    office = await SandboxBackOffice.open(settings.backoffice_db, rules=sandbox_rules(settings))
     try:
         if args.action == "seed":
             await seed_demo(office)
@@ -871,7 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dtmf", default="", help="keys the caller presses, in order")
     f.add_argument("--caller", default="13700000000", help="caller ID")
     f.add_argument("--lang", default="zh", choices=["zh", "en"])
-    f.add_argument("--at", help="sandbox time, e.g. '2026-11-23 10:00' (Asia/Shanghai)")
+    f.add_argument("--at", help="sandbox time, e.g. '2026-11-23 10:00' (Asia/Shanghai); the"
+                   " clock stands still there (default: 2026-11-23 10:00, a trading day)")
     f.add_argument("--path", help="flows directory")
     f = fsub.add_parser("test", help="run the scenario files in <flows>/scenarios")
     f.add_argument("path", nargs="?", help="flows directory (default: the configured one)")

@@ -13,7 +13,7 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -122,9 +122,28 @@ class PbxSettings(BaseModel):
 
 
 class BackOfficeSettings(BaseModel):
-    """The sandbox back office's rules that a brokerage sets (the rest: broker/rules.py)."""
+    """Which back office the engine runs, and the rules a brokerage sets (the rest:
+    broker/rules.py; the sandbox applies them, the financial secretary reads the calendar)."""
 
+    #: the ``callcenter.backoffice`` entry point the engine opens (broker/plugin.py): the
+    #: embedded ``sandbox``, or an adapter to the brokerage's counter system (docs/backoffice.md)
+    kind: str = Field("sandbox", pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    #: the adapter's own settings (``[backoffice.options]``), validated by the adapter; the
+    #: sandbox has none. Give secrets as files the adapter reads, not here: settings may print.
+    options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: single days the exchanges close on top of the calendar (an unplanned closure)
     holidays: list[dt.date] = []
+    #: an exchange calendar of your own (the format of callcenter/broker/data/calendar.yaml):
+    #: its years replace the packaged ones, new years are added
+    calendar: Path | None = None
+    #: orders when the exchange takes none (nights, weekends, lunch, 09:25-09:30): "queue"
+    #: sends them when it next does (the opening call auction after hours), as most brokers
+    #: do; "refuse" turns them away (market_closed)
+    after_hours: Literal["queue", "refuse"] = "queue"
+    #: daily price limit of risk-warning (ST, *ST) stocks on the SSE/SZSE main boards. The
+    #: exchanges proposed 10% (like the other main-board stocks) in June 2025: set "0.10" once
+    #: that applies to you
+    main_risk_warning_limit: Decimal = Field(Decimal("0.05"), gt=0, lt=1)
     #: the sandbox's clock starts at this local (Beijing) time and runs on from there: a demo
     #: outside market and office hours (``CALLCENTER_BACKOFFICE__CLOCK_START=2026-11-23T10:00``).
     #: Unset: the real time. Sandbox only; a site's back office keeps its own time.
@@ -135,7 +154,8 @@ class BackOfficeSettings(BaseModel):
     commission_rate: Decimal = Field(Decimal("0.00025"), ge=0)
     commission_min: Decimal = Field(Decimal("5.00"), ge=0)
 
-    @field_validator("transfer_daily_limit", "commission_rate", "commission_min", mode="before")
+    @field_validator("transfer_daily_limit", "commission_rate", "commission_min",
+                     "main_risk_warning_limit", mode="before")
     @classmethod
     def _no_float(cls, value: object) -> object:
         if isinstance(value, float):

@@ -19,15 +19,18 @@ import signal
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import aiosqlite
 
 from callcenter.acd.service import Acd
 from callcenter.atcc.controller import Controller
-from callcenter.broker.interface import PasswordKind
-from callcenter.broker.rules import DEFAULT_RULES, Rules
-from callcenter.broker.sandbox import SandboxBackOffice
+from callcenter.broker.boards import DEFAULT_BOARDS
+from callcenter.broker.exchange_calendar import calendar_warnings, load_calendar
+from callcenter.broker.interface import Board, PasswordKind
+from callcenter.broker.plugin import BackOfficeAdapter, BackOfficeContext, open_backoffice
+from callcenter.broker.rules import DEFAULT_RULES, AfterHours, Rules
 from callcenter.channels.mosquitto import Mosquitto
 from callcenter.channels.relay import Relay
 from callcenter.channels.runner import ChannelRunner, load_plugin
@@ -74,15 +77,17 @@ class Engine:
                  acd_clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.on_agi_round_trip = on_agi_round_trip
-        #: the sandbox back office's clock from the moment it opens (tests pin a trading day)
+        #: a simulated back office's clock (the sandbox's) from the moment it opens (tests pin
+        #: a trading day); a real one keeps its own time
         self.backoffice_clock = backoffice_clock or started_clock(settings)
         #: the ACD's clock (tests move it to show aging and VIP stages without waiting)
         self.acd_clock = acd_clock or time.time
         self.db: aiosqlite.Connection | None = None
         self.recorder: CallRecorder | None = None
         self.controller: Controller | None = None
-        self.backoffice: SandboxBackOffice | None = None
-        self.flows = FlowRegistry(settings.flows_dir, actions=ACTION_NAMES)
+        self.backoffice: BackOfficeAdapter | None = None
+        self.flows = FlowRegistry(settings.flows_dir, actions=ACTION_NAMES,
+                                  queues=frozenset(q.name for q in settings.acd.queues))
         self.work = BackgroundWork()
         self.ami: AmiClient | None = None
         self.agi: AgiServer | None = None
@@ -105,11 +110,15 @@ class Engine:
             # every call is a socket or more: the soft descriptor limit (often 1024) would cap
             # the engine far below Asterisk
             log.info("file descriptors: up to %d", raise_fd_limit())
+            rules = sandbox_rules(self.settings)
+            for warning in calendar_warnings(dt.datetime.now(rules.tz).date(),
+                                             rules.calendar_years):
+                log.warning("%s", warning)
             self.flows.load()
             self.db = await open_db(self.settings.database)
-            self.backoffice = await SandboxBackOffice.open(
-                self.settings.backoffice_db, clock=self.backoffice_clock,
-                rules=sandbox_rules(self.settings))
+            # the kind backoffice.kind names (broker/plugin.py), checked against the protocol
+            self.backoffice = await open_backoffice(BackOfficeContext(
+                self.settings, sandbox_rules(self.settings), self.backoffice_clock))
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
@@ -433,9 +442,15 @@ def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:
 def sandbox_rules(settings: Settings) -> Rules:
     """The A-share rules with the brokerage's own settings applied."""
     bo = settings.backoffice
+    calendar = load_calendar(bo.calendar, bo.holidays)
+    main = dataclasses.replace(DEFAULT_BOARDS[Board.MAIN],
+                               risk_warning_pct=bo.main_risk_warning_limit)
     return dataclasses.replace(
         DEFAULT_RULES,
-        holidays=frozenset(bo.holidays),
+        holidays=calendar.holidays,
+        calendar_years=calendar.years,
+        after_hours=AfterHours(bo.after_hours),
+        boards=MappingProxyType({**DEFAULT_BOARDS, Board.MAIN: main}),
         transfer_daily_limit=bo.transfer_daily_limit,
         commission_rate=bo.commission_rate,
         commission_min=bo.commission_min,

@@ -337,16 +337,25 @@ class AcdCore:
     def enqueue(self, call_id: str, queue: str, channel: str, uniqueid: str,
                 context: Mapping[str, str], phone: str = "", manager: str = "",
                 position_key: float | None = None, exclude: Iterable[str] = ()) -> Waiter:
-        """A caller joins ``queue`` (unknown queues fall back to the first one). ``phone`` (the
-        caller ID) is kept only if it is a phone number: else no call-back is possible."""
+        """A caller joins ``queue``. ``phone`` (the caller ID) is kept only if it is a phone
+        number: else no call-back is possible.
+
+        A queue ``acd.queues`` does not have is a configuration error (``flows check`` refuses a
+        flow naming one, given the settings): the caller still reaches a person, in the first
+        configured queue (the catch-all, see docs/flows.md), and the error is logged with the
+        queue asked for, which the call's context keeps (``queue_asked``)."""
         if phone and not phone_number_or_empty(phone):
             log.warning("call %s: the caller ID is not a phone number; no call-back possible",
                         call_id)
             phone = ""
         if queue not in self.queues:
-            log.warning("call %s asked for unknown queue %r; using %s", call_id, queue,
-                        next(iter(self.queues)))
-            queue = next(iter(self.queues))
+            catch_all = next(iter(self.queues))
+            log.error("call %s asked for queue %r, which acd.queues does not have (queues: %s);"
+                      " the caller waits in %s, the catch-all. Fix the flow or the settings"
+                      " ('callcenter flows check' names the line)", call_id, queue,
+                      ", ".join(self.queues), catch_all)
+            context = {**context, "queue_asked": queue}
+            queue = catch_all
         now = self.clock()
         tier = _tier(context.get("customer.tier") or context.get("known.tier") or "")
         account = context.get("customer.account", "")

@@ -33,10 +33,13 @@ class Tier(StrEnum):
 
 
 class Board(StrEnum):
-    MAIN = "main"            # Shanghai/Shenzhen main boards: +/-10%
-    CHINEXT = "chinext"      # 300xxx/301xxx: +/-20%
-    STAR = "star"            # 688xxx: +/-20%
-    RISK_WARNING = "st"      # ST / *ST on the main board: +/-5%
+    """Where a stock is listed; its code's prefix says which (``callcenter.broker.boards``).
+    Risk warning (ST, *ST) is not a board but a status: ``Security.risk_warning``."""
+
+    MAIN = "main"            # SSE 600/601/603/605, SZSE 000/001/002/003: +/-10%
+    CHINEXT = "chinext"      # SZSE 300/301/302: +/-20%
+    STAR = "star"            # SSE 688/689: +/-20%
+    BSE = "bse"              # Beijing Stock Exchange 43/83/87/92: +/-30%
 
 
 class Side(StrEnum):
@@ -45,7 +48,8 @@ class Side(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    OPEN = "open"                    # accepted, nothing filled yet
+    QUEUED = "queued"                # accepted outside hours, not yet at the exchange (未报)
+    OPEN = "open"                    # at the exchange, nothing filled yet
     PARTIALLY_FILLED = "partial"
     FILLED = "filled"
     CANCELLED = "cancelled"          # includes partially filled then cancelled
@@ -80,8 +84,13 @@ class RefusalCode(StrEnum):
     INSUFFICIENT_SHARES = "insufficient_shares"  # params: sellable
     ORDER_NOT_FOUND = "order_not_found"
     NOT_CANCELLABLE = "not_cancellable"        # params: status
+    CANCEL_CLOSED = "cancel_closed"            # call auction, no cancels; params: until (HH:MM)
+    MIN_QUANTITY = "min_quantity"              # params: minimum
+    MAX_QUANTITY = "max_quantity"              # params: maximum
+    ODD_LOT = "odd_lot"                        # a remainder sold whole; params: odd
     INVALID_AMOUNT = "invalid_amount"
     OVER_AVAILABLE = "over_available"          # params: available
+    OVER_WITHDRAWABLE = "over_withdrawable"    # today's sales (可用不可取); params: withdrawable
     DAILY_LIMIT = "daily_limit"                # params: remaining
     TRANSFER_CLOSED = "transfer_closed"
     NO_BANK_LINK = "no_bank_link"
@@ -94,7 +103,9 @@ class Security:
     name: str            # Chinese short name, e.g. 贵州茅台
     name_en: str         # English or pinyin name for English callers
     board: Board
-    exchange: str        # "SH" or "SZ"
+    exchange: str        # "SH", "SZ" or "BJ"
+    risk_warning: bool = False           # ST / *ST (风险警示)
+    listed: dt.date | None = None        # first trading day; None: long listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +118,8 @@ class Quote:
     low: Decimal
     volume: int          # shares traded today
     amount: Decimal      # yuan traded today
-    limit_up: Decimal
-    limit_down: Decimal
+    limit_up: Decimal | None         # None: no daily limit today (first days after listing)
+    limit_down: Decimal | None
     at: dt.datetime
 
     @property
@@ -135,8 +146,9 @@ class Customer:
 @dataclass(frozen=True, slots=True)
 class Cash:
     balance: Decimal
-    available: Decimal               # may buy / transfer out
+    available: Decimal               # may buy
     frozen: Decimal                  # held by open buy orders
+    withdrawable: Decimal            # may go to the bank now: available less today's sales (可取)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,7 @@ class Order:
     status: OrderStatus
     created_at: dt.datetime
     reason: str                      # why rejected/cancelled, else ""
+    sends_at: dt.datetime | None = None  # QUEUED: when it goes to the exchange
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ with (seed, code, date). Because the grid and the seed are fixed, the prices of 
 depend on how often ``step`` is called, and a restored state (``draws`` = grid steps taken)
 continues the same path. No float is involved: prices are integer ticks, volumes integer shares.
 
+Sessions here are the matching hours of ``rules.session_bounds``: continuous trading and the
+closing call, which the sandbox matches like continuous trading (no call-auction matching).
 Resting limit orders are checked at each grid step and at every ``step`` during a session:
 a buy fills when last <= its price, a sell when last >= its price, whole, at its own price.
 Orders of a day expire at that day's close. When a later trading day begins, the last price
@@ -34,6 +36,10 @@ DEFAULT_INTERVAL = dt.timedelta(seconds=10)
 # which gives a day's range of a few percent, like a quiet real session.
 _UNIT_DIVISOR = 2000
 _MAX_LOTS_PER_STEP = 50
+_LOT = 100
+# Without a daily limit (first days after listing) the walk is kept under this multiple of the
+# previous close.
+_UNLIMITED_MULTIPLE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +163,8 @@ class Market:
         s = self._states[code]
         security = self._securities[code]
         prev_close = self._price(s.prev_close)
-        low, high = r.price_limits(prev_close, security.board, self.rules)
+        band = r.price_band(security, prev_close, s.trade_date, self.rules)
+        low, high = band if band is not None else (None, None)
         return Quote(
             security=security,
             prev_close=prev_close,
@@ -187,8 +194,8 @@ class Market:
     def set_last(self, code: str, price: Decimal) -> None:
         """Put the last price somewhere inside today's band (tests, demos)."""
         s = self._states[code]
-        low, high = r.price_limits(self._price(s.prev_close), self._securities[code].board,
-                                   self.rules)
+        low_ticks, high_ticks, _ = self._band_ticks(code)
+        low, high = self._price(low_ticks), self._price(high_ticks)
         if price % self.rules.tick or not low <= price <= high:
             raise ValueError(f"{price} is off the tick or outside {low}..{high}")
         ticks = self._ticks(price)
@@ -265,9 +272,12 @@ class Market:
 
     def _band_ticks(self, code: str) -> tuple[int, int, int]:
         s = self._states[code]
-        low, high = r.price_limits(self._price(s.prev_close), self._securities[code].board,
-                                   self.rules)
-        return self._ticks(low), self._ticks(high), max(1, s.prev_close // _UNIT_DIVISOR)
+        band = r.price_band(self._securities[code], self._price(s.prev_close), s.trade_date,
+                            self.rules)
+        unit = max(1, s.prev_close // _UNIT_DIVISOR)
+        if band is None:  # first days after listing: no limit; the walk stays on the grid
+            return 1, s.prev_close * _UNLIMITED_MULTIPLE, unit
+        return self._ticks(band[0]), self._ticks(band[1]), unit
 
     def _move(self, code: str, s: InstrumentState) -> None:
         # Hot loop (a day is ~1440 steps per security): integers only.
@@ -281,7 +291,7 @@ class Market:
             s.high = s.last
         elif s.last < s.low:
             s.low = s.last
-        shares = lots * self.rules.lot
+        shares = lots * _LOT
         s.volume += shares
         s.turnover += s.last * shares
 

@@ -1,10 +1,13 @@
 """A-share trading and transfer rules of the sandbox, as pure functions (no I/O, no clock).
 
-Owns: trading days and sessions, lots and odd lots, the tick, daily price limits by board, fees,
-buying power, T+1 sellable shares, bank-securities transfer limits and hours, and weak-password
-rules. Every number is a field of ``Rules`` so an operator can configure it. A check that fails
-raises ``BrokerRefusal(RefusalCode.X.value, "English explanation", **params)``; params are
-strings the IVR reads out, never secrets.
+Owns: trading days and the day's phases (call auctions, continuous trading, no-cancel windows),
+orders outside hours (queued or refused), lots and odd lots per board, the tick, daily price
+limits per board and risk-warning status (none in the first days after listing), fees, buying
+power, T+1 sellable shares, cash from today's sales (可用不可取), bank-securities transfer limits
+and hours, and weak-password rules. Every number is a field of ``Rules`` (board tables in
+``boards``, the day's phases in ``sessions``, the calendar from ``exchange_calendar``) so an
+operator can configure it. A check that fails raises ``BrokerRefusal(RefusalCode.X.value,
+"English explanation", **params)``; params are strings the IVR reads out, never secrets.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
 from itertools import pairwise
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callcenter.broker.boards import DEFAULT_BOARDS, BoardRules
 from callcenter.broker.interface import (
     Board,
     OrderPreview,
@@ -24,6 +29,16 @@ from callcenter.broker.interface import (
     RefusalCode,
     Security,
     Side,
+)
+from callcenter.broker.sessions import (
+    DEFAULT_SCHEDULE,
+    MATCHING,
+    Phase,
+    Schedule,
+    matching_hours,
+    phase_at,
+    takes_cancels,
+    takes_orders,
 )
 from callcenter.errors import BrokerRefusal
 
@@ -37,13 +52,11 @@ except ZoneInfoNotFoundError:  # pragma: no cover - no tz database on this machi
     SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
-def _default_limits() -> Mapping[Board, Decimal]:
-    return MappingProxyType({
-        Board.MAIN: Decimal("0.10"),
-        Board.CHINEXT: Decimal("0.20"),
-        Board.STAR: Decimal("0.20"),
-        Board.RISK_WARNING: Decimal("0.05"),
-    })
+class AfterHours(StrEnum):
+    """What happens to an order when the exchange takes none."""
+
+    QUEUE = "queue"      # accepted and sent when the exchange next takes orders (most brokers)
+    REFUSE = "refuse"    # refused: market_closed
 
 
 def _default_failures() -> Mapping[PasswordKind, int]:
@@ -55,18 +68,15 @@ class Rules:
     """Every configurable number of the sandbox. The defaults follow the exchanges' rules."""
 
     tz: dt.tzinfo = SHANGHAI
-    #: continuous trading, [start, end) in ``tz``, on trading days
-    sessions: tuple[tuple[dt.time, dt.time], ...] = (
-        (dt.time(9, 30), dt.time(11, 30)),
-        (dt.time(13, 0), dt.time(15, 0)),
-    )
+    #: a trading day's phases, [start, end) in ``tz``
+    schedule: Schedule = DEFAULT_SCHEDULE
     #: exchange holidays falling on weekdays (weekends are never trading days)
     holidays: frozenset[dt.date] = frozenset()
-    lot: int = 100
+    #: years the calendar covers -> provisional (derived, not the exchange's notice)
+    calendar_years: Mapping[int, bool] = field(default_factory=lambda: MappingProxyType({}))
+    after_hours: AfterHours = AfterHours.QUEUE
+    boards: Mapping[Board, BoardRules] = field(default_factory=lambda: DEFAULT_BOARDS)
     tick: Decimal = CENT
-    max_order_quantity: int = 1_000_000
-    #: daily price limit as a fraction of the previous close
-    limit_pct: Mapping[Board, Decimal] = field(default_factory=_default_limits)
     commission_rate: Decimal = Decimal("0.00025")
     commission_min: Decimal = Decimal("5.00")
     transfer_fee_rate: Decimal = Decimal("0.00001")
@@ -113,26 +123,39 @@ def is_trading_day(day: dt.date, rules: Rules = DEFAULT_RULES) -> bool:
     return day.weekday() < 5 and day not in rules.holidays
 
 
-def is_trading_time(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> bool:
-    """True during continuous trading: inside a session of a trading day."""
+def next_trading_day(day: dt.date, rules: Rules = DEFAULT_RULES) -> dt.date:
+    """The first trading day after ``day``."""
+    day += dt.timedelta(days=1)
+    while not is_trading_day(day, rules):
+        day += dt.timedelta(days=1)
+    return day
+
+
+def phase(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> Phase:
+    """The exchange's phase at ``now``: ``CLOSED`` all day on a non-trading day."""
     t = local(now, rules)
     if not is_trading_day(t.date(), rules):
-        return False
-    return any(start <= t.time() < end for start, end in rules.sessions)
+        return Phase.CLOSED
+    return phase_at(t.time(), rules.schedule)
+
+
+def is_trading_time(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> bool:
+    """True while the market matches: continuous trading and the closing call."""
+    return phase(now, rules) in MATCHING
 
 
 def session_bounds(day: dt.date, rules: Rules = DEFAULT_RULES) -> list[tuple[dt.datetime,
                                                                               dt.datetime]]:
-    """The sessions of ``day`` as aware datetimes (empty on a non-trading day)."""
+    """The matching hours of ``day`` as aware datetimes (empty on a non-trading day)."""
     if not is_trading_day(day, rules):
         return []
     return [(dt.datetime.combine(day, s, rules.tz), dt.datetime.combine(day, e, rules.tz))
-            for s, e in rules.sessions]
+            for s, e in matching_hours(rules.schedule)]
 
 
 def day_close(day: dt.date, rules: Rules = DEFAULT_RULES) -> dt.datetime:
-    """When the last session of ``day`` ends: orders of that day expire then."""
-    last_end = max(end for _, end in rules.sessions)
+    """When the day's last phase ends: orders of that day expire then."""
+    last_end = max(end for _, end, _ in rules.schedule)
     return dt.datetime.combine(day, last_end, rules.tz)
 
 
@@ -142,26 +165,109 @@ def is_transfer_time(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> bool:
     return is_trading_day(t.date(), rules) and start <= t.time() < end
 
 
-def check_market_open(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> None:
-    if not is_trading_time(now, rules):
-        hours = ", ".join(f"{s:%H:%M}-{e:%H:%M}" for s, e in rules.sessions)
+def _order_hours(rules: Rules) -> str:
+    """When the exchange takes orders, e.g. "09:15-09:25, 09:30-11:30, 13:00-15:00"."""
+    spans: list[tuple[dt.time, dt.time]] = []
+    for start, end, p in rules.schedule:
+        if not takes_orders(p):
+            continue
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return ", ".join(f"{s:%H:%M}-{e:%H:%M}" for s, e in spans)
+
+
+def next_order_window(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> dt.datetime:
+    """The first instant at or after ``now`` at which the exchange takes orders."""
+    t = local(now, rules)
+    day = t.date()
+    if is_trading_day(day, rules):
+        for start, end, p in rules.schedule:
+            if takes_orders(p) and t.time() < end:
+                return max(t, dt.datetime.combine(day, start, rules.tz))
+    day = next_trading_day(day, rules)
+    first = min(start for start, _, p in rules.schedule if takes_orders(p))
+    return dt.datetime.combine(day, first, rules.tz)
+
+
+def order_timing(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> dt.datetime | None:
+    """None: the exchange takes the order now. Otherwise when a queued order goes to it; with
+    ``AfterHours.REFUSE`` the order is refused (``market_closed``) instead."""
+    if takes_orders(phase(now, rules)):
+        return None
+    if rules.after_hours is AfterHours.REFUSE:
+        hours = _order_hours(rules)
         raise refusal(RefusalCode.MARKET_CLOSED,
                       f"orders are accepted on trading days {hours}", hours=hours)
+    return next_order_window(now, rules)
+
+
+def check_market_open(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> None:
+    """Refuse unless the exchange takes orders now, whatever ``after_hours`` says."""
+    if not takes_orders(phase(now, rules)):
+        hours = _order_hours(rules)
+        raise refusal(RefusalCode.MARKET_CLOSED,
+                      f"orders are accepted on trading days {hours}", hours=hours)
+
+
+def check_cancel_time(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> None:
+    """Refuse a cancel of an order at the exchange while the exchange takes none (09:20-09:30,
+    the closing call). ``until`` is when it takes cancels again (or the day closes)."""
+    t = local(now, rules)
+    p = phase(t, rules)
+    if p is Phase.CLOSED or takes_cancels(p):
+        return  # outside hours the broker cancels what it holds; the exchange has expired it
+    until = day_close(t.date(), rules).time()
+    for start, _, q in rules.schedule:
+        if start > t.time() and takes_cancels(q):
+            until = start
+            break
+    raise refusal(RefusalCode.CANCEL_CLOSED,
+                  f"the exchange takes no cancels until {until:%H:%M}", until=f"{until:%H:%M}")
 
 
 # --- prices and quantities ------------------------------------------------------------------------
 
 
-def price_limits(prev_close: Decimal, board: Board,
+def in_first_days(listed: dt.date, day: dt.date, days: int,
+                  rules: Rules = DEFAULT_RULES) -> bool:
+    """Whether ``day`` is one of the first ``days`` trading days from ``listed`` (inclusive);
+    a day before the listing counts as one of them."""
+    n, d = 0, listed
+    while d <= day:
+        n += is_trading_day(d, rules)
+        if n > days:
+            return False
+        d += dt.timedelta(days=1)
+    return True
+
+
+def limit_pct(security: Security, day: dt.date, rules: Rules = DEFAULT_RULES) -> Decimal | None:
+    """The daily limit of ``security`` on ``day``: None in its first days after listing."""
+    board = rules.boards[security.board]
+    if security.listed is not None and \
+            in_first_days(security.listed, day, board.unlimited_days, rules):
+        return None
+    return board.risk_warning_pct if security.risk_warning else board.limit_pct
+
+
+def price_limits(prev_close: Decimal, pct: Decimal,
                  rules: Rules = DEFAULT_RULES) -> tuple[Decimal, Decimal]:
     """(limit down, limit up): prev close x (1 -/+ pct), rounded to the tick half up."""
-    pct = rules.limit_pct[board]
     high = (prev_close * (1 + pct)).quantize(rules.tick, rounding=ROUND_HALF_UP)
     low = (prev_close * (1 - pct)).quantize(rules.tick, rounding=ROUND_HALF_UP)
     return max(low, rules.tick), high
 
 
-def check_price(price: Decimal, prev_close: Decimal, board: Board,
+def price_band(security: Security, prev_close: Decimal, day: dt.date,
+               rules: Rules = DEFAULT_RULES) -> tuple[Decimal, Decimal] | None:
+    """Today's (limit down, limit up), or None when the security has no limit today."""
+    pct = limit_pct(security, day, rules)
+    return None if pct is None else price_limits(prev_close, pct, rules)
+
+
+def check_price(price: Decimal, prev_close: Decimal, security: Security, day: dt.date,
                 rules: Rules = DEFAULT_RULES) -> Decimal:
     require_decimal(price, "price")
     if not price.is_finite() or price <= 0:
@@ -169,41 +275,76 @@ def check_price(price: Decimal, prev_close: Decimal, board: Board,
     if price % rules.tick != 0:
         raise refusal(RefusalCode.PRICE_TICK, f"prices are quoted in steps of {rules.tick}",
                       tick=rules.tick)
-    low, high = price_limits(prev_close, board, rules)
-    if not low <= price <= high:
+    band = price_band(security, prev_close, day, rules)
+    if band is not None and not band[0] <= price <= band[1]:
+        low, high = band
         raise refusal(RefusalCode.PRICE_LIMIT,
                       f"today's price must be between {low} and {high}", low=low, high=high)
     return price.quantize(rules.tick)
 
 
-def _check_quantity_range(quantity: int, rules: Rules) -> None:
+def _check_quantity(quantity: int) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int):
         raise TypeError(f"quantity must be an int, not {type(quantity).__name__}")
-    if quantity <= 0 or quantity > rules.max_order_quantity:
-        raise refusal(RefusalCode.INVALID_QUANTITY,
-                      f"the quantity must be between 1 and {rules.max_order_quantity} shares",
-                      max=rules.max_order_quantity)
+    if quantity <= 0:
+        raise refusal(RefusalCode.INVALID_QUANTITY, "the quantity must be a positive number")
 
 
-def check_buy_quantity(quantity: int, rules: Rules = DEFAULT_RULES) -> None:
-    """Buys are in whole lots."""
-    _check_quantity_range(quantity, rules)
-    if quantity % rules.lot:
-        raise refusal(RefusalCode.LOT_SIZE, f"buy in multiples of {rules.lot} shares",
-                      lot=rules.lot)
+def _check_maximum(quantity: int, b: BoardRules) -> None:
+    if quantity > b.maximum:
+        raise refusal(RefusalCode.MAX_QUANTITY, f"at most {b.maximum} shares an order",
+                      maximum=b.maximum)
 
 
-def check_sell_quantity(quantity: int, sellable: int, rules: Rules = DEFAULT_RULES) -> None:
-    """Sells are in whole lots, except that an odd lot (< 1 lot) is sold whole, in one order."""
-    _check_quantity_range(quantity, rules)
+def _valid_size(quantity: int, b: BoardRules) -> bool:
+    return quantity >= b.minimum and (quantity - b.minimum) % b.step == 0
+
+
+def _size_refusal(quantity: int, b: BoardRules) -> BrokerRefusal:
+    if quantity < b.minimum and b.minimum != b.step:
+        return refusal(RefusalCode.MIN_QUANTITY, f"at least {b.minimum} shares an order",
+                       minimum=b.minimum)
+    return refusal(RefusalCode.LOT_SIZE, f"order in multiples of {b.step} shares", lot=b.step)
+
+
+def check_buy_quantity(quantity: int, board: Board = Board.MAIN,
+                       rules: Rules = DEFAULT_RULES) -> None:
+    """Buys: ``minimum`` and up in steps of ``step``, at most ``maximum`` (per board)."""
+    b = rules.boards[board]
+    _check_quantity(quantity)
+    _check_maximum(quantity, b)
+    if not _valid_size(quantity, b):
+        raise _size_refusal(quantity, b)
+
+
+def odd_remainder(sellable: int, board: Board = Board.MAIN, rules: Rules = DEFAULT_RULES) -> int:
+    """The part of a holding that must be sold whole, in one order: under a lot on lot boards,
+    the whole holding under the minimum on step-1 boards (STAR under 200, BSE under 100)."""
+    b = rules.boards[board]
+    if b.step > 1:
+        return sellable % b.step
+    return sellable if sellable < b.minimum else 0
+
+
+def check_sell_quantity(quantity: int, sellable: int, board: Board = Board.MAIN,
+                        rules: Rules = DEFAULT_RULES) -> None:
+    """Sells: as buys, or with the odd remainder (``odd_remainder``) sold whole."""
+    b = rules.boards[board]
+    _check_quantity(quantity)
     if quantity > sellable:
         raise refusal(RefusalCode.INSUFFICIENT_SHARES,
                       f"only {sellable} shares can be sold today", sellable=sellable)
-    odd = quantity % rules.lot
-    if odd and odd != sellable % rules.lot:
-        raise refusal(RefusalCode.LOT_SIZE,
-                      f"sell in multiples of {rules.lot} shares, or the odd lot all at once",
-                      lot=rules.lot)
+    _check_maximum(quantity, b)
+    if _valid_size(quantity, b):
+        return
+    odd = odd_remainder(sellable, board, rules)
+    if odd:
+        whole = quantity % b.step == odd if b.step > 1 else quantity == sellable
+        if whole:
+            return
+        raise refusal(RefusalCode.ODD_LOT,
+                      f"the {odd} shares short of a full order must be sold at once", odd=odd)
+    raise _size_refusal(quantity, b)
 
 
 def sellable(quantity: int, bought_today: int, in_open_sells: int) -> int:
@@ -281,6 +422,21 @@ def check_transfer_available(amount: Decimal, available: Decimal) -> None:
     if amount > available:
         raise refusal(RefusalCode.OVER_AVAILABLE,
                       f"at most {available} yuan can be transferred out", available=available)
+
+
+def withdrawable(available: Decimal, frozen: Decimal, sales_today: Decimal,
+                 buys_today: Decimal) -> Decimal:
+    """可用不可取: today's sale proceeds buy today but reach the bank from the next trading day.
+    Buys (spent and frozen) use today's proceeds first, as brokers count them."""
+    unsettled = max(sales_today - buys_today - frozen, Decimal(0))
+    return money(max(available - unsettled, Decimal(0)))
+
+
+def check_withdrawable(amount: Decimal, can_withdraw: Decimal) -> None:
+    if amount > can_withdraw:
+        raise refusal(RefusalCode.OVER_WITHDRAWABLE,
+                      f"cash from today's sales moves to the bank from the next trading day; "
+                      f"{can_withdraw} yuan can go now", withdrawable=can_withdraw)
 
 
 def check_daily_limit(already_today: Decimal, amount: Decimal,

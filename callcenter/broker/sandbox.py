@@ -12,7 +12,9 @@ shielded tasks under one lock: a caller hanging up mid-order cancels its wait, n
 order, and the in-memory market and the tables never disagree.
 
 Time: the market steps lazily at each call, to the time of the injectable clock (``set_clock``
-pins it for tests and demos); there is no background task.
+pins it for tests and demos); there is no background task. Orders placed while the exchange
+takes none are ``queued`` with ``sends_at`` (``rules.order_timing``); the step that passes that
+time sends each one to the market once, flipping it to ``open`` in the same transaction.
 
 Journal reads for the financial secretary (``fills_since``, ``transfers_since``): fill ids come
 from a counter that a reset account never winds back, and transfer numbers likewise, so a
@@ -40,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from callcenter.broker import rules as r
+from callcenter.broker.boards import check_listing
 from callcenter.broker.interface import (
     ActivityFeed,
     Announcement,
@@ -86,7 +89,8 @@ DB_FILE = "backoffice.db"
 # never overlap, so an agent can tell them apart by the first digit.
 ORDER_BASE = 30_000_000
 TRANSFER_BASE = 60_000_000
-_OPEN = (OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value)
+# Orders still alive: queued (not yet at the exchange) or at the exchange.
+_OPEN = (OrderStatus.QUEUED.value, OrderStatus.OPEN.value, OrderStatus.PARTIALLY_FILLED.value)
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _ZERO = Decimal("0.00")
 
@@ -244,6 +248,19 @@ SCHEMA: tuple[str, ...] = (
     CREATE INDEX bo_ipo_allotments_account ON bo_ipo_allotments(account);
     INSERT INTO bo_counters (name, value) SELECT 'fill', COALESCE(MAX(id), 0) FROM bo_fills;
     """,
+    # 4: risk warning is a status, not a board; listing dates (no limits in the first days);
+    # queued orders (sent when the exchange next takes orders); today's sales and buys per
+    # account (可用不可取: today's sale proceeds reach the bank from the next trading day)
+    """
+    ALTER TABLE bo_securities ADD COLUMN risk_warning INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE bo_securities ADD COLUMN listed TEXT;
+    UPDATE bo_securities SET board = 'main', risk_warning = 1 WHERE board = 'st';
+    ALTER TABLE bo_orders ADD COLUMN sends_at TEXT;
+    CREATE INDEX bo_orders_queued ON bo_orders(sends_at) WHERE status = 'queued';
+    ALTER TABLE bo_cash ADD COLUMN day TEXT;
+    ALTER TABLE bo_cash ADD COLUMN sales TEXT NOT NULL DEFAULT '0.00';
+    ALTER TABLE bo_cash ADD COLUMN buys TEXT NOT NULL DEFAULT '0.00';
+    """,
 )
 
 
@@ -257,8 +274,17 @@ class _ListingModel(BaseModel):
     name: str = Field(min_length=1)
     name_en: str = Field(min_length=1)
     board: Board
-    exchange: Literal["SH", "SZ"]
+    exchange: Literal["SH", "SZ", "BJ"]
     prev_close: Decimal = Field(gt=0, decimal_places=2)
+    risk_warning: bool = False
+    listed: dt.date | None = None
+
+    @field_validator("board", mode="before")
+    @classmethod
+    def _st_is_a_status(cls, value: object) -> object:
+        if value == "st":
+            raise ValueError("'st' is no board: write the stock's board and risk_warning: true")
+        return value
 
     @field_validator("prev_close", mode="before")
     @classmethod
@@ -296,7 +322,12 @@ def load_listings(path: Path | None = None) -> list[Listing]:
         if item.code in seen:
             raise ConfigError(f"{name}: security {item.code} is listed twice")
         seen.add(item.code)
-        security = Security(item.code, item.name, item.name_en, item.board, item.exchange)
+        security = Security(item.code, item.name, item.name_en, item.board, item.exchange,
+                            item.risk_warning, item.listed)
+        try:
+            check_listing(security)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from exc
         listings.append(Listing(security, item.prev_close.quantize(r.CENT)))
     return listings
 
@@ -585,10 +616,11 @@ class SandboxBackOffice:
 
     async def cash(self, account: str) -> Cash:
         async def op() -> Cash:
-            await self._advance()
+            now = await self._advance()
             await self._customer(account)
             balance, frozen = await self._cash(account)
-            return Cash(balance, balance - frozen, frozen)
+            return Cash(balance, balance - frozen, frozen,
+                        await self._withdrawable(account, now.date()))
         return await self._run(op)
 
     async def positions(self, account: str) -> list[Position]:
@@ -613,8 +645,9 @@ class SandboxBackOffice:
         async def op() -> list[Order]:
             today = (await self._advance()).date()
             await self._customer(account)
-            rows = await self._all("SELECT * FROM bo_orders WHERE account = ? AND trade_date = ? "
-                                   "ORDER BY order_no", account, today.isoformat())
+            rows = await self._all("SELECT * FROM bo_orders WHERE account = ? AND (trade_date = ? "
+                                   "OR status = ?) ORDER BY order_no", account,
+                                   today.isoformat(), OrderStatus.QUEUED.value)
             return [self._to_order(row) for row in rows]
         return await self._run(op)
 
@@ -689,29 +722,33 @@ class SandboxBackOffice:
                         raise BrokerError("idempotency key reused for a different order")
                     return order
                 checked = await self._check_order(now, account, side, code, price, quantity)
+                sends_at = r.order_timing(now, self.rules)
+                status = OrderStatus.OPEN if sends_at is None else OrderStatus.QUEUED
                 order_no = await self._next_number("order", ORDER_BASE)
                 frozen = checked.total if side is Side.BUY else _ZERO
                 await self._db.execute(
                     "INSERT INTO bo_orders (order_no, idempotency_key, account, code, side, "
-                    "price, quantity, status, frozen, trade_date, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "price, quantity, status, frozen, trade_date, created_at, sends_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (order_no, idempotency_key, account, code, side.value, str(checked.price),
-                     quantity, OrderStatus.OPEN.value, str(frozen), now.date().isoformat(),
-                     now.isoformat()))
+                     quantity, status.value, str(frozen), (sends_at or now).date().isoformat(),
+                     now.isoformat(), None if sends_at is None else sends_at.isoformat()))
                 if frozen:
                     balance, held = await self._cash(account)
                     await self._set_cash(account, balance, held + frozen)
-            # Committed: only now may the market see it.
-            self.market.add_order(RestingOrder(order_no, code, side, checked.price, quantity))
+            # Committed: only now may the market see it (a queued one: when it is sent).
+            if sends_at is None:
+                self.market.add_order(RestingOrder(order_no, code, side, checked.price,
+                                                   quantity))
             return Order(order_no, account, checked.security, side, checked.price, quantity, 0,
-                         OrderStatus.OPEN, now, "")
+                         status, now, "", sends_at)
         return await self._run(op)
 
     async def cancel_order(self, account: str, order_no: str, idempotency_key: str) -> Order:
         _check_key(idempotency_key)
 
         async def op() -> Order:
-            await self._advance()
+            now = await self._advance()
             async with self._tx():
                 row = await self._one("SELECT * FROM bo_orders WHERE cancel_key = ?",
                                       idempotency_key)
@@ -729,6 +766,8 @@ class SandboxBackOffice:
                     raise r.refusal(RefusalCode.NOT_CANCELLABLE,
                                     f"the order is already {row['status']}",
                                     status=row["status"])
+                if row["status"] != OrderStatus.QUEUED.value:  # the broker holds a queued one
+                    r.check_cancel_time(now, self.rules)
                 await self._close_order(row, "cancelled by customer", cancel_key=idempotency_key)
                 row = await self._one("SELECT * FROM bo_orders WHERE order_no = ?", order_no)
                 assert row is not None
@@ -811,6 +850,7 @@ class SandboxBackOffice:
                 bank_balance = _d(bank_row[0])
                 if direction is TransferDirection.SECURITIES_TO_BANK:
                     r.check_transfer_available(amount, balance - frozen)
+                    r.check_withdrawable(amount, await self._withdrawable(account, now.date()))
                     balance, bank_balance = balance - amount, bank_balance + amount
                 else:
                     if amount > bank_balance:
@@ -891,7 +931,7 @@ class SandboxBackOffice:
             today = (await self._advance()).date().isoformat()
             async with self._tx():
                 open_orders = await self._all(
-                    "SELECT order_no FROM bo_orders WHERE account = ? AND status IN (?, ?)",
+                    "SELECT order_no FROM bo_orders WHERE account = ? AND status IN (?, ?, ?)",
                     account, *_OPEN)
                 for table in ("bo_customers", "bo_password_state", "bo_cash", "bo_positions",
                               "bo_orders", "bo_fills", "bo_bank_links", "bo_transfers",
@@ -1032,17 +1072,25 @@ class SandboxBackOffice:
     async def _load_securities(self, listings: Sequence[Listing]) -> None:
         async with self._tx():
             await self._db.executemany(
-                "INSERT INTO bo_securities (code, name, name_en, board, exchange, prev_close) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET "
-                "name = excluded.name, name_en = excluded.name_en, board = excluded.board, "
-                "exchange = excluded.exchange, prev_close = excluded.prev_close",
+                "INSERT INTO bo_securities (code, name, name_en, board, exchange, prev_close, "
+                "risk_warning, listed) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO "
+                "UPDATE SET name = excluded.name, name_en = excluded.name_en, "
+                "board = excluded.board, exchange = excluded.exchange, "
+                "prev_close = excluded.prev_close, risk_warning = excluded.risk_warning, "
+                "listed = excluded.listed",
                 [(x.security.code, x.security.name, x.security.name_en, x.security.board.value,
-                  x.security.exchange, str(x.prev_close)) for x in listings])
+                  x.security.exchange, str(x.prev_close), int(x.security.risk_warning),
+                  None if x.security.listed is None else x.security.listed.isoformat())
+                 for x in listings])
 
     async def _reload_market(self) -> None:
         """(Re)build the market from the tables: listings, saved state, clock, open orders."""
         listings = [Listing(Security(str(x["code"]), str(x["name"]), str(x["name_en"]),
-                                     Board(x["board"]), str(x["exchange"])), _d(x["prev_close"]))
+                                     Board(x["board"]), str(x["exchange"]),
+                                     bool(x["risk_warning"]),
+                                     None if x["listed"] is None
+                                     else dt.date.fromisoformat(str(x["listed"]))),
+                            _d(x["prev_close"]))
                     for x in await self._all("SELECT * FROM bo_securities ORDER BY code")]
         states = [InstrumentState(
             str(x["code"]), dt.date.fromisoformat(str(x["trade_date"])), int(x["prev_close"]),
@@ -1053,7 +1101,7 @@ class SandboxBackOffice:
         start = _dt(clock_row[0], self.rules.tz) if clock_row else self.now()
         market = Market(listings, start, rules=self.rules, seed=self._seed, frozen=self._frozen,
                         interval=self._interval, states=states)
-        for x in await self._all("SELECT * FROM bo_orders WHERE status IN (?, ?)", *_OPEN):
+        for x in await self._all("SELECT * FROM bo_orders WHERE status IN (?, ?)", *_OPEN[1:]):
             market.add_order(RestingOrder(str(x["order_no"]), str(x["code"]), Side(x["side"]),
                                           _d(x["price"]), int(x["quantity"]) - int(x["filled"])))
         self._market = market
@@ -1069,17 +1117,46 @@ class SandboxBackOffice:
                                (market.now.isoformat(),))
 
     async def _advance(self) -> dt.datetime:
-        """Step the market to now; record its fills and expiries with its state, atomically."""
+        """Step the market to now, sending queued orders that are due on the way (each at its
+        time); record releases, fills and expiries with the market's state, atomically."""
         now = self.now()
-        # Catching up a long gap walks thousands of grid steps: off the loop. The lock keeps
-        # every other reader of the market waiting meanwhile.
-        result = await asyncio.to_thread(self.market.step, now)
-        if result.changed:
+        queued = await self._all("SELECT * FROM bo_orders WHERE status = ? ORDER BY order_no",
+                                 OrderStatus.QUEUED.value)
+        due = sorted((x for x in queued if _dt(x["sends_at"], self.rules.tz) <= now),
+                     key=lambda x: _dt(x["sends_at"], self.rules.tz))
+        try:
+            sent: list[tuple[sqlite3.Row, str]] = []    # (order, why refused at sending, or "")
+            results = []
+            for row in due:
+                # Catching up a long gap walks thousands of grid steps: off the loop. The lock
+                # keeps every other reader of the market waiting meanwhile.
+                at = _dt(row["sends_at"], self.rules.tz)
+                results.append(await asyncio.to_thread(self.market.step, at))
+                why = self._refused_at_sending(row, at)
+                if not why:
+                    self.market.add_order(RestingOrder(
+                        str(row["order_no"]), str(row["code"]), Side(row["side"]),
+                        _d(row["price"]), int(row["quantity"])))
+                sent.append((row, why))
+            results.append(await asyncio.to_thread(self.market.step, now))
+        except BaseException:
+            await self._reload_market()
+            raise
+        executions = [e for res in results for e in res.executions]
+        expired = [o for res in results for o in res.expired]
+        if sent or any(res.changed for res in results):
             try:
                 async with self._tx():
-                    for execution in result.executions:
+                    for row, why in sent:
+                        if why:
+                            await self._close_order(row, why, status=OrderStatus.REJECTED)
+                        else:
+                            await self._db.execute(
+                                "UPDATE bo_orders SET status = ? WHERE order_no = ?",
+                                (OrderStatus.OPEN.value, row["order_no"]))
+                    for execution in executions:
                         await self._apply_fill(execution)
-                    for order_no in result.expired:
+                    for order_no in expired:
                         row = await self._one("SELECT * FROM bo_orders WHERE order_no = ?",
                                               order_no)
                         if row is not None and row["status"] in _OPEN:
@@ -1109,6 +1186,7 @@ class SandboxBackOffice:
             release = held_by_order if quantity == remaining else r.money(
                 held_by_order * quantity / remaining)
             await self._set_cash(account, balance - amount - fee, frozen - release)
+            await self._count_today(account, day, buys=amount + fee)
             held_by_order -= release
             if position is None:
                 await self._db.execute(
@@ -1126,6 +1204,7 @@ class SandboxBackOffice:
             if position is None or int(position["quantity"]) < quantity:
                 raise BrokerError(f"order {ex.order_no} sells shares the account does not hold")
             await self._set_cash(account, balance + amount - fee, frozen)
+            await self._count_today(account, day, sales=amount - fee)
             left = int(position["quantity"]) - quantity
             if left == 0:
                 await self._db.execute(
@@ -1149,9 +1228,22 @@ class SandboxBackOffice:
             (fill_id, ex.order_no, account, ex.code, ex.side.value, str(ex.price), quantity,
              ex.at.isoformat(), day.isoformat()))
 
+    def _refused_at_sending(self, row: sqlite3.Row, at: dt.datetime) -> str:
+        """Why the exchange refuses a queued order sent at ``at`` (the market stepped there),
+        or "". Checked when queued against the close known then; this catches what changed."""
+        code = str(row["code"])
+        if self.market.is_suspended(code):
+            return "rejected by the exchange: suspended"
+        band = r.price_band(self._security(code), self.market.prev_close(code), at.date(),
+                            self.rules)
+        if band is not None and not band[0] <= _d(row["price"]) <= band[1]:
+            return f"rejected by the exchange: outside today's limits {band[0]}-{band[1]}"
+        return ""
+
     async def _close_order(self, row: sqlite3.Row, reason: str,
-                           cancel_key: str | None = None) -> None:
-        """Cancel an open order: release the cash it holds."""
+                           cancel_key: str | None = None,
+                           status: OrderStatus = OrderStatus.CANCELLED) -> None:
+        """Cancel (or reject) an open order: release the cash it holds."""
         account = str(row["account"])
         held = _d(row["frozen"])
         if held:
@@ -1160,7 +1252,7 @@ class SandboxBackOffice:
         await self._db.execute(
             "UPDATE bo_orders SET status = ?, reason = ?, frozen = ?, cancel_key = ? "
             "WHERE order_no = ?",
-            (OrderStatus.CANCELLED.value, reason, str(_ZERO), cancel_key, row["order_no"]))
+            (status.value, reason, str(_ZERO), cancel_key, row["order_no"]))
 
     async def _check_order(self, now: dt.datetime, account: str, side: Side, code: str,
                            price: Decimal, quantity: int) -> OrderPreview:
@@ -1170,15 +1262,19 @@ class SandboxBackOffice:
             raise TypeError("quantity must be an int")
         await self._customer(account)
         security = self._security(code)
-        r.check_market_open(now, self.rules)
+        sends_at = r.order_timing(now, self.rules)
         if self.market.is_suspended(code):
             raise r.refusal(RefusalCode.SUSPENDED, f"{code} is suspended from trading today")
-        price = r.check_price(price, self.market.prev_close(code), security.board, self.rules)
+        day = (sends_at or now).date()
+        price = r.check_price(price, self._reference_close(code, day), security, day,
+                              self.rules)
         if side is Side.BUY:
-            r.check_buy_quantity(quantity, self.rules)
+            r.check_buy_quantity(quantity, security.board, self.rules)
         else:
-            can_sell = r.sellable(*await self._holding(account, code, now.date()))
-            r.check_sell_quantity(quantity, can_sell, self.rules)
+            # T+1 on the day it reaches the exchange: a sell queued for tomorrow may include
+            # shares bought today
+            can_sell = r.sellable(*await self._holding(account, code, day))
+            r.check_sell_quantity(quantity, can_sell, security.board, self.rules)
         checked = r.preview(security, side, price, quantity, self.rules)
         balance, frozen = await self._cash(account)
         # A sell so small that its fees exceed its proceeds costs cash too.
@@ -1186,6 +1282,13 @@ class SandboxBackOffice:
         if needed > 0:
             r.check_buying_power(balance - frozen, needed)
         return checked
+
+    def _reference_close(self, code: str, day: dt.date) -> Decimal:
+        """The close ``day``'s limits start from: today's last price for a later day (a queued
+        order after the close: the market is still, so it is that day's previous close)."""
+        if day > self.market.state(code).trade_date:
+            return self.market.last(code)
+        return self.market.prev_close(code)
 
     async def _holding(self, account: str, code: str, today: dt.date) -> tuple[int, int, int]:
         """(quantity, bought today, offered in open sells) of one security."""
@@ -1199,7 +1302,7 @@ class SandboxBackOffice:
     async def _in_open_sells(self, account: str, code: str) -> int:
         row = await self._one(
             "SELECT COALESCE(SUM(quantity - filled), 0) FROM bo_orders WHERE account = ? "
-            "AND code = ? AND side = ? AND status IN (?, ?)",
+            "AND code = ? AND side = ? AND status IN (?, ?, ?)",
             account, code, Side.SELL.value, *_OPEN)
         return int(row[0]) if row else 0
 
@@ -1218,6 +1321,25 @@ class SandboxBackOffice:
             "INSERT INTO bo_cash (account, balance, frozen) VALUES (?, ?, ?) ON CONFLICT "
             "(account) DO UPDATE SET balance = excluded.balance, frozen = excluded.frozen",
             (account, str(r.money(balance)), str(r.money(frozen))))
+
+    async def _count_today(self, account: str, day: dt.date, *, sales: Decimal = _ZERO,
+                           buys: Decimal = _ZERO) -> None:
+        """Add to the account's sale proceeds and buy costs of ``day`` (可用不可取)."""
+        had_sales, had_buys = await self._today(account, day)
+        await self._db.execute(
+            "UPDATE bo_cash SET day = ?, sales = ?, buys = ? WHERE account = ?",
+            (day.isoformat(), str(had_sales + sales), str(had_buys + buys), account))
+
+    async def _today(self, account: str, day: dt.date) -> tuple[Decimal, Decimal]:
+        """(sale proceeds, buy costs) of ``day``; zero once the day has passed."""
+        row = await self._one("SELECT day, sales, buys FROM bo_cash WHERE account = ?", account)
+        if row is None or row["day"] != day.isoformat():
+            return _ZERO, _ZERO
+        return _d(row["sales"]), _d(row["buys"])
+
+    async def _withdrawable(self, account: str, day: dt.date) -> Decimal:
+        balance, frozen = await self._cash(account)
+        return r.withdrawable(balance - frozen, frozen, *await self._today(account, day))
 
     async def _next_number(self, name: str, base: int) -> str:
         row = await self._one(
@@ -1261,7 +1383,8 @@ class SandboxBackOffice:
         return Order(str(row["order_no"]), str(row["account"]), self._security(str(row["code"])),
                      Side(row["side"]), _d(row["price"]), int(row["quantity"]),
                      int(row["filled"]), OrderStatus(row["status"]),
-                     _dt(row["created_at"], self.rules.tz), str(row["reason"]))
+                     _dt(row["created_at"], self.rules.tz), str(row["reason"]),
+                     None if row["sends_at"] is None else _dt(row["sends_at"], self.rules.tz))
 
     def _to_fill(self, row: sqlite3.Row) -> Fill:
         return Fill(str(row["order_no"]), self._security(str(row["code"])), Side(row["side"]),

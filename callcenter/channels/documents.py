@@ -79,7 +79,8 @@ async def document_message(bo: BackOffice, customer: Customer, template: str, ch
     return Message(channel, {"to": to, "template": template, "lang": lang, "account": account,
                              "data": data})
 
-_STATUS = {OrderStatus.OPEN: "pending", OrderStatus.PARTIALLY_FILLED: "partial",
+_STATUS = {OrderStatus.QUEUED: "queued", OrderStatus.OPEN: "pending",
+           OrderStatus.PARTIALLY_FILLED: "partial",
            OrderStatus.FILLED: "filled", OrderStatus.CANCELLED: "cancelled",
            OrderStatus.REJECTED: "rejected"}
 

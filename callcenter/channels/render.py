@@ -362,7 +362,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "commission": "佣金", "transfer_fee": "过户费", "stamp_duty": "印花税",
         "net_total": "清算净额",
         "buy": "买入", "sell": "卖出",
-        "pending": "未成交", "partial": "部分成交", "filled_status": "已成交",
+        "queued": "未报", "pending": "未成交", "partial": "部分成交", "filled_status": "已成交",
         "cancelled": "已撤单", "rejected": "废单",
         "page": "第 {i}/{n} 页",
         "footer_statement": "本对账单仅供参考，以本公司系统记录为准。",
@@ -385,7 +385,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "commission": "Commission", "transfer_fee": "Transfer fee", "stamp_duty": "Stamp duty",
         "net_total": "Net cash",
         "buy": "Buy", "sell": "Sell",
-        "pending": "Pending", "partial": "Partial", "filled_status": "Filled",
+        "queued": "Queued", "pending": "Pending", "partial": "Partial", "filled_status": "Filled",
         "cancelled": "Cancelled", "rejected": "Rejected",
         "page": "Page {i} of {n}",
         "footer_statement": "For reference only; our records prevail.",
@@ -568,7 +568,8 @@ def _confirmations(lay: _Layout, doc: StatementData) -> None:
     ])
 
 
-_STATUSES: Final = {"pending": "pending", "partial": "partial", "filled": "filled_status",
+_STATUSES: Final = {"queued": "queued", "pending": "pending", "partial": "partial",
+                    "filled": "filled_status",
                     "cancelled": "cancelled", "rejected": "rejected"}
 
 

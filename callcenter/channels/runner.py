@@ -43,7 +43,6 @@ import signal
 import sqlite3
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -74,6 +73,7 @@ from callcenter.channels.messages import (
 from callcenter.channels.plugin import ENTRY_POINT_GROUP, ChannelPlugin, Delivered
 from callcenter.channels.relay import backoff
 from callcenter.channels.settings import ChannelsSettings
+from callcenter.entry_points import registered
 from callcenter.errors import CallCenterError, ChannelError, ConfigError, DeliveryError
 from callcenter.store.db import durable_pragmas, make_private
 from callcenter.store.tx import transaction
@@ -153,33 +153,8 @@ async def open_channel_db(path: Path) -> aiosqlite.Connection:
 
 # -- plug-ins -------------------------------------------------------------------------------------
 
-def _source_checkout_entry_points() -> list[metadata.EntryPoint]:
-    """The entry points in this source tree's ``pyproject.toml`` when the package is used
-    without being installed (``PYTHONPATH=.``); an installed package's metadata wins."""
-    try:
-        metadata.distribution("callcenter")
-        return []
-    except metadata.PackageNotFoundError:
-        pass
-    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return []
-    if data.get("project", {}).get("name") != "callcenter":
-        return []
-    group = data["project"].get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
-    return [metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
-            for name, value in group.items()]
-
-
 def plugin_entry_points() -> dict[str, list[metadata.EntryPoint]]:
-    found: dict[str, list[metadata.EntryPoint]] = {}
-    for ep in [*metadata.entry_points(group=ENTRY_POINT_GROUP),
-               *_source_checkout_entry_points()]:
-        if ep.value not in [e.value for e in found.get(ep.name, [])]:
-            found.setdefault(ep.name, []).append(ep)
-    return found
+    return registered(ENTRY_POINT_GROUP)
 
 
 def load_plugin(kind: str) -> type[ChannelPlugin]:

@@ -161,7 +161,8 @@ class HotlineActions:
 
     async def cash(self, call: Call) -> dict[str, Decimal]:
         c = await self.bo.cash(self._account())
-        return {"balance": c.balance, "available": c.available, "frozen": c.frozen}
+        return {"balance": c.balance, "available": c.available, "frozen": c.frozen,
+                "withdrawable": c.withdrawable}
 
     async def positions(self, call: Call) -> list[dict[str, Any]]:
         return [{"kind": "position", "kind_prompt": None, "code": p.security.code,

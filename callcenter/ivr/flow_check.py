@@ -2,12 +2,14 @@
 
 What the schema cannot see: targets that name no node or flow, nodes no path reaches, prompts
 with no text, variables nobody sets, secrets that would be spoken or copied, actions the engine
-does not know, and cycles that never wait for the caller or never let them out.
+does not know, queues the ACD does not have, and cycles that never wait for the caller or never
+let them out. A misspelt name gets a "did you mean" from the names that exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from difflib import get_close_matches
 
 from callcenter.broker.interface import RefusalCode
 from callcenter.ivr.flow_model import (
@@ -53,6 +55,12 @@ def ref_name(value: object) -> str | None:
     if isinstance(value, str) and value.startswith("$"):
         return value[1:]
     return None
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """`` (did you mean 'general'?)`` when ``name`` looks like a misspelling of a known one."""
+    close = get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def fail_target(flow: Flow, node: MenuNode | Collect | Confirm) -> str | None:
@@ -102,10 +110,13 @@ def _prompt_items(node: Node) -> Iterator[tuple[str, PromptItem]]:
             yield field, item
 
 
-def check_flowset(fs: FlowSet, actions: frozenset[str] | None = None) -> list[Diagnostic]:
+def check_flowset(fs: FlowSet, actions: frozenset[str] | None = None,
+                  queues: frozenset[str] | None = None) -> list[Diagnostic]:
+    """Every meaning problem of ``fs``; ``actions`` and ``queues`` (the ACD's queue names, from
+    ``acd.queues`` in the settings) are checked when given."""
     out: list[Diagnostic] = []
     for flow in fs.flows.values():
-        out.extend(_check_flow(fs, flow, actions))
+        out.extend(_check_flow(fs, flow, actions, queues))
     if fs.flows:
         for ident in BUILTIN_PROMPTS:
             if ident not in fs.prompts:
@@ -115,7 +126,8 @@ def check_flowset(fs: FlowSet, actions: frozenset[str] | None = None) -> list[Di
     return out
 
 
-def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list[Diagnostic]:
+def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None,
+                queues: frozenset[str] | None) -> list[Diagnostic]:
     locs = fs.locations[flow.flow]
     out: list[Diagnostic] = []
 
@@ -125,9 +137,9 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
     def check_target(path: tuple[str | int, ...], target: str) -> None:
         if target.startswith("flow:"):
             if target[5:] not in fs.flows:
-                problem(path, f"unknown flow {target[5:]!r}")
+                problem(path, f"unknown flow {target[5:]!r}{did_you_mean(target[5:], fs.flows)}")
         elif target not in flow.nodes:
-            problem(path, f"unknown node {target!r}")
+            problem(path, f"unknown node {target!r}{did_you_mean(target, flow.nodes)}")
 
     secrets = {n.var for n in flow.nodes.values() if isinstance(n, Collect) and n.secret}
     defined = set(BUILTINS) | set(flow.inputs)
@@ -168,11 +180,13 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
                     if missing:
                         problem((*base, field), f"missing prompts {', '.join(missing)}")
             elif item not in fs.prompts:
-                problem((*base, field), f"missing prompt {item!r} (no text in prompts*.yaml)")
+                problem((*base, field), f"missing prompt {item!r} (no text in prompts*.yaml)"
+                                        f"{did_you_mean(item, fs.prompts)}")
         match node:
             case Action():
                 if actions is not None and node.action not in actions:
-                    problem((*base, "action"), f"unknown action {node.action!r}")
+                    problem((*base, "action"), f"unknown action {node.action!r}"
+                                               f"{did_you_mean(node.action, actions)}")
                 for outcome in node.on:
                     if outcome not in OUTCOMES:
                         problem((*base, "on", outcome), f"unknown outcome {outcome!r}")
@@ -192,12 +206,18 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None) -> list
                         problem((*base, "values", var), f"lang must be one of {LANGUAGES}")
             case SubFlow():
                 if node.flow not in fs.flows:
-                    problem((*base, "flow"), f"unknown flow {node.flow!r}")
+                    problem((*base, "flow"), f"unknown flow {node.flow!r}"
+                                             f"{did_you_mean(node.flow, fs.flows)}")
             case Hours():
                 if node.schedule not in fs.schedules:
                     problem((*base, "schedule"), f"unknown schedule {node.schedule!r} "
-                                                 "(define it in schedules.yaml)")
+                                                 "(define it in schedules.yaml)"
+                                                 f"{did_you_mean(node.schedule, fs.schedules)}")
             case Queue():
+                if queues is not None and node.queue not in queues:
+                    problem((*base, "queue"), f"unknown queue {node.queue!r}"
+                            f"{did_you_mean(node.queue, queues)}; the ACD's queues (acd.queues "
+                            f"in the settings): {', '.join(sorted(queues))}")
                 for var in node.context:
                     check_ref((*base, "context"), var)
             case _:

@@ -12,11 +12,13 @@ from callcenter.ivr.flowset import FlowSet, FlowSetError, read_flowset
 
 
 def load_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | None = None,
-                 actions: frozenset[str] | None = None) -> FlowSet:
-    """Load and check every flow in ``directory``; raise ``FlowSetError`` on any problem."""
+                 actions: frozenset[str] | None = None,
+                 queues: frozenset[str] | None = None) -> FlowSet:
+    """Load and check every flow in ``directory``; raise ``FlowSetError`` on any problem.
+    ``actions`` and ``queues`` (the ACD's queue names) are checked when given."""
     flowset, problems = read_flowset(directory, extra_prompts)
     if flowset is not None:
-        problems.extend(check_flowset(flowset, actions))
+        problems.extend(check_flowset(flowset, actions, queues))
     if flowset is None or problems:
         raise FlowSetError(problems)
     return flowset

@@ -13,9 +13,18 @@ import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 NAME = r"^[a-z][a-z0-9_]*$"
+#: an ACD queue's name, as ``acd.queues`` in the settings allows it (``config.QueueSettings``)
+QUEUE_NAME = r"^[a-z0-9_-]{1,32}$"
 VAR_REF = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 KEYS = "0123456789*#"
 
@@ -31,6 +40,15 @@ Validator = Literal["digits", "stock_code", "price", "quantity", "amount", "acco
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _key_text(value: object) -> object:
+    """A phone key written as a number (``yes_key: 1``) is the key ``"1"``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: a phone key (``"1"``, ``"#"``); an unquoted digit is accepted and read as its text
+PhoneKey = Annotated[str, BeforeValidator(_key_text)]
 
 
 class Say(_Model):
@@ -53,8 +71,8 @@ PromptItem = Annotated[str, Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")] | Say
 class Defaults(_Model):
     timeout: float = Field(5.0, gt=0, le=60)
     retries: int = Field(3, ge=0, le=9)
-    back_key: str | None = "*"
-    agent_key: str | None = "0"
+    back_key: PhoneKey | None = "*"
+    agent_key: PhoneKey | None = "0"
     agent: str | None = None          # target of the agent key and of exhausted retries
     fail: str | None = None           # target when retries run out (default: agent, else goodbye)
     invalid_prompts: tuple[PromptItem, ...] = ("invalid_choice",)
@@ -124,8 +142,8 @@ class Collect(_Node):
 class Confirm(_Node):
     type: Literal["confirm"]
     prompts: tuple[PromptItem, ...]
-    yes_key: str = "1"
-    no_key: str = "2"
+    yes_key: PhoneKey = "1"
+    no_key: PhoneKey = "2"
     yes: str
     no: str
     #: create a fresh idempotency key (variable ``idempotency_key``) on entering this step
@@ -201,7 +219,7 @@ class Hours(_Node):
 class Queue(_Node):
     type: Literal["queue"]
     prompts: tuple[PromptItem, ...] = ()
-    queue: str = Field(pattern=NAME)
+    queue: str = Field(pattern=QUEUE_NAME)
     #: variables handed to the agent's screen pop, by name
     context: tuple[str, ...] = ()
 

@@ -541,6 +541,11 @@ _REFUSAL_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "insufficient_funds": (("available", "amount"),),
     "insufficient_shares": (("sellable", "quantity"),),
     "over_available": (("available", "amount"),),
+    "over_withdrawable": (("withdrawable", "amount"),),
+    "cancel_closed": (("until", "time"),),
+    "min_quantity": (("minimum", "quantity"),),
+    "max_quantity": (("maximum", "quantity"),),
+    "odd_lot": (("odd", "quantity"),),
     "daily_limit": (("remaining", "amount"),),
 }
 
@@ -553,6 +558,8 @@ def say_refusal(refusal: Any, lang: speech.Lang) -> list[str]:
     out = [f"refusal/{code}"]
     for param, kind in _REFUSAL_PARAMS.get(code, ()):
         value = refusal.get(param)
+        if kind == "time" and isinstance(value, str):
+            value = dt.time.fromisoformat(value)        # refusal params are text: "09:30"
         if value is not None:
             out.extend(speak(kind, value, lang))
     return out

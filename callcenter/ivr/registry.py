@@ -30,10 +30,13 @@ class ReloadResult:
 
 class FlowRegistry:
     def __init__(self, directory: Path, extra_prompts: dict[str, dict[str, str]] | None = None,
-                 actions: frozenset[str] | None = None) -> None:
+                 actions: frozenset[str] | None = None,
+                 queues: frozenset[str] | None = None) -> None:
         self.directory = directory
         self.extra_prompts = extra_prompts or {}
         self.actions = actions
+        #: the ACD's queue names: a flow naming another is refused (None: not checked)
+        self.queues = queues
         self._current: FlowSet | None = None
         self._stamp: tuple[tuple[str, int, int], ...] = ()
         #: told of every reload attempt made by ``watch`` or ``reload_async`` (on the loop)
@@ -49,7 +52,8 @@ class FlowRegistry:
     def load(self) -> FlowSet:
         """The first load: raises ``FlowSetError`` if the flows are broken."""
         self._stamp = self._files_stamp()
-        self._current = load_flowset(self.directory, self.extra_prompts, self.actions)
+        self._current = load_flowset(self.directory, self.extra_prompts, self.actions,
+                                     self.queues)
         log.info("flows loaded: version %s (%s)", self._current.version,
                  ", ".join(sorted(self._current.flows)))
         return self._current
@@ -57,7 +61,7 @@ class FlowRegistry:
     def reload(self) -> ReloadResult:
         self._stamp = self._files_stamp()
         try:
-            fresh = load_flowset(self.directory, self.extra_prompts, self.actions)
+            fresh = load_flowset(self.directory, self.extra_prompts, self.actions, self.queues)
         except FlowSetError as exc:
             problems = tuple(str(d) for d in exc.diagnostics)
             kept = self._current.version if self._current else "none"

@@ -4,6 +4,11 @@
 office (seeded with the demo customers), feeding keys from a script instead of a caller.
 Scenario files (``ivr_flows/scenarios/*.yaml``) list calls with their expected prompts, action
 outcomes and ending; ``run_scenarios`` checks them (operators: ``callcenter flows test``).
+
+Time stands still at one instant: the ``at`` given (``--at``, a scenario's ``at:``), else
+``DEFAULT_AT``; the machine's clock is never read, so a run gives the same result on any day.
+The back office keeps the rules it is given (the CLI passes the configured ones, with their
+holidays: ``engine.sandbox_rules``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callcenter.broker.rules import DEFAULT_RULES, Rules
 from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import seed_demo
 from callcenter.errors import ConfigError
@@ -25,7 +30,18 @@ from callcenter.ivr.flowset import FlowSet
 from callcenter.ivr.interpreter import Call, End, Interpreter, Outcome, Transfer
 from callcenter.ivr.prompts import backoffice_prompts
 from callcenter.ivr.runner import ScriptFlowIO, drive, run_action
+from callcenter.ivr.yaml_source import YamlSyntaxError, load_located
 from callcenter.store.db import open_db
+
+#: the instant a try or scenario runs at when it names none: Monday 23 November 2026, 10:00 in
+#: Shanghai, a trading day inside the agents' hours (fixed: never the machine's date)
+DEFAULT_AT = dt.datetime(2026, 11, 23, 10, 0)
+
+
+def fixed_instant(at: dt.datetime | None, rules: Rules) -> dt.datetime:
+    """``at`` (naive: in the rules' time zone), or ``DEFAULT_AT``, as an aware instant."""
+    when = DEFAULT_AT if at is None else at
+    return when if when.tzinfo is not None else when.replace(tzinfo=rules.tz)
 
 
 @dataclass
@@ -42,8 +58,10 @@ class TryResult:
 
 
 async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700000000",
-                   lang: str = "zh", at: dt.datetime | None = None,
+                   lang: str = "zh", at: dt.datetime | None = None, rules: Rules | None = None,
                    out: Callable[[str], None] = lambda _line: None) -> TryResult:
+    """Run ``flow`` with the keys of ``dtmf`` at the instant ``at`` (default ``DEFAULT_AT``),
+    against a fresh demo back office under ``rules`` (default: the built-in A-share rules)."""
     if flow not in flows.flows:
         raise ConfigError(f"no flow {flow!r}; flows: {', '.join(sorted(flows.flows))}")
     result = TryResult()
@@ -51,11 +69,12 @@ async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700
              **{k: {"zh": v.zh, "en": v.en} for k, v in backoffice_prompts().items()}}
     with tempfile.TemporaryDirectory() as tmp:
         db = await open_db(Path(tmp) / "try.db")
-        office = await SandboxBackOffice.open(Path(tmp) / "backoffice.db")
+        rules = rules or DEFAULT_RULES
+        when = fixed_instant(at, rules)
+        office = await SandboxBackOffice.open(Path(tmp) / "backoffice.db", rules=rules,
+                                              clock=lambda: when)
         try:
             await seed_demo(office)
-            if at is not None:
-                office.set_clock(at)
             session = CallSession("try", caller)
             table = HotlineActions(office, db, BackgroundWork(), session,
                                    clock=office.now).table()
@@ -86,6 +105,7 @@ class Scenario(BaseModel):
     dtmf: str
     caller: str = "13700000000"
     lang: str = "zh"
+    #: the sandbox's clock (Asia/Shanghai when naive); none: ``DEFAULT_AT``
     at: dt.datetime | None = None
     #: prompts that must be heard, in this order (others may come between)
     prompts: list[str] = Field(default_factory=list)
@@ -99,9 +119,11 @@ def load_scenarios(directory: Path) -> list[tuple[Path, Scenario]]:
     out: list[tuple[Path, Scenario]] = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            items = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            items = load_located(path)[0] or []
             out.extend((path, Scenario.model_validate(item)) for item in items)
-        except (yaml.YAMLError, ValidationError, TypeError) as exc:
+        except YamlSyntaxError as exc:
+            raise ConfigError(f"{exc.where}: bad scenario file: {exc.message}") from exc
+        except (ValidationError, TypeError) as exc:
             raise ConfigError(f"{path}: bad scenario file: {exc}") from exc
     return out
 
@@ -124,6 +146,7 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
     return problems
 
 
-async def run_scenario(flows: FlowSet, s: Scenario) -> list[str]:
-    got = await try_flow(flows, s.flow, s.dtmf, caller=s.caller, lang=s.lang, at=s.at)
+async def run_scenario(flows: FlowSet, s: Scenario, rules: Rules | None = None) -> list[str]:
+    got = await try_flow(flows, s.flow, s.dtmf, caller=s.caller, lang=s.lang, at=s.at,
+                         rules=rules)
     return check_scenario(s, got)

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from callcenter.ivr.yaml_plain import explain, traps
+
 
 @dataclass(frozen=True, slots=True)
 class Where:
@@ -50,17 +52,23 @@ def load_located(path: Path) -> tuple[Any, Locations]:
 
 
 def loads_located(text: str, name: str) -> tuple[Any, Locations]:
+    """Parse ``text``; a syntax error, or the first key or value YAML would silently turn into
+    something else (``yaml_plain.traps``), raises ``YamlSyntaxError`` in plain words."""
     locations = Locations(name)
+    lines = text.splitlines()
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = Where(name, mark.line + 1, mark.column + 1) if mark else Where(name, 1, 1)
-        raise YamlSyntaxError(where, f"YAML syntax: {exc.problem or exc}") from exc
+        line, col, message = explain(exc, lines)
+        raise YamlSyntaxError(Where(name, line, col), message) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(Where(name, 1, 1), f"YAML: {exc}") from exc
     if node is None:
         return None, locations
+    trap = next(traps(node, lines), None)
+    if trap is not None:
+        line, col, message = trap
+        raise YamlSyntaxError(Where(name, line, col), message)
     return _convert(node, (), locations), locations
 
 
@@ -90,15 +98,20 @@ def _convert(node: yaml.Node, path: tuple[str | int, ...], locs: Locations) -> A
 
 
 def _scalar(node: yaml.Node) -> Any:
-    """A scalar the YAML 1.2 way: only true/false are booleans, and digits with a leading zero
-    (stock codes such as 000001) stay text instead of becoming octal or stripped integers."""
+    """A scalar the YAML 1.2 way: only true/false are booleans, digits with a leading zero
+    (stock codes such as 000001) stay text instead of becoming octal or stripped integers, and
+    times such as 22:00 stay text instead of becoming base-60 numbers (1320)."""
     assert isinstance(node, yaml.ScalarNode)
     if node.style is not None:  # quoted
         return node.value
     value = yaml.SafeLoader(node.value).construct_object(node)
     if isinstance(value, bool) and node.value.lower() not in ("true", "false"):
         return node.value
-    if isinstance(value, int) and not isinstance(value, bool) and (
-            len(node.value) > 1 and node.value.lstrip("+-").startswith("0")):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    sexagesimal = ":" in node.value
+    leading_zero = isinstance(value, int) and len(node.value) > 1 \
+        and node.value.lstrip("+-").startswith("0")
+    if sexagesimal or leading_zero:
         return node.value
     return value

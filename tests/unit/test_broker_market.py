@@ -16,7 +16,8 @@ MONDAY = dt.date(2024, 6, 3)
 LISTINGS = [
     Listing(Security("600519", "贵州茅台", "Kweichow Moutai", Board.MAIN, "SH"), D("1480.00")),
     Listing(Security("300750", "宁德时代", "CATL", Board.CHINEXT, "SZ"), D("250.00")),
-    Listing(Security("600518", "ST康美", "ST Kangmei", Board.RISK_WARNING, "SH"), D("3.30")),
+    Listing(Security("600518", "ST康美", "ST Kangmei", Board.MAIN, "SH", risk_warning=True),
+            D("3.30")),
 ]
 
 

@@ -54,47 +54,56 @@ def test_time_zone_is_shanghai_whatever_the_input_zone() -> None:
 def test_market_closed_refusal_says_the_hours() -> None:
     with refused(RefusalCode.MARKET_CLOSED) as info:
         r.check_market_open(at(MONDAY, 12, 0))
-    assert info.value.params == {"hours": "09:30-11:30, 13:00-15:00"}
+    # the opening call auction takes orders too (09:25-09:30 the exchange takes none)
+    assert info.value.params == {"hours": "09:15-09:25, 09:30-11:30, 13:00-15:00"}
     r.check_market_open(at(MONDAY, 10, 0))
+    r.check_market_open(at(MONDAY, 9, 15))
 
 
 # --- prices ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("board", "prev", "low", "high"), [
-    (Board.MAIN, "10.00", "9.00", "11.00"),
-    (Board.CHINEXT, "250.00", "200.00", "300.00"),
-    (Board.STAR, "88.00", "70.40", "105.60"),
-    (Board.RISK_WARNING, "2.00", "1.90", "2.10"),
+ST = Security("600518", "ST康美", "ST Kangmei", Board.MAIN, "SH", risk_warning=True)
+CATL = Security("300750", "宁德时代", "CATL", Board.CHINEXT, "SZ")
+SMIC = Security("688981", "中芯国际", "SMIC", Board.STAR, "SH")
+
+
+# Risk warning is a status now, not a board (an ST on ChiNext/STAR keeps 20%): the edges per
+# board and status are in test_trading_rules.py.
+@pytest.mark.parametrize(("security", "prev", "low", "high"), [
+    (MOUTAI, "10.00", "9.00", "11.00"),
+    (CATL, "250.00", "200.00", "300.00"),
+    (SMIC, "88.00", "70.40", "105.60"),
+    (ST, "2.00", "1.90", "2.10"),
     # half up, as the exchanges round, where half-even would differ:
-    (Board.MAIN, "12.35", "11.12", "13.59"),        # 13.585 -> 13.59 (half-even: 13.58)
-    (Board.RISK_WARNING, "3.30", "3.14", "3.47"),   # 3.465 -> 3.47 (half-even: 3.46)
-    (Board.MAIN, "0.05", "0.05", "0.06"),           # 0.045 -> 0.05, 0.055 -> 0.06
+    (MOUTAI, "12.35", "11.12", "13.59"),        # 13.585 -> 13.59 (half-even: 13.58)
+    (ST, "3.30", "3.14", "3.47"),               # 3.465 -> 3.47 (half-even: 3.46)
+    (MOUTAI, "0.05", "0.05", "0.06"),           # 0.045 -> 0.05, 0.055 -> 0.06
 ])
-def test_price_limits_by_board_rounded_half_up(board: Board, prev: str, low: str,
+def test_price_limits_by_board_rounded_half_up(security: Security, prev: str, low: str,
                                                high: str) -> None:
-    assert r.price_limits(D(prev), board) == (D(low), D(high))
+    assert r.price_band(security, D(prev), MONDAY) == (D(low), D(high))
 
 
 def test_price_checks() -> None:
-    r.check_price(D("11.00"), D("10.00"), Board.MAIN)
-    r.check_price(D("9.00"), D("10.00"), Board.MAIN)
+    r.check_price(D("11.00"), D("10.00"), MOUTAI, MONDAY)
+    r.check_price(D("9.00"), D("10.00"), MOUTAI, MONDAY)
     with refused(RefusalCode.PRICE_LIMIT) as info:
-        r.check_price(D("11.01"), D("10.00"), Board.MAIN)
+        r.check_price(D("11.01"), D("10.00"), MOUTAI, MONDAY)
     assert info.value.params == {"low": "9.00", "high": "11.00"}
     with refused(RefusalCode.PRICE_LIMIT):
-        r.check_price(D("8.99"), D("10.00"), Board.MAIN)
+        r.check_price(D("8.99"), D("10.00"), MOUTAI, MONDAY)
     with refused(RefusalCode.PRICE_TICK) as info:
-        r.check_price(D("10.005"), D("10.00"), Board.MAIN)
+        r.check_price(D("10.005"), D("10.00"), MOUTAI, MONDAY)
     assert info.value.params == {"tick": "0.01"}
     for bad in ("0", "-1.00", "NaN", "Infinity"):
         with refused(RefusalCode.INVALID_PRICE):
-            r.check_price(D(bad), D("10.00"), Board.MAIN)
+            r.check_price(D(bad), D("10.00"), MOUTAI, MONDAY)
 
 
 def test_float_money_is_a_bug_not_input() -> None:
     with pytest.raises(TypeError, match="Decimal"):
-        r.check_price(10.0, D("10.00"), Board.MAIN)  # type: ignore[arg-type]
+        r.check_price(10.0, D("10.00"), MOUTAI, MONDAY)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Decimal"):
         r.check_transfer_amount(100.0)  # type: ignore[arg-type]
 
@@ -108,9 +117,11 @@ def test_buy_in_whole_lots() -> None:
     with refused(RefusalCode.LOT_SIZE) as info:
         r.check_buy_quantity(150)
     assert info.value.params == {"lot": "100"}
-    for bad in (0, -100, 1_000_100):
+    for bad in (0, -100):
         with refused(RefusalCode.INVALID_QUANTITY):
             r.check_buy_quantity(bad)
+    with refused(RefusalCode.MAX_QUANTITY):          # its own code now, with the maximum
+        r.check_buy_quantity(1_000_100)
 
 
 def test_sell_whole_lots_or_the_odd_lot_at_once() -> None:
@@ -118,7 +129,7 @@ def test_sell_whole_lots_or_the_odd_lot_at_once() -> None:
     r.check_sell_quantity(350, 350)          # everything
     r.check_sell_quantity(50, 350)           # just the odd lot
     r.check_sell_quantity(150, 350)          # a lot plus the odd lot
-    with refused(RefusalCode.LOT_SIZE):
+    with refused(RefusalCode.ODD_LOT):       # its own code now (was lot_size, "buy in lots")
         r.check_sell_quantity(30, 350)       # part of the odd lot
     with refused(RefusalCode.LOT_SIZE):
         r.check_sell_quantity(120, 300)      # an odd lot the holding does not have

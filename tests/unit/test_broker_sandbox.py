@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import shutil
 from collections.abc import AsyncIterator
@@ -283,8 +284,8 @@ async def test_order_refusals(bo: SandboxBackOffice) -> None:
     assert info.value.params == {"sellable": "1000"}
     with refused(RefusalCode.INSUFFICIENT_SHARES):
         await place(Side.SELL, "600519", "1480.00", 100)              # not held
-    with refused(RefusalCode.LOT_SIZE):
-        await place(Side.SELL, "000001", "11.50", 30)                 # part of the odd lot
+    with refused(RefusalCode.ODD_LOT):        # part of the odd lot: its own code (was lot_size)
+        await place(Side.SELL, "000001", "11.50", 30)
     with refused(RefusalCode.INSUFFICIENT_SHARES):                    # T+1
         await place(Side.SELL, "600519", "1480.00", 100, account=SILVER)
     await bo.set_suspended("600036", True)
@@ -292,6 +293,8 @@ async def test_order_refusals(bo: SandboxBackOffice) -> None:
         await place(Side.BUY, "600036", "41.20", 100)
     await bo.set_suspended("600036", False)
     bo.set_clock(at(12, 0))
+    # the default queues orders outside hours (test_trading_rules_sandbox.py); refused when so set
+    bo.rules = dataclasses.replace(bo.rules, after_hours=r.AfterHours.REFUSE)
     with refused(RefusalCode.MARKET_CLOSED):
         await place(Side.BUY, "600036", "41.20", 100)
     with pytest.raises(TypeError):

@@ -44,6 +44,7 @@ def test_toml_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 def test_backoffice_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
     from decimal import Decimal
 
     from callcenter.broker.interface import PasswordKind
@@ -56,7 +57,10 @@ def test_backoffice_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch) ->
     assert rules.max_failures[PasswordKind.FUND] == 4
     assert rules.max_failures[PasswordKind.TRADING] == 5
     assert rules.transfer_daily_limit == Decimal("20000.00")
-    assert [d.isoformat() for d in rules.holidays] == ["2026-10-01"]
+    # the packaged exchange calendar, plus the configured days
+    assert dt.date(2026, 10, 1) in rules.holidays and dt.date(2026, 2, 16) in rules.holidays
+    monkeypatch.setenv("CALLCENTER_BACKOFFICE__HOLIDAYS", '["2026-06-03"]')
+    assert dt.date(2026, 6, 3) in sandbox_rules(load_settings()).holidays
 
 
 def test_money_settings_refuse_floats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

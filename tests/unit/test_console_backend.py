@@ -69,7 +69,7 @@ class FakeBackOffice:
             raise BrokerError(f"no customer {account}") from None
 
     async def cash(self, account: str) -> Cash:
-        return Cash(Decimal("1000.00"), Decimal("1000.00"), Decimal(0))
+        return Cash(Decimal("1000.00"), Decimal("1000.00"), Decimal(0), Decimal("1000.00"))
 
     async def positions(self, account: str) -> list[Any]:
         return []

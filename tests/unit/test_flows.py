@@ -321,7 +321,7 @@ def test_yaml_syntax_error_and_wrong_file_name(tmp_path: Path) -> None:
     (tmp_path / "main.yaml").write_text("flow: main\nstart: [unclosed\n")
     with pytest.raises(FlowSetError) as info:
         load_flowset(tmp_path)
-    assert f"{tmp_path / 'main.yaml'}:3:" in str(info.value)
+    assert f"{tmp_path / 'main.yaml'}:2:8: this bracket is not closed" in str(info.value)
     (tmp_path / "main.yaml").write_text(MAIN.replace("flow: main", "flow: other"))
     (tmp_path / "schedules.yaml").write_text(SCHEDULES)
     with pytest.raises(FlowSetError, match=r"must be in a file named other\.yaml"):

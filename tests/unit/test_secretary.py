@@ -299,7 +299,7 @@ def test_notices_for_handles_price_observations_too() -> None:
 
 def test_summary_pnl_counts_overnight_bought_and_sold_shares() -> None:
     # held 1000 overnight (prev close 41.20), bought 200 at 41.00, sold 300 at 41.50; last 41.30
-    cash = Cash(D("40000.00"), D("39000.00"), D("1000.00"))
+    cash = Cash(D("40000.00"), D("39000.00"), D("1000.00"), D("39000.00"))
     positions = [Position(CMB, 900, 700, D("39.00"), D("41.30"))]
     fills = [Fill("1", CMB, Side.BUY, D("41.00"), 200, at(10)),
              Fill("2", CMB, Side.SELL, D("41.50"), 300, at(11))]
@@ -312,7 +312,7 @@ def test_summary_pnl_counts_overnight_bought_and_sold_shares() -> None:
 
 def test_summary_with_everything_sold() -> None:
     fills = [Fill("1", MOUTAI, Side.SELL, D("1490.00"), 100, at(10))]
-    s = summarize("1", MONDAY, at(15, 30), Cash(D("5"), D("5"), D("0")), [], fills,
+    s = summarize("1", MONDAY, at(15, 30), Cash(D("5"), D("5"), D("0"), D("5")), [], fills,
                   {"600519": D("1480.00")})
     assert (s.pnl, s.total_assets) == (D("1000.00"), D("5.00"))
 
