@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from callcenter.broker.interface import OrderStatus, PasswordKind, Side
+from callcenter.broker.rules import SHANGHAI
 from callcenter.broker.seed import (
     DEMO_FUND_PASSWORD,
     DEMO_TRADING_PASSWORD,
@@ -121,11 +122,22 @@ async def test_closed_market_and_cancel_by_number(engine: Engine, caller: SimCal
                                 until="zh/cancel_done")
     assert cancel.outcomes("cancel_order") == ["ok"]
     assert (await bo.orders_today(ORDINARY))[0].status is OrderStatus.CANCELLED
+    # after the close an order is queued for the next opening (backoffice.after_hours), the
+    # caller is told so, and it can be cancelled by number until it is sent
     bo.set_clock(dt.datetime(2026, 11, 23, 20, 0))
-    closed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#",
-                                until="zh/refusal/market_closed")
-    assert closed.outcomes("preview_order") == ["market_closed"]
-    assert "zh/refusal/market_closed" in closed.prompts()
+    closed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1",
+                                until="zh/order_queued")
+    assert closed.outcomes("place_order") == ["ok"]
+    assert "zh/order_queued" in closed.prompts()
+    queued = [o for o in await bo.orders_today(ORDINARY) if o.status is OrderStatus.QUEUED]
+    assert len(queued) == 1 and queued[0].sends_at is not None
+    assert queued[0].sends_at.astimezone(SHANGHAI) == dt.datetime(2026, 11, 24, 9, 15,
+                                                                   tzinfo=SHANGHAI)
+    withdrawn = await hotline_call(engine, caller,
+                                   f"3w{ORDINARY}#w{PW}w3w{queued[0].order_no}#w1",
+                                   until="zh/cancel_done")
+    assert withdrawn.outcomes("cancel_order") == ["ok"]
+    assert {o.status for o in await bo.orders_today(ORDINARY)} == {OrderStatus.CANCELLED}
 
 
 async def test_bank_securities_transfers(engine: Engine, caller: SimCaller) -> None:
@@ -192,9 +204,9 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
         first = await hotline_call(engine, caller, f"2w{SILVER}#w111111w222222w333333",
                                    until="zh/refusal/bad_password", times=3)
         second = await hotline_call(engine, caller, f"2w{SILVER}#w444444w555555",
-                                    until="zh/refusal/account_locked")
+                                    until="zh/agent_connecting")
         third = await hotline_call(engine, caller, f"2w{SILVER}#w{PW}",
-                                   until="zh/refusal/account_locked")
+                                   until="zh/agent_connecting")
         return first, second, third
 
     async def change() -> tuple[Heard, Heard]:
@@ -207,9 +219,12 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
     (first, second, third), (weak, changed) = await asyncio.gather(lock_out(), change())
     assert first.outcomes("login") == ["bad_password"] * 3
     assert second.outcomes("login") == ["bad_password", "account_locked"]
-    assert "zh/refusal/account_locked" in second.prompts()
+    # The lock is told by name, then an agent, with the reason handed over.
+    assert second.prompts()[-2:] == ["zh/trading_password_locked", "zh/agent_connecting"]
+    assert second.ivr("ivr.handoff")[0]["last_failure"] == "trading_password:account_locked"
     # Locked even for the right password, in a later call.
     assert third.outcomes("login") == ["account_locked"]
+    assert third.prompts()[-2:] == ["zh/trading_password_locked", "zh/agent_connecting"]
     assert (await bo.lock_state(SILVER, PasswordKind.TRADING))[1] is True
     # Change of password: a weak one is refused, a good one works.
     assert weak.outcomes("change_password") == ["weak_password"]
