@@ -391,6 +391,7 @@ async def _doctor() -> int:
         report(False, str(exc))
         return 1
     _doctor_files(settings)
+    _doctor_metadata()
     _doctor_calendar(settings, report)
     conf = settings.pbx.conf_dir
     missing = [n for n in ("modules.conf", "manager.conf", "extensions.conf")
@@ -517,6 +518,17 @@ def _doctor_files(settings: Settings) -> None:
             print(f"[WARN] {spool}: records wait for the database (written when it takes writes)")
 
 
+def _doctor_metadata() -> None:
+    """Warn (not fail) when the installed metadata lacks entry points the checkout declares:
+    the engine still finds them in pyproject.toml, other tools (pip, plug-ins) do not."""
+    from callcenter.entry_points import stale
+
+    missing = stale()
+    if missing:
+        print(f"[WARN] installed metadata is stale (lacks {', '.join(missing)}): run ./dev or "
+              "pip install -e .")
+
+
 def _doctor_ami_hint(exc: CallCenterError) -> str:
     """An AMI failure, with what to do about it."""
     from callcenter.errors import AmiAuthError, AmiConnectionError
@@ -590,14 +602,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- prompts ---------------------------------------------------------------------------------------
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    from callcenter.ivr.prompts import backoffice_prompts, build_prompts, load_prompt_files
+    from callcenter.ivr.prompts import (
+        LANGUAGES,
+        backoffice_prompts,
+        build_prompts,
+        load_prompt_files,
+    )
 
     settings = _settings()
     prompts = {**load_prompt_files(settings.flows_dir), **backoffice_prompts()}
-    written = build_prompts(prompts, settings.pbx.sounds_dir)
-    print(f"{len(prompts)} prompts x 2 languages; {written} files rendered "
-          f"into {settings.pbx.sounds_dir}")
-    return 0
+    recorded = settings.pbx.recorded_dir
+    report = build_prompts(prompts, settings.pbx.sounds_dir, recorded)
+    print(f"{len(prompts)} prompts x 2 languages; {report.written} files written "
+          f"into {settings.pbx.sounds_dir}; recordings from {recorded}")
+    for lang in LANGUAGES:
+        print(f"  {lang}: " + ", ".join(f"{report.count(lang, src)} {src}"
+                                        for src in ("recorded", "synthesised", "missing")))
+    for (ident, lang), src in sorted(report.sources.items()):
+        if src != "synthesised" or args.all:
+            print(f"{src:12} {lang} {ident}")
+    for path in report.unknown_recordings:
+        print(f"unused       {path}: no prompt has this id (misspelled?)", file=sys.stderr)
+    for problem in report.problems:
+        print(f"problem      {problem}", file=sys.stderr)
+    return 1 if report.count("zh", "missing") + report.count("en", "missing") else 0
 
 
 # -- flows -----------------------------------------------------------------------------------------
@@ -703,9 +731,22 @@ async def _sandbox(args: argparse.Namespace) -> int:
     from callcenter.engine import sandbox_rules
 
     settings = _settings()
+    # A running engine owns the ledger: its market holds the open orders in memory. A second
+    # office here would step its own market and send due queued orders into it, to be lost
+    # when this command ends. So, while it runs: no seed, and a quote of the saved market.
+    engine = _engine_pid(settings)
+    if engine is not None and args.action == "seed":
+        return _refuse(1, f"the engine (pid {engine}) is running on the sandbox ledger "
+                          f"{settings.backoffice_db}: stop it before seeding")
     office = await SandboxBackOffice.open(settings.backoffice_db, rules=sandbox_rules(settings))
     try:
-        if args.action == "seed":
+        if args.action == "quote" and engine is not None:
+            await office.security(args.code)
+            q = office.market.quote(args.code)
+            print(f"{q.security.code} {q.security.name} last {q.last} "
+                  f"({q.change:+} {q.change_pct:+}%) at {office.market.now:%Y-%m-%d %H:%M} "
+                  f"(as the running engine last saved it)")
+        elif args.action == "seed":
             await seed_demo(office)
             await _seed_agents(settings)
             print(f"sandbox back office seeded at {settings.backoffice_db}:")
@@ -898,6 +939,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prompts", help="prompt audio")
     p.add_argument("action", choices=["build"])
+    p.add_argument("--all", action="store_true",
+                   help="list every prompt with its source, the synthesised ones too")
     p.set_defaults(func=cmd_prompts)
 
     p = sub.add_parser("flows", help="check, try and reload the IVR flows")

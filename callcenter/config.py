@@ -110,6 +110,9 @@ class PbxSettings(BaseModel):
     mirror: str = ""
     conf_dir: Path = REPO_ROOT / "asterisk_conf"
     sounds_dir: Path = REPO_ROOT / "sounds"
+    #: human recordings that replace synthesised prompts: ``<dir>/<lang>/<id>.wav``, built into
+    #: sounds_dir by ``callcenter prompts build`` (docs/speech.md, "Recorded prompts")
+    recorded_dir: Path = REPO_ROOT / "recorded_prompts"
     #: system mode: where the system Asterisk reads its configuration, and how to start it
     system_etc: Path = Path("/etc/asterisk")
     start_timeout: float = Field(60.0, gt=0)
@@ -140,16 +143,19 @@ class BackOfficeSettings(BaseModel):
     #: sends them when it next does (the opening call auction after hours), as most brokers
     #: do; "refuse" turns them away (market_closed)
     after_hours: Literal["queue", "refuse"] = "queue"
-    #: daily price limit of risk-warning (ST, *ST) stocks on the SSE/SZSE main boards. The
-    #: exchanges proposed 10% (like the other main-board stocks) in June 2025: set "0.10" once
-    #: that applies to you
-    main_risk_warning_limit: Decimal = Field(Decimal("0.05"), gt=0, lt=1)
+    #: daily price limit of risk-warning (ST, *ST) stocks on the SSE/SZSE main boards: 10%
+    #: (like the other main-board stocks) since 2025-07-07, 5% before; set "0.05" to replay
+    #: dates before that
+    main_risk_warning_limit: Decimal = Field(Decimal("0.10"), gt=0, lt=1)
     #: the sandbox's clock starts at this local (Beijing) time and runs on from there: a demo
     #: outside market and office hours (``CALLCENTER_BACKOFFICE__CLOCK_START=2026-11-23T10:00``).
     #: Unset: the real time. Sandbox only; a site's back office keeps its own time.
     clock_start: dt.datetime | None = None
     trading_password_attempts: int = Field(5, ge=1, le=20)
     fund_password_attempts: int = Field(3, ge=1, le=20)
+    #: wrong bank passwords in a row before the sandbox bank locks its password (a real
+    #: bank applies its own count: this is the sandbox's)
+    bank_password_attempts: int = Field(3, ge=1, le=20)
     transfer_daily_limit: Decimal = Field(Decimal("500000.00"), gt=0)
     commission_rate: Decimal = Field(Decimal("0.00025"), ge=0)
     commission_min: Decimal = Field(Decimal("5.00"), ge=0)

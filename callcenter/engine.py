@@ -110,7 +110,8 @@ class Engine:
             # every call is a socket or more: the soft descriptor limit (often 1024) would cap
             # the engine far below Asterisk
             log.info("file descriptors: up to %d", raise_fd_limit())
-            rules = sandbox_rules(self.settings)
+            # Once, off the loop: it reads the calendar files.
+            rules = await asyncio.to_thread(sandbox_rules, self.settings)
             for warning in calendar_warnings(dt.datetime.now(rules.tz).date(),
                                              rules.calendar_years):
                 log.warning("%s", warning)
@@ -118,13 +119,12 @@ class Engine:
             self.db = await open_db(self.settings.database)
             # the kind backoffice.kind names (broker/plugin.py), checked against the protocol
             self.backoffice = await open_backoffice(BackOfficeContext(
-                self.settings, sandbox_rules(self.settings), self.backoffice_clock))
+                self.settings, rules, self.backoffice_clock))
             settled = await reconcile(self.db, self.backoffice)
             if any(settled.values()):
                 log.info("reconciled intents left by an earlier run: %s", settled)
             await self._start_channels()
             if self.settings.secretary.enabled:
-                rules = sandbox_rules(self.settings)
                 self.secretary = Secretary(
                     self.db, self.backoffice, self.backoffice.now, rules.tz,
                     self.settings.secretary.interval_s, rules=rules,
@@ -455,7 +455,8 @@ def sandbox_rules(settings: Settings) -> Rules:
         commission_rate=bo.commission_rate,
         commission_min=bo.commission_min,
         max_failures={PasswordKind.TRADING: bo.trading_password_attempts,
-                      PasswordKind.FUND: bo.fund_password_attempts},
+                      PasswordKind.FUND: bo.fund_password_attempts,
+                      PasswordKind.BANK: bo.bank_password_attempts},
     )
 
 

@@ -3,7 +3,8 @@
 The installed packages' metadata, then this source tree's own ``pyproject.toml`` when there is
 one beside the package, for the names the metadata lacks: a checkout run with ``PYTHONPATH=.``,
 or an editable install whose metadata predates an entry added since, still finds what the
-checkout registers. The same value registered twice counts once.
+checkout registers. The same value registered twice counts once. ``stale`` names what the
+checkout declares and the installed metadata lacks (``callcenter doctor`` warns of it).
 """
 
 from __future__ import annotations
@@ -28,13 +29,29 @@ def registered(group: str) -> dict[str, list[metadata.EntryPoint]]:
     return found
 
 
-def _source_checkout(group: str) -> list[metadata.EntryPoint]:
+def stale(pyproject: Path | None = None) -> list[str]:
+    """``group:name`` of each entry point the checkout's ``pyproject`` declares that the
+    installed metadata lacks: the install predates them (reinstall: ``pip install -e .``)."""
+    missing = []
+    for group, entries in _declared(pyproject).items():
+        installed = {ep.name for ep in metadata.entry_points(group=group)}
+        missing += [f"{group}:{name}" for name in entries if name not in installed]
+    return missing
+
+
+def _declared(pyproject: Path | None = None) -> dict[str, dict[str, str]]:
+    """The entry point groups this checkout's project file declares (none from a wheel)."""
     try:
-        data = tomllib.loads(_PYPROJECT.read_text(encoding="utf-8"))
+        data = tomllib.loads((pyproject or _PYPROJECT).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError):
-        return []
+        return {}
     project = data.get("project", {})
     if project.get("name") != "callcenter":
-        return []
-    entries = project.get("entry-points", {}).get(group, {})
+        return {}
+    groups: dict[str, dict[str, str]] = project.get("entry-points", {})
+    return groups
+
+
+def _source_checkout(group: str) -> list[metadata.EntryPoint]:
+    entries = _declared().get(group, {})
     return [metadata.EntryPoint(name, value, group) for name, value in entries.items()]

@@ -797,10 +797,11 @@ class AcdCore:
                 minutes = max(1, round(routing.estimated_wait(pos, self.avg_handle_s,
                                                               max(1, ready)) / 60))
                 lang = w.lang
+                # counted: 两位客户, 两分钟
                 files = [f"{lang}/queue_ahead", *(f"{lang}/{p}" for p in
-                                                   say_integer(pos - 1, lang)),
+                                                   say_integer(pos - 1, lang, counted=True)),
                          f"{lang}/queue_callers", f"{lang}/queue_wait_about",
-                         *(f"{lang}/{p}" for p in say_integer(minutes, lang)),
+                         *(f"{lang}/{p}" for p in say_integer(minutes, lang, counted=True)),
                          f"{lang}/queue_minutes"]
                 if settings.callback_offer:
                     files.append(f"{lang}/queue_callback_offer")

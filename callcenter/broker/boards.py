@@ -65,7 +65,8 @@ class BoardRules:
 
 
 DEFAULT_BOARDS: Mapping[Board, BoardRules] = MappingProxyType({
-    Board.MAIN: BoardRules(100, 100, 1_000_000, Decimal("0.10"), Decimal("0.05"), 5),
+    # ST/*ST on the main boards: 10% since 2025-07-07 (was 5%; backoffice.main_risk_warning_limit)
+    Board.MAIN: BoardRules(100, 100, 1_000_000, Decimal("0.10"), Decimal("0.10"), 5),
     Board.CHINEXT: BoardRules(100, 100, 300_000, Decimal("0.20"), Decimal("0.20"), 5),
     Board.STAR: BoardRules(200, 1, 100_000, Decimal("0.20"), Decimal("0.20"), 5),
     Board.BSE: BoardRules(100, 1, 1_000_000, Decimal("0.30"), Decimal("0.30"), 1),

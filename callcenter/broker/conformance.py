@@ -1,5 +1,6 @@
 """The conformance suite every back office adapter must pass: exactly-once keys, refusal codes,
-unknown-outcome lookups, password counts and locks, Decimal money, no password in any refusal.
+unknown-outcome lookups, password counts and locks (trading, fund and bank passwords),
+Decimal money, no password in any refusal.
 
 Use it from the adapter's own test file: subclass ``BackOfficeConformance`` and give it the
 fixture ``adapter_under_test``, an ``AdapterUnderTest`` that opens the adapter on a test
@@ -18,8 +19,10 @@ pytest (with pytest-asyncio) then runs every check below against it. The sandbox
 
 The suite trades one main-board stock in whole lots of 100 at a price 1% under its last (on
 the tick, inside the day's band), so that a buy rests, and transfers 1000.00 to the bank: it
-holds under any board's lot rules. Checks that trade or transfer need the market in continuous
-trading; an adapter that cannot put its back office there says so and those checks skip.
+holds under any board's lot rules. Checks that trade need the market in continuous trading;
+checks that transfer need only transfer hours. An adapter that cannot put its back office there
+says so and those checks skip, or fail with ``strict = True`` on the subclass (a real system's
+run that must not pass by skipping).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ CENT = Decimal("0.01")
 LOT = 100
 TRANSFER = Decimal("1000.00")
 OUT = TransferDirection.SECURITIES_TO_BANK
+IN = TransferDirection.BANK_TO_SECURITIES
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,14 +75,16 @@ class SeededAccount:
     fund_password: SecretStr
     #: a main-board stock (SSE 600xxx, SZSE 000xxx) listed and trading today
     code: str = "600036"
-    #: what a transfer passes as the bank password (None: the bank asks none for transfers out)
+    #: the bank password of the linked account (transfers pass it; the bank kind's checks use
+    #: it). None: the test environment has none, and the bank kind's checks are skipped
     bank_password: SecretStr | None = None
 
 
 class AdapterUnderTest(Protocol):
     """What an adapter's test file provides: the adapter on a test environment, and set-up."""
 
-    #: wrong passwords in a row that lock each kind, as the adapter is configured
+    #: wrong passwords in a row that lock each kind, as the adapter is configured (a kind left
+    #: out is not checked: a back office that cannot check the bank password on its own)
     max_failures: Mapping[PasswordKind, int]
 
     async def open(self) -> BackOfficeAdapter:
@@ -93,7 +99,14 @@ class AdapterUnderTest(Protocol):
     async def trading_hours(self, office: BackOfficeAdapter) -> bool:
         """Put the back office in continuous trading on a trading day, mid-session (e.g. a
         Wednesday 10:00 Beijing time), before the account is seeded. False if it cannot
-        (a real system's clock): the checks that trade or transfer are skipped."""
+        (a real system's clock, outside those hours): the checks that trade are skipped."""
+        ...
+
+    async def transfer_hours(self, office: BackOfficeAdapter) -> bool:
+        """Put the back office in bank transfer hours on a trading day (09:00-16:00 at most
+        brokers; e.g. 15:30, after the close), before the account is seeded. False if it
+        cannot: the checks that transfer are skipped. An adapter without this method is put in
+        ``trading_hours`` instead."""
         ...
 
     async def unlock(self, office: BackOfficeAdapter, account: str,
@@ -165,6 +178,8 @@ class BackOfficeConformance:
     unknown_order_no: ClassVar[str] = "99999999"
     #: a password that is nobody's, distinctive enough to be found if echoed
     wrong_password: ClassVar[str] = "864213"  # noqa: S105 - a test value, wrong by design
+    #: a check the adapter cannot set up for (hours, unlock) fails instead of skipping
+    strict: ClassVar[bool] = False
 
     @pytest.fixture
     def adapter_under_test(self) -> AdapterUnderTest:
@@ -172,28 +187,54 @@ class BackOfficeConformance:
 
     # --- set-up -------------------------------------------------------------------------------
 
+    def cannot(self, why: str) -> typing.NoReturn:
+        """The adapter cannot set up for this check: skip it, or fail it when ``strict``."""
+        if self.strict:
+            pytest.fail(f"{why} (strict: a check that cannot run fails)")
+        pytest.skip(why)
+
     @contextlib.asynccontextmanager
-    async def session(self, aut: AdapterUnderTest, *, trading: bool = False
+    async def session(self, aut: AdapterUnderTest, *, trading: bool = False,
+                      transfers: bool = False
                       ) -> AsyncIterator[tuple[BackOfficeAdapter, SeededAccount]]:
-        """An open back office and a freshly seeded account (in trading hours if asked: the
-        check is skipped when the adapter cannot get there)."""
+        """An open back office and a freshly seeded account, in trading hours or in transfer
+        hours if asked (``cannot`` when the adapter cannot get there)."""
         office = await aut.open()
         try:
             if trading and not await aut.trading_hours(office):
-                pytest.skip(f"{type(aut).__name__} cannot put its back office in trading "
-                            "hours: checks that trade or transfer are skipped")
+                self.cannot(f"{type(aut).__name__} cannot put its back office in trading "
+                            "hours: checks that trade are skipped")
+            if transfers and not trading:
+                hours = getattr(aut, "transfer_hours", aut.trading_hours)
+                if not await hours(office):
+                    self.cannot(f"{type(aut).__name__} cannot put its back office in transfer "
+                                "hours: checks that transfer are skipped")
             yield office, await aut.seed_account(office)
         finally:
             await office.close()
 
     def wrong(self, acct: SeededAccount) -> SecretStr:
-        rights = {acct.trading_password.get_secret_value(), acct.fund_password.get_secret_value()}
+        rights = {p.get_secret_value() for p in (acct.trading_password, acct.fund_password,
+                                                 acct.bank_password) if p is not None}
         assert self.wrong_password not in rights, "set wrong_password to one nobody has"
         return SecretStr(self.wrong_password)
 
     @staticmethod
     def right(acct: SeededAccount, kind: PasswordKind) -> SecretStr:
-        return acct.trading_password if kind is PasswordKind.TRADING else acct.fund_password
+        password = {PasswordKind.TRADING: acct.trading_password,
+                    PasswordKind.FUND: acct.fund_password,
+                    PasswordKind.BANK: acct.bank_password}[kind]
+        if password is None:
+            pytest.skip(f"the test account has no {kind.value} password")
+        return password
+
+    @staticmethod
+    def limit(aut: AdapterUnderTest, kind: PasswordKind) -> int:
+        """The configured count for ``kind``; the check is skipped for a kind left out."""
+        if kind not in aut.max_failures:
+            pytest.skip(f"{type(aut).__name__} does not check {kind.value} passwords on "
+                        "their own (no max_failures for it)")
+        return aut.max_failures[kind]
 
     async def buy(self, office: BackOfficeAdapter, acct: SeededAccount, key: str,
                   quantity: int = LOT) -> Order:
@@ -242,15 +283,17 @@ class BackOfficeConformance:
     @pytest.mark.parametrize("kind", list(PasswordKind))
     async def test_wrong_passwords_count_down_and_the_right_one_resets(
             self, adapter_under_test: AdapterUnderTest, kind: PasswordKind) -> None:
-        limit = adapter_under_test.max_failures[kind]
+        limit = self.limit(adapter_under_test, kind)
         if limit < 2:
             pytest.skip(f"{kind.value} locks at the first wrong password: nothing to count")
         async with self.session(adapter_under_test) as (office, acct):
+            right = self.right(acct, kind)
             for remaining in range(limit - 1, 0, -1):
                 with _refused(RefusalCode.BAD_PASSWORD) as refused:
                     await office.verify_password(acct.account, kind, self.wrong(acct))
                 assert refused.value.params.get("remaining") == str(remaining)
-            assert (await office.verify_password(acct.account, kind, self.right(acct, kind))
+                assert refused.value.params.get("kind") == kind.value
+            assert (await office.verify_password(acct.account, kind, right)
                     ).account == acct.account
             with _refused(RefusalCode.BAD_PASSWORD) as refused:
                 await office.verify_password(acct.account, kind, self.wrong(acct))
@@ -271,8 +314,10 @@ class BackOfficeConformance:
             self, adapter_under_test: AdapterUnderTest, kind: PasswordKind) -> None:
         aut = adapter_under_test
         other = PasswordKind.FUND if kind is PasswordKind.TRADING else PasswordKind.TRADING
+        limit = self.limit(aut, kind)
         async with self.session(aut) as (office, acct):
-            await self.lock(office, acct, aut.max_failures[kind], kind)
+            self.right(acct, kind)
+            await self.lock(office, acct, limit, kind)
             with _refused(RefusalCode.ACCOUNT_LOCKED) as refused:
                 await office.verify_password(acct.account, kind, self.right(acct, kind))
             assert refused.value.params.get("kind") == kind.value
@@ -289,11 +334,12 @@ class BackOfficeConformance:
     async def test_unlocking_lets_the_right_password_in_and_counts_afresh(
             self, adapter_under_test: AdapterUnderTest, kind: PasswordKind) -> None:
         aut = adapter_under_test
-        limit = aut.max_failures[kind]
+        limit = self.limit(aut, kind)
         async with self.session(aut) as (office, acct):
+            self.right(acct, kind)
             await self.lock(office, acct, limit, kind)
             if not await aut.unlock(office, acct.account, kind):
-                pytest.skip(f"{type(aut).__name__} cannot unlock on its test environment")
+                self.cannot(f"{type(aut).__name__} cannot unlock on its test environment")
             assert (await office.verify_password(acct.account, kind, self.right(acct, kind))
                     ).account == acct.account
             with _refused(RefusalCode.BAD_PASSWORD if limit > 1
@@ -440,7 +486,7 @@ class BackOfficeConformance:
 
     async def test_the_same_transfer_key_moves_money_once(
             self, adapter_under_test: AdapterUnderTest) -> None:
-        async with self.session(adapter_under_test, trading=True) as (office, acct):
+        async with self.session(adapter_under_test, transfers=True) as (office, acct):
             before = (await office.cash(acct.account)).balance
             key = _key()
             first = await self.send(office, acct, key)
@@ -455,7 +501,7 @@ class BackOfficeConformance:
 
     async def test_a_transfer_is_found_by_its_key(
             self, adapter_under_test: AdapterUnderTest) -> None:
-        async with self.session(adapter_under_test, trading=True) as (office, acct):
+        async with self.session(adapter_under_test, transfers=True) as (office, acct):
             assert await office.transfer_by_key(_key()) is None
             key = _key()
             made = await self.send(office, acct, key)
@@ -466,13 +512,69 @@ class BackOfficeConformance:
 
     async def test_a_refused_transfer_leaves_nothing_under_its_key(
             self, adapter_under_test: AdapterUnderTest) -> None:
-        async with self.session(adapter_under_test, trading=True) as (office, acct):
+        async with self.session(adapter_under_test, transfers=True) as (office, acct):
             before = await office.cash(acct.account)
             key = _key()
             with _refused(RefusalCode.BAD_PASSWORD) as refused:
                 await self.send(office, acct, key, fund=self.wrong(acct))
             assert not _exposes(refused.value, [self.wrong_password,
                                                 acct.fund_password.get_secret_value()])
+            assert await office.transfer_by_key(key) is None
+            assert await office.cash(acct.account) == before
+
+    async def test_a_wrong_bank_password_in_a_transfer_counts_and_locks(
+            self, adapter_under_test: AdapterUnderTest) -> None:
+        """The bank password a transfer in carries counts as the bank kind: each wrong one is
+        told with what remains, the last one locks, and nothing moves."""
+        aut = adapter_under_test
+        limit = self.limit(aut, PasswordKind.BANK)
+        async with self.session(aut, transfers=True) as (office, acct):
+            right = self.right(acct, PasswordKind.BANK)
+            before = await office.cash(acct.account)
+            keys = [_key() for _ in range(limit + 1)]
+            for tried, key in enumerate(keys[:limit], 1):
+                code = RefusalCode.ACCOUNT_LOCKED if tried == limit else RefusalCode.BAD_PASSWORD
+                with _refused(code) as refused:
+                    await office.transfer(acct.account, IN, TRANSFER, acct.fund_password,
+                                          self.wrong(acct), key)
+                assert refused.value.params.get("kind") == PasswordKind.BANK.value
+                if tried < limit:
+                    assert refused.value.params.get("remaining") == str(limit - tried)
+            with _refused(RefusalCode.ACCOUNT_LOCKED):
+                await office.transfer(acct.account, IN, TRANSFER, acct.fund_password, right,
+                                      keys[-1])
+            assert [await office.transfer_by_key(k) for k in keys] == [None] * len(keys)
+            assert await office.cash(acct.account) == before
+            assert (await office.verify_password(acct.account, PasswordKind.FUND,
+                                                 acct.fund_password)).account == acct.account
+
+    # --- refusals that leave nothing behind ---------------------------------------------------
+
+    async def test_a_buy_beyond_the_available_cash_is_refused(
+            self, adapter_under_test: AdapterUnderTest) -> None:
+        async with self.session(adapter_under_test, trading=True) as (office, acct):
+            before = await office.cash(acct.account)
+            price = resting_buy_price(await office.quote(acct.code))
+            lots = int(before.available / (price * LOT)) + 1      # one lot more than it pays
+            if lots * LOT > 1_000_000:
+                self.cannot("the test account holds more cash than one order can spend")
+            key = _key()
+            with _refused(RefusalCode.INSUFFICIENT_FUNDS) as refused:
+                await office.place_order(acct.account, Side.BUY, acct.code, price, lots * LOT,
+                                         key)
+            assert refused.value.params.get("available") == str(before.available)
+            assert await office.order_by_key(key) is None
+            assert await office.cash(acct.account) == before
+
+    async def test_a_transfer_out_beyond_the_available_cash_is_refused(
+            self, adapter_under_test: AdapterUnderTest) -> None:
+        async with self.session(adapter_under_test, transfers=True) as (office, acct):
+            before = await office.cash(acct.account)
+            key = _key()
+            with _refused(RefusalCode.OVER_AVAILABLE) as refused:
+                await office.transfer(acct.account, OUT, before.available + TRANSFER,
+                                      acct.fund_password, acct.bank_password, key)
+            assert refused.value.params.get("available") == str(before.available)
             assert await office.transfer_by_key(key) is None
             assert await office.cash(acct.account) == before
 

@@ -57,8 +57,12 @@ class OrderStatus(StrEnum):
 
 
 class PasswordKind(StrEnum):
-    TRADING = "trading"
-    FUND = "fund"
+    """Each kind counts its wrong attempts per account, across calls, and locks on its own."""
+
+    TRADING = "trading"              # 交易密码: login
+    FUND = "fund"                    # 资金密码: transfers
+    BANK = "bank"                    # 银行密码 of the linked bank account transfers go through:
+    #                                  asked for bank-to-securities transfers (第三方存管)
 
 
 class TransferDirection(StrEnum):
@@ -69,8 +73,8 @@ class TransferDirection(StrEnum):
 class RefusalCode(StrEnum):
     UNKNOWN_CODE = "unknown_code"
     UNKNOWN_ACCOUNT = "unknown_account"
-    BAD_PASSWORD = "bad_password"              # params: remaining
-    ACCOUNT_LOCKED = "account_locked"          # params: kind
+    BAD_PASSWORD = "bad_password"              # params: kind, remaining (1 or more)
+    ACCOUNT_LOCKED = "account_locked"          # params: kind (the last attempt locks)
     WEAK_PASSWORD = "weak_password"
     PASSWORD_MISMATCH = "password_mismatch"
     MARKET_CLOSED = "market_closed"
@@ -84,7 +88,8 @@ class RefusalCode(StrEnum):
     INSUFFICIENT_SHARES = "insufficient_shares"  # params: sellable
     ORDER_NOT_FOUND = "order_not_found"
     NOT_CANCELLABLE = "not_cancellable"        # params: status
-    CANCEL_CLOSED = "cancel_closed"            # call auction, no cancels; params: until (HH:MM)
+    CANCEL_CLOSED = "cancel_closed"            # call auction, no cancels; params: until (HH:MM),
+    #                                            or reason "closing" (none again today)
     MIN_QUANTITY = "min_quantity"              # params: minimum
     MAX_QUANTITY = "max_quantity"              # params: maximum
     ODD_LOT = "odd_lot"                        # a remainder sold whole; params: odd
@@ -194,12 +199,16 @@ class Order:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
+    """One execution of an order: an order may fill in parts, each at its own price."""
+
     order_no: str
     security: Security
     side: Side
     price: Decimal
     quantity: int
     at: dt.datetime
+    remaining: int | None = None     # the order's shares still unfilled after this fill
+    #                                  (0: this fill completed it; None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +286,10 @@ class BackOffice(Protocol):
     # customers and authentication
     async def customer(self, account: str) -> Customer: ...
     async def customer_by_phone(self, phone: str) -> Customer | None: ...
+    # A wrong password counts (kept across calls): BAD_PASSWORD with what remains, and the
+    # attempt that reaches the limit ACCOUNT_LOCKED; a locked kind refuses even the right one.
+    # The right one starts the count again. ``transfer`` counts the same way. BANK: the bank's
+    # password, checked through the bank link (the bank keeps the count; change it at the bank).
     async def verify_password(self, account: str, kind: PasswordKind,
                               password: SecretStr) -> Customer: ...
     async def change_password(self, account: str, kind: PasswordKind, old: SecretStr,

@@ -1,4 +1,5 @@
-"""The sandbox market, sans-IO: seeded price walks inside the limit band, and limit-order matching.
+"""The sandbox market, sans-IO: seeded price walks inside the limit band, a simulated order book
+around the last price, and limit orders matched against that book.
 
 ``Market`` is fed the time (``step(now)``) and answers with executions and expiries; it never
 reads a clock, sleeps or touches a database, so the same inputs always give the same market.
@@ -11,8 +12,18 @@ continues the same path. No float is involved: prices are integer ticks, volumes
 
 Sessions here are the matching hours of ``rules.session_bounds``: continuous trading and the
 closing call, which the sandbox matches like continuous trading (no call-auction matching).
-Resting limit orders are checked at each grid step and at every ``step`` during a session:
-a buy fills when last <= its price, a sell when last >= its price, whole, at its own price.
+
+The book (``callcenter.broker.book``): at every grid point (and at each session's start) the
+market shows a fresh book of a few levels a side around the last price, inside the day's
+limits, drawn from ``random.Random`` seeded with (seed, code, grid point, last price): the
+same moment always shows the same book, however often it is looked at. Open orders are matched
+at each grid step and at every ``step`` during a session, oldest order first: a buy takes the
+asks up to its limit, a sell the bids down to its limit, at the levels' prices and sizes. One
+execution per level taken; what the book cannot cover stays open and is matched again against
+the next book. Shares taken from a book are gone from it until the next grid point; a restored
+market is told the executions since that point (``taken``) so a restart neither frees nor
+loses liquidity. The book is the outside market: it does not see the sandbox's own resting
+orders (they never become the best bid or ask, and never trade with each other).
 Orders of a day expire at that day's close. When a later trading day begins, the last price
 becomes the previous close; trading days skipped entirely are not simulated.
 
@@ -28,6 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from callcenter.broker import book as bk
 from callcenter.broker import rules as r
 from callcenter.broker.interface import Quote, Security, Side
 
@@ -87,6 +99,14 @@ class Execution:
 
 
 @dataclass(frozen=True, slots=True)
+class Depth:
+    """The book as shown: (price, shares) levels, best first."""
+
+    bids: tuple[tuple[Decimal, int], ...]
+    asks: tuple[tuple[Decimal, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StepResult:
     executions: tuple[Execution, ...] = ()
     expired: tuple[str, ...] = ()      # order numbers whose day closed before they filled
@@ -97,7 +117,10 @@ class Market:
     def __init__(self, listings: Iterable[Listing], now: dt.datetime, *,
                  rules: r.Rules = r.DEFAULT_RULES, seed: int = 0, frozen: bool = False,
                  interval: dt.timedelta = DEFAULT_INTERVAL,
-                 states: Iterable[InstrumentState] = ()) -> None:
+                 states: Iterable[InstrumentState] = (),
+                 taken: Iterable[Execution] = ()) -> None:
+        """``taken``: executions already recorded (any; those of the book showing at ``now``
+        are taken out of it again)."""
         if interval <= dt.timedelta(0):
             raise ValueError("the interval must be positive")
         self.rules = rules
@@ -110,6 +133,9 @@ class Market:
         self._rngs: dict[str, random.Random] = {}
         self._band: dict[str, tuple[int, int, int]] = {}   # low, high, walk unit (ticks)
         self._book: dict[str, RestingOrder] = {}
+        # code -> (grid point, shares taken from its book); code -> ((grid point, last), book)
+        self._taken: dict[str, tuple[dt.datetime, bk.Taken]] = {}
+        self._books: dict[str, tuple[tuple[dt.datetime, int], bk.Book]] = {}
         restored = {s.code: s for s in states}
         # A security added since the state was saved joins on the saved day, so it rolls with
         # the others.
@@ -128,6 +154,11 @@ class Market:
             self._rngs[code] = self._rng_at(code, state.trade_date, state.draws)
             self._band[code] = self._band_ticks(code)
         self._date = base_date
+        showing = self._book_time(self._now)
+        for ex in taken:
+            if ex.code in self._states and self._book_time(ex.at) == showing:
+                self._taken_from(ex.code, showing).add(
+                    ex.side, [bk.Match(self._ticks(ex.price), ex.quantity)])
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -158,6 +189,12 @@ class Market:
 
     def resting(self) -> list[RestingOrder]:
         return list(self._book.values())
+
+    def depth(self, code: str) -> Depth:
+        """The book showing now, less what has been taken from it."""
+        book = self._current_book(code, self._now)
+        return Depth(tuple((self._price(x.price), x.size) for x in book.bids),
+                     tuple((self._price(x.price), x.size) for x in book.asks))
 
     def quote(self, code: str) -> Quote:
         s = self._states[code]
@@ -297,16 +334,50 @@ class Market:
 
     def _match(self, at: dt.datetime) -> list[Execution]:
         done: list[Execution] = []
-        for order in list(self._book.values()):
-            s = self._states[order.code]
-            if s.suspended:
+        for order in sorted(self._book.values(), key=lambda o: o.order_no):
+            if self._states[order.code].suspended:
                 continue
-            last = self._price(s.last)
-            if (last <= order.price) if order.side is Side.BUY else (last >= order.price):
+            matches = bk.take(self._current_book(order.code, at), order.side,
+                              self._ticks(order.price), order.quantity)
+            if not matches:
+                continue
+            self._taken_from(order.code, self._book_time(at)).add(order.side, matches)
+            left = order.quantity - sum(m.quantity for m in matches)
+            if left:
+                self._book[order.order_no] = replace(order, quantity=left)
+            else:
                 del self._book[order.order_no]
-                done.append(Execution(order.order_no, order.code, order.side, order.price,
-                                      order.quantity, at))
+            done.extend(Execution(order.order_no, order.code, order.side,
+                                  self._price(m.price), m.quantity, at) for m in matches)
         return done
+
+    def _book_time(self, at: dt.datetime) -> dt.datetime:
+        """The grid point whose book shows at ``at``: the last one at or before it (a session's
+        start counts; at lunch and after the close, the session's last); ``at`` itself before
+        the day's first session or on a day without one (nothing is matched then)."""
+        shown: dt.datetime | None = None
+        for start, end in r.session_bounds(at.date(), self.rules):
+            if at >= start:
+                shown = start + (min(at, end) - start) // self.interval * self.interval
+        return at if shown is None else shown
+
+    def _taken_from(self, code: str, shown: dt.datetime) -> bk.Taken:
+        held = self._taken.get(code)
+        if held is None or held[0] != shown:
+            held = (shown, bk.Taken())
+            self._taken[code] = held
+        return held[1]
+
+    def _current_book(self, code: str, at: dt.datetime) -> bk.Book:
+        shown = self._book_time(at)
+        low, high, _ = self._band[code]
+        last = min(max(self._states[code].last, low), high)
+        cached = self._books.get(code)
+        if cached is None or cached[0] != (shown, last):
+            rng = random.Random(f"{self.seed}:{code}:{shown.isoformat()}:{last}:book")
+            cached = ((shown, last), bk.simulate(rng, last, low, high))
+            self._books[code] = cached
+        return self._taken_from(code, shown).apply(cached[1])
 
     def _roll(self, day: dt.date) -> None:
         """A new trading day: yesterday's last is the previous close; the walk restarts."""
@@ -315,4 +386,6 @@ class Market:
                                                  0, 0, 0, s.suspended)
             self._rngs[code] = self._rng_at(code, day, 0)
             self._band[code] = self._band_ticks(code)
+        self._taken.clear()
+        self._books.clear()
         self._date = day

@@ -60,7 +60,8 @@ class AfterHours(StrEnum):
 
 
 def _default_failures() -> Mapping[PasswordKind, int]:
-    return MappingProxyType({PasswordKind.TRADING: 5, PasswordKind.FUND: 3})
+    return MappingProxyType({PasswordKind.TRADING: 5, PasswordKind.FUND: 3,
+                             PasswordKind.BANK: 3})
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,28 +204,21 @@ def order_timing(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> dt.datetime 
     return next_order_window(now, rules)
 
 
-def check_market_open(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> None:
-    """Refuse unless the exchange takes orders now, whatever ``after_hours`` says."""
-    if not takes_orders(phase(now, rules)):
-        hours = _order_hours(rules)
-        raise refusal(RefusalCode.MARKET_CLOSED,
-                      f"orders are accepted on trading days {hours}", hours=hours)
-
-
 def check_cancel_time(now: dt.datetime, rules: Rules = DEFAULT_RULES) -> None:
     """Refuse a cancel of an order at the exchange while the exchange takes none (09:20-09:30,
-    the closing call). ``until`` is when it takes cancels again (or the day closes)."""
+    the closing call). ``until`` is when it takes cancels again; in the closing call it takes
+    none again today (``reason="closing"``): what is not filled expires at the close."""
     t = local(now, rules)
     p = phase(t, rules)
     if p is Phase.CLOSED or takes_cancels(p):
         return  # outside hours the broker cancels what it holds; the exchange has expired it
-    until = day_close(t.date(), rules).time()
     for start, _, q in rules.schedule:
         if start > t.time() and takes_cancels(q):
-            until = start
-            break
-    raise refusal(RefusalCode.CANCEL_CLOSED,
-                  f"the exchange takes no cancels until {until:%H:%M}", until=f"{until:%H:%M}")
+            raise refusal(RefusalCode.CANCEL_CLOSED, f"the exchange takes no cancels until "
+                          f"{start:%H:%M}", until=f"{start:%H:%M}")
+    raise refusal(RefusalCode.CANCEL_CLOSED, "the exchange takes no cancels in the closing "
+                  "call: the order can no longer be cancelled today; what is not filled "
+                  "expires at the close", reason="closing")
 
 
 # --- prices and quantities ------------------------------------------------------------------------
@@ -385,6 +379,25 @@ def preview(security: Security, side: Side, price: Decimal, quantity: int,
     fee = fees(side, amount, rules).total
     total = amount + fee if side is Side.BUY else amount - fee
     return OrderPreview(security, side, price, quantity, amount, fee, total)
+
+
+def fill_fees(side: Side, before: Decimal, amount: Decimal,
+              rules: Rules = DEFAULT_RULES) -> Decimal:
+    """The fees of one fill of ``amount`` on an order whose earlier fills came to ``before``:
+    fees are charged on the order's whole amount (one minimum commission an order), so the
+    fills of an order pay together exactly what one fill of the same amount would."""
+    paid = fees(side, before, rules).total if before else money(Decimal(0))
+    return fees(side, before + amount, rules).total - paid
+
+
+def buy_hold(before: Decimal, limit: Decimal, remaining: int,
+             rules: Rules = DEFAULT_RULES) -> Decimal:
+    """Cash a buy order still holds: its ``remaining`` shares at its limit and their fees, after
+    fills that came to ``before``. At placement (``before`` 0) it is the preview's total."""
+    if remaining <= 0:
+        return money(Decimal(0))
+    amount = order_amount(limit, remaining)
+    return amount + fill_fees(Side.BUY, before, amount, rules)
 
 
 def check_buying_power(available: Decimal, needed: Decimal) -> None:

@@ -94,6 +94,16 @@ _OPEN = (OrderStatus.QUEUED.value, OrderStatus.OPEN.value, OrderStatus.PARTIALLY
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
 _ZERO = Decimal("0.00")
 
+
+class _SentElsewhere(BrokerError):
+    """A queued order this process was sending was sent or cancelled by another one."""
+
+
+# Fills with the shares their order still had open after each (an order fills in parts).
+_FILLS = ("SELECT f.*, o.quantity - (SELECT SUM(g.quantity) FROM bo_fills g "
+          "WHERE g.order_no = f.order_no AND g.id <= f.id) AS remaining "
+          "FROM bo_fills f LEFT JOIN bo_orders o ON o.order_no = f.order_no")
+
 SCHEMA: tuple[str, ...] = (
     # 1: the whole sandbox ledger. Money is TEXT holding a Decimal: SQLite has no exact decimal
     # type, and no arithmetic on money is done in SQL.
@@ -260,6 +270,11 @@ SCHEMA: tuple[str, ...] = (
     ALTER TABLE bo_cash ADD COLUMN day TEXT;
     ALTER TABLE bo_cash ADD COLUMN sales TEXT NOT NULL DEFAULT '0.00';
     ALTER TABLE bo_cash ADD COLUMN buys TEXT NOT NULL DEFAULT '0.00';
+    """,
+    # 5: orders fill in parts against the book: an order's fills are read together (its fees
+    # are charged on their sum; a notice says what is left)
+    """
+    CREATE INDEX bo_fills_order ON bo_fills(order_no, id);
     """,
 )
 
@@ -520,16 +535,24 @@ class SandboxBackOffice:
     async def verify_password(self, account: str, kind: PasswordKind,
                               password: SecretStr) -> Customer:
         """Check a password. Wrong ones count (persisted); at the limit that kind locks, and a
-        locked kind refuses even the right password. The right one resets the count."""
+        locked kind refuses even the right password. The right one resets the count. The bank
+        kind is the password of the bank account transfers go through (the sandbox bank's)."""
         kind = PasswordKind(kind)
-        column = "trading_hash" if kind is PasswordKind.TRADING else "fund_hash"
 
         async def read() -> tuple[Customer, str]:
             customer = await self._customer(account)
-            # ``column`` is one of two literals above, never input.
-            row = await self._one(f"SELECT {column} FROM bo_customers WHERE account = ?",  # noqa: S608
-                                  account)
-            assert row is not None
+            if kind is PasswordKind.BANK:
+                row = await self._one("SELECT bank_hash FROM bo_bank_links WHERE account = ? "
+                                      "ORDER BY rank, bank_code LIMIT 1", account)
+                if row is None:
+                    raise r.refusal(RefusalCode.NO_BANK_LINK, "no bank account is linked")
+            else:
+                column = "trading_hash" if kind is PasswordKind.TRADING else "fund_hash"
+                # ``column`` is one of two literals above, never input.
+                row = await self._one(
+                    f"SELECT {column} FROM bo_customers WHERE account = ?",  # noqa: S608
+                    account)
+                assert row is not None
             await self._refuse_if_locked(account, kind)
             return customer, str(row[0])
 
@@ -570,11 +593,13 @@ class SandboxBackOffice:
         remaining = self.rules.max_failures[kind] - failures
         raise r.refusal(RefusalCode.BAD_PASSWORD,
                         f"wrong {kind.value} password; {remaining} attempts left",
-                        remaining=remaining)
+                        kind=kind.value, remaining=remaining)
 
     async def change_password(self, account: str, kind: PasswordKind, old: SecretStr,
                               new: SecretStr) -> None:
         kind = PasswordKind(kind)
+        if kind is PasswordKind.BANK:
+            raise BrokerError("the bank password is changed at the bank, not here")
         customer = await self.customer(account)
         # Judge the new password before spending an attempt on the old one.
         if new.get_secret_value() == old.get_secret_value():
@@ -655,8 +680,8 @@ class SandboxBackOffice:
         async def op() -> list[Fill]:
             today = (await self._advance()).date()
             await self._customer(account)
-            rows = await self._all("SELECT * FROM bo_fills WHERE account = ? AND trade_date = ? "
-                                   "ORDER BY id", account, today.isoformat())
+            rows = await self._all(f"{_FILLS} WHERE f.account = ? AND f.trade_date = ? "
+                                   "ORDER BY f.id", account, today.isoformat())
             return [self._to_fill(row) for row in rows]
         return await self._run(op)
 
@@ -668,7 +693,7 @@ class SandboxBackOffice:
 
         async def op() -> list[FillEntry]:
             await self._advance()
-            rows = await self._all("SELECT * FROM bo_fills WHERE id > ? ORDER BY id LIMIT ?",
+            rows = await self._all(f"{_FILLS} WHERE f.id > ? ORDER BY f.id LIMIT ?",
                                    after, max(1, limit))
             return [FillEntry(str(row["id"]), str(row["account"]),
                               f"{row['order_no']}-{row['id']}", self._to_fill(row))
@@ -799,8 +824,9 @@ class SandboxBackOffice:
                        idempotency_key: str) -> Transfer:
         """Move cash between the securities account and its first linked bank account.
 
-        In (bank to securities) needs the bank password as well; the per-day limit applies to
-        each direction on its own. A retried key returns the transfer already made."""
+        In (bank to securities) needs the bank password as well, counted and locked as the
+        bank kind (``verify_password``); the per-day limit applies to each direction on its
+        own. A retried key returns the transfer already made."""
         _check_key(idempotency_key)
         direction = TransferDirection(direction)
         r.require_decimal(amount, "amount")
@@ -822,9 +848,7 @@ class SandboxBackOffice:
             if bank_password is None:
                 raise r.refusal(RefusalCode.BANK_REFUSED, "the bank needs its password",
                                 reason="bank_password_required")
-            if not await verify_password_async(bank_password, str(link["bank_hash"])):
-                raise r.refusal(RefusalCode.BANK_REFUSED, "the bank refused the password",
-                                reason="bank_password")
+            await self.verify_password(account, PasswordKind.BANK, bank_password)
         bank_code = str(link["bank_code"])
 
         async def op() -> Transfer:
@@ -1099,9 +1123,16 @@ class SandboxBackOffice:
             bool(x["suspended"])) for x in await self._all("SELECT * FROM bo_market")]
         clock_row = await self._one("SELECT now FROM bo_market_clock")
         start = _dt(clock_row[0], self.rules.tz) if clock_row else self.now()
+        # The fills of the book showing at ``start`` took its liquidity: the market takes it
+        # out again (it picks them by time), so a restart neither frees nor loses shares.
+        taken = [Execution(str(x["order_no"]), str(x["code"]), Side(x["side"]), _d(x["price"]),
+                           int(x["quantity"]), _dt(x["at"], self.rules.tz))
+                 for x in await self._all("SELECT * FROM bo_fills WHERE at >= ? ORDER BY id",
+                                          (start - self._interval).isoformat())]
         market = Market(listings, start, rules=self.rules, seed=self._seed, frozen=self._frozen,
-                        interval=self._interval, states=states)
-        for x in await self._all("SELECT * FROM bo_orders WHERE status IN (?, ?)", *_OPEN[1:]):
+                        interval=self._interval, states=states, taken=taken)
+        for x in await self._all("SELECT * FROM bo_orders WHERE status IN (?, ?) "
+                                 "ORDER BY order_no", *_OPEN[1:]):
             market.add_order(RestingOrder(str(x["order_no"]), str(x["code"]), Side(x["side"]),
                                           _d(x["price"]), int(x["quantity"]) - int(x["filled"])))
         self._market = market
@@ -1119,41 +1150,77 @@ class SandboxBackOffice:
     async def _advance(self) -> dt.datetime:
         """Step the market to now, sending queued orders that are due on the way (each at its
         time); record releases, fills and expiries with the market's state, atomically."""
-        now = self.now()
-        queued = await self._all("SELECT * FROM bo_orders WHERE status = ? ORDER BY order_no",
-                                 OrderStatus.QUEUED.value)
-        due = sorted((x for x in queued if _dt(x["sends_at"], self.rules.tz) <= now),
-                     key=lambda x: _dt(x["sends_at"], self.rules.tz))
         try:
-            sent: list[tuple[sqlite3.Row, str]] = []    # (order, why refused at sending, or "")
+            return await self._advance_once()
+        except _SentElsewhere:
+            # Another process sent a queued order first: the market, reloaded from the disk,
+            # now holds it; go again from there.
+            return await self._advance_once()
+
+    async def _advance_once(self) -> dt.datetime:
+        now = self.now()
+        tz = self.rules.tz
+        # Only the due ones, through the index (sends_at is text in the rules' zone: the margin
+        # covers a change of UTC offset; the exact test follows).
+        queued = await self._all(
+            "SELECT * FROM bo_orders WHERE status = ? AND sends_at <= ? ORDER BY order_no",
+            OrderStatus.QUEUED.value, (now + dt.timedelta(hours=2)).isoformat())
+        # Each goes at the first moment the exchange takes orders under today's rules: the
+        # calendar may have changed since it was queued (a holiday added, a year replaced).
+        # One whose day no longer trades is moved to the next window, not sent.
+        moved: list[tuple[sqlite3.Row, dt.datetime]] = []
+        due: list[tuple[dt.datetime, sqlite3.Row]] = []
+        for row in queued:
+            sends_at = _dt(row["sends_at"], tz)
+            if sends_at > now:
+                continue
+            at = r.next_order_window(sends_at, self.rules)
+            if at <= now:
+                due.append((at, row))
+            else:
+                moved.append((row, at))
+        due.sort(key=lambda x: x[0])
+        try:
+            # (order, when sent, why refused at sending, or "")
+            sent: list[tuple[sqlite3.Row, dt.datetime, str]] = []
             results = []
-            for row in due:
+            for at, row in due:
                 # Catching up a long gap walks thousands of grid steps: off the loop. The lock
                 # keeps every other reader of the market waiting meanwhile.
-                at = _dt(row["sends_at"], self.rules.tz)
                 results.append(await asyncio.to_thread(self.market.step, at))
                 why = self._refused_at_sending(row, at)
                 if not why:
                     self.market.add_order(RestingOrder(
                         str(row["order_no"]), str(row["code"]), Side(row["side"]),
                         _d(row["price"]), int(row["quantity"])))
-                sent.append((row, why))
+                sent.append((row, at, why))
             results.append(await asyncio.to_thread(self.market.step, now))
         except BaseException:
             await self._reload_market()
             raise
         executions = [e for res in results for e in res.executions]
         expired = [o for res in results for o in res.expired]
-        if sent or any(res.changed for res in results):
+        if sent or moved or any(res.changed for res in results):
             try:
                 async with self._tx():
-                    for row, why in sent:
+                    for row, at in moved:
+                        await self._db.execute(
+                            "UPDATE bo_orders SET sends_at = ?, trade_date = ? "
+                            "WHERE order_no = ? AND status = ?",
+                            (at.isoformat(), at.date().isoformat(), row["order_no"],
+                             OrderStatus.QUEUED.value))
+                    for row, at, why in sent:
+                        # Only a still queued one: another process (the CLI on the same
+                        # ledger) may have sent or cancelled it meanwhile.
+                        cursor = await self._db.execute(
+                            "UPDATE bo_orders SET status = ?, sends_at = ?, trade_date = ? "
+                            "WHERE order_no = ? AND status = ?",
+                            (OrderStatus.OPEN.value, at.isoformat(), at.date().isoformat(),
+                             row["order_no"], OrderStatus.QUEUED.value))
+                        if cursor.rowcount != 1:
+                            raise _SentElsewhere(f"order {row['order_no']} is no longer queued")
                         if why:
                             await self._close_order(row, why, status=OrderStatus.REJECTED)
-                        else:
-                            await self._db.execute(
-                                "UPDATE bo_orders SET status = ? WHERE order_no = ?",
-                                (OrderStatus.OPEN.value, row["order_no"]))
                     for execution in executions:
                         await self._apply_fill(execution)
                     for order_no in expired:
@@ -1173,21 +1240,29 @@ class SandboxBackOffice:
         if row is None or row["status"] not in _OPEN:
             return
         account = str(row["account"])
+        limit = _d(row["price"])
+        if ex.price > limit if ex.side is Side.BUY else ex.price < limit:
+            raise BrokerError(f"order {ex.order_no} filled at {ex.price}, through its limit")
         remaining = int(row["quantity"]) - int(row["filled"])
         quantity = min(ex.quantity, remaining)
         amount = r.order_amount(ex.price, quantity)
-        fee = r.fees(ex.side, amount, self.rules).total
+        # Fees on the order's whole amount: one minimum commission however many fills.
+        before = sum((r.order_amount(_d(x["price"]), int(x["quantity"])) for x in await self._all(
+            "SELECT price, quantity FROM bo_fills WHERE order_no = ?", ex.order_no)), _ZERO)
+        fee = r.fill_fees(ex.side, before, amount, self.rules)
         balance, frozen = await self._cash(account)
         position = await self._one("SELECT * FROM bo_positions WHERE account = ? AND code = ?",
                                    account, ex.code)
         day = ex.at.date()
         held_by_order = _d(row["frozen"])
         if ex.side is Side.BUY:
-            release = held_by_order if quantity == remaining else r.money(
-                held_by_order * quantity / remaining)
-            await self._set_cash(account, balance - amount - fee, frozen - release)
+            # Held at the limit; a better price releases the difference with the fill.
+            still_held = min(held_by_order, r.buy_hold(before + amount, limit,
+                                                       remaining - quantity, self.rules))
+            await self._set_cash(account, balance - amount - fee,
+                                 frozen - (held_by_order - still_held))
             await self._count_today(account, day, buys=amount + fee)
-            held_by_order -= release
+            held_by_order = still_held
             if position is None:
                 await self._db.execute(
                     "INSERT INTO bo_positions (account, code, quantity, bought_today, "
@@ -1387,8 +1462,12 @@ class SandboxBackOffice:
                      None if row["sends_at"] is None else _dt(row["sends_at"], self.rules.tz))
 
     def _to_fill(self, row: sqlite3.Row) -> Fill:
+        """A ``bo_fills`` row; with ``remaining`` when read through ``_FILLS``."""
+        known = "remaining" in row.keys() and row["remaining"] is not None  # noqa: SIM118
+        remaining = int(row["remaining"]) if known else None
         return Fill(str(row["order_no"]), self._security(str(row["code"])), Side(row["side"]),
-                    _d(row["price"]), int(row["quantity"]), _dt(row["at"], self.rules.tz))
+                    _d(row["price"]), int(row["quantity"]), _dt(row["at"], self.rules.tz),
+                    remaining)
 
     def _to_transfer(self, row: sqlite3.Row) -> Transfer:
         return Transfer(str(row["transfer_no"]), str(row["account"]),

@@ -368,6 +368,8 @@ def _notice(event: Event, sub: Subscription, lang: Lang, now: dt.datetime,
                     "name": _name(lang, f.security.name, f.security.name_en),
                     "qty": f.quantity, "price": str(f.price), "time": _time(f.at, tz),
                     "order_no": f.order_no}
+            if f.remaining is not None:         # each part of an order is a notice of its own
+                data["remaining"] = f.remaining
         case FundEvent() if sub.kind is Kind.FUND:
             if event.at.timestamp() < sub.created_at:
                 return None

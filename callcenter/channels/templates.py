@@ -14,6 +14,8 @@ Besides ``data``, every template may use these derived fields:
 - ``ref``, ``ref_line``  the service request the message answers, and a line quoting it (or "")
 - ``side_text``       ``data["side"]`` (``buy``/``sell``) in words
 - ``direction_text``  ``data["direction"]`` (``above``/``below``) in words
+- ``remaining_text``  for a fill that left part of its order open (``data["remaining"]`` > 0),
+                      a sentence saying how many shares are still open; else ""
 
 Values are normalised before they are put in: money keys (``MONEY_KEYS``) must be decimal
 strings (or ints), never floats, and are shown with thousands separators and at least 2
@@ -48,13 +50,15 @@ MONEY_KEYS: Final = frozenset({
     "cash_balance", "cash_available", "last", "value",
 })
 SIGNED_KEYS: Final = frozenset({"pnl", "change"})
-INT_KEYS: Final = frozenset({"qty", "fill_count"})
+INT_KEYS: Final = frozenset({"qty", "fill_count", "remaining"})
 DATE_KEYS: Final = frozenset({"as_of", "pay_date", "date"})
 
 _SIDE: Final = {"zh": {"buy": "买入", "sell": "卖出"}, "en": {"buy": "Bought", "sell": "Sold"}}
 _DIRECTION: Final = {"zh": {"above": "高于", "below": "低于"},
                      "en": {"above": "above", "below": "below"}}
 _REF_LINE: Final = {"zh": "服务单号：{ref}\n", "en": "Service request: {ref}\n"}
+_REMAINING: Final = {"zh": "部分成交，委托尚有 {remaining} 股未成交。",
+                     "en": " Partly filled: {remaining} shares of the order are still open."}
 _MAX_VALUE_CHARS: Final = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -115,11 +119,11 @@ TEMPLATES: Final[dict[str, dict[str, Template]]] = {
         "zh": Template(
             "{brokerage} 成交通知：{side_text} {name}",
             "【{brokerage}】您的账户 {account_masked} 于 {time} {side_text} {name}（{code}）"
-            "{qty} 股，成交价 {price} 元。"),
+            "{qty} 股，成交价 {price} 元。{remaining_text}"),
         "en": Template(
             "{brokerage} fill notice: {side_text} {name}",
             "[{brokerage}] Account {account_masked}: {side_text} {qty} shares of {name} ({code}) "
-            "at {price} CNY at {time}."),
+            "at {price} CNY at {time}.{remaining_text}"),
     },
     "fund": {
         "zh": Template(
@@ -165,7 +169,7 @@ TEMPLATES: Final[dict[str, dict[str, Template]]] = {
 }
 
 _DERIVED: Final = frozenset({"brokerage", "account_masked", "ref", "ref_line", "side_text",
-                             "direction_text"})
+                             "direction_text", "remaining_text"})   # the last one optional
 #: the data key a derived field comes from
 _DERIVED_FROM: Final = {"account_masked": "account", "side_text": "side",
                         "direction_text": "direction"}
@@ -321,6 +325,9 @@ def _derived(lang: Lang, data: Mapping[str, Any], *, account: str, ref: str) -> 
         values["side_text"] = _word(_SIDE[lang], "side", data["side"])
     if "direction" in data:
         values["direction_text"] = _word(_DIRECTION[lang], "direction", data["direction"])
+    remaining = parse_int("remaining", data["remaining"]) if "remaining" in data else 0
+    values["remaining_text"] = _REMAINING[lang].format(
+        remaining=f"{remaining:,}") if remaining > 0 else ""
     return values
 
 

@@ -8,6 +8,11 @@ or trade someone else's account.
 Orders, cancels and transfers are exactly once (``_exactly_once``): the intent is committed
 before the back office is called, the call to the back office runs as an engine task that a
 hang-up cannot cancel, and its outcome is recorded on the intent.
+
+Passwords are checked as soon as they are entered (``check_password``: a wrong one is told at
+once, with the attempts left; a locked one too). A checked fund or bank password waits in the
+call's session, never in the flow's variables, for the transfer that needs it, and is dropped
+when that transfer has been tried.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ class CallSession:
     lang: str = "zh"
     account: str | None = None
     inflight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    #: passwords checked in this call, kept for the transfer that needs them (never spoken,
+    #: logged or stored; ``SecretStr`` hides them from reprs)
+    checked: dict[PasswordKind, SecretStr] = field(default_factory=dict, repr=False)
 
 
 def _key(call: Call) -> str:
@@ -97,8 +105,8 @@ def _secret(call: Call, name: str) -> SecretStr:
 _ACTIONS = (
     "identify_caller", "login", "quote", "security", "cash", "positions", "orders_today",
     "fills_today", "next_item", "preview_order", "place_order", "cancel_order", "bank_link",
-    "transfer", "change_password", "request_statement", "announcements", "book_appointment",
-    "request_callback", "save_survey", "save_message", "subscribe_notice",
+    "check_password", "transfer", "change_password", "request_statement", "announcements",
+    "book_appointment", "request_callback", "save_survey", "save_message", "subscribe_notice",
 )
 
 
@@ -231,13 +239,36 @@ class HotlineActions:
         code = links[0].bank_code
         return {"bank_code": code, "bank_prompt": f"bank/{code.lower()}"}
 
+    async def check_password(self, call: Call) -> None:
+        """Check a password (``kind``: trading, fund or bank) of the logged-in account right
+        after it is entered; BAD_PASSWORD and ACCOUNT_LOCKED are the node's outcomes. A right
+        one is kept for the transfer or password change that follows."""
+        try:
+            kind = PasswordKind(str(call.args.get("kind", "")))
+        except ValueError as exc:
+            raise BrokerError("check_password: kind is trading, fund or bank") from exc
+        password = _secret(call, "password")
+        self.session.checked.pop(kind, None)
+        await self.bo.verify_password(self._account(), kind, password)
+        self.session.checked[kind] = password
+
+    def _password(self, call: Call, name: str, kind: PasswordKind) -> SecretStr | None:
+        """A password passed to this action, else the one ``check_password`` kept."""
+        return call.secrets.get(name) or self.session.checked.get(kind)
+
     async def transfer(self, call: Call) -> dict[str, Any]:
         account = self._account()
         direction = TransferDirection(str(call.args["direction"]))
         amount = as_decimal(call.args["amount"])
         key = _key(call)
-        fund = _secret(call, "fund_password")
-        bank = call.secrets.get("bank_password")
+        fund = self._password(call, "fund_password", PasswordKind.FUND)
+        bank = self._password(call, "bank_password", PasswordKind.BANK) \
+            if direction is TransferDirection.BANK_TO_SECURITIES else None
+        # Used by this try, whatever its outcome: another transfer asks for them again.
+        self.session.checked.clear()
+        if fund is None:
+            # The flow checked no fund password before this: a flow bug, not the caller's.
+            raise BrokerError("action transfer got no fund_password")
 
         async def move() -> dict[str, Any]:
             t = await self.bo.transfer(account, direction, amount, fund, bank, key)
@@ -299,7 +330,11 @@ class HotlineActions:
     # -- passwords -----------------------------------------------------------------------------
 
     async def change_password(self, call: Call) -> None:
-        old, new, again = (_secret(call, n) for n in ("old", "new", "again"))
+        old = self._password(call, "old", PasswordKind.TRADING)
+        self.session.checked.clear()  # used by this try: another one asks for it again
+        new, again = (_secret(call, n) for n in ("new", "again"))
+        if old is None:
+            raise BrokerError("action change_password got no old password")
         if new.get_secret_value() != again.get_secret_value():
             raise BrokerRefusal(RefusalCode.PASSWORD_MISMATCH.value, "new passwords differ")
         await self.bo.change_password(self._account(), PasswordKind.TRADING, old, new)

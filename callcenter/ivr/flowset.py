@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from callcenter.errors import FlowError
 from callcenter.ivr.flow_model import Flow, Schedule
+from callcenter.ivr.prompts import PromptText
 from callcenter.ivr.yaml_source import Locations, Where, YamlSyntaxError, load_located
 
 NOT_FLOWS = ("prompts", "schedules")
@@ -122,7 +123,7 @@ def _load_prompts(directory: Path, problems: list[Diagnostic]) -> dict[str, dict
             if ident in prompts:
                 problems.append(Diagnostic(locs.at((ident,)), f"prompt {ident!r} defined twice"))
             prompts[ident] = {"zh": texts["zh"], "en": texts["en"]}
-            unknown = set(texts) - {"zh", "en", "other_voice"}
+            unknown = set(texts) - set(PromptText.model_fields)  # what the builder reads
             if unknown:
                 problems.append(Diagnostic(locs.at((ident,)), f"prompt {ident!r}: unknown "
                                            f"key(s) {', '.join(sorted(unknown))}"))

@@ -485,18 +485,25 @@ class Interpreter:
     def _prompts(self, items: tuple[PromptItem, ...]) -> tuple[str, ...]:
         lang = str(self.vars.get("lang", "zh"))
         out: list[str] = []
-        for item in items:
+        for n, item in enumerate(items):
             if isinstance(item, Say):
                 value = self._resolve(item.value)
                 if value is None:
                     continue  # nothing to say; the checker made sure the name exists
                 out.extend(f"{lang}/{p}" for p in speak(item.say, value, lang))
+                if item.say in PAUSE_AFTER and n + 1 < len(items):
+                    out.append(f"{lang}/{speech.PAUSE}")  # a breath before the next field
             else:
                 out.append(f"{lang}/{item}")
         return tuple(out)
 
     def _note(self, event: str, **detail: str) -> None:
         self.notes.append((event, detail))
+
+
+#: values read back as a field (a name, a price, a count): a short pause follows when more comes
+PAUSE_AFTER = frozenset({"price", "amount", "quantity", "integer", "volume", "percent", "change",
+                         "digits", "stock", "date", "time"})
 
 
 def speak(kind: str, value: Any, language: str) -> list[str]:
@@ -535,7 +542,6 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
 #: how each refusal parameter is spoken after the refusal's own prompt
 _REFUSAL_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "bad_password": (("remaining", "integer"),),
-    "price_limit": (("low", "price"), ("high", "price")),
     "price_tick": (("tick", "price"),),
     "lot_size": (("lot", "quantity"),),
     "insufficient_funds": (("available", "amount"),),
@@ -548,6 +554,10 @@ _REFUSAL_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
     "odd_lot": (("odd", "quantity"),),
     "daily_limit": (("remaining", "amount"),),
 }
+#: refusals whose parameters are a price band, read as one: 十元至十一元
+_REFUSAL_RANGES: dict[str, tuple[str, str]] = {"price_limit": ("low", "high")}
+#: refusals with a ``reason`` that has a prompt of its own: ``refusal/<code>_<reason>``
+_REFUSAL_REASONS: dict[str, frozenset[str]] = {"cancel_closed": frozenset({"closing"})}
 
 
 def say_refusal(refusal: Any, lang: speech.Lang) -> list[str]:
@@ -555,7 +565,14 @@ def say_refusal(refusal: Any, lang: speech.Lang) -> list[str]:
     if not isinstance(refusal, Mapping) or "code" not in refusal:
         return ["refusal/error"]
     code = str(refusal["code"])
+    reason = refusal.get("reason")
+    if reason in _REFUSAL_REASONS.get(code, ()):
+        return [f"refusal/{code}_{reason}"]
     out = [f"refusal/{code}"]
+    if code in _REFUSAL_RANGES:
+        low, high = (refusal.get(param) for param in _REFUSAL_RANGES[code])
+        if low is not None and high is not None:
+            out += speech.say_price_range(as_decimal(low), as_decimal(high), lang)
     for param, kind in _REFUSAL_PARAMS.get(code, ()):
         value = refusal.get(param)
         if kind == "time" and isinstance(value, str):

@@ -5,6 +5,10 @@ text changed since the last build (a manifest keyed by text hash) into an 8 kHz 
 the format Asterisk plays without transcoding to a narrowband call. Runs from the CLI, outside
 the event loop.
 
+A human recording replaces the synthesised audio of a prompt in one language: an operator drops
+``<recorded_dir>/<lang>/<id>.wav`` (any format sox reads) and builds again; the build reports per
+prompt and language what is recorded, synthesised or missing.
+
 Mandarin is voiced from pinyin: espeak-ng 1.51 (Debian 12) reads many Chinese characters with
 its English rules ("一" as "yi one"), while its ``cmn-latn-pinyin`` voice speaks tone-numbered
 pinyin correctly. pypinyin converts the text, with its phrase dictionary for polyphones
@@ -20,10 +24,12 @@ import json
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from callcenter.errors import ConfigError
 
@@ -32,6 +38,10 @@ LANGUAGES = ("zh", "en")
 VOICES = {"zh": "sit/cmn-latn-pinyin", "en": "gmw/en"}
 _PAUSES = {"，": ",", "、": ",", "；": ",", "：": ",", "。": ".", "？": "?", "！": "."}
 MANIFEST = ".manifest.json"
+#: what a trimmed prompt keeps at its ends, in seconds: enough not to clip a soft onset
+TRIM_KEEP_S = (0.01, 0.03)
+#: below this a sample is the synthesizer's silence (espeak-ng pads every utterance with ~0.24 s)
+TRIM_THRESHOLD = "0.1%"
 
 
 class PromptText(BaseModel):
@@ -41,6 +51,10 @@ class PromptText(BaseModel):
     #: speak each language's text with the other language's voice (the language offer:
     #: "For English, press nine" inside the Mandarin menu)
     other_voice: bool = False
+    #: cut the synthesizer's silence at both ends: fragments read back to back (一万零五百元)
+    trim: bool = False
+    #: render this much silence instead of the text (the pause between read-back fields)
+    silence_ms: int | None = Field(None, ge=10, le=2000)
 
     @field_validator("zh", "en")
     @classmethod
@@ -96,7 +110,8 @@ def backoffice_prompts() -> dict[str, PromptText]:
 
     names = stock_name_texts((li.security.code, li.security.name, li.security.name_en)
                              for li in load_listings())
-    out = {ident: PromptText(zh=t["zh"], en=t["en"]) for ident, t in names.items()}
+    # a name is read back with values around it, like a fragment
+    out = {ident: PromptText(zh=t["zh"], en=t["en"], trim=True) for ident, t in names.items()}
     for a in DEMO_ANNOUNCEMENTS:
         out[f"announcement/{prompt_id(a.id)}"] = PromptText(zh=a.body_zh, en=a.body_en)
     return out
@@ -136,12 +151,43 @@ def _digest(text: str, voice: str) -> str:
     return hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()[:16]
 
 
-def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
-    """Render the prompts whose text changed; return how many files were written."""
-    import pyttsx3  # imported here: loading espeak-ng is only needed when building
+Source = Literal["recorded", "synthesised", "missing"]
 
-    engine = pyttsx3.init()
-    written = 0
+
+@dataclass
+class BuildReport:
+    """What ``build_prompts`` did, per prompt and language."""
+
+    #: files written (rendered or converted) this time; the rest were up to date
+    written: int = 0
+    #: (id, language) -> where its audio comes from: a human recording, the synthesizer, or
+    #: nowhere (the synthesizer failed: the prompt is silent until that is fixed)
+    sources: dict[tuple[str, str], Source] = field(default_factory=dict)
+    #: recordings whose name is no prompt id (a misspelled file name?)
+    unknown_recordings: list[Path] = field(default_factory=list)
+    #: what went wrong, one line each (a recording sox cannot read, a synthesizer failure)
+    problems: list[str] = field(default_factory=list)
+
+    def count(self, lang: str, source: Source) -> int:
+        return sum(1 for (_, lg), src in self.sources.items() if lg == lang and src == source)
+
+
+def recording_path(recorded_dir: Path, lang: str, ident: str) -> Path:
+    """Where an operator drops the human recording of a prompt: ``<dir>/<lang>/<id>.wav``."""
+    return recorded_dir / lang / f"{ident}.wav"
+
+
+def build_prompts(prompts: dict[str, PromptText], out_dir: Path,
+                  recorded_dir: Path | None = None) -> BuildReport:
+    """Render the prompts whose text (or recording) changed into ``out_dir/<lang>/<id>.wav``.
+
+    A recording in ``recorded_dir`` (:func:`recording_path`) replaces the synthesised audio of
+    that prompt in that language; it is converted to the telephony format (and trimmed like the
+    synthesised fragment when the prompt is a fragment). A recording that cannot be read falls
+    back to the synthesizer, and a prompt the synthesizer cannot render is reported missing;
+    neither stops the build."""
+    report = BuildReport()
+    synth = _Synthesizer()
     for lang in LANGUAGES:
         lang_dir = out_dir / lang
         lang_dir.mkdir(parents=True, exist_ok=True)
@@ -151,14 +197,84 @@ def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
         except (OSError, ValueError):
             manifest = {}
         for ident, texts in prompts.items():
-            voice_lang = ("en" if lang == "zh" else "zh") if texts.other_voice else lang
-            engine.setProperty("voice", VOICES[voice_lang])
-            text = voiced_text(getattr(texts, lang), voice_lang)
-            digest = _digest(text, VOICES[voice_lang])
             target = lang_dir / f"{ident}.wav"
-            if manifest.get(ident) == digest and target.exists():
-                continue
             target.parent.mkdir(parents=True, exist_ok=True)
+            recording = None
+            if recorded_dir is not None and texts.silence_ms is None:
+                path = recording_path(recorded_dir, lang, ident)
+                recording = path if path.is_file() else None
+            source: Source = "synthesised"
+            if recording is not None:
+                digest = _digest(hashlib.sha256(recording.read_bytes()).hexdigest(),
+                                 "recorded" + ("+trim" if texts.trim else ""))
+                try:
+                    if manifest.get(ident) != digest or not target.exists():
+                        _to_telephony_wav([recording], target, trim=texts.trim)
+                        manifest[ident] = digest
+                        report.written += 1
+                    report.sources[(ident, lang)] = "recorded"
+                    continue
+                except ConfigError as exc:
+                    report.problems.append(f"{recording}: not used, synthesised instead: {exc}")
+            try:
+                report.written += synth.render(texts, lang, target, manifest, ident)
+            except ConfigError as exc:
+                report.problems.append(f"{ident} ({lang}): {exc}")
+                manifest.pop(ident, None)
+                target.unlink(missing_ok=True)  # stale audio of an older text is worse
+                source = "missing"
+            report.sources[(ident, lang)] = source
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    if recorded_dir is not None:
+        report.unknown_recordings = _unknown_recordings(recorded_dir, prompts)
+    return report
+
+
+def _unknown_recordings(recorded_dir: Path, prompts: dict[str, PromptText]) -> list[Path]:
+    out = []
+    for lang in LANGUAGES:
+        base = recorded_dir / lang
+        for path in sorted(base.rglob("*.wav")) if base.is_dir() else ():
+            if path.relative_to(base).with_suffix("").as_posix() not in prompts:
+                out.append(path)
+    return out
+
+
+class _Synthesizer:
+    """pyttsx3 + espeak-ng, started on first use (a build of recordings alone needs neither)."""
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._failed: str | None = None
+
+    def _started(self) -> Any:
+        if self._failed is not None:
+            raise ConfigError(self._failed)
+        if self._engine is None:
+            try:
+                import pyttsx3  # imported here: loading espeak-ng is only needed when building
+
+                self._engine = pyttsx3.init()
+            except (ImportError, OSError, RuntimeError) as exc:
+                self._failed = f"no synthesizer (pyttsx3 with espeak-ng): {exc}"
+                raise ConfigError(self._failed) from exc
+        return self._engine
+
+    def render(self, texts: PromptText, lang: str, target: Path, manifest: dict[str, str],
+               ident: str) -> int:
+        """Render one prompt when its text changed; 1 if a file was written, else 0."""
+        voice_lang = ("en" if lang == "zh" else "zh") if texts.other_voice else lang
+        text = voiced_text(getattr(texts, lang), voice_lang)
+        digest = _digest(text, VOICES[voice_lang] + ("+trim" if texts.trim else ""))
+        if texts.silence_ms is not None:
+            digest = _digest(f"silence {texts.silence_ms}", "sox")
+        if manifest.get(ident) == digest and target.exists():
+            return 0
+        if texts.silence_ms is not None:
+            _silence_wav(texts.silence_ms, target)
+        else:
+            engine = self._started()
+            engine.setProperty("voice", VOICES[voice_lang])
             with tempfile.TemporaryDirectory() as tmp:
                 parts = []
                 for n, chunk in enumerate(chunks(text)):
@@ -170,11 +286,9 @@ def build_prompts(prompts: dict[str, PromptText], out_dir: Path) -> int:
                     if not raw.exists():
                         raise ConfigError(f"espeak-ng rendered nothing for {ident} ({lang})")
                     parts.append(raw)
-                _to_telephony_wav(parts, target)
-            manifest[ident] = digest
-            written += 1
-        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    return written
+                _to_telephony_wav(parts, target, trim=texts.trim)
+        manifest[ident] = digest
+        return 1
 
 
 #: pyttsx3's espeak-ng driver writes no file at all for an utterance much over 110 characters
@@ -200,11 +314,26 @@ def chunks(text: str, limit: int = MAX_CHUNK) -> list[str]:
     return out
 
 
-def _to_telephony_wav(parts: list[Path], dest: Path) -> None:
-    done = subprocess.run(
-        ["sox", *map(str, parts), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
-         str(dest)],
-        capture_output=True, text=True, check=False,
-    )
+_TELEPHONY = ["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer"]
+
+
+def trim_effects() -> list[str]:
+    """sox effects that cut silence at both ends, then keep ``TRIM_KEEP_S`` of it."""
+    cut = ["silence", "1", "0.005", TRIM_THRESHOLD]
+    return [*cut, "reverse", *cut, "reverse", "pad", *(str(s) for s in TRIM_KEEP_S)]
+
+
+def _to_telephony_wav(parts: list[Path], dest: Path, trim: bool = False) -> None:
+    effects = trim_effects() if trim else []
+    _sox([*map(str, parts), *_TELEPHONY, str(dest), *effects], dest)
+
+
+def _silence_wav(ms: int, dest: Path) -> None:
+    # -D: no dither, so the silence is digital zero
+    _sox(["-D", "-n", *_TELEPHONY, str(dest), "trim", "0", f"{ms / 1000:.3f}"], dest)
+
+
+def _sox(args: list[str], dest: Path) -> None:
+    done = subprocess.run(["sox", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ConfigError(f"sox could not make {dest}: {done.stderr.strip()}")

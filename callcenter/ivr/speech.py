@@ -9,7 +9,11 @@ Id scheme: ``num/<n>`` are cardinal words (0-19, the tens 20-90) and scale words
 ten (``num/100`` is 百 / "hundred", ``num/10000`` is 万); ``num/liang`` is 两; ``digit/<d>`` reads
 a digit of a code (1 is 幺 in Mandarin), plus ``digit/star`` and ``digit/hash``; ``word/*``,
 ``date/*``, ``time/*``, ``month/<m>`` and ``ordinal/<d>`` are the rest; ``stock/<code>`` names a
-security.
+security; :data:`PAUSE` is a short silence played between read-back fields.
+
+Readback follows speech (docs/speech.md, "Readback rules"): yuan without trailing zeros
+(五万元, 十二点三元), 两 before a measure word and at the head of 百/千/万/亿 (两元, 两股,
+两千), ranges with 至 (十元至十一元).
 
 Money and prices are ``Decimal``, quantities ``int``: a float raises ``TypeError``.
 """
@@ -53,6 +57,13 @@ _SCALES = {
     10**9: ("十亿", "billion"),
     10**12: ("万亿", "trillion"),
 }
+#: a short silence between the fields of a readback (after a value, before the next label).
+#: Fragments are rendered without the synthesizer's silence at their ends, so a number is said
+#: in one breath, and this puts the break where a person takes it (:func:`fragments_yaml`
+#: declares both for the prompt builder)
+PAUSE = "pause/short"
+PAUSE_MS = 250
+
 _EN_GROUPS = ((10**12, "num/1000000000000"), (10**9, "num/1000000000"), (10**6, "num/1000000"),
               (1000, "num/1000"))
 
@@ -68,6 +79,7 @@ _WORDS = {
     "word/unchanged": ("平", "unchanged"),
     "word/rise": ("涨", "up"),
     "word/fall": ("跌", "down"),
+    "word/to": ("至", "to"),
     "date/year": ("年", "year"),
     "date/month": ("月", "month"),
     "date/day": ("日", "day"),
@@ -116,6 +128,7 @@ def _build_fragments() -> dict[str, dict[str, str]]:
         texts[f"month/{m}"] = {"zh": _zh_number_text(m) + "月", "en": _EN_MONTHS[m - 1]}
     for d in range(1, 32):
         texts[f"ordinal/{d}"] = {"zh": _zh_number_text(d) + "日", "en": _en_ordinal_text(d)}
+    texts[PAUSE] = {"zh": "，", "en": ","}  # rendered as silence; the text is for `flows try`
     return texts
 
 
@@ -235,9 +248,10 @@ def _integer(n: int, lang: Lang, counted: bool = False) -> list[str]:
     return sign + body
 
 
-def say_integer(n: int, lang: Lang) -> list[str]:
-    """一万零五百 / "ten thousand five hundred"; negative numbers start with 负 / "minus"."""
-    return _integer(_check_int(n, "number"), check_lang(lang))
+def say_integer(n: int, lang: Lang, counted: bool = False) -> list[str]:
+    """一万零五百 / "ten thousand five hundred"; negative numbers start with 负 / "minus".
+    ``counted``: a measure word follows (两位, 两分钟), so a lone 2 is 两."""
+    return _integer(_check_int(n, "number"), check_lang(lang), counted)
 
 
 # --- decimals and money ---------------------------------------------------------------------
@@ -272,25 +286,36 @@ def say_decimal(value: Decimal, lang: Lang, places: int | None = None) -> list[s
     return _decimal(_check_decimal(value, "value"), check_lang(lang), places)
 
 
-def _price_places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite values only, checked before
-    return max(2, -exponent)
+def _yuan(value: Decimal, lang: Lang, places: int | None) -> list[str]:
+    """Money as people say it: rounded half-up to ``places``, then without trailing zeros. A whole
+    amount counts yuan (五万元, 两元, "fifty thousand yuan"); a fraction is read after the point
+    (十二点三元, 二点五元: before 点 a 2 stays 二)."""
+    value = _quantize(value, places)
+    if value == value.to_integral_value():
+        return [*_integer(int(value), lang, counted=True), "word/yuan"]
+    return [*_decimal(value, lang, None), "word/yuan"]
 
 
 def say_price(value: Decimal, lang: Lang) -> list[str]:
-    """十二点三零元 / "twelve point three zero yuan": at least 2 places, 3 for 0.001-tick funds."""
-    value = _check_decimal(value, "price")
-    return [*_decimal(value, check_lang(lang), _price_places(value)), "word/yuan"]
+    """十二点三五元, 十二点三元, 十元 / "twelve point three yuan": the exact price, trailing zeros
+    dropped (a 0.001-tick fund keeps its third place: 零点九八七元)."""
+    return _yuan(_check_decimal(value, "price"), check_lang(lang), None)
+
+
+def say_price_range(low: Decimal, high: Decimal, lang: Lang) -> list[str]:
+    """十元至十一元 / "ten yuan to eleven yuan" (today's allowed prices, a band)."""
+    return [*say_price(low, lang), "word/to", *say_price(high, lang)]
 
 
 def say_amount(value: Decimal, lang: Lang) -> list[str]:
-    """A money amount to the fen: 一百二十三万四千五百六十七点八九元; negative with 负 / "minus"."""
-    return [*_decimal(_check_decimal(value, "amount"), check_lang(lang), 2), "word/yuan"]
+    """A money amount rounded half-up to the fen: 五万元, 一百二十三万四千五百六十七点八九元,
+    负五十点五元; "fifty thousand yuan", "minus fifty point five yuan"."""
+    return _yuan(_check_decimal(value, "amount"), check_lang(lang), 2)
 
 
 def say_change(value: Decimal, lang: Lang, places: int | None = None) -> list[str]:
-    """A price change in yuan: 涨零点五元 / 跌零点五元 / 平; "up zero point five yuan"."""
+    """A price change in yuan: 涨两元 / 跌零点五元 / 平; "up zero point five yuan". ``places``
+    rounds half-up first."""
     value = _quantize(_check_decimal(value, "change"), places)
     lang = check_lang(lang)
     if value == 0:
@@ -299,7 +324,7 @@ def say_change(value: Decimal, lang: Lang, places: int | None = None) -> list[st
         direction = "word/rise" if value > 0 else "word/fall"
     else:
         direction = "word/up" if value > 0 else "word/down"
-    return [direction, *_decimal(abs(value), lang, places), "word/yuan"]
+    return [direction, *_yuan(abs(value), lang, None)]
 
 
 def say_percent(
@@ -479,9 +504,11 @@ def fragments_yaml() -> str:
 
     lines = [YAML_HEADER.rstrip("\n")]
     for ident, texts in _FRAGMENTS.items():
+        # a fragment is rendered tight (no silence at its ends); the pause is silence
+        how: dict[str, object] = {"silence_ms": PAUSE_MS} if ident == PAUSE else {"trim": True}
         # safe_dump quotes whatever YAML would misread (o'clock, yes/no...)
         value = yaml.safe_dump(
-            {"zh": texts["zh"], "en": texts["en"]},
+            {"zh": texts["zh"], "en": texts["en"], **how},
             allow_unicode=True, default_flow_style=True, sort_keys=False, width=1000,
         ).strip()
         lines.append(f"{ident}: {value}")

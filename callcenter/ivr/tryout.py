@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiosqlite
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from callcenter.broker.rules import DEFAULT_RULES, Rules
@@ -59,9 +60,12 @@ class TryResult:
 
 async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700000000",
                    lang: str = "zh", at: dt.datetime | None = None, rules: Rules | None = None,
-                   out: Callable[[str], None] = lambda _line: None) -> TryResult:
+                   out: Callable[[str], None] = lambda _line: None,
+                   before: Sequence[str] = ()) -> TryResult:
     """Run ``flow`` with the keys of ``dtmf`` at the instant ``at`` (default ``DEFAULT_AT``),
-    against a fresh demo back office under ``rules`` (default: the built-in A-share rules)."""
+    against a fresh demo back office under ``rules`` (default: the built-in A-share rules).
+    ``before``: the keys of earlier calls, made first against the same back office (what they
+    leave, such as a locked password, is there for this call); the result is this call's."""
     if flow not in flows.flows:
         raise ConfigError(f"no flow {flow!r}; flows: {', '.join(sorted(flows.flows))}")
     result = TryResult()
@@ -75,27 +79,39 @@ async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700
                                               clock=lambda: when)
         try:
             await seed_demo(office)
-            session = CallSession("try", caller)
-            table = HotlineActions(office, db, BackgroundWork(), session,
-                                   clock=office.now).table()
-            interp = Interpreter(flows, flow, {"caller": caller, "call_id": "try", "lang": lang},
-                                 clock=office.now)
-
-            async def actions(call: Call) -> Outcome:
-                outcome = await run_action(table, call)
-                result.actions.append((call.action, outcome.outcome))
-                out(f"  → {call.action}: {outcome.outcome}")
-                return outcome
-
-            def note(kind: str, detail: Mapping[str, str]) -> None:
-                if kind == "ivr.prompts":
-                    result.prompts.extend(detail["ids"].split())
-
-            result.end = await drive(interp, ScriptFlowIO(dtmf, texts, out), actions, note)
+            for n, keys in enumerate(before):
+                out(f"(call {n + 1} before: {keys})")
+                await _call(flows, flow, keys, caller, lang, office, db, texts, TryResult(),
+                            f"try-{n + 1}", out)
+            await _call(flows, flow, dtmf, caller, lang, office, db, texts, result, "try", out)
         finally:
             await office.close()
             await db.close()
     return result
+
+
+async def _call(flows: FlowSet, flow: str, dtmf: str, caller: str, lang: str,
+                office: SandboxBackOffice, db: aiosqlite.Connection,
+                texts: Mapping[str, Mapping[str, str]], result: TryResult, call_id: str,
+                out: Callable[[str], None]) -> None:
+    """One call of ``try_flow``: its own session and interpreter; heard and done go to
+    ``result``."""
+    session = CallSession(call_id, caller)
+    table = HotlineActions(office, db, BackgroundWork(), session, clock=office.now).table()
+    interp = Interpreter(flows, flow, {"caller": caller, "call_id": call_id, "lang": lang},
+                         clock=office.now)
+
+    async def actions(call: Call) -> Outcome:
+        outcome = await run_action(table, call)
+        result.actions.append((call.action, outcome.outcome))
+        out(f"  → {call.action}: {outcome.outcome}")
+        return outcome
+
+    def note(kind: str, detail: Mapping[str, str]) -> None:
+        if kind == "ivr.prompts":
+            result.prompts.extend(detail["ids"].split())
+
+    result.end = await drive(interp, ScriptFlowIO(dtmf, texts, out), actions, note)
 
 
 class Scenario(BaseModel):
@@ -107,8 +123,17 @@ class Scenario(BaseModel):
     lang: str = "zh"
     #: the sandbox's clock (Asia/Shanghai when naive); none: ``DEFAULT_AT``
     at: dt.datetime | None = None
+    #: the keys of earlier calls by the same caller, made first on the same back office (a
+    #: password they locked is still locked); ``prompts``, ``actions``, ``end``: the last call
+    before: list[str] = Field(default_factory=list)
     #: prompts that must be heard, in this order (others may come between)
     prompts: list[str] = Field(default_factory=list)
+    #: prompts heard one right after the other, nothing between (a wrong password told as
+    #: soon as it is entered)
+    together: list[str] = Field(default_factory=list)
+    #: the call's very last prompts, exactly and in this order: nothing after them (a call
+    #: that must leave for an agent, not loop back to a menu)
+    last_prompts: list[str] = Field(default_factory=list)
     #: action -> outcome, each must have happened
     actions: dict[str, str] = Field(default_factory=dict)
     #: "hangup", "retries_exhausted", "queue:<name>", ...
@@ -137,6 +162,14 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
             position = got.prompts.index(prompt, position) + 1
         except ValueError:
             problems.append(f"prompt {prompt} not heard (in order)")
+    n = len(s.together)
+    if n and not any(got.prompts[i:i + n] == s.together
+                     for i in range(len(got.prompts) - n + 1)):
+        problems.append(f"prompts {' '.join(s.together)} not heard one right after the other")
+    if s.last_prompts and got.prompts[-len(s.last_prompts):] != s.last_prompts:
+        problems.append(f"the call's last prompts were "
+                        f"{' '.join(got.prompts[-len(s.last_prompts):]) or '(none)'}, expected "
+                        f"{' '.join(s.last_prompts)}")
     for action, outcome in s.actions.items():
         if (action, outcome) not in got.actions:
             seen = [o for a, o in got.actions if a == action] or ["never called"]
@@ -148,5 +181,5 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
 
 async def run_scenario(flows: FlowSet, s: Scenario, rules: Rules | None = None) -> list[str]:
     got = await try_flow(flows, s.flow, s.dtmf, caller=s.caller, lang=s.lang, at=s.at,
-                         rules=rules)
+                         rules=rules, before=s.before)
     return check_scenario(s, got)

@@ -4,7 +4,9 @@
 the line that needs the fix (often not where the parser gave up: an unclosed quote, a missing
 colon or a ``#`` inside braces are noticed lines later). ``traps`` finds what parses but means
 something else than it looks: an unquoted ``#:`` key is a comment and vanishes, ``terminator: #``
-is empty. Each message ends with the offending line and a caret under the column.
+is empty, a prompt text is cut at `` # ``. ``doubts`` finds what may be such a trap or may be a
+comment (a ``#:`` line where no key is expected): a warning, not an error. Each message ends with
+the offending line and a caret under the column.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ HASH_KEY = re.compile(r"^(\s*)#\s*:(\s|$)")
 KEY_FIELDS = frozenset({"terminator", "back_key", "agent_key", "yes_key", "no_key"})
 #: fields whose value is keys pressed (scenarios): ``dtmf: 1 2 # 5`` would lose ``# 5``
 KEYS_FIELDS = frozenset({"dtmf"})
-_QUOTE_OPEN = re.compile(r"""(?:^|[:\-\[{,]\s)\s*(["'])""")
+#: fields whose value is text spoken to callers: ``zh: 请按 # 号键结束`` would be cut at `` #``
+TEXT_FIELDS = frozenset({"zh", "en"})
+#: a comment that reads like phone keys (``# 5``, ``#``): probably keys YAML dropped
+_KEYPAD_COMMENT = re.compile(r"^#[0-9*# ]*$")
 
 
 def excerpt(lines: list[str], line: int, col: int) -> str:
@@ -53,18 +58,79 @@ def _content_lines_before(lines: list[str], line: int) -> Iterator[int]:
             yield number
 
 
-def _without_comment(text: str) -> str:
-    """The line up to a comment (a ``#`` after a space, outside quotes)."""
+def _without_comment(text: str, depth: int = 0) -> str:
+    """The line up to a comment, outside quotes: a ``#`` after a space, or, inside { } or [ ]
+    (``depth`` brackets already open), straight after ``{``, ``[`` or ``,``: PyYAML skips a
+    comment wherever a token may start, so ``{#: agent}`` is ``{`` and a comment."""
     quote = ""
     for i, ch in enumerate(text):
+        before = text[i - 1] if i else " "
         if quote:
             if ch == quote:
                 quote = ""
-        elif ch in "\"'" and (i == 0 or text[i - 1] in " \t:[{,-"):
+        elif ch in "\"'" and before in " \t:[{,-":
             quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(depth - 1, 0)
+        elif ch == "#" and (before in " \t" or (depth > 0 and before in "{[,")):
             return text[:i]
     return text
+
+
+def _quote_end(text: str, start: int) -> int | None:
+    """The index of the quote that closes the one at ``start``, or None on this line."""
+    quote, i = text[start], start + 1
+    while i < len(text):
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1:i + 2] == "'":  # '' is an apostrophe
+                i += 2
+                continue
+            return i
+        i += 1
+    return None
+
+
+def _open_quote(text: str) -> int | None:
+    """The 1-based column of a quote in ``text`` that starts a scalar (a key, a value, an item)
+    and is not closed on the line; an apostrophe inside plain text starts nothing."""
+    depth, expect, i = 0, True, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in " \t":
+            i += 1
+            continue
+        if expect and ch in "\"'":
+            end = _quote_end(text, i)
+            if end is None:
+                return i + 1
+            i, expect = end + 1, False
+            continue
+        if ch == "#" and (expect or text[i - 1] in " \t"):
+            return None  # a comment
+        if expect and ch in "{[":
+            depth += 1
+        elif depth > 0 and ch in "}],":
+            depth -= ch != ","
+            expect = ch == ","
+        elif ch == ":" and (i + 1 == len(text) or text[i + 1] in " \t" or depth > 0):
+            expect = True
+        elif expect and ch == "-" and text[i + 1:i + 2] in (" ", ""):
+            pass  # a list item: a scalar may start after it
+        else:
+            expect = False
+            # the rest of a plain scalar, up to where an indicator may end it
+            while i + 1 < len(text) and not (
+                    (text[i + 1] == ":" and text[i + 2:i + 3] in (" ", "\t", ""))
+                    or (depth > 0 and text[i + 1] in ",}]:")
+                    or (text[i + 1] == "#" and text[i] in " \t")):
+                i += 1
+        i += 1
+    return None
 
 
 def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int] | None:
@@ -73,12 +139,9 @@ def _unclosed_quote(lines: list[str], upto: int) -> tuple[int, int] | None:
         text = lines[number - 1]
         if text.lstrip().startswith("#"):
             continue
-        for match in _QUOTE_OPEN.finditer(text):
-            quote = match.group(1)
-            rest = text[match.end():]
-            closing = rest.replace("''", "") if quote == "'" else re.sub(r"\\.", "", rest)
-            if quote not in closing:
-                return number, match.end()
+        col = _open_quote(text)
+        if col is not None:
+            return number, col
     return None
 
 
@@ -88,9 +151,9 @@ def _hash_in_braces(lines: list[str], last: int) -> tuple[int, int] | None:
     found = None
     for number in range(1, min(last, len(lines)) + 1):
         text = lines[number - 1]
-        code = _without_comment(text)
+        code = _without_comment(text, depth)
         depth += sum(code.count(c) for c in "{[") - sum(code.count(c) for c in "}]")
-        if depth > 0 and len(code) < len(text) and "{" in code + "".join(lines[:number - 1]):
+        if depth > 0 and len(code) < len(text):
             found = number, len(code) + 1
     return found
 
@@ -132,8 +195,9 @@ def explain(exc: yaml.MarkedYAMLError, lines: list[str]) -> tuple[int, int, str]
     if "flow" in context:
         hashed = _hash_in_braces(lines, line)
         if hashed is not None:
-            return located(lines, *hashed, "a # after a space starts a comment, which hides "
-                           "the rest of the line and the closing bracket. Quote it: \"#\".")
+            return located(lines, *hashed, "a # after a space, or straight after {, [ or a "
+                           "comma, starts a comment, which hides the rest of the line and the "
+                           "closing bracket. Quote it: \"#\".")
         if line == cline and not at_end:
             return located(lines, line, col, "a comma is missing here: items inside { } or "
                            "[ ] are separated by commas.")
@@ -207,39 +271,93 @@ def _bad_indent(lines: list[str], line: int, col: int, cline: int,
 
 def traps(root: yaml.Node, lines: list[str]) -> Iterator[tuple[int, int, str]]:
     """What parses but is not what it looks like: ``(line, col, message)`` each."""
-    for number, text in enumerate(lines, start=1):
-        match = HASH_KEY.match(text)
-        if match is not None:
-            yield located(lines, number, len(match.group(1)) + 1, "this line starts with #, "
-                          "so YAML reads it as a comment and the key '#' is lost. Quote the "
-                          "key: \"#\": ...")
+    lost, _ = _hash_key_lines(root, lines)
+    for number, col in lost:
+        yield located(lines, number, col, "this line starts with #, so YAML reads it as a "
+                      "comment and the key '#' is lost. Quote the key: \"#\": ...")
     yield from _empty_after_hash(root, lines)
+
+
+def doubts(root: yaml.Node, lines: list[str]) -> Iterator[tuple[int, int, str]]:
+    """What may be a trap or may be a comment, for a warning: a ``#:`` line where no key of a
+    mapping lines up with it (above the first key of the file, or indented like no key)."""
+    _, maybe = _hash_key_lines(root, lines)
+    for number, col in maybe:
+        yield located(lines, number, col, "this line starts with #, so YAML reads it as a "
+                      "comment. If it was meant as the key '#', quote the key: \"#\": ...")
+
+
+def _hash_key_lines(root: yaml.Node, lines: list[str]
+                    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The ``#:`` lines (1-based line, column) outside multi-line texts: those lined up with
+    the keys of a mapping they sit in (a key lost), and the others (perhaps a comment)."""
+    inside: set[int] = set()   # 0-based lines within a multi-line scalar
+    blocks: list[tuple[int, int, int, int]] = []   # (from line, key column, end line, end col)
+    _spans(root, None, inside, blocks)
+    lost: list[tuple[int, int]] = []
+    maybe: list[tuple[int, int]] = []
+    for index, text in enumerate(lines):
+        match = HASH_KEY.match(text)
+        if match is None or index in inside:
+            continue
+        col = len(match.group(1))
+        in_block = any(col == key_col and first <= index
+                       and (index < end or (index == end and end_col > col))
+                       for first, key_col, end, end_col in blocks)
+        (lost if in_block else maybe).append((index + 1, col + 1))
+    return lost, maybe
+
+
+def _spans(node: yaml.Node, parent_line: int | None, inside: set[int],
+           blocks: list[tuple[int, int, int, int]]) -> None:
+    start, end = node.start_mark, node.end_mark
+    if isinstance(node, yaml.ScalarNode):
+        last = end.line if end.column > 0 else end.line - 1
+        inside.update(range(start.line + 1, last + 1))
+    elif isinstance(node, yaml.MappingNode):
+        if not node.flow_style and node.value:
+            first = start.line if parent_line is None else parent_line
+            blocks.append((first, node.value[0][0].start_mark.column, end.line, end.column))
+        for key, value in node.value:
+            _spans(key, None, inside, blocks)
+            _spans(value, key.start_mark.line, inside, blocks)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _spans(item, None, inside, blocks)
 
 
 def _empty_after_hash(node: yaml.Node, lines: list[str]) -> Iterator[tuple[int, int, str]]:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            if (isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null")
-                    and value.value == "" and isinstance(key, yaml.ScalarNode)):
+            if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
+                yield from _empty_after_hash(value, lines)
+                continue
+            if value.tag.endswith(":null") and value.value == "":
                 end = key.end_mark
                 rest = lines[end.line][end.column:].lstrip(" :") if end.line < len(lines) else ""
-                if rest.startswith("#") and (key.value in KEY_FIELDS
-                                             or rest.rstrip() == "#"):
+                if rest.rstrip() == "#" or (key.value in KEY_FIELDS
+                                            and _KEYPAD_COMMENT.match(rest.rstrip())):
                     yield located(lines, end.line + 1, len(lines[end.line]) - len(rest) + 1,
                                   f"the # after '{key.value}:' starts a comment, so "
                                   f"{key.value} is left empty. Quote it: "
                                   f"{key.value}: \"#\"")
-            elif (isinstance(value, yaml.ScalarNode) and value.style is None
-                  and isinstance(key, yaml.ScalarNode) and key.value in KEYS_FIELDS
-                  and value.end_mark.line < len(lines)):
+            elif value.style is None and value.end_mark.line < len(lines):
                 end = value.end_mark
                 tail = lines[end.line][end.column:]
-                if tail.lstrip().startswith("#"):
-                    yield located(lines, end.line + 1, len(tail) - len(tail.lstrip()) +
-                                  end.column + 1, f"this # starts a comment, so the keys from "
-                                  f"here on are not part of {key.value}. Quote the whole "
-                                  f"value: {key.value}: \"{value.value} {tail.strip()}\"")
-            yield from _empty_after_hash(value, lines)
+                comment = tail.strip()
+                at = len(tail) - len(tail.lstrip()) + end.column + 1
+                if not comment.startswith("#"):
+                    continue
+                if key.value in KEYS_FIELDS and _KEYPAD_COMMENT.match(comment):
+                    yield located(lines, end.line + 1, at, f"this # starts a comment, so the "
+                                  f"keys from here on are not part of {key.value}. Quote the "
+                                  f"whole value: {key.value}: \"{value.value} {comment}\"")
+                elif key.value in TEXT_FIELDS:
+                    yield located(lines, end.line + 1, at, f"this # starts a comment, so the "
+                                  f"text stops before it ({key.value} is only "
+                                  f"\"{value.value}\"). Put the text in quotes: "
+                                  f"{key.value}: \"{value.value} {comment}\" (or, if this "
+                                  f"is a comment, quote the text before it).")
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             yield from _empty_after_hash(item, lines)

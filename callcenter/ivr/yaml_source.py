@@ -6,13 +6,16 @@ and list indexes (the same shape as pydantic's error ``loc``) to the 1-based lin
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from callcenter.ivr.yaml_plain import explain, traps
+from callcenter.ivr.yaml_plain import doubts, explain, traps
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,8 @@ def load_located(path: Path) -> tuple[Any, Locations]:
 
 def loads_located(text: str, name: str) -> tuple[Any, Locations]:
     """Parse ``text``; a syntax error, or the first key or value YAML would silently turn into
-    something else (``yaml_plain.traps``), raises ``YamlSyntaxError`` in plain words."""
+    something else (``yaml_plain.traps``), raises ``YamlSyntaxError`` in plain words; what may
+    be such a trap or a comment (``yaml_plain.doubts``) is logged as a warning."""
     locations = Locations(name)
     lines = text.splitlines()
     try:
@@ -69,6 +73,8 @@ def loads_located(text: str, name: str) -> tuple[Any, Locations]:
     if trap is not None:
         line, col, message = trap
         raise YamlSyntaxError(Where(name, line, col), message)
+    for line, col, message in doubts(node, lines):
+        log.warning("%s: %s", Where(name, line, col), message)
     return _convert(node, (), locations), locations
 
 

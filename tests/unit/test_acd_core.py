@@ -261,6 +261,22 @@ def test_the_timer_announces_the_position_to_all_but_the_head() -> None:
     assert files[-1] == "callcenter/zh/queue_callback_offer"
 
 
+def test_two_callers_ahead_are_liang_wei() -> None:
+    """Readback rule: a count before a measure word says 两 (您前面还有两位客户), not 二."""
+    settings = default_settings(queues=[QueueSettings(name="general", announce_every_s=30)])
+    core, effects, clock = make([A1], settings)
+    core.linked = True
+    for n in (1, 2, 3):
+        caller(core, f"c-{n}")
+        clock.advance(1)
+    clock.advance(30)
+    effects.clear()
+    core.on_timer()
+    told = {a.waiter.call_id: a.files.split("&") for a in of(effects, Announce)}
+    assert told["c-3"][:3] == ["callcenter/zh/queue_ahead", "callcenter/zh/num/liang",
+                               "callcenter/zh/queue_callers"]
+
+
 @pytest.mark.parametrize(("action", "exten"), [("callback", "closed"), ("voicemail", "closed"),
                                                ("hangup", "closed-bye")])
 def test_a_closed_queue_tells_the_caller_and_offers_nobody(action: str, exten: str) -> None:

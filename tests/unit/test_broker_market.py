@@ -1,4 +1,5 @@
-"""The sans-IO market: seeded walks in the band, matching in sessions, expiry, day roll."""
+"""The sans-IO market: seeded walks in the band, the book and matching in sessions, expiry, day
+roll."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from callcenter.broker import rules as r
 from callcenter.broker.interface import Board, Security, Side
-from callcenter.broker.market import Listing, Market, RestingOrder
+from callcenter.broker.market import Execution, Listing, Market, RestingOrder
 
 D = Decimal
 MONDAY = dt.date(2024, 6, 3)
@@ -26,6 +27,7 @@ def at(hh: int, mm: int = 0, day: dt.date = MONDAY) -> dt.datetime:
 
 
 def market(start: dt.datetime | None = None, **kw: object) -> Market:
+    """Seed 7 from ``start`` (default 09:00)."""
     return Market(LISTINGS, start or at(9, 0), seed=7, **kw)  # type: ignore[arg-type]
 
 
@@ -51,7 +53,7 @@ def test_prices_stay_in_the_band_on_the_tick_and_exact() -> None:
             for value in (q.last, q.open, q.high, q.low, q.amount, q.prev_close):
                 assert type(value) is Decimal
             assert type(q.volume) is int
-    assert m.quote("600518").limit_up == D("3.47")          # ST: 5%, rounded half up
+    assert m.quote("600518").limit_up == D("3.63")          # main-board ST: 10%
 
 
 def test_no_movement_outside_sessions() -> None:
@@ -79,20 +81,73 @@ def test_frozen_market_moves_only_when_told() -> None:
         m.set_last("600519", D("1500.005"))
 
 
-def test_matching_fills_at_the_limit_price_only_in_sessions() -> None:
+def test_matching_takes_the_book_at_its_prices_only_in_sessions() -> None:
     m = market(frozen=True)
     m.add_order(RestingOrder("30000001", "600519", Side.BUY, D("1470.00"), 100))
     m.add_order(RestingOrder("30000002", "600519", Side.SELL, D("1490.00"), 200))
-    assert m.step(at(11, 30)).executions == ()              # 1480: neither crosses
+    assert m.step(at(11, 30)).executions == ()              # the book around 1480: out of reach
     m.set_last("600519", D("1465.00"))
-    assert m.step(at(12, 0)).executions == ()               # crossed, but lunch break
+    assert m.step(at(12, 0)).executions == ()               # in reach, but lunch break
+    twin = market(frozen=True)                              # the same market without orders
+    twin.set_last("600519", D("1465.00"))
+    twin.step(at(13, 0))
+    book = twin.depth("600519")
     [buy] = m.step(at(13, 0)).executions
     assert (buy.order_no, buy.price, buy.quantity, buy.at) == (
-        "30000001", D("1470.00"), 100, at(13, 0))           # its own price, whole
-    m.set_last("600519", D("1490.00"))
-    [sell] = m.step(at(13, 1)).executions
-    assert (sell.order_no, sell.side, sell.quantity) == ("30000002", Side.SELL, 200)
+        "30000001", book.asks[0][0], 100, at(13, 0))        # the best ask, not its limit
+    assert buy.price < D("1470.00")
+    m.set_last("600519", D("1492.00"))
+    sells = m.step(at(13, 1)).executions
+    assert {x.order_no for x in sells} == {"30000002"} and sum(x.quantity for x in sells) == 200
+    assert all(x.price >= D("1490.00") for x in sells)
     assert m.resting() == []
+
+
+def test_a_marketable_sell_at_limit_down_fills_at_the_best_bid() -> None:
+    m = market(frozen=True, start=at(10))
+    quote, book = m.quote("600519"), m.depth("600519")
+    assert quote.limit_down == D("1332.00") and book.bids[0][0] >= D("1479.00")
+    m.add_order(RestingOrder("1", "600519", Side.SELL, D("1332.00"), 100))
+    [sell] = m.step(at(10)).executions
+    assert (sell.price, sell.quantity) == (book.bids[0][0], 100)   # not 1332.00
+    after = m.depth("600519").bids                           # the 100 shares are gone from it
+    assert sum(n for _, n in after) == sum(n for _, n in book.bids) - 100
+
+
+def test_what_the_book_cannot_cover_fills_over_time_as_it_refreshes() -> None:
+    m = market(frozen=True, start=at(10))
+    book = m.depth("300750")
+    shown = sum(size for _, size in book.asks)
+    m.add_order(RestingOrder("1", "300750", Side.BUY, D("300.00"), 20_000))
+    first = m.step(at(10)).executions
+    assert [(x.price, x.quantity) for x in first] == list(book.asks)   # every level, in order
+    assert m.depth("300750").asks == () and m.resting()[0].quantity == 20_000 - shown
+    assert m.step(at(10) + dt.timedelta(seconds=9)).executions == ()   # the same book: empty
+    got = shown
+    t = at(10)
+    while m.resting():
+        t += m.interval
+        executions = m.step(t).executions
+        assert executions and all(x.at == t and x.price <= D("300.00") for x in executions)
+        got += sum(x.quantity for x in executions)
+    assert got == 20_000 and t < at(10, 5)
+
+
+def test_a_restored_market_knows_what_was_taken_from_the_book_showing() -> None:
+    m = market(frozen=True, start=at(10))
+    m.add_order(RestingOrder("1", "300750", Side.BUY, D("300.00"), 20_000))
+    taken = m.step(at(10, 0) + dt.timedelta(seconds=25)).executions
+    earlier = Execution("0", "300750", Side.BUY, D("250.00"), 100, at(9, 45))  # another book
+    restored = Market(LISTINGS, m.now, seed=7, frozen=True, states=m.snapshot(),
+                      taken=[earlier, *taken])
+    assert restored.depth("300750") == m.depth("300750")
+    [order] = m.resting()
+    restored.add_order(order)
+    assert restored.step(m.now).executions == m.step(m.now).executions == ()
+    later = m.now + m.interval
+    assert restored.step(later).executions == m.step(later).executions != ()
+    forgetful = Market(LISTINGS, later, seed=7, frozen=True, states=m.snapshot())
+    assert forgetful.depth("300750") != m.depth("300750")      # without them: shares again
 
 
 def test_moving_market_fills_at_a_grid_step() -> None:

@@ -52,12 +52,13 @@ def test_time_zone_is_shanghai_whatever_the_input_zone() -> None:
 
 
 def test_market_closed_refusal_says_the_hours() -> None:
+    refuse = r.Rules(after_hours=r.AfterHours.REFUSE)
     with refused(RefusalCode.MARKET_CLOSED) as info:
-        r.check_market_open(at(MONDAY, 12, 0))
+        r.order_timing(at(MONDAY, 12, 0), refuse)
     # the opening call auction takes orders too (09:25-09:30 the exchange takes none)
     assert info.value.params == {"hours": "09:15-09:25, 09:30-11:30, 13:00-15:00"}
-    r.check_market_open(at(MONDAY, 10, 0))
-    r.check_market_open(at(MONDAY, 9, 15))
+    assert r.order_timing(at(MONDAY, 10, 0), refuse) is None
+    assert r.order_timing(at(MONDAY, 9, 15), refuse) is None
 
 
 # --- prices ---------------------------------------------------------------------------------------
@@ -74,10 +75,10 @@ SMIC = Security("688981", "中芯国际", "SMIC", Board.STAR, "SH")
     (MOUTAI, "10.00", "9.00", "11.00"),
     (CATL, "250.00", "200.00", "300.00"),
     (SMIC, "88.00", "70.40", "105.60"),
-    (ST, "2.00", "1.90", "2.10"),
+    (ST, "2.00", "1.80", "2.20"),               # main-board ST: 10% since 2025-07-07
     # half up, as the exchanges round, where half-even would differ:
     (MOUTAI, "12.35", "11.12", "13.59"),        # 13.585 -> 13.59 (half-even: 13.58)
-    (ST, "3.30", "3.14", "3.47"),               # 3.465 -> 3.47 (half-even: 3.46)
+    (ST, "4.15", "3.74", "4.57"),               # 4.565 -> 4.57 (half-even: 4.56)
     (MOUTAI, "0.05", "0.05", "0.06"),           # 0.045 -> 0.05, 0.055 -> 0.06
 ])
 def test_price_limits_by_board_rounded_half_up(security: Security, prev: str, low: str,
@@ -172,6 +173,34 @@ def test_fees_round_half_up_to_the_fen() -> None:
     f = r.fees(Side.SELL, D("30100.00"))
     assert (f.commission, f.stamp_duty) == (D("7.53"), D("15.05"))
     assert r.fees(Side.BUY, D("500.00")).transfer_fee == D("0.01")
+
+
+def test_an_order_filled_in_parts_pays_the_fees_of_one_fill() -> None:
+    # 300 + 700 shares at 10.00: one minimum commission for the order, not one a part
+    first = r.fill_fees(Side.SELL, D("0"), D("3000.00"))
+    second = r.fill_fees(Side.SELL, D("3000.00"), D("7000.00"))
+    assert (first, second) == (D("5.03") + D("1.50"), D("0.07") + D("3.50"))
+    assert first + second == r.fees(Side.SELL, D("10000.00")).total
+    parts = [D("10.01") * 100, D("10.02") * 300, D("10.05") * 1000]
+    paid, before = D(0), D(0)
+    for amount in parts:
+        paid += r.fill_fees(Side.BUY, before, amount)
+        before += amount
+    assert paid == r.fees(Side.BUY, sum(parts, D(0))).total
+
+
+def test_a_buy_holds_its_rest_at_the_limit_with_fees() -> None:
+    assert r.buy_hold(D("0"), D("10.00"), 1000) == r.preview(MOUTAI, Side.BUY, D("10.00"),
+                                                             1000).total
+    # 300 filled at 9.98 (2994.00): 700 still held at 10.00 and the fees they add
+    rest = r.buy_hold(D("2994.00"), D("10.00"), 700)
+    assert rest == D("7000.00") + r.fees(Side.BUY, D("9994.00")).total - r.fees(
+        Side.BUY, D("2994.00")).total
+    assert r.buy_hold(D("2994.00"), D("10.00"), 0) == D("0.00")
+    # what was held always covers a fill at or under the limit and the new hold
+    held = r.buy_hold(D("0"), D("10.00"), 1000)
+    cost = D("2994.00") + r.fill_fees(Side.BUY, D("0"), D("2994.00"))
+    assert cost + rest <= held
 
 
 def test_fees_are_configurable() -> None:

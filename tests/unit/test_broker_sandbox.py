@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from callcenter.broker import rules as r
 from callcenter.broker.interface import (
+    Fill,
     OrderStatus,
     PasswordKind,
     RefusalCode,
@@ -109,7 +110,7 @@ async def test_quote_and_security(bo: SandboxBackOffice) -> None:
         "贵州茅台", D("1480.00"), D("1628.00"), D("1332.00"))
     assert_all_decimal(q)
     assert (await bo.security("688981")).board == "star"
-    assert (await bo.quote("600518")).limit_up == D("3.47")        # ST: 5% of 3.30, half up
+    assert (await bo.quote("600518")).limit_up == D("3.63")        # main-board ST: 10% of 3.30
     for bad in ("999999", "60051", ""):
         with refused(RefusalCode.UNKNOWN_CODE):
             await bo.quote(bad)
@@ -164,7 +165,7 @@ async def test_verify_password_and_counts(bo: SandboxBackOffice) -> None:
     for remaining in (4, 3):
         with refused(RefusalCode.BAD_PASSWORD) as info:
             await bo.verify_password(ORDINARY, PasswordKind.TRADING, WRONG)
-        assert info.value.params == {"remaining": str(remaining)}
+        assert info.value.params == {"kind": "trading", "remaining": str(remaining)}
         assert "975310" not in str(info.value)
     assert await bo.lock_state(ORDINARY, PasswordKind.TRADING) == (2, False)
     await bo.verify_password(ORDINARY, PasswordKind.TRADING, TRADING)       # resets the count
@@ -205,6 +206,61 @@ async def test_fund_password_locks_after_three(bo: SandboxBackOffice) -> None:
     assert await bo.lock_state(GOLD, PasswordKind.FUND) == (3, True)
     with refused(RefusalCode.ACCOUNT_LOCKED):                     # and so do transfers
         await bo.transfer(GOLD, OUT, D("100.00"), FUND, None, "t-locked")
+
+
+@pytest.mark.parametrize(("kind", "right", "limit"), [
+    (PasswordKind.TRADING, TRADING, 5), (PasswordKind.FUND, FUND, 3),
+    (PasswordKind.BANK, BANK, 3)])
+async def test_each_kind_counts_across_reopen_and_locks_on_the_last(
+        template: Path, tmp_path: Path, kind: PasswordKind, right: SecretStr,
+        limit: int) -> None:
+    """One wrong attempt per "call" (a reopened back office): the count goes on where the last
+    call left it, the last attempt is ACCOUNT_LOCKED (never BAD_PASSWORD with 0 left), and the
+    lock holds the next call, for the right password too, for that kind alone."""
+    for tried in range(1, limit + 1):
+        bo = await open_copy(template, tmp_path)
+        try:
+            if tried < limit:
+                with refused(RefusalCode.BAD_PASSWORD) as info:
+                    await bo.verify_password(PLATINUM, kind, WRONG)
+                assert info.value.params == {"kind": kind.value,
+                                             "remaining": str(limit - tried)}
+            else:
+                with refused(RefusalCode.ACCOUNT_LOCKED) as info:
+                    await bo.verify_password(PLATINUM, kind, WRONG)
+                assert info.value.params == {"kind": kind.value}
+            assert await bo.lock_state(PLATINUM, kind) == (tried, tried == limit)
+        finally:
+            await bo.close()
+    bo = await open_copy(template, tmp_path)
+    try:
+        with refused(RefusalCode.ACCOUNT_LOCKED):
+            await bo.verify_password(PLATINUM, kind, right)
+        for other, password in ((PasswordKind.TRADING, TRADING), (PasswordKind.FUND, FUND),
+                                (PasswordKind.BANK, BANK)):
+            if other is not kind:
+                assert (await bo.verify_password(PLATINUM, other, password)).account == PLATINUM
+        await bo.unlock(PLATINUM, kind)
+        assert (await bo.verify_password(PLATINUM, kind, right)).account == PLATINUM
+    finally:
+        await bo.close()
+
+
+async def test_a_locked_bank_password_stops_transfers_in_only(bo: SandboxBackOffice) -> None:
+    for key in ("in-1", "in-2"):
+        with refused(RefusalCode.BAD_PASSWORD):
+            await bo.transfer(ORDINARY, IN, D("10.00"), FUND, WRONG, key)
+    with refused(RefusalCode.ACCOUNT_LOCKED) as info:
+        await bo.transfer(ORDINARY, IN, D("10.00"), FUND, WRONG, "in-3")
+    assert info.value.params == {"kind": "bank"}
+    with refused(RefusalCode.ACCOUNT_LOCKED):
+        await bo.transfer(ORDINARY, IN, D("10.00"), FUND, BANK, "in-4")
+    assert [await bo.transfer_by_key(f"in-{n}") for n in range(1, 5)] == [None] * 4
+    assert (await bo.transfer(ORDINARY, OUT, D("10.00"), FUND, None, "out")).amount == D("10.00")
+    with refused(RefusalCode.NO_BANK_LINK):
+        await bo.verify_password(NO_BANK, PasswordKind.BANK, BANK)
+    with pytest.raises(BrokerError, match="at the bank"):
+        await bo.change_password(ORDINARY, PasswordKind.BANK, BANK, SecretStr("730591"))
 
 
 async def test_concurrent_wrong_passwords_all_count(bo: SandboxBackOffice) -> None:
@@ -388,14 +444,16 @@ async def test_buy_fills_in_session_not_at_lunch(bo: SandboxBackOffice) -> None:
     [filled] = await bo.orders_today(ORDINARY)
     assert (filled.status, filled.filled) == (OrderStatus.FILLED, 200)
     [fill] = await bo.fills_today(ORDINARY)
+    # The book at 13:00 (seed 0) asks 40.90 for 700: the buy takes 200 at the market's price,
+    # not at its limit 41.00.
     assert (fill.order_no, fill.price, fill.quantity, fill.at) == (
-        order.order_no, D("41.00"), 200, at(13, 0))
+        order.order_no, D("40.90"), 200, at(13, 0))
     assert_all_decimal(fill)
-    cash = await bo.cash(ORDINARY)                                  # 8200 + 5.00 + 0.08
-    assert (cash.balance, cash.frozen) == (D("50000.00") - D("8205.08"), D(0))
+    cash = await bo.cash(ORDINARY)                                  # 8180 + 5.00 + 0.08
+    assert (cash.balance, cash.frozen) == (D("50000.00") - D("8185.08"), D(0))
     cmb = {p.security.code: p for p in await bo.positions(ORDINARY)}["600036"]
     assert (cmb.quantity, cmb.sellable) == (1200, 1000)             # T+1 on the new shares
-    assert cmb.cost_price == ((D("38500.00") + D("8205.08")) / 1200).quantize(D("0.01"))
+    assert cmb.cost_price == ((D("38500.00") + D("8185.08")) / 1200).quantize(D("0.01"))
     with refused(RefusalCode.INSUFFICIENT_SHARES):
         await bo.place_order(ORDINARY, Side.SELL, "600036", D("41.00"), 1100, "s-too-many")
 
@@ -407,11 +465,16 @@ async def test_sell_fill_pays_stamp_duty_and_odd_lot_goes_whole(bo: SandboxBackO
     assert info.value.params == {"sellable": "0"}
     [pos] = [p for p in await bo.positions(ORDINARY) if p.security.code == "000001"]
     assert (pos.quantity, pos.sellable) == (350, 0)
-    await bo.set_last("000001", D("11.60"))
+    await bo.set_last("000001", D("11.61"))
+    bo.set_clock(at(10, 5))                                         # books refresh meanwhile
     [order] = await bo.orders_today(ORDINARY)
     assert order.status is OrderStatus.FILLED
-    # 4060.00 - commission 5.00 - transfer 0.04 - stamp duty 2.03
-    assert (await bo.cash(ORDINARY)).balance == D("50000.00") + D("4060.00") - D("7.07")
+    fills = await bo.fills_today(ORDINARY)
+    assert sum(f.quantity for f in fills) == 350 and all(f.price >= D("11.60") for f in fills)
+    amount = sum((f.price * f.quantity for f in fills), D(0))
+    # one commission minimum for the order, however many fills: 5.00 + transfer + stamp duty
+    fee = r.fees(Side.SELL, amount).total
+    assert (await bo.cash(ORDINARY)).balance == D("50000.00") + amount - fee
     assert "000001" not in {p.security.code for p in await bo.positions(ORDINARY)}
 
 
@@ -469,6 +532,103 @@ async def test_ledger_and_market_survive_reopen(template: Path, tmp_path: Path) 
         await bo.close()
 
 
+# --- the book: fills at the market's prices, in parts, exactly once ------------------------------
+
+
+def order_cost(fills: list[Fill], side: Side) -> tuple[Decimal, Decimal]:
+    """(amount, fees) of an order's fills: fees on their sum, one minimum commission."""
+    amount = sum((f.price * f.quantity for f in fills), D(0))
+    return amount, r.fees(side, amount).total
+
+
+async def test_a_marketable_sell_at_limit_down_fills_at_the_best_bid(
+        bo: SandboxBackOffice) -> None:
+    quote, book = await bo.quote("600036"), bo.market.depth("600036")
+    assert (quote.last, quote.limit_down) == (D("41.20"), D("37.08"))
+    order = await bo.place_order(ORDINARY, Side.SELL, "600036", D("37.08"), 100, "dump")
+    [fill] = await bo.fills_today(ORDINARY)                  # the next look steps the market
+    assert (fill.order_no, fill.price, fill.quantity, fill.remaining) == (
+        order.order_no, book.bids[0][0], 100, 0)
+    assert fill.price >= D("41.19")                          # the market's bid, not 37.08
+    amount, fee = order_cost([fill], Side.SELL)
+    cash = await bo.cash(ORDINARY)
+    assert cash.balance == D("50000.00") + amount - fee
+    assert cash.withdrawable == D("50000.00")                # 可用不可取 until tomorrow
+
+
+async def test_a_buy_holds_cash_at_its_limit_and_releases_the_difference_part_by_part(
+        bo: SandboxBackOffice) -> None:
+    limit, quantity = D("57.53"), 15_000                     # limit-up: marketable
+    assert (await bo.quote("601318")).limit_up == limit
+    book = bo.market.depth("601318")
+    order = await bo.place_order(GOLD, Side.BUY, "601318", limit, quantity, "big")
+    held = r.preview(order.security, Side.BUY, limit, quantity).total   # held at placement
+    first = await bo.fills_today(GOLD)                       # what the book showed: not enough
+    assert [(f.price, f.quantity) for f in first] == list(book.asks)
+    filled = sum(f.quantity for f in first)
+    assert [f.remaining for f in first] == [quantity - sum(f.quantity for f in first[:i + 1])
+                                            for i in range(len(first))]
+    [partial] = await bo.orders_today(GOLD)
+    assert (partial.status, partial.filled) == (OrderStatus.PARTIALLY_FILLED, filled)
+    amount, fee = order_cost(first, Side.BUY)
+    rest = limit * (quantity - filled)                       # still held at the limit
+    cash = await bo.cash(GOLD)
+    assert cash.frozen == rest + r.fees(Side.BUY, amount + rest).total - fee
+    assert cash.balance == D("1200000.00") - amount - fee
+    assert cash.available == cash.balance - cash.frozen
+    bo.set_clock(at(10, 5))                                  # the book refreshes every 10 s
+    [done] = await bo.orders_today(GOLD)
+    fills = await bo.fills_today(GOLD)
+    assert (done.status, done.filled) == (OrderStatus.FILLED, quantity) and len(fills) > 5
+    assert all(f.price < limit for f in fills) and fills[-1].remaining == 0
+    amount, fee = order_cost(fills, Side.BUY)
+    cash = await bo.cash(GOLD)
+    assert (cash.balance, cash.frozen) == (D("1200000.00") - amount - fee, D(0))
+    assert D("1200000.00") - cash.balance < held             # price improvement came back
+    ping_an = {p.security.code: p for p in await bo.positions(GOLD)}["601318"]
+    assert (ping_an.quantity, ping_an.sellable) == (2000 + quantity, 1500)   # T+1
+
+
+async def test_cancelling_a_partly_filled_order_keeps_its_fills_and_frees_the_rest(
+        bo: SandboxBackOffice) -> None:
+    order = await bo.place_order(GOLD, Side.BUY, "601318", D("57.53"), 15_000, "part")
+    fills = await bo.fills_today(GOLD)
+    filled = sum(f.quantity for f in fills)
+    assert 0 < filled < 15_000
+    cancelled = await bo.cancel_order(GOLD, order.order_no, "part-c")
+    assert (cancelled.status, cancelled.filled) == (OrderStatus.CANCELLED, filled)
+    amount, fee = order_cost(fills, Side.BUY)
+    cash = await bo.cash(GOLD)
+    assert (cash.balance, cash.frozen) == (D("1200000.00") - amount - fee, D(0))
+    bo.set_clock(at(10, 5))                                  # fresh books: nothing more fills
+    assert await bo.fills_today(GOLD) == fills
+    assert (await bo.cash(GOLD)).balance == D("1200000.00") - amount - fee
+
+
+async def test_partial_fills_survive_a_restart_exactly_once(template: Path,
+                                                            tmp_path: Path) -> None:
+    bo = await open_copy(template, tmp_path)
+    await bo.place_order(GOLD, Side.BUY, "601318", D("57.53"), 15_000, "restart")
+    before = await bo.fills_today(GOLD)
+    cash = await bo.cash(GOLD)
+    await bo.close()
+    bo = await open_copy(template, tmp_path)                 # the same moment, reopened
+    try:
+        assert await bo.fills_today(GOLD) == before           # no fill twice, none lost
+        assert await bo.cash(GOLD) == cash
+        assert bo.market.depth("601318").asks == ()          # what was taken stays taken
+        bo.set_clock(at(10, 0) + dt.timedelta(seconds=10))
+        more = await bo.fills_today(GOLD)
+        assert more[:len(before)] == before and len(more) > len(before)
+        bo.set_clock(at(10, 5))
+        fills = await bo.fills_today(GOLD)
+        assert sum(f.quantity for f in fills) == 15_000
+        amount, fee = order_cost(fills, Side.BUY)
+        assert (await bo.cash(GOLD)).balance == D("1200000.00") - amount - fee
+    finally:
+        await bo.close()
+
+
 # --- transfers ------------------------------------------------------------------------------------
 
 
@@ -512,14 +672,16 @@ async def test_transfer_refusals(bo: SandboxBackOffice) -> None:
     with refused(RefusalCode.BANK_REFUSED) as info:
         await bo.transfer(ORDINARY, IN, D("10.00"), FUND, None, "e")
     assert info.value.params == {"reason": "bank_password_required"}
-    with refused(RefusalCode.BANK_REFUSED):
+    with refused(RefusalCode.BAD_PASSWORD) as info:              # the bank's password counts
         await bo.transfer(ORDINARY, IN, D("10.00"), FUND, WRONG, "f")
+    assert info.value.params == {"kind": "bank", "remaining": "2"}
+    await bo.verify_password(ORDINARY, PasswordKind.BANK, BANK)  # and starts again
     with refused(RefusalCode.BANK_REFUSED) as info:
         await bo.transfer(ORDINARY, IN, D("200000.01"), FUND, BANK, "g")
     assert info.value.params == {"reason": "bank_balance"}
     with refused(RefusalCode.BAD_PASSWORD) as info:
         await bo.transfer(ORDINARY, OUT, D("10.00"), WRONG, None, "h")
-    assert info.value.params == {"remaining": "2"}
+    assert info.value.params == {"kind": "fund", "remaining": "2"}
     with refused(RefusalCode.UNKNOWN_ACCOUNT):
         await bo.transfer("99999999", OUT, D("10.00"), FUND, None, "i")
     # frozen cash is not available for transfers

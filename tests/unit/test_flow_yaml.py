@@ -39,7 +39,15 @@ SYNTAX = [
      "this bracket is not closed"),
     ("missing comma", "a: {x: 1 y: 2}\n", 1, 11, "a comma is missing here"),
     ("hash inside braces", 'options: {"1": a, #: b}\nx: 1\n', 1, 19, "Quote it: \"#\""),
-    ("hash value inside braces", "a: {t: #}\n", 1, 8, "a # after a space starts a comment"),
+    ("hash value inside braces", "a: {t: #}\n", 1, 8, "a # after a space, or straight after"),
+    ("hash key right after the brace", "keys: {#: agent, 1: x}\n", 1, 8,
+     "straight after {, [ or a comma, starts a comment"),
+    ("hash right after a comma", "keys: {1: x,#: agent}\nb: 1\n", 1, 13, 'Quote it: "#"'),
+    ("hash item in brackets", "dtmf: [1, 2, #]\nnext: x\n", 1, 14, 'Quote it: "#"'),
+    ("apostrophe in plain text, error below", "welcome:\n  en: We are open - 'til five\n"
+     "  zh: 好\nnodes:\n  a: {x: 1\n  b: 2\n", 5, 6, "this bracket is not closed"),
+    ("apostrophe after a comma in plain text", "a: one, 'two\nb: {x\nc: 1\n", 2, 4,
+     "this bracket is not closed"),
     ("star key", 'options:\n  "1": a\n  *: b\n', 3, 3, "quote it: \"*\""),
     ("star key in braces", 'options: {"1": a, *: b}\n', 1, 19, "quote it: \"*\""),
     ("star value", "back_key: *\n", 1, 11, "means a reference to another part of the file"),
@@ -71,11 +79,16 @@ def test_a_syntax_error_is_explained_at_the_line_to_fix(text: str, line: int, co
     ('options:\n  "1": a\n  #: b\n', 3, "YAML reads it as a comment and the key '#' is lost"),
     ("options: {\"1\": a}\n#:  b\n", 2, "Quote the key: \"#\""),
     ("terminator: #\n", 1, "the # after 'terminator:' starts a comment"),
-    ("yes_key:   # yes\n", 1, "yes_key is left empty. Quote it: yes_key: \"#\""),
+    ("yes_key:   # 1\n", 1, "yes_key is left empty. Quote it: yes_key: \"#\""),
     ("note: #\n", 1, "note is left empty"),
     ("- name: x\n  dtmf: 1 2 # 5\n", 2, 'Quote the whole value: dtmf: "1 2 # 5"'),
-], ids=["hash key", "hash key at column 1", "terminator", "key field with comment",
-        "bare hash value", "scenario keys"])
+    ("welcome:\n  zh: 请按 # 号键结束\n  en: x\n", 2, 'zh is only "请按"). Put the text in quotes: '
+     'zh: "请按 # 号键结束"'),
+    ("welcome: {zh: 好,\n  en: Press 1 #then pound\n  }\n", 2, 'en: "Press 1 #then pound"'),
+    ("flow: main\n#: agent\nnodes: {}\n", 2, "the key '#' is lost"),
+], ids=["hash key", "hash key at column 1", "terminator", "key field with keypad comment",
+        "bare hash value", "scenario keys", "prompt text cut at #", "prompt text in braces",
+        "hash key between top-level keys"])
 def test_what_yaml_would_silently_drop_is_refused(text: str, line: int, words: str) -> None:
     with pytest.raises(YamlSyntaxError) as caught:
         loads_located(text, "f.yaml")
@@ -85,6 +98,31 @@ def test_what_yaml_would_silently_drop_is_refused(text: str, line: int, words: s
 def test_comments_that_are_comments_pass() -> None:
     text = "# a remark\ndefaults:   # optional\n  timeout: 5   # seconds\nnote:   # none\n"
     assert loads_located(text, "f.yaml")[0] == {"defaults": {"timeout": 5}, "note": None}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("- name: x\n  dtmf: 3 1  # orders menu\n", [{"name": "x", "dtmf": "3 1"}]),
+    ("node:\n  terminator:   # none\n", {"node": {"terminator": None}}),
+    ("flow: main\nnote: |\n  Keys:\n  #: repeat\n  *: back\n",
+     {"flow": "main", "note": "Keys:\n#: repeat\n*: back\n"}),
+    ("note: >\n  #: repeat\nnext: x\n", {"note": "#: repeat\n", "next": "x"}),
+    ("a: 'x\n  #: y'\nb: 1\n", {"a": "x #: y", "b": 1}),
+    ("welcome: {zh: \"请按 # 号键\", en: 'Press # to end'}  # the greeting\n",
+     {"welcome": {"zh": "请按 # 号键", "en": "Press # to end"}}),
+], ids=["scenario keys then a comment", "empty terminator with a comment", "block scalar",
+        "folded scalar", "quoted over two lines", "quoted prompt texts with a comment"])
+def test_what_only_looks_like_a_trap_passes(text: str, expected: object) -> None:
+    assert loads_located(text, "f.yaml")[0] == expected
+
+
+def test_a_hash_colon_line_where_no_key_is_expected_is_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    text = "#: the main menu, operators edit\nflow: main\nnodes:\n  a: 1\n    #: odd\n"
+    with caplog.at_level("WARNING", logger="callcenter.ivr.yaml_source"):
+        assert loads_located(text, "f.yaml")[0] == {"flow": "main", "nodes": {"a": 1}}
+    assert [r.getMessage().split(" ", 1)[0] for r in caplog.records] == \
+        ["f.yaml:1:1:", "f.yaml:5:5:"]
+    assert "If it was meant as the key '#', quote the key" in caplog.records[0].getMessage()
 
 
 def test_keys_are_read_as_written_and_values_as_people_mean_them() -> None:

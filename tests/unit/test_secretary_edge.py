@@ -36,6 +36,7 @@ from callcenter.channels.secretary_edge import (
     subscribe,
     unsubscribe,
 )
+from callcenter.channels.templates import render_text
 from callcenter.errors import BrokerError
 from callcenter.store.db import open_db
 
@@ -105,7 +106,8 @@ async def outbox(db: aiosqlite.Connection) -> list[dict[str, Any]]:
 
 
 async def buy_and_fill(bo: SandboxBackOffice, key: str = "b1") -> None:
-    """A buy of 200 CMB at 41.00 that fills when the price comes down to it."""
+    """A buy of 200 CMB at 41.00 that fills when the price comes down to it: the book (seed 0)
+    then asks 40.90 for 700, so it fills whole at 40.90."""
     await bo.place_order(ORDINARY, Side.BUY, "600036", D("41.00"), 200, key)
     await bo.set_last("600036", D("40.90"))
 
@@ -132,8 +134,25 @@ async def test_a_fill_is_notified_exactly_once(db: aiosqlite.Connection,
     assert (payload["to"], payload["template"], payload["lang"], payload["account"]) == (
         "13800000001", "fill", "zh", ORDINARY)
     assert payload["data"] == {"account": ORDINARY, "side": "buy", "code": "600036",
-                               "name": "招商银行", "qty": 200, "price": "41.00",
-                               "time": "2024-06-03 10:00", "order_no": "30000001"}
+                               "name": "招商银行", "qty": 200, "price": "40.90",
+                               "time": "2024-06-03 10:00", "order_no": "30000001",
+                               "remaining": 0}
+
+
+async def test_each_part_of_an_order_is_a_notice_with_its_own_price_and_what_is_left(
+        db: aiosqlite.Connection, bo: SandboxBackOffice) -> None:
+    await subscribe(db, ORDINARY, "fill", "sms", by="ivr", now=EARLY)
+    book = bo.market.depth("600036")                        # bids 41.20 x 200, 41.19 x 1500
+    await bo.place_order(ORDINARY, Side.SELL, "600036", D("37.08"), 1000, "dump")
+    assert (await secretary(db, bo).scan()).notices == 2
+    parts = [m["payload"]["data"] for m in await outbox(db)]
+    (p1, n1), (p2, _) = book.bids[:2]
+    assert [(d["qty"], d["price"], d["remaining"]) for d in parts] == [
+        (n1, str(p1), 1000 - n1), (1000 - n1, str(p2), 0)]
+    assert p1 > p2 > D("37.08")
+    texts = [render_text("fill", "zh", d).body for d in parts]
+    assert texts[0].endswith(f"成交价 {p1} 元。部分成交，委托尚有 {1000 - n1} 股未成交。")
+    assert texts[1].endswith(f"成交价 {p2} 元。")
 
 
 async def test_a_restart_does_not_notify_again(db: aiosqlite.Connection,
@@ -267,13 +286,13 @@ async def test_daily_summary_once_a_trading_day(db: aiosqlite.Connection,
     [msg] = await outbox(db)
     data = msg["payload"]["data"]
     assert (data["date"], data["fill_count"]) == ("2024-06-03", 1)
-    # cash 50000 - 8205.08; 1200 CMB and 350 Ping An Bank at their last prices
-    cash = D("50000.00") - D("8205.08")
+    # cash 50000 - 8185.08; 1200 CMB and 350 Ping An Bank at their last prices
+    cash = D("50000.00") - D("8185.08")
     positions = {p.security.code: p for p in await bo.positions(ORDINARY)}
     assert D(data["total_assets"]) == r.money(
         cash + sum((p.market_value for p in positions.values()), D(0)))
-    # 1000 held overnight from 41.20 to 40.90, 200 bought at 41.00; Ping An Bank unchanged
-    assert data["pnl"] == "-320.00"
+    # 1000 held overnight from 41.20 to 40.90, 200 bought at 40.90; Ping An Bank unchanged
+    assert data["pnl"] == "-300.00"
     bo.set_clock(at(16, 0, SATURDAY))
     assert (await sec.scan()).notices == 0                  # not a trading day
 

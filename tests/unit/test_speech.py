@@ -208,11 +208,25 @@ def test_decimals(value: Decimal, places: int | None, zh_text: str, en_text: str
     assert en(say_decimal(value, "en", places)) == en_text
 
 
+# Readback rules (docs/speech.md): yuan without trailing zeros, 两 before the measure word 元
+# when the amount is whole, 二 before 点.
 @pytest.mark.parametrize(("value", "zh_text", "en_text"), [
     (D("12.34"), "十二点三四元", "twelve point three four yuan"),
-    (D("12.3"), "十二点三零元", "twelve point three zero yuan"),
-    (D("8"), "八点零零元", "eight point zero zero yuan"),
+    (D("12.35"), "十二点三五元", "twelve point three five yuan"),
+    (D("12.3"), "十二点三元", "twelve point three yuan"),
+    (D("12.30"), "十二点三元", "twelve point three yuan"),
+    (D("8"), "八元", "eight yuan"),
+    (D("10.00"), "十元", "ten yuan"),
+    (D("2"), "两元", "two yuan"),
+    (D("2.00"), "两元", "two yuan"),
+    (D("2.20"), "二点二元", "two point two yuan"),
+    (D("0.02"), "零点零二元", "zero point zero two yuan"),
+    (D("20.00"), "二十元", "twenty yuan"),
+    (D("12.02"), "十二点零二元", "twelve point zero two yuan"),
+    (D("200"), "两百元", "two hundred yuan"),
+    (D("2000.00"), "两千元", "two thousand yuan"),
     (D("0.987"), "零点九八七元", "zero point nine eight seven yuan"),  # fund tick 0.001
+    (D("1.230"), "一点二三元", "one point two three yuan"),
 ])
 def test_prices(value: Decimal, zh_text: str, en_text: str) -> None:
     assert zh(say_price(value, "zh")) == zh_text
@@ -222,14 +236,53 @@ def test_prices(value: Decimal, zh_text: str, en_text: str) -> None:
 @pytest.mark.parametrize(("value", "zh_text", "en_text"), [
     (D("1234567.89"), "一百二十三万四千五百六十七点八九元",
      "one million two hundred thirty four thousand five hundred sixty seven point eight nine yuan"),
-    (D("100"), "一百点零零元", "one hundred point zero zero yuan"),
-    (D("0"), "零点零零元", "zero point zero zero yuan"),
-    (D("-50.5"), "负五十点五零元", "minus fifty point five zero yuan"),
-    (D("0.125"), "零点一三元", "zero point one three yuan"),
+    (D("50000.00"), "五万元", "fifty thousand yuan"),
+    (D("50000.30"), "五万点三元", "fifty thousand point three yuan"),
+    (D("100"), "一百元", "one hundred yuan"),
+    (D("0"), "零元", "zero yuan"),
+    (D("0.00"), "零元", "zero yuan"),
+    (D("-0.001"), "零元", "zero yuan"),  # rounds to zero: no sign
+    (D("2"), "两元", "two yuan"),
+    (D("2.00"), "两元", "two yuan"),
+    (D("2.20"), "二点二元", "two point two yuan"),
+    (D("0.02"), "零点零二元", "zero point zero two yuan"),
+    (D("0.2"), "零点二元", "zero point two yuan"),
+    (D("20"), "二十元", "twenty yuan"),
+    (D("12"), "十二元", "twelve yuan"),
+    (D("102"), "一百零二元", "one hundred two yuan"),
+    (D("200"), "两百元", "two hundred yuan"),
+    (D("2000"), "两千元", "two thousand yuan"),
+    (D("20000"), "两万元", "twenty thousand yuan"),
+    (D("22000"), "两万二千元", "twenty two thousand yuan"),
+    (D("100000000"), "一亿元", "one hundred million yuan"),
+    (D("200000000.00"), "两亿元", "two hundred million yuan"),
+    (D("-2"), "负两元", "minus two yuan"),
+    (D("-50.5"), "负五十点五元", "minus fifty point five yuan"),
+    (D("-50.50"), "负五十点五元", "minus fifty point five yuan"),
+    (D("0.125"), "零点一三元", "zero point one three yuan"),  # half-up to the fen
+    (D("1.995"), "两元", "two yuan"),  # rounds up to a whole yuan
 ])
 def test_amounts(value: Decimal, zh_text: str, en_text: str) -> None:
     assert zh(say_amount(value, "zh")) == zh_text
     assert en(say_amount(value, "en")) == en_text
+
+
+def test_a_whole_amount_never_says_point() -> None:
+    for value in (D("50000.00"), D("2.00"), D("0.00"), D("-7.00")):
+        assert "word/point" not in say_amount(value, "zh")
+        assert "word/point" not in say_amount(value, "en")
+
+
+@pytest.mark.parametrize(("low", "high", "zh_text", "en_text"), [
+    (D("10.00"), D("11.00"), "十元至十一元", "ten yuan to eleven yuan"),
+    (D("9.18"), D("11.22"), "九点一八元至十一点二二元",
+     "nine point one eight yuan to eleven point two two yuan"),
+    (D("1.80"), D("2.20"), "一点八元至二点二元", "one point eight yuan to two point two yuan"),
+    (D("1.60"), D("2.00"), "一点六元至两元", "one point six yuan to two yuan"),
+])
+def test_price_ranges_say_zhi(low: Decimal, high: Decimal, zh_text: str, en_text: str) -> None:
+    assert zh(speech.say_price_range(low, high, "zh")) == zh_text
+    assert en(speech.say_price_range(low, high, "en")) == en_text
 
 
 @pytest.mark.parametrize(("shares", "zh_text", "en_text"), [
@@ -237,7 +290,15 @@ def test_amounts(value: Decimal, zh_text: str, en_text: str) -> None:
     (1, "一股", "one share"),
     (2, "两股", "two shares"),
     (12, "十二股", "twelve shares"),
+    (20, "二十股", "twenty shares"),
+    (22, "二十二股", "twenty two shares"),
     (100, "一百股", "one hundred shares"),
+    (102, "一百零二股", "one hundred two shares"),
+    (200, "两百股", "two hundred shares"),
+    (2000, "两千股", "two thousand shares"),
+    (20000, "两万股", "twenty thousand shares"),
+    (1200, "一千二百股", "one thousand two hundred shares"),
+    (100000000, "一亿股", "one hundred million shares"),
     (10500, "一万零五百股", "ten thousand five hundred shares"),
 ])
 def test_quantities(shares: int, zh_text: str, en_text: str) -> None:
@@ -292,14 +353,44 @@ def test_unsigned_percent() -> None:
     (D("-0.5"), "跌零点五元", "down zero point five yuan"),
     (D("-12.34"), "跌十二点三四元", "down twelve point three four yuan"),
     (D("0.00"), "平", "unchanged"),
+    (D("2"), "涨两元", "up two yuan"),
+    (D("2.00"), "涨两元", "up two yuan"),
+    (D("-2.00"), "跌两元", "down two yuan"),
+    (D("-2.20"), "跌二点二元", "down two point two yuan"),
+    (D("0.02"), "涨零点零二元", "up zero point zero two yuan"),
+    (D("-0.02"), "跌零点零二元", "down zero point zero two yuan"),
+    (D("-20"), "跌二十元", "down twenty yuan"),
+    (D("200.00"), "涨两百元", "up two hundred yuan"),
+    (D("-12"), "跌十二元", "down twelve yuan"),
 ])
 def test_changes(value: Decimal, zh_text: str, en_text: str) -> None:
     assert zh(say_change(value, "zh")) == zh_text
     assert en(say_change(value, "en")) == en_text
 
 
-def test_change_with_places() -> None:
-    assert zh(say_change(D("0.5"), "zh", places=2)) == "涨零点五零元"
+def test_change_with_places_rounds_then_drops_zeros() -> None:
+    assert zh(say_change(D("0.5"), "zh", places=2)) == "涨零点五元"
+    assert zh(say_change(D("0.505"), "zh", places=2)) == "涨零点五一元"
+    assert zh(say_change(D("1.999"), "zh", places=2)) == "涨两元"
+    assert zh(say_change(D("0.004"), "zh", places=2)) == "平"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (D("5.2"), "百分之五点二"), (D("2"), "百分之二"), (D("0.2"), "百分之零点二"),
+    (D("20"), "百分之二十"), (D("0.02"), "百分之零点零二"), (D("12.50"), "百分之十二点五"),
+])
+def test_percentages_say_er_not_liang(value: Decimal, text: str) -> None:
+    assert zh(say_percent(value, "zh", signed=False)) == text
+    assert zh(say_percent(-value, "zh")) == "下跌" + text
+
+
+@pytest.mark.parametrize(("n", "counted", "text"), [
+    (2, False, "二"), (2, True, "两"), (12, True, "十二"), (20, True, "二十"),
+    (22, True, "二十二"), (102, True, "一百零二"), (200, True, "两百"), (0, True, "零"),
+])
+def test_counted_integers_say_liang_for_a_lone_two(n: int, counted: bool, text: str) -> None:
+    assert zh(say_integer(n, "zh", counted=counted)) == text
+    assert en(say_integer(n, "en", counted=counted)) == en(say_integer(n, "en"))
 
 
 # --- digits, dates, times, stocks -----------------------------------------------------------
@@ -434,11 +525,12 @@ def test_every_returned_id_is_a_fragment(
 def test_amounts_round_trip_through_the_decoders(value: Decimal, lang: speech.Lang) -> None:
     ids = say_amount(value, lang)
     assert ids[-1] == "word/yuan"
-    point = ids.index("word/point")
+    point = ids.index("word/point") if "word/point" in ids else len(ids) - 1
     whole, fraction = ids[:point], ids[point + 1 : -1]
-    assert len(fraction) == 2
+    assert len(fraction) <= 2
+    assert fraction[-1:] != ["num/0"], "a trailing zero is not said"
     decode = zh_decode if lang == "zh" else en_decode
-    cents = Decimal("0." + "".join(i.removeprefix("num/") for i in fraction))
+    cents = Decimal("0." + "".join(i.removeprefix("num/") for i in fraction) + "0")
     number = abs(decode(whole)) + cents
     signed = -number if whole[0] == "word/minus" else number
     assert signed == value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

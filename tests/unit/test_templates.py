@@ -61,6 +61,17 @@ def test_short_notices_read_right() -> None:
     assert render_text("fill", "zh", SAMPLES["fill"], **acct).body == (
         "【示例证券】您的账户 ****0001 于 09:31:05 买入 浦发银行（600000）1,000 股，"
         "成交价 8.50 元。")
+    partial = {**SAMPLES["fill"], "qty": 300, "remaining": 1200}    # one part of an order
+    assert render_text("fill", "zh", partial, **acct).body == (
+        "【示例证券】您的账户 ****0001 于 09:31:05 买入 浦发银行（600000）300 股，"
+        "成交价 8.50 元。部分成交，委托尚有 1,200 股未成交。")
+    assert render_text("fill", "en", partial, **acct).body.endswith(
+        "Bought 300 shares of 浦发银行 (600000) at 8.50 CNY at 09:31:05. "
+        "Partly filled: 1,200 shares of the order are still open.")
+    last_part = render_text("fill", "zh", {**partial, "remaining": 0}, **acct).body
+    assert last_part.endswith("成交价 8.50 元。")                  # the order is now complete
+    with pytest.raises(DeliveryError, match="'remaining' must be a whole number"):
+        render_text("fill", "zh", {**partial, "remaining": "many"}, **acct)
     assert render_text("fund", "en", SAMPLES["fund"], **acct).body == (
         "[Example Securities] Account ****0001: cash changed by -5,000.00 CNY at 14:02 "
         "(银证转出); available 80,000.00 CNY.")

@@ -17,6 +17,8 @@ from callcenter.broker.boards import board_of, check_listing
 from callcenter.broker.exchange_calendar import calendar_warnings, load_calendar
 from callcenter.broker.interface import Board, RefusalCode, Security
 from callcenter.broker.sessions import Phase
+from callcenter.config import load_settings
+from callcenter.engine import sandbox_rules
 from callcenter.errors import BrokerRefusal, ConfigError
 
 D = Decimal
@@ -86,7 +88,7 @@ def test_a_listing_contradicting_its_code_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("security", "low", "high"), [
-    (MAIN, "9.00", "11.00"), (MAIN_ST, "9.50", "10.50"),
+    (MAIN, "9.00", "11.00"), (MAIN_ST, "9.00", "11.00"),
     (CHINEXT, "8.00", "12.00"), (CHINEXT_ST, "8.00", "12.00"),
     (STAR, "8.00", "12.00"), (STAR_ST, "8.00", "12.00"),
     (BSE, "7.00", "13.00"), (BSE_ST, "7.00", "13.00"),
@@ -104,7 +106,7 @@ def test_price_limit_at_and_one_tick_beyond(security: Security, low: str, high: 
 
 @pytest.mark.parametrize(("security", "prev", "low", "high"), [
     (MAIN, "12.35", "11.12", "13.59"),        # 13.585 -> 13.59 (half-even: 13.58)
-    (MAIN_ST, "3.30", "3.14", "3.47"),        # 3.465 -> 3.47 (half-even: 3.46)
+    (MAIN_ST, "4.15", "3.74", "4.57"),        # 3.735 -> 3.74, 4.565 -> 4.57 (half-even: 4.56)
     (MAIN, "0.05", "0.05", "0.06"),           # 0.045 -> 0.05, 0.055 -> 0.06
     (BSE, "3.35", "2.35", "4.36"),            # 2.345 -> 2.35, 4.355 -> 4.36
 ])
@@ -114,10 +116,15 @@ def test_price_limits_round_half_up(security: Security, prev: str, low: str,
 
 
 def test_main_board_risk_warning_limit_is_a_setting() -> None:
-    boards = {**RULES.boards, Board.MAIN: dataclasses.replace(RULES.boards[Board.MAIN],
-                                                              risk_warning_pct=D("0.10"))}
-    rules = dataclasses.replace(RULES, boards=boards)
-    assert r.price_band(MAIN_ST, D("10.00"), MONDAY, rules) == (D("9.00"), D("11.00"))
+    # 10% since 2025-07-07 (the default); an operator replaying earlier dates sets 5%
+    assert load_settings().backoffice.main_risk_warning_limit == D("0.10")
+    before = load_settings(backoffice={"main_risk_warning_limit": "0.05"})
+    rules = sandbox_rules(before)
+    assert r.price_band(MAIN_ST, D("10.00"), MONDAY, rules) == (D("9.50"), D("10.50"))
+    for over in (D("9.49"), D("10.51")):
+        with refused(RefusalCode.PRICE_LIMIT):
+            r.check_price(over, D("10.00"), MAIN_ST, MONDAY, rules)
+    assert r.check_price(D("10.50"), D("10.00"), MAIN_ST, MONDAY, rules) == D("10.50")
 
 
 @pytest.mark.parametrize(("board", "exchange", "code", "free_days"), [
@@ -256,14 +263,18 @@ def test_session_boundaries(hms: tuple[int, int, int], phase: Phase, orders: boo
             r.check_cancel_time(now, RULES)
 
 
-@pytest.mark.parametrize(("hms", "until"), [
-    ((9, 20, 0), "09:30"), ((9, 24, 59), "09:30"), ((9, 25, 0), "09:30"),
-    ((9, 29, 59), "09:30"), ((14, 57, 0), "15:00"), ((14, 59, 59), "15:00"),
+@pytest.mark.parametrize(("hms", "params"), [
+    ((9, 20, 0), {"until": "09:30"}), ((9, 24, 59), {"until": "09:30"}),
+    ((9, 25, 0), {"until": "09:30"}), ((9, 29, 59), {"until": "09:30"}),
+    # the closing call: no cancels again today, the order expires at the close
+    ((14, 57, 0), {"reason": "closing"}), ((14, 59, 59), {"reason": "closing"}),
 ])
-def test_no_cancel_windows_say_until_when(hms: tuple[int, int, int], until: str) -> None:
+def test_no_cancel_windows_say_until_when(hms: tuple[int, int, int],
+                                          params: dict[str, str]) -> None:
     with refused(RefusalCode.CANCEL_CLOSED) as info:
         r.check_cancel_time(at(MONDAY, *hms), RULES)
-    assert info.value.params == {"until": until}
+    assert info.value.params == params
+    assert ("no longer be cancelled today" in str(info.value)) is ("reason" in params)
 
 
 @pytest.mark.parametrize(("now", "sends_at"), [

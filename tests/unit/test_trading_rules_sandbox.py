@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -138,6 +139,69 @@ async def test_a_queued_order_reaches_the_exchange_exactly_once(bo: SandboxBackO
         await office.close()
 
 
+async def test_a_queued_order_whose_day_became_a_holiday_waits_for_the_next_window(
+        bo: SandboxBackOffice, tmp_path: Path) -> None:
+    bo.set_clock(at(FRIDAY, 16))
+    order = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("39.00"), 100, "q-h")
+    assert order.sends_at == at(NEXT_MONDAY, 9, 15)
+    await bo.close()
+    # the operator declares Monday a holiday and restarts on it: the order waits for Tuesday
+    closed = dataclasses.replace(RULES, holidays=RULES.holidays | {NEXT_MONDAY})
+    tuesday = NEXT_MONDAY + dt.timedelta(days=1)
+    office = await open_office(tmp_path / "bo.db", at(NEXT_MONDAY, 10), closed)
+    try:
+        held = await office.order_by_key("q-h")
+        assert held is not None and held.status is OrderStatus.QUEUED
+        assert held.sends_at == at(tuesday, 9, 15) and office.market.resting() == []
+        assert (await office.cash(ACCOUNT)).frozen > 0
+        office.set_clock(at(tuesday, 10))
+        sent = await office.order_by_key("q-h")
+        assert sent is not None and sent.status is OrderStatus.OPEN
+        assert sent.sends_at == at(tuesday, 9, 15)
+        assert [x.order_no for x in office.market.resting()] == [order.order_no]
+    finally:
+        await office.close()
+
+
+async def test_a_queued_order_due_on_a_new_holiday_goes_at_the_next_window_in_one_step(
+        bo: SandboxBackOffice, tmp_path: Path) -> None:
+    bo.set_clock(at(FRIDAY, 16))
+    order = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("39.00"), 100, "q-h2")
+    await bo.close()
+    closed = dataclasses.replace(RULES, holidays=RULES.holidays | {NEXT_MONDAY})
+    tuesday = NEXT_MONDAY + dt.timedelta(days=1)
+    office = await open_office(tmp_path / "bo.db", at(tuesday, 10), closed)
+    try:
+        sent = await office.order_by_key("q-h2")
+        assert sent is not None and sent.status is OrderStatus.OPEN
+        assert sent.sends_at == at(tuesday, 9, 15)
+        assert [x.order_no for x in office.market.resting()] == [order.order_no]
+    finally:
+        await office.close()
+
+
+async def test_a_queued_order_cancelled_by_another_process_meanwhile_is_not_sent(
+        bo: SandboxBackOffice, tmp_path: Path) -> None:
+    bo.set_clock(at(FRIDAY, 16))
+    order = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("39.00"), 100, "q-r")
+    bo.set_clock(at(NEXT_MONDAY, 9, 20))
+    step = bo.market.step
+
+    def other_process_cancels_first(when: dt.datetime) -> object:
+        # Another writer on the same ledger (``callcenter sandbox``) between the read of the
+        # queued orders and the sending transaction.
+        with sqlite3.connect(tmp_path / "bo.db") as other:
+            other.execute("UPDATE bo_orders SET status = 'cancelled', frozen = '0.00' "
+                          "WHERE order_no = ? AND status = 'queued'", (order.order_no,))
+            other.execute("UPDATE bo_cash SET frozen = '0.00' WHERE account = ?", (ACCOUNT,))
+        return step(when)
+
+    bo.market.step = other_process_cancels_first  # type: ignore[method-assign]
+    got = await bo.order_by_key("q-r")
+    assert got is not None and got.status is OrderStatus.CANCELLED
+    assert bo.market.resting() == [] and (await bo.cash(ACCOUNT)).frozen == 0
+
+
 async def test_an_order_in_the_pre_open_waits_for_0930(bo: SandboxBackOffice) -> None:
     bo.set_clock(at(MONDAY, 9, 27))
     order = await bo.place_order(ACCOUNT, Side.SELL, "600036", D("40.00"), 100, "q-4")
@@ -188,7 +252,7 @@ async def test_no_cancels_0920_to_0930_and_in_the_closing_call(bo: SandboxBackOf
     bo.set_clock(at(MONDAY, 14, 57))
     with refused(RefusalCode.CANCEL_CLOSED) as info:
         await bo.cancel_order(ACCOUNT, late.order_no, "c-2")
-    assert info.value.params == {"until": "15:00"}
+    assert info.value.params == {"reason": "closing"}
     bo.set_clock(at(MONDAY, 15, 0))                           # expired at the close
     done = await bo.order_by_key("o-2")
     assert done is not None and done.status is OrderStatus.CANCELLED
@@ -253,8 +317,9 @@ async def test_cash_from_todays_sale_buys_today_but_reaches_the_bank_tomorrow(
         bo: SandboxBackOffice) -> None:
     before = await bo.cash(ACCOUNT)
     assert before.withdrawable == before.available == D("100000.00")
-    await bo.place_order(ACCOUNT, Side.SELL, "600036", D("40.00"), 1000, "s-1")
-    await bo.quote("600036")                                   # the step that fills it
+    await bo.place_order(ACCOUNT, Side.SELL, "600036", D("39.50"), 1000, "s-1")
+    bo.set_clock(at(MONDAY, 10, 5))                            # the book refills meanwhile
+    assert (await bo.order_by_key("s-1")).status is OrderStatus.FILLED  # type: ignore[union-attr]
     cash = await bo.cash(ACCOUNT)
     proceeds = cash.available - before.available
     assert proceeds > D("39000") and cash.withdrawable == D("100000.00")
@@ -263,8 +328,8 @@ async def test_cash_from_todays_sale_buys_today_but_reaches_the_bank_tomorrow(
         await bo.transfer(ACCOUNT, out, D("100000.01"), FUND, None, "t-1")
     assert info.value.params == {"withdrawable": "100000.00"}
     # it buys today: a buy uses today's proceeds first
-    buy = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("40.00"), 500, "b-1")
-    await bo.quote("600036")
+    buy = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("40.50"), 500, "b-1")
+    bo.set_clock(at(MONDAY, 10, 10))
     assert (await bo.order_by_key("b-1")).status is OrderStatus.FILLED  # type: ignore[union-attr]
     assert buy.order_no
     assert (await bo.cash(ACCOUNT)).withdrawable == D("100000.00")

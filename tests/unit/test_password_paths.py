@@ -1,0 +1,153 @@
+"""Passwords on the hotline's own flows and actions: checked as soon as they are entered, kept
+for the transfer only, and never in the call's timeline, the logs or the database in clear."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from pydantic import SecretStr
+
+from callcenter.broker.interface import PasswordKind
+from callcenter.broker.rules import SHANGHAI
+from callcenter.broker.sandbox import SandboxBackOffice
+from callcenter.broker.seed import DEMO_BANK_PASSWORD, DEMO_FUND_PASSWORD, ORDINARY, seed_demo
+from callcenter.config import REPO_ROOT
+from callcenter.engine import ACTION_NAMES
+from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions
+from callcenter.ivr.flow_load import load_flowset
+from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
+from callcenter.ivr.runner import ScriptFlowIO, drive, run_action
+from callcenter.ivr.tryout import DEFAULT_AT, Scenario, check_scenario, try_flow
+from callcenter.store.db import open_db
+
+TRADING = "135790"
+WRONG_FUND, WRONG_BANK = "864213", "975310"   # distinctive: found if they leak anywhere
+
+
+@pytest.fixture
+async def office(tmp_path: Path) -> AsyncIterator[SandboxBackOffice]:
+    when = DEFAULT_AT.replace(tzinfo=SHANGHAI)
+    bo = await SandboxBackOffice.open(tmp_path / "backoffice.db", clock=lambda: when)
+    await seed_demo(bo)
+    yield bo
+    await bo.close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    conn = await open_db(tmp_path / "cc.db")
+    yield conn
+    await conn.close()
+
+
+async def _dump(conn: aiosqlite.Connection) -> str:
+    return "\n".join([line async for line in conn.iterdump()])
+
+
+async def test_a_transfer_in_with_a_wrong_password_of_each_kind_leaks_none(
+        office: SandboxBackOffice, db: aiosqlite.Connection,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
+    session = CallSession("c1", "13700000000")
+    table = HotlineActions(office, db, BackgroundWork(), session, clock=office.now).table()
+    interp = Interpreter(flows, "hotline", {"caller": "13700000000", "call_id": "c1"},
+                         clock=office.now)
+    notes: list[tuple[str, dict[str, str]]] = []
+    kept: list[set[PasswordKind]] = []
+
+    async def actions(call: Call) -> Outcome:
+        outcome = await run_action(table, call)
+        kept.append(set(session.checked))
+        return outcome
+
+    def note(kind: str, detail: Mapping[str, str]) -> None:
+        notes.append((kind, dict(detail)))
+
+    keys = (f"4 {ORDINARY}# {TRADING} 1 {WRONG_FUND} {DEMO_FUND_PASSWORD} {WRONG_BANK} "
+            f"{DEMO_BANK_PASSWORD} 500# 1")
+    await drive(interp, ScriptFlowIO(keys, {}, lambda _line: None), actions, note)
+    outcomes = [(d["action"], d["outcome"]) for k, d in notes if k == "ivr.action"]
+    assert outcomes == [("identify_caller", "unknown_account"), ("login", "ok"),
+                        ("bank_link", "ok"), ("check_password", "bad_password"),
+                        ("check_password", "ok"), ("check_password", "bad_password"),
+                        ("check_password", "ok"), ("transfer", "ok")]
+    # kept after each right check, dropped once the transfer has been tried
+    assert kept[-4:] == [{PasswordKind.FUND}, {PasswordKind.FUND},
+                         {PasswordKind.FUND, PasswordKind.BANK}, set()]
+    secrets = (TRADING, WRONG_FUND, DEMO_FUND_PASSWORD, WRONG_BANK, DEMO_BANK_PASSWORD)
+    timeline = repr(notes)
+    stored = await _dump(db) + await _dump(office._db)
+    for secret in secrets:
+        assert secret not in timeline
+        assert secret not in caplog.text
+        assert secret not in stored
+    assert "checked" not in repr(session)
+
+
+@pytest.mark.parametrize(("keys", "reason"), [
+    (f"2 {ORDINARY}# 000000 000000 000000 000000 000000", "trading_password:account_locked"),
+    (f"8 {ORDINARY}# {TRADING} " + "000000 " * 5, "trading_password:account_locked"),
+    (f"4 {ORDINARY}# {TRADING} 2 000000 000000 000000", "fund_password:account_locked"),
+    (f"4 {ORDINARY}# {TRADING} 1 {DEMO_FUND_PASSWORD} 000000 000000 000000",
+     "bank_password:account_locked"),
+])
+async def test_a_lock_hands_the_call_to_an_agent_with_the_reason(
+        office: SandboxBackOffice, db: aiosqlite.Connection, keys: str, reason: str) -> None:
+    flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
+    session = CallSession("c3", "13700000000")
+    table = HotlineActions(office, db, BackgroundWork(), session, clock=office.now).table()
+    interp = Interpreter(flows, "hotline", {"caller": "13700000000", "call_id": "c3"},
+                         clock=office.now)
+    notes: list[tuple[str, dict[str, str]]] = []
+
+    async def actions(call: Call) -> Outcome:
+        return await run_action(table, call)
+
+    ended = await drive(interp, ScriptFlowIO(keys, {}, lambda _line: None), actions,
+                        lambda kind, detail: notes.append((kind, dict(detail))))
+    assert isinstance(ended, Transfer) and ended.queue == "general"
+    assert ended.context["last_failure"] == reason
+    assert ended.prompts == ("zh/agent_connecting",)
+
+
+async def test_check_password_takes_every_kind_and_refuses_others(
+        office: SandboxBackOffice, db: aiosqlite.Connection) -> None:
+    session = CallSession("c2", "", account=ORDINARY)
+    table = HotlineActions(office, db, BackgroundWork(), session).table()
+    for kind, password in (("trading", TRADING), ("fund", DEMO_FUND_PASSWORD),
+                           ("bank", DEMO_BANK_PASSWORD)):
+        call = Call("check_password", {"kind": kind}, {"password": SecretStr(password)})
+        assert (await run_action(table, call)).outcome == "ok"
+    assert set(session.checked) == set(PasswordKind)
+    wrong = Call("check_password", {"kind": "fund"}, {"password": SecretStr(WRONG_FUND)})
+    got = await run_action(table, wrong)
+    assert (got.outcome, dict(got.params)) == ("bad_password", {"kind": "fund",
+                                                                 "remaining": "2"})
+    assert PasswordKind.FUND not in session.checked    # a wrong one drops the one kept
+    odd = Call("check_password", {"kind": "pin"}, {"password": SecretStr(TRADING)})
+    assert (await run_action(table, odd)).outcome == "error"
+
+
+async def test_scenarios_check_prompts_together_last_and_earlier_calls() -> None:
+    flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
+    lock = f"4 {ORDINARY}# {TRADING} 2 000000 000000 000000"
+    after = await try_flow(flows, "hotline", f"4 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}",
+                           before=[lock])
+    assert ("check_password", "account_locked") in after.actions
+    fresh = await try_flow(flows, "hotline", f"4 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}")
+    assert ("check_password", "ok") in fresh.actions      # without the earlier call: no lock
+    wrong = Scenario(name="x", dtmf="", together=["zh/enter_fund_password", "zh/enter_amount"],
+                     last_prompts=["zh/enter_amount"])
+    problems = check_scenario(wrong, after)
+    assert "prompts zh/enter_fund_password zh/enter_amount not heard one right after the other" \
+        in problems
+    assert any(p.startswith("the call's last prompts were ") for p in problems)
+    right = Scenario(name="y", dtmf="", together=["zh/enter_fund_password",
+                                                  "zh/fund_password_locked"],
+                     last_prompts=["zh/fund_password_locked", "zh/agent_connecting"])
+    assert check_scenario(right, after) == []
