@@ -78,9 +78,13 @@ class CallSession:
     lang: str = "zh"
     account: str | None = None
     inflight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
-    #: passwords checked in this call, kept for the transfer that needs them (never spoken,
-    #: logged or stored; ``SecretStr`` hides them from reprs)
-    checked: dict[PasswordKind, SecretStr] = field(default_factory=dict, repr=False)
+    #: passwords checked in this call, kept for the transfer or password change that needs
+    #: them, with the account and the flow visit they were checked in (``Call.visit``): valid
+    #: only for that account in that visit, so a transfer abandoned at its confirmation or a
+    #: second login never lends its password to another (never spoken, logged or stored;
+    #: ``SecretStr`` hides them from reprs)
+    checked: dict[PasswordKind, tuple[str, int, SecretStr]] = field(default_factory=dict,
+                                                                   repr=False)
 
 
 def _key(call: Call) -> str:
@@ -152,8 +156,9 @@ class HotlineActions:
         customer = await self.bo.verify_password(account, PasswordKind.TRADING,
                                                  _secret(call, "password"))
         self.session.account = customer.account
+        # ``language``: the one on record, spoken from the login on (``login.yaml``)
         return {"account": customer.account, "tier": customer.tier.value,
-                "manager": customer.manager or ""}
+                "manager": customer.manager or "", "language": customer.language}
 
     # -- market and account --------------------------------------------------------------------
 
@@ -248,13 +253,21 @@ class HotlineActions:
         except ValueError as exc:
             raise BrokerError("check_password: kind is trading, fund or bank") from exc
         password = _secret(call, "password")
+        account = self._account()
         self.session.checked.pop(kind, None)
-        await self.bo.verify_password(self._account(), kind, password)
-        self.session.checked[kind] = password
+        await self.bo.verify_password(account, kind, password)
+        self.session.checked[kind] = (account, call.visit, password)
 
     def _password(self, call: Call, name: str, kind: PasswordKind) -> SecretStr | None:
-        """A password passed to this action, else the one ``check_password`` kept."""
-        return call.secrets.get(name) or self.session.checked.get(kind)
+        """A password passed to this action, else the one ``check_password`` kept for this
+        account in this visit of the flow."""
+        passed = call.secrets.get(name)
+        if passed is not None:
+            return passed
+        kept = self.session.checked.get(kind)
+        if kept is None or kept[0] != self.session.account or kept[1] != call.visit:
+            return None
+        return kept[2]
 
     async def transfer(self, call: Call) -> dict[str, Any]:
         account = self._account()
@@ -331,13 +344,19 @@ class HotlineActions:
 
     async def change_password(self, call: Call) -> None:
         old = self._password(call, "old", PasswordKind.TRADING)
-        self.session.checked.clear()  # used by this try: another one asks for it again
         new, again = (_secret(call, n) for n in ("new", "again"))
         if old is None:
             raise BrokerError("action change_password got no old password")
         if new.get_secret_value() != again.get_secret_value():
+            # the old password stays checked: the caller is asked for the new one again
             raise BrokerRefusal(RefusalCode.PASSWORD_MISMATCH.value, "new passwords differ")
-        await self.bo.change_password(self._account(), PasswordKind.TRADING, old, new)
+        try:
+            await self.bo.change_password(self._account(), PasswordKind.TRADING, old, new)
+        except BrokerRefusal as refusal:
+            if refusal.code != RefusalCode.WEAK_PASSWORD.value:
+                self.session.checked.clear()  # a wrong or locked old one is asked again
+            raise
+        self.session.checked.clear()  # changed: the old one is no more
 
     # -- requests ------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from difflib import get_close_matches
 
 from callcenter.broker.interface import RefusalCode
 from callcenter.ivr.flow_model import (
+    DECIMAL_VALIDATORS,
     VAR_REF,
     Action,
     Branch,
@@ -42,6 +43,10 @@ BUILTINS = frozenset({"caller", "lang", "call_id", "customer", "refusal", "last_
                       "idempotency_key", "recording"})
 #: prompts the interpreter itself may play
 BUILTIN_PROMPTS = ("goodbye", "invalid_choice", "no_input")
+#: prompts the interpreter plays in a ``collect`` ended by ``#`` (an entry too long), and in a
+#: price or amount (``*`` misplaced: it is the decimal point there)
+TOO_LONG_PROMPT = "input_too_long"
+STAR_PROMPT = "star_is_point"
 #: "end": a list action (``next_item``) has nothing more
 LANGUAGES = ("zh", "en")
 OUTCOMES = frozenset({"ok", "error", "default", "end"} | {c.value for c in RefusalCode})
@@ -118,7 +123,13 @@ def check_flowset(fs: FlowSet, actions: frozenset[str] | None = None,
     for flow in fs.flows.values():
         out.extend(_check_flow(fs, flow, actions, queues))
     if fs.flows:
-        for ident in BUILTIN_PROMPTS:
+        collects = [n for f in fs.flows.values() for n in f.nodes.values()
+                    if isinstance(n, Collect)]
+        needed = (*BUILTIN_PROMPTS,
+                  *((TOO_LONG_PROMPT,) if any(n.terminator for n in collects) else ()),
+                  *((STAR_PROMPT,) if any(n.validator in DECIMAL_VALIDATORS
+                                          for n in collects) else ()))
+        for ident in needed:
             if ident not in fs.prompts:
                 first = next(iter(fs.flows))
                 out.append(Diagnostic(fs.locations[first].at(()),

@@ -36,6 +36,8 @@ SayKind = Literal["price", "amount", "quantity", "integer", "percent", "change",
 Validator = Literal["digits", "stock_code", "price", "quantity", "amount", "account",
                     "password", "new_password", "order_no", "choice", "rating", "phone",
                     "date_mmdd"]
+#: validators of money: there ``*`` is the decimal point (not "back") and ``#`` alone goes back
+DECIMAL_VALIDATORS = frozenset({"price", "amount"})
 
 
 class _Model(BaseModel):
@@ -136,6 +138,9 @@ class Collect(_Node):
             raise ValueError("terminator must be '#' or '*'")
         if self.validator in ("password", "new_password") and not self.secret:
             raise ValueError("a password is collected with secret: true")
+        if self.validator in DECIMAL_VALIDATORS and self.terminator != "#":
+            raise ValueError("a price or amount ends with '#' ('*' is its decimal point, and "
+                             "'#' on its own goes back)")
         return self
 
 

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 
 from callcenter.ivr import speech
-from callcenter.ivr.flow_check import fail_target, ref_name
+from callcenter.ivr.flow_check import STAR_PROMPT, TOO_LONG_PROMPT, fail_target, ref_name
 from callcenter.ivr.flow_model import (
+    DECIMAL_VALIDATORS,
     Action,
     Branch,
     Collect,
@@ -80,6 +81,10 @@ class Call:
     action: str
     args: Mapping[str, Any]
     secrets: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
+    #: which visit of a flow made the call: every entry into a flow (a sub-flow, a jump, the
+    #: return to the caller's flow) is a new visit. What an action keeps for a later action of
+    #: the same visit (a checked password) is not valid in another one.
+    visit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,8 @@ class Interpreter:
         self._menus: list[tuple[str, str]] = []       # (flow, node) visited menus, for "back"
         #: (flow, node to continue at, menus depth) for each sub-flow entered
         self._returns: list[tuple[str, str, int]] = []
+        #: entries into a flow so far (``Call.visit``)
+        self._flow_visit = 0
         self._transitions = 0
 
     # -- public ---------------------------------------------------------------------------------
@@ -250,6 +257,7 @@ class Interpreter:
 
     def _enter_flow(self, name: str) -> None:
         self.flow = self.fs.flows[name]
+        self._flow_visit += 1
 
     def _run_node(self, name: str, node: Node) -> Generator[Step, Any, str]:
         match node:
@@ -376,15 +384,22 @@ class Interpreter:
         return previous
 
     def _collect(self, name: str, node: Collect) -> Generator[Step, Any, str]:
+        """Keys: in a price or amount (``DECIMAL_VALIDATORS``) ``*`` is the decimal point and
+        ``#`` on its own goes back; elsewhere the back key pressed first goes back. An entry
+        ended by ``#`` is asked one digit longer than allowed, so one too long is heard and
+        refused ("too long"), never cut (its rest would be the next answer)."""
         d = self.flow.defaults
         timeout, retries = self._limits(node)
-        back = d.back_key if d.back_key and d.back_key != node.terminator else ""
+        decimal = node.validator in DECIMAL_VALIDATORS
+        back = "" if decimal or d.back_key == node.terminator else (d.back_key or "")
+        asked = node.max_digits + 1 if node.terminator else node.max_digits
         lead: tuple[str, ...] = ()
+        fresh = False
         for _ in range(retries + 1):
-            got: Digits = yield Ask(lead + self._prompts(node.prompts), node.max_digits,
+            got: Digits = yield Ask(lead + self._prompts(node.prompts), asked,
                                     timeout, node.terminator, back,
-                                    secret=node.secret)
-            text = got.text
+                                    secret=node.secret, fresh=fresh)
+            text, fresh = got.text, False
             if node.secret:
                 self._note("ivr.input", node=name, masked="yes", length=str(len(text)))
             else:
@@ -392,6 +407,15 @@ class Interpreter:
                            timed_out=str(got.timed_out).lower())
             if back and text == back:
                 return self._back(name, from_menu=False)
+            if decimal and not text and not got.timed_out:
+                return self._back(name, from_menu=False)   # '#' on its own
+            if len(text) > node.max_digits:
+                # Keys typed after it belong to the same entry: the question is heard afresh.
+                lead, fresh = self._prompts((TOO_LONG_PROMPT,)), True
+                continue
+            if decimal and (text.startswith("*") or text.count("*") > 1):
+                lead = self._prompts((STAR_PROMPT,))
+                continue
             value = validate(node.validator, text) if len(text) >= node.min_digits else None
             if text and value is not None:
                 if node.secret:
@@ -435,7 +459,7 @@ class Interpreter:
             else:
                 args[arg] = self._resolve(ref)
         try:
-            result: Outcome = yield Call(node.action, args, secrets)
+            result: Outcome = yield Call(node.action, args, secrets, self._flow_visit)
         finally:
             self.secrets.clear()  # used once, whatever happened
         self._note("ivr.action", action=node.action, outcome=result.outcome)

@@ -111,7 +111,11 @@ def asterisk_collects(step: Ask) -> bool:
 
 def answered(step: Ask, keys: str) -> tuple[Digits, str] | None:
     """The answer, if the keys typed so far complete it, and the keys typed after it (none
-    after a back or agent key: the caller leaves the question, keys typed into it go with it)."""
+    after a back or agent key: the caller leaves the question, keys typed into it go with it).
+
+    An answer that fills a question ended by its terminator without it is the start of an
+    entry too long (the interpreter asks one digit more than it allows): the rest of that
+    entry, up to and with its terminator, goes with it, never into the next answer."""
     if keys and keys[0] in step.first_keys:
         return Digits(keys[0]), ""
     if step.terminator:
@@ -119,7 +123,10 @@ def answered(step: Ask, keys: str) -> tuple[Digits, str] | None:
         if end >= 0:
             return Digits(keys[:end]), keys[end + 1:]
     if len(keys) >= step.max_digits:
-        return Digits(keys[:step.max_digits]), keys[step.max_digits:]
+        rest = keys[step.max_digits:]
+        if step.terminator:
+            rest = rest[rest.find(step.terminator) + 1:] if step.terminator in rest else ""
+        return Digits(keys[:step.max_digits]), rest
     return None
 
 
@@ -300,6 +307,8 @@ class ScriptFlowIO:
                 break
             got += key
             if len(got) >= step.max_digits or (len(got) == 1 and got in step.first_keys):
+                if step.terminator and got not in step.first_keys:
+                    self._drop_rest(step.terminator)   # an entry too long: its rest too
                 break
         else:
             if len(got) < step.max_digits:
@@ -308,6 +317,13 @@ class ScriptFlowIO:
                 return Digits(got, timed_out=True)
         self.out(f"  ⌨ {'•' * len(got) if step.secret else got}")
         return Digits(got)
+
+    def _drop_rest(self, terminator: str) -> None:
+        """The keys up to and with ``terminator`` (a script types an entry whole)."""
+        if terminator in self.keys:
+            del self.keys[:self.keys.index(terminator) + 1]
+        else:
+            self.keys.clear()
 
     async def record(self, step: RecordMessage) -> str | None:
         self._speak(step.prompts)

@@ -138,6 +138,8 @@ class Scenario(BaseModel):
     actions: dict[str, str] = Field(default_factory=dict)
     #: "hangup", "retries_exhausted", "queue:<name>", ...
     end: str | None = None
+    #: what the agent's screen pop must hold (a call that leaves for a queue): ``{lang: en}``
+    context: dict[str, str] = Field(default_factory=dict)
 
 
 def load_scenarios(directory: Path) -> list[tuple[Path, Scenario]]:
@@ -176,6 +178,11 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
             problems.append(f"action {action}: expected {outcome}, got {', '.join(seen)}")
     if s.end is not None and got.ending != s.end:
         problems.append(f"ended with {got.ending}, expected {s.end}")
+    handed = dict(got.end.context) if isinstance(got.end, Transfer) else {}
+    for key, value in s.context.items():
+        if handed.get(key) != value:
+            problems.append(f"agent context {key}: expected {value!r}, got "
+                            f"{handed.get(key, '(not handed over)')!r}")
     return problems
 
 

@@ -83,10 +83,11 @@ async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
                      until="zh/order_after"),
         # confirm and hang up at once
         hotline_call(engine, caller, f"3w{GOLD}#w{PW}w1w601398w6*80#w1000#w1", hold_s=0),
-        # a price outside the limits, then an odd lot
+        # a price outside the limits, then an odd lot (in English: the customer's language
+        # on record, spoken from the login on)
         hotline_call(engine, caller,
                      f"3w{PLATINUM}#w{PW}w1w600000w99#w100#ww1w600000w10*20#w150#",
-                     until="zh/refusal/lot_size"),
+                     until="en/refusal/lot_size"),
         # selling shares bought today (T+1)
         hotline_call(engine, caller, f"3w{SILVER}#w{PW}w2w600519w1480#w100#",
                      until="zh/refusal/insufficient_shares"),
@@ -104,8 +105,8 @@ async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
     assert await _rows(engine, "SELECT kind, state, account FROM intents ORDER BY account") == [
         ("order", "done", ORDINARY), ("order", "done", GOLD)]
     assert refused.outcomes("preview_order") == ["price_limit", "lot_size"]
-    assert "zh/refusal/price_limit" in refused.prompts()
-    assert "zh/refusal/lot_size" in refused.prompts()
+    assert "en/refusal/price_limit" in refused.prompts()
+    assert "en/refusal/lot_size" in refused.prompts()
     assert await bo.orders_today(PLATINUM) == []
     assert t_plus_1.outcomes("preview_order") == ["insufficient_shares"]
     assert await bo.orders_today(SILVER) == []

@@ -43,6 +43,7 @@ def io_for(channel: ScriptedChannel) -> AgiFlowIO:
 ACCOUNT = Ask(("zh/enter_account",), 16, 5.0, "#", "*")
 PASSWORD = Ask(("zh/enter_password",), 6, 5.0, None, "*", secret=True)
 MENU = Ask(("zh/main_menu",), 1, 5.0, None, "*0")
+PRICE = Ask(("zh/enter_price",), 13, 5.0, "#", "")
 
 
 async def test_an_answer_is_collected_in_one_get_data_with_its_prompt() -> None:
@@ -112,6 +113,8 @@ async def test_keys_after_a_password_never_reach_the_next_question() -> None:
     (PASSWORD, "", "123456", False, Digits("123456")),              # all six
     (PASSWORD, "1", "23456", False, Digits("123456")),
     (MENU, "", "0", False, Digits("0")),
+    (PRICE, "", "", False, Digits("")),                             # '#' alone: back
+    (PRICE, "", "10*5", False, Digits("10*5")),                     # '*' is a digit here
 ])
 def test_the_answer_from_what_get_data_said(step: Ask, got: str, text: str, timed_out: bool,
                                             answer: Digits) -> None:
@@ -126,8 +129,12 @@ def test_typed_ahead_keys_may_be_a_whole_answer_and_what_follows_is_kept() -> No
     assert answered(PASSWORD, "1234567") == (Digits("123456"), "7")
     assert answered(ACCOUNT, "*12") == (Digits("*"), "")     # back, pressed first
     assert answered(ACCOUNT, "12") is None
-    # a terminator past max_digits does not make a longer answer
-    assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345#") == (Digits("123"), "45#")
+    # a terminator past max_digits does not make a longer answer; the rest of that entry, to
+    # its '#', goes with it (never the next answer); what follows the '#' is kept
+    assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345#") == (Digits("123"), "")
+    assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345#1") == (Digits("123"), "1")
+    assert answered(Ask(("p",), 3, 5.0, "#", ""), "12345") == (Digits("123"), "")
+    assert answered(Ask(("p",), 3, 5.0, "#", ""), "123#45") == (Digits("123"), "45")
     assert asterisk_collects(ACCOUNT) and asterisk_collects(PASSWORD)
     assert not asterisk_collects(Ask(("p",), 4, 5.0, "*", ""))
 
@@ -213,3 +220,15 @@ async def test_key_by_key_collection_takes_keys_from_the_gaps_too() -> None:
     channel = ScriptedChannel(barge=["1"], digits=["4", "*"])
     io = io_with(channel, GapKeys(ahead_keys=["", "23"], late_keys=["", ""]))
     assert await io.ask(step) == Digits("1234")
+
+
+async def test_the_rest_of_an_entry_too_long_never_answers_the_next_question() -> None:
+    """GET DATA stops at the digits asked (one more than the flow allows): what the caller
+    types after, to the '#', is that entry's rest; the retry that follows is heard afresh."""
+    price = Ask(("zh/enter_price",), 13, 5.0, "#", "")
+    retry = Ask(("zh/input_too_long", "zh/enter_price"), 13, 5.0, "#", "", fresh=True)
+    channel = ScriptedChannel(barge=[None], data=[("1234567890123", False), ("10*5", False)])
+    io = io_with(channel, GapKeys(ahead_keys=["", "45#"]))
+    assert await io.ask(price) == Digits("1234567890123")
+    assert await io.ask(retry) == Digits("10*5")
+    assert channel.commands[-1] == ("get_data", "callcenter/zh/enter_price", "5000", "13")

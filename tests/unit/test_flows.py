@@ -34,6 +34,8 @@ confirm_order: {zh: 确认请按一, en: Press one to confirm}
 invalid_choice: {zh: 输入有误, en: Invalid}
 no_input: {zh: 没有输入, en: No input}
 goodbye: {zh: 再见, en: Goodbye}
+input_too_long: {zh: 位数太多, en: Too many digits}
+star_is_point: {zh: 星号键是小数点, en: Star is the point}
 quote_is: {zh: 价格是, en: The price is}
 closed: {zh: 下班了, en: We are closed}
 """

@@ -151,3 +151,35 @@ async def test_scenarios_check_prompts_together_last_and_earlier_calls() -> None
                                                   "zh/fund_password_locked"],
                      last_prompts=["zh/fund_password_locked", "zh/agent_connecting"])
     assert check_scenario(right, after) == []
+
+
+async def test_a_kept_password_serves_only_its_account_in_its_visit_of_the_flow(
+        office: SandboxBackOffice, db: aiosqlite.Connection) -> None:
+    """A transfer abandoned at its confirmation, a sub-flow left and entered again, or a second
+    login: the password checked before is not lent to a transfer it was not typed for."""
+    session = CallSession("c3", "", account=ORDINARY)
+    table = HotlineActions(office, db, BackgroundWork(), session).table()
+
+    async def check_both(visit: int) -> None:
+        for kind, password in (("fund", DEMO_FUND_PASSWORD), ("bank", DEMO_BANK_PASSWORD)):
+            call = Call("check_password", {"kind": kind}, {"password": SecretStr(password)},
+                        visit)
+            assert (await run_action(table, call)).outcome == "ok"
+
+    def move(key: str, visit: int) -> Call:
+        return Call("transfer", {"direction": "in", "amount": "100", "key": key}, {}, visit)
+
+    before = (await office.cash(ORDINARY)).available
+    await check_both(1)
+    assert (await run_action(table, move("k-later-visit", 2))).outcome == "error"
+    await check_both(1)
+    session.account = "another-account"
+    assert (await run_action(table, move("k-other-account", 1))).outcome == "error"
+    session.account = ORDINARY
+    assert (await office.cash(ORDINARY)).available == before   # nothing moved so far
+    await check_both(1)
+    assert (await run_action(table, move("k-same-visit", 1))).outcome == "ok"
+    assert (await office.cash(ORDINARY)).available == before + 100
+    # used by that try: the next transfer asks again, even in the same visit
+    assert (await run_action(table, move("k-again", 1))).outcome == "error"
+    assert (await office.cash(ORDINARY)).available == before + 100
