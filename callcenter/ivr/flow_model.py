@@ -29,7 +29,8 @@ VAR_REF = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 KEYS = "0123456789*#"
 
 #: how a dynamic value is spoken (``callcenter.ivr.speech``)
-SayKind = Literal["price", "amount", "quantity", "integer", "percent", "change", "digits",
+SayKind = Literal["price", "amount", "quantity", "integer", "attempts", "percent", "change",
+                  "digits",
                   "stock", "date", "time", "volume", "refusal", "prompt"]
 
 #: named input validators for ``collect``

@@ -526,8 +526,8 @@ class Interpreter:
 
 
 #: values read back as a field (a name, a price, a count): a short pause follows when more comes
-PAUSE_AFTER = frozenset({"price", "amount", "quantity", "integer", "volume", "percent", "change",
-                         "digits", "stock", "date", "time"})
+PAUSE_AFTER = frozenset({"price", "amount", "quantity", "integer", "attempts", "volume",
+                         "percent", "change", "digits", "stock", "date", "time"})
 
 
 def speak(kind: str, value: Any, language: str) -> list[str]:
@@ -542,6 +542,8 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
             return speech.say_quantity(int(value), lang)
         case "integer":
             return speech.say_integer(int(value), lang)
+        case "attempts":
+            return speech.say_attempts(int(value), lang)
         case "volume":
             return speech.say_volume(int(value), lang)
         case "percent":
@@ -565,7 +567,7 @@ def speak(kind: str, value: Any, language: str) -> list[str]:
 
 #: how each refusal parameter is spoken after the refusal's own prompt
 _REFUSAL_PARAMS: dict[str, tuple[tuple[str, str], ...]] = {
-    "bad_password": (("remaining", "integer"),),
+    "bad_password": (("remaining", "attempts"),),
     "price_tick": (("tick", "price"),),
     "lot_size": (("lot", "quantity"),),
     "insufficient_funds": (("available", "amount"),),

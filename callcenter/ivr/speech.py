@@ -80,6 +80,7 @@ _WORDS = {
     "word/rise": ("涨", "up"),
     "word/fall": ("跌", "down"),
     "word/to": ("至", "to"),
+    "word/times": ("次", "times"),
     "date/year": ("年", "year"),
     "date/month": ("月", "month"),
     "date/day": ("日", "day"),
@@ -246,6 +247,13 @@ def _integer(n: int, lang: Lang, counted: bool = False) -> list[str]:
     sign = ["word/minus"] if n < 0 else []
     body = _zh_positive(abs(n), True, counted) if lang == "zh" else _en_positive(abs(n))
     return sign + body
+
+
+def say_attempts(n: int, lang: Lang) -> list[str]:
+    """Attempts left after a wrong password: 还可以尝试「两次」 in Mandarin (the prompt before
+    it says 还可以尝试), "Tries left: two" in English."""
+    words = say_integer(n, lang, counted=True)
+    return [*words, "word/times"] if check_lang(lang) == "zh" else words
 
 
 def say_integer(n: int, lang: Lang, counted: bool = False) -> list[str]:

@@ -565,3 +565,11 @@ def test_write_fragments_yaml(tmp_path: Path) -> None:
     target = tmp_path / "prompts_speech.yaml"
     speech.write_fragments_yaml(target)
     assert target.read_text(encoding="utf-8") == fragments_yaml()
+
+
+def test_attempts_left_are_counted_as_people_say_them() -> None:
+    # 您还可以尝试「两次」, not 剩余尝试次数「二」; English: "Tries left: two"
+    assert speech.say_attempts(2, "zh") == ["num/liang", "word/times"]
+    assert speech.say_attempts(4, "zh") == ["num/4", "word/times"]
+    assert speech.say_attempts(1, "en") == ["num/1"]
+    assert speech.say_attempts(2, "en") == ["num/2"]
