@@ -433,7 +433,7 @@ def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:
     start = settings.backoffice.clock_start
     if start is None:
         return None
-    tz = sandbox_rules(settings).tz
+    tz = DEFAULT_RULES.tz  # the settings never change the exchange's time zone: no calendar read
     origin = start if start.tzinfo is not None else start.replace(tzinfo=tz)
     began = time.monotonic()
     return lambda: (origin + dt.timedelta(seconds=time.monotonic() - began)).astimezone(tz)
