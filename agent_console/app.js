@@ -5,10 +5,11 @@
 // call card, controls, wrap-up), customer.js (the customer panels, messages, subscriptions),
 // desk.js (click-to-call, tasks), inbox.js, wallboard.js, phone.js (the softphone's panel, over
 // softphone.js), alert.js (the ring and desktop notice of an offered call), hotkeys.js (keyboard
-// shortcuts and their help), monitor.js (a supervisor's monitoring, on both sides), and shared ones: state.js (the page's memory, one owner per fact),
-// registry.js (server events and their observers, session hooks, render-all), tabs.js, ui.js,
-// clock.js, and protocol.js, which is generated from the engine's Python models
-// (callcenter/seats/console_constants.py).
+// shortcuts and their help), monitor.js (a supervisor's monitoring, on both sides), fanout.js
+// (the second socket: pushes meant for many consoles, from the fan-out relay), and shared
+// ones: state.js (the page's memory, one owner per fact), registry.js (server events and their
+// observers, session hooks, render-all), tabs.js, ui.js, clock.js, and protocol.js, which is
+// generated from the engine's Python models (callcenter/seats/console_constants.py).
 //
 // Each feature's wire() registers its event handlers, session hooks and renderers and hooks up
 // its own buttons; the order below is the order hooks and renderers run in.
@@ -19,6 +20,7 @@ import * as call from "./js/call.js";
 import { startClocks } from "./js/clock.js";
 import * as customer from "./js/customer.js";
 import * as desk from "./js/desk.js";
+import * as fanout from "./js/fanout.js";
 import * as hotkeys from "./js/hotkeys.js";
 import * as inbox from "./js/inbox.js";
 import * as monitor from "./js/monitor.js";
@@ -43,7 +45,7 @@ function main() {
   $("lang-switch", HTMLSelectElement).value = getLang();
   applyTranslations();
   for (const feature of [seat, queues, call, inbox, customer, desk, wallboard, phone, ringAlert,
-    hotkeys, monitor, session]) {
+    hotkeys, monitor, fanout, session]) {
     feature.wire();
   }
   tabs.wire();

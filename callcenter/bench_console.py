@@ -47,7 +47,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from callcenter.bench_console_clients import raise_nofile
-from callcenter.bench_ivr import Machine, machine_info, percentile
+from callcenter.bench_ivr import Machine, asterisk_ticks, machine_info, percentile
 from callcenter.bench_load import Probe, one_step, sipp_and_asterisk, start_probed_engine
 from callcenter.benchdoc import write_section
 from callcenter.config import Settings
@@ -161,6 +161,8 @@ class Phase:
     pushes: int = 0
     engine_cpu_s: float = 0.0
     asterisk_cpu_s: float = 0.0
+    #: the fan-out relay process (``console.fanout = process``), else 0
+    relay_cpu_s: float = 0.0
     wall_s: float = 0.0
     machine_busy: float = 0.0    # share of the machine's CPU time busy (all processes)
     setups_ms: list[float] = field(default_factory=list)
@@ -218,6 +220,8 @@ class ConsoleResult:
     nice: int = 0
     phases: list[Phase] = field(default_factory=list)
     board: Wallboard = field(default_factory=Wallboard)
+    #: ``console.fanout``: ``process`` (a relay process writes the boards) or ``inline``
+    fanout: str = "process"
 
 
 def _pooled(phases: Sequence[Phase], clients: bool) -> Phase:
@@ -229,6 +233,7 @@ def _pooled(phases: Sequence[Phase], clients: bool) -> Phase:
         out.ok += ph.ok
         out.engine_cpu_s += ph.engine_cpu_s
         out.asterisk_cpu_s += ph.asterisk_cpu_s
+        out.relay_cpu_s += ph.relay_cpu_s
         out.setups_ms += ph.setups_ms
         out.lag_ms += ph.lag_ms
         out.round_trips_ms += ph.round_trips_ms
@@ -254,20 +259,31 @@ def comparisons(phases: Sequence[Phase]) -> list[tuple[str, float | None, float 
             ("engine CPU ms per call", per_call(a), per_call(b))]
 
 
-def frame_cost_us(phases: Sequence[Phase], boards: int) -> float | None:
-    """The engine's CPU per board and client (µs): the phases with clients less those without
-    (scaled to as many phases), over the boards the clients got."""
+def frame_cost_us(phases: Sequence[Phase], boards: int, relay: bool = False) -> float | None:
+    """The engine's (or with ``relay``, the relay's) CPU per board and client (µs): the phases
+    with clients less those without (scaled to as many phases), over the boards the clients
+    got."""
     with_, without = _pooled(phases, True), _pooled(phases, False)
     n_with = sum(1 for ph in phases if ph.clients)
     n_without = len(phases) - n_with
     if not boards or not n_with or not n_without:
         return None
-    extra = with_.engine_cpu_s - without.engine_cpu_s * n_with / n_without
+    if relay:
+        extra = with_.relay_cpu_s - without.relay_cpu_s * n_with / n_without
+    else:
+        extra = with_.engine_cpu_s - without.engine_cpu_s * n_with / n_without
     return extra / boards * 1e6
 
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def _fanout_words(mode: str) -> str:
+    if mode == "process":
+        return ("`process`, the boards go to a relay process (`callcenter/fanout/`), once, and "
+                "it writes them to the clients' second sockets")
+    return "`inline`, the engine writes every board to every client's socket itself"
 
 
 def _niceness(nice: int) -> str:
@@ -290,18 +306,19 @@ def render_section(result: ConsoleResult) -> str:
         f"{w.board_bytes} bytes a board) while SIPp callers run the first flow over FastAGI at "
         f"{result.rate:g} calls/s for {result.step_s:g} s a phase; the benchmark moves one seat "
         f"every {result.change_s * 1000:.0f} ms in every phase. Phases without and with the "
-        "clients, in the order listed.", "",
+        f"clients, in the order listed. Fan-out: {_fanout_words(result.fanout)}.", "",
         "| phase | clients | calls | ok | setup p50/p99 ms | FastAGI RTT p50/p99 ms | "
-        "loop lag p99 ms | engine CPU s | Asterisk CPU s | machine busy | seat moves | "
-        "boards pushed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "loop lag p99 ms | engine CPU s | relay CPU s | Asterisk CPU s | machine busy | "
+        "seat moves | boards pushed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, ph in enumerate(result.phases, 1):
         lines.append(
             f"| {n} | {w.clients if ph.clients else 0} | {ph.placed} | {ph.ok} | "
             f"{_p(ph.setups_ms, 50)} / {_p(ph.setups_ms, 99)} | "
             f"{_p(ph.round_trips_ms, 50, '.2f')} / {_p(ph.round_trips_ms, 99, '.2f')} | "
-            f"{_p(ph.lag_ms, 99)} | {ph.engine_cpu_s:.2f} | {ph.asterisk_cpu_s:.2f} | "
+            f"{_p(ph.lag_ms, 99)} | {ph.engine_cpu_s:.2f} | {ph.relay_cpu_s:.2f} | "
+            f"{ph.asterisk_cpu_s:.2f} | "
             f"{ph.machine_busy:.0%} | {ph.moves} | {ph.pushes} |")
     lines += ["", f"With the clients against without (phases pooled; goal at most "
               f"{GOAL_RATIO:g}x):", "",
@@ -339,7 +356,20 @@ def render_section(result: ConsoleResult) -> str:
     if w.closes:
         lines += ["", "Disconnects: " + "; ".join(sorted(set(w.closes))[:5]) + "."]
     per_frame = frame_cost_us(result.phases, w.boards)
-    if per_frame is not None:
+    per_relay = frame_cost_us(result.phases, w.boards, relay=True)
+    if per_frame is not None and per_relay is not None and result.fanout == "process":
+        lines += [
+            "", "Where it goes: the engine writes each board once, to the fan-out relay's "
+            "stdin; the relay, a process of its own, writes it to every client's socket: "
+            f"{per_relay:.1f} µs of the relay's CPU per board and client here, and "
+            f"{per_frame:.1f} µs of the engine's (the CPU of the phases with clients less that "
+            "of the phases without, over the boards the clients got; the engine's share is the "
+            "clients' logins and keepalives and the machine's busier CPUs, not the boards). "
+            "Move → client is the relay's fan-out plus the wallboard's coalescing, which holds "
+            f"a move up to {BOARD_INTERVAL_S * 1000:.0f} ms (`BOARD_INTERVAL_S`) when the "
+            "board was pushed less than that before (the *not held* row: moves that found it "
+            "idle)."]
+    elif per_frame is not None:
         lines += [
             "", f"Where it goes: the engine writes every board to every socket itself, "
             f"{per_frame:.1f} µs of its CPU per board and client here (the engine CPU of the "
@@ -379,13 +409,16 @@ class _PushTap:
         self.inner.to_agent(agent_id, event)
 
     def to_role(self, role: Role, event: Event) -> None:
+        self.inner.to_role(role, event)
+
+    def state_to_role(self, role: Role, event: Event) -> None:
         if event.event == "wallboard":
             at = time.monotonic()
             for seat in event.data.get("seats", ()):
                 if seat.get("agent_id") == MARK:
                     self.pushes.append((float(seat["since"]), at))
                     break
-        self.inner.to_role(role, event)
+        self.inner.state_to_role(role, event)
 
     def end_sessions(self, agent_id: str, reason: str) -> None:
         self.inner.end_sessions(agent_id, reason)
@@ -528,6 +561,9 @@ async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sip
                  folder: Path, pcap: Path, clients: bool, rate: float, step_s: float,
                  pid: int) -> tuple[Phase, tuple[float, float]]:
     moves0, pushes0 = len(mover.moves), len(tap.pushes)
+    relay = engine.console.fanout if engine.console is not None else None
+    relay_pid = relay.pid if relay is not None else None
+    relay0 = asterisk_ticks(relay_pid) if relay_pid is not None else 0
     cpu0 = _cpu_counters()
     start = time.monotonic()
     moving = asyncio.create_task(mover.run(), name="bench-console-mover")
@@ -539,13 +575,16 @@ async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sip
             await moving
     end = time.monotonic()
     busy = busy_share(cpu0, _cpu_counters())
+    relay_cpu_s = 0.0
+    if relay is not None and relay.pid == relay_pid and relay_pid is not None:
+        relay_cpu_s = (asterisk_ticks(relay_pid) - relay0) / os.sysconf("SC_CLK_TCK")
     await asyncio.sleep(SETTLE_S)
     phase = Phase(clients, placed=step.placed, ok=step.ok, engine_cpu_s=step.engine_cpu_s,
                   asterisk_cpu_s=step.asterisk_cpu_s, wall_s=step.wall_s,
                   setups_ms=step.setups_ms, lag_ms=step.lag_ms,
                   round_trips_ms=step.round_trips_ms,
                   moves=len(mover.moves) - moves0, pushes=len(tap.pushes) - pushes0,
-                  machine_busy=busy)
+                  machine_busy=busy, relay_cpu_s=relay_cpu_s)
     return phase, (start, end)
 
 
@@ -576,7 +615,7 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
     machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result = ConsoleResult(datetime.now(UTC), machine, load, rate, step_s, change_s, seats,
-                           nice)
+                           nice, fanout=settings.console.fanout)
     password = secrets.token_urlsafe(18)
     with tempfile.TemporaryDirectory(prefix="callcenter-console-") as tmp:
         folder = Path(tmp)

@@ -10,6 +10,10 @@ engine's process shares) and which board it was, by the ``since`` of the seat ``
 seat the benchmark moves; each move gives it a new ``since``). The line ``stop`` on standard
 input closes every connection; the results go to ``--out`` as JSON and ``done`` is printed.
 
+When the login reply names a fan-out relay (``fanout``: the engine's pushes to many consoles come
+from a process of their own, ``callcenter/fanout/``), each client opens that second socket too,
+as the console's page does, and the boards are read there.
+
 The clients run in their own process so that reading 1000 sockets does not share the engine's
 event loop. The benchmark may start several such processes.
 """
@@ -141,11 +145,16 @@ class _Client(asyncio.Protocol):
     them cost the machine little next to the engine they measure. An arrival is stamped as its
     bytes come off the socket."""
 
-    def __init__(self, url: str, origin: str, login: bytes, mark: str) -> None:
+    def __init__(self, url: str, origin: str, login: bytes | None, mark: str,
+                 log: ClientLog | None = None) -> None:
         parts = urlsplit(url)
-        self.host, self.path, self.origin = parts.netloc, parts.path or "/", origin
+        self.host, self.origin = parts.netloc, origin
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        #: None: a socket to the fan-out relay, which takes no login (its URL has the token)
         self.login, self.mark = login, mark
-        self.log = ClientLog()
+        self.log = log or ClientLog()
+        #: the relay named in the login reply: {port, path}
+        self.fanout: dict[str, Any] | None = None
         self.logged: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.stopping = False
@@ -178,7 +187,10 @@ class _Client(asyncio.Protocol):
                 self.transport.close()
                 return
             self.open = True
-            self._send(Opcode.TEXT.value, self.login)
+            if self.login is None:
+                self.logged.set_result(True)
+            else:
+                self._send(Opcode.TEXT.value, self.login)
         try:
             frames, self._buffer = split_frames(self._buffer)
         except ValueError as exc:
@@ -213,6 +225,9 @@ class _Client(asyncio.Protocol):
         self.log.logged_in = reply.get("type") == "result"
         if not self.log.logged_in:
             self.log.close = f"login refused: {text[:200]}"
+        else:
+            fanout = reply.get("data", {}).get("fanout")
+            self.fanout = fanout if isinstance(fanout, dict) else None
         self.logged.set_result(self.log.logged_in)
 
     def _login_failed(self, why: str) -> None:
@@ -253,7 +268,19 @@ class _Clients:
             try:
                 await loop.create_connection(lambda: client, parsed.hostname, parsed.port)
                 async with asyncio.timeout(60):
-                    return await client.logged
+                    if not await client.logged:
+                        return False
+                if client.fanout is None:
+                    return True
+                # the page's second socket: the relay's port on the same host, the same log
+                relay = _Client(f"ws://{parsed.hostname}:{client.fanout['port']}"
+                                f"{client.fanout['path']}", args.origin, None, args.mark,
+                                client.log)
+                self.clients.append(relay)
+                await loop.create_connection(lambda: relay, parsed.hostname,
+                                             int(client.fanout["port"]))
+                async with asyncio.timeout(60):
+                    return await relay.logged
             except (OSError, TimeoutError) as exc:
                 client.log.close = f"login: {type(exc).__name__}: {exc}"
                 return False
@@ -284,7 +311,8 @@ class _Clients:
         for client in self.clients:
             client.close()
         await asyncio.sleep(0.5)   # the close frames leave
-        out = {"clients": [c.log.as_json() for c in self.clients], "cpu_s": cpu_s,
+        logs = list({id(c.log): c.log for c in self.clients}.values())   # one per console
+        out = {"clients": [log.as_json() for log in logs], "cpu_s": cpu_s,
                "lag_ms": self.lag_ms}
         await asyncio.to_thread(Path(args.out).write_text, json.dumps(out), encoding="utf-8")
         print("done", flush=True)
@@ -305,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     password = sys.stdin.readline().rstrip("\n")
     if args.nice:
         os.nice(args.nice)
-    raise_nofile(args.count + 64)
+    raise_nofile(args.count * 2 + 64)   # the console socket and the relay socket
     asyncio.run(_Clients(args, password).run())
     return 0
 

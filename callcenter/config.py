@@ -219,6 +219,12 @@ class ConsoleSettings(BaseModel):
     presence_grace_s: float = Field(30.0, ge=0)
     #: events queued for a slow client before it is disconnected
     max_pending_events: int = Field(256, ge=8)
+    #: who writes the pushes meant for many consoles (wallboards, queue figures): ``process``, a
+    #: relay process of their own (``callcenter/fanout/``: the engine writes each push once and
+    #: the consoles open a second socket to the relay), or ``inline``, the engine itself
+    fanout: Literal["process", "inline"] = "process"
+    #: the relay's port; unset: the console's port + 1 (any free port when the console's is 0)
+    fanout_port: int | None = Field(None, ge=0, le=65535)
     #: saved numbers the transfer dialog offers (``[{label, number}]``), after agents and queues
     directory_numbers: list[DirectoryNumber] = []
 

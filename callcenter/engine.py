@@ -39,6 +39,7 @@ from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
 from callcenter.errors import AgiHangup, ConfigError
 from callcenter.event_loop import running_loop_name
+from callcenter.fanout.process import FanoutProcess
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions, reconcile
 from callcenter.ivr.first_flow import first_flow
 from callcenter.ivr.flowset import FlowSet
@@ -155,7 +156,8 @@ class Engine:
 
                 relay = SipRelay(f"ws://{self.settings.ami.host}:{self.settings.sip.http_port}/ws")
                 self.console = ConsoleServer(self.settings.console, self.console_backend,
-                                             relay=relay, tls=console_tls(self.settings))
+                                             relay=relay, tls=console_tls(self.settings),
+                                             fanout=console_fanout(self.settings))
                 await self.console.start()
                 self.console_backend.push = self.console.push
                 self.console_backend.watch_presence(self.settings.console.presence_grace_s)
@@ -426,6 +428,19 @@ def console_tls(settings: Settings) -> ssl.SSLContext | None:
         raise ConfigError(f"console.tls: cannot load {cert} and {key} ({exc}); run"
                           " 'callcenter pbx up' or set sip.tls_cert and sip.tls_key") from exc
     return context
+
+
+def console_fanout(settings: Settings) -> FanoutProcess | None:
+    """The relay process for pushes to many consoles, unless ``console.fanout`` is ``inline``."""
+    console = settings.console
+    if console.fanout != "process":
+        return None
+    port = console.fanout_port
+    if port is None:
+        port = console.port + 1 if console.port else 0
+    return FanoutProcess(console.host, port,
+                         tls_files=settings.tls_files() if console.tls else None,
+                         loop_choice=settings.event_loop)
 
 
 def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:

@@ -22,6 +22,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     ├── FlowError                an IVR flow is invalid or failed at run time
     ├── SeatStateError           a seat was asked for a move its state does not allow
     ├── ConsoleError             a console request refused, with an ``ErrorCode`` for the client
+    ├── FanoutError              the fan-out relay's feed was malformed, or the relay failed
     ├── BrokerError              the back office failed (unreachable, inconsistent)
     │   └── BrokerRefusal        the back office said no, with a ``RefusalCode`` the IVR explains
     └── ChannelError             the bus or a channel server failed
@@ -135,6 +136,11 @@ class ConsoleError(CallCenterError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class FanoutError(CallCenterError):
+    """The fan-out relay's feed was malformed, or the relay process could not start
+    (``fanout/``)."""
 
 
 class BrokerError(CallCenterError):

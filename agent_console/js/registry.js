@@ -21,6 +21,8 @@
  * @property {import("./state.js").QueueFigures[]} [queues]
  * @property {string[]} [reasons]
  * @property {Record<string, any> | null} [phone]
+ * @property {unknown} [fanout]   where this session's pushes to many consoles come from
+ *   (js/fanout.js)
  */
 
 /**

@@ -590,14 +590,20 @@ class EngineConsoleBackend:
         if _loop_running():
             self._board_pushed_at = asyncio.get_running_loop().time()
         board = self.wallboard()
-        self._push_role("wallboard", board)
+        self._push_state("wallboard", board)
         if self._queues_changed:
             self._queues_changed = False
-            self._push_role("queues", {"queues": board["queues"]}, p.Role.AGENT)
+            self._push_state("queues", {"queues": board["queues"]}, p.Role.AGENT)
 
     def _push_agent(self, agent_id: str, name: str, data: dict[str, Any]) -> None:
         if self.push is not None:
             self.push.to_agent(agent_id, p.Event(event=name, data=data))
+
+    def _push_state(self, name: str, data: dict[str, Any], role: p.Role = p.Role.SUPERVISOR
+                    ) -> None:
+        """A state that replaces the one pushed before it (``ConsolePush.state_to_role``)."""
+        if self.push is not None:
+            self.push.state_to_role(role, p.Event(event=name, data=data))
 
     def _push_role(self, name: str, data: dict[str, Any], role: p.Role = p.Role.SUPERVISOR
                    ) -> None:

@@ -27,6 +27,12 @@ class ConsolePush(Protocol):
     def to_role(self, role: Role, event: Event) -> None:
         """Send to every session whose role is ``role`` or above (supervisor -> admin too)."""
 
+    def state_to_role(self, role: Role, event: Event) -> None:
+        """As ``to_role``, for a state that replaces the one of the same name pushed before it
+        (the wallboard, the queues' figures). It may go through the fan-out relay
+        (``callcenter/fanout/``), which gives the latest to a console that connects later; a
+        one-off event (a notice, a contact) must go through ``to_role``."""
+
     def end_sessions(self, agent_id: str, reason: str) -> None:
         """Close the agent's sessions with a ``session_ended`` event (forced log-out)."""
 

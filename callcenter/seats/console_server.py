@@ -20,6 +20,7 @@ import http
 import ipaddress
 import json
 import logging
+import secrets
 import ssl
 import time
 import typing
@@ -40,6 +41,8 @@ from websockets.typing import Subprotocol
 
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
+from callcenter.fanout.process import FanoutProcess
+from callcenter.fanout.relay import PATH as FANOUT_PATH
 from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
 from callcenter.seats.limits import AddressThrottle, KnownAddresses, LoginGuard, TokenBucket
 from callcenter.seats.protocol import (
@@ -324,6 +327,8 @@ class _Session:
         #: writer waits for them before it sends anything queued after them
         self.pipelined = 0
         self._pipeline_done: asyncio.Future[None] | None = None
+        #: the token of this session's socket to the fan-out relay (``fanout/``), if any
+        self.fanout_token: str | None = None
         self.handler: asyncio.Task[Any] | None = asyncio.current_task()
 
     def send(self, text: str) -> bool:
@@ -379,9 +384,12 @@ class _Push:
     session, or all sockets in one turn, held the event loop (and every call on it) for tens
     of milliseconds per wallboard."""
 
-    def __init__(self, sessions: set[_Session], too_slow: Callable[[_Session], None]) -> None:
+    def __init__(self, sessions: set[_Session], too_slow: Callable[[_Session], None],
+                 fanout: FanoutProcess | None = None) -> None:
         self._sessions = sessions
         self._too_slow = too_slow
+        #: pushes to a role go to the fan-out relay, once, instead of to every session
+        self._fanout = fanout
         #: pushes not written to every socket yet: (frame, sessions, how many are done)
         self._pending: collections.deque[tuple[bytes, list[_Session], int]] = \
             collections.deque()
@@ -392,6 +400,12 @@ class _Push:
     def to_role(self, role: Role, event: Event) -> None:
         rank = _RANK[role]
         self._fan_out(event, lambda agent: _RANK[agent.role] >= rank)
+
+    def state_to_role(self, role: Role, event: Event) -> None:
+        if self._fanout is None:
+            self.to_role(role, event)
+            return
+        self._fanout.push(_RANK[role], event.event, event.model_dump_json())
 
     def end_sessions(self, agent_id: str, reason: str) -> None:
         """Every live session of the agent: ``session_ended``, then close 4000. A session in
@@ -469,7 +483,8 @@ class ConsoleServer:
 
     def __init__(self, settings: ConsoleSettings, backend: ConsoleBackend, *,
                  clock: Callable[[], float] = time.monotonic, relay: SipRelay | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, fanout: FanoutProcess | None = None
+                 ) -> None:
         self._settings = settings
         #: browser phones' SIP to Asterisk (``/sip``), when agents may have browser phones
         self._relay = relay
@@ -490,8 +505,16 @@ class ConsoleServer:
         self._origins: frozenset[str] = frozenset()
         self._static_root = settings.static_dir
         self.close_grace_s = CLOSE_GRACE_S
-        self._push = _Push(self._sessions, self._drop_slow)
+        #: the process that writes pushes to a role (wallboards, queue figures) to the consoles'
+        #: second sockets; None: this server writes them to every session itself
+        self._fanout = fanout
+        self._push = _Push(self._sessions, self._drop_slow, fanout)
         self.push: ConsolePush = self._push
+
+    @property
+    def fanout(self) -> FanoutProcess | None:
+        """The relay that writes this server's pushes to a role, if there is one."""
+        return self._fanout
 
     @property
     def port(self) -> int:
@@ -520,6 +543,12 @@ class ConsoleServer:
             start_serving=False,
         )
         self._origins = self._allowed_origins()
+        if self._fanout is not None:
+            try:
+                await self._fanout.start(self._origins)
+            except BaseException:
+                self._server.close()
+                raise
         await self._server.start_serving()
         log.info("agent console listening on %s://%s:%d/", "https" if self._tls else "http",
                  settings.host, self.port)
@@ -545,6 +574,8 @@ class ConsoleServer:
         await server.wait_closed()
         if self._tasks:
             await asyncio.wait(self._tasks)
+        if self._fanout is not None:
+            await self._fanout.close()
 
     def _allowed_origins(self) -> frozenset[str]:
         if self._settings.allowed_origins:
@@ -737,6 +768,12 @@ class ConsoleServer:
         phone = data.get("phone")
         if isinstance(phone, dict) and self._relay is not None:
             phone["ws_path"] = f"{SIP_PATH}?t={self._relay.tokens.issue(agent.agent_id)}"
+        if self._fanout is not None:
+            # told to the relay before the reply leaves: the console connects right after it
+            session.fanout_token = secrets.token_urlsafe(24)
+            self._fanout.allow(session.fanout_token, _RANK[agent.role], agent.agent_id)
+            data["fanout"] = {"port": self._fanout.port,
+                              "path": f"{FANOUT_PATH}?t={session.fanout_token}"}
         log.info("console login: agent %s (%s) from %s", agent.agent_id, agent.role.value,
                  session.peer)
         self._reply(session, Result(id=login.id, data=data))
@@ -811,6 +848,9 @@ class ConsoleServer:
     async def _finish(self, session: _Session) -> None:
         self._sessions.discard(session)
         session.ending = True
+        if session.fanout_token is not None and self._fanout is not None:
+            self._fanout.end(session.fanout_token)
+            session.fanout_token = None
         if session.writer is not None:
             session.writer.cancel()
             await asyncio.wait([session.writer])

@@ -138,7 +138,7 @@ def phase(clients: bool, setups: list[float], rtts: list[float], cpu: float) -> 
                  lag_ms=[1.0, 2.0], round_trips_ms=rtts, moves=10, pushes=10)
 
 
-def result() -> ConsoleResult:
+def result(fanout: str = "inline") -> ConsoleResult:
     board = Wallboard(clients=1000, logged_in=1000, procs=2, board_bytes=3000, moves=20,
                       pushes=20, messages=40_000, boards=40_000, wall_s=4.0,
                       latencies_ms=[10.0, 20.0, 130.0], push_ms=[5.0, 9.0],
@@ -150,7 +150,7 @@ def result() -> ConsoleResult:
                          [phase(False, [4.0, 4.0], [0.5, 1.0], 1.0),
                           phase(True, [4.0, 8.0], [0.5, 2.0], 2.0),
                           phase(True, [4.0, 4.0], [0.5, 1.0], 1.0),
-                          phase(False, [4.0, 4.0], [0.5, 1.0], 1.0)], board)
+                          phase(False, [4.0, 4.0], [0.5, 1.0], 1.0)], board, fanout)
 
 
 def test_comparisons_pool_the_phases_of_each_kind() -> None:
@@ -179,3 +179,15 @@ def test_the_engines_cost_per_board_and_client() -> None:
     assert frame_cost_us(result().phases, 0) is None
     assert frame_cost_us(result().phases[:1], 10) is None
     assert "25.0 µs of its CPU per board and client" in render_section(result())
+
+
+def test_with_the_relay_the_report_splits_the_cost_between_relay_and_engine() -> None:
+    report = result("process")
+    for ph in report.phases:
+        ph.relay_cpu_s = 3.0 if ph.clients else 0.5    # 5 s more with clients
+    assert frame_cost_us(report.phases, 40_000, relay=True) == pytest.approx(125.0)
+    text = render_section(report)
+    assert "Fan-out: `process`" in text
+    assert "125.0 µs of the relay's CPU per board and client here, and 25.0 µs of the " \
+        "engine's" in text
+    assert "| 2 | 1000 | 100 | 100 | 6.0 / 8.0 | 1.25 / 1.98 | 2.0 | 2.00 | 3.00 |" in text

@@ -127,6 +127,9 @@ class Pushes:
         self.events.append((f"role:{role.value}", event.event, event.data))
         self.changed.set()
 
+    def state_to_role(self, role: p.Role, event: p.Event) -> None:
+        self.to_role(role, event)
+
     async def until(self, check: Callable[[], Any], within_s: float = 10.0) -> Any:
         """Wait for a push after which ``check()`` is truthy."""
         async with asyncio.timeout(within_s):

@@ -1,0 +1,268 @@
+"""The fan-out relay process: it holds the consoles' second sockets and writes each push to them.
+
+Why a process of its own: with a thousand consoles open, the engine wrote every wallboard to
+every socket itself, a ``send()`` per socket, and that was most of its CPU; calls (FastAGI, AMI)
+waited behind it. Now the engine writes each push once, to this process's stdin (``feed.py``),
+and this process, on another CPU, writes it to the sockets. The engine keeps every console's
+``/ws`` (login, commands, the pushes meant for one agent); only pushes meant for many (a role)
+come from here.
+
+Started by the engine (``process.FanoutProcess``), not by hand::
+
+    python -m callcenter.fanout.relay --host H --port P [--origin O ...] [--cert C --key K]
+
+It prints ``listening <port>`` once it accepts connections, and exits when its stdin closes
+(the engine is gone). A browser connects to ``/fanout?t=<token>`` with the token of its console
+login (the feed's ``A`` line), from an allowed page origin; it gets the latest push of each kind
+its role may see at once, then every push as it comes. It sends nothing: a message closes it
+(1008). A socket that falls more than ``--max-buffer`` bytes behind is closed (1008, too slow):
+the console reconnects and gets the latest state again. A session's end (``E``) closes its
+sockets (4000). Tokens are never logged.
+
+Built on the ``websockets`` server the console uses (same framing, no compression, same TLS
+files), with the sans-IO feed and state of ``feed.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http
+import logging
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs
+
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from callcenter.errors import FanoutError
+from callcenter.event_loop import run
+from callcenter.fanout.feed import Allow, End, FeedDecoder, FeedState, Message, Push
+from callcenter.telephony.host_limits import raise_fd_limit
+
+__all__ = ["PATH", "Relay", "main"]
+
+log = logging.getLogger("callcenter.fanout.relay")
+logging.getLogger("websockets").setLevel(logging.WARNING)
+
+PATH: Final = "/fanout"
+#: a console may connect a moment before the relay has read its token from the feed
+JOIN_WAIT_S: Final = 1.0
+JOIN_POLL_S: Final = 0.02
+CLOSE_SESSION_ENDED: Final = 4000
+KEEPALIVE_S: Final = 20.0
+#: bytes waiting in a socket's buffer before it is closed as too slow (~a hundred wallboards)
+DEFAULT_MAX_BUFFER: Final = 1024 * 1024
+
+
+def _http(status: http.HTTPStatus, body: bytes) -> Response:
+    return Response(status.value, status.phrase, Headers([
+        ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store")]), body)
+
+
+class Relay:
+    """The relay's sockets and what the feed said. ``apply`` takes feed messages; the
+    ``websockets`` server calls ``process_request`` and ``handle``."""
+
+    def __init__(self, origins: Sequence[str], max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self.origins = frozenset(o.rstrip("/") for o in origins)
+        self.max_buffer = max_buffer
+        self.state = FeedState()
+        #: each open socket: its token and its role's rank
+        self._watchers: dict[ServerConnection, tuple[str, int]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
+    # -- the feed -----------------------------------------------------------------------------
+
+    def apply(self, message: Message) -> None:
+        self.state.apply(message)
+        if isinstance(message, End):
+            for conn, (token, _) in list(self._watchers.items()):
+                if token == message.token:
+                    self._close(conn, CLOSE_SESSION_ENDED, "session ended")
+        elif isinstance(message, Push):
+            self._push(message)
+
+    def _push(self, push: Push) -> None:
+        targets = []
+        for conn, (_, rank) in list(self._watchers.items()):
+            if rank < push.rank:
+                continue
+            if conn.transport.get_write_buffer_size() > self.max_buffer:
+                log.warning("fan-out: a console socket from %s is too slow; closing it",
+                            _peer(conn))
+                self._close(conn, CloseCode.POLICY_VIOLATION, "too slow")
+                continue
+            targets.append(conn)
+        if targets:
+            broadcast(targets, push.text.encode(), text=True)
+
+    def _close(self, conn: ServerConnection, code: int, reason: str) -> None:
+        self._watchers.pop(conn, None)
+        task = asyncio.get_running_loop().create_task(_close(conn, code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # -- the sockets --------------------------------------------------------------------------
+
+    async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
+        if path != PATH:
+            return _http(http.HTTPStatus.NOT_FOUND, b"the fan-out is at /fanout\n")
+        origins = request.headers.get_all("Origin")
+        if len(origins) != 1 or origins[0] not in self.origins:
+            log.warning("fan-out socket from %s refused: origin %r not allowed", _peer(conn),
+                        origins[0] if origins else None)
+            return _http(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n")
+        tokens = parse_qs(query).get("t", [])
+        token = tokens[0] if len(tokens) == 1 else ""
+        for _ in range(round(JOIN_WAIT_S / JOIN_POLL_S)):
+            if token in self.state.allowed:
+                return None
+            await asyncio.sleep(JOIN_POLL_S)
+        log.warning("fan-out socket from %s refused: no live console login", _peer(conn))
+        return _http(http.HTTPStatus.FORBIDDEN, b"log in to the console first\n")
+
+    async def handle(self, conn: ServerConnection) -> None:
+        assert conn.request is not None
+        token = parse_qs(conn.request.path.partition("?")[2])["t"][0]
+        allow = self.state.allowed.get(token)
+        if allow is None:   # ended between the handshake and now
+            await _close(conn, CLOSE_SESSION_ENDED, "session ended")
+            return
+        self._join(conn, allow)
+        try:
+            async for _ in conn:
+                log.warning("fan-out socket from %s sent a message; closing it", _peer(conn))
+                await _close(conn, CloseCode.POLICY_VIOLATION, "the fan-out takes no messages")
+                return
+        except ConnectionClosed:
+            pass
+        finally:
+            self._watchers.pop(conn, None)
+
+    def _join(self, conn: ServerConnection, allow: Allow) -> None:
+        """The latest of each push its rank may see, then every push: written here without a
+        pause, so that no push can come between them."""
+        for push in self.state.visible(allow.rank):
+            broadcast([conn], push.text.encode(), text=True)
+        self._watchers[conn] = (allow.token, allow.rank)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(_close(c, CloseCode.GOING_AWAY, "relay shutting down")
+                               for c in list(self._watchers)))
+        self._watchers.clear()
+        if self._closing:
+            await asyncio.wait(self._closing)
+
+
+async def _close(conn: ServerConnection, code: int, reason: str) -> None:
+    try:
+        async with asyncio.timeout(2.0):
+            await conn.close(code, reason)
+    except TimeoutError:
+        conn.transport.abort()
+
+
+def _peer(conn: ServerConnection) -> str:
+    try:
+        host, port = conn.remote_address[:2]
+    except (TypeError, ValueError, OSError):
+        return "?"
+    return f"{host}:{port}"
+
+
+class _FeedReader(asyncio.Protocol):
+    """stdin: feed lines to the relay; its end ends the relay."""
+
+    def __init__(self, relay: Relay, done: asyncio.Future[None]) -> None:
+        self.relay = relay
+        self.done = done
+        self.decoder = FeedDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.decoder.feed(data)
+        except FanoutError as exc:
+            log.error("fan-out: %s; stopping", exc)
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        for message in messages:
+            self.relay.apply(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def _tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def serve_relay(args: argparse.Namespace) -> int:
+    relay = Relay(args.origin, args.max_buffer)
+    server: Server = await serve(
+        relay.handle, args.host, args.port, process_request=relay.process_request,
+        ssl=_tls(args.cert, args.key), compression=None, max_size=1024,
+        ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_S, server_header=None,
+        logger=logging.getLogger("websockets"))
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    await loop.connect_read_pipe(lambda: _FeedReader(relay, done), sys.stdin)
+    print(f"listening {port}", flush=True)
+    log.info("fan-out relay listening on %s:%d", args.host, port)
+    try:
+        await done
+        status = 0
+    except FanoutError:
+        status = 1
+    server.close()
+    await relay.close()
+    await server.wait_closed()
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m callcenter.fanout.relay",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--origin", action="append", default=[],
+                        help="a page origin allowed to connect (repeat)")
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--max-buffer", type=int, default=DEFAULT_MAX_BUFFER)
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_fd_limit()   # a socket per console
+    try:
+        return run(serve_relay(args), args.loop)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("fan-out relay cannot start: %s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
