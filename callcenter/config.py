@@ -225,6 +225,9 @@ class ConsoleSettings(BaseModel):
     fanout: Literal["process", "inline"] = "process"
     #: the relay's port; unset: the console's port + 1 (any free port when the console's is 0)
     fanout_port: int | None = Field(None, ge=0, le=65535)
+    #: how much nicer than the engine the relay runs: when the CPUs are short, calls (Asterisk,
+    #: the engine) go first and wallboards wait
+    fanout_nice: int = Field(10, ge=0, le=19)
     #: saved numbers the transfer dialog offers (``[{label, number}]``), after agents and queues
     directory_numbers: list[DirectoryNumber] = []
 

@@ -440,7 +440,7 @@ def console_fanout(settings: Settings) -> FanoutProcess | None:
         port = console.port + 1 if console.port else 0
     return FanoutProcess(console.host, port,
                          tls_files=settings.tls_files() if console.tls else None,
-                         loop_choice=settings.event_loop)
+                         loop_choice=settings.event_loop, nice=console.fanout_nice)
 
 
 def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:

@@ -36,8 +36,9 @@ class FanoutProcess:
     """The relay as a child process of the engine."""
 
     def __init__(self, host: str, port: int, *, tls_files: tuple[Path, Path] | None = None,
-                 loop_choice: str = "auto") -> None:
+                 loop_choice: str = "auto", nice: int = 0) -> None:
         self.host = host
+        self._nice = nice
         self._want_port = port
         self._tls_files = tls_files
         self._loop_choice = loop_choice
@@ -63,7 +64,8 @@ class FanoutProcess:
 
     async def _spawn(self) -> None:
         argv = [sys.executable, "-m", "callcenter.fanout.relay", "--host", self.host,
-                "--port", str(self.port or self._want_port), "--loop", self._loop_choice]
+                "--port", str(self.port or self._want_port), "--loop", self._loop_choice,
+                "--nice", str(self._nice)]
         for origin in self._origins:
             argv += ["--origin", origin]
         if self._tls_files is not None:

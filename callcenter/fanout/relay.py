@@ -10,6 +10,10 @@ come from here.
 Started by the engine (``process.FanoutProcess``), not by hand::
 
     python -m callcenter.fanout.relay --host H --port P [--origin O ...] [--cert C --key K]
+        [--nice N]
+
+``--nice`` (``console.fanout_nice``, 10 by default) makes it yield the CPUs to calls: when they
+are short, wallboards wait, not the IVR.
 
 It prints ``listening <port>`` once it accepts connections, and exits when its stdin closes
 (the engine is gone). A browser connects to ``/fanout?t=<token>`` with the token of its console
@@ -29,6 +33,7 @@ import argparse
 import asyncio
 import http
 import logging
+import os
 import ssl
 import sys
 from collections.abc import Sequence
@@ -251,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path)
     parser.add_argument("--max-buffer", type=int, default=DEFAULT_MAX_BUFFER)
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run this much nicer than the engine (calls go first)")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_fd_limit()   # a socket per console

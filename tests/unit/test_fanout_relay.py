@@ -36,7 +36,7 @@ backend, clock, static_dir = harness.backend, harness.clock, harness.static_dir
 
 @pytest.fixture
 def fanout() -> FanoutProcess:
-    return FanoutProcess("127.0.0.1", 0, loop_choice="asyncio")
+    return FanoutProcess("127.0.0.1", 0, loop_choice="asyncio", nice=3)
 
 
 @pytest.fixture
@@ -139,6 +139,14 @@ async def refused(url: str, origin: str) -> int:
         async with connect(url, origin=Origin(origin), open_timeout=DEADLINE):
             pass
     return refusal.value.response.status_code
+
+
+async def test_the_relay_runs_nicer_than_the_engine(server: ConsoleServer,
+                                                    fanout: FanoutProcess) -> None:
+    assert fanout.pid is not None
+    stat = Path(f"/proc/{fanout.pid}/stat").read_text(encoding="ascii")
+    nice = int(stat.rpartition(")")[2].split()[16])
+    assert nice == os.nice(0) + 3
 
 
 async def test_tokens_origins_and_paths_are_checked(server: ConsoleServer, fanout: FanoutProcess,
