@@ -10,20 +10,31 @@ with (seed, code, date). Because the grid and the seed are fixed, the prices of 
 depend on how often ``step`` is called, and a restored state (``draws`` = grid steps taken)
 continues the same path. No float is involved: prices are integer ticks, volumes integer shares.
 
-Sessions here are the matching hours of ``rules.session_bounds``: continuous trading and the
-closing call, which the sandbox matches like continuous trading (no call-auction matching).
+Prices walk and orders match continuously in continuous trading (09:30-11:30, 13:00-14:57).
+The call auctions (``sessions.auction_times``: 09:25 and 15:00) match once, at one price: the
+orders at the market then (those entered in the call, and at the close those resting from the
+day) against the outside market's auction interest (``book.call_interest``, seeded with (seed,
+code, auction time), around the last price moved by a seeded gap), by the SZSE rule for SZ
+codes and the SSE rule for the others (BSE assumed alike; ``book.auction_price``). The auction
+price becomes the open (09:25) or the close (15:00) and the last price; a frozen market fills
+orders at it but keeps its prices still. What the opening auction does not fill rests into
+continuous trading; what the closing auction does not fill expires at 15:00.
 
 The book (``callcenter.broker.book``): at every grid point (and at each session's start) the
 market shows a fresh book of a few levels a side around the last price, inside the day's
 limits, drawn from ``random.Random`` seeded with (seed, code, grid point, last price): the
 same moment always shows the same book, however often it is looked at. Open orders are matched
-at each grid step and at every ``step`` during a session, oldest order first: a buy takes the
-asks up to its limit, a sell the bids down to its limit, at the levels' prices and sizes. One
-execution per level taken; what the book cannot cover stays open and is matched again against
-the next book. Shares taken from a book are gone from it until the next grid point; a restored
+at each grid step and at every ``step`` during a session, oldest order first. An order arriving
+in continuous trading is the taker, once, against the book showing when it arrived (its
+``placed`` time): a buy takes the asks up to its limit, a sell the bids down to its limit, at
+the levels' prices and sizes, one execution per level. What is left rests, and a resting order
+is the maker: when a later book has asks at or under a resting buy's limit (bids at or over a
+resting sell's), it fills at its own limit, for at most those levels' shares. Shares taken
+from a book are gone from it until the next grid point; a restored
 market is told the executions since that point (``taken``) so a restart neither frees nor
 loses liquidity. The book is the outside market: it does not see the sandbox's own resting
-orders (they never become the best bid or ask, and never trade with each other).
+orders (in continuous trading they never become the best bid or ask, and never trade with each
+other; in a call auction they count like any order, and may trade with each other).
 Orders of a day expire at that day's close. When a later trading day begins, the last price
 becomes the previous close; trading days skipped entirely are not simulated.
 
@@ -42,6 +53,7 @@ from decimal import Decimal
 from callcenter.broker import book as bk
 from callcenter.broker import rules as r
 from callcenter.broker.interface import Quote, Security, Side
+from callcenter.broker.sessions import CALLS, Phase, auction_times, continuous_hours
 
 DEFAULT_INTERVAL = dt.timedelta(seconds=10)
 # One walk step is -2..+2 units; a unit is 1/2000 of the previous close (at least one tick),
@@ -86,6 +98,7 @@ class RestingOrder:
     side: Side
     price: Decimal
     quantity: int
+    placed: dt.datetime | None = None   # when it reached the exchange; None: the market's now
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +146,8 @@ class Market:
         self._rngs: dict[str, random.Random] = {}
         self._band: dict[str, tuple[int, int, int]] = {}   # low, high, walk unit (ticks)
         self._book: dict[str, RestingOrder] = {}
+        # orders still to have their first turn at the market (the taker's, in continuous)
+        self._fresh: set[str] = set()
         # code -> (grid point, shares taken from its book); code -> ((grid point, last), book)
         self._taken: dict[str, tuple[dt.datetime, bk.Taken]] = {}
         self._books: dict[str, tuple[tuple[dt.datetime, int], bk.Book]] = {}
@@ -155,8 +170,10 @@ class Market:
             self._band[code] = self._band_ticks(code)
         self._date = base_date
         showing = self._book_time(self._now)
+        auctions = set(self._auctions(self._now.date()))
         for ex in taken:
-            if ex.code in self._states and self._book_time(ex.at) == showing:
+            if (ex.code in self._states and ex.at not in auctions
+                    and self._book_time(ex.at) == showing):
                 self._taken_from(ex.code, showing).add(
                     ex.side, [bk.Match(self._ticks(ex.price), ex.quantity)])
 
@@ -219,11 +236,21 @@ class Market:
     # --- orders -----------------------------------------------------------------------------------
 
     def add_order(self, order: RestingOrder) -> None:
+        """An order reaching the market at ``order.placed`` (default now). A restored one whose
+        first turn came before the restored time (see ``_first_turn``) is resting already."""
         if order.code not in self._states:
             raise KeyError(order.code)
+        placed = self._now if order.placed is None else r.local(order.placed, self.rules)
+        order = replace(order, placed=placed)
         self._book[order.order_no] = order
+        first = self._first_turn(placed)
+        if first is not None and not first < self._now:
+            self._fresh.add(order.order_no)
+        else:
+            self._fresh.discard(order.order_no)
 
     def remove_order(self, order_no: str) -> bool:
+        self._fresh.discard(order_no)
         return self._book.pop(order_no, None) is not None
 
     # --- moving -----------------------------------------------------------------------------------
@@ -245,24 +272,27 @@ class Market:
         self._states[code].suspended = suspended
 
     def step(self, now: dt.datetime) -> StepResult:
-        """Advance to ``now``: walk the grid steps since the last call, match, expire, roll."""
+        """Advance to ``now``: walk the grid steps since the last call, hold the call auctions
+        passed on the way, match, expire, roll."""
         now = r.local(now, self.rules)
         executions: list[Execution] = []
         expired: list[str] = []
         changed = False
         if now > self._now:
-            changed |= self._walk(self._now, min(now, r.day_close(self._date, self.rules)),
-                                  executions)
+            changed |= self._run(self._now, min(now, r.day_close(self._date, self.rules)),
+                                 executions)
             if now >= r.day_close(self._date, self.rules) and self._book:
                 expired = list(self._book)
                 self._book.clear()
+                self._fresh.clear()
             if now.date() > self._date and r.is_trading_day(now.date(), self.rules):
                 self._roll(now.date())
                 start = dt.datetime.combine(now.date(), dt.time(0), self.rules.tz)
-                self._walk(start, now, executions)
+                self._run(start, now, executions)
                 changed = True
             self._now = now
-        if r.is_trading_time(now, self.rules):
+        executions.extend(self._arrivals(now, inclusive=False))
+        if self._continuous(now):
             executions.extend(self._match(now))
         # Time passing without a grid step changes nothing worth saving: replaying from the
         # saved time walks the same (empty) stretch of grid.
@@ -288,24 +318,62 @@ class Market:
     def _draw(rng: random.Random) -> tuple[int, int]:
         return rng.randrange(-2, 3), rng.randrange(1, _MAX_LOTS_PER_STEP + 1)
 
+    def _sessions(self, day: dt.date) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The stretches of continuous trading of ``day`` (none on a non-trading day)."""
+        if not r.is_trading_day(day, self.rules):
+            return []
+        tz = self.rules.tz
+        return [(dt.datetime.combine(day, s, tz), dt.datetime.combine(day, e, tz))
+                for s, e in continuous_hours(self.rules.schedule)]
+
+    def _auctions(self, day: dt.date) -> list[dt.datetime]:
+        """When ``day``'s call auctions match (none on a non-trading day)."""
+        if not r.is_trading_day(day, self.rules):
+            return []
+        return [dt.datetime.combine(day, t, self.rules.tz)
+                for t in auction_times(self.rules.schedule)]
+
+    def _continuous(self, at: dt.datetime) -> bool:
+        return r.phase(at, self.rules) is Phase.CONTINUOUS
+
+    def _first_turn(self, placed: dt.datetime) -> dt.datetime | None:
+        """When an order placed at ``placed`` first meets the market: at once in continuous
+        trading (as the taker); else at the next call auction or continuous stretch, whichever
+        comes first that day (None: not that day; it expires unmatched)."""
+        if self._continuous(placed):
+            return placed
+        later = [t for t in self._auctions(placed.date()) if t >= placed]
+        later += [max(start, placed) for start, end in self._sessions(placed.date())
+                  if placed < end]
+        return min(later, default=None)
+
     def _grid(self, after: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
-        """Grid points t with after < t <= until, inside sessions of ``self._date``."""
+        """Grid points t with after < t <= until, inside continuous trading of ``self._date``."""
         points: list[dt.datetime] = []
-        for start, end in r.session_bounds(self._date, self.rules):
+        for start, end in self._sessions(self._date):
             first = max(1, (after - start) // self.interval + 1)
             last = min((end - start) // self.interval, (until - start) // self.interval)
             points.extend(start + k * self.interval for k in range(first, last + 1))
         return points
 
-    def _walk(self, after: dt.datetime, until: dt.datetime, out: list[Execution]) -> bool:
-        points = self._grid(after, until)
-        for at in points:
+    def _run(self, after: dt.datetime, until: dt.datetime, out: list[Execution]) -> bool:
+        """The events in (after, until], in time order: grid steps (walk, then match) and call
+        auctions; before each, orders that arrived earlier in continuous trading take their
+        turn as takers against the book they saw."""
+        auctions = [t for t in self._auctions(self._date) if after < t <= until]
+        events = sorted([(t, True) for t in auctions] + [(t, False) for t in
+                                                        self._grid(after, until)])
+        for at, auction in events:
+            out.extend(self._arrivals(at, inclusive=False))
+            if auction:
+                out.extend(self._auction(at))
+                continue
             if not self.frozen:
                 for code, s in self._states.items():
                     if not s.suspended:
                         self._move(code, s)
             out.extend(self._match(at))
-        return bool(points)
+        return bool(events)
 
     def _band_ticks(self, code: str) -> tuple[int, int, int]:
         s = self._states[code]
@@ -332,23 +400,102 @@ class Market:
         s.volume += shares
         s.turnover += s.last * shares
 
-    def _match(self, at: dt.datetime) -> list[Execution]:
+    def _fill(self, order: RestingOrder, matches: list[bk.Match], shown: dt.datetime,
+              at: dt.datetime) -> list[Execution]:
+        """Record ``matches`` of ``order`` (taken from the book showing at ``shown``)."""
+        if not matches:
+            return []
+        self._taken_from(order.code, shown).add(order.side, matches)
+        left = order.quantity - sum(m.quantity for m in matches)
+        if left:
+            self._book[order.order_no] = replace(order, quantity=left)
+        else:
+            del self._book[order.order_no]
+            self._fresh.discard(order.order_no)
+        return [Execution(order.order_no, order.code, order.side, self._price(m.price),
+                          m.quantity, at) for m in matches]
+
+    def _arrivals(self, before: dt.datetime, *, inclusive: bool) -> list[Execution]:
+        """Orders that arrived in continuous trading before ``before`` (or at it) and have not
+        had their turn: each takes, once, from the book showing when it arrived."""
         done: list[Execution] = []
         for order in sorted(self._book.values(), key=lambda o: o.order_no):
+            placed = order.placed
+            if (order.order_no not in self._fresh or placed is None
+                    or not (placed <= before if inclusive else placed < before)
+                    or not self._continuous(placed)):
+                continue
+            self._fresh.discard(order.order_no)
             if self._states[order.code].suspended:
                 continue
-            matches = bk.take(self._current_book(order.code, at), order.side,
+            matches = bk.take(self._current_book(order.code, placed), order.side,
                               self._ticks(order.price), order.quantity)
-            if not matches:
+            done.extend(self._fill(order, matches, self._book_time(placed), placed))
+        return done
+
+    def _match(self, at: dt.datetime) -> list[Execution]:
+        """Continuous matching at ``at``: arrivals at ``at`` take; resting orders make."""
+        done = self._arrivals(at, inclusive=True)
+        shown = self._book_time(at)
+        for order in sorted(self._book.values(), key=lambda o: o.order_no):
+            if ((order.placed is not None and order.placed > at)
+                    or self._states[order.code].suspended):
                 continue
-            self._taken_from(order.code, self._book_time(at)).add(order.side, matches)
-            left = order.quantity - sum(m.quantity for m in matches)
-            if left:
-                self._book[order.order_no] = replace(order, quantity=left)
+            if order.order_no in self._fresh:
+                if order.placed is not None and r.phase(order.placed, self.rules) in CALLS:
+                    continue                       # waits for its call auction
+                # arrived while the market was shut (lunch, before the open): it takes now
+                self._fresh.discard(order.order_no)
+                matches = bk.take(self._current_book(order.code, at), order.side,
+                                  self._ticks(order.price), order.quantity)
             else:
-                del self._book[order.order_no]
-            done.extend(Execution(order.order_no, order.code, order.side,
-                                  self._price(m.price), m.quantity, at) for m in matches)
+                matches = bk.make(self._current_book(order.code, at), order.side,
+                                  self._ticks(order.price), order.quantity)
+            done.extend(self._fill(order, matches, shown, at))
+        return done
+
+    def _auction(self, at: dt.datetime) -> list[Execution]:
+        """The call auction at ``at``, security by security: the orders at the market then
+        against the outside interest, at one price (see ``book.auction_price``)."""
+        done: list[Execution] = []
+        for code in sorted(self._states):
+            s = self._states[code]
+            if s.suspended:
+                continue
+            ours = sorted((o for o in self._book.values() if o.code == code
+                           and (o.placed is None or o.placed <= at)), key=lambda o: o.order_no)
+            low, high, unit = self._band[code]
+            last = min(max(s.last, low), high)
+            rng = random.Random(f"{self.seed}:{code}:{at.isoformat()}:{last}:auction")
+            gap = 0 if self.frozen else rng.randrange(-4, 5) * unit
+            centre = min(max(last + gap, low), high)
+            bids = bk.call_interest(rng, centre, low, high)
+            bids += [bk.Bid(o.order_no, o.side, self._ticks(o.price), o.quantity) for o in ours]
+            result = bk.auction_price(bids, s.prev_close,
+                                      nearest=self._securities[code].exchange == "SZ")
+            for o in ours:
+                self._fresh.discard(o.order_no)
+            if result is None:
+                continue
+            got = bk.allocate(bids, result)
+            for bid, quantity in zip(bids, got, strict=True):
+                if bid.key is None or not quantity:
+                    continue
+                order = self._book[bid.key]
+                left = order.quantity - quantity
+                if left:
+                    self._book[bid.key] = replace(order, quantity=left)
+                else:
+                    del self._book[bid.key]
+                done.append(Execution(order.order_no, code, order.side,
+                                      self._price(result.price), quantity, at))
+            if not self.frozen:
+                s.last = result.price
+                if s.open is None:
+                    s.open = s.high = s.low = s.last
+                s.high, s.low = max(s.high, s.last), min(s.low, s.last)
+                s.volume += result.volume
+                s.turnover += result.price * result.volume
         return done
 
     def _book_time(self, at: dt.datetime) -> dt.datetime:
@@ -356,7 +503,7 @@ class Market:
         start counts; at lunch and after the close, the session's last); ``at`` itself before
         the day's first session or on a day without one (nothing is matched then)."""
         shown: dt.datetime | None = None
-        for start, end in r.session_bounds(at.date(), self.rules):
+        for start, end in self._sessions(at.date()):
             if at >= start:
                 shown = start + (min(at, end) - start) // self.interval * self.interval
         return at if shown is None else shown
@@ -388,4 +535,5 @@ class Market:
             self._band[code] = self._band_ticks(code)
         self._taken.clear()
         self._books.clear()
+        self._fresh.clear()
         self._date = day

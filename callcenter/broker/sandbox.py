@@ -1133,8 +1133,12 @@ class SandboxBackOffice:
                         interval=self._interval, states=states, taken=taken)
         for x in await self._all("SELECT * FROM bo_orders WHERE status IN (?, ?) "
                                  "ORDER BY order_no", *_OPEN[1:]):
+            # placed: when it reached the exchange (a queued one: when it was sent), which
+            # tells the market whether it has had its first turn (see ``Market.add_order``)
+            placed = _dt(x["sends_at"] or x["created_at"], self.rules.tz)
             market.add_order(RestingOrder(str(x["order_no"]), str(x["code"]), Side(x["side"]),
-                                          _d(x["price"]), int(x["quantity"]) - int(x["filled"])))
+                                          _d(x["price"]), int(x["quantity"]) - int(x["filled"]),
+                                          placed))
         self._market = market
 
     async def _save_market(self) -> None:

@@ -3,7 +3,8 @@
 Pure: no I/O, no clock. ``DEFAULT_SCHEDULE`` is the SSE/SZSE/BSE day: opening call auction
 09:15-09:25 (no cancels from 09:20), 09:25-09:30 nothing is taken, continuous trading
 09:30-11:30 and 13:00-14:57, closing call auction 14:57-15:00 (no cancels). Any other time of
-a trading day, and every time of any other day, is ``Phase.CLOSED``.
+a trading day, and every time of any other day, is ``Phase.CLOSED``. The orders of a call
+auction are matched at its end (``auction_times``: 09:25, 15:00), at one price.
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ TAKES: Mapping[Phase, tuple[bool, bool]] = MappingProxyType({
     Phase.CLOSING_CALL: (True, False),
 })
 
-#: the market moves and matches in these (the sandbox matches the closing call continuously)
+#: the exchange is trading in these (the closing call's orders trade at its end, at 15:00)
 MATCHING = frozenset({Phase.CONTINUOUS, Phase.CLOSING_CALL})
+
+#: call auctions: orders rest and are matched at one price when the run of call phases ends
+CALLS = frozenset({Phase.OPENING_CALL, Phase.OPENING_CALL_FIXED, Phase.CLOSING_CALL})
 
 Schedule = tuple[tuple[dt.time, dt.time, Phase], ...]
 
@@ -65,14 +69,30 @@ def takes_cancels(phase: Phase) -> bool:
     return TAKES[phase][1]
 
 
-def matching_hours(schedule: Schedule = DEFAULT_SCHEDULE) -> tuple[tuple[dt.time, dt.time], ...]:
-    """The stretches in which the market matches, adjacent phases merged."""
+def _merged(schedule: Schedule, phases: frozenset[Phase]) -> tuple[tuple[dt.time, dt.time], ...]:
+    """The stretches of ``phases``, adjacent ones merged."""
     merged: list[tuple[dt.time, dt.time]] = []
     for start, end, phase in schedule:
-        if phase not in MATCHING:
+        if phase not in phases:
             continue
         if merged and merged[-1][1] == start:
             merged[-1] = (merged[-1][0], end)
         else:
             merged.append((start, end))
     return tuple(merged)
+
+
+def matching_hours(schedule: Schedule = DEFAULT_SCHEDULE) -> tuple[tuple[dt.time, dt.time], ...]:
+    """The stretches in which the market matches, adjacent phases merged."""
+    return _merged(schedule, MATCHING)
+
+
+def continuous_hours(schedule: Schedule = DEFAULT_SCHEDULE) -> tuple[tuple[dt.time, dt.time],
+                                                                     ...]:
+    """The stretches of continuous trading, adjacent ones merged."""
+    return _merged(schedule, frozenset({Phase.CONTINUOUS}))
+
+
+def auction_times(schedule: Schedule = DEFAULT_SCHEDULE) -> tuple[dt.time, ...]:
+    """When the call auctions match: the end of each run of call phases (09:25 and 15:00)."""
+    return tuple(end for _, end in _merged(schedule, CALLS))

@@ -7,7 +7,22 @@ import random
 
 import pytest
 
-from callcenter.broker.book import DEPTH, LOT, Book, Level, Match, Taken, simulate, take
+from callcenter.broker.book import (
+    DEPTH,
+    LOT,
+    AuctionResult,
+    Bid,
+    Book,
+    Level,
+    Match,
+    Taken,
+    allocate,
+    auction_price,
+    call_interest,
+    make,
+    simulate,
+    take,
+)
 from callcenter.broker.interface import Side
 
 BOOK = Book(bids=(Level(1000, 300), Level(999, 500), Level(997, 200)),
@@ -76,3 +91,96 @@ def test_the_book_stays_inside_the_days_limits() -> None:
         assert all(x.price >= 900 for x in at_down.bids) and len(at_down.bids) <= 1
     with pytest.raises(ValueError, match="outside"):
         simulate(random.Random(0), 1101, 900, 1100)
+
+
+# --- a resting order is the maker -----------------------------------------------------------------
+
+
+def test_a_resting_order_fills_at_its_own_limit_for_the_levels_through_it() -> None:
+    assert make(BOOK, Side.BUY, 1002, 10_000) == [Match(1002, 600)]   # 200 + 400, at 1002
+    assert make(BOOK, Side.BUY, 1002, 100) == [Match(1002, 100)]
+    assert make(BOOK, Side.SELL, 999, 10_000) == [Match(999, 800)]    # 300 + 500, at 999
+    assert make(BOOK, Side.BUY, 1001, 10_000) == [Match(1001, 200)]   # at the touch
+    assert make(BOOK, Side.BUY, 1000, 100) == []                       # one tick under the ask
+    assert make(BOOK, Side.SELL, 1001, 100) == []                      # one tick over the bid
+    with pytest.raises(ValueError, match="positive"):
+        make(BOOK, Side.BUY, 1001, 0)
+
+
+def test_made_and_taken_shares_leave_a_side_from_its_best_level() -> None:
+    taken = Taken()
+    taken.add(Side.BUY, make(BOOK, Side.BUY, 1002, 300))              # 300 shares at 1002
+    left = taken.apply(BOOK)
+    assert left.asks == (Level(1002, 300), Level(1004, 1000))         # as if taken from the top
+    assert make(left, Side.BUY, 1002, 10_000) == [Match(1002, 300)]
+    taken.add(Side.BUY, make(left, Side.BUY, 1002, 10_000))
+    assert make(taken.apply(BOOK), Side.BUY, 1002, 100) == []         # never twice
+
+
+# --- call auctions --------------------------------------------------------------------------------
+
+
+def bids(*orders: tuple[str, int, int]) -> list[Bid]:
+    return [Bid(None, Side.BUY if s == "b" else Side.SELL, p, q) for s, p, q in orders]
+
+
+def test_the_auction_price_executes_the_most_shares_then_leaves_the_fewest_over() -> None:
+    book = bids(("b", 1003, 100), ("b", 1002, 200), ("b", 1000, 300),
+                ("s", 999, 100), ("s", 1001, 200), ("s", 1002, 300))
+    # 999/1000: 100; 1001: 300 (300 a side, none over); 1002: 300 (600 offered); 1003: 100
+    assert auction_price(book, 1000) == AuctionResult(1001, 300)
+    assert auction_price(book, 1000, nearest=True) == AuctionResult(1001, 300)
+
+
+def test_an_auction_tie_is_the_middle_on_sse_and_the_nearest_to_the_close_on_szse() -> None:
+    book = bids(("b", 1005, 500), ("s", 1000, 500))      # 500 at every price 1000..1005
+    assert auction_price(book, 1001) == AuctionResult(1003, 500)      # 1002.5, half up
+    assert auction_price(book, 1001, nearest=True).price == 1001      # type: ignore[union-attr]
+    assert auction_price(book, 990, nearest=True).price == 1000       # type: ignore[union-attr]
+    assert auction_price(book, 1010, nearest=True).price == 1005      # type: ignore[union-attr]
+    uneven = bids(("b", 1005, 500), ("s", 1000, 300), ("s", 1003, 200))
+    # 1000-1002: 300 with 200 over; 1003-1005: 500 with none over
+    assert auction_price(uneven, 1000) == AuctionResult(1004, 500)
+    assert auction_price(uneven, 1000, nearest=True) == AuctionResult(1003, 500)
+    two = bids(("b", 1004, 100), ("s", 1003, 100))       # an even tie: 1003.5 -> 1004
+    assert auction_price(two, 1000) == AuctionResult(1004, 100)
+    assert auction_price(two, 1000, nearest=True) == AuctionResult(1003, 100)
+
+
+def test_the_auction_price_executes_every_better_priced_order() -> None:
+    book = bids(("b", 1002, 100), ("b", 1000, 300), ("s", 999, 300), ("s", 1001, 100))
+    # 300 trade at 999 and at 1000; at 999 the buyers above it (400) would not all execute
+    assert auction_price(book, 999, nearest=True) == AuctionResult(1000, 300)
+    assert auction_price(book, 999) == AuctionResult(1000, 300)
+
+
+def test_no_auction_price_when_the_sides_do_not_cross() -> None:
+    assert auction_price(bids(("b", 999, 100), ("s", 1000, 100)), 1000) is None
+    assert auction_price(bids(("b", 999, 100)), 1000) is None
+    assert auction_price([], 1000) is None
+
+
+def test_the_auction_fills_better_prices_first_then_at_the_price_in_time_order() -> None:
+    book = bids(("b", 1003, 100), ("b", 1002, 200), ("b", 1000, 300),
+                ("s", 999, 100), ("s", 1001, 200), ("s", 1002, 300))
+    assert allocate(book, AuctionResult(1001, 300)) == [100, 200, 0, 100, 200, 0]
+    # at the price itself the outside interest (listed first) goes before the sandbox's order
+    crowd = [Bid(None, Side.BUY, 1001, 200), Bid("30000001", Side.BUY, 1001, 200),
+             Bid(None, Side.SELL, 1000, 300)]
+    result = auction_price(crowd, 1000)
+    assert result == AuctionResult(1001, 300)            # 1000 and 1001 tie: the middle, half up
+    assert allocate(crowd, result) == [200, 100, 300]
+
+
+def test_the_outside_auction_interest_crosses_inside_the_limits() -> None:
+    for seed in range(100):
+        interest = call_interest(random.Random(seed), 1000, 900, 1100)
+        result = auction_price(interest, 1000)
+        assert result is not None and abs(result.price - 1000) <= 2
+        assert all(b.key is None and b.quantity % LOT == 0 for b in interest)
+        at_up = call_interest(random.Random(seed), 1100, 900, 1100)
+        assert all(b.price <= 1100 for b in at_up)
+    assert call_interest(random.Random(3), 1000, 900, 1100) == call_interest(
+        random.Random(3), 1000, 900, 1100)
+    with pytest.raises(ValueError, match="outside"):
+        call_interest(random.Random(0), 1101, 900, 1100)

@@ -444,16 +444,17 @@ async def test_buy_fills_in_session_not_at_lunch(bo: SandboxBackOffice) -> None:
     [filled] = await bo.orders_today(ORDINARY)
     assert (filled.status, filled.filled) == (OrderStatus.FILLED, 200)
     [fill] = await bo.fills_today(ORDINARY)
-    # The book at 13:00 (seed 0) asks 40.90 for 700: the buy takes 200 at the market's price,
-    # not at its limit 41.00.
+    # The book at 13:00 (seed 0) asks 40.90 for 700: the market moved through the resting buy,
+    # which is the maker and fills at its own limit 41.00 (SSE/SZSE: a trade is at the price of
+    # the order that was waiting).
     assert (fill.order_no, fill.price, fill.quantity, fill.at) == (
-        order.order_no, D("40.90"), 200, at(13, 0))
+        order.order_no, D("41.00"), 200, at(13, 0))
     assert_all_decimal(fill)
-    cash = await bo.cash(ORDINARY)                                  # 8180 + 5.00 + 0.08
-    assert (cash.balance, cash.frozen) == (D("50000.00") - D("8185.08"), D(0))
+    cash = await bo.cash(ORDINARY)                                  # 8200 + 5.00 + 0.08
+    assert (cash.balance, cash.frozen) == (D("50000.00") - D("8205.08"), D(0))
     cmb = {p.security.code: p for p in await bo.positions(ORDINARY)}["600036"]
     assert (cmb.quantity, cmb.sellable) == (1200, 1000)             # T+1 on the new shares
-    assert cmb.cost_price == ((D("38500.00") + D("8185.08")) / 1200).quantize(D("0.01"))
+    assert cmb.cost_price == ((D("38500.00") + D("8205.08")) / 1200).quantize(D("0.01"))
     with refused(RefusalCode.INSUFFICIENT_SHARES):
         await bo.place_order(ORDINARY, Side.SELL, "600036", D("41.00"), 1100, "s-too-many")
 
@@ -580,7 +581,9 @@ async def test_a_buy_holds_cash_at_its_limit_and_releases_the_difference_part_by
     [done] = await bo.orders_today(GOLD)
     fills = await bo.fills_today(GOLD)
     assert (done.status, done.filled) == (OrderStatus.FILLED, quantity) and len(fills) > 5
-    assert all(f.price < limit for f in fills) and fills[-1].remaining == 0
+    assert fills[:len(first)] == first and fills[-1].remaining == 0
+    # the rest rested at the limit, and the later books filled it there: it was the maker
+    assert all(f.price == limit for f in fills[len(first):])
     amount, fee = order_cost(fills, Side.BUY)
     cash = await bo.cash(GOLD)
     assert (cash.balance, cash.frozen) == (D("1200000.00") - amount - fee, D(0))

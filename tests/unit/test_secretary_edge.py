@@ -107,7 +107,7 @@ async def outbox(db: aiosqlite.Connection) -> list[dict[str, Any]]:
 
 async def buy_and_fill(bo: SandboxBackOffice, key: str = "b1") -> None:
     """A buy of 200 CMB at 41.00 that fills when the price comes down to it: the book (seed 0)
-    then asks 40.90 for 700, so it fills whole at 40.90."""
+    then asks 40.90 for 700, through the resting buy, so it fills whole at its own 41.00."""
     await bo.place_order(ORDINARY, Side.BUY, "600036", D("41.00"), 200, key)
     await bo.set_last("600036", D("40.90"))
 
@@ -134,7 +134,7 @@ async def test_a_fill_is_notified_exactly_once(db: aiosqlite.Connection,
     assert (payload["to"], payload["template"], payload["lang"], payload["account"]) == (
         "13800000001", "fill", "zh", ORDINARY)
     assert payload["data"] == {"account": ORDINARY, "side": "buy", "code": "600036",
-                               "name": "招商银行", "qty": 200, "price": "40.90",
+                               "name": "招商银行", "qty": 200, "price": "41.00",
                                "time": "2024-06-03 10:00", "order_no": "30000001",
                                "remaining": 0}
 
@@ -286,13 +286,13 @@ async def test_daily_summary_once_a_trading_day(db: aiosqlite.Connection,
     [msg] = await outbox(db)
     data = msg["payload"]["data"]
     assert (data["date"], data["fill_count"]) == ("2024-06-03", 1)
-    # cash 50000 - 8185.08; 1200 CMB and 350 Ping An Bank at their last prices
-    cash = D("50000.00") - D("8185.08")
+    # cash 50000 - 8205.08; 1200 CMB and 350 Ping An Bank at their last prices
+    cash = D("50000.00") - D("8205.08")
     positions = {p.security.code: p for p in await bo.positions(ORDINARY)}
     assert D(data["total_assets"]) == r.money(
         cash + sum((p.market_value for p in positions.values()), D(0)))
-    # 1000 held overnight from 41.20 to 40.90, 200 bought at 40.90; Ping An Bank unchanged
-    assert data["pnl"] == "-300.00"
+    # 1000 held overnight from 41.20 to 40.90, 200 bought at 41.00; Ping An Bank unchanged
+    assert data["pnl"] == "-320.00"
     bo.set_clock(at(16, 0, SATURDAY))
     assert (await sec.scan()).notices == 0                  # not a trading day
 

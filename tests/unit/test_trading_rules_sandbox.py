@@ -338,3 +338,60 @@ async def test_cash_from_todays_sale_buys_today_but_reaches_the_bank_tomorrow(
     bo.set_clock(at(dt.date(2026, 6, 2), 10))                    # the next trading day
     cash = await bo.cash(ACCOUNT)
     assert cash.withdrawable == cash.available > 0
+
+
+# --- call auctions through the ledger -------------------------------------------------------------
+
+
+async def test_the_opening_auction_fills_at_0925_once_across_a_restart(
+        bo: SandboxBackOffice, tmp_path: Path) -> None:
+    tuesday = MONDAY + dt.timedelta(days=1)
+    bo.set_clock(at(tuesday, 9, 16))
+    buy = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("41.00"), 300, "a-1")
+    sell = await bo.place_order(ACCOUNT, Side.SELL, "600036", D("39.00"), 200, "a-2")
+    assert (buy.status, sell.status) == (OrderStatus.OPEN, OrderStatus.OPEN)
+    bo.set_clock(at(tuesday, 9, 24, 59))
+    assert await bo.fills_today(ACCOUNT) == []              # marketable, but the call rests
+    bo.set_clock(at(tuesday, 9, 25))
+    fills = await bo.fills_today(ACCOUNT)
+    assert sorted((f.order_no, f.quantity, f.at) for f in fills) == [
+        (buy.order_no, 300, at(tuesday, 9, 25)), (sell.order_no, 200, at(tuesday, 9, 25))]
+    [price] = {f.price for f in fills}                      # one price, between the limits
+    assert D("39.00") < price < D("41.00")
+    cash = await bo.cash(ACCOUNT)
+    amount = price * 300
+    assert cash.frozen == 0                                 # the buy's hold released: filled
+    await bo.close()
+    office = await open_office(tmp_path / "bo.db", at(tuesday, 9, 26))
+    try:
+        office.set_clock(at(tuesday, 10))
+        again = await office.fills_today(ACCOUNT)
+        assert sorted(again, key=lambda f: f.order_no) == sorted(fills, key=lambda f: f.order_no)
+        after = await office.cash(ACCOUNT)
+        # the buy paid once, with one minimum commission; the sale came in once
+        buy_fees = r.fees(Side.BUY, amount, RULES).total
+        sell_amount = price * 200
+        assert after.balance == D("100000.00") - amount - buy_fees + sell_amount - r.fees(
+            Side.SELL, sell_amount, RULES).total
+    finally:
+        await office.close()
+
+
+async def test_an_order_in_the_closing_call_fills_at_1500_only(
+        bo: SandboxBackOffice, tmp_path: Path) -> None:
+    bo.set_clock(at(MONDAY, 14, 57))
+    order = await bo.place_order(ACCOUNT, Side.BUY, "600036", D("40.50"), 100, "z-1")
+    bo.set_clock(at(MONDAY, 14, 59, 59))
+    assert await bo.fills_today(ACCOUNT) == []              # marketable, but the call rests
+    bo.set_clock(at(MONDAY, 15))
+    [fill] = await bo.fills_today(ACCOUNT)
+    assert (fill.order_no, fill.quantity, fill.at) == (order.order_no, 100, at(MONDAY, 15))
+    assert fill.price <= D("40.50")
+    await bo.close()
+    office = await open_office(tmp_path / "bo.db", at(MONDAY, 15))
+    try:
+        assert len(await office.fills_today(ACCOUNT)) == 1  # the auction is not held again
+        done = await office.order_by_key("z-1")
+        assert done is not None and done.status is OrderStatus.FILLED
+    finally:
+        await office.close()
