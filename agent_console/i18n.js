@@ -26,6 +26,7 @@ const STRINGS = {
     "conn.online": "已连接",
     "conn.offline": "未连接",
     "conn.reconnecting": "正在重连…",
+    "conn.fanout_down": "看板数据重连中…",
 
     "login.title": "座席登录",
     "login.agent": "工号",
@@ -537,6 +538,7 @@ const STRINGS = {
     "conn.online": "Connected",
     "conn.offline": "Offline",
     "conn.reconnecting": "Reconnecting…",
+    "conn.fanout_down": "Live figures reconnecting…",
 
     "login.title": "Agent log in",
     "login.agent": "Agent ID",

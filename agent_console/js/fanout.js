@@ -8,9 +8,12 @@
 // delivered the same way (dispatchEvent). If it drops while the session lasts, it reconnects
 // with backoff, and the relay sends the latest of each kind again at once. The session's end
 // (log-out, a lost /ws) closes it. A login reply without `fanout` (an engine that writes these
-// pushes itself) opens nothing.
+// pushes itself) opens nothing. While the session lasts and this socket is down, the header says
+// so (#fanout-status): the wallboard and the queue figures on screen may be stale.
 
-import { dispatchEvent, onSession } from "./registry.js";
+import { t } from "../i18n.js";
+import { dispatchEvent, onRender, onSession } from "./registry.js";
+import { $, show } from "./ui.js";
 
 const BACKOFF_MAX_MS = 15000;
 /** the relay's close when the console session it served is over: not worth a reconnect */
@@ -24,6 +27,8 @@ let info = null;
 let socket = null;
 let retryTimer = 0;
 let attempt = 0;
+/** the socket was lost (or never opened) and is not back yet */
+let lost = false;
 
 /** The relay's URL: the page's host, the relay's port and path.
  * @param {FanoutInfo} where @param {{protocol: string, hostname: string}} [loc] */
@@ -37,6 +42,14 @@ function isInfo(value) {
   if (value === null || typeof value !== "object") return false;
   const v = /** @type {Record<string, unknown>} */ (value);
   return Number.isInteger(v.port) && typeof v.path === "string" && v.path.startsWith("/");
+}
+
+/** Say in the header whether the figures on screen are live (hidden when they are). */
+function renderStatus() {
+  const el = $("fanout-status");
+  const down = info !== null && lost;
+  el.textContent = t("conn.fanout_down");
+  show(el, down);
 }
 
 /** @param {unknown} raw */
@@ -59,6 +72,8 @@ function open() {
   socket = ws;
   ws.addEventListener("open", () => {
     attempt = 0;
+    lost = false;
+    renderStatus();
   });
   ws.addEventListener("message", (ev) => {
     if (socket === ws) receive(ev.data);
@@ -66,6 +81,8 @@ function open() {
   ws.addEventListener("close", (ev) => {
     if (socket !== ws) return;
     socket = null;
+    lost = info !== null && ev.code !== CLOSE_SESSION_ENDED;
+    renderStatus();
     if (!info || ev.code === CLOSE_SESSION_ENDED) return;
     const base = Math.min(BACKOFF_MAX_MS, 500 * 2 ** attempt);
     attempt += 1;
@@ -75,10 +92,12 @@ function open() {
 
 function close() {
   info = null;
+  lost = false;
   window.clearTimeout(retryTimer);
   const ws = socket;
   socket = null;
   if (ws) ws.close(1000);
+  renderStatus();
 }
 
 export function wire() {
@@ -95,4 +114,5 @@ export function wire() {
       close();
     },
   });
+  onRender(renderStatus);
 }
