@@ -15,13 +15,16 @@ from types import MappingProxyType
 
 from callcenter.broker.interface import Board, Security
 
-#: code prefix -> (board, exchange). Longest prefix wins; every prefix here is 2 or 3 digits.
+#: code prefix -> (board, exchange); every prefix here is 3 digits.
 PREFIXES: Mapping[str, tuple[Board, str]] = MappingProxyType({
     **{p: (Board.MAIN, "SH") for p in ("600", "601", "603", "605")},
     **{p: (Board.STAR, "SH") for p in ("688", "689")},
     **{p: (Board.MAIN, "SZ") for p in ("000", "001", "002", "003")},
     **{p: (Board.CHINEXT, "SZ") for p in ("300", "301", "302")},
-    **{p: (Board.BSE, "BJ") for p in ("43", "83", "87", "92")},
+    # BSE: 920 only. Its listings kept their NEEQ codes (43/83/87...) until the exchange moved
+    # every one of them to 920 + the last three digits on 2025-10-09 (new listings since
+    # 2024-04-22); the old codes no longer trade
+    "920": (Board.BSE, "BJ"),
 })
 
 
@@ -29,7 +32,7 @@ def board_of(code: str) -> tuple[Board, str] | None:
     """(board, exchange) of a six-digit stock code, or None for a code of no known board."""
     if len(code) != 6 or not (code.isascii() and code.isdigit()):
         return None
-    return PREFIXES.get(code[:3]) or PREFIXES.get(code[:2])
+    return PREFIXES.get(code[:3])
 
 
 def check_listing(security: Security) -> None:

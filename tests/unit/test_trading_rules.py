@@ -41,7 +41,7 @@ CHINEXT_ST = sec("300799", Board.CHINEXT, "SZ", st=True)
 STAR = sec("688981", Board.STAR, "SH")
 STAR_ST = sec("688086", Board.STAR, "SH", st=True)
 BSE = sec("920002", Board.BSE, "BJ")
-BSE_ST = sec("835185", Board.BSE, "BJ", st=True)
+BSE_ST = sec("920819", Board.BSE, "BJ", st=True)
 
 
 def at(day: dt.date, hh: int, mm: int = 0, ss: int = 0) -> dt.datetime:
@@ -61,14 +61,15 @@ def refused(code: RefusalCode) -> pytest.RaisesExc[BrokerRefusal]:
     ("002594", Board.MAIN, "SZ"), ("003816", Board.MAIN, "SZ"),
     ("300750", Board.CHINEXT, "SZ"), ("301269", Board.CHINEXT, "SZ"),
     ("688981", Board.STAR, "SH"), ("689009", Board.STAR, "SH"),
-    ("430047", Board.BSE, "BJ"), ("835185", Board.BSE, "BJ"), ("870436", Board.BSE, "BJ"),
-    ("920002", Board.BSE, "BJ"),
+    ("920002", Board.BSE, "BJ"), ("920819", Board.BSE, "BJ"), ("920489", Board.BSE, "BJ"),
 ])
 def test_boards_by_code_prefix(code: str, board: Board, exchange: str) -> None:
     assert board_of(code) == (board, exchange)
 
 
-@pytest.mark.parametrize("code", ["510300", "900901", "200002", "123456", "68898", "6005190"])
+@pytest.mark.parametrize("code", ["510300", "900901", "200002", "123456", "68898", "6005190",
+                                  # BSE's NEEQ-era codes, moved to 920xxx on 2025-10-09
+                                  "430489", "833819", "870436", "921001"])
 def test_codes_of_no_board(code: str) -> None:
     assert board_of(code) is None
     with pytest.raises(ValueError, match="no board"):
