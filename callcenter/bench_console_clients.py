@@ -280,8 +280,12 @@ class _Clients:
                 await loop.create_connection(lambda: relay, parsed.hostname,
                                              int(client.fanout["port"]))
                 async with asyncio.timeout(60):
-                    return await relay.logged
+                    if await relay.logged:
+                        return True
+                client.log.logged_in = False   # a console without its boards: a failure
+                return False
             except (OSError, TimeoutError) as exc:
+                client.log.logged_in = False
                 client.log.close = f"login: {type(exc).__name__}: {exc}"
                 return False
 

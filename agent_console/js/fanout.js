@@ -71,12 +71,15 @@ function open() {
   const ws = new WebSocket(fanoutUrl(info));
   socket = ws;
   ws.addEventListener("open", () => {
-    attempt = 0;
     lost = false;
     renderStatus();
   });
   ws.addEventListener("message", (ev) => {
-    if (socket === ws) receive(ev.data);
+    if (socket !== ws) return;
+    // the backoff starts over only once the relay has sent something: a socket closed right
+    // after it opened (too slow, too many) must not be reopened at once, again and again
+    attempt = 0;
+    receive(ev.data);
   });
   ws.addEventListener("close", (ev) => {
     if (socket !== ws) return;

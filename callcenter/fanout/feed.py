@@ -24,8 +24,10 @@ from typing import Final
 
 from callcenter.errors import FanoutError
 
-__all__ = ["Allow", "End", "FeedDecoder", "FeedState", "Push", "encode"]
+__all__ = ["PATH", "Allow", "End", "FeedDecoder", "FeedState", "Push", "encode"]
 
+#: where a console's second socket connects on the relay's port
+PATH: Final = "/fanout"
 #: a token, an agent id, an event name: one word of safe characters
 _WORD: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 #: the longest line the relay reads: a wallboard of many seats is tens of kB
@@ -34,6 +36,8 @@ MAX_LINE: Final = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Allow:
+    """A console session logged in: sockets with ``token`` see pushes up to ``rank``."""
+
     token: str
     rank: int
     agent_id: str
@@ -41,11 +45,15 @@ class Allow:
 
 @dataclass(frozen=True)
 class End:
+    """That session ended: its sockets close, its token is void."""
+
     token: str
 
 
 @dataclass(frozen=True)
 class Push:
+    """A state for every session of ``rank`` or above, replacing the last one named ``name``."""
+
     rank: int
     name: str
     text: str
@@ -67,7 +75,7 @@ def _rank(value: str) -> int:
 
 
 def encode(message: Message) -> bytes:
-    """One feed line."""
+    """One feed line; refuses what ``decode`` would refuse (the relay never sees it)."""
     if isinstance(message, Allow):
         return (f"A {_word(message.token, 'token')} {_rank(str(message.rank))} "
                 f"{_word(message.agent_id, 'agent id')}\n").encode()
@@ -75,8 +83,14 @@ def encode(message: Message) -> bytes:
         return f"E {_word(message.token, 'token')}\n".encode()
     if "\n" in message.text:
         raise FanoutError("feed: a pushed event holds a newline")
-    return (f"P {_rank(str(message.rank))} {_word(message.name, 'event name')} "
+    if not message.text:
+        raise FanoutError("feed: a pushed event is empty")
+    line = (f"P {_rank(str(message.rank))} {_word(message.name, 'event name')} "
             f"{message.text}\n").encode()
+    if len(line) > MAX_LINE:
+        raise FanoutError(f"feed: a pushed {message.name} of {len(line)} bytes is over the"
+                          f" limit ({MAX_LINE})")
+    return line
 
 
 def decode(line: bytes) -> Message:
@@ -104,20 +118,34 @@ def decode(line: bytes) -> Message:
 
 @dataclass
 class FeedDecoder:
-    """Bytes in, messages out; a partial line waits for its end."""
+    """Bytes in, messages out; a partial line waits for its end. A line it cannot read is
+    skipped and said in ``errors`` (never the line itself: it may hold a token); the lines
+    after it are read as usual."""
 
     _buffer: bytearray = field(default_factory=bytearray)
+    #: skipping the rest of a line over ``MAX_LINE``, up to its newline
+    _skipping: bool = False
+    errors: list[str] = field(default_factory=list)
 
     def feed(self, data: bytes) -> list[Message]:
         self._buffer += data
         out: list[Message] = []
         start = 0
         while (end := self._buffer.find(b"\n", start)) >= 0:
-            out.append(decode(bytes(self._buffer[start:end])))
+            if self._skipping:
+                self._skipping = False
+            else:
+                try:
+                    out.append(decode(bytes(self._buffer[start:end])))
+                except FanoutError as exc:
+                    self.errors.append(str(exc))
             start = end + 1
         del self._buffer[:start]
         if len(self._buffer) > MAX_LINE:
-            raise FanoutError("feed: a line over the limit")
+            if not self._skipping:
+                self.errors.append("feed: a line over the limit")
+            self._buffer.clear()
+            self._skipping = True
         return out
 
 

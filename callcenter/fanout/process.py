@@ -1,11 +1,17 @@
 """The engine's end of the fan-out relay: it starts the relay process and writes the feed.
 
-``start(origins)`` runs ``python -m callcenter.fanout.relay`` and waits for its ``listening``
-line; ``allow``/``end``/``push`` write feed lines to its stdin (a pipe write, never a wait:
-``push`` is called from the console's push, on the event loop). If the relay dies, it is
-started again after a pause, on the same port when the port is fixed, and given what still
-holds (the live tokens and the latest pushes: ``FeedState.replay``); consoles reconnect to it
-by themselves.
+``start(origins)`` runs ``python -m callcenter.fanout.relay`` in a session of its own (a Ctrl-C
+at the engine's terminal is the engine's to handle; the relay ends when its stdin does) and
+waits for its ``listening`` line; ``allow``/``end``/``push`` write feed lines to its stdin (a
+pipe write, never a wait: ``push`` is called from the console's push, on the event loop).
+
+What the engine holds for a relay that does not keep up is bounded: past ``BEHIND_BYTES``
+waiting in the pipe, pushes are not written but noted (``FeedState``: the latest of each kind);
+once the pipe has drained, the latest of each kind is written once. ``A``/``E`` lines are always
+written (a login must reach the relay). A relay that has not drained within ``STUCK_S`` is
+killed. A relay that dies is started again after a pause, on the same port, and given what
+still holds (the live tokens and the latest pushes: ``FeedState.replay``); consoles reconnect
+to it by themselves.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S: Final = 15.0
 STOP_TIMEOUT_S: Final = 5.0
 RESTART_PAUSE_S: Final = 1.0
-#: feed bytes waiting for a relay that does not read before the engine says so in its log
-BACKLOG_WARN_BYTES: Final = 8 * 1024 * 1024
+#: feed bytes waiting for the relay past which pushes are held back (only the latest is kept)
+BEHIND_BYTES: Final = 1024 * 1024
+#: how long a relay that reads nothing may hold the feed up before it is killed and restarted
+STUCK_S: Final = 10.0
 
 
 class FanoutProcess:
@@ -47,16 +55,28 @@ class FanoutProcess:
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task[None] | None = None
+        #: pushes are held back until the relay has drained the pipe (``_catch_up``)
+        self._catching_up: asyncio.Task[None] | None = None
         self._closing = False
-        self._warned_backlog = False
         #: how many times the relay had to be started again (for ``status`` and tests)
         self.restarts = 0
+        #: pushes not written because the relay was behind (only their latest went)
+        self.held_back = 0
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    @property
+    def behind_bytes(self) -> int:
+        """Feed bytes written for the relay that it has not read yet."""
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            return 0
+        return proc.stdin.transport.get_write_buffer_size()
+
     async def start(self, origins: Iterable[str]) -> None:
+        """Start the relay for pages of ``origins``; ``port`` is its port afterwards."""
         self._origins = sorted(origins)
         await self._spawn()
         self._watch = asyncio.get_running_loop().create_task(self._keep_running(),
@@ -71,25 +91,27 @@ class FanoutProcess:
         if self._tls_files is not None:
             argv += ["--cert", str(self._tls_files[0]), "--key", str(self._tls_files[1])]
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            start_new_session=True)
         assert proc.stdout is not None and proc.stdin is not None
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                line = await proc.stdout.readline()
-        except TimeoutError:
-            line = b""
-        word, _, port = line.decode(errors="replace").strip().partition(" ")
-        if word != "listening" or not port.isdigit():
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise FanoutError(f"the fan-out relay did not start on {self.host}:"
-                              f"{self.port or self._want_port} (exit {proc.returncode}; its"
-                              " log says why)")
-        self._proc, self.port = proc, int(port)
+        # what still holds goes first, then whatever comes next: the relay reads it all once
+        # it listens
+        self._proc = proc
         replay = self.state.replay()
         if replay:
             proc.stdin.write(replay)
+        try:
+            async with asyncio.timeout(START_TIMEOUT_S):
+                line = await proc.stdout.readline()
+            word, _, port = line.decode(errors="replace").strip().partition(" ")
+            if word != "listening" or not port.isdigit():
+                raise FanoutError(f"the fan-out relay did not start on {self.host}:"
+                                  f"{self.port or self._want_port} (its log says why)")
+        except BaseException:   # cancelled (the engine stopping) included: no relay left over
+            self._proc = None
+            await asyncio.shield(_kill(proc))
+            raise
+        self.port = int(port)
         log.info("fan-out relay (pid %d) listening on %s:%d", proc.pid, self.host, self.port)
 
     async def _keep_running(self) -> None:
@@ -106,8 +128,8 @@ class FanoutProcess:
                 await asyncio.sleep(RESTART_PAUSE_S)
                 try:
                     await self._spawn()
-                except (FanoutError, OSError) as exc:
-                    log.error("%s", exc)
+                except Exception as exc:   # keep trying; the log says why
+                    log.error("the fan-out relay could not be started again: %s", exc)
                     continue
                 self.restarts += 1
                 break
@@ -115,13 +137,19 @@ class FanoutProcess:
     # -- the feed -----------------------------------------------------------------------------
 
     def allow(self, token: str, rank: int, agent_id: str) -> None:
+        """A console session logged in: its relay sockets may see pushes up to ``rank``."""
         self._send(Allow(token, rank, agent_id))
 
     def end(self, token: str) -> None:
+        """That session ended: the relay closes its sockets and voids its token."""
         self._send(End(token))
 
     def push(self, rank: int, name: str, text: str) -> None:
-        self._send(Push(rank, name, text))
+        """A state for every session of ``rank`` or above (``name``: which state it is)."""
+        try:
+            self._send(Push(rank, name, text))
+        except FanoutError as exc:
+            log.error("%s: not sent to the consoles", exc)
 
     def _send(self, message: Message) -> None:
         line = encode(message)   # refuses a malformed one before it changes the state
@@ -129,29 +157,59 @@ class FanoutProcess:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
             return   # restarting: the replay carries what still holds
+        if isinstance(message, Push) and self._catching_up is not None:
+            self.held_back += 1
+            return
         proc.stdin.write(line)
-        waiting = proc.stdin.transport.get_write_buffer_size()
-        if waiting > BACKLOG_WARN_BYTES and not self._warned_backlog:
-            self._warned_backlog = True
-            log.warning("the fan-out relay is %d bytes behind the engine", waiting)
-        elif waiting == 0:
-            self._warned_backlog = False
+        if isinstance(message, Push) \
+                and proc.stdin.transport.get_write_buffer_size() > BEHIND_BYTES:
+            log.warning("the fan-out relay is %d bytes behind: only the latest pushes go to it"
+                        " once it has caught up", proc.stdin.transport.get_write_buffer_size())
+            self._catching_up = asyncio.get_running_loop().create_task(
+                self._catch_up(proc), name="fanout-catch-up")
+
+    async def _catch_up(self, proc: asyncio.subprocess.Process) -> None:
+        """Once the relay has read what waits, the latest of each push; killed (and so
+        restarted with them) if it reads nothing for ``STUCK_S``."""
+        assert proc.stdin is not None
+        try:
+            async with asyncio.timeout(STUCK_S):
+                await proc.stdin.drain()
+        except TimeoutError:
+            log.error("the fan-out relay (pid %d) read nothing for %.0f s; killing it",
+                      proc.pid, STUCK_S)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            return
+        except ConnectionError:
+            return   # it died: the restart replays
+        finally:
+            self._catching_up = None
+        if self._proc is proc and not proc.stdin.is_closing():
+            proc.stdin.write(b"".join(encode(p) for p in self.state.latest.values()))
+            log.info("the fan-out relay caught up (%d pushes held back)", self.held_back)
 
     async def close(self) -> None:
+        """Stop the relay (its stdin closes: it closes its sockets and exits)."""
         self._closing = True
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in (self._watch, self._catching_up):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         proc, self._proc = self._proc, None
         if proc is None:
             return
         assert proc.stdin is not None
-        proc.stdin.close()   # the relay ends when its stdin does
+        proc.stdin.close()
         try:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await proc.wait()
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _kill(proc)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()

@@ -34,6 +34,7 @@ import asyncio
 import http
 import logging
 import os
+import re
 import ssl
 import sys
 from collections.abc import Sequence
@@ -47,20 +48,23 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from callcenter.errors import FanoutError
 from callcenter.event_loop import run
-from callcenter.fanout.feed import Allow, End, FeedDecoder, FeedState, Message, Push
+from callcenter.fanout.feed import PATH, Allow, End, FeedDecoder, FeedState, Message, Push
 from callcenter.telephony.host_limits import raise_fd_limit
 
-__all__ = ["PATH", "Relay", "main"]
+__all__ = ["Relay", "main"]
 
 log = logging.getLogger("callcenter.fanout.relay")
-logging.getLogger("websockets").setLevel(logging.WARNING)
 
-PATH: Final = "/fanout"
-#: a console may connect a moment before the relay has read its token from the feed
-JOIN_WAIT_S: Final = 1.0
-JOIN_POLL_S: Final = 0.02
+#: a console may connect before the relay has read its token from the feed (the relay runs
+#: nicer than the engine: with the CPUs short, it may be a while)
+JOIN_WAIT_S: Final = 5.0
+#: handshakes waiting for their token at once; more are refused (503) at once
+MAX_JOINING: Final = 256
+#: sockets one console session may hold (a page reconnecting, a second tab of the same login)
+MAX_SOCKETS_PER_TOKEN: Final = 4
+#: what a token the engine issues looks like (``secrets.token_urlsafe(24)``: 32 characters)
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLOSE_SESSION_ENDED: Final = 4000
 KEEPALIVE_S: Final = 20.0
 #: bytes waiting in a socket's buffer before it is closed as too slow (~a hundred wallboards)
@@ -83,6 +87,9 @@ class Relay:
         self.state = FeedState()
         #: each open socket: its token and its role's rank
         self._watchers: dict[ServerConnection, tuple[str, int]] = {}
+        self._per_token: dict[str, int] = {}
+        #: handshakes waiting for their token to come over the feed
+        self._joining: dict[str, list[asyncio.Future[None]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
@@ -92,8 +99,13 @@ class Relay:
     # -- the feed -----------------------------------------------------------------------------
 
     def apply(self, message: Message) -> None:
+        """One feed message: note it, and carry it out on the sockets."""
         self.state.apply(message)
-        if isinstance(message, End):
+        if isinstance(message, Allow):
+            for waiter in self._joining.pop(message.token, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+        elif isinstance(message, End):
             for conn, (token, _) in list(self._watchers.items()):
                 if token == message.token:
                     self._close(conn, CLOSE_SESSION_ENDED, "session ended")
@@ -115,7 +127,7 @@ class Relay:
             broadcast(targets, push.text.encode(), text=True)
 
     def _close(self, conn: ServerConnection, code: int, reason: str) -> None:
-        self._watchers.pop(conn, None)
+        self._leave(conn)
         task = asyncio.get_running_loop().create_task(_close(conn, code, reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -123,6 +135,8 @@ class Relay:
     # -- the sockets --------------------------------------------------------------------------
 
     async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        """The handshake's checks: path, Origin, a live token (waited for a moment: the feed
+        may bring it just after), and the session's socket count."""
         path, _, query = request.path.partition("?")
         if path != PATH:
             return _http(http.HTTPStatus.NOT_FOUND, b"the fan-out is at /fanout\n")
@@ -133,14 +147,40 @@ class Relay:
             return _http(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n")
         tokens = parse_qs(query).get("t", [])
         token = tokens[0] if len(tokens) == 1 else ""
-        for _ in range(round(JOIN_WAIT_S / JOIN_POLL_S)):
-            if token in self.state.allowed:
-                return None
-            await asyncio.sleep(JOIN_POLL_S)
-        log.warning("fan-out socket from %s refused: no live console login", _peer(conn))
-        return _http(http.HTTPStatus.FORBIDDEN, b"log in to the console first\n")
+        if not _TOKEN.fullmatch(token):
+            log.warning("fan-out socket from %s refused: no token", _peer(conn))
+            return _http(http.HTTPStatus.FORBIDDEN, b"log in to the console first\n")
+        if token not in self.state.allowed and not await self._wait_for(token):
+            log.warning("fan-out socket from %s refused: no live console login", _peer(conn))
+            return _http(http.HTTPStatus.FORBIDDEN, b"log in to the console first\n")
+        if self._per_token.get(token, 0) >= MAX_SOCKETS_PER_TOKEN:
+            log.warning("fan-out socket from %s refused: its session has %d already",
+                        _peer(conn), MAX_SOCKETS_PER_TOKEN)
+            return _http(http.HTTPStatus.TOO_MANY_REQUESTS, b"too many sockets\n")
+        return None
+
+    async def _wait_for(self, token: str) -> bool:
+        """Until the feed allows ``token`` (True), or ``JOIN_WAIT_S`` (False). Refused at once
+        when ``MAX_JOINING`` handshakes are waiting already."""
+        if sum(len(w) for w in self._joining.values()) >= MAX_JOINING:
+            return False
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._joining.setdefault(token, []).append(waiter)
+        try:
+            async with asyncio.timeout(JOIN_WAIT_S):
+                await waiter
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiters = self._joining.get(token, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._joining[token]
 
     async def handle(self, conn: ServerConnection) -> None:
+        """One socket, from its handshake to its close: it gets pushes, it may send nothing."""
         assert conn.request is not None
         token = parse_qs(conn.request.path.partition("?")[2])["t"][0]
         allow = self.state.allowed.get(token)
@@ -156,7 +196,16 @@ class Relay:
         except ConnectionClosed:
             pass
         finally:
-            self._watchers.pop(conn, None)
+            self._leave(conn)
+
+    def _leave(self, conn: ServerConnection) -> None:
+        found = self._watchers.pop(conn, None)
+        if found is not None:
+            left = self._per_token[found[0]] - 1
+            if left:
+                self._per_token[found[0]] = left
+            else:
+                del self._per_token[found[0]]
 
     def _join(self, conn: ServerConnection, allow: Allow) -> None:
         """The latest of each push its rank may see, then every push: written here without a
@@ -164,11 +213,14 @@ class Relay:
         for push in self.state.visible(allow.rank):
             broadcast([conn], push.text.encode(), text=True)
         self._watchers[conn] = (allow.token, allow.rank)
+        self._per_token[allow.token] = self._per_token.get(allow.token, 0) + 1
 
     async def close(self) -> None:
+        """Close every socket (1001)."""
         await asyncio.gather(*(_close(c, CloseCode.GOING_AWAY, "relay shutting down")
                                for c in list(self._watchers)))
         self._watchers.clear()
+        self._per_token.clear()
         if self._closing:
             await asyncio.wait(self._closing)
 
@@ -198,15 +250,11 @@ class _FeedReader(asyncio.Protocol):
         self.decoder = FeedDecoder()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            messages = self.decoder.feed(data)
-        except FanoutError as exc:
-            log.error("fan-out: %s; stopping", exc)
-            if not self.done.done():
-                self.done.set_exception(exc)
-            return
-        for message in messages:
+        for message in self.decoder.feed(data):
             self.relay.apply(message)
+        for error in self.decoder.errors:
+            log.error("fan-out: %s; line skipped", error)
+        self.decoder.errors.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():
@@ -222,6 +270,7 @@ def _tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
 
 
 async def serve_relay(args: argparse.Namespace) -> int:
+    """Listen, read the feed from stdin until it ends, then close every socket."""
     relay = Relay(args.origin, args.max_buffer)
     server: Server = await serve(
         relay.handle, args.host, args.port, process_request=relay.process_request,
@@ -234,18 +283,15 @@ async def serve_relay(args: argparse.Namespace) -> int:
     await loop.connect_read_pipe(lambda: _FeedReader(relay, done), sys.stdin)
     print(f"listening {port}", flush=True)
     log.info("fan-out relay listening on %s:%d", args.host, port)
-    try:
-        await done
-        status = 0
-    except FanoutError:
-        status = 1
+    await done
     server.close()
     await relay.close()
     await server.wait_closed()
-    return status
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The relay process (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python -m callcenter.fanout.relay",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
@@ -263,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)   # a line per handshake else
     raise_fd_limit()   # a socket per console
     try:
         return run(serve_relay(args), args.loop)

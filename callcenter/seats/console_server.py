@@ -41,8 +41,8 @@ from websockets.typing import Subprotocol
 
 from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
+from callcenter.fanout.feed import PATH as FANOUT_PATH
 from callcenter.fanout.process import FanoutProcess
-from callcenter.fanout.relay import PATH as FANOUT_PATH
 from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
 from callcenter.seats.limits import AddressThrottle, KnownAddresses, LoginGuard, TokenBucket
 from callcenter.seats.protocol import (

@@ -46,18 +46,38 @@ def test_decoder_keeps_a_partial_line_until_its_end() -> None:
     assert decoder.feed(b"") == []
 
 
-def test_decoder_refuses_a_line_over_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoder_skips_a_line_over_the_limit_and_reads_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from callcenter.fanout import feed
-    monkeypatch.setattr(feed, "MAX_LINE", 10)
+    monkeypatch.setattr(feed, "MAX_LINE", 30)
+    decoder = FeedDecoder()
+    assert decoder.feed(b"P 0 queues " + b"x" * 40) == []
+    assert decoder.feed(b"y" * 40) == []                    # still the same line
+    assert decoder.feed(b"zz\nE tok\n") == [End("tok")]
+    assert decoder.errors == ["feed: a line over the limit"]
+
+
+def test_decoder_skips_a_bad_line_and_reads_the_next_without_naming_the_line() -> None:
+    decoder = FeedDecoder()
+    assert decoder.feed(b"A secret-token 7 9001\nE tok\n") == [End("tok")]
+    assert decoder.errors == ["feed: bad rank"]
+
+
+def test_encode_refuses_what_the_relay_would_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    from callcenter.fanout import feed
+    with pytest.raises(FanoutError, match="empty"):
+        encode(Push(0, "queues", ""))
+    monkeypatch.setattr(feed, "MAX_LINE", 30)
     with pytest.raises(FanoutError, match="over the limit"):
-        FeedDecoder().feed(b"P 0 queues " + b"x" * 20)
+        encode(Push(0, "queues", "x" * 40))
 
 
 def test_state_keeps_live_tokens_and_the_latest_push_of_each_kind_in_push_order() -> None:
     state = FeedState()
-    for message in [Allow("a", 0, "1001"), Allow("s", 1, "9001"),
-                    Push(1, "wallboard", "w1"), Push(0, "queues", "q1"),
-                    Push(1, "wallboard", "w2"), End("a")]:
+    messages: list[Allow | End | Push] = [
+        Allow("a", 0, "1001"), Allow("s", 1, "9001"), Push(1, "wallboard", "w1"),
+        Push(0, "queues", "q1"), Push(1, "wallboard", "w2"), End("a")]
+    for message in messages:
         state.apply(message)
     assert set(state.allowed) == {"s"}
     assert [p.text for p in state.visible(1)] == ["q1", "w2"]   # w2 pushed after q1
