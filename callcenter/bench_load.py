@@ -199,7 +199,25 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
                    f"<= 0.10: {mark(ratio <= 0.10)}); FastAGI round trip p99 {rtt:.0f} ms and "
                    f"loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
                    f"{mark(rtt <= 50 and lag <= 50)})")
+        native = next((s for s in steps if s.flow == "native" and s.rate == at), None)
+        if native is not None and step.placed and native.placed and step.asterisk_cpu_s:
+            out.append("  " + per_call_line(step, native))
     return out
+
+
+def per_call_line(agi: Step, native: Step) -> str:
+    """The CPU goal per call: what the engine spends on a FastAGI call, what it spends keeping
+    the records of a native call (the part of the engine a FastAGI IVR cannot do without), and
+    the difference (the FastAGI IVR's own cost) against Asterisk's CPU per FastAGI call."""
+    engine = agi.engine_cpu_s / agi.placed * 1000
+    books = native.engine_cpu_s / native.placed * 1000
+    asterisk = agi.asterisk_cpu_s / agi.placed * 1000
+    own = engine - books
+    return (f"per call: the engine {engine:.1f} ms for a FastAGI call, of which {books:.1f} ms "
+            f"is what it also spends on a native call's records (native's engine / Asterisk: "
+            f"{native.engine_cpu_s / native.asterisk_cpu_s:.2f}); the FastAGI IVR's own "
+            f"{own:.1f} ms is {own / asterisk:.2f} of Asterisk's {asterisk:.1f} ms per call"
+            if native.asterisk_cpu_s else "")
 
 
 def render_section(result: LoadResult) -> str:
