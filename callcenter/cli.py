@@ -612,7 +612,8 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     settings = _settings()
     prompts = {**load_prompt_files(settings.flows_dir), **backoffice_prompts()}
     recorded = settings.pbx.recorded_dir
-    report = build_prompts(prompts, settings.pbx.sounds_dir, recorded)
+    report = build_prompts(prompts, settings.pbx.sounds_dir, recorded,
+                           voices={"zh": settings.pbx.voice_zh, "en": settings.pbx.voice_en})
     print(f"{len(prompts)} prompts x 2 languages; {report.written} files written "
           f"into {settings.pbx.sounds_dir}; recordings from {recorded}")
     for lang in LANGUAGES:
@@ -625,20 +626,40 @@ def cmd_prompts(args: argparse.Namespace) -> int:
         print(f"unused       {path}: no prompt has this id (misspelled?)", file=sys.stderr)
     for problem in report.problems:
         print(f"problem      {problem}", file=sys.stderr)
+    if args.durations:
+        _print_menu_durations(settings.flows_dir, settings.pbx.sounds_dir)
     return 1 if report.count("zh", "missing") + report.count("en", "missing") else 0
+
+
+def _print_menu_durations(flows_dir: Path, sounds_dir: Path) -> None:
+    """Each menu's keys and spoken seconds per language, from the audio just built."""
+    from callcenter.ivr.flowset import read_flowset
+    from callcenter.ivr.menu_report import format_timings, menu_timings
+
+    flows, problems = read_flowset(flows_dir)
+    if flows is None:
+        for diagnostic in problems:
+            print(f"problem      {diagnostic}", file=sys.stderr)
+        return
+    print(f"menus of {flows_dir} (seconds of their fixed prompts):")
+    for line in format_timings(menu_timings(flows, sounds_dir)):
+        print(f"  {line}")
 
 
 # -- flows -----------------------------------------------------------------------------------------
 
 def _load_flows(path: str | None) -> tuple[Path, object]:
-    """The flows, checked against the engine's actions and the configured ACD queues."""
+    """The flows, checked against the engine's actions and the configured ACD queues, their
+    schedules with the configured exchange calendar's days."""
+    from callcenter.broker.exchange_calendar import load_calendar
     from callcenter.engine import ACTION_NAMES
     from callcenter.ivr.flow_load import load_flowset
 
     settings = _settings()
     directory = Path(path) if path else settings.flows_dir
     queues = frozenset(q.name for q in settings.acd.queues)
-    return directory, load_flowset(directory, actions=ACTION_NAMES, queues=queues)
+    return directory, load_flowset(directory, actions=ACTION_NAMES, queues=queues,
+                                   calendar=load_calendar(settings.backoffice.calendar))
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
@@ -652,6 +673,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
         print(f"{len(exc.diagnostics)} problem(s); nothing was changed", file=sys.stderr)
         return 1
     assert isinstance(loaded, FlowSet)
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.action == "check":
         print(f"{directory}: {len(loaded.flows)} flows, {len(loaded.prompts)} prompts, "
               f"version {loaded.version}: OK")
@@ -941,6 +964,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["build"])
     p.add_argument("--all", action="store_true",
                    help="list every prompt with its source, the synthesised ones too")
+    p.add_argument("--durations", action="store_true",
+                   help="then list every menu's keys and how long it speaks, per language")
     p.set_defaults(func=cmd_prompts)
 
     p = sub.add_parser("flows", help="check, try and reload the IVR flows")

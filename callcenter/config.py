@@ -113,6 +113,10 @@ class PbxSettings(BaseModel):
     #: human recordings that replace synthesised prompts: ``<dir>/<lang>/<id>.wav``, built into
     #: sounds_dir by ``callcenter prompts build`` (docs/speech.md, "Recorded prompts")
     recorded_dir: Path = REPO_ROOT / "recorded_prompts"
+    #: the synthesizer of the prompts with no recording, per language (docs/speech.md, "Voice"):
+    #: Mandarin has espeak-ng alone; English flite's rms voice, or espeak-ng as before
+    voice_zh: Literal["espeak-ng"] = "espeak-ng"
+    voice_en: Literal["flite", "espeak-ng"] = "flite"
     #: system mode: where the system Asterisk reads its configuration, and how to start it
     system_etc: Path = Path("/etc/asterisk")
     start_timeout: float = Field(60.0, gt=0)
@@ -217,6 +221,9 @@ class ConsoleSettings(BaseModel):
     #: seconds, a ready (or wrapping-up) seat goes not ready ("console gone"); a seat on a call
     #: goes not ready when the call ends
     presence_grace_s: float = Field(30.0, ge=0)
+    #: ... and when none comes back within this many seconds the seat is logged out (by
+    #: ``system``; a seat on a call once the call is over); 0: never
+    absent_logout_s: float = Field(3600.0, ge=0)
     #: events queued for a slow client before it is disconnected
     max_pending_events: int = Field(256, ge=8)
     #: who writes the pushes meant for many consoles (wallboards, queue figures): ``process``, a

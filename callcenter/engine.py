@@ -116,6 +116,8 @@ class Engine:
             for warning in calendar_warnings(dt.datetime.now(rules.tz).date(),
                                              rules.calendar_years):
                 log.warning("%s", warning)
+            self.flows.calendar = await asyncio.to_thread(
+                load_calendar, self.settings.backoffice.calendar)  # the agents' days off
             self.flows.load()
             self.db = await open_db(self.settings.database)
             # the kind backoffice.kind names (broker/plugin.py), checked against the protocol
@@ -160,7 +162,8 @@ class Engine:
                                              fanout=console_fanout(self.settings))
                 await self.console.start()
                 self.console_backend.push = self.console.push
-                self.console_backend.watch_presence(self.settings.console.presence_grace_s)
+                self.console_backend.watch_presence(self.settings.console.presence_grace_s,
+                                                    self.settings.console.absent_logout_s)
             await self.ami.start()
             await self._start_phones()
             await self._start_key_tap()

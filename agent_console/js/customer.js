@@ -56,10 +56,18 @@ function renderCustomer(call) {
   }
 }
 
+/** Which password a lock reason names: the flows set ``<kind>_password:account_locked``
+ * (ivr_flows/login.yaml, password.yaml, transfer.yaml); ``login`` checks the trading one. */
+const LOCKED_KIND = new Map([
+  ["trading_password", "trading"], ["fund_password", "fund"], ["bank_password", "bank"],
+  ["login", "trading"],
+]);
+
 /**
  * The IVR's last failure as a sentence: ``<what>:<detail>``, where what is ``menu``, ``input``
  * or ``confirm`` (no valid key after the retries, at node detail), ``asked_agent`` (the caller
- * pressed for an agent), or an action with its refusal code (``login:account_locked``).
+ * pressed for an agent), or an action with its refusal code (``login:account_locked``); a lock
+ * names the password (``fund_password:account_locked``: the fund password is locked).
  * @param {string} code
  */
 export function failureText(code) {
@@ -67,6 +75,8 @@ export function failureText(code) {
   if (what === "menu" || what === "input" || what === "confirm" || what === "asked_agent") {
     return t(`fail.${what}`);
   }
+  const locked = detail === "account_locked" ? LOCKED_KIND.get(what) : undefined;
+  if (locked) return t(`fail.locked.${locked}`);
   if (has(`fail.refusal.${detail}`)) return t(`fail.refusal.${detail}`);
   return t("fail.other", { code });
 }

@@ -26,6 +26,9 @@ import { AGENT_REASONS } from "./protocol.js";
  * @property {string} [reason]
  * @property {number | string} [since]   the server's unix seconds
  * @property {string} [call_id]   "" when none
+ * @property {string} [caller]   a wallboard row's: the caller's masked number ("" when none)
+ * @property {number | null} [talking_since]   a wallboard row's: when the call was answered
+ *   (the server's unix seconds; null while it rings)
  */
 
 /**

@@ -432,6 +432,15 @@ function buildSeatRow(agentId) {
     const td = document.createElement("td");
     td.dataset.col = col;
     if (["time", "handled", "aht", "occupancy"].includes(col)) td.className = "num";
+    if (col === "call") {
+      // the caller's masked number, and how long they have talked (a clock)
+      for (const part of ["caller", "sep", "talk"]) {
+        const span = document.createElement("span");
+        span.dataset.part = part;
+        if (part === "talk") span.className = "num";
+        td.append(span);
+      }
+    }
     tr.append(td);
   }
   // the buttons sit in a flex box inside the cell: a flex <td> would lose its table borders
@@ -467,7 +476,7 @@ function fillSeatRow(row, seat, figs) {
   cells[3].textContent = seat.state === "not_ready" && seat.reason
     ? tValue("reason", seat.reason) : "";
   setClock(cells[4], "since", toMs(seat.since));
-  cells[5].textContent = seat.call_id ? String(seat.call_id) : "";
+  fillCallCell(cells[5], seat);
   cells[6].textContent = String(num(figs?.handled) ?? 0);
   const aht = num(figs?.aht_s);
   cells[7].textContent = aht === null ? t("none") : fmtDuration(aht);
@@ -484,6 +493,21 @@ function fillSeatRow(row, seat, figs) {
     button.disabled = button.dataset.action === "spy"
       ? !onCall : onCall || seat.state === button.dataset.value;
   }
+}
+
+/**
+ * The seat's call as a supervisor reads it: the caller's masked number (the engine masks it)
+ * and the talk time since the call was answered; the call id is left for the hover text.
+ * @param {HTMLTableCellElement} td @param {SeatData} seat
+ */
+function fillCallCell(td, seat) {
+  const callId = seat.call_id ? String(seat.call_id) : "";
+  const [caller, sep, talk] = /** @type {HTMLElement[]} */ ([...td.children]);
+  caller.textContent = !callId ? "" : seat.caller ? String(seat.caller) : t("wb.no_number");
+  const since = callId ? toMs(seat.talking_since) : null;
+  setClock(talk, "since", since);
+  sep.textContent = since === null ? "" : " · ";
+  td.title = callId;
 }
 
 /** @param {MouseEvent} event */

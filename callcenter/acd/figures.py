@@ -27,6 +27,9 @@ Counting rules:
   and abandons. AHT is the mean of ``talk_s`` plus the wrap-up that follows each ``complete``
   (the agent's ``wrap_up`` state that starts within :data:`WRAP_MATCH_S` of it, clipped to the
   period, so AHT parts add up to the agents' wrap-up time and a wallboard can show it live).
+  A wrap-up counts for at most its first :data:`WRAP_COUNTED_MAX_S`: longer is a seat nobody
+  works at (a console left open, the engine down across it), and one such wrap-up would make
+  the day's AHT read hours. The agent's ``wrap_up_s`` state time is not capped.
 - Agent state times are ``seat_log`` intervals clipped to the period. A state lasts until the
   agent's next row; before an agent's first row the agent was in that row's ``from_state``.
   Talk time is on_call + on_hold. Occupancy = (ringing + on_call + on_hold + wrap_up) /
@@ -48,6 +51,7 @@ from callcenter.acd.seat import SeatState
 
 __all__ = [
     "BUSY_STATES",
+    "WRAP_COUNTED_MAX_S",
     "WRAP_MATCH_S",
     "AgentFigures",
     "LiveQueueFigures",
@@ -62,6 +66,15 @@ __all__ = [
 #: A ``complete`` and the seat's move into ``wrap_up`` are logged for the same moment; this much
 #: slack lets them come from two clock reads. Two calls of one agent never end this close.
 WRAP_MATCH_S = 1.0
+
+#: A wrap-up counts in AHT for at most this long (15 minutes: longer than any wrap-up form
+#: takes; what is longer is a seat left in wrap-up, see the module's counting rules).
+WRAP_COUNTED_MAX_S = 900.0
+
+
+def _counted_end(wrap_start: float, wrap_end: float) -> float:
+    """Where a wrap-up that started at ``wrap_start`` stops counting in AHT."""
+    return min(wrap_end, wrap_start + WRAP_COUNTED_MAX_S)
 
 #: States that count as working time for occupancy.
 BUSY_STATES: frozenset[SeatState] = frozenset(
@@ -304,7 +317,7 @@ def _matched_wraps(
     completes: list[QueueEvent], spans: list[_Span], start: float, end: float,
 ) -> list[float]:
     """For each complete (in time order) the clipped length of its wrap-up, 0 if none."""
-    wraps = [(a, b) for a, b, state in spans if state is SeatState.WRAP_UP]
+    wraps = [(a, _counted_end(a, b)) for a, b, state in spans if state is SeatState.WRAP_UP]
     out: list[float] = []
     i = 0
     for c in completes:
@@ -475,7 +488,7 @@ class LiveQueueFigures:
         if seat.state is SeatState.WRAP_UP and seat.wrap_open:
             seat.wrap_end = at
             if seat.wrap_owner is not None:
-                self._add_wrap(agent_id, seat.wrap_owner, self._since_start(seat.wrap_start, at))
+                self._add_wrap(agent_id, seat.wrap_owner, self._wrap_counted(seat, at))
         seat.state, seat.since = to_state, at
         if to_state is SeatState.WRAP_UP:
             seat.wrap_start, seat.wrap_end, seat.wrap_owner = at, None, None
@@ -506,11 +519,17 @@ class LiveQueueFigures:
     def _claim(self, agent_id: str, seat: _LiveSeat, queue: str) -> None:
         seat.wrap_owner = queue
         if seat.wrap_end is not None:  # already over (a zero-length wrap-up): add it now
-            self._add_wrap(agent_id, queue, self._since_start(seat.wrap_start, seat.wrap_end))
+            self._add_wrap(agent_id, queue, self._wrap_counted(seat, seat.wrap_end))
 
     def _add_wrap(self, agent_id: str, queue: str, seconds: float) -> None:
         self._queues.setdefault(queue, _QueueTally()).wrap_sum += seconds
         self._agents[agent_id].wrap_sum += seconds
+
+    def _wrap_counted(self, seat: _LiveSeat, until: float) -> float:
+        """The seconds of ``seat``'s wrap-up, up to ``until``, that count in AHT."""
+        if seat.wrap_start is None:
+            return 0.0
+        return self._since_start(seat.wrap_start, _counted_end(seat.wrap_start, until))
 
     def _since_start(self, since: float | None, until: float) -> float:
         return 0.0 if since is None else max(0.0, until - max(since, self.start))
@@ -520,7 +539,7 @@ class LiveQueueFigures:
     def _open_wraps(self, now: float) -> list[tuple[str, str, float]]:
         """(agent, owning queue, seconds so far) of claimed wrap-ups still going on."""
         return [
-            (agent, seat.wrap_owner, self._since_start(seat.wrap_start, now))
+            (agent, seat.wrap_owner, self._wrap_counted(seat, now))
             for agent, seat in self._seats.items()
             if seat.wrap_open and seat.wrap_owner is not None
         ]

@@ -3,7 +3,11 @@
 The loader is the only I/O here (pydantic at the edge); ``Calendar`` and ``calendar_warnings``
 are pure. A year in the operator's file replaces the same year of the packaged one; other years
 are added. The exchanges close on the weekdays among each holiday's days; weekends are never
-trading days (``rules.is_trading_day``), so only weekdays are kept.
+trading days (``rules.is_trading_day``), so only weekdays are kept in ``holidays``.
+
+The same notice gives the make-up working weekends (调休上班): not trading days, but working days
+for the call center. ``days_off`` (every day of the holidays, weekends included) and ``workdays``
+are what an agents' schedule with ``calendar: exchange`` takes (``ivr/schedules.py``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,15 @@ class _Year(BaseModel):
     provisional: bool = False
     source: str = ""
     holidays: list[_Holiday] = []
+    #: make-up working weekends (调休上班): not trading days, working days for the agents
+    workdays: list[dt.date] = []
+
+    @model_validator(mode="after")
+    def _weekends(self) -> _Year:
+        for day in self.workdays:
+            if day.weekday() < 5:
+                raise ValueError(f"workday {day} is a weekday: list only the make-up weekends")
+        return self
 
 
 class _CalendarFile(BaseModel):
@@ -59,6 +72,9 @@ class _CalendarFile(BaseModel):
             for h in body.holidays:
                 if h.start.year != year and h.end.year != year:
                     raise ValueError(f"{year}: {h.name} ({h.start}..{h.end}) is not in {year}")
+            for day in body.workdays:
+                if day.year != year:
+                    raise ValueError(f"{year}: workday {day} is not in {year}")
         return self
 
 
@@ -68,6 +84,11 @@ class Calendar:
 
     holidays: frozenset[dt.date]
     years: Mapping[int, bool]
+    #: every day of the public holidays, weekends included (not ``backoffice.holidays``: an
+    #: unplanned closure of the exchanges is no day off for the call center)
+    days_off: frozenset[dt.date] = frozenset()
+    #: the make-up working weekends (调休上班)
+    workdays: frozenset[dt.date] = frozenset()
 
 
 def _read(text: str, name: str) -> dict[int, _Year]:
@@ -93,16 +114,18 @@ def load_calendar(path: Path | None = None, extra: Iterable[dt.date] = ()) -> Ca
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read the exchange calendar: {exc}") from exc
         years |= _read(text, str(path))
-    days: set[dt.date] = {d for d in extra if d.weekday() < 5}
+    off: set[dt.date] = set()
     for body in years.values():
         for h in body.holidays:
             d = h.start
             while d <= h.end:
-                if d.weekday() < 5:
-                    days.add(d)
+                off.add(d)
                 d += dt.timedelta(days=1)
+    days = {d for d in (*off, *extra) if d.weekday() < 5}
     return Calendar(frozenset(days),
-                    MappingProxyType({y: b.provisional for y, b in sorted(years.items())}))
+                    MappingProxyType({y: b.provisional for y, b in sorted(years.items())}),
+                    days_off=frozenset(off),
+                    workdays=frozenset(d for b in years.values() for d in b.workdays))
 
 
 def calendar_warnings(today: dt.date, years: Mapping[int, bool]) -> list[str]:

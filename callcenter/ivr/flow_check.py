@@ -2,8 +2,9 @@
 
 What the schema cannot see: targets that name no node or flow, nodes no path reaches, prompts
 with no text, variables nobody sets, secrets that would be spoken or copied, actions the engine
-does not know, queues the ACD does not have, and cycles that never wait for the caller or never
-let them out. A misspelt name gets a "did you mean" from the names that exist.
+does not know, queues the ACD does not have, cycles that never wait for the caller or never
+let them out, and menus with more options than a caller takes in (``MAX_MENU_OPTIONS``). A
+misspelt name gets a "did you mean" from the names that exist.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ OUTCOMES = frozenset({"ok", "error", "default", "end"} | {c.value for c in Refus
 WAITS = (MenuNode, Collect, Confirm, Record)
 #: ``say: refusal`` speaks ``refusal/<code>``: each needs a text
 REFUSAL_PROMPTS = ("error", *(c.value for c in RefusalCode))
+#: options a menu may offer a caller at one level (the agent key counts; a language switch, said
+#: in the other language for those who do not follow this one, does not): docs/speech.md
+MAX_MENU_OPTIONS = 5
 
 
 def ref_name(value: object) -> str | None:
@@ -70,6 +74,30 @@ def did_you_mean(name: str, known: Collection[str]) -> str:
 
 def fail_target(flow: Flow, node: MenuNode | Collect | Confirm) -> str | None:
     return node.fail or flow.defaults.fail or flow.defaults.agent
+
+
+def _sets_language(flow: Flow, target: str) -> bool:
+    node = flow.nodes.get(target)
+    return isinstance(node, SetVars) and "lang" in node.values
+
+
+def _switches_language(flow: Flow, target: str) -> bool:
+    """The option only changes the language: a ``set`` of ``lang``, or a branch choosing one."""
+    node = flow.nodes.get(target)
+    if isinstance(node, Branch):
+        return all(_sets_language(flow, t) for t in (*(c.goto for c in node.cases),
+                                                      node.otherwise))
+    return _sets_language(flow, target)
+
+
+def menu_keys(flow: Flow, node: MenuNode) -> list[str]:
+    """The keys a menu offers the caller, as counted against ``MAX_MENU_OPTIONS``: its options
+    (a language switch left out) and the agent key when the flow has an agent."""
+    keys = [k for k, target in node.options.items() if not _switches_language(flow, target)]
+    agent_key = flow.defaults.agent_key
+    if agent_key and flow.defaults.agent and agent_key not in node.options:
+        keys.append(agent_key)
+    return keys
 
 
 def edges(flow: Flow, node: Node) -> Iterator[str]:
@@ -219,6 +247,13 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None,
                 if node.flow not in fs.flows:
                     problem((*base, "flow"), f"unknown flow {node.flow!r}"
                                              f"{did_you_mean(node.flow, fs.flows)}")
+            case MenuNode():
+                keys = menu_keys(flow, node)
+                if len(keys) > MAX_MENU_OPTIONS:
+                    problem((*base, "options"),
+                            f"menu offers {len(keys)} options ({' '.join(keys)}); a caller "
+                            f"takes in at most {MAX_MENU_OPTIONS} at a level: group the less "
+                            "used ones into a sub-menu (the agent key counts)")
             case Hours():
                 if node.schedule not in fs.schedules:
                     problem((*base, "schedule"), f"unknown schedule {node.schedule!r} "

@@ -278,10 +278,16 @@ class Flow(_Model):
 
 
 class Schedule(_Model):
-    """Business hours: weekly windows plus holidays (no service) and extra working days."""
+    """Business hours: weekly windows plus holidays (no service) and extra working days.
+
+    ``calendar: exchange`` (the default) closes on every day of the exchange calendar's public
+    holidays and opens on its make-up working weekends (``broker/data/calendar.yaml``, or
+    ``backoffice.calendar``); ``holidays`` and ``workdays`` add the call center's own days on
+    top and win over the calendar (``ivr/schedules.py``). ``calendar: none``: only these."""
 
     timezone: str = "Asia/Shanghai"
     weekly: dict[str, tuple[str, ...]]
+    calendar: Literal["exchange", "none"] = "exchange"
     holidays: tuple[str, ...] = ()      # ISO dates
     workdays: tuple[str, ...] = ()      # ISO dates that open although weekly says closed
 

@@ -17,9 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from callcenter.broker.exchange_calendar import Calendar, load_calendar
 from callcenter.errors import FlowError
 from callcenter.ivr.flow_model import Flow, Schedule
 from callcenter.ivr.prompts import PromptText
+from callcenter.ivr.schedules import with_calendar
 from callcenter.ivr.yaml_source import Locations, Where, YamlSyntaxError, load_located
 
 NOT_FLOWS = ("prompts", "schedules")
@@ -46,9 +48,11 @@ class FlowSet:
     flows: dict[str, Flow]
     locations: dict[str, Locations]
     prompts: dict[str, dict[str, str]]          # id -> {lang: text}
-    schedules: dict[str, Schedule]
+    schedules: dict[str, Schedule]              # with the exchange calendar's days in them
     version: str                                # content hash, for logs and call records
     files: tuple[Path, ...] = field(default=())
+    #: what loads but deserves a look (a schedule's date against the exchange calendar)
+    warnings: tuple[Diagnostic, ...] = field(default=())
 
 
 def is_flow_file(path: Path) -> bool:
@@ -130,7 +134,8 @@ def _load_prompts(directory: Path, problems: list[Diagnostic]) -> dict[str, dict
     return prompts
 
 
-def _load_schedules(directory: Path, problems: list[Diagnostic]) -> dict[str, Schedule]:
+def _load_schedules(directory: Path, problems: list[Diagnostic], calendar: Calendar,
+                    warnings: list[Diagnostic]) -> dict[str, Schedule]:
     path = directory / "schedules.yaml"
     if not path.exists():
         return {}
@@ -141,22 +146,30 @@ def _load_schedules(directory: Path, problems: list[Diagnostic]) -> dict[str, Sc
     out: dict[str, Schedule] = {}
     for name, body in (raw or {}).items():
         try:
-            out[name] = Schedule.model_validate(body)
+            written = Schedule.model_validate(body)
         except ValidationError as exc:
             problems.extend(_validation_diagnostics(exc, locs, body, (name,)))
+            continue
+        out[name], notes = with_calendar(written, calendar)
+        warnings.extend(Diagnostic(locs.at((name, n.field, n.index)), f"{name}: {n.message}")
+                        for n in notes)
     return out
 
 
 def read_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | None = None,
+                 calendar: Calendar | None = None,
                  ) -> tuple[FlowSet | None, list[Diagnostic]]:
     """Read every flow in ``directory`` (syntax and shape only): the flow set, or None when the
     directory is missing, and the problems found. ``flow_load.load_flowset`` adds the meaning
-    checks (``flow_check``) and raises on any problem."""
+    checks (``flow_check``) and raises on any problem. The schedules take ``calendar``'s days
+    (None: the packaged exchange calendar)."""
     problems: list[Diagnostic] = []
+    warnings: list[Diagnostic] = []
     if not directory.is_dir():
         return None, [Diagnostic(Where(str(directory), 1, 1), "no such directory")]
     prompts = {**(extra_prompts or {}), **_load_prompts(directory, problems)}
-    schedules = _load_schedules(directory, problems)
+    schedules = _load_schedules(directory, problems,
+                                calendar if calendar is not None else load_calendar(), warnings)
     flows: dict[str, Flow] = {}
     locations: dict[str, Locations] = {}
     digest = hashlib.sha256()
@@ -184,4 +197,5 @@ def read_flowset(directory: Path, extra_prompts: dict[str, dict[str, str]] | Non
             continue
         flows[flow.flow] = flow
         locations[flow.flow] = locs
-    return FlowSet(flows, locations, prompts, schedules, digest.hexdigest()[:12], files), problems
+    return FlowSet(flows, locations, prompts, schedules, digest.hexdigest()[:12], files,
+                   tuple(warnings)), problems

@@ -1,4 +1,4 @@
-"""Prompt texts and their audio: load ``prompts.yaml``, render it with pyttsx3 + espeak-ng.
+"""Prompt texts and their audio: load ``prompts.yaml``, render it with a voice per language.
 
 Audio is built, never committed: ``callcenter prompts build`` renders each (id, language) whose
 text changed since the last build (a manifest keyed by text hash) into an 8 kHz mono 16-bit WAV,
@@ -9,6 +9,10 @@ A human recording replaces the synthesised audio of a prompt in one language: an
 ``<recorded_dir>/<lang>/<id>.wav`` (any format sox reads) and builds again; the build reports per
 prompt and language what is recorded, synthesised or missing.
 
+Voices (docs/speech.md, "Voice"): Mandarin is espeak-ng; English is flite's ``rms`` voice by
+default (``pbx.voice_en``), or espeak-ng. Both run as commands, once per prompt. A prompt's
+manifest entry names the voice, so changing it renders that language again.
+
 Mandarin is voiced from pinyin: espeak-ng 1.51 (Debian 12) reads many Chinese characters with
 its English rules ("一" as "yi one"), while its ``cmn-latn-pinyin`` voice speaks tone-numbered
 pinyin correctly. pypinyin converts the text, with its phrase dictionary for polyphones
@@ -17,16 +21,17 @@ pinyin correctly. pypinyin converts the text, with its phrase dictionary for pol
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import re
+import shutil
 import subprocess
 import tempfile
+import wave
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,8 +39,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from callcenter.errors import ConfigError
 
 LANGUAGES = ("zh", "en")
-#: espeak-ng voices by language; pyttsx3 picks them by id
+#: the synthesizers a language can be voiced with (flite has no Mandarin voice)
+Voice = Literal["espeak-ng", "flite"]
+VOICE_CHOICES: dict[str, tuple[Voice, ...]] = {"zh": ("espeak-ng",), "en": ("flite", "espeak-ng")}
+#: what ``build_prompts`` uses unless told otherwise, and the settings' defaults (``pbx.voice_*``)
+DEFAULT_VOICES: dict[str, Voice] = {"zh": "espeak-ng", "en": "flite"}
+#: espeak-ng voices by language (``espeak-ng -v``)
 VOICES = {"zh": "sit/cmn-latn-pinyin", "en": "gmw/en"}
+#: espeak-ng's speed in words a minute (pyttsx3's default, which drove espeak-ng before)
+ESPEAK_WPM = 200
+#: flite's voice (CMU ARCTIC "rms", built into Debian's libflite1) and its speed: 0.9 of its
+#: natural durations, the clearest for its length (docs/speech.md, "Voice")
+FLITE_VOICE = "rms"
+FLITE_DURATION_STRETCH = 0.9
 _PAUSES = {"，": ",", "、": ",", "；": ",", "：": ",", "。": ".", "？": "?", "！": "."}
 MANIFEST = ".manifest.json"
 #: what a trimmed prompt keeps at its ends, in seconds: enough not to clip a soft onset
@@ -178,16 +194,18 @@ def recording_path(recorded_dir: Path, lang: str, ident: str) -> Path:
 
 
 def build_prompts(prompts: dict[str, PromptText], out_dir: Path,
-                  recorded_dir: Path | None = None) -> BuildReport:
+                  recorded_dir: Path | None = None,
+                  voices: Mapping[str, Voice] | None = None) -> BuildReport:
     """Render the prompts whose text (or recording) changed into ``out_dir/<lang>/<id>.wav``.
 
     A recording in ``recorded_dir`` (:func:`recording_path`) replaces the synthesised audio of
     that prompt in that language; it is converted to the telephony format (and trimmed like the
     synthesised fragment when the prompt is a fragment). A recording that cannot be read falls
     back to the synthesizer, and a prompt the synthesizer cannot render is reported missing;
-    neither stops the build."""
+    neither stops the build. ``voices`` picks each language's synthesizer (default
+    :data:`DEFAULT_VOICES`)."""
     report = BuildReport()
-    synth = _Synthesizer()
+    synth = _Synthesizer(check_voices({**DEFAULT_VOICES, **(voices or {})}))
     for lang in LANGUAGES:
         lang_dir = out_dir / lang
         lang_dir.mkdir(parents=True, exist_ok=True)
@@ -240,58 +258,105 @@ def _unknown_recordings(recorded_dir: Path, prompts: dict[str, PromptText]) -> l
     return out
 
 
+def check_voices(voices: Mapping[str, str]) -> dict[str, Voice]:
+    """``voices`` if every language has one it can be spoken with, else ConfigError."""
+    out: dict[str, Voice] = {}
+    for lang in LANGUAGES:
+        voice = voices.get(lang)
+        choices = VOICE_CHOICES[lang]
+        known = next((choice for choice in choices if choice == voice), None)
+        if known is None:
+            raise ConfigError(f"no voice {voice!r} for {lang}: choose one of {', '.join(choices)}")
+        out[lang] = known
+    return out
+
+
+def spoken_with(texts: PromptText, lang: str) -> str:
+    """The language whose voice speaks ``texts`` in ``lang`` (the other for a language offer)."""
+    return ("en" if lang == "zh" else "zh") if texts.other_voice else lang
+
+
 class _Synthesizer:
-    """pyttsx3 + espeak-ng, started on first use (a build of recordings alone needs neither)."""
+    """The voices of a build: espeak-ng or flite, run once per prompt (per chunk for espeak-ng)."""
 
-    def __init__(self) -> None:
-        self._engine: Any = None
-        self._failed: str | None = None
-
-    def _started(self) -> Any:
-        if self._failed is not None:
-            raise ConfigError(self._failed)
-        if self._engine is None:
-            try:
-                import pyttsx3  # imported here: loading espeak-ng is only needed when building
-
-                self._engine = pyttsx3.init()
-            except (ImportError, OSError, RuntimeError) as exc:
-                self._failed = f"no synthesizer (pyttsx3 with espeak-ng): {exc}"
-                raise ConfigError(self._failed) from exc
-        return self._engine
+    def __init__(self, voices: dict[str, Voice] | None = None) -> None:
+        self._voices = voices or dict(DEFAULT_VOICES)
 
     def render(self, texts: PromptText, lang: str, target: Path, manifest: dict[str, str],
                ident: str) -> int:
         """Render one prompt when its text changed; 1 if a file was written, else 0."""
-        voice_lang = ("en" if lang == "zh" else "zh") if texts.other_voice else lang
+        voice_lang = spoken_with(texts, lang)
         text = voiced_text(getattr(texts, lang), voice_lang)
-        digest = _digest(text, VOICES[voice_lang] + ("+trim" if texts.trim else ""))
+        flite = self._voices[voice_lang] == "flite"
+        voice_id = (f"flite/{FLITE_VOICE}/{FLITE_DURATION_STRETCH}" if flite
+                    else VOICES[voice_lang])
+        digest = _digest(text, voice_id + ("+trim" if texts.trim else ""))
         if texts.silence_ms is not None:
             digest = _digest(f"silence {texts.silence_ms}", "sox")
         if manifest.get(ident) == digest and target.exists():
             return 0
         if texts.silence_ms is not None:
             _silence_wav(texts.silence_ms, target)
+        elif flite:
+            with tempfile.TemporaryDirectory() as tmp:
+                raw = Path(tmp) / "raw.wav"
+                _flite(text, raw)
+                _to_telephony_wav([raw], target, trim=texts.trim)
         else:
-            engine = self._started()
-            engine.setProperty("voice", VOICES[voice_lang])
             with tempfile.TemporaryDirectory() as tmp:
                 parts = []
                 for n, chunk in enumerate(chunks(text)):
-                    raw = (Path(tmp) / f"raw{n}.wav").resolve()  # pyttsx3 wants it absolute
-                    engine.save_to_file(chunk, str(raw))
-                    # pyttsx3 prints "Audio saved to ..." for every file
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        engine.runAndWait()
-                    if not raw.exists():
-                        raise ConfigError(f"espeak-ng rendered nothing for {ident} ({lang})")
-                    parts.append(raw)
+                    parts.append(Path(tmp) / f"raw{n}.wav")
+                    _espeak(chunk, VOICES[voice_lang], parts[-1])
                 _to_telephony_wav(parts, target, trim=texts.trim)
         manifest[ident] = digest
         return 1
 
 
-#: pyttsx3's espeak-ng driver writes no file at all for an utterance much over 110 characters
+def _espeak(text: str, voice: str, dest: Path) -> None:
+    """Render ``text`` with an espeak-ng voice into ``dest`` (22.05 kHz), at the speed the
+    prompts always had (200 words a minute, pyttsx3's default when it drove espeak-ng)."""
+    _run_synthesizer("espeak-ng", ["-v", voice, "-s", str(ESPEAK_WPM), "-w", str(dest)], text,
+                     dest, fix="./dev installs it")
+
+
+def _flite(text: str, dest: Path) -> None:
+    """Render ``text`` with flite's voice into ``dest`` (16 kHz)."""
+    _run_synthesizer(
+        "flite", ["-voice", FLITE_VOICE, "--setf", f"duration_stretch={FLITE_DURATION_STRETCH}",
+                  "-o", str(dest)], text, dest,
+        fix="./dev installs it; or set pbx.voice_en to espeak-ng")
+
+
+def _run_synthesizer(name: str, args: list[str], text: str, dest: Path, fix: str) -> None:
+    """Run a synthesizer on ``text`` (given on its standard input, so no text reads as an
+    option); ConfigError when it is missing, fails, or writes no samples."""
+    exe = shutil.which(name)
+    if exe is None:
+        raise ConfigError(f"no synthesizer ({name} is not installed: {fix})")
+    try:
+        done = subprocess.run([exe, *args], input=text, capture_output=True, text=True,
+                              check=False, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(f"{name} took over {exc.timeout:.0f} s") from exc
+    except OSError as exc:  # found but not runnable
+        raise ConfigError(f"{name} cannot run: {exc}") from exc
+    if done.returncode != 0 or _frames(dest) == 0:
+        raise ConfigError(f"{name} rendered nothing: {done.stderr.strip() or done.returncode}")
+
+
+def _frames(path: Path) -> int:
+    """Samples in a WAV file; 0 when it is missing or unreadable."""
+    try:
+        with wave.open(str(path)) as w:
+            frames: int = w.getnframes()
+            return frames
+    except (OSError, EOFError, wave.Error):
+        return 0
+
+
+#: espeak-ng is given a long text in pieces: pyttsx3, which drove it before, wrote no file at all
+#: for an utterance much over 110 characters, and the pieces keep the prompts sounding as then
 MAX_CHUNK = 90
 
 
@@ -325,7 +390,8 @@ def trim_effects() -> list[str]:
 
 def _to_telephony_wav(parts: list[Path], dest: Path, trim: bool = False) -> None:
     effects = trim_effects() if trim else []
-    _sox([*map(str, parts), *_TELEPHONY, str(dest), *effects], dest)
+    # -R: dither from a fixed seed, so the same text and voice give the same bytes
+    _sox(["-R", *map(str, parts), *_TELEPHONY, str(dest), *effects], dest)
 
 
 def _silence_wav(ms: int, dest: Path) -> None:

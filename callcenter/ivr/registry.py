@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter.broker.exchange_calendar import Calendar
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.flowset import FlowSet, FlowSetError
 
@@ -37,6 +38,9 @@ class FlowRegistry:
         self.actions = actions
         #: the ACD's queue names: a flow naming another is refused (None: not checked)
         self.queues = queues
+        #: the exchange calendar the schedules take (None: the packaged one); the engine sets
+        #: the operator's (``backoffice.calendar``) before the first load
+        self.calendar: Calendar | None = None
         self._current: FlowSet | None = None
         self._stamp: tuple[tuple[str, int, int], ...] = ()
         #: told of every reload attempt made by ``watch`` or ``reload_async`` (on the loop)
@@ -53,7 +57,8 @@ class FlowRegistry:
         """The first load: raises ``FlowSetError`` if the flows are broken."""
         self._stamp = self._files_stamp()
         self._current = load_flowset(self.directory, self.extra_prompts, self.actions,
-                                     self.queues)
+                                     self.queues, self.calendar)
+        self._warn(self._current)
         log.info("flows loaded: version %s (%s)", self._current.version,
                  ", ".join(sorted(self._current.flows)))
         return self._current
@@ -61,7 +66,8 @@ class FlowRegistry:
     def reload(self) -> ReloadResult:
         self._stamp = self._files_stamp()
         try:
-            fresh = load_flowset(self.directory, self.extra_prompts, self.actions, self.queues)
+            fresh = load_flowset(self.directory, self.extra_prompts, self.actions, self.queues,
+                                 self.calendar)
         except FlowSetError as exc:
             problems = tuple(str(d) for d in exc.diagnostics)
             kept = self._current.version if self._current else "none"
@@ -71,8 +77,14 @@ class FlowRegistry:
         changed = self._current is None or fresh.version != self._current.version
         self._current = fresh
         if changed:
+            self._warn(fresh)
             log.info("flows reloaded: version %s", fresh.version)
         return ReloadResult(True, fresh.version)
+
+    @staticmethod
+    def _warn(flowset: FlowSet) -> None:
+        for warning in flowset.warnings:
+            log.warning("flows: %s", warning)
 
     def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
         stamps = []

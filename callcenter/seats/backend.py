@@ -81,6 +81,9 @@ LOGGED_OUT_ELSEWHERE: Final = "logged out in another session"
 #: seconds without any console session before a ready seat goes not ready (the engine sets
 #: ``console.presence_grace_s`` through ``watch_presence``)
 PRESENCE_GRACE_S: Final = 30.0
+#: with no console this long a seat is logged out (the engine sets ``console.absent_logout_s``
+#: through ``watch_presence``; 0: never)
+ABSENT_LOGOUT_S: Final = 3600.0
 #: the wallboard is pushed at most this often (a burst of changes becomes one push). A change
 #: waits at most this long for its push, so this plus the fan-out to the sockets is a change's
 #: latency at a supervisor's screen (issue 12: within 100 ms at p99 with 1000 watching)
@@ -118,6 +121,8 @@ class EngineConsoleBackend:
         self.presence = Presence()
         self.presence_grace_s = PRESENCE_GRACE_S
         self._presence_timers: dict[str, asyncio.TimerHandle] = {}
+        self.absent_logout_s = ABSENT_LOGOUT_S
+        self._logout_timers: dict[str, asyncio.TimerHandle] = {}
         #: the wallboard (and the agents' queue figures) pushed once per burst of changes
         self._board_push: asyncio.TimerHandle | None = None
         self._board_pushed_at = 0.0
@@ -218,20 +223,24 @@ class EngineConsoleBackend:
             await self.phones.ended(agent.agent_id)
         if self.presence.closed(agent.agent_id, sessions_left, self.acd.clock()):
             self._arm_presence(agent.agent_id)
+            self._arm_logout(agent.agent_id, self.absent_logout_s)
 
     # -- presence ------------------------------------------------------------------------------
 
-    def watch_presence(self, grace_s: float) -> None:
-        """Use ``grace_s``, and start it for every seat in service that has no console (all of
-        them when the engine has just started): their agents have that long to log in."""
+    def watch_presence(self, grace_s: float, logout_s: float = ABSENT_LOGOUT_S) -> None:
+        """Use ``grace_s`` and ``logout_s``, and start them for every seat logged in that has no
+        console (all of them when the engine has just started): their agents have that long to
+        log in (a NOT_READY seat only gets the logout)."""
         self.presence_grace_s = grace_s
+        self.absent_logout_s = logout_s
         now = self.acd.clock()
         for agent_id, rt in self.acd.seats.items():
-            if rt.seat.state in (SeatState.LOGGED_OUT, SeatState.NOT_READY) \
-                    or self.presence.absent(agent_id):
+            if rt.seat.state is SeatState.LOGGED_OUT or self.presence.absent(agent_id):
                 continue
             self.presence.closed(agent_id, 0, now)
-            self._arm_presence(agent_id)
+            if rt.seat.state is not SeatState.NOT_READY:
+                self._arm_presence(agent_id)
+            self._arm_logout(agent_id, logout_s)
 
     def _arm_presence(self, agent_id: str) -> None:
         old = self._presence_timers.pop(agent_id, None)
@@ -240,11 +249,45 @@ class EngineConsoleBackend:
         self._presence_timers[agent_id] = asyncio.get_running_loop().call_later(
             self.presence_grace_s, self._grace_over, agent_id)
 
+    def _arm_logout(self, agent_id: str, after_s: float) -> None:
+        old = self._logout_timers.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+        if self.absent_logout_s > 0:
+            self._logout_timers[agent_id] = asyncio.get_running_loop().call_later(
+                after_s, self._absent_too_long, agent_id)
+
     def _console_back(self, agent_id: str) -> None:
-        timer = self._presence_timers.pop(agent_id, None)
-        if timer is not None:
-            timer.cancel()
+        for timers in (self._presence_timers, self._logout_timers):
+            timer = timers.pop(agent_id, None)
+            if timer is not None:
+                timer.cancel()
         self.presence.opened(agent_id)
+
+    def _absent_too_long(self, agent_id: str) -> None:
+        """No console for ``absent_logout_s``: the seat is logged out (on a call: once the call
+        is over, asked again every grace)."""
+        self._logout_timers.pop(agent_id, None)
+        rt = self.acd.seats.get(agent_id)
+        if rt is None:
+            return
+        was = rt.seat.state
+        action = self.presence.absent_too_long(agent_id, was)
+        if action is PresenceAction.LATER:
+            self._arm_logout(agent_id, max(self.presence_grace_s, 1.0))
+            return
+        if action is not PresenceAction.LOG_OUT:
+            return
+        try:
+            self.acd.set_state(agent_id, "logged_out", by="system")
+        except (SeatStateError, ConsoleError) as exc:
+            log.warning("seat %s: could not log it out (console gone): %s", agent_id, exc)
+            return
+        log.warning("console of agent %s gone for %.0f s: seat logged out (it was %s)",
+                    agent_id, self.absent_logout_s, was.value)
+        self._push_role("presence", {"agent_id": agent_id, "console": "gone",
+                                     "since": self.presence.gone_since(agent_id),
+                                     "seat": action.value})
 
     def _grace_over(self, agent_id: str) -> None:
         self._presence_timers.pop(agent_id, None)
@@ -562,7 +605,7 @@ class EngineConsoleBackend:
 
     def wallboard(self) -> dict[str, Any]:
         return {"queues": self.queue_figures(),
-                "seats": [rt.data() for rt in self.acd.seats.values()],
+                "seats": [board_seat(rt) for rt in self.acd.seats.values()],
                 "waiting": self.acd.queue_snapshot(),
                 "agents": [dataclasses.asdict(f)
                            for f in self.figures.agents(self.acd.clock())],
@@ -619,9 +662,10 @@ class EngineConsoleBackend:
         if self._board_push is not None:
             self._board_push.cancel()
             self._board_push = None
-        for timer in self._presence_timers.values():
-            timer.cancel()
-        self._presence_timers.clear()
+        for timers in (self._presence_timers, self._logout_timers):
+            for timer in timers.values():
+                timer.cancel()
+            timers.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -637,6 +681,14 @@ def _loop_running() -> bool:
 
 def _reason(state: str, reason: str) -> str:
     return reason if state == "not_ready" else ""
+
+
+def board_seat(rt: SeatRuntime) -> dict[str, Any]:
+    """A seat as the wallboard shows it: its call as a supervisor reads it, the caller's
+    masked number and since when they talk (``None`` while it rings), besides the call id."""
+    call = rt.call
+    return {**rt.data(), "caller": mask(call.waiter.phone) if call else "",
+            "talking_since": call.connected_at if call else None}
 
 
 def _call_state(rt: SeatRuntime) -> str:

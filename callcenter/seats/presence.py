@@ -11,6 +11,10 @@ stay Ready: the ACD would keep ringing a phone nobody watches the screen of. The
   NOT_READY, LOGGED_OUT) are left alone.
 - Once the seat is not ready (by this rule or otherwise), or a person (the agent, a supervisor)
   explicitly makes it READY, the rule is done until the next time the console goes.
+- A seat whose agent has had no console for longer (``console.absent_logout_s``) is logged out,
+  by ``system``, whatever its state but a call: a seat left NOT_READY ("login", a break) or in
+  WRAP_UP would otherwise stay logged in for hours, in the day's figures and on the wallboard.
+  A seat on a call is asked again later (``LATER``): the call is never cut.
 
 ``Presence`` keeps that bookkeeping and answers what to do; the backend (``backend.py``) runs the
 grace timers and moves the seat through the ACD's public ``set_state``.
@@ -39,6 +43,11 @@ class PresenceAction(enum.Enum):
     #: the call just ended into WRAP_UP: NOT_READY once the ACD is done with the call's end
     #: (ask ``seat_moved`` again with ``settled``)
     SOON = "soon"
+    #: no console for ``absent_logout_s``: log the seat out now
+    LOG_OUT = "log_out"
+    #: no console for ``absent_logout_s``, but the seat is on a call: ask ``absent_too_long``
+    #: again later
+    LATER = "later"
 
 
 class Presence:
@@ -77,6 +86,15 @@ class Presence:
             self._after_call.add(agent_id)
             return PresenceAction.AFTER_CALL
         return PresenceAction.NONE
+
+    def absent_too_long(self, agent_id: str, state: SeatState) -> PresenceAction:
+        """The agent's console has been gone for ``absent_logout_s`` while the seat is in
+        ``state``."""
+        if agent_id not in self._gone or state is SeatState.LOGGED_OUT:
+            return PresenceAction.NONE  # a session came back, or nothing to log out
+        if state in _BUSY:
+            return PresenceAction.LATER
+        return PresenceAction.LOG_OUT
 
     def seat_moved(self, agent_id: str, state: SeatState, *, chosen: bool = False,
                    settled: bool = False) -> PresenceAction:

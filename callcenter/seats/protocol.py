@@ -466,7 +466,9 @@ class Event(BaseModel):
     - ``wrap_up_overdue``: {agent_id, call_id, since}: the wrap-up time is over and the
       required disposition is not saved (to the agent and to supervisors)
     - ``queues``: {queues: [QueueFigures]}
-    - ``wallboard``: {queues: [QueueFigures], seats: [seat data], waiting: [{name, waiting:
+    - ``wallboard``: {queues: [QueueFigures], seats: [seat data and caller (the caller's masked
+      number, "" when none), talking_since (when the call was answered, null while it rings or
+      with no call)], waiting: [{name, waiting:
       [{call_id, tier, arrived_at, waited_s, callback, ringing, lang, reason: {code, until,
       agent, skill, agents}}]}], agents: [AgentFigures], alerts}: the waiting callers per queue in
       the order they will be served, each with why it still waits (``routing.WaitCode``

@@ -409,14 +409,18 @@ async def test_supervisor_wallboard(console: Page, backend: FakeBackend) -> None
     # a pushed wallboard event updates both tables
     backend.queues[0] = queue_figures("general", waiting=5, longest_wait_s=75.0,
                                       service_level=0.5, abandoned=4)
-    backend.seats["A1001"].update(state="on_call", call_id="c-77")
+    backend.seats["A1001"].update(state="on_call", call_id="c-77", caller="*******8000",
+                                  talking_since=time.time() - 75)
     backend.push_wallboard()
     await expect(queue_row.locator("[data-col=waiting]")).to_have_text("5")
     await expect(queue_row.locator("[data-col=longest]")).to_have_text("1:15")
     await expect(queue_row.locator("[data-col=sl]")).to_have_text("50%")
     await expect(queue_row.locator("[data-col=abandoned]")).to_have_text("4")
     await expect(seat_row.locator("[data-col=state]")).to_have_text("通话中")
-    await expect(seat_row.locator("[data-col=call]")).to_have_text("c-77")
+    # the call as a supervisor reads it: the masked caller and the talk time, not the call id
+    call_cell = seat_row.locator("[data-col=call]")
+    await expect(call_cell).to_have_text(re.compile(r"^\*{7}8000 · 1:1[5-9]$"))
+    await expect(call_cell).to_have_attribute("title", "c-77")
 
     # on a call: spying is offered, forcing a state is not (acd/seat.py FORCE_TARGETS)
     await expect(seat_row.get_by_test_id("force-ready")).to_be_disabled()
@@ -437,10 +441,22 @@ async def test_supervisor_wallboard(console: Page, backend: FakeBackend) -> None
     await console.get_by_test_id("wb-count-on_call").click()
     await expect(console.get_by_test_id("wb-seat-S9001")).to_be_visible()
 
+    # ringing: no talk time yet; a withheld number is said so
+    backend.seats["A1001"].update(state="ringing", call_id="c-78", caller="",
+                                  talking_since=None)
+    backend.push_wallboard()
+    await expect(call_cell).to_have_text("未显示号码")
+    await expect(call_cell).to_have_attribute("title", "c-78")
+    backend.seats["A1001"].update(state="on_call", call_id="c-77", caller="*******8000",
+                                  talking_since=time.time() - 75)
+    backend.push_wallboard()
+    await expect(call_cell).to_have_text(re.compile(r"^\*{7}8000 · 1:1[5-9]$"))
+
     # the call ends; the supervisor forces the agent not ready
-    backend.seats["A1001"].update(state="wrap_up", call_id="")
+    backend.seats["A1001"].update(state="wrap_up", call_id="", caller="", talking_since=None)
     backend.push_wallboard()
     await expect(seat_row.locator("[data-col=state]")).to_have_text("话后处理")
+    await expect(call_cell).to_have_text("")
     await seat_row.get_by_test_id("force-not-ready").click()
     await expect(seat_row.locator("[data-col=state]")).to_have_text("未就绪")
     [force] = backend.requests_of(p.ForceState)
@@ -924,9 +940,25 @@ async def test_the_pop_says_the_ivr_path_and_the_failure_in_words(console: Page,
     await expect(console.get_by_test_id("ivr-path")).to_have_text(
         "主菜单 › 账户查询 › 登录 › 转人工")
     await expect(console.get_by_test_id("last-failure")).to_have_text(
-        "账户已锁定（密码错误次数过多）")
+        "交易密码已锁定（错误次数过多）")  # login checks the trading password
     await expect(console.get_by_test_id("caller-lang")).to_have_text("英文")
     await expect(console.get_by_test_id("caller-manager")).to_have_text("A1002")
+    # a lock names the password the flows say (ivr_flows/transfer.yaml), not just "account"
+    for n, (reason, text) in enumerate([
+            ("fund_password:account_locked", "资金密码已锁定（错误次数过多）"),
+            ("bank_password:account_locked", "银行密码已锁定（错误次数过多）"),
+            ("check_password:account_locked", "账户已锁定（密码错误次数过多）")]):
+        backend.event("A1001", "call_offered", screen_pop(
+            f"c-20{n}", ivr={"path": "main", "last_failure": reason, "lang": "zh"}))
+        await expect(console.get_by_test_id("last-failure")).to_have_text(text)
+        await expect(console.get_by_test_id("last-failure")).to_have_attribute("title", reason)
+    await console.get_by_test_id("lang-switch").select_option("en")
+    backend.event("A1001", "call_offered", screen_pop(
+        "c-210", ivr={"path": "main", "last_failure": "trading_password:account_locked",
+                      "lang": "zh"}))
+    await expect(console.get_by_test_id("last-failure")).to_have_text(
+        "Trading password locked (too many wrong attempts)")
+    await console.get_by_test_id("lang-switch").select_option("zh")
     # an unknown code is still said, with the code for whoever needs it
     backend.event("A1001", "call_offered", screen_pop(
         "c-1002", ivr={"path": "main", "last_failure": "fax:busy", "lang": "zh"}))

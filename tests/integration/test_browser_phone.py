@@ -46,9 +46,9 @@ from tests.integration.netns import NetNs, inside
 
 pytestmark = pytest.mark.integration
 
-#: a quote (1, the code, 2 back), a buy order as the ordinary demo customer (3 ... 1 confirm,
+#: a quote (1, the code, 2 back), a buy order as the ordinary demo customer (2 ... 1 confirm,
 #: 2 back), then 0: an agent
-KEYS = "1w600519w2ww3w10000001#w135790w1w600000w10*20#w100#w1ww2ww0"
+KEYS = "1w600519w2ww2w10000001#w135790w1w600000w10*20#w100#w1ww2ww0"
 STRANGER = "13700000077"
 
 

@@ -105,10 +105,11 @@ async def reported(engine: Engine, ref: str, wanted: str) -> dict[str, Any]:
 
 
 async def statement_by(world: World, key: str) -> str:
-    """A logged-in caller asks for a statement (5, 1) on channel ``key``; the request's ref."""
+    """A logged-in caller asks for a statement (3 3, then 1) on channel ``key``; the request's
+    ref."""
     caller = SimCaller(world.engine.ami)  # type: ignore[arg-type]
     heard = await hotline_call(world.engine, caller,
-                               f"5w{ORDINARY}#w{DEMO_TRADING_PASSWORD}w1w{key}",
+                               f"3w3w{ORDINARY}#w{DEMO_TRADING_PASSWORD}w1w{key}",
                                until="zh/statement_queued", caller_id="13800000001")
     assert heard.outcomes("request_statement") == ["ok"], (heard.nodes(), heard.prompts())
     assert world.engine.db is not None

@@ -85,7 +85,7 @@ async def test_an_agent_takes_a_call_from_the_ivr_and_wraps_up(
 
         # The caller logs in to the account service, then presses 0 for an agent.
         caller = SimCaller(engine.ami)  # type: ignore[arg-type]
-        call_id = await caller.place("9500", f"2w{ORDINARY}#w{DEMO_TRADING_PASSWORD}ww0",
+        call_id = await caller.place("9500", f"3w1w{ORDINARY}#w{DEMO_TRADING_PASSWORD}ww0",
                                      hold_s=120, caller_id=ORDINARY_PHONE, gap_ms=60,
                                      tone_ms=60)
 

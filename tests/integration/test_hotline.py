@@ -46,12 +46,12 @@ async def _rows(engine: Engine, sql: str, *args: object) -> list[tuple[object, .
 async def test_self_service_without_and_with_login(engine: Engine, caller: SimCaller) -> None:
     """Quotes, unknown code, survey; login + cash; announcements; call-back; appointment."""
     quote, unknown, cash, news, callback, booking = await asyncio.gather(
-        hotline_call(engine, caller, "1w600519w2w#w5", caller_id="13800000004"),
+        hotline_call(engine, caller, "1w600519w2w4w3w5", caller_id="13800000004"),
         hotline_call(engine, caller, "1w999999", until="zh/refusal/unknown_code"),
-        hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1", until="zh/cash_balance"),
-        hotline_call(engine, caller, "6w1w1w1", until="zh/announcement/2024_002"),
-        hotline_call(engine, caller, "7w4", until="zh/callback_booked"),
-        hotline_call(engine, caller, "7w1w1128", until="zh/appointment_booked"),
+        hotline_call(engine, caller, f"3w1w{ORDINARY}#w{PW}w1", until="zh/cash_balance"),
+        hotline_call(engine, caller, "4w1w1w1w1", until="zh/announcement/2024_002"),
+        hotline_call(engine, caller, "4w2w2", until="zh/callback_booked"),
+        hotline_call(engine, caller, "4w2w1w1w1128", until="zh/appointment_booked"),
     )
     # Recognised by caller ID: greeted by tier, but not logged in.
     assert "zh/greet_platinum" in quote.prompts()
@@ -79,17 +79,17 @@ async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
     assert bo is not None
     double, hung_up, refused, t_plus_1 = await asyncio.gather(
         # buy, then a bouncing confirm digit: "1w1"
-        hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1w1",
+        hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1w1",
                      until="zh/order_after"),
         # confirm and hang up at once
-        hotline_call(engine, caller, f"3w{GOLD}#w{PW}w1w601398w6*80#w1000#w1", hold_s=0),
+        hotline_call(engine, caller, f"2w{GOLD}#w{PW}w1w601398w6*80#w1000#w1", hold_s=0),
         # a price outside the limits, then an odd lot (in English: the customer's language
         # on record, spoken from the login on)
         hotline_call(engine, caller,
-                     f"3w{PLATINUM}#w{PW}w1w600000w99#w100#ww1w600000w10*20#w150#",
+                     f"2w{PLATINUM}#w{PW}w1w600000w99#w100#ww1w600000w10*20#w150#",
                      until="en/refusal/lot_size"),
         # selling shares bought today (T+1)
-        hotline_call(engine, caller, f"3w{SILVER}#w{PW}w2w600519w1480#w100#",
+        hotline_call(engine, caller, f"2w{SILVER}#w{PW}w2w600519w1480#w100#",
                      until="zh/refusal/insufficient_shares"),
     )
     assert double.outcomes("place_order") == ["ok"]
@@ -115,18 +115,18 @@ async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
 async def test_closed_market_and_cancel_by_number(engine: Engine, caller: SimCaller) -> None:
     bo = engine.backoffice
     assert bo is not None
-    placed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*00#w200#w1",
+    placed = await hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1w600000w10*00#w200#w1",
                                 until="zh/order_placed")
     assert placed.outcomes("place_order") == ["ok"]
     order_no = (await bo.orders_today(ORDINARY))[0].order_no
-    cancel = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w3w{order_no}#w1",
+    cancel = await hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w3w{order_no}#w1",
                                 until="zh/cancel_done")
     assert cancel.outcomes("cancel_order") == ["ok"]
     assert (await bo.orders_today(ORDINARY))[0].status is OrderStatus.CANCELLED
     # after the close an order is queued for the next opening (backoffice.after_hours), the
     # caller is told so, and it can be cancelled by number until it is sent
     bo.set_clock(dt.datetime(2026, 11, 23, 20, 0))
-    closed = await hotline_call(engine, caller, f"3w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1",
+    closed = await hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1w600000w10*20#w100#w1",
                                 until="zh/order_queued")
     assert closed.outcomes("place_order") == ["ok"]
     assert "zh/order_queued" in closed.prompts()
@@ -135,7 +135,7 @@ async def test_closed_market_and_cancel_by_number(engine: Engine, caller: SimCal
     assert queued[0].sends_at.astimezone(SHANGHAI) == dt.datetime(2026, 11, 24, 9, 15,
                                                                    tzinfo=SHANGHAI)
     withdrawn = await hotline_call(engine, caller,
-                                   f"3w{ORDINARY}#w{PW}w3w{queued[0].order_no}#w1",
+                                   f"2w{ORDINARY}#w{PW}w3w{queued[0].order_no}#w1",
                                    until="zh/cancel_done")
     assert withdrawn.outcomes("cancel_order") == ["ok"]
     assert {o.status for o in await bo.orders_today(ORDINARY)} == {OrderStatus.CANCELLED}
@@ -147,9 +147,9 @@ async def test_bank_securities_transfers(engine: Engine, caller: SimCaller) -> N
     before = (await bo.cash(ORDINARY)).available
     fund, bank = DEMO_FUND_PASSWORD, "802413"
     moved_in, too_much = await asyncio.gather(
-        hotline_call(engine, caller, f"4w{ORDINARY}#w{PW}w1w{fund}w{bank}w1000#w1",
+        hotline_call(engine, caller, f"3w2w{ORDINARY}#w{PW}w1w{fund}w{bank}w1000#w1",
                      until="zh/transfer_new_balance"),
-        hotline_call(engine, caller, f"4w{SILVER}#w{PW}w2w{fund}w400000#w1",
+        hotline_call(engine, caller, f"3w2w{SILVER}#w{PW}w2w{fund}w400000#w1",
                      until="zh/refusal/over_available"),
     )
     assert moved_in.outcomes("transfer") == ["ok"]
@@ -202,18 +202,18 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
     bo = engine.backoffice
     assert bo is not None
     async def lock_out() -> tuple[Heard, Heard, Heard]:
-        first = await hotline_call(engine, caller, f"2w{SILVER}#w111111w222222w333333",
+        first = await hotline_call(engine, caller, f"3w1w{SILVER}#w111111w222222w333333",
                                    until="zh/refusal/bad_password", times=3)
-        second = await hotline_call(engine, caller, f"2w{SILVER}#w444444w555555",
+        second = await hotline_call(engine, caller, f"3w1w{SILVER}#w444444w555555",
                                     until="zh/agent_connecting")
-        third = await hotline_call(engine, caller, f"2w{SILVER}#w{PW}",
+        third = await hotline_call(engine, caller, f"3w1w{SILVER}#w{PW}",
                                    until="zh/agent_connecting")
         return first, second, third
 
     async def change() -> tuple[Heard, Heard]:
-        weak = await hotline_call(engine, caller, f"8w{ORDINARY}#w{PW}w{PW}w123456w123456",
+        weak = await hotline_call(engine, caller, f"3w4w{ORDINARY}#w{PW}w{PW}w123456w123456",
                                   until="zh/refusal/weak_password")
-        changed = await hotline_call(engine, caller, f"8w{ORDINARY}#w{PW}w{PW}w147036w147036",
+        changed = await hotline_call(engine, caller, f"3w4w{ORDINARY}#w{PW}w{PW}w147036w147036",
                                      until="zh/password_changed")
         return weak, changed
 
@@ -249,7 +249,7 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
 
 async def test_statement_request_is_queued_with_its_record(engine: Engine,
                                                            caller: SimCaller) -> None:
-    heard = await hotline_call(engine, caller, f"5w{ORDINARY}#w{PW}w1w3",
+    heard = await hotline_call(engine, caller, f"3w3w{ORDINARY}#w{PW}w1w3",
                                until="zh/statement_queued")
     assert heard.outcomes("request_statement") == ["ok"]
     rows = await _rows(engine, "SELECT r.kind, o.channel, o.topic, o.state FROM service_requests"
@@ -262,7 +262,7 @@ async def test_to_an_agent_in_and_out_of_hours(engine: Engine, caller: SimCaller
     bo = engine.backoffice
     assert bo is not None
     # A wrong password first, then 0 in the account menu: the agent gets the failure too.
-    handed = await hotline_call(engine, caller, f"2w{GOLD}#w111111w{PW}w0",
+    handed = await hotline_call(engine, caller, f"3w1w{GOLD}#w111111w{PW}w0",
                                 until="zh/agent_connecting", caller_id="13800000003")
     handoff = handed.ivr("ivr.handoff")
     assert len(handoff) == 1 and handoff[0]["queue"] == "general"
@@ -281,8 +281,8 @@ async def test_messages_are_kept_whether_ended_by_hash_or_by_hanging_up(
         engine: Engine, caller: SimCaller, settings: Settings) -> None:
     pause = "w" * 14  # the caller speaks for 7 s after the prompt and the beep
     by_hash, by_hangup = await asyncio.gather(
-        hotline_call(engine, caller, f"7w5{pause}#", until="zh/message_saved"),
-        hotline_call(engine, caller, "7w5", hold_s=12),
+        hotline_call(engine, caller, f"4w2w3{pause}#", until="zh/message_saved"),
+        hotline_call(engine, caller, "4w2w3", hold_s=12),
     )
     for heard in (by_hash, by_hangup):
         assert heard.outcomes("save_message") == ["ok"]
@@ -309,7 +309,7 @@ async def test_account_queries_positions_orders_and_fills(engine: Engine,
     await bo.place_order(ORDINARY, Side.BUY, "600000", limit_up, 100, "setup-fill")
     bo.set_clock(dt.datetime(2026, 11, 23, 10, 1))
     assert [f.quantity for f in await bo.fills_today(ORDINARY)] == [100]
-    prefix = f"2w{ORDINARY}#w{PW}w"
+    prefix = f"3w1w{ORDINARY}#w{PW}w"
     positions, orders, fills = await asyncio.gather(
         hotline_call(engine, caller, prefix + "2w1", until="zh/position_holding", times=2),
         hotline_call(engine, caller, prefix + "3", until="zh/order_record"),

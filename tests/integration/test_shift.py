@@ -40,9 +40,9 @@ from tests.integration.netns import NetNs, inside
 
 pytestmark = pytest.mark.integration
 
-#: the account service (2), the ordinary demo customer's account and trading password, then 0
+#: account queries (3 1), the ordinary demo customer's account and trading password, then 0
 #: in the account menu: an agent
-KEYS = f"2w{ORDINARY}#w135790ww0"
+KEYS = f"3w1w{ORDINARY}#w135790ww0"
 CALLER = "13700000088"
 #: an outside number for the warm transfer (the sandbox's [outbound] answers it)
 OUTSIDE = "13912345678"

@@ -910,6 +910,60 @@ async def test_after_a_restart_seats_in_service_get_the_grace_to_log_in(world: W
     assert gone(world, COLLEAGUE.agent_id) == []
 
 
+async def test_a_seat_with_no_console_for_long_is_logged_out(world: World,
+                                                            caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    """A seat left not ready ("login", as S9001 was) with its console gone is logged out after
+    ``absent_logout_s``, by system, with a log line and a presence event; a console back in
+    time keeps the seat."""
+    world.backend.presence_grace_s, world.backend.absent_logout_s = 0.01, 0.05
+    for agent in (ME, COLLEAGUE):
+        await world.backend.snapshot(agent)  # logged in: not ready, "login"
+        await world.backend.session_closed(agent, 0)
+    await world.backend.snapshot(COLLEAGUE)  # back within the time
+    [event] = await world.pushes.until(
+        lambda: [d for d in gone(world, ME.agent_id) if d["seat"] == "log_out"])
+    assert world.seat(ME.agent_id).seat.state is SeatState.LOGGED_OUT
+    await world.acd.flush()
+    [last] = await rows(world.db, "SELECT agent_id, from_state, to_state, by FROM seat_log"
+                                  " ORDER BY id DESC LIMIT 1")
+    assert last == (ME.agent_id, "not_ready", "logged_out", "system")
+    assert f"console of agent {ME.agent_id} gone for 0 s: seat logged out (it was not_ready)" \
+        in caplog.text
+    assert event["since"] == world.backend.presence.gone_since(ME.agent_id)
+    colleague = world.seat(COLLEAGUE.agent_id).seat
+    assert (colleague.state, colleague.reason) == (SeatState.NOT_READY, "login")
+    assert not [d for d in gone(world, COLLEAGUE.agent_id) if d["seat"] == "log_out"]
+
+
+async def test_after_a_restart_a_seat_with_no_console_is_logged_out_after_its_call(
+        world: World) -> None:
+    """At start every seat logged in gets the time to see its console back, a not-ready one
+    too (it gets no grace: it takes no calls); a seat on a call is logged out once the call is
+    over, never during it."""
+    world.acd.set_state(ME.agent_id, "not_ready", "login")  # as restored: no console
+    world.acd.set_state(COLLEAGUE.agent_id, "ready")
+    call = world.give_call(COLLEAGUE.agent_id, "c-2")
+    world.backend.watch_presence(0.01, 0.03)
+    await world.pushes.until(lambda: world.seat(ME.agent_id).seat.state
+                             is SeatState.LOGGED_OUT)
+    colleague = world.seat(COLLEAGUE.agent_id)
+    await world.pushes.until(lambda: gone(world, COLLEAGUE.agent_id))
+    assert colleague.seat.state is SeatState.ON_CALL and world.ami.actions == []
+    world.ami.feed(Hangup(channel(f"PJSIP/{COLLEAGUE.agent_id}-0001", call.agent_uniqueid),
+                          16, "Normal Clearing"))
+    await world.pushes.until(lambda: colleague.seat.state is SeatState.LOGGED_OUT)
+    assert [d["seat"] for d in gone(world, COLLEAGUE.agent_id)] == ["after_call", "log_out"]
+
+
+async def test_absent_logout_zero_never_logs_out(world: World) -> None:
+    world.acd.set_state(ME.agent_id, "not_ready", "login")
+    world.backend.watch_presence(0.01, 0)
+    world.backend.presence_grace_s = 0.01
+    await asyncio.sleep(0.05)
+    assert world.seat(ME.agent_id).seat.state is SeatState.NOT_READY
+
+
 def test_presence_rules() -> None:
     presence = Presence()
     assert not presence.closed("a", 1, 0.0) and not presence.absent("a")
@@ -925,9 +979,14 @@ def test_presence_rules() -> None:
     assert presence.seat_moved("a", SeatState.READY, chosen=True) is PresenceAction.NONE
     presence.expired("a", SeatState.ON_CALL)
     assert presence.seat_moved("a", SeatState.READY) is PresenceAction.NOT_READY
+    assert presence.absent_too_long("a", SeatState.ON_HOLD) is PresenceAction.LATER
+    for state in (SeatState.NOT_READY, SeatState.WRAP_UP, SeatState.READY):
+        assert presence.absent_too_long("a", state) is PresenceAction.LOG_OUT
+    assert presence.absent_too_long("a", SeatState.LOGGED_OUT) is PresenceAction.NONE
     presence.opened("a")
     assert not presence.absent("a")
     assert presence.expired("a", SeatState.READY) is PresenceAction.NONE
+    assert presence.absent_too_long("a", SeatState.NOT_READY) is PresenceAction.NONE
 
 
 # -- the shift's bugs (issue 11), each with its root ---------------------------------------------
@@ -1078,3 +1137,23 @@ async def test_a_burst_of_changes_is_one_wallboard_and_one_queue_push(world: Wor
     world.backend.on_acd(SeatChanged(ME.agent_id, seat, str(seat["state"])))
     await world.pushes.until(lambda: boards() == 2)
     assert len(world.pushes.of("role:agent", "queues")) == 1   # no queue change since
+
+
+async def test_the_wallboard_says_a_seats_call_by_its_masked_caller_and_talk_time(
+        world: World) -> None:
+    """Supervisors read the caller's masked number and since when they talk, not only the
+    internal call id; the whole number never leaves the engine."""
+    world.acd.set_state(COLLEAGUE.agent_id, "ready")
+    world.acd.enqueue("c-7", "general", "PJSIP/trunk-0007", "c-7-uid", {}, phone=PHONE)
+    call = world.give_call(ME.agent_id, "c-1", phone="13911112222")
+    seats = {s["agent_id"]: s for s in world.backend.wallboard()["seats"]}
+    assert seats[ME.agent_id] | {"since": 0} == {
+        **world.seat(ME.agent_id).data(), "since": 0,
+        "caller": "*******2222", "talking_since": call.connected_at}
+    ringing = seats[COLLEAGUE.agent_id]
+    assert (ringing["state"], ringing["call_id"]) == ("ringing", "c-7")
+    assert (ringing["caller"], ringing["talking_since"]) == ("*******8000", None)
+    assert PHONE not in json.dumps(world.backend.wallboard())
+    world.seat(ME.agent_id).call = None
+    me = next(s for s in world.backend.wallboard()["seats"] if s["agent_id"] == ME.agent_id)
+    assert (me["call_id"], me["caller"], me["talking_since"]) == ("", "", None)

@@ -237,6 +237,36 @@ def test_unknown_events_are_ignored() -> None:
     assert row.offered == 1
 
 
+def test_a_stale_wrap_up_counts_in_aht_for_its_first_15_minutes_only() -> None:
+    """A seat left in wrap-up for four hours (its console gone, the engine down across it):
+    the AHT reads the call's talk plus 15 minutes, not 4:09:43; the wrap-up state time is what
+    it was. Batch and live agree, over the whole day and cut in hours."""
+    from callcenter.acd.figures import WRAP_COUNTED_MAX_S
+
+    assert WRAP_COUNTED_MAX_S == 900
+    qs = [q(0, "stocks", "c1", "enter"), q(5, "stocks", "c1", "connect", "a1", wait=5),
+          q(65, "stocks", "c1", "complete", "a1", talk=60)]
+    ss = [s(-10, "a1", S.NOT_READY, S.READY), s(2, "a1", S.READY, S.RINGING),
+          s(5, "a1", S.RINGING, S.ON_CALL), s(65, "a1", S.ON_CALL, S.WRAP_UP),
+          s(65 + 4 * 3600 + 2318, "a1", S.WRAP_UP, S.NOT_READY)]
+    day_end = T0 + 6 * 3600
+    [stocks] = [f for f in queue_figures(qs, ss, START, day_end, TARGETS) if f.queue == "stocks"]
+    [a1] = agent_figures(qs, ss, START, day_end)
+    assert stocks.aht_s == a1.aht_s == 60 + 900
+    assert a1.wrap_up_s == 4 * 3600 + 2318
+    live = LiveQueueFigures(START, TARGETS, seats={"a1": S.READY})
+    for ev in sorted([*qs, *ss[1:]], key=lambda e: e.at):
+        live.feed(ev)
+        if ev is ss[3]:  # into wrap-up
+            assert live.agents(T0 + 600)[0].aht_s == 60 + 535   # still going: so far
+            assert live.agents(T0 + 3000)[0].aht_s == 60 + 900  # capped while open too
+    assert live.agents(day_end) == [a1]
+    # the wrap-up's counted part falls in the hours it falls in: the first hour gets it all
+    [first] = agent_figures(qs, ss, START, END)
+    [second] = agent_figures(qs, ss, END, END + 3600)
+    assert first.aht_s == 960 and second.handled == 0 and second.wrap_up_s == 3600
+
+
 def test_bad_periods_are_refused() -> None:
     with pytest.raises(ValueError, match="start <= end"):
         queue_figures([], [], END, START, TARGETS)

@@ -31,7 +31,7 @@ FLOWS = REPO_ROOT / "ivr_flows"
 SCENARIOS = [s for _, s in load_scenarios(FLOWS / "scenarios")]
 AT_RISK = [s for s in SCENARIOS if s.at is None] + [s for s in SCENARIOS if s.at][:1]
 #: a bank-to-securities transfer of 500 yuan by demo customer 10000001 (docs/backoffice.md)
-TRANSFER = "4 10000001# 135790 1 246801 802413 500# 1"
+TRANSFER = "3 2 10000001# 135790 1 246801 802413 500# 1"
 #: machine dates that used to change results: National Day, a Saturday, a night
 MACHINE_DATES = [dt.datetime(2026, 10, 1, 10, 0), dt.datetime(2026, 11, 21, 11, 0),
                  dt.datetime(2026, 11, 24, 3, 0)]

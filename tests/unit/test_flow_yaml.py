@@ -101,7 +101,7 @@ def test_comments_that_are_comments_pass() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("- name: x\n  dtmf: 3 1  # orders menu\n", [{"name": "x", "dtmf": "3 1"}]),
+    ("- name: x\n  dtmf: 3 1  # account queries\n", [{"name": "x", "dtmf": "3 1"}]),
     ("node:\n  terminator:   # none\n", {"node": {"terminator": None}}),
     ("flow: main\nnote: |\n  Keys:\n  #: repeat\n  *: back\n",
      {"flow": "main", "note": "Keys:\n#: repeat\n*: back\n"}),

@@ -68,7 +68,7 @@ async def test_a_transfer_in_with_a_wrong_password_of_each_kind_leaks_none(
     def note(kind: str, detail: Mapping[str, str]) -> None:
         notes.append((kind, dict(detail)))
 
-    keys = (f"4 {ORDINARY}# {TRADING} 1 {WRONG_FUND} {DEMO_FUND_PASSWORD} {WRONG_BANK} "
+    keys = (f"3 2 {ORDINARY}# {TRADING} 1 {WRONG_FUND} {DEMO_FUND_PASSWORD} {WRONG_BANK} "
             f"{DEMO_BANK_PASSWORD} 500# 1")
     await drive(interp, ScriptFlowIO(keys, {}, lambda _line: None), actions, note)
     outcomes = [(d["action"], d["outcome"]) for k, d in notes if k == "ivr.action"]
@@ -90,10 +90,10 @@ async def test_a_transfer_in_with_a_wrong_password_of_each_kind_leaks_none(
 
 
 @pytest.mark.parametrize(("keys", "reason"), [
-    (f"2 {ORDINARY}# 000000 000000 000000 000000 000000", "trading_password:account_locked"),
-    (f"8 {ORDINARY}# {TRADING} " + "000000 " * 5, "trading_password:account_locked"),
-    (f"4 {ORDINARY}# {TRADING} 2 000000 000000 000000", "fund_password:account_locked"),
-    (f"4 {ORDINARY}# {TRADING} 1 {DEMO_FUND_PASSWORD} 000000 000000 000000",
+    (f"3 1 {ORDINARY}# 000000 000000 000000 000000 000000", "trading_password:account_locked"),
+    (f"3 4 {ORDINARY}# {TRADING} " + "000000 " * 5, "trading_password:account_locked"),
+    (f"3 2 {ORDINARY}# {TRADING} 2 000000 000000 000000", "fund_password:account_locked"),
+    (f"3 2 {ORDINARY}# {TRADING} 1 {DEMO_FUND_PASSWORD} 000000 000000 000000",
      "bank_password:account_locked"),
 ])
 async def test_a_lock_hands_the_call_to_an_agent_with_the_reason(
@@ -135,11 +135,11 @@ async def test_check_password_takes_every_kind_and_refuses_others(
 
 async def test_scenarios_check_prompts_together_last_and_earlier_calls() -> None:
     flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
-    lock = f"4 {ORDINARY}# {TRADING} 2 000000 000000 000000"
-    after = await try_flow(flows, "hotline", f"4 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}",
+    lock = f"3 2 {ORDINARY}# {TRADING} 2 000000 000000 000000"
+    after = await try_flow(flows, "hotline", f"3 2 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}",
                            before=[lock])
     assert ("check_password", "account_locked") in after.actions
-    fresh = await try_flow(flows, "hotline", f"4 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}")
+    fresh = await try_flow(flows, "hotline", f"3 2 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}")
     assert ("check_password", "ok") in fresh.actions      # without the earlier call: no lock
     wrong = Scenario(name="x", dtmf="", together=["zh/enter_fund_password", "zh/enter_amount"],
                      last_prompts=["zh/enter_amount"])

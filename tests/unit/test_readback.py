@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 import wave
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +51,7 @@ def heard(ids: list[str], start: str, end: str) -> str:
 
 
 async def test_a_whole_transfer_amount_is_read_without_point_zero_zero(flows: FlowSet) -> None:
-    got = await try_flow(flows, "hotline", f"4 {LOGIN} 1 246801 802413 500# 1")
+    got = await try_flow(flows, "hotline", f"3 2 {LOGIN} 1 246801 802413 500# 1")
     assert heard(got.prompts, "zh/transfer_in_readback", "zh/confirm_or_cancel") == (
         "您将从银行转入证券账户五百元|")
     # the new balance ends its play: no pause after it
@@ -61,7 +60,7 @@ async def test_a_whole_transfer_amount_is_read_without_point_zero_zero(flows: Fl
 
 
 async def test_the_order_readback_pauses_between_fields(flows: FlowSet) -> None:
-    keys = f"3 {LOGIN} 1 600000 10*20# 200# 2"
+    keys = f"2 {LOGIN} 1 600000 10*20# 200# 2"
     got = await try_flow(flows, "hotline", keys)
     assert heard(got.prompts, "zh/order_readback", "zh/confirm_or_cancel") == (
         "您将买入浦发银行|价格十点二元|数量两百股|预计费用五点零二元|合计金额两千零四十五点零二元|")
@@ -73,7 +72,7 @@ async def test_the_order_readback_pauses_between_fields(flows: FlowSet) -> None:
 
 
 async def test_the_price_band_is_read_with_zhi(flows: FlowSet) -> None:
-    got = await try_flow(flows, "hotline", f"3 {LOGIN} 1 600000 12# 100#")
+    got = await try_flow(flows, "hotline", f"2 {LOGIN} 1 600000 12# 100#")
     assert heard(got.prompts, "zh/refusal/price_limit", "zh/order_menu") == (
         "委托价格超出涨跌停范围，今日允许的价格范围是九点一八元至十一点二二元")
 
@@ -117,8 +116,8 @@ def _frames(path: Path) -> tuple[int, bytes]:
 
 
 needs_tools = pytest.mark.skipif(
-    not shutil.which("sox") or not shutil.which("espeak-ng"),
-    reason="the prompt build needs sox and espeak-ng (./dev installs them)")
+    not shutil.which("sox") or not shutil.which("espeak-ng") or not shutil.which("flite"),
+    reason="the prompt build needs sox, espeak-ng and flite (./dev installs them)")
 
 
 @needs_tools
@@ -203,7 +202,10 @@ def test_an_unreadable_recording_falls_back_and_is_reported(tmp_path: Path) -> N
 @needs_tools
 def test_without_a_synthesizer_recordings_still_build_and_the_rest_is_missing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pyttsx3", None)  # import fails: no synthesizer here
+    bin_dir = tmp_path / "bin"  # a PATH with sox but no synthesizer
+    bin_dir.mkdir()
+    (bin_dir / "sox").symlink_to(shutil.which("sox") or "sox")
+    monkeypatch.setenv("PATH", str(bin_dir))
     rec = tmp_path / "recorded"
     _tone(recording_path(rec, "zh", "welcome"), 0.5)
     stale = tmp_path / "sounds" / "en" / "welcome.wav"
