@@ -100,6 +100,10 @@ class RefusalCode(StrEnum):
     TRANSFER_CLOSED = "transfer_closed"
     NO_BANK_LINK = "no_bank_link"
     BANK_REFUSED = "bank_refused"
+    # ``verify_password`` of a back office that cannot check this kind by itself (the bank's
+    # password, checked by the bank only with the transfer); params: kind. The IVR keeps the
+    # password for the operation, whose refusal (BAD_PASSWORD, ACCOUNT_LOCKED) then tells.
+    CHECKED_ON_USE = "checked_on_use"
 
 
 @dataclass(frozen=True, slots=True)

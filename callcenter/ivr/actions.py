@@ -255,7 +255,15 @@ class HotlineActions:
         password = _secret(call, "password")
         account = self._account()
         self.session.checked.pop(kind, None)
-        await self.bo.verify_password(account, kind, password)
+        try:
+            await self.bo.verify_password(account, kind, password)
+        except BrokerRefusal as exc:
+            if exc.code != RefusalCode.CHECKED_ON_USE:
+                raise
+            # this back office leaves it to the operation (the bank checks its password with
+            # the transfer): kept unchecked, and the transfer's refusal tells if it is wrong
+            log.info("check_password: the back office checks the %s password with the "
+                     "operation that uses it", kind.value)
         self.session.checked[kind] = (account, call.visit, password)
 
     def _password(self, call: Call, name: str, kind: PasswordKind) -> SecretStr | None:

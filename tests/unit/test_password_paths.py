@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import aiosqlite
 import pytest
 from pydantic import SecretStr
 
-from callcenter.broker.interface import PasswordKind
+from callcenter.broker.interface import (
+    Customer,
+    PasswordKind,
+    RefusalCode,
+    TransferDirection,
+)
+from callcenter.broker.interface import Transfer as Moved
 from callcenter.broker.rules import SHANGHAI
 from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import DEMO_BANK_PASSWORD, DEMO_FUND_PASSWORD, ORDINARY, seed_demo
 from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
+from callcenter.errors import BrokerRefusal
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
@@ -183,3 +191,60 @@ async def test_a_kept_password_serves_only_its_account_in_its_visit_of_the_flow(
     # used by that try: the next transfer asks again, even in the same visit
     assert (await run_action(table, move("k-again", 1))).outcome == "error"
     assert (await office.cash(ORDINARY)).available == before + 100
+
+
+class BankChecksOnTransfer(SandboxBackOffice):
+    """A back office that cannot check the bank's password by itself: the bank does, with the
+    transfer (``RefusalCode.CHECKED_ON_USE``), as with many real counter systems."""
+
+    transferring = False
+
+    async def verify_password(self, account: str, kind: PasswordKind,
+                              password: SecretStr) -> Customer:
+        if kind is PasswordKind.BANK and not self.transferring:
+            raise BrokerRefusal(RefusalCode.CHECKED_ON_USE.value, "checked by the bank",
+                                kind=kind.value)
+        return await super().verify_password(account, kind, password)
+
+    async def transfer(self, account: str, direction: TransferDirection, amount: Decimal,
+                       fund_password: SecretStr, bank_password: SecretStr | None,
+                       idempotency_key: str) -> Moved:
+        self.transferring = True     # the sandbox's transfer checks it the same way: the bank
+        try:
+            return await super().transfer(account, direction, amount, fund_password,
+                                          bank_password, idempotency_key)
+        finally:
+            self.transferring = False
+
+
+async def test_a_bank_password_checked_only_by_the_transfer_is_asked_again_when_wrong(
+        tmp_path: Path, db: aiosqlite.Connection) -> None:
+    when = DEFAULT_AT.replace(tzinfo=SHANGHAI)
+    office = await BankChecksOnTransfer.open(tmp_path / "bo.db", clock=lambda: when)
+    try:
+        await seed_demo(office)
+        flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
+        session = CallSession("c4", "13700000000")
+        table = HotlineActions(office, db, BackgroundWork(), session, clock=office.now).table()
+        interp = Interpreter(flows, "hotline", {"caller": "13700000000", "call_id": "c4"},
+                             clock=office.now)
+        notes: list[tuple[str, dict[str, str]]] = []
+
+        async def actions(call: Call) -> Outcome:
+            return await run_action(table, call)
+
+        keys = (f"3 2 {ORDINARY}# {TRADING} 1 {DEMO_FUND_PASSWORD} {WRONG_BANK} 500# 1 "
+                f"{DEMO_FUND_PASSWORD} {DEMO_BANK_PASSWORD} 500# 1")
+        await drive(interp, ScriptFlowIO(keys, {}, lambda _line: None), actions,
+                    lambda kind, detail: notes.append((kind, dict(detail))))
+        outcomes = [(d["action"], d["outcome"]) for k, d in notes if k == "ivr.action"]
+        assert outcomes == [("identify_caller", "unknown_account"), ("login", "ok"),
+                            ("bank_link", "ok"), ("check_password", "ok"),
+                            ("check_password", "ok"),          # not checked: kept for the bank
+                            ("transfer", "bad_password"),      # the bank said no: asked again
+                            ("check_password", "ok"), ("check_password", "ok"),
+                            ("transfer", "ok")]
+        moved = [e.transfer for e in await office.transfers_since("", 10)]
+        assert len(moved) == 1 and moved[0].amount == Decimal("500")   # once, after the retry
+    finally:
+        await office.close()
