@@ -58,6 +58,11 @@ class _Year(BaseModel):
         for day in self.workdays:
             if day.weekday() < 5:
                 raise ValueError(f"workday {day} is a weekday: list only the make-up weekends")
+        if self.holidays and not self.provisional and "workdays" not in self.model_fields_set:
+            # a year copied from an older file, or a new notice typed in without them, would
+            # silently close the agents on those Saturdays and Sundays
+            raise ValueError("list the notice's make-up working weekends (调休上班) as "
+                             "`workdays: [...]`, or `workdays: []` if it has none")
         return self
 
 

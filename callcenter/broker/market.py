@@ -244,7 +244,11 @@ class Market:
         order = replace(order, placed=placed)
         self._book[order.order_no] = order
         first = self._first_turn(placed)
-        if first is not None and not first < self._now:
+        # a turn at the market's time is still to come for an order of continuous trading (it
+        # takes at the next step), but over for one of a call auction: the market ran that
+        # auction when it stepped to its time
+        in_call = r.phase(placed, self.rules) in CALLS
+        if first is not None and (first > self._now or (first == self._now and not in_call)):
             self._fresh.add(order.order_no)
         else:
             self._fresh.discard(order.order_no)
@@ -441,9 +445,14 @@ class Market:
             if ((order.placed is not None and order.placed > at)
                     or self._states[order.code].suspended):
                 continue
-            if order.order_no in self._fresh:
-                if order.placed is not None and r.phase(order.placed, self.rules) in CALLS:
+            if order.order_no in self._fresh \
+                    and order.placed is not None and r.phase(order.placed, self.rules) in CALLS:
+                turn = self._first_turn(order.placed)
+                if turn is not None and turn > at:
                     continue                       # waits for its call auction
+                # its auction is over without it (its code was suspended then): it rests
+                self._fresh.discard(order.order_no)
+            if order.order_no in self._fresh:
                 # arrived while the market was shut (lunch, before the open): it takes now
                 self._fresh.discard(order.order_no)
                 matches = bk.take(self._current_book(order.code, at), order.side,

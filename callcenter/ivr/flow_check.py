@@ -76,24 +76,30 @@ def fail_target(flow: Flow, node: MenuNode | Collect | Confirm) -> str | None:
     return node.fail or flow.defaults.fail or flow.defaults.agent
 
 
-def _sets_language(flow: Flow, target: str) -> bool:
+def _sets_language(flow: Flow, target: str, menu: str) -> bool:
+    """A ``set`` of ``lang`` that goes back to ``menu``: the same menu again, in the other
+    language (one that sets it and goes on to a service is an option like any other)."""
     node = flow.nodes.get(target)
-    return isinstance(node, SetVars) and "lang" in node.values
+    return isinstance(node, SetVars) and "lang" in node.values and node.next == menu
 
 
-def _switches_language(flow: Flow, target: str) -> bool:
-    """The option only changes the language: a ``set`` of ``lang``, or a branch choosing one."""
+def _switches_language(flow: Flow, target: str, menu: str) -> bool:
+    """The option only changes the language: a ``set`` of ``lang`` back to this menu, or a
+    branch choosing one."""
     node = flow.nodes.get(target)
     if isinstance(node, Branch):
-        return all(_sets_language(flow, t) for t in (*(c.goto for c in node.cases),
-                                                      node.otherwise))
-    return _sets_language(flow, target)
+        return all(_sets_language(flow, t, menu)
+                   for t in (*(c.goto for c in node.cases), node.otherwise))
+    return _sets_language(flow, target, menu)
 
 
-def menu_keys(flow: Flow, node: MenuNode) -> list[str]:
-    """The keys a menu offers the caller, as counted against ``MAX_MENU_OPTIONS``: its options
-    (a language switch left out) and the agent key when the flow has an agent."""
-    keys = [k for k, target in node.options.items() if not _switches_language(flow, target)]
+def menu_keys(flow: Flow, name: str) -> list[str]:
+    """The keys menu ``name`` offers the caller, as counted against ``MAX_MENU_OPTIONS``: its
+    options (a language switch left out) and the agent key when the flow has an agent."""
+    node = flow.nodes[name]
+    assert isinstance(node, MenuNode)
+    keys = [k for k, target in node.options.items()
+            if not _switches_language(flow, target, name)]
     agent_key = flow.defaults.agent_key
     if agent_key and flow.defaults.agent and agent_key not in node.options:
         keys.append(agent_key)
@@ -248,7 +254,7 @@ def _check_flow(fs: FlowSet, flow: Flow, actions: frozenset[str] | None,
                     problem((*base, "flow"), f"unknown flow {node.flow!r}"
                                              f"{did_you_mean(node.flow, fs.flows)}")
             case MenuNode():
-                keys = menu_keys(flow, node)
+                keys = menu_keys(flow, name)
                 if len(keys) > MAX_MENU_OPTIONS:
                     problem((*base, "options"),
                             f"menu offers {len(keys)} options ({' '.join(keys)}); a caller "

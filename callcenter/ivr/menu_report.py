@@ -56,7 +56,7 @@ def menu_timings(flows: FlowSet, sounds_dir: Path) -> list[MenuTiming]:
                 paths = [sounds_dir / lang / f"{ident}.wav" for ident in fixed]
                 seconds[lang] = (round(sum(wav_seconds(p) for p in paths), 2)
                                  if all(p.is_file() for p in paths) else None)
-            out.append(MenuTiming(flow.flow, name, tuple(menu_keys(flow, node)), fixed,
+            out.append(MenuTiming(flow.flow, name, tuple(menu_keys(flow, name)), fixed,
                                   len(node.prompts) - len(fixed), seconds))
     return out
 

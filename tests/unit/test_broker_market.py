@@ -351,3 +351,37 @@ def test_the_days_auctions_and_continuous_stretches_come_from_the_phase_table() 
              (dt.time(9, 30), dt.time(15, 0), Phase.CONTINUOUS))
     assert auction_times(short) == (dt.time(9, 25),)
     assert continuous_hours(short) == ((dt.time(9, 30), dt.time(15, 0)),)
+
+
+def _first_fill(m: Market, until: dt.datetime) -> tuple[str, D, dt.time] | None:
+    t = m.now
+    while t < until:
+        t += dt.timedelta(seconds=10)
+        for ex in m.step(t).executions:
+            return ex.order_no, ex.price, ex.at.time()
+    return None
+
+
+def test_an_opening_call_order_restored_at_0925_still_trades_as_a_maker() -> None:
+    # a buy the auction does not reach but a later book does: restored at exactly 09:25, the
+    # auction is over for it (it ran when the market stepped there), so it rests and makes
+    live = market(start=at(9, 16))
+    live.add_order(RestingOrder("9", "600519", Side.BUY, D("1470.00"), 100))
+    done = live.step(at(9, 25)).executions
+    restored = Market(LISTINGS, live.now, seed=7, states=live.snapshot(), taken=done)
+    for order in live.resting():
+        restored.add_order(order)
+    expected = _first_fill(live, at(14, 56))
+    assert expected is not None and expected[1] == D("1470.00")    # a maker, at its limit
+    assert _first_fill(restored, at(14, 56)) == expected
+
+
+def test_an_opening_call_order_of_a_code_suspended_at_0925_rests_once_it_trades_again() -> None:
+    m = market(start=at(9, 16))
+    m.add_order(RestingOrder("9", "600519", Side.BUY, D("1470.00"), 100))
+    m.set_suspended("600519", True)
+    assert m.step(at(9, 25)).executions == ()          # no auction for a suspended code
+    m.step(at(9, 30))
+    m.set_suspended("600519", False)
+    fill = _first_fill(m, at(14, 56))
+    assert fill is not None and fill[0] == "9" and fill[1] == D("1470.00")

@@ -73,10 +73,8 @@ def load(tmp_path: Path, flow: str) -> FlowSet:
 def test_a_menu_of_five_keys_with_the_agent_passes(tmp_path: Path) -> None:
     fs = load(tmp_path, menu_flow('{"1": pick, "2": pick, "3": pick, "4": pick, "9": language}'))
     flow = fs.flows["main"]
-    node = flow.nodes["menu"]
-    assert isinstance(node, MenuNode)
     # the language switch is said to those who do not follow this language: not counted
-    assert menu_keys(flow, node) == ["1", "2", "3", "4", "0"]
+    assert menu_keys(flow, "menu") == ["1", "2", "3", "4", "0"]
 
 
 def test_a_sixth_key_is_refused_at_the_line_of_the_options(tmp_path: Path) -> None:
@@ -90,18 +88,25 @@ def test_a_sixth_key_is_refused_at_the_line_of_the_options(tmp_path: Path) -> No
     assert main(["flows", "check", str(tmp_path)]) == 1
 
 
+def test_a_language_key_that_goes_on_to_a_service_counts(tmp_path: Path) -> None:
+    flow = menu_flow('{"1": pick, "2": pick, "3": pick, "4": pick, "9": english_quotes}') \
+        + "  english_quotes: {type: set, values: {lang: en}, next: pick}\n"
+    write(tmp_path, prompts=PROMPTS, schedules=SCHEDULES, main=flow)
+    with pytest.raises(FlowSetError) as info:
+        load_flowset(tmp_path)
+    assert "menu offers 6 options (1 2 3 4 9 0)" in str(info.value.diagnostics[0])
+
+
 def test_without_an_agent_five_options_pass(tmp_path: Path) -> None:
     fs = load(tmp_path, menu_flow(
         '{"1": pick, "2": pick, "3": pick, "4": pick, "5": pick, "9": language}', agent=False))
-    flow = fs.flows["main"]
-    node = flow.nodes["menu"]
-    assert isinstance(node, MenuNode) and menu_keys(flow, node) == ["1", "2", "3", "4", "5"]
+    assert menu_keys(fs.flows["main"], "menu") == ["1", "2", "3", "4", "5"]
 
 
 # -- the shipped hotline --------------------------------------------------------------------------
 
 def test_every_shipped_menu_offers_five_keys_at_most(shipped: FlowSet) -> None:
-    counts = {f"{flow.flow}/{name}": len(menu_keys(flow, node))
+    counts = {f"{flow.flow}/{name}": len(menu_keys(flow, name))
               for flow in shipped.flows.values() for name, node in flow.nodes.items()
               if isinstance(node, MenuNode)}
     assert counts["hotline/main_menu"] == 5
@@ -124,7 +129,7 @@ def test_every_level_says_the_agent_option(shipped: FlowSet, flow: str, node: st
     said = [shipped.prompts[p] for p in menu.prompts if isinstance(p, str)]
     assert any("人工服务请按零" in t["zh"] for t in said)
     assert any("an agent zero" in t["en"] for t in said)
-    assert "0" in menu_keys(shipped.flows[flow], menu)
+    assert "0" in menu_keys(shipped.flows[flow], node)
 
 
 @pytest.mark.parametrize(("keys", "reached"), [

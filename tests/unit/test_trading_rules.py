@@ -378,9 +378,11 @@ def test_an_operator_calendar_replaces_and_extends_years(tmp_path: Path) -> None
                     "  2027:\n"
                     "    holidays:\n"
                     "      - {name: 春节, from: 2027-02-08, to: 2027-02-12}\n"
+                    "    workdays: [2027-02-06]\n"
                     "  2028:\n"
                     "    holidays:\n"
-                    "      - {name: 元旦, from: 2028-01-01, to: 2028-01-03}\n", "utf-8")
+                    "      - {name: 元旦, from: 2028-01-01, to: 2028-01-03}\n"
+                    "    workdays: []\n", "utf-8")
     cal = load_calendar(path, extra=[dt.date(2026, 6, 3), dt.date(2026, 6, 6)])
     assert cal.years == {2026: False, 2027: False, 2028: False}
     assert dt.date(2027, 2, 8) in cal.holidays and dt.date(2027, 2, 5) not in cal.holidays
@@ -389,13 +391,18 @@ def test_an_operator_calendar_replaces_and_extends_years(tmp_path: Path) -> None
     assert dt.date(2026, 6, 3) in cal.holidays            # backoffice.holidays still adds
     assert dt.date(2026, 6, 6) not in cal.holidays        # a Saturday is closed anyway
     assert calendar_warnings(dt.date(2027, 6, 1), cal.years) == []
+    assert dt.date(2027, 2, 6) in cal.workdays and dt.date(2026, 2, 14) in cal.workdays
 
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("years:\n  2027:\n    holidays:\n      - {name: x, from: 2027-02-08, to: 2027-02-01}\n",
      "before 'from'"),
-    ("years:\n  2027:\n    holidays:\n      - {name: x, from: 2026-02-08, to: 2026-02-09}\n",
-     "is not in 2027"),
+    ("years:\n  2027:\n    holidays:\n      - {name: x, from: 2026-02-08, to: 2026-02-09}\n"
+     "    workdays: []\n", "is not in 2027"),
+    # a year typed in (or copied from an older file) without its make-up working weekends
+    # would close the agents on them without a word
+    ("years:\n  2027:\n    holidays:\n      - {name: x, from: 2027-02-08, to: 2027-02-09}\n",
+     "make-up working weekends"),
     ("years:\n  2027:\n    holiday: []\n", "holiday"),
     ("years: [\n", "not valid YAML"),
 ])
