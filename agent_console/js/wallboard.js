@@ -262,7 +262,9 @@ function markQueues() {
  * @type {Set<string>} */
 const crossed = new Set();
 /** the banners shown, newest first (texts are made at render time: a language switch
- * rewords them) @type {{id: number, key: string, params: Record<string, string>}[]} */
+ * rewords them); `at`: when the limit was crossed (the figures are those of that moment, the
+ * table shows them as they are now)
+ * @type {{id: number, key: string, params: Record<string, string>, at: string}[]} */
 let banners = [];
 let bannerIds = 0;
 
@@ -296,7 +298,8 @@ function checkAlerts() {
             limit: fmtDuration(limits.wait) }
         : { queue: String(q.name), sl: fmtPercent(q.service_level),
             goal: fmtPercent(limits.sl) };
-      banners = [{ id: ++bannerIds, key: `alert.${kind}`, params }, ...banners]
+      const at = new Date().toTimeString().slice(0, 8);
+      banners = [{ id: ++bannerIds, key: `alert.${kind}`, params, at }, ...banners]
         .slice(0, MAX_BANNERS);
       renderBanners();
     }
@@ -312,7 +315,7 @@ function renderBanners() {
     box.dataset.testid = "wb-alert";
     box.dataset.id = String(banner.id);
     const title = document.createElement("strong");
-    title.textContent = t("alert.title");
+    title.textContent = `${t("alert.title")} ${banner.at}`;
     const text = document.createElement("span");
     text.textContent = t(banner.key, banner.params);
     const spacer = document.createElement("span");

@@ -174,6 +174,8 @@ async def test_an_alert_is_shown_once_per_crossing(console: Page,
     backend.push_wallboard()
     await expect(banners).to_have_count(1)
     await expect(banners.first).to_contain_text("队列 general：服务水平 50%，低于 80%")
+    # the figures are those of the crossing: the banner says when that was
+    await expect(banners.first).to_contain_text(re.compile(r"告警 \d\d:\d\d:\d\d"))
     await expect(queue_row).to_have_attribute("data-alert", "true")
     # still below: no second banner
     backend.queues[0] = queue_figures("general", service_level=0.45)
