@@ -27,7 +27,7 @@ import aiosqlite
 from callcenter.acd.service import Acd
 from callcenter.atcc.controller import Controller
 from callcenter.broker.boards import DEFAULT_BOARDS
-from callcenter.broker.exchange_calendar import calendar_warnings, load_calendar
+from callcenter.broker.exchange_calendar import Calendar, calendar_warnings, load_calendar
 from callcenter.broker.interface import Board, PasswordKind
 from callcenter.broker.plugin import BackOfficeAdapter, BackOfficeContext, open_backoffice
 from callcenter.broker.rules import DEFAULT_RULES, AfterHours, Rules
@@ -111,13 +111,14 @@ class Engine:
             # every call is a socket or more: the soft descriptor limit (often 1024) would cap
             # the engine far below Asterisk
             log.info("file descriptors: up to %d", raise_fd_limit())
-            # Once, off the loop: it reads the calendar files.
-            rules = await asyncio.to_thread(sandbox_rules, self.settings)
+            # Once, off the loop: the calendar files, for the rules and the agents' days off.
+            bo = self.settings.backoffice
+            calendar = await asyncio.to_thread(load_calendar, bo.calendar, bo.holidays)
+            rules = sandbox_rules(self.settings, calendar)
             for warning in calendar_warnings(dt.datetime.now(rules.tz).date(),
                                              rules.calendar_years):
                 log.warning("%s", warning)
-            self.flows.calendar = await asyncio.to_thread(
-                load_calendar, self.settings.backoffice.calendar)  # the agents' days off
+            self.flows.calendar = calendar   # backoffice.holidays are in its weekday holidays only
             self.flows.load()
             self.db = await open_db(self.settings.database)
             # the kind backoffice.kind names (broker/plugin.py), checked against the protocol
@@ -457,10 +458,12 @@ def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:
     return lambda: (origin + dt.timedelta(seconds=time.monotonic() - began)).astimezone(tz)
 
 
-def sandbox_rules(settings: Settings) -> Rules:
-    """The A-share rules with the brokerage's own settings applied."""
+def sandbox_rules(settings: Settings, calendar: Calendar | None = None) -> Rules:
+    """The A-share rules with the brokerage's own settings applied (``calendar``: the one
+    ``load_calendar`` gives for these settings, when the caller has read it already)."""
     bo = settings.backoffice
-    calendar = load_calendar(bo.calendar, bo.holidays)
+    if calendar is None:
+        calendar = load_calendar(bo.calendar, bo.holidays)
     main = dataclasses.replace(DEFAULT_BOARDS[Board.MAIN],
                                risk_warning_pct=bo.main_risk_warning_limit)
     return dataclasses.replace(
