@@ -21,6 +21,9 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     ├── StoreError               the database could not be opened, migrated or written
     ├── FlowError                an IVR flow is invalid or failed at run time
     ├── SeatStateError           a seat was asked for a move its state does not allow
+    ├── TaskStateError           a task was asked for a move its state does not allow
+    ├── StrategyError            a service strategy is invalid (``file:line: message``)
+    ├── DialerError              a campaign call may not be placed now; ``reason``: why
     ├── ConsoleError             a console request refused, with an ``ErrorCode`` for the client
     ├── FanoutError              the fan-out relay's feed was malformed, or the relay failed
     ├── BrokerError              the back office failed (unreachable, inconsistent)
@@ -127,6 +130,23 @@ class SeatStateError(CallCenterError):
 
 class CallStateError(CallCenterError):
     """A call was asked for a move its state does not allow (``acd/calls.py``)."""
+
+
+class TaskStateError(CallCenterError):
+    """A task was asked for a move its state does not allow (``tasks/state.py``)."""
+
+
+class StrategyError(CallCenterError):
+    """A service strategy is invalid, as ``file:line: message`` lines (``strategies/``)."""
+
+
+class DialerError(CallCenterError):
+    """A campaign call may not be placed now (``dialer/``); ``reason`` is a short code
+    (``dnc``, ``opt_out``, ``window``, ``attempts``...) for the task log and the reports."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ConsoleError(CallCenterError):

@@ -290,4 +290,97 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE queue_waiting ADD COLUMN position_key REAL;
     """,
+    # 10: proactive service (tasks/, strategies/, dialer/): tasks from strategies and agents,
+    # their moves, call attempts, the do-not-call list and opt-outs, every contact made
+    """
+    ALTER TABLE tasks ADD COLUMN strategy TEXT NOT NULL DEFAULT '';  -- '' for an agent's task
+    ALTER TABLE tasks ADD COLUMN run_day TEXT NOT NULL DEFAULT '';   -- the strategy run's day
+    ALTER TABLE tasks ADD COLUMN team TEXT NOT NULL DEFAULT '';      -- a queue; '' none
+    ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 50;  -- 0 first .. 100
+    ALTER TABLE tasks ADD COLUMN script TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN fields TEXT NOT NULL DEFAULT '[]';  -- JSON: the outcome form
+    ALTER TABLE tasks ADD COLUMN reason TEXT NOT NULL DEFAULT '';    -- why the strategy matched
+    ALTER TABLE tasks ADD COLUMN deadline_at REAL;                   -- must be done by then
+    ALTER TABLE tasks ADD COLUMN alerted_at REAL;                    -- deadline alert sent
+    ALTER TABLE tasks ADD COLUMN dial TEXT NOT NULL DEFAULT '{}';    -- JSON: dialer.rules.DialPlan
+    ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN next_attempt_at REAL;
+    ALTER TABLE tasks ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN outcome_fields TEXT NOT NULL DEFAULT '{}';  -- JSON
+    ALTER TABLE tasks ADD COLUMN updated_at REAL;
+    -- a strategy makes one task per customer per run day, however often the run is repeated
+    CREATE UNIQUE INDEX one_task_per_run ON tasks(strategy, account, run_day)
+        WHERE strategy != '';
+    CREATE INDEX tasks_by_state ON tasks(state, agent_id);
+    -- every move of a task (tasks/state.py), who made it and why
+    CREATE TABLE task_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id    INTEGER NOT NULL REFERENCES tasks(id),
+        at         REAL NOT NULL,
+        by         TEXT NOT NULL,                 -- an agent id, "dialer", "strategy", "system"
+        from_state TEXT NOT NULL,
+        input      TEXT NOT NULL,
+        to_state   TEXT NOT NULL,
+        detail     TEXT NOT NULL DEFAULT '{}'     -- JSON
+    );
+    CREATE INDEX task_log_task ON task_log(task_id);
+    -- a call attempt: written (committed) before the call is placed, its result after
+    CREATE TABLE task_attempts (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id   INTEGER NOT NULL REFERENCES tasks(id),
+        attempt   INTEGER NOT NULL,               -- 1, 2, ...
+        call_id   TEXT NOT NULL UNIQUE,
+        agent_id  TEXT NOT NULL,
+        mode      TEXT NOT NULL,                  -- preview | progressive
+        placed_at REAL NOT NULL,
+        -- '' in flight | answered | busy | no_answer | machine | failed | interrupted
+        result    TEXT NOT NULL DEFAULT '',
+        ended_at  REAL,
+        talk_s    REAL,
+        recording TEXT NOT NULL DEFAULT '',       -- the recording's path when recorded
+        UNIQUE (task_id, attempt)
+    );
+    CREATE INDEX attempts_in_flight ON task_attempts(result) WHERE result = '';
+    -- numbers never to be called by the dialer (a customer's request, a regulator's list)
+    CREATE TABLE dnc (
+        number   TEXT PRIMARY KEY,
+        added_at REAL NOT NULL,
+        added_by TEXT NOT NULL,
+        reason   TEXT NOT NULL DEFAULT ''
+    );
+    -- a customer's "do not contact me by ..." (channel: call | sms | email | fax | all)
+    CREATE TABLE opt_outs (
+        account  TEXT NOT NULL,
+        channel  TEXT NOT NULL,
+        added_at REAL NOT NULL,
+        added_by TEXT NOT NULL,
+        PRIMARY KEY (account, channel)
+    );
+    -- every proactive contact (a call attempt, a message): the strategies' caps read it
+    CREATE TABLE contact_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        account    TEXT NOT NULL,
+        at         REAL NOT NULL,
+        channel    TEXT NOT NULL,                 -- call | sms | email | fax
+        strategy   TEXT NOT NULL DEFAULT '',
+        task_id    INTEGER,
+        message_id TEXT NOT NULL DEFAULT '',
+        outcome    TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX contact_log_account ON contact_log(account, at);
+    -- one row per strategy and run day: what the run did (a repeated run adds nothing)
+    CREATE TABLE strategy_runs (
+        strategy    TEXT NOT NULL,
+        run_day     TEXT NOT NULL,
+        started_at  REAL NOT NULL,
+        finished_at REAL,
+        matched     INTEGER NOT NULL DEFAULT 0,
+        tasks       INTEGER NOT NULL DEFAULT 0,
+        messages    INTEGER NOT NULL DEFAULT 0,
+        skipped     INTEGER NOT NULL DEFAULT 0,
+        detail      TEXT NOT NULL DEFAULT '{}',   -- JSON: skipped by reason
+        PRIMARY KEY (strategy, run_day)
+    );
+    """,
 )
