@@ -12,8 +12,14 @@ import pytest
 
 from callcenter.errors import TaskStateError
 from callcenter.store.db import open_db
+from callcenter.tasks.form import check_values, outcome_of, parse_form, success
 from callcenter.tasks.state import (
-    FINAL, TRANSITIONS, TaskInput, TaskLife, TaskState, transitions_markdown,
+    FINAL,
+    TRANSITIONS,
+    TaskInput,
+    TaskLife,
+    TaskState,
+    transitions_markdown,
 )
 from callcenter.tasks.store import NewTask, Task, TaskStore
 
@@ -94,3 +100,35 @@ async def test_moves_are_logged_and_two_claims_race_to_one_winner(
         ("create", "open", "S1"), ("claim", "claimed", "A1"), ("outcome", "done", "A1")]
     with pytest.raises(ValueError, match="not changeable"):
         await store.move(task_id, TaskInput.CANCEL, "S1", state="open")
+
+
+def test_an_outcome_form_checks_what_the_agent_sent() -> None:
+    form = [{"name": "outcome", "kind": "choice", "choices": ["verified", "refused"],
+             "success": ["verified"], "required": True},
+            {"name": "note", "kind": "text", "max": 5},
+            {"name": "amount", "kind": "number"},
+            {"name": "when", "kind": "date"},
+            {"name": "risk_ok", "kind": "yes_no"}]
+    got = check_values(form, {"outcome": "verified", "note": "ok", "amount": "1.50",
+                              "when": "2026-12-03", "risk_ok": True})
+    assert got == {"outcome": "verified", "note": "ok", "amount": "1.50",
+                   "when": "2026-12-03", "risk_ok": True}
+    assert outcome_of(got) == "verified" and success(form, "verified")
+    assert not success(form, "refused") and success([], "done")
+    for bad, match in (({}, "outcome: required"), ({"outcome": "maybe"}, "one of"),
+                       ({"outcome": "refused", "note": "too long"}, "at most 5"),
+                       ({"outcome": "refused", "amount": "NaN"}, "a number"),
+                       ({"outcome": "refused", "when": "03/12"}, "a date"),
+                       ({"outcome": "refused", "risk_ok": "yes"}, "yes or no"),
+                       ({"outcome": "refused", "extra": 1}, "not fields")):
+        with pytest.raises(ValueError, match=match):
+            check_values(form, bad)
+
+
+def test_a_malformed_form_is_refused() -> None:
+    for bad in ([{"name": "outcome", "kind": "text"}],
+                [{"name": "x", "kind": "choice"}],
+                [{"name": "outcome", "kind": "choice", "choices": ["a"], "success": ["b"]}],
+                [{"name": "x", "kind": "text"}, {"name": "x", "kind": "text"}]):
+        with pytest.raises(ValueError):
+            parse_form(bad)
