@@ -132,3 +132,8 @@ def test_a_malformed_form_is_refused() -> None:
                 [{"name": "x", "kind": "text"}, {"name": "x", "kind": "text"}]):
         with pytest.raises(ValueError):
             parse_form(bad)
+
+
+def test_the_operators_page_shows_the_table_as_it_is() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "campaigns.md"
+    assert transitions_markdown() in doc.read_text(encoding="utf-8")
