@@ -5,9 +5,12 @@ address for the extension (401 challenge, then the digest) and then stays up; it
 scenario answers what the PBX sends there (INVITE: ring, 200 OK with PCMU, RTP echoed back;
 OPTIONS: 200 OK). One process, because Asterisk rewrites a contact to the address and port a
 REGISTER came from (``rewrite_contact``, for phones behind NAT). ``unregister`` stops it and
-sends ``Expires: 0`` from the same address and port. UDP, TCP or TLS; Debian's SIPp is built
-without TLS, so a TLS phone is SIPp over TCP to a local bridge that holds the TLS connection to
-the PBX (and checks its certificate against the CA given). Used by the integration tests and by
+sends ``Expires: 0`` from the same address and port. UDP, TCP or TLS. Over TCP and TLS SIPp
+talks to a local bridge that holds the connection to the PBX (TLS checked against the CA given:
+Debian's SIPp is built without TLS) and hands SIPp one SIP message at a time: SIPp's TCP reader
+keeps only the first of two messages that arrive in one read (SIPp issue 675), and the PBX sends
+e.g. a REGISTER's 200 OK and its first qualify OPTIONS back to back; a lost OPTIONS made the
+phone "unreachable" mid-call. Used by the integration tests and by
 people trying the sandbox without a hardware phone. The secret goes into a 0600 scenario file in a
 private temporary folder, never onto a command line.
 """
@@ -62,9 +65,35 @@ _ANSWER = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 
 Transport = Literal["udp", "tcp", "tls"]
-#: SIPp's ``-t``: one socket for everything. Debian's SIPp has no TLS: a TLS phone is SIPp over
-#: TCP to ``_tls_bridge``, which speaks TLS to the PBX
+#: SIPp's ``-t``: one socket for everything. Over TCP and TLS, SIPp's socket goes to ``_bridge``
 _SIPP_TRANSPORT: Final = {"udp": "u1", "tcp": "t1", "tls": "t1"}
+#: how long the bridge waits between two messages for SIPp, so each comes in a read of its own
+_GAP_S: Final = 0.05
+
+
+def split_sip(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The complete SIP messages at the start of a TCP stream's ``buffer`` (framed by their
+    ``Content-Length``; a keep-alive CRLF is a message of its own) and the rest."""
+    out: list[bytes] = []
+    while buffer:
+        if buffer.startswith(b"\r\n"):
+            out.append(b"\r\n")
+            buffer = buffer[2:]
+            continue
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            break
+        length = 0
+        for line in buffer[:end].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() in (b"content-length", b"l"):
+                length = int(value.strip() or b"0")
+        size = end + 4 + length
+        if len(buffer) < size:
+            break
+        out.append(buffer[:size])
+        buffer = buffer[size:]
+    return out, buffer
 
 
 def render_register(extension: str, secret: str, *, realm: str, contact: str,
@@ -162,7 +191,7 @@ class DeskPhone:
         return where if self.transport == "udp" else f"{where};transport={self.transport}"
 
     async def _sipp_run(self, scenario: Path, *extra: str) -> asyncio.subprocess.Process:
-        remote = await self._tls_bridge() if self.transport == "tls" else self.pbx
+        remote = self.pbx if self.transport == "udp" else await self._bridge_address()
         return await asyncio.create_subprocess_exec(
             _sipp(), remote, "-sf", str(scenario), *extra, "-t", _SIPP_TRANSPORT[self.transport],
             "-m", "1", "-i", self.address,
@@ -171,31 +200,47 @@ class DeskPhone:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
 
-    async def _tls_bridge(self) -> str:
-        """Where SIPp connects for TLS: a local listener that wraps each connection in TLS to
-        the PBX (verified against ``ca_file``) and copies bytes both ways."""
+    async def _bridge_address(self) -> str:
+        """Where SIPp connects over TCP: a local listener that opens a TCP (or TLS, verified
+        against ``ca_file``) connection to the PBX per connection, copies SIPp's bytes up as
+        they come and hands the PBX's down one SIP message at a time (``split_sip``)."""
         if self._bridge is None:
             host, _, port = self.pbx.rpartition(":")
-            context = ssl.create_default_context(cafile=self.ca_file)
+            context = (ssl.create_default_context(cafile=self.ca_file)
+                       if self.transport == "tls" else None)
 
-            async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            async def up(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
                 with contextlib.suppress(OSError, ssl.SSLError):
                     while data := await src.read(65536):
                         dst.write(data)
                         await dst.drain()
                 dst.close()
 
+            async def down(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                loop, rest, last = asyncio.get_running_loop(), b"", -_GAP_S
+                with contextlib.suppress(OSError, ssl.SSLError):
+                    while data := await src.read(65536):
+                        messages, rest = split_sip(rest + data)
+                        for message in messages:
+                            # a gap after the one before, whichever read brought it
+                            await asyncio.sleep(max(0.0, last + _GAP_S - loop.time()))
+                            dst.write(message)
+                            await dst.drain()
+                            last = loop.time()
+                dst.close()
+
             async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 self._streams.add(writer)
                 try:
                     up_reader, up_writer = await asyncio.open_connection(
-                        host, int(port), ssl=context, server_hostname=host,
+                        host, int(port), ssl=context,
+                        server_hostname=host if context is not None else None,
                         local_addr=(self.address, 0))
                 except (OSError, ssl.SSLError):
                     writer.close()
                     return
                 self._streams.add(up_writer)
-                await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+                await asyncio.gather(up(reader, up_writer), down(up_reader, writer))
                 for stream in (writer, up_writer):
                     self._streams.discard(stream)
                     with contextlib.suppress(OSError, ssl.SSLError):

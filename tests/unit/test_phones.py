@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from callcenter.config import load_settings
-from callcenter.phones.deskphone import render_register
+from callcenter.phones.deskphone import render_register, split_sip
 from callcenter.phones.identity import (
     PhoneIdentity,
     PhoneKind,
@@ -188,3 +188,18 @@ def test_console_tls_and_sip_settings_load_from_the_environment(
     assert settings.sip.bind == "192.0.2.10" and settings.console.tls
     cert, key = settings.tls_files()
     assert cert == settings.state_dir / "tls" / "server.pem" and key.name == "server.key"
+
+
+def test_the_desk_phones_bridge_hands_sipp_one_message_at_a_time() -> None:
+    """SIPp keeps only the first of two SIP messages in one TCP read (SIPp issue 675): the
+    bridge frames the PBX's stream by Content-Length (compact ``l`` too), keep-alive CRLFs
+    apart, and keeps an unfinished message for the next read."""
+    ok = b"SIP/2.0 200 OK\r\nCSeq: 2 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    invite = b"INVITE sip:x SIP/2.0\r\nl: 5\r\n\r\nv=0\r\n"
+    options = b"OPTIONS sip:x SIP/2.0\r\nContent-Length:  0\r\n\r\n"
+    messages, rest = split_sip(ok + b"\r\n" + invite + options[:20])
+    assert messages == [ok, b"\r\n", invite] and rest == options[:20]
+    messages, rest = split_sip(rest + options[20:])
+    assert messages == [options] and rest == b""
+    # a body not all there yet waits
+    assert split_sip(invite[:-2]) == ([], invite[:-2])
