@@ -3,10 +3,12 @@
 // The console is plain ES modules, one per feature (js/): session.js (log in, the link,
 // reconnect, keepalive), seat.js and queues.js (the desk's seat state and queues), call.js (the
 // call card, controls, wrap-up), customer.js (the customer panels, messages, subscriptions),
-// desk.js (click-to-call, tasks), inbox.js, wallboard.js, phone.js (the softphone's panel, over
-// softphone.js), alert.js (the ring and desktop notice of an offered call), hotkeys.js (keyboard
-// shortcuts and their help), monitor.js (a supervisor's monitoring, on both sides), fanout.js
-// (the second socket: pushes meant for many consoles, from the fan-out relay), and shared
+// desk.js (click-to-call, tasks), inbox.js, tasks.js and taskboard.js (the tasks tab: an
+// agent's tasks; supervisors' progress, deadline alerts, report), wallboard.js, phone.js (the
+// softphone's panel, over softphone.js), alert.js (the ring and desktop notice of an offered
+// call), hotkeys.js (keyboard shortcuts and their help), monitor.js (a supervisor's monitoring,
+// on both sides), fanout.js (the second socket: pushes meant for many consoles, from the
+// fan-out relay), and shared
 // ones: state.js (the page's memory, one owner per fact), registry.js (server events and their
 // observers, session hooks, render-all), tabs.js, ui.js, clock.js, and protocol.js, which is
 // generated from the engine's Python models (callcenter/seats/console_constants.py).
@@ -29,6 +31,8 @@ import * as queues from "./js/queues.js";
 import { renderAll } from "./js/registry.js";
 import * as seat from "./js/seat.js";
 import * as session from "./js/session.js";
+import * as taskboard from "./js/taskboard.js";
+import * as tasks from "./js/tasks.js";
 import { state } from "./js/state.js";
 import * as tabs from "./js/tabs.js";
 import { $, show } from "./js/ui.js";
@@ -44,8 +48,8 @@ function onLanguageChange() {
 function main() {
   $("lang-switch", HTMLSelectElement).value = getLang();
   applyTranslations();
-  for (const feature of [seat, queues, call, inbox, customer, desk, wallboard, phone, ringAlert,
-    hotkeys, monitor, fanout, session]) {
+  for (const feature of [seat, queues, call, inbox, tasks, taskboard, customer, desk, wallboard,
+    phone, ringAlert, hotkeys, monitor, fanout, session]) {
     feature.wire();
   }
   tabs.wire();

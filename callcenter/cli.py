@@ -751,7 +751,7 @@ async def _flows_test(flows: object, directory: Path) -> int:
 async def _sandbox(args: argparse.Namespace) -> int:
     from callcenter.broker.sandbox import SandboxBackOffice
     from callcenter.broker.seed import DEMO_ACCOUNTS, seed_demo
-    from callcenter.engine import sandbox_rules
+    from callcenter.engine import sandbox_rules, started_clock
 
     settings = _settings()
     # A running engine owns the ledger: its market holds the open orders in memory. A second
@@ -761,7 +761,10 @@ async def _sandbox(args: argparse.Namespace) -> int:
     if engine is not None and args.action == "seed":
         return _refuse(1, f"the engine (pid {engine}) is running on the sandbox ledger "
                           f"{settings.backoffice_db}: stop it before seeding")
-    office = await SandboxBackOffice.open(settings.backoffice_db, rules=sandbox_rules(settings))
+    # on the engine's sandbox clock: the demo's "today" (a birthday, a new account, a complaint
+    # just handled) is the day the engine runs on
+    office = await SandboxBackOffice.open(settings.backoffice_db, rules=sandbox_rules(settings),
+                                          clock=started_clock(settings))
     try:
         if args.action == "quote" and engine is not None:
             await office.security(args.code)
@@ -869,6 +872,11 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``report calls`` (``acd/report.py``) or ``report tasks`` (``tasks/report_db.py``)."""
+    if args.what == "tasks":
+        from callcenter.tasks.report_db import run_task_report
+
+        return asyncio.run(run_task_report(args, _settings()))
     from callcenter.acd.report import run_report
 
     return asyncio.run(run_report(args, _settings()))
@@ -1013,9 +1021,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callcenter.acd.report import add_report_parser
     from callcenter.channels.cli import add_channel_parsers
+    from callcenter.tasks.report_db import add_task_report_options
 
-    add_report_parser(sub).set_defaults(func=cmd_report)
+    report = add_report_parser(sub)
+    add_task_report_options(report)
+    report.set_defaults(func=cmd_report)
     add_channel_parsers(sub)
+    from callcenter.strategies.cli import add_strategy_parsers
+
+    add_strategy_parsers(sub)
+    from callcenter.dialer.cli import add_dnc_parsers
+
+    add_dnc_parsers(sub)
 
     p = sub.add_parser("bench", help="benchmarks against Asterisk-native baselines")
     p.add_argument("what", choices=["ivr", "acd", "acd-load", "load", "console"])

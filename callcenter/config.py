@@ -224,6 +224,11 @@ class ConsoleSettings(BaseModel):
     #: ... and when none comes back within this many seconds the seat is logged out (by
     #: ``system``; a seat on a call once the call is over); 0: never
     absent_logout_s: float = Field(3600.0, ge=0)
+    #: supervisors are alerted this many seconds before a task's deadline (a complaint's
+    #: call-back), and again when it passes (``tasks/deadlines.py``)
+    task_alert_before_s: float = Field(7200.0, ge=0)
+    #: how often the deadlines are looked at, in seconds
+    task_watch_s: float = Field(30.0, gt=0)
     #: events queued for a slow client before it is disconnected
     max_pending_events: int = Field(256, ge=8)
     #: who writes the pushes meant for many consoles (wallboards, queue figures): ``process``, a
@@ -338,6 +343,19 @@ class SecretarySettings(BaseModel):
     summary_at: dt.time = dt.time(15, 30)
 
 
+class StrategiesSettings(BaseModel):
+    """The service strategies (docs/campaigns.md): run by the engine on their schedules."""
+
+    #: off by default: the engine makes no tasks nor messages until an operator turns it on
+    enabled: bool = False
+    #: the strategy files (``callcenter strategies check`` reads them too)
+    dir: Path = REPO_ROOT / "strategies"
+    #: a customer gets at most one contact from the shared strategies per this many days
+    contact_every_days: int = Field(3, ge=1, le=365)
+    #: how often the engine looks for strategies that are due
+    interval_s: float = Field(60.0, gt=0)
+
+
 class SiteSettings(BaseModel):
     """Facts about the site itself."""
 
@@ -386,6 +404,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = ConsoleSettings()
     acd: AcdSettings = AcdSettings()
     secretary: SecretarySettings = SecretarySettings()
+    strategies: StrategiesSettings = StrategiesSettings()
     channels: ChannelsSettings = ChannelsSettings()
     sip: SipSettings = SipSettings()
     trunks: list[TrunkSettings] = []

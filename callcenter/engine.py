@@ -37,6 +37,8 @@ from callcenter.channels.runner import ChannelRunner, load_plugin
 from callcenter.channels.sandbox import SandboxPeers
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
+from callcenter.dialer.rules import own_numbers
+from callcenter.dialer.service import Dialer
 from callcenter.errors import AgiHangup, ConfigError
 from callcenter.event_loop import running_loop_name
 from callcenter.fanout.process import FanoutProcess
@@ -59,6 +61,7 @@ from callcenter.store.db import make_state_dir_private, open_db
 from callcenter.store.hotline import add_request, open_callback
 from callcenter.store.phones import load_phones
 from callcenter.store.writer import replay_left
+from callcenter.tasks.store import TaskStore
 from callcenter.telephony.agi import AgiServer, Channel
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.host_limits import raise_fd_limit
@@ -84,6 +87,9 @@ class Engine:
         #: the ACD's clock (tests move it to show aging and VIP stages without waiting)
         self.acd_clock = acd_clock or time.time
         self.db: aiosqlite.Connection | None = None
+        #: the one task store: the console, the dialer and the strategies' runner share it,
+        #: so every task created or moved reaches the consoles (``TaskStore.on_change``)
+        self.tasks: TaskStore | None = None
         self.recorder: CallRecorder | None = None
         self.controller: Controller | None = None
         self.backoffice: BackOfficeAdapter | None = None
@@ -94,7 +100,9 @@ class Engine:
         self.agi: AgiServer | None = None
         self.key_tap: KeyTap | None = None
         self.acd: Acd | None = None
+        self.dialer: Dialer | None = None
         self.secretary: Secretary | None = None
+        self.strategies: Any = None   # strategies.scheduler.StrategyScheduler when enabled
         self.broker: Mosquitto | None = None
         self.relay: Relay | None = None
         self.channel_servers: list[ChannelRunner] = []
@@ -121,6 +129,7 @@ class Engine:
             self.flows.calendar = calendar   # backoffice.holidays are in its weekday holidays only
             self.flows.load()
             self.db = await open_db(self.settings.database)
+            self.tasks = TaskStore(self.db, self.acd_clock)
             # the kind backoffice.kind names (broker/plugin.py), checked against the protocol
             self.backoffice = await open_backoffice(BackOfficeContext(
                 self.settings, rules, self.backoffice_clock))
@@ -135,6 +144,12 @@ class Engine:
                     summary_at=self.settings.secretary.summary_at)
                 self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
+            if self.settings.strategies.enabled:
+                from callcenter.strategies.scheduler import start_scheduler
+
+                self.strategies = await start_scheduler(self.settings, self.db, self.backoffice,
+                                                        calendar, self.kick_outbox,
+                                                        tasks=self.tasks)
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             self.controller = Controller(self.recorder)
@@ -147,11 +162,20 @@ class Engine:
                                  on_ready=self._on_ami_ready)
             self.controller.attach(self.ami)
             self.acd.attach(self.ami)
+            # the dialer (tasks' and campaigns' calls) rides on the ACD and AMI, on the ACD's clock
+            self.dialer = Dialer(self.db, self.acd, self.acd_clock, tasks=self.tasks,
+                                 own_numbers=own_numbers(self.settings.trunks))
+            await self.dialer.start(self.ami)
             self.console_backend = EngineConsoleBackend(
                 self.acd, self.db, self.backoffice,
                 directory_numbers=self.settings.console.directory_numbers,
-                site=self.settings.site)
+                site=self.settings.site, tasks=self.tasks)
             self._connect_console_to_channels(self.console_backend)
+            # preview calls, progressive on/off; the dialer's moves of tasks pushed to consoles
+            self.console_backend.tasks.dialer = self.dialer
+            # deadline alerts: logged and marked in the database, pushed when a console runs
+            self.console_backend.tasks.watch_deadlines(
+                self.settings.console.task_alert_before_s, self.settings.console.task_watch_s)
             await self.console_backend.load_today()
             if self.settings.console.enabled:
                 from callcenter.seats.console_server import ConsoleServer
@@ -290,6 +314,9 @@ class Engine:
             await self.key_tap.close()
             self.key_tap = None
         await self.work.drain()  # orders and transfers on their way finish and are recorded
+        if self.strategies is not None:
+            await self.strategies.close()
+            self.strategies = None
         if self.secretary is not None:
             await self.secretary.close()
             self.secretary = None
@@ -305,6 +332,9 @@ class Engine:
         if self.phones is not None:
             await self.phones.close()
             self.phones = None
+        if self.dialer is not None:
+            await self.dialer.close()
+            self.dialer = None
         if self.acd is not None:
             await self.acd.close()
             self.acd = None
@@ -319,6 +349,7 @@ class Engine:
         if self.backoffice is not None:
             await self.backoffice.close()
             self.backoffice = None
+        self.tasks = None
         if self.db is not None:
             await self.db.close()
             self.db = None

@@ -22,6 +22,7 @@ at the boundary where they occur (``raise X(...) from exc``), so callers only ev
     ├── FlowError                an IVR flow is invalid or failed at run time
     ├── SeatStateError           a seat was asked for a move its state does not allow
     ├── TaskStateError           a task was asked for a move its state does not allow
+    ├── TaskRefused              not this agent's task, or its outcome form refused the values
     ├── StrategyError            a service strategy is invalid (``file:line: message``)
     ├── DialerError              a campaign call may not be placed now; ``reason``: why
     ├── ConsoleError             a console request refused, with an ``ErrorCode`` for the client
@@ -134,6 +135,17 @@ class CallStateError(CallCenterError):
 
 class TaskStateError(CallCenterError):
     """A task was asked for a move its state does not allow (``tasks/state.py``)."""
+
+
+class TaskRefused(CallCenterError):
+    """A task request refused before any move (``tasks/service.py``); ``reason``: ``not_yours``
+    (the agent may not see or do it), ``taken`` (another agent claimed it first), ``no_such`` (no
+    such agent or team), ``bad_values`` (the outcome form refused them: the message names the
+    field), ``needs_call`` (a recorded task's outcome before a call reached the customer)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class StrategyError(CallCenterError):

@@ -241,6 +241,9 @@ class CallControl:
             _rt, call = await self._controllable(agent_id)
             if not call.recording:
                 raise ConsoleError("invalid_state", "this call is not recorded")
+            if pause and call.waiter.dial.get("CC_RECORD") == "1":
+                # a dialer call whose task must be recorded (its proof, ``DialPlan.record``)
+                raise ConsoleError("invalid_state", "this call must be recorded whole")
             await self._act("MixMonitorMute", Channel=call.agent_channel, Direction="both",
                             State="1" if pause else "0")
             call.recording_paused = pause

@@ -832,12 +832,14 @@ class AcdCore:
         call.recording = self._recording_path(waiter.call_id, rt.agent.agent_id, call.offered_at)
         variables = [f"CC_CALL={waiter.call_id}", f"CC_REC={call.recording}"]
         if waiter.callback:
-            exten = "callback"
+            exten = "task" if waiter.dial else "callback"
             number = dialable_or_empty(waiter.phone, rt.agent.role, "callback", self.dial_rules)
             if not number:  # checked on the way in; never dial anything else
                 variables = []
             else:
-                variables += [f"CC_NUMBER={number}", "CC_DIAL_TIMEOUT=60"]
+                variables += [f"CC_NUMBER={number}",
+                              *(f"{k}={v}" for k, v in
+                                {"CC_DIAL_TIMEOUT": "60", **waiter.dial}.items())]
         else:
             exten = "s"
             variables.append(f"CC_CALLER={waiter.channel}")
@@ -856,6 +858,8 @@ class AcdCore:
         """The originate of ``Ring`` answered: the agent's phone answered (``channel``)."""
         call.agent_channel = channel
         self._answered(rt, call)
+        if call.gone_early and rt.call is call:  # its Hangup came first: it is over already
+            self._call_ended(rt, call, self.clock())
 
     def ring_link_lost(self, rt: SeatRuntime, call: ActiveCall, why: str) -> bool:
         """The originate's answer was lost with the AMI link: the phone may ring, or be answered
@@ -912,7 +916,7 @@ class AcdCore:
         waiter = self._ring_over(rt, call, now)
         log.info("ring of %s for call %s withdrawn after the AMI link was lost (%s)",
                  rt.agent.agent_id, waiter.call_id, why)
-        self._emit(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False))
+        self._emit(CallEnded(rt.agent.agent_id, waiter.call_id, 0, answered=False, lost=True))
         self._apply(rt, SeatInput.CALL_ENDED, now)  # Ready again: dispatches
 
     def _ring_over(self, rt: SeatRuntime, call: ActiveCall, now: float) -> Waiter:
@@ -994,7 +998,9 @@ class AcdCore:
         self._emit_row("INSERT INTO recordings (call_id, agent_id, account, path, started_at)"
                        " VALUES (?, ?, ?, ?, ?)",
                        (waiter.call_id, rt.agent.agent_id, waiter.account, call.recording, now))
-        if waiter.callback:
+        if waiter.callback and not waiter.direct:
+            # a queue call-back's request (the caller's, by their number) is done; a dialer
+            # or click-to-call ring is not the caller's call-back (its customer may be busy)
             self._emit_row("UPDATE service_requests SET state = 'done' WHERE kind = 'callback'"
                            " AND phone = ? AND state = 'open'", (waiter.phone,))
         self._emit(CallConnected(rt.agent.agent_id, waiter.call_id, bool(call.recording)))
@@ -1007,6 +1013,8 @@ class AcdCore:
         rt.call = None
         call.waiter.ringing = ""
         self._emit(Hangup(call.agent_uniqueid))
+        # whoever waits for the ring's end (the dialer: its agent and task) hears of it
+        self._emit(CallEnded(rt.agent.agent_id, call.call_id, 0, answered=False))
 
     # -- AMI events ----------------------------------------------------------------------------
 
@@ -1119,6 +1127,7 @@ class AcdCore:
             return
         call = rt.call
         if call.life.state is CallState.RINGING:
+            call.gone_early = True
             return  # the originate's answer settles it
         if call.unsettled:  # no originate answer will come: the leg is gone
             self._ring_lost(rt, call, "hung up")

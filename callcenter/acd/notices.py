@@ -86,13 +86,16 @@ class CallResumed:
 @dataclass(frozen=True, slots=True)
 class CallEnded:
     """The seat's call ended: ``answered`` false for a ring that did not connect.
-    ``disposition_required``: the wrap-up must be saved before the seat can be ready."""
+    ``disposition_required``: the wrap-up must be saved before the seat can be ready.
+    ``lost``: the ring's outcome is unknown (the AMI link was lost while it rang: the agent
+    may have answered meanwhile), not a ring that failed."""
 
     agent_id: str
     call_id: str
     wrap_up_s: float
     answered: bool
     disposition_required: bool = False
+    lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)

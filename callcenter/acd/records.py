@@ -45,6 +45,9 @@ class Waiter:
     told_long_wait: bool = False
     #: the caller arrived while the queue was closed (told so): served once it opens
     arrived_closed: bool = False
+    #: a dialer call's variables (``dialer/``: CC_ATTEMPT, CC_CID, CC_AMD, CC_DIAL_TIMEOUT):
+    #: the call-back is rung into ``[acd-agent]`` exten ``task`` with them
+    dial: dict[str, str] = field(default_factory=dict)
 
     @property
     def lang(self) -> Lang:
@@ -85,6 +88,9 @@ class ActiveCall:
     #: the bridges Asterisk last showed the agent's leg and the caller in
     agent_bridge: str = ""
     caller_bridge: str = ""
+    #: the agent's leg hung up before the originate's answer came (a call-back whose customer
+    #: was busy at once): the call ends as soon as that answer connects it
+    gone_early: bool = False
     life: CallLife = field(init=False)
     #: the state the call starts in (RINGING; UNSETTLED or CONNECTED when re-attached)
     state: dataclasses.InitVar[CallState] = CallState.RINGING

@@ -24,7 +24,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -42,6 +42,7 @@ from callcenter.acd.intervals import Interval, default_step, intervals
 from callcenter.acd.seat import SeatState
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, StoreError
+from callcenter.periods import ISO_HELP, parse_period
 from callcenter.store.db import open_db
 
 __all__ = [
@@ -62,7 +63,6 @@ __all__ = [
     "write_chart",
 ]
 
-ISO_HELP = "e.g. 2026-11-23 or 2026-11-23T09:30 or 2026-11-23T09:30+08:00"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,57 +79,6 @@ class Report:
     agents: tuple[AgentFigures, ...] | None
     target_shares: Mapping[str, float]
     names: Mapping[str, str]
-
-
-# -- the period ----------------------------------------------------------------------------------
-
-
-def _local_midnight(day: date, tz: tzinfo) -> datetime:
-    # a zone's offset on *that* day (DST-proof: ZoneInfo resolves it from the wall time)
-    return datetime.combine(day, time(), tzinfo=tz)
-
-
-def _parse_bound(option: str, text: str, tz: tzinfo) -> datetime | date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"{option} {text!r}: not an ISO date or date-time ({ISO_HELP}): {exc}"
-        ) from exc
-    if moment.tzinfo is None:  # naive means the site's time
-        return moment.replace(tzinfo=tz)
-    return moment.astimezone(tz)
-
-
-def parse_period(from_text: str | None, to_text: str | None, now: datetime,
-                 tz: tzinfo | None = None) -> tuple[datetime, datetime]:
-    """``[start, end)`` as aware datetimes in ``tz`` from ``--from``/``--to``; ``ConfigError``
-    if bad. ``tz``: the site's zone (default: ``now``'s); naive times are in it.
-
-    A date as ``--from`` is its midnight, as ``--to`` the end of that day (so
-    ``--from 2026-11-01 --to 2026-11-30`` is all of November). No ``--from``: today
-    (``now``'s date in ``tz``). No ``--to``: the end of the day ``--from`` falls in.
-    """
-    zone = tz or now.tzinfo
-    if zone is None:
-        raise ValueError("parse_period needs an aware now or a tz")
-    first = _parse_bound("--from", from_text, zone) if from_text else now.astimezone(zone).date()
-    start = first if isinstance(first, datetime) else _local_midnight(first, zone)
-    if to_text:
-        last = _parse_bound("--to", to_text, zone)
-        end = (last if isinstance(last, datetime)
-               else _local_midnight(last + timedelta(days=1), zone))
-    else:
-        end = _local_midnight(start.date() + timedelta(days=1), zone)
-    if end <= start:
-        raise ConfigError(
-            f"--to ({end.isoformat(sep=' ')}) must be after --from ({start.isoformat(sep=' ')})"
-        )
-    return start, end
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -456,6 +405,9 @@ def add_report_parser(
                     "interval. Times are the site's (setting site.timezone, default "
                     "Asia/Shanghai) unless an offset is given.",
     )
+    p.add_argument("what", nargs="?", choices=["calls", "tasks"], default="calls",
+                   help="calls (queues and agents, the default) or tasks (strategies and "
+                        "agents' tasks: callcenter/tasks/report_db.py; cli.py dispatches)")
     p.add_argument("--from", dest="from_", metavar="ISO",
                    help=f"start: a date (its midnight) or a date-time, {ISO_HELP} "
                         "(default: today)")
@@ -466,7 +418,8 @@ def add_report_parser(
                                                    "--agent is given too)")
     p.add_argument("--agent", metavar="ID", help="only this agent (hides queues unless "
                                                  "--queue is given too)")
-    p.add_argument("--format", choices=["table", "csv"], default="table")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="json: tasks only")
     p.add_argument("--short-abandon", type=float, default=0.0, metavar="S",
                    help="leave abandons shorter than S seconds out of the service level "
                         "(default 0: they count)")
@@ -482,6 +435,8 @@ def add_report_parser(
 async def run_report(args: argparse.Namespace, settings: Settings) -> int:
     """``callcenter report``: print the figures, draw the chart if asked; ``ConfigError`` or
     ``StoreError`` on bad input (before anything is printed or written)."""
+    if args.format == "json" or getattr(args, "day", None):
+        raise ConfigError("--format json and --day go with 'report tasks'")
     tz = settings.site.tz
     now = datetime.now(tz)
     start, end = parse_period(args.from_, args.to, now, tz)

@@ -11,7 +11,9 @@ engine reconcile after a crash without resending.
 
 Optional capabilities (``ActivityFeed``, ``IpoSource``) are separate protocols: a back office
 that offers them is read for the financial secretary's notices; one that does not simply gets
-no such notices. ``isinstance(office, ActivityFeed)`` tells which.
+no such notices. ``isinstance(office, ActivityFeed)`` tells which. ``CustomerBase``
+(``broker/facts.py``: every customer's facts, page by page) is another: without it no service
+strategy runs.
 """
 
 from __future__ import annotations

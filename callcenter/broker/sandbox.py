@@ -1,7 +1,8 @@
 """The embedded sandbox back office: a ``BackOffice`` with its own ledger in SQLite.
 
 Owns the ``bo_*`` tables (customers, password counters and locks, cash, positions, orders, fills,
-bank links, transfers and daily totals, announcements, securities and market state) and drives
+bank links, transfers and daily totals, announcements, securities and market state, and the
+profiles and complaints the service strategies read: ``customer_facts``) and drives
 the sans-IO ``Market`` and ``rules``. The schema version is kept in ``bo_schema_version`` (not
 ``PRAGMA user_version``), so the tables may live in the engine's database or, by default, in a
 file of their own, ``<state_dir>/backoffice.db``.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import re
 import sqlite3
@@ -43,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from callcenter.broker import rules as r
 from callcenter.broker.boards import check_listing
+from callcenter.broker.facts import DEFAULT_PAGE, Complaint, CustomerBase, CustomerFacts
 from callcenter.broker.interface import (
     ActivityFeed,
     Announcement,
@@ -276,6 +279,25 @@ SCHEMA: tuple[str, ...] = (
     """
     CREATE INDEX bo_fills_order ON bo_fills(order_no, id);
     """,
+    # 6: what the service strategies select on (broker/facts.py): when the account was opened,
+    # birthday, time zone, trading before the sandbox's own fills, complaints
+    """
+    CREATE TABLE bo_profiles (
+        account       TEXT PRIMARY KEY,
+        opened_on     TEXT NOT NULL,
+        birthday      TEXT,
+        timezone      TEXT NOT NULL DEFAULT 'Asia/Shanghai',
+        last_trade_on TEXT,                       -- before the sandbox's own fills
+        trades_30d    INTEGER NOT NULL DEFAULT 0  -- likewise, added to its fills
+    );
+    CREATE TABLE bo_complaints (
+        id         TEXT PRIMARY KEY,
+        account    TEXT NOT NULL,
+        opened_at  TEXT NOT NULL,
+        handled_at TEXT
+    );
+    CREATE INDEX bo_complaints_account ON bo_complaints(account);
+    """,
 )
 
 
@@ -362,6 +384,22 @@ class Holding:
     quantity: int
     cost_price: Decimal
     bought_today: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the service strategies read besides the ledger (``put_profile``)."""
+
+    opened_on: dt.date
+    birthday: dt.date | None = None
+    timezone: str = "Asia/Shanghai"
+    #: trading before the sandbox's own fills (these are added)
+    last_trade_on: dt.date | None = None
+    trades_30d: int = 0
+
+
+#: an account without a profile counts as opened on this day
+NO_PROFILE_OPENED = dt.date(2000, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -959,7 +997,8 @@ class SandboxBackOffice:
                     account, *_OPEN)
                 for table in ("bo_customers", "bo_password_state", "bo_cash", "bo_positions",
                               "bo_orders", "bo_fills", "bo_bank_links", "bo_transfers",
-                              "bo_transfer_totals", "bo_ipo_allotments"):
+                              "bo_transfer_totals", "bo_ipo_allotments", "bo_profiles",
+                              "bo_complaints"):
                     await self._db.execute(
                         f"DELETE FROM {table} WHERE account = ?", (account,))  # noqa: S608
                 await self._db.execute(
@@ -1023,6 +1062,100 @@ class SandboxBackOffice:
                     "published = excluded.published",
                     (a.id, a.title, a.body_zh, a.body_en, a.published.isoformat()))
         await self._run(op)
+
+    async def put_profile(self, account: str, profile: Profile) -> None:
+        """Set what the service strategies read besides the ledger (broker/facts.py)."""
+        async def op() -> None:
+            await self._customer(account)
+            async with self._tx():
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO bo_profiles (account, opened_on, birthday, timezone,"
+                    " last_trade_on, trades_30d) VALUES (?, ?, ?, ?, ?, ?)",
+                    (account, profile.opened_on.isoformat(),
+                     None if profile.birthday is None else profile.birthday.isoformat(),
+                     profile.timezone,
+                     None if profile.last_trade_on is None else profile.last_trade_on.isoformat(),
+                     profile.trades_30d))
+        await self._run(op)
+
+    async def put_complaint(self, account: str, complaint: Complaint) -> None:
+        """Record (or replace) a complaint and when it was handled."""
+        async def op() -> None:
+            await self._customer(account)
+            async with self._tx():
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO bo_complaints (id, account, opened_at, handled_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (complaint.id, account, complaint.opened_at.isoformat(),
+                     None if complaint.handled_at is None
+                     else complaint.handled_at.isoformat()))
+        await self._run(op)
+
+    # --- customer facts (broker/facts.py) ---------------------------------------------------------
+
+    async def customer_facts(self, page_size: int = DEFAULT_PAGE
+                             ) -> AsyncIterator[Sequence[CustomerFacts]]:
+        """Every customer's facts in account order, a page at a time. Assets are cash plus
+        positions at the market's last price; trading adds the sandbox's fills to the profile's
+        figures. An account without a profile counts as opened on ``NO_PROFILE_OPENED``."""
+        after = ""
+        size = max(1, page_size)
+        while True:
+            page = await self._run(functools.partial(self._facts_page, after, size))
+            if not page:
+                return
+            yield page
+            after = page[-1].account
+
+    async def _facts_page(self, after: str, size: int) -> list[CustomerFacts]:
+        # No step of the market: a command beside the running engine (``strategies try``)
+        # must not send queued orders into a market of its own; prices are the last saved.
+        today = self.now().date()
+        since = (today - dt.timedelta(days=30)).isoformat()
+        rows = await self._all(
+            "SELECT c.*, p.opened_on, p.birthday, p.timezone, p.last_trade_on, p.trades_30d,"
+            " k.balance, (SELECT MAX(trade_date) FROM bo_fills f WHERE f.account = c.account)"
+            " AS filled_on, (SELECT COUNT(*) FROM bo_fills f WHERE f.account = c.account"
+            " AND f.trade_date > ?) AS fills_30d, EXISTS (SELECT 1 FROM bo_bank_links b"
+            " WHERE b.account = c.account) AS bound FROM bo_customers c"
+            " LEFT JOIN bo_profiles p ON p.account = c.account"
+            " LEFT JOIN bo_cash k ON k.account = c.account"
+            " WHERE c.account > ? ORDER BY c.account LIMIT ?", since, after, size)
+        held: dict[str, Decimal] = {}
+        complaints: dict[str, list[Complaint]] = {}
+        for pos in await self._all("SELECT account, code, quantity FROM bo_positions WHERE"
+                                   " account IN (SELECT account FROM bo_customers WHERE"
+                                   " account > ? ORDER BY account LIMIT ?)", after, size):
+            value = self.market.last(str(pos["code"])) * int(pos["quantity"])
+            held[str(pos["account"])] = held.get(str(pos["account"]), _ZERO) + value
+        for row in await self._all("SELECT * FROM bo_complaints WHERE account IN (SELECT"
+                                   " account FROM bo_customers WHERE account > ? ORDER BY"
+                                   " account LIMIT ?) ORDER BY opened_at", after, size):
+            complaints.setdefault(str(row["account"]), []).append(Complaint(
+                str(row["id"]), _dt(row["opened_at"], self.rules.tz),
+                None if row["handled_at"] is None else _dt(row["handled_at"], self.rules.tz)))
+        out = []
+        for row in rows:
+            account = str(row["account"])
+            customer = self._to_customer(row)
+            traded = [dt.date.fromisoformat(str(d)) for d in (row["last_trade_on"],
+                                                                row["filled_on"]) if d]
+            out.append(CustomerFacts(
+                account=account, name=customer.name, tier=customer.tier,
+                phones=customer.phones, language=customer.language, manager=customer.manager,
+                email=customer.email,
+                opened_on=(dt.date.fromisoformat(str(row["opened_on"])) if row["opened_on"]
+                           else NO_PROFILE_OPENED),
+                birthday=(dt.date.fromisoformat(str(row["birthday"])) if row["birthday"]
+                          else None),
+                assets=r.money((_d(row["balance"]) if row["balance"] is not None else _ZERO)
+                               + held.get(account, _ZERO)),
+                last_trade_on=max(traded) if traded else None,
+                trades_30d=int(row["trades_30d"] or 0) + int(row["fills_30d"] or 0),
+                bank_bound=bool(row["bound"]),
+                timezone=str(row["timezone"] or "Asia/Shanghai"),
+                complaints=tuple(complaints.get(account, ()))))
+        return out
 
     # --- inside: running, transactions, rows ------------------------------------------------------
 
@@ -1495,4 +1628,7 @@ if TYPE_CHECKING:
         return office
 
     def _has_ipos(office: SandboxBackOffice) -> IpoSource:
+        return office
+
+    def _has_facts(office: SandboxBackOffice) -> CustomerBase:
         return office

@@ -3,7 +3,9 @@ passwords (demo data, not secrets), cash, positions, bank links and announcement
 
 ``seed_demo`` resets these accounts to exactly this state, so running it twice is harmless.
 Positions marked ``bought_today`` count as bought on the sandbox's current day (T+1 demos);
-the demo IPO allotments (account 10000003) are published, and due, on that day too.
+the demo IPO allotments (account 10000003) are published, and due, on that day too. Profiles
+and a complaint (``demo_profiles``, ``demo_complaints``) give the service strategies something
+to find on that day: a birthday, a new account, a complaint just handled.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from decimal import Decimal
 
 from pydantic import SecretStr
 
+from callcenter.broker.facts import Complaint
 from callcenter.broker.interface import Announcement, Customer, IpoAllotment, Tier
-from callcenter.broker.sandbox import BankAccount, Holding, SandboxBackOffice
+from callcenter.broker.sandbox import BankAccount, Holding, Profile, SandboxBackOffice
 
 #: every demo customer's passwords (none is weak by ``rules.check_new_password``)
 DEMO_TRADING_PASSWORD = "135790"  # noqa: S105 - demo data, published in the docs
@@ -111,6 +114,34 @@ DEMO_ANNOUNCEMENTS: tuple[Announcement, ...] = (
 )
 
 
+def demo_profiles(today: dt.date) -> dict[str, Profile]:
+    """What the service strategies see of the demo customers on ``today``: the silver customer
+    has a birthday today, the customer without a bank link opened the account yesterday, the
+    platinum customer trades often, the ordinary one has not traded for half a year."""
+    def ago(days: int) -> dt.date:
+        return today - dt.timedelta(days=days)
+
+    def birthday(year: int) -> dt.date:
+        try:
+            return today.replace(year=year)
+        except ValueError:  # 29 February
+            return today.replace(year=year, day=28)
+
+    return {
+        ORDINARY: Profile(ago(2100), dt.date(1975, 3, 14), last_trade_on=ago(180)),
+        SILVER: Profile(ago(900), birthday(1988), last_trade_on=ago(3), trades_30d=4),
+        GOLD: Profile(ago(1500), dt.date(1969, 10, 2), last_trade_on=ago(1), trades_30d=9),
+        PLATINUM: Profile(ago(3000), dt.date(1960, 6, 30), last_trade_on=ago(2), trades_30d=25),
+        NO_BANK: Profile(ago(1), dt.date(1999, 12, 1)),
+    }
+
+
+def demo_complaints(now: dt.datetime) -> dict[str, Complaint]:
+    """The gold customer's complaint, handled two hours before ``now`` (a call-back is due)."""
+    handled = now - dt.timedelta(hours=2)
+    return {GOLD: Complaint("CP-0001", handled - dt.timedelta(days=1), handled)}
+
+
 @dataclass(frozen=True, slots=True)
 class DemoAllotment:
     allotment_no: str
@@ -148,7 +179,12 @@ async def seed_demo(backoffice: SandboxBackOffice) -> None:
     ))
     for announcement in DEMO_ANNOUNCEMENTS:
         await backoffice.put_announcement(announcement)
-    today = backoffice.now().date()
+    now = backoffice.now()
+    today = now.date()
+    for account, profile in demo_profiles(today).items():
+        await backoffice.put_profile(account, profile)
+    for account, complaint in demo_complaints(now).items():
+        await backoffice.put_complaint(account, complaint)
     for a in DEMO_ALLOTMENTS:
         await backoffice.put_ipo_allotment(IpoAllotment(
             a.allotment_no, a.account, a.code, a.name, a.name_en, a.quantity, a.price,

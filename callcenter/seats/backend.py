@@ -5,7 +5,8 @@ Asterisk: what happens to calls comes from the ACD.
 It dispatches each request to the part that handles it: the seat and call controls
 (``acd/``), the customer's channels (``customer_channels.py``: messages, deliveries,
 subscriptions), inbound contacts (``contacts.py``), the transfer directory (``directory.py``),
-the figures per interval (``intervals.py``); the screen pop is ``screen_pop.py``. A console that
+the figures per interval (``intervals.py``), tasks (``tasks.py``: lists, claims, outcomes,
+deadline alerts, progress); the screen pop is ``screen_pop.py``. A console that
 acts on the customer of a call (statement, task, call back) names the call, and the account and
 number are looked up here, from the agent's own current or last call only; what leaves the
 engine is masked (``masking.py``). ``on_channel_event`` is the outbox relay's listener: it
@@ -68,8 +69,10 @@ from callcenter.seats.masking import mask
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
 from callcenter.seats.screen_pop import ScreenPops
+from callcenter.seats.tasks import ConsoleTasks
 from callcenter.store import agents as directory
 from callcenter.store.tx import transaction
+from callcenter.tasks.store import NewTask, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def _day_start(now: float) -> float:
 class EngineConsoleBackend:
     def __init__(self, acd: Acd, db: aiosqlite.Connection, backoffice: BackOffice, *,
                  directory_numbers: Sequence[DirectoryNumber] = (),
-                 site: SiteSettings | None = None) -> None:
+                 site: SiteSettings | None = None, tasks: TaskStore | None = None) -> None:
         self.acd = acd
         self.control = CallControl(acd)
         self.db = db
@@ -130,6 +133,12 @@ class EngineConsoleBackend:
         acd.listeners.append(self.on_acd)
         #: browser phones' per-login credentials (the engine sets it; None: no SIP phones)
         self.phones: PhoneSessions | None = None
+        #: tasks in the console (``seats/tasks.py``) on the engine's one ``TaskStore``
+        #: (``tasks``; its changes, whoever makes them, are pushed); the engine sets
+        #: ``tasks.dialer``
+        self.tasks = ConsoleTasks(acd, tasks or TaskStore(db, acd.clock), backoffice,
+                                  self.site, self._push_agent, self._push_role,
+                                  self._push_state)
 
     @property
     def on_outbox(self) -> Callable[[], None] | None:
@@ -385,6 +394,10 @@ class EngineConsoleBackend:
                 return await self._wrap_up(me, request)
             case p.CreateTask():
                 return await self._task(me, request)
+            case (p.Tasks() | p.ClaimTask() | p.ReleaseTask() | p.TaskCall() | p.TaskOutcome()
+                  | p.RescheduleTask() | p.AssignTask() | p.CancelTask() | p.DialerJoin()
+                  | p.DialerLeave() | p.TaskProgress() | p.TaskReport()):
+                return await self.tasks.handle(agent, request)
             case p.SendMessage():
                 return await self.channels.message(me, self._about(me, request), request)
             case p.Deliveries():
@@ -466,12 +479,9 @@ class EngineConsoleBackend:
         account, phone = self._account(me, req.call_id, req.account), req.phone
         if req.call_id and not phone:
             phone = self._callers(me, req.call_id).phone
-        async with transaction(self.db):
-            cur = await self.db.execute(
-                "INSERT INTO tasks (created_at, created_by, agent_id, account, phone, due_at,"
-                " text) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self.acd.clock(), me, owner, account, phone, req.due_at, req.text))
-            task_id = cur.lastrowid
+        # pushed by the store's listener (``ConsoleTasks.changed``)
+        task_id = await self.tasks.store.create(NewTask(
+            req.text, me, account=account, phone=phone, agent_id=owner, due_at=req.due_at))
         return {"task_id": task_id}
 
     # -- the channels ------------------------------------------------------------------------
@@ -659,6 +669,7 @@ class EngineConsoleBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        await self.tasks.close()
         if self._board_push is not None:
             self._board_push.cancel()
             self._board_push = None

@@ -387,12 +387,141 @@ class Intervals(_Msg):
         return dt.date.fromisoformat(self.to)
 
 
+# -- tasks (callcenter/tasks/; seats/tasks.py) -----------------------------------------------------
+
+#: a team is a queue's name (``QueueSettings.name``)
+TEAM = r"^([a-z0-9_-]{1,32})?$"
+
+
+class Tasks(_Msg):
+    """The tasks a console shows. ``mine``: assigned to or claimed by the agent; ``team``: not
+    assigned, not claimed, of a queue the agent serves; ``all`` (supervisors): filtered by
+    ``state``, ``strategy``, ``agent_id``, ``team``, ``overdue`` (finished ones only when
+    ``state`` names one). Reply: {tasks: [ConsoleTask]} (docs/console-protocol.md)."""
+
+    type: Literal["tasks"]
+    view: Literal["mine", "team", "all"] = "mine"
+    state: Literal["", "open", "claimed", "dialing", "reached", "retry", "review", "done",
+                   "failed", "cancelled"] = ""
+    strategy: str = Field("", pattern=r"^[a-z0-9_-]{0,64}$")
+    agent_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$")
+    team: str = Field("", pattern=TEAM)
+    overdue: bool = False
+
+
+class _OneTask(_Msg):
+    task_id: int = Field(ge=1)
+
+
+class ClaimTask(_OneTask):
+    """Take a task of one's own or of one's team (two agents racing: one gets it, the other
+    ``invalid_state``). Reply: {task}."""
+
+    type: Literal["claim_task"]
+
+
+class ReleaseTask(_OneTask):
+    """Give a claimed task back to its team, not done. Reply: {task}."""
+
+    type: Literal["release_task"]
+
+
+class TaskCall(_OneTask):
+    """Preview dialling: call the task's customer now (the agent's phone rings first). The
+    dialer checks its rules (do-not-call, opt-outs, the calling window...). Reply: {call_id}."""
+
+    type: Literal["task_call"]
+
+
+class TaskOutcome(_OneTask):
+    """Record what came of a task: ``values`` by the task's form (``fields``), checked by the
+    engine (``malformed`` names the field). Reply: {task}."""
+
+    type: Literal["task_outcome"]
+    values: dict[str, str | bool | int | float | None] = Field(max_length=40)
+
+
+class RescheduleTask(_OneTask):
+    """A new time for a task (unix seconds) and an optional note. Reply: {task}."""
+
+    type: Literal["reschedule_task"]
+    due_at: float = Field(gt=0)
+    note: str = Field("", max_length=500)
+
+
+class AssignTask(_OneTask):
+    """Supervisor: give a task to an agent, or to a team (a queue: anyone there may claim it).
+    Reply: {task}."""
+
+    type: Literal["assign_task"]
+    agent_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$")
+    team: str = Field("", pattern=TEAM)
+
+    @model_validator(mode="after")
+    def _someone(self) -> AssignTask:
+        if not self.agent_id and not self.team:
+            raise ValueError("give agent_id or team")
+        return self
+
+
+class CancelTask(_OneTask):
+    """Supervisor: end a task that is not finished. Reply: {task}."""
+
+    type: Literal["cancel_task"]
+    reason: str = Field("", max_length=200)
+
+
+class DialerJoin(_Msg):
+    """Progressive dialling on: the dialer calls the agent's team's tasks for them while they
+    are ready. Reply: {dialer: true}."""
+
+    type: Literal["dialer_join"]
+
+
+class DialerLeave(_Msg):
+    """Progressive dialling off. Reply: {dialer: false}."""
+
+    type: Literal["dialer_leave"]
+
+
+class TaskProgress(_Msg):
+    """Supervisor: tasks by state per strategy and per agent (open ones, and those finished
+    today), and ``task_progress`` events from then on. Reply: TaskProgress."""
+
+    type: Literal["task_progress"]
+
+
+class TaskReport(_Msg):
+    """Supervisor: the task report of the days ``from`` to ``to`` (both included, the site's
+    days; at most :data:`MAX_INTERVAL_DAYS`). Reply: ``tasks/report.py`` ``TaskReport.data()``."""
+
+    type: Literal["task_report"]
+    from_: str = Field(alias="from", pattern=ISO_DATE)
+    to: str = Field(pattern=ISO_DATE)
+
+    @model_validator(mode="after")
+    def _period(self) -> TaskReport:
+        try:
+            days = (dt.date.fromisoformat(self.to) - dt.date.fromisoformat(self.from_)).days + 1
+        except ValueError as exc:
+            raise ValueError(f"not a date (YYYY-MM-DD): {exc}") from exc
+        if not 1 <= days <= MAX_INTERVAL_DAYS:
+            raise ValueError(f"from..to: 1 to {MAX_INTERVAL_DAYS} days, not {days}")
+        return self
+
+
+TASK_REQUESTS = (Tasks, ClaimTask, ReleaseTask, TaskCall, TaskOutcome, RescheduleTask,
+                 AssignTask, CancelTask, DialerJoin, DialerLeave, TaskProgress, TaskReport)
+
+
 Request = Annotated[
     Login | Ping | SetState | UsePhone | Hangup | Hold | Resume | Transfer | Consult
     | ConsultComplete | ConsultCancel | Conference | Recording | WrapUp | CreateTask
     | ClickToCall | SendMessage
     | Deliveries | Subscriptions | Subscribe | Unsubscribe | Contacts | TakeContact
-    | CloseContact | Directory | Wallboard | Spy | SpyStop | ForceState | Intervals,
+    | CloseContact | Directory | Wallboard | Spy | SpyStop | ForceState | Intervals
+    | Tasks | ClaimTask | ReleaseTask | TaskCall | TaskOutcome | RescheduleTask | AssignTask
+    | CancelTask | DialerJoin | DialerLeave | TaskProgress | TaskReport,
     Field(discriminator="type"),
 ]
 REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
@@ -404,9 +533,12 @@ AGENT_COMMANDS = frozenset({
     "click_to_call",
     "send_message", "deliveries", "subscriptions", "subscribe", "unsubscribe", "contacts",
     "take_contact", "close_contact", "directory",
+    "tasks", "claim_task", "release_task", "task_call", "task_outcome", "reschedule_task",
+    "dialer_join", "dialer_leave",
 })
 SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "spy_stop", "force_state",
-                                        "intervals"}
+                                        "intervals", "assign_task", "cancel_task",
+                                        "task_progress", "task_report"}
 ALLOWED: dict[Role, frozenset[str]] = {
     Role.AGENT: AGENT_COMMANDS,
     Role.SUPERVISOR: SUPERVISOR_COMMANDS,
@@ -487,6 +619,12 @@ class Event(BaseModel):
     - ``contact``: an inbound contact (mail, fax) arrived or changed hands, to every agent:
       {contact_id, channel, sender, subject, text, text_truncated, attachment_name, pages,
       account_masked, received_at, state ("new" | "taken" | "done"), agent_id}
+
+    - ``task``: a task changed (ConsoleTask, without ``customer``): to its agent, the one who
+      claimed it, its team's agents while it is open to the team, and supervisors
+    - ``task_deadline``: {kind ("soon" | "overdue"), task: ConsoleTask}: a task's deadline is
+      near (``console.task_alert_before_s``) or passed; to supervisors, once each
+    - ``task_progress``: TaskProgress (a state: each replaces the one before), to supervisors
 
     QueueFigures: {name, waiting, longest_wait_s, answered, abandoned, service_level (0..1 or
     null), asa_s (or null), aht_s (or null), target_s, target_share (0..1: the share of calls

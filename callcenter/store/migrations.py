@@ -295,6 +295,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE tasks ADD COLUMN strategy TEXT NOT NULL DEFAULT '';  -- '' for an agent's task
     ALTER TABLE tasks ADD COLUMN run_day TEXT NOT NULL DEFAULT '';   -- the strategy run's day
+    -- what a strategy makes one task of: its run day by default, a complaint's id for a
+    -- complaint call-back (one task per complaint, however many runs see it)
+    ALTER TABLE tasks ADD COLUMN match_key TEXT NOT NULL DEFAULT '';
+    -- the customer as the strategy saw them (the console's task list needs no back office)
+    ALTER TABLE tasks ADD COLUMN customer_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tasks ADD COLUMN tier TEXT NOT NULL DEFAULT '';
     ALTER TABLE tasks ADD COLUMN team TEXT NOT NULL DEFAULT '';      -- a queue; '' none
     ALTER TABLE tasks ADD COLUMN priority INTEGER NOT NULL DEFAULT 50;  -- 0 first .. 100
     ALTER TABLE tasks ADD COLUMN script TEXT NOT NULL DEFAULT '';
@@ -309,8 +315,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tasks ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
     ALTER TABLE tasks ADD COLUMN outcome_fields TEXT NOT NULL DEFAULT '{}';  -- JSON
     ALTER TABLE tasks ADD COLUMN updated_at REAL;
-    -- a strategy makes one task per customer per run day, however often the run is repeated
-    CREATE UNIQUE INDEX one_task_per_run ON tasks(strategy, account, run_day)
+    -- a strategy makes one task per customer and match key, however often the run is repeated
+    CREATE UNIQUE INDEX one_task_per_match ON tasks(strategy, account, match_key)
         WHERE strategy != '';
     CREATE INDEX tasks_by_state ON tasks(state, agent_id);
     -- every move of a task (tasks/state.py), who made it and why
@@ -370,17 +376,27 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX contact_log_account ON contact_log(account, at);
     -- one row per strategy and run day: what the run did (a repeated run adds nothing)
+    -- (a schedule's slot "HH:MM": once a day, or every N minutes)
     CREATE TABLE strategy_runs (
         strategy    TEXT NOT NULL,
         run_day     TEXT NOT NULL,
+        slot        TEXT NOT NULL,                -- HH:MM, the site's time
         started_at  REAL NOT NULL,
+        run_at      REAL NOT NULL,                -- the instant planned for (a rerun reuses it)
         finished_at REAL,
         matched     INTEGER NOT NULL DEFAULT 0,
         tasks       INTEGER NOT NULL DEFAULT 0,
         messages    INTEGER NOT NULL DEFAULT 0,
         skipped     INTEGER NOT NULL DEFAULT 0,
         detail      TEXT NOT NULL DEFAULT '{}',   -- JSON: skipped by reason
-        PRIMARY KEY (strategy, run_day)
+        PRIMARY KEY (strategy, run_day, slot)
+    );
+    -- one strategy runner at a time (the engine's, `callcenter strategies run`): held until
+    -- `until` (Unix seconds), renewed while it runs, taken over once it lapses
+    CREATE TABLE strategy_lease (
+        name  TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until REAL NOT NULL
     );
     """,
 )

@@ -5,14 +5,16 @@ row updated and the move appended to ``task_log`` with who made it and why. Two 
 for one task (two agents claiming it, the dialer and a supervisor) are serialised by the
 transaction: the second sees the first's state and is refused with ``TaskStateError``.
 
-A strategy's task is created at most once per customer and run day (``one_task_per_run``), so a
-run repeated after a crash adds nothing.
+A strategy's task is created at most once per customer and match key (``one_task_per_match``:
+the run day, or a complaint's id), so a run repeated after a crash adds nothing.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,11 +26,14 @@ from callcenter.tasks.state import TaskInput, TaskLife, TaskState
 
 __all__ = ["COLUMNS", "NewTask", "Task", "TaskStore"]
 
+log = logging.getLogger(__name__)
+
 #: the columns a ``Task`` is read from, in order
 COLUMNS: Final = ("id", "created_at", "created_by", "agent_id", "account", "phone", "due_at",
                   "text", "state", "strategy", "run_day", "team", "priority", "script", "fields",
                   "reason", "deadline_at", "alerted_at", "dial", "attempts", "next_attempt_at",
-                  "claimed_by", "outcome", "outcome_fields", "updated_at")
+                  "claimed_by", "outcome", "outcome_fields", "updated_at", "match_key",
+                  "customer_name", "tier")
 _SELECT: Final = f"SELECT {', '.join(COLUMNS)} FROM tasks"  # noqa: S608 - fixed names
 #: the columns a move may change besides the state
 _CHANGEABLE: Final = frozenset({"agent_id", "team", "due_at", "deadline_at", "alerted_at",
@@ -55,6 +60,11 @@ class NewTask:
     reason: str = ""
     strategy: str = ""
     run_day: str = ""
+    #: what the strategy makes one task of (default: ``run_day``)
+    match_key: str = ""
+    #: the customer as the strategy saw them, for the console's list
+    customer_name: str = ""
+    tier: str = ""
     #: how the dialer may call (``dialer`` reads it): mode, caller id, window, attempts, retries
     dial: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +98,9 @@ class Task:
     outcome: str
     outcome_fields: dict[str, Any]
     updated_at: float | None
+    match_key: str = ""
+    customer_name: str = ""
+    tier: str = ""
 
     @classmethod
     def from_row(cls, row: Any) -> Task:
@@ -115,6 +128,10 @@ class TaskStore:
 
     def __init__(self, db: aiosqlite.Connection, clock: Callable[[], float]) -> None:
         self.db, self.clock = db, clock
+        #: told of every task this store created or moved, after the commit: ``(task, old)``,
+        #: ``old`` the task before the move (None for a creation). The console pushes it; one
+        #: listener failing is logged and neither stops the others nor undoes the change.
+        self.on_change: list[Callable[[Task, Task | None], None]] = []
 
     async def create(self, new: NewTask) -> int | None:
         """Insert ``new``; its id, or None if its strategy already made it for that customer
@@ -124,18 +141,21 @@ class TaskStore:
             cur = await self.db.execute(
                 "INSERT INTO tasks (created_at, created_by, agent_id, account, phone, due_at,"
                 " text, state, strategy, run_day, team, priority, script, fields, reason,"
-                " deadline_at, dial, updated_at) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " deadline_at, dial, updated_at, match_key, customer_name, tier) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (now, new.created_by, new.agent_id, new.account, new.phone, new.due_at, new.text,
                  new.strategy, new.run_day, new.team, new.priority, new.script,
                  json.dumps(new.fields, ensure_ascii=False), new.reason, new.deadline_at,
-                 json.dumps(new.dial, ensure_ascii=False), now))
+                 json.dumps(new.dial, ensure_ascii=False), now,
+                 new.match_key or new.run_day, new.customer_name, new.tier))
             if cur.rowcount == 0:
                 return None
             task_id = int(cur.lastrowid or 0)
             await self._log(task_id, now, new.created_by, "", "create", TaskState.OPEN.value,
                             {"strategy": new.strategy} if new.strategy else {})
+        if self.on_change:
+            self._tell(await self.get(task_id), None)
         return task_id
 
     async def get(self, task_id: int) -> Task:
@@ -155,7 +175,7 @@ class TaskStore:
 
     async def move(self, task_id: int, what: TaskInput, by: str, *,
                    detail: Mapping[str, Any] | None = None,
-                   expect: Callable[[Task], None] | None = None,
+                   expect: Callable[[Task], Awaitable[None] | None] | None = None,
                    **changes: Any) -> Task:
         """Move one task (and change ``changes`` columns with it) in one transaction; raise
         ``TaskStateError`` and change nothing if the table does not allow it. ``expect`` is
@@ -172,7 +192,9 @@ class TaskStore:
                 raise TaskStateError(f"no task {task_id}")
             task = Task.from_row(row)
             if expect is not None:
-                expect(task)
+                checked = expect(task)
+                if inspect.isawaitable(checked):  # it may read other rows in the transaction
+                    await checked
             life = TaskLife(task_id, task.state, now=now)
             change = life.apply(what, now)
             values = {name: (json.dumps(value, ensure_ascii=False)
@@ -185,7 +207,18 @@ class TaskStore:
                                   (*values.values(), task_id))
             await self._log(task_id, now, by, change.from_state.value, what.value,
                             change.to_state.value, dict(detail or {}))
-        return await self.get(task_id)
+        moved = await self.get(task_id)
+        self._tell(moved, task)
+        return moved
+
+    def _tell(self, task: Task, old: Task | None) -> None:
+        """The listeners, after the commit: a failing one is logged, the change stands."""
+        for listener in list(self.on_change):
+            try:
+                listener(task, old)
+            except Exception:
+                log.exception("task %d: a listener of its change failed (the change stands)",
+                              task.id)
 
     async def history(self, task_id: int) -> list[dict[str, Any]]:
         async with self.db.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic import SecretStr
@@ -212,3 +212,44 @@ async def desk_agent(engine: Engine, agent_id: str, extension: str) -> str:
     await engine.phones.sync()
     engine.acd.add_agent(record)
     return secret
+
+
+#: starts an engine for a test: ``await start(agents, clock=None, **settings_args)``
+Factory = Callable[..., Awaitable[Engine]]
+
+
+@contextlib.asynccontextmanager
+async def engines_for(make_settings: Callable[..., Settings],
+                      default_clock: Callable[[], float] | None = None
+                      ) -> AsyncIterator[Factory]:
+    """A test's engines on the real sandbox Asterisk: the first start saves the agents; each
+    engine runs the demo back office; at the end every call is hung up, Asterisk must be empty
+    and every engine is stopped."""
+    from callcenter.broker.seed import seed_demo
+    from tests.integration.conftest import trading_clock, wait_no_channels
+
+    engines: list[Engine] = []
+
+    async def start(agents: list[AgentRecord], clock: Callable[[], float] | None = None,
+                    **extra: Any) -> Engine:
+        settings = make_settings(**extra)
+        if not engines:
+            await add_agents(settings, agents)
+        eng = Engine(settings, backoffice_clock=trading_clock, acd_clock=clock or default_clock)
+        await eng.start()
+        assert eng.backoffice is not None
+        await seed_demo(eng.backoffice)
+        engines.append(eng)
+        return eng
+
+    try:
+        yield start
+    finally:
+        leftovers: list[str] = []
+        live = [e for e in engines if e.ami is not None]
+        if live:
+            await hang_up_all(live[-1])
+            leftovers = await wait_no_channels(live[-1].ami)  # type: ignore[arg-type]
+        for eng in engines:
+            await eng.stop()
+        assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"

@@ -4,7 +4,7 @@ call-backs, abandons and a restart of the engine while people wait and talk."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,8 @@ import pytest
 
 from callcenter.acd.notices import Announced, Notice
 from callcenter.acd.seat import SeatState
-from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
-from callcenter.store.agents import AgentRecord
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
 from tests.integration.acd_helpers import (
@@ -23,20 +21,18 @@ from tests.integration.acd_helpers import (
     ORDINARY_PHONE,
     PLATINUM_PHONE,
     Clock,
-    add_agents,
+    Factory,
     agent,
-    hang_up_all,
+    engines_for,
     press_while_waiting,
     queue_log,
     queue_to_agent,
     until,
     waiting_ids,
 )
-from tests.integration.conftest import trading_clock, wait_no_channels
 
 pytestmark = pytest.mark.integration
 
-Factory = Callable[..., Awaitable[Engine]]
 
 
 def acd_settings(tmp_path: Path, **queue: Any) -> Settings:
@@ -51,31 +47,8 @@ def acd_settings(tmp_path: Path, **queue: Any) -> Settings:
 
 @pytest.fixture
 async def start_engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Factory]:
-    engines: list[Engine] = []
-
-    async def start(agents: list[AgentRecord], clock: Clock | None = None,
-                    **queue: Any) -> Engine:
-        settings = acd_settings(tmp_path, **queue)
-        if not engines:
-            await add_agents(settings, agents)
-        eng = Engine(settings, backoffice_clock=trading_clock, acd_clock=clock)
-        await eng.start()
-        assert eng.backoffice is not None
-        await seed_demo(eng.backoffice)
-        engines.append(eng)
-        return eng
-
-    try:
+    async with engines_for(lambda **queue: acd_settings(tmp_path, **queue)) as start:
         yield start
-    finally:
-        leftovers: list[str] = []
-        live = [e for e in engines if e.ami is not None]
-        if live:
-            await hang_up_all(live[-1])
-            leftovers = await wait_no_channels(live[-1].ami)  # type: ignore[arg-type]
-        for eng in engines:
-            await eng.stop()
-        assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"
 
 
 def seat_state(engine: Engine, agent_id: str) -> SeatState:

@@ -1,0 +1,126 @@
+"""The engine's strategy scheduler (edge): every ``interval_s`` it runs the strategies that are
+due (their day by the exchange calendar, a slot of their schedule reached, no finished run of
+that slot).
+
+Times are the site's (``site.timezone``): the schedules' hours, the run days, and the clock of
+the run rows and tasks, which is the same as ``now``'s (the back office's in the sandbox).
+Strategies are read once at start; a file with a problem stops none of the engine, only this
+scheduler (logged with ``file:line:col``). Runs are one at a time; a failed run is logged with
+its traceback and tried again at the next tick (its writes are idempotent); the loop never dies
+of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from callcenter.broker.exchange_calendar import Calendar
+from callcenter.broker.facts import CustomerBase
+from callcenter.strategies.evaluate import due_slot
+from callcenter.strategies.load import StrategySetError, load_strategies
+from callcenter.strategies.model import Strategy
+from callcenter.strategies.runner import RunReport, finished_runs, run_strategies
+from callcenter.tasks.store import TaskStore
+
+if TYPE_CHECKING:
+    from callcenter.config import Settings
+
+__all__ = ["StrategyScheduler", "start_scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class StrategyScheduler:
+    def __init__(self, db: aiosqlite.Connection, customers: CustomerBase,
+                 strategies: Sequence[Strategy], calendar: Calendar,
+                 now: Callable[[], dt.datetime], *, contact_every_days: int,
+                 interval_s: float = 60.0, clock: Callable[[], float] = time.time,
+                 on_outbox: Callable[[], None] | None = None,
+                 tasks: TaskStore | None = None) -> None:
+        self.db, self.customers, self.calendar = db, customers, calendar
+        self.known = list(strategies)
+        self.strategies = [s for s in strategies if s.enabled]
+        self.now, self.clock, self.on_outbox, self.tasks = now, clock, on_outbox, tasks
+        self.contact_every_days, self.interval_s = contact_every_days, interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> list[RunReport]:
+        """Run what is due now; what each run did."""
+        now = self.now()
+        done = await finished_runs(self.db, now.date())
+        slots = {}
+        for s in self.strategies:
+            slot = due_slot(s.schedule, now, self.calendar)
+            if slot is not None and (s.id, slot) not in done:
+                slots[s.id] = slot
+        if not slots:
+            return []
+        due = [s for s in self.strategies if s.id in slots]
+        return await run_strategies(self.db, self.customers, due, now, self.calendar,
+                                    contact_every_days=self.contact_every_days,
+                                    clock=self.clock, on_outbox=self.on_outbox,
+                                    known=self.known, slots=slots, tasks=self.tasks)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="strategies")
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("strategies: a run failed (tried again in %.0f s)",
+                              self.interval_s)
+            await asyncio.sleep(self.interval_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+
+async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
+                          calendar: Calendar, on_outbox: Callable[[], None] | None, *,
+                          tasks: TaskStore | None = None) -> StrategyScheduler | None:
+    """The engine's scheduler, started; None (logged) when the back office lists no customer
+    facts or a strategy file has a problem. Its zone is the site's. ``tasks``: the engine's
+    task store, whose listeners then hear of the strategies' new tasks."""
+    zone = settings.site.tz
+    if not isinstance(backoffice, CustomerBase):
+        log.warning("strategies: the back office lists no customer facts (broker/facts.py);"
+                    " no strategy runs")
+        return None
+    queues = frozenset(q.name for q in settings.acd.queues)
+    try:
+        strategies = await asyncio.to_thread(load_strategies, settings.strategies.dir, queues)
+    except StrategySetError as exc:
+        for line in exc.diagnostics:
+            log.error("%s", line)
+        log.error("strategies: %d problem(s); no strategy runs (callcenter strategies check)",
+                  len(exc.diagnostics))
+        return None
+    clock = getattr(backoffice, "now", None)
+
+    def now() -> dt.datetime:
+        when = clock() if callable(clock) else dt.datetime.now(zone)
+        return when.astimezone(zone) if isinstance(when, dt.datetime) else dt.datetime.now(zone)
+
+    scheduler = StrategyScheduler(db, backoffice, strategies, calendar, now,
+                                  contact_every_days=settings.strategies.contact_every_days,
+                                  interval_s=settings.strategies.interval_s,
+                                  clock=lambda: now().timestamp(), on_outbox=on_outbox,
+                                  tasks=tasks)
+    scheduler.start()
+    log.info("strategies: %d enabled of %d in %s", len(scheduler.strategies), len(strategies),
+             settings.strategies.dir)
+    return scheduler

@@ -1,0 +1,323 @@
+"""Running strategies on a real SQLite database (migrations applied): the plan written once,
+a repeated run after a crash adds nothing, caps at run time are logged with their reason; the
+sandbox back office's customer facts; the engine's scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from callcenter.broker.exchange_calendar import load_calendar
+from callcenter.broker.facts import CustomerBase, ListCustomerBase
+from callcenter.broker.population import population
+from callcenter.broker.rules import SHANGHAI
+from callcenter.broker.sandbox import SandboxBackOffice
+from callcenter.broker.seed import GOLD, NO_BANK, ORDINARY, PLATINUM, SILVER, seed_demo
+from callcenter.config import REPO_ROOT, StrategiesSettings, load_settings
+from callcenter.store.db import open_db
+from callcenter.strategies.load import load_strategies
+from callcenter.strategies.model import Strategy
+from callcenter.strategies.runner import RunReport, run_strategies
+from callcenter.strategies.scheduler import StrategyScheduler, start_scheduler
+
+N = 300
+MONDAY = dt.date(2026, 11, 23)
+NINE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
+CALENDAR = load_calendar()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict[str, Strategy]:
+    return {s.id: s for s in load_strategies(REPO_ROOT / "strategies", teams={"general"})}
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    conn = await open_db(tmp_path / "cc.db")
+    yield conn
+    await conn.close()
+
+
+async def count(db: aiosqlite.Connection, sql: str, *params: Any) -> int:
+    async with db.execute(sql, params) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def run(db: aiosqlite.Connection, customers: CustomerBase, strategies: list[Strategy],
+              now: dt.datetime = NINE) -> dict[str, RunReport]:
+    reports = await run_strategies(db, customers, strategies, now, CALENDAR,
+                                   contact_every_days=3, clock=now.timestamp)
+    return {r.strategy: r for r in reports}
+
+
+def gold_mail(sid: str, **extra: Any) -> Strategy:
+    """An e-mail to gold and platinum customers every day."""
+    return Strategy.model_validate({
+        "id": sid, "title": {"zh": "金", "en": "Gold"}, "schedule": {"days": "every_day"},
+        "population": {"tier": {"in": ["gold", "platinum"]}},
+        "action": {"message": {"channel": "email", "text": {"zh": "x", "en": "x"}}},
+        **extra})
+
+
+async def test_a_run_writes_tasks_messages_contacts_and_its_row(
+        db: aiosqlite.Connection, shipped: dict[str, Strategy]) -> None:
+    people = ListCustomerBase(population(N, 9, MONDAY))
+    chosen = [shipped["complaint-callback"], shipped["birthday-greeting"]]
+    got = await run(db, people, chosen)
+    no_phone = {i for i in range(N) if i % 29 == 28}
+    callbacks = {i for i in range(N) if i % 17 == 0} - no_phone
+    birthdays = {i for i in range(N) if i % 13 == 0} - no_phone - callbacks   # one a day
+    assert got["complaint-callback"].tasks == len(callbacks)
+    assert got["birthday-greeting"].messages == len(birthdays)
+    assert got["birthday-greeting"].skipped["already contacted today"] == len(
+        {i for i in range(N) if i % 13 == 0 and i % 17 == 0} - no_phone)
+    assert await count(db, "SELECT COUNT(*) FROM tasks WHERE strategy = ?",
+                       "complaint-callback") == len(callbacks)
+    assert await count(db, "SELECT COUNT(*) FROM outbox WHERE message_id LIKE"
+                       " 'stg-birthday-greeting-%-20261123'") == len(birthdays)
+    assert await count(db, "SELECT COUNT(*) FROM contact_log WHERE strategy = ? AND channel"
+                       " = 'sms'", "birthday-greeting") == len(birthdays)
+    async with db.execute("SELECT * FROM strategy_runs WHERE strategy = ?",
+                          ("birthday-greeting",)) as cur:
+        row = dict(await cur.fetchone() or {})
+    assert row["run_day"] == "2026-11-23" and row["finished_at"] is not None
+    assert row["matched"] == len({i for i in range(N) if i % 13 == 0})
+    assert row["messages"] == len(birthdays)
+    detail = json.loads(row["detail"])
+    assert detail["skipped"] == got["birthday-greeting"].skipped
+    async with db.execute("SELECT payload FROM outbox LIMIT 1") as cur:
+        payload = json.loads((await cur.fetchone() or [""])[0])
+    assert payload["template"] == "note" and payload["data"]["text"]
+
+
+async def test_a_rerun_after_a_crash_adds_nothing(db: aiosqlite.Connection,
+                                                  shipped: dict[str, Strategy]) -> None:
+    people = ListCustomerBase(population(N, 9, MONDAY))
+    chosen = [shipped["complaint-callback"], shipped["birthday-greeting"],
+              shipped["new-account-verification"]]
+    first = await run(db, people, chosen)
+    tables = ("tasks", "outbox", "contact_log", "task_log")
+    before = [await count(db, f"SELECT COUNT(*) FROM {t}") for t in tables]
+    assert before[0] > 0 and before[1] > 0
+    # a crash before the runs were marked finished
+    await db.execute("UPDATE strategy_runs SET finished_at = NULL")
+    again = await run(db, people, chosen, NINE + dt.timedelta(minutes=5))
+    after = [await count(db, f"SELECT COUNT(*) FROM {t}") for t in tables]
+    assert after == before
+    assert await count(db, "SELECT tasks FROM strategy_runs WHERE strategy = ?",
+                       "complaint-callback") == first["complaint-callback"].tasks
+    assert await count(db, "SELECT messages FROM strategy_runs WHERE strategy = ?",
+                       "birthday-greeting") == first["birthday-greeting"].messages
+    for sid, report in again.items():
+        assert report.tasks == report.messages == 0
+        assert report.existing == first[sid].tasks + first[sid].messages
+        assert report.skipped == first[sid].skipped
+    # the rerun planned for the crashed run's instant, not its own
+    assert await count(db, "SELECT COUNT(*) FROM strategy_runs WHERE run_at = ?",
+                       NINE.timestamp()) == 3
+    # and once finished, a slot is not run again; the complaint call-back's next slot runs
+    # and makes nothing again (one task per complaint)
+    third = await run(db, people, chosen, NINE + dt.timedelta(hours=1))
+    assert third["birthday-greeting"].not_run == "already run"
+    assert third["new-account-verification"].not_run == "already run"
+    assert (third["complaint-callback"].not_run, third["complaint-callback"].slot) == ("", "10:00")
+    assert third["complaint-callback"].tasks == 0
+    assert third["complaint-callback"].skipped == {"no phone": 1}    # tried again each slot
+
+
+async def test_caps_at_run_time_are_logged_with_their_reason(
+        db: aiosqlite.Connection, caplog: pytest.LogCaptureFixture) -> None:
+    people = ListCustomerBase(population(N, 9, MONDAY))
+    core = gold_mail("core", caps={"cooldown_days": 7})
+    await db.execute("INSERT INTO contact_log (account, at, channel, strategy) VALUES"
+                     " ('20000001', ?, 'call', '')",
+                     ((NINE - dt.timedelta(days=2)).timestamp(),))
+    await db.execute("INSERT INTO contact_log (account, at, channel, strategy) VALUES"
+                     " ('20000002', ?, 'sms', 'unbound-bank')",
+                     ((NINE - dt.timedelta(hours=2)).timestamp(),))
+    await db.execute("INSERT INTO opt_outs (account, channel, added_at, added_by) VALUES"
+                     " ('20000010', 'email', 0, 'agent')")
+    with caplog.at_level(logging.INFO, logger="callcenter.strategies.runner"):
+        got = await run(db, people, [core])
+    assert got["core"].skipped["already contacted today"] == 1
+    assert got["core"].skipped["opted out"] == 1
+    assert got["core"].skipped["global cap"] == 1                      # 20000001
+    # one summary line per run, by reason; never a whole account number
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("strategy core 2026-11-23 09:00: 90 matched, 0 tasks, 58 messages")
+    assert "1 already contacted today, 1 global cap, 29 no address, 1 opted out" in line
+    caplog.clear()
+    await db.execute("DELETE FROM strategy_runs")
+    with caplog.at_level(logging.DEBUG, logger="callcenter.strategies.runner"):
+        await run(db, people, [core])
+    assert "skipped ****0002: contacted today by unbound-bank" in caplog.text
+    assert "skipped ****0010: opted out of email" in caplog.text
+    assert "20000002" not in caplog.text and "20000010" not in caplog.text
+
+
+async def test_the_next_days_keep_the_cooldown(db: aiosqlite.Connection) -> None:
+    people = ListCustomerBase(population(40, 9, MONDAY))
+    gold = gold_mail("gold", caps={"cooldown_days": 2, "shared": False})
+    core = [i for i in range(40) if i % 10 <= 2]
+    golds = [i for i in core if i % 3 != 2]                            # with an e-mail
+    day = dt.timedelta(days=1)
+    assert (await run(db, people, [gold]))["gold"].messages == len(golds)
+    assert (await run(db, people, [gold], NINE + day))["gold"].skipped == {
+        "cooldown": len(golds), "no address": len(core) - len(golds)}
+    assert (await run(db, people, [gold], NINE + 2 * day))["gold"].messages == len(golds)
+
+
+# --- the sandbox back office ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("strategies") / "bo.db"
+
+    async def build() -> None:
+        bo = await SandboxBackOffice.open(path, clock=lambda: NINE)
+        await seed_demo(bo)
+        await bo.close()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture
+async def bo(ledger: Path, tmp_path: Path) -> AsyncIterator[SandboxBackOffice]:
+    shutil.copy(ledger, tmp_path / "bo.db")
+    office = await SandboxBackOffice.open(tmp_path / "bo.db", clock=lambda: NINE, frozen=True)
+    yield office
+    await office.close()
+
+
+async def test_the_sandbox_lists_its_customers_facts(bo: SandboxBackOffice) -> None:
+    pages = [page async for page in bo.customer_facts(page_size=2)]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    facts = {f.account: f for page in pages for f in page}
+    assert list(facts) == sorted(facts)
+    for account, f in facts.items():
+        cash = await bo.cash(account)
+        held = sum((p.market_value for p in await bo.positions(account)), Decimal(0))
+        assert f.assets == cash.balance + held
+    assert facts[NO_BANK].bank_bound is False and facts[ORDINARY].bank_bound is True
+    assert facts[NO_BANK].opened_on == MONDAY - dt.timedelta(days=1)
+    assert facts[SILVER].birthday is not None
+    assert (facts[SILVER].birthday.month, facts[SILVER].birthday.day) == (11, 23)
+    [complaint] = facts[GOLD].complaints
+    assert complaint.handled_at == NINE - dt.timedelta(hours=2)
+    assert facts[PLATINUM].trades_30d == 25 and facts[ORDINARY].last_trade_on == (
+        MONDAY - dt.timedelta(days=180))
+    assert facts[GOLD].manager == "A1001" and facts[GOLD].timezone == "Asia/Shanghai"
+
+
+async def add_agent(db: aiosqlite.Connection, agent_id: str) -> None:
+    await db.execute("INSERT INTO agents (agent_id, name, role, password_hash, endpoint,"
+                     " created_at) VALUES (?, 'x', 'agent', 'x', 'PJSIP/x', 0)", (agent_id,))
+    await db.commit()
+
+
+async def test_the_shipped_strategies_on_the_demo_customers(
+        db: aiosqlite.Connection, bo: SandboxBackOffice,
+        shipped: dict[str, Strategy]) -> None:
+    await add_agent(db, "A1001")
+    got = await run(db, bo, list(shipped.values()))
+    assert got["complaint-callback"].tasks == 1
+    assert got["birthday-greeting"].messages == 1
+    assert got["new-account-verification"].tasks == 1
+    assert got["holiday-greeting"].not_run == "not its day"
+    async with db.execute("SELECT account, agent_id, team, dial FROM tasks ORDER BY"
+                          " priority") as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    assert rows[0][:3] == (GOLD, "A1001", "general")                  # the manager calls
+    assert json.loads(rows[1][3])["record"] is True                   # the verification call
+    assert rows[1][0] == NO_BANK
+
+
+async def test_the_scheduler_runs_what_is_due_once(db: aiosqlite.Connection,
+                                                   shipped: dict[str, Strategy]) -> None:
+    people = ListCustomerBase(population(60, 9, MONDAY))
+    clock = [NINE.replace(hour=8, minute=0)]
+    scheduler = StrategyScheduler(db, people, [shipped["morning-note"]], CALENDAR,
+                                  lambda: clock[0], contact_every_days=3,
+                                  clock=lambda: clock[0].timestamp())
+    assert await scheduler.tick() == []                              # 08:30 not reached
+    clock[0] = NINE.replace(hour=8, minute=31)
+    [report] = await scheduler.tick()
+    assert report.messages > 0
+    assert await scheduler.tick() == []                              # finished for the day
+    clock[0] = dt.datetime(2026, 11, 28, 9, 0, tzinfo=SHANGHAI)      # a Saturday
+    assert await scheduler.tick() == []
+
+
+async def test_the_engine_starts_the_scheduler_only_with_good_files(
+        db: aiosqlite.Connection, bo: SandboxBackOffice, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    shutil.copy(REPO_ROOT / "strategies" / "complaint-callback.yaml", folder)
+    settings = load_settings(state_dir=tmp_path,
+                             strategies=StrategiesSettings(enabled=True, dir=folder))
+    scheduler = await start_scheduler(settings, db, bo, CALENDAR, None)
+    assert scheduler is not None
+    try:
+        for _ in range(200):                                         # its first tick runs now
+            if await count(db, "SELECT COUNT(*) FROM strategy_runs WHERE finished_at"
+                           " IS NOT NULL"):
+                break
+            await asyncio.sleep(0.01)
+        assert await count(db, "SELECT COUNT(*) FROM tasks WHERE account = ?", GOLD) == 1
+    finally:
+        await scheduler.close()
+    (folder / "bad.yaml").write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+    with caplog.at_level(logging.ERROR, logger="callcenter.strategies.scheduler"):
+        assert await start_scheduler(settings, db, bo, CALENDAR, None) is None
+    assert f"{folder / 'bad.yaml'}:1:1: 'action' is missing" in caplog.text
+    assert await start_scheduler(settings, db, object(), CALENDAR, None) is None
+
+
+async def test_contacts_of_a_strategy_not_shared_do_not_hold_the_others(
+        db: aiosqlite.Connection, shipped: dict[str, Strategy]) -> None:
+    people = ListCustomerBase(population(20, 9, MONDAY))
+    await db.execute("INSERT INTO contact_log (account, at, channel, strategy) VALUES"
+                     " ('20000001', ?, 'sms', 'morning-note')",
+                     ((NINE - dt.timedelta(days=1)).timestamp(),))
+    gold = gold_mail("gold", caps={"cooldown_days": 7})
+    alone = await run_strategies(db, people, [gold], NINE, CALENDAR, contact_every_days=3,
+                                 clock=NINE.timestamp)
+    # an unknown strategy's contact counts as shared; 2 and 11 have no e-mail (i % 3 == 2)
+    assert alone[0].skipped == {"global cap": 1, "no address": 2}
+    await db.execute("DELETE FROM tasks")
+    await db.execute("DELETE FROM outbox")
+    await db.execute("DELETE FROM contact_log WHERE strategy = 'gold'")
+    await db.execute("DELETE FROM strategy_runs")
+    known = await run_strategies(db, people, [gold], NINE, CALENDAR, contact_every_days=3,
+                                 clock=NINE.timestamp, known=list(shipped.values()))
+    assert known[0].skipped == {"no address": 2}
+    assert known[0].messages == alone[0].messages + 1
+
+
+async def test_reading_facts_sends_no_queued_order(bo: SandboxBackOffice, tmp_path: Path) -> None:
+    """A command beside the running engine reads facts: the market is not stepped."""
+    from callcenter.broker.interface import OrderStatus, Side
+
+    quote = await bo.quote("600036")
+    order = await bo.place_order(ORDINARY, Side.BUY, "600036", quote.prev_close, 100, "q-1")
+    assert order.status is OrderStatus.QUEUED                         # 09:00: before 09:15
+    bo.set_clock(NINE + dt.timedelta(hours=1))
+    [_ async for _ in bo.customer_facts()]
+    async with aiosqlite.connect(tmp_path / "bo.db") as raw, raw.execute(
+            "SELECT status FROM bo_orders WHERE order_no = ?", (order.order_no,)) as cur:
+        assert await cur.fetchone() == ("queued",)
