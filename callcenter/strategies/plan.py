@@ -61,6 +61,26 @@ class PlannedMessage:
     channel: str
     payload: dict[str, Any]
     reasons: tuple[str, ...]
+    #: not sent before this (unix time): the customer's morning when the run is outside
+    #: ``MESSAGE_HOURS`` in the customer's own zone; None: at once
+    not_before: float | None = None
+
+
+#: when a strategy's message may reach a customer, in the customer's own time zone
+MESSAGE_HOURS: Final = (dt.time(8, 0), dt.time(21, 0))
+
+
+def message_not_before(run_at: dt.datetime, zone: str,
+                       hours: tuple[dt.time, dt.time] = MESSAGE_HOURS) -> dt.datetime | None:
+    """The first moment from ``run_at`` inside ``hours`` in ``zone`` (the customer's), or None
+    when ``run_at`` is inside them: a manual run at dawn, or a customer abroad, never gets a text
+    in the night."""
+    local = run_at.astimezone(ZoneInfo(zone))
+    start, end = hours
+    if start <= local.time() < end:
+        return None
+    day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, start, tzinfo=local.tzinfo)
 
 
 @dataclass
@@ -122,16 +142,19 @@ def make_task(match: Match, action: TaskAction, run_at: dt.datetime,
         dial=json.loads(dial.model_dump_json()))
 
 
-def make_message(match: Match, action: MessageAction, day: dt.date, to: str) -> PlannedMessage:
-    facts, lang = match.facts, _lang(match.facts)
+def make_message(match: Match, action: MessageAction, run_at: dt.datetime,
+                 to: str) -> PlannedMessage:
+    facts, lang, day = match.facts, _lang(match.facts), run_at.date()
     words = action.text.en if lang == "en" else action.text.zh
     text = words.format(name=facts.name, date=day.isoformat(),
                         tier=_TIER_WORDS[lang][facts.tier.value])
     payload = {"to": to, "template": "note", "lang": lang, "account": facts.account,
                "data": {"customer": facts.name, "text": text}}
+    later = message_not_before(run_at, facts.timezone)
     return PlannedMessage(match.strategy.id, facts.account,
                           message_id(match.strategy.id, facts.account, day), action.channel,
-                          payload, match.reasons)
+                          payload, match.reasons,
+                          None if later is None else later.timestamp())
 
 
 def _known_zone(name: str) -> bool:
@@ -174,7 +197,7 @@ def make_plan(found: Sequence[Match], history: History, run_at: dt.datetime,
             plan.tasks.append(make_task(m, action.task, run_at, agents))
         else:
             assert action.message is not None
-            plan.messages.append(make_message(m, action.message, day,
+            plan.messages.append(make_message(m, action.message, run_at,
                                               _address(m.facts, action.message.channel)))
         today[m.strategy.caps.shared].setdefault(m.facts.account, m.strategy.id)
     return plan

@@ -324,9 +324,10 @@ async def _write(db: aiosqlite.Connection, store: TaskStore, plan: Plan,
         async with transaction(db):
             cur = await db.execute(
                 "INSERT OR IGNORE INTO outbox (message_id, channel, topic, payload, state,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                " created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (msg.message_id, msg.channel, f"callcenter/outbox/{msg.channel}",
-                 json.dumps(msg.payload, ensure_ascii=False, sort_keys=True), now, now))
+                 json.dumps(msg.payload, ensure_ascii=False, sort_keys=True), now, now,
+                 msg.not_before))
             if cur.rowcount != 1:
                 reports[msg.strategy].existing += 1
                 continue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,7 +17,7 @@ from callcenter.strategies.conditions import History
 from callcenter.strategies.evaluate import matches
 from callcenter.strategies.load import load_strategies
 from callcenter.strategies.model import Caps, Strategy
-from callcenter.strategies.plan import Plan, make_plan
+from callcenter.strategies.plan import Plan, make_plan, message_not_before
 
 N = 400
 MONDAY = dt.date(2026, 11, 23)
@@ -188,3 +189,17 @@ def test_a_time_zone_that_does_not_exist_skips_the_task(shipped: dict[str, Strat
     plan = make_plan(found, history, NINE, 3)
     assert [(s.reason, s.detail) for s in plan.skipped] == [
         ("bad time zone", "unknown time zone 'Mars/Olympus' in the back office")]
+
+
+def test_a_message_waits_for_the_customers_morning() -> None:
+    """Messages reach customers between 08:00 and 21:00 in their own zone: a run at dawn (or a
+    customer abroad) gets a "not before" for the outbox, never a text in the night."""
+    zone = "Asia/Shanghai"
+    at = dt.datetime(2026, 12, 4, 5, 47, tzinfo=ZoneInfo(zone))
+    assert message_not_before(at, zone) == dt.datetime(2026, 12, 4, 8, 0, tzinfo=ZoneInfo(zone))
+    assert message_not_before(at.replace(hour=9), zone) is None
+    assert message_not_before(at.replace(hour=21, minute=0), zone) == dt.datetime(
+        2026, 12, 5, 8, 0, tzinfo=ZoneInfo(zone))
+    # 09:00 in Shanghai is 01:00 in London: the London customer's text waits for 08:00 there
+    london = message_not_before(at.replace(hour=9), "Europe/London")
+    assert london is not None and london.astimezone(ZoneInfo("Europe/London")).hour == 8

@@ -321,3 +321,18 @@ async def test_reading_facts_sends_no_queued_order(bo: SandboxBackOffice, tmp_pa
     async with aiosqlite.connect(tmp_path / "bo.db") as raw, raw.execute(
             "SELECT status FROM bo_orders WHERE order_no = ?", (order.order_no,)) as cur:
         assert await cur.fetchone() == ("queued",)
+
+
+@pytest.mark.parametrize(("hour", "waits_until"), [(5, 8), (9, None), (22, 8 + 24)])
+async def test_a_run_outside_the_day_queues_its_messages_for_the_morning(
+        db: aiosqlite.Connection, hour: int, waits_until: int | None) -> None:
+    """The outbox holds the texts of a run at dawn or at night until 08:00 in the customer's
+    zone (the relay publishes a queued row once its next_attempt_at is due); at nine: at once."""
+    people = ListCustomerBase(population(N, 1, MONDAY))
+    await run(db, people, [gold_mail("g")], now=NINE.replace(hour=hour))
+    async with db.execute("SELECT DISTINCT next_attempt_at FROM outbox") as cur:
+        waits = [row[0] for row in await cur.fetchall()]
+    assert await count(db, "SELECT COUNT(*) FROM outbox") > 0
+    expected = None if waits_until is None else (
+        NINE.replace(hour=8) + dt.timedelta(hours=waits_until - 8)).timestamp()
+    assert waits == [expected]
