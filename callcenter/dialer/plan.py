@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = ["DEFAULT_RETRY_MIN", "DialMode", "DialPlan", "Retry", "Window"]
 
 _HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+#: a window's end: up to "24:00" (the end of the day)
+_HHMM_END = Annotated[str, Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
 
 
 class DialMode(enum.StrEnum):
@@ -29,7 +31,8 @@ class Window(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     start: _HHMM = "09:00"
-    end: _HHMM = "20:00"
+    #: the window ends before this time ("24:00": at midnight, the whole rest of the day)
+    end: _HHMM_END = "20:00"
     #: ISO weekdays (1 Monday .. 7 Sunday) on which calls may be placed
     days: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 

@@ -115,8 +115,10 @@ def foreign_caller_id(plan: DialPlan, own: frozenset[str]) -> str | None:
 def in_window(plan: DialPlan, now: float) -> bool:
     """Whether ``now`` is inside the plan's window in the customer's local time."""
     local = _local(plan, now)
-    start, end = _hhmm(plan.window.start), _hhmm(plan.window.end)
-    return local.isoweekday() in plan.window.days and start <= local.time() < end
+    start = _hhmm(plan.window.start)
+    if local.isoweekday() not in plan.window.days or local.time() < start:
+        return False
+    return plan.window.end == "24:00" or local.time() < _hhmm(plan.window.end)
 
 
 def next_opening(plan: DialPlan, now: float) -> float:

@@ -43,7 +43,7 @@ def person(n: int, hold_s: int) -> str:
 
 
 def every_day_plan(**plan: Any) -> dict[str, Any]:
-    return {"window": {"start": "00:00", "end": "23:59", "days": [1, 2, 3, 4, 5, 6, 7]},
+    return {"window": {"start": "00:00", "end": "24:00", "days": [1, 2, 3, 4, 5, 6, 7]},
             "ring_s": 5, **plan}
 
 

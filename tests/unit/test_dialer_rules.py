@@ -91,6 +91,19 @@ def test_the_window_is_the_customers_local_time() -> None:
     assert "2026-11-23 09:00 CET" in verdict.message
 
 
+def test_a_window_may_run_to_midnight() -> None:
+    """ "24:00" ends the window at midnight: 23:59:30 is inside, 23:59 is not with "23:59"."""
+    whole = DialPlan.model_validate({"window": {"start": "00:00", "end": "24:00",
+                                                "days": [1, 2, 3, 4, 5, 6, 7]}})
+    late = at(2026, 11, 23, 23, 59) + 30
+    assert in_window(whole, late) and in_window(whole, at(2026, 11, 23, 0, 0))
+    until_2359 = DialPlan.model_validate({"window": {"start": "00:00", "end": "23:59",
+                                                     "days": [1, 2, 3, 4, 5, 6, 7]}})
+    assert not in_window(until_2359, late)
+    with pytest.raises(ValueError):
+        DialPlan.model_validate({"window": {"start": "24:00", "end": "24:00"}})
+
+
 def test_after_the_end_and_on_excluded_days_the_next_opening_is_the_next_allowed_day() -> None:
     friday_20 = at(2026, 11, 27, 20)  # the end is excluded
     assert not in_window(PLAN, friday_20)
