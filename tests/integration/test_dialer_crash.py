@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ from callcenter.telephony.ami_events import AmiEvent, NewChannel
 from callcenter.telephony.pbx import Pbx
 from tests.integration.acd_helpers import AGENT_PASSWORD, add_agents, agent
 from tests.integration.conftest import wait_no_channels
+from tests.integration.test_crash_records import _eventually, _start_run
 from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -44,32 +44,6 @@ T = TypeVar("T")
 PLAN = {"mode": "progressive", "max_attempts": 3, "ring_s": 10,
         "window": {"start": "00:00", "end": "24:00", "days": [1, 2, 3, 4, 5, 6, 7]}}
 FIRST, SECOND = "17100300100", "17100300207"   # a person who stays; one who hangs up after 7 s
-
-
-async def _eventually(check: Callable[[], Awaitable[T]], within_s: float, what: str) -> T:
-    """Re-check ``check`` (the engine's database, another process's) until it is truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-async def _start_run(env: dict[str, str]) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callcenter", "run", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, env=env)
-    assert proc.stdout is not None
-    seen = b""
-    while b"callcenter engine running" not in seen:
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        assert line, seen
-        seen += line
-    return proc
 
 
 @asynccontextmanager
