@@ -98,8 +98,9 @@ SANDBOX_NUMBERS: Final = frozenset({"95500", "4008895500"})
 
 def own_numbers(trunks: Iterable[TrunkSettings]) -> frozenset[str]:
     """The numbers a task may show its customer (``DialPlan.caller_id``): the site's own, its
-    trunks' caller IDs and DIDs; the sandbox's hotline numbers when there is no trunk."""
-    numbers = {n for t in trunks for n in (t.caller_id, *t.dids)}
+    outbound trunks' caller IDs and DIDs (a trunk shows one of its own numbers, or its caller
+    ID: ``sip/trunks.py``); the sandbox's hotline numbers when no trunk dials out."""
+    numbers = {n for t in trunks if t.outbound for n in (t.caller_id, *t.dids)}
     return frozenset(numbers) if numbers else SANDBOX_NUMBERS
 
 

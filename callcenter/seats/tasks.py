@@ -57,7 +57,8 @@ CUSTOMER_TIMEOUT_S = 2.0
 class TaskDialer(Protocol):
     """What the console needs of the dialer (``callcenter/dialer/``)."""
 
-    async def preview_call(self, agent_id: str, task_id: int) -> str: ...
+    async def preview_call(self, agent_id: str, task_id: int, *,
+                           override: bool = False) -> str: ...
 
     def join(self, agent_id: str) -> None: ...
 
@@ -149,7 +150,9 @@ class ConsoleTasks:
                 task = await s.visible(me, task_id, supervisor=boss)
                 if (task.claimed_by or task.agent_id) != me:
                     raise ConsoleError("invalid_state", "claim the task before calling")
-                return {"call_id": await self._dialer().preview_call(me, task_id)}
+                # a supervisor may call a retry before its time (the customer asked for it)
+                return {"call_id": await self._dialer().preview_call(me, task_id,
+                                                                     override=boss)}
             case p.DialerJoin():
                 self._dialer().join(me)
                 return {"dialer": True}

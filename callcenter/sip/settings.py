@@ -153,6 +153,9 @@ class TrunkSettings(BaseModel):
     dids: list[str] = []
     #: the caller ID of calls leaving through this trunk (the brokerage's own number)
     caller_id: str = Field(pattern=_DIGITS)
+    #: the From user some carriers want (their account); the caller ID then goes in
+    #: P-Asserted-Identity. Empty: the From user is the caller ID shown
+    from_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
     #: the From domain some carriers want (default: the host)
     from_domain: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}$")
     #: how the carrier wants the number dialled: ``national`` as the engine has it (138...,

@@ -11,8 +11,11 @@ calls it on every ``install_config``). Per trunk ``<name>``:
 - Dialplan: ``[from-trunk-<name>]`` sends the trunk's DIDs to the hotline exactly like the
   sandbox carrier's ``[from-carrier]`` does (the IVR of 9500); any other number is unallocated.
   ``[outbound]`` (the numbers the engine dials, already passed by ``phones/dialrules.py``) goes
-  out through the first trunk with ``outbound`` on, with that trunk's caller ID, and on to the
-  next while a trunk is unavailable or congested. With no outbound trunk it is the sandbox's
+  out through the first trunk with ``outbound`` on, and on to the next while a trunk is
+  unavailable or congested. The caller ID shown is the trunk's ``caller_id``, or the one a
+  dialer call asks for (``CC_SHOW_CID``, a task's ``caller_id``) when it is one of that trunk's
+  own numbers (its caller ID and DIDs). It goes in the From header; a trunk with ``from_user``
+  (a carrier that wants its account there) sends it as P-Asserted-Identity instead. With no outbound trunk it is the sandbox's
   simulated customer (``[outbound-sim]``, where ``pbx.simulated_parties`` is on) or a refusal.
 
 Every value written was checked by the settings' models (names, hosts, digits, the password's
@@ -94,11 +97,13 @@ def render_pjsip(trunks: Sequence[TrunkSettings], *, simulated: bool = False) ->
                 f"allow = {','.join(t.codecs)}", f"aors = {t.name}",
                 "direct_media = no", "rtp_symmetric = yes", "force_rport = yes",
                 "rewrite_contact = yes", "dtmf_mode = rfc4733",
-                # the caller ID of calls out is the trunk's (also in the dialplan); inbound, the
-                # carrier's From is taken as the caller's number, no PAI/RPID trusted or sent
-                f"from_user = {t.caller_id}",
+                # outbound, the From user is the caller ID [outbound] set (one of the trunk's
+                # numbers), unless the carrier wants its account there: then that ID goes in
+                # PAI. Inbound, the carrier's From is the caller's number, no PAI/RPID trusted
+                *([f"from_user = {t.from_user}", "send_pai = yes"] if t.from_user
+                  else ["send_pai = no"]),
                 f"from_domain = {t.from_domain or _hostname(t)}",
-                "trust_id_inbound = no", "trust_id_outbound = no", "send_pai = no",
+                "trust_id_inbound = no", "trust_id_outbound = no",
                 "send_rpid = no", "send_connected_line = no", "allow_subscribe = no",
                 "allow_transfer = no"]
         if t.username is not None:
@@ -138,6 +143,19 @@ def _outbound_leg(t: TrunkSettings) -> list[str]:
             f" same => n,Dial(PJSIP/{t.add_prefix}${{CC_OUT{cut}}}@{t.name})"]
 
 
+def _shown_id(t: TrunkSettings) -> list[str]:
+    """The dialplan line that shows a dialer call's own caller ID (``CC_SHOW_CID``, inherited
+    from ``[acd-agent]``'s task leg) when it is one of ``t``'s other numbers. A task's caller
+    ID is digits only (``DialPlan``), so numbers written with '+' never match and are left
+    out: the alternation is plain digits."""
+    numbers = sorted(n for n in {*t.dids} - {t.caller_id} if n.isdigit())
+    if not numbers:
+        return []
+    wanted = "${FILTER(0-9,${CC_SHOW_CID})}"
+    return [f' same => n,ExecIf($[${{REGEX("^({"|".join(numbers)})$" {wanted})}}]'
+            f"?Set(CALLERID(num)={wanted}))"]
+
+
 def _hostname(t: TrunkSettings) -> str:
     """The trunk's host without its port (and IPv6 brackets)."""
     host = t.host
@@ -160,7 +178,7 @@ def render_dialplan(trunks: Sequence[TrunkSettings], *, simulated: bool) -> str:
     if outbound:
         for i, t in enumerate(outbound):
             out += [f" same => n(trunk{i}),Set(CALLERID(num)={t.caller_id})",
-                    " same => n,Set(CALLERID(name)=)", *_outbound_leg(t)]
+                    *_shown_id(t), " same => n,Set(CALLERID(name)=)", *_outbound_leg(t)]
             if i + 1 < len(outbound):
                 # on to the next trunk only if this one could not take the call at all
                 out.append(' same => n,GotoIf($["${DIALSTATUS}" = "CHANUNAVAIL"'

@@ -51,15 +51,14 @@ def add_strategy_parsers(sub: Any) -> None:
 
 def cmd_strategies(args: argparse.Namespace) -> int:
     from callcenter.config import load_settings
-    from callcenter.strategies.load import StrategySetError, load_files, load_strategies
+    from callcenter.strategies.load import Site, StrategySetError, load_files, load_strategies
 
     settings = load_settings()
-    queues = frozenset(q.name for q in settings.acd.queues)
     try:
         if args.action == "check" and args.files:
-            strategies = load_files([Path(f) for f in args.files], queues)
+            strategies = load_files([Path(f) for f in args.files], Site.of(settings))
         else:
-            strategies = load_strategies(settings.strategies.dir, queues)
+            strategies = load_strategies(settings.strategies.dir, Site.of(settings))
     except StrategySetError as exc:
         for line in exc.diagnostics:
             print(line, file=sys.stderr)

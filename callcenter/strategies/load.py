@@ -4,25 +4,43 @@ A strategy's id is its file's name (``strategies/birthday.yaml`` is ``birthday``
 model's own rules (``model.py``: unknown fields and operators, forms that do not parse, dial
 plans that do not validate), ``check`` refuses a population that would take every customer, caps
 that would let a strategy contact a customer twice in a day, a deadline after a complaint's
-handling without a complaint condition, a team that is no ACD queue, ``mandatory`` on a message,
-and an id used twice.
+handling without a complaint condition, a team that is no ACD queue, a caller ID that is not one
+of the site's own numbers, ``mandatory`` on a message, and an id used twice. What the site
+offers (its teams, its numbers) comes from the settings as a ``Site``; without one those two
+rules are not checked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from callcenter.config import Settings
+from callcenter.dialer.rules import foreign_caller_id, own_numbers
 from callcenter.errors import StrategyError
 from callcenter.ivr.yaml_source import Locations, YamlSyntaxError, loads_located
 from callcenter.strategies.conditions import always_true, condition_count
 from callcenter.strategies.model import Strategy
 
-__all__ = ["StrategySetError", "check_strategy", "load_files", "load_strategies",
+__all__ = ["Site", "StrategySetError", "check_strategy", "load_files", "load_strategies",
            "strategy_files"]
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a strategy may name that the site's settings decide: its teams (the ACD queues)
+    and the caller IDs a task may show (``dialer/rules.py``'s ``own_numbers``)."""
+
+    teams: frozenset[str]
+    caller_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Site:
+        return cls(frozenset(q.name for q in settings.acd.queues), own_numbers(settings.trunks))
 
 
 class StrategySetError(StrategyError):
@@ -56,7 +74,7 @@ def _located(exc: ValidationError, locs: Locations) -> list[str]:
     return out
 
 
-def check_strategy(strategy: Strategy, teams: Collection[str] | None = None
+def check_strategy(strategy: Strategy, site: Site | None = None
                    ) -> list[tuple[tuple[str | int, ...], str]]:
     """Problems beyond the model's: (path in the file, message)."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
@@ -80,14 +98,18 @@ def check_strategy(strategy: Strategy, teams: Collection[str] | None = None
             problems.append((("action", "task", "deadline", "after"),
                              "a deadline after complaint_handled needs the population's"
                              " complaint_handled condition"))
-        if teams is not None and task.team not in teams:
+        if site is not None and task.team not in site.teams:
             problems.append((("action", "task", "team"),
                              f"team '{task.team}' is no ACD queue (known: "
-                             f"{', '.join(sorted(teams)) or 'none'})"))
+                             f"{', '.join(sorted(site.teams)) or 'none'})"))
+        if site is not None:
+            foreign = foreign_caller_id(task.dial, site.caller_ids)
+            if foreign is not None:
+                problems.append((("action", "task", "dial", "caller_id"), foreign))
     return problems
 
 
-def _load_one(path: Path, teams: Collection[str] | None) -> tuple[Strategy | None, list[str]]:
+def _load_one(path: Path, site: Site | None) -> tuple[Strategy | None, list[str]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -107,16 +129,16 @@ def _load_one(path: Path, teams: Collection[str] | None) -> tuple[Strategy | Non
     except ValidationError as exc:
         return None, _located(exc, locs)
     return strategy, [f"{locs.at(where)}: {message}"
-                      for where, message in check_strategy(strategy, teams)]
+                      for where, message in check_strategy(strategy, site)]
 
 
-def load_files(paths: Iterable[Path], teams: Collection[str] | None = None) -> list[Strategy]:
+def load_files(paths: Iterable[Path], site: Site | None = None) -> list[Strategy]:
     """The strategies in ``paths``; ``StrategySetError`` with every problem found."""
     problems: list[str] = []
     strategies: list[Strategy] = []
     seen: dict[str, Path] = {}
     for path in paths:
-        strategy, found = _load_one(path, teams)
+        strategy, found = _load_one(path, site)
         problems.extend(found)
         if strategy is None:
             continue
@@ -131,10 +153,10 @@ def load_files(paths: Iterable[Path], teams: Collection[str] | None = None) -> l
     return strategies
 
 
-def load_strategies(directory: Path, teams: Collection[str] | None = None) -> list[Strategy]:
+def load_strategies(directory: Path, site: Site | None = None) -> list[Strategy]:
     """Every strategy in ``directory`` (``*.yaml``, ``*.yml``)."""
     try:
         files = strategy_files(directory)
     except OSError as exc:
         raise StrategySetError([f"{directory}:1:1: cannot read the strategies: {exc}"]) from exc
-    return load_files(files, teams)
+    return load_files(files, site)

@@ -25,7 +25,7 @@ import aiosqlite
 from callcenter.broker.exchange_calendar import Calendar
 from callcenter.broker.facts import CustomerBase
 from callcenter.strategies.evaluate import due_slot
-from callcenter.strategies.load import StrategySetError, load_strategies
+from callcenter.strategies.load import Site, StrategySetError, load_strategies
 from callcenter.strategies.model import Strategy
 from callcenter.strategies.runner import RunReport, finished_runs, run_strategies
 from callcenter.tasks.store import TaskStore
@@ -100,9 +100,9 @@ async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffi
         log.warning("strategies: the back office lists no customer facts (broker/facts.py);"
                     " no strategy runs")
         return None
-    queues = frozenset(q.name for q in settings.acd.queues)
     try:
-        strategies = await asyncio.to_thread(load_strategies, settings.strategies.dir, queues)
+        strategies = await asyncio.to_thread(load_strategies, settings.strategies.dir,
+                                                Site.of(settings))
     except StrategySetError as exc:
         for line in exc.diagnostics:
             log.error("%s", line)

@@ -20,6 +20,7 @@ from callcenter.engine import Engine
 from callcenter.errors import ConsoleError
 from callcenter.sip.settings import DialRules, TrunkSettings
 from callcenter.sip.trunks import install_trunks
+from callcenter.tasks.store import NewTask
 from callcenter.telephony.ami_events import AmiEvent, BridgeEnter, DialBegin, NewChannel
 from callcenter.telephony.pbx import Pbx
 from callcenter.telephony.simcall import SimCaller
@@ -163,6 +164,33 @@ async def test_a_call_back_leaves_through_the_trunk_with_its_caller_id(
         assert "sip:13800000001@" in invite["to"]
         # the trunk's caller ID, not the customer's own number
         assert f"sip:{HOTLINE_NUMBER}@" in invite["from"]
+    finally:
+        watch.close()
+
+
+async def test_a_task_call_shows_the_trunk_number_its_plan_asks_for(engine: Engine) -> None:
+    """A dialer call whose plan shows the trunk's DID (one of its own numbers) carries that
+    number in the INVITE's From, not the trunk's default caller ID; and no PAI is sent."""
+    assert engine.acd is not None and engine.ami is not None and engine.dialer is not None
+    dialer, watch = engine.dialer, Watch(engine)
+    plan = {"window": {"start": "00:00", "end": "24:00", "days": [1, 2, 3, 4, 5, 6, 7]},
+            "mode": "preview", "ring_s": 20, "caller_id": "95588"}
+    task_id = await dialer.tasks.create(NewTask(
+        "call back", "test", account="C1", phone="13800000002", agent_id="A1", team="",
+        dial=plan))
+    assert task_id is not None
+    try:
+        async with carrier_uas.answering_carrier() as far_end:
+            engine.acd.set_state("A1", "ready")
+            await dialer.preview_call("A1", task_id)
+            await until(engine, lambda: watch.bridged, 30, "the customer answered via the trunk")
+            await engine.ami.action("Hangup", Channel=watch.bridged[0])
+            assert await far_end.wait_end(30) == 0, far_end.stderr
+            [invite] = far_end.invites()
+            messages = far_end.messages()
+        assert invite["number"] == "13800000002"
+        assert "sip:95588@" in invite["from"]
+        assert "P-Asserted-Identity" not in messages
     finally:
         watch.close()
 

@@ -165,3 +165,7 @@ def test_a_task_may_show_only_the_sites_own_numbers() -> None:
     assert foreign_caller_id(PLAN.model_copy(update={"caller_id": ""}), own) is None
     why = foreign_caller_id(PLAN.model_copy(update={"caller_id": "95588"}), own)
     assert why is not None and "95588 is not one of the site's own numbers" in why
+    # a trunk no call leaves through shows nothing: its numbers are not the site's to show
+    inbound = TrunkSettings(name="inbound", host="198.51.100.8", caller_id="95588",
+                            dids=["95599"], match=["198.51.100.8"], outbound=False)
+    assert own_numbers([trunk, inbound]) == own

@@ -11,6 +11,7 @@ import pytest
 from callcenter.cli import main
 from callcenter.config import REPO_ROOT
 from callcenter.strategies.load import StrategySetError, load_files, load_strategies
+from tests.unit.strategy_world import SITE
 
 GOOD = """\
 title: {zh: 生日祝福, en: Birthday greeting}
@@ -48,12 +49,12 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def problems(tmp_path: Path, text: str, name: str = "s.yaml") -> list[str]:
     path = write(tmp_path, name, text)
     with pytest.raises(StrategySetError) as caught:
-        load_files([path], teams={"general"})
+        load_files([path], site=SITE)
     return [line.removeprefix(f"{path}:") for line in caught.value.diagnostics]
 
 
 def test_every_shipped_strategy_checks() -> None:
-    shipped = load_strategies(REPO_ROOT / "strategies", teams={"general"})
+    shipped = load_strategies(REPO_ROOT / "strategies", site=SITE)
     assert {s.id for s in shipped} == {
         "unbound-bank", "morning-note", "holiday-greeting", "birthday-greeting",
         "new-account-verification", "complaint-callback", "core-customers"}
@@ -130,6 +131,18 @@ def test_a_dial_plan_that_does_not_validate_is_refused(tmp_path: Path) -> None:
 def test_a_team_that_is_no_queue_is_refused(tmp_path: Path) -> None:
     assert problems(tmp_path, TASK.replace("team: general", "team: sales")) == [
         "10:5: team 'sales' is no ACD queue (known: general)"]
+
+
+def test_a_caller_id_that_is_not_the_sites_own_is_refused(tmp_path: Path) -> None:
+    """Showing another's number is spoofing: only the site's own (its outbound trunks' caller
+    IDs and DIDs; the sandbox's hotline numbers without a trunk) may be a task's caller ID."""
+    text = TASK + "    dial: {caller_id: '13800000001'}\n"
+    assert problems(tmp_path, text) == [
+        "11:12: the caller ID 13800000001 is not one of the site's own numbers"
+        " (4008895500, 95500)"]
+    own = write(tmp_path, "own.yaml", TASK + "    dial: {caller_id: '95500'}\n")
+    [strategy] = load_files([own], site=SITE)
+    assert strategy.action.task is not None and strategy.action.task.dial.caller_id == "95500"
 
 
 def test_a_complaint_deadline_needs_the_complaint_condition(tmp_path: Path) -> None:

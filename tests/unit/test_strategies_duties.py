@@ -27,11 +27,10 @@ from callcenter.broker.facts import (
 )
 from callcenter.broker.population import population
 from callcenter.broker.rules import SHANGHAI
-from callcenter.config import REPO_ROOT, SiteSettings, StrategiesSettings, load_settings
+from callcenter.config import SiteSettings, StrategiesSettings, load_settings
 from callcenter.store.db import open_db
 from callcenter.strategies.conditions import History
 from callcenter.strategies.evaluate import due_slot, matches
-from callcenter.strategies.load import load_strategies
 from callcenter.strategies.model import Schedule, Strategy
 from callcenter.strategies.plan import make_plan
 from callcenter.strategies.runner import (
@@ -47,11 +46,6 @@ MONDAY = dt.date(2026, 11, 23)
 TEN = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
 CALENDAR = load_calendar()
 GOLD1 = "20000001"                      # gold, e-mail and phone, manager A1001 or A1002
-
-
-@pytest.fixture(scope="module")
-def shipped() -> dict[str, Strategy]:
-    return {s.id: s for s in load_strategies(REPO_ROOT / "strategies", teams={"general"})}
 
 
 @pytest.fixture

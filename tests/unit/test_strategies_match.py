@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
 from callcenter.broker.exchange_calendar import load_calendar
 from callcenter.broker.facts import ListCustomerBase
 from callcenter.broker.population import population
 from callcenter.broker.rules import SHANGHAI
-from callcenter.config import REPO_ROOT
 from callcenter.strategies.conditions import History, next_birthday
 from callcenter.strategies.evaluate import is_due, matches, runs_on
-from callcenter.strategies.load import load_strategies
 from callcenter.strategies.model import Strategy
 from callcenter.strategies.runner import find_matches
 
 N = 1000
 MONDAY = dt.date(2026, 11, 23)           # a trading day
 NINE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
-
-
-@pytest.fixture(scope="module")
-def shipped() -> dict[str, Strategy]:
-    return {s.id: s for s in load_strategies(REPO_ROOT / "strategies", teams={"general"})}
 
 
 def ids(strategy: Strategy, seed: int = 7, history: History | None = None) -> list[int]:

@@ -8,14 +8,10 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from callcenter.broker.population import population
 from callcenter.broker.rules import SHANGHAI
-from callcenter.config import REPO_ROOT
 from callcenter.strategies.conditions import History
 from callcenter.strategies.evaluate import matches
-from callcenter.strategies.load import load_strategies
 from callcenter.strategies.model import Caps, Strategy
 from callcenter.strategies.plan import Plan, make_plan, message_not_before
 
@@ -23,11 +19,6 @@ N = 400
 MONDAY = dt.date(2026, 11, 23)
 NINE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
 PEOPLE = population(N, 5, MONDAY)
-
-
-@pytest.fixture(scope="module")
-def shipped() -> dict[str, Strategy]:
-    return {s.id: s for s in load_strategies(REPO_ROOT / "strategies", teams={"general"})}
 
 
 def gold_call(**caps: Any) -> Strategy:

@@ -25,7 +25,6 @@ from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import GOLD, NO_BANK, ORDINARY, PLATINUM, SILVER, seed_demo
 from callcenter.config import REPO_ROOT, StrategiesSettings, load_settings
 from callcenter.store.db import open_db
-from callcenter.strategies.load import load_strategies
 from callcenter.strategies.model import Strategy
 from callcenter.strategies.runner import RunReport, run_strategies
 from callcenter.strategies.scheduler import StrategyScheduler, start_scheduler
@@ -34,11 +33,6 @@ N = 300
 MONDAY = dt.date(2026, 11, 23)
 NINE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
 CALENDAR = load_calendar()
-
-
-@pytest.fixture(scope="module")
-def shipped() -> dict[str, Strategy]:
-    return {s.id: s for s in load_strategies(REPO_ROOT / "strategies", teams={"general"})}
 
 
 @pytest.fixture

@@ -48,10 +48,11 @@ class FakeDialer:
         self.calls: list[tuple[str, Any]] = []
         self.refuse: DialerError | None = None
 
-    async def preview_call(self, agent_id: str, task_id: int) -> str:
+    async def preview_call(self, agent_id: str, task_id: int, *,
+                           override: bool = False) -> str:
         if self.refuse is not None:
             raise self.refuse
-        self.calls.append(("preview", (agent_id, task_id)))
+        self.calls.append(("override" if override else "preview", (agent_id, task_id)))
         return f"task-{task_id}-1"
 
     def join(self, agent_id: str) -> None:
@@ -323,3 +324,8 @@ async def test_the_assigned_agent_may_call_without_claiming(world: World) -> Non
         "call_id": f"task-{task_id}-1"}
     error = await world.refused(A2, {"type": "task_call", "task_id": task_id})
     assert error.code == "not_found"
+    # a supervisor's call may come before a retry's time (override); an agent's never does
+    mine = await task(world, agent_id=BOSS.agent_id, team="sales")
+    await world.command(BOSS, {"type": "task_call", "task_id": mine})
+    assert dialer.calls == [("preview", (A1.agent_id, task_id)),
+                            ("override", (BOSS.agent_id, mine))]

@@ -65,7 +65,9 @@ def test_a_trunk_identified_by_address() -> None:
     endpoint = objs["telco/endpoint"]
     assert endpoint["context"] == ["from-trunk-telco"]
     assert endpoint["transport"] == ["transport-udp"]
-    assert endpoint["from_user"] == ["4008895500"] and endpoint["aors"] == ["telco"]
+    # the From user is the caller ID [outbound] sets, not a fixed one
+    assert "from_user" not in endpoint and endpoint["send_pai"] == ["no"]
+    assert endpoint["aors"] == ["telco"]
     assert endpoint["trust_id_inbound"] == ["no"] and "outbound_auth" not in endpoint
     assert objs["telco/aor"]["contact"] == ["sip:198.51.100.7:5070"]
     assert objs["telco.identify/identify"]["match"] == ["198.51.100.0/28"]
@@ -85,6 +87,15 @@ def test_a_trunk_with_digest_auth_and_registration() -> None:
     assert (reg["line"], reg["endpoint"]) == (["yes"], ["backup"])
 
 
+def test_a_carrier_that_wants_its_account_in_from_gets_the_caller_id_as_pai() -> None:
+    account = IDENTIFIED.model_copy(update={"from_user": "acct-77"})
+    endpoint = sections(render_pjsip([account]))["telco/endpoint"]
+    assert (endpoint["from_user"], endpoint["send_pai"]) == (["acct-77"], ["yes"])
+    with pytest.raises(ValidationError):
+        TrunkSettings(name="t", host="h", match=["10.0.0.1"], caller_id="1234",
+                      from_user="a;b")
+
+
 def test_the_dids_reach_the_hotline_and_nothing_else() -> None:
     ctx = contexts(render_dialplan([IDENTIFIED, DIGEST], simulated=False))
     assert ctx["from-trunk-telco"] == [
@@ -101,6 +112,12 @@ def test_outbound_goes_through_the_first_trunk_with_its_caller_id_then_the_next(
                      " same => n,Dial(PJSIP/9${CC_OUT:1}@backup)"]
     assert " same => n(trunk0),Set(CALLERID(num)=4008895500)" in lines
     assert " same => n(trunk1),Set(CALLERID(num)=+864008895500)" in lines
+    # a dialer call may show the trunk's other numbers (its DIDs), nothing else
+    shown = [line for line in lines if "CC_SHOW_CID" in line]
+    assert shown == [' same => n,ExecIf($[${REGEX("^(95500)$" ${FILTER(0-9,${CC_SHOW_CID})})}]'
+                     '?Set(CALLERID(num)=${FILTER(0-9,${CC_SHOW_CID})}))']
+    assert lines.index(shown[0]) == lines.index(
+        " same => n(trunk0),Set(CALLERID(num)=4008895500)") + 1
     failover = next(line for line in lines if "DIALSTATUS" in line)
     assert "CHANUNAVAIL" in failover and failover.endswith("?trunk1:end)")
     assert lines.index(failover) < lines.index(dials[1])
