@@ -36,6 +36,13 @@ def cmd_pbx(args: argparse.Namespace) -> int:
         pbx.up()
         print(f"asterisk up (pid {pbx.pid()}); AMI on {pbx.settings.ami.host}:"
               f"{pbx.settings.ami.port}")
+    elif args.action == "provision":
+        pbx.provision()
+        print(f"the sandbox root is ready: {pbx.root}" if pbx.sandbox
+              else "system mode: nothing to provision (Asterisk is the system's)")
+    elif args.action == "install":
+        pbx.install()
+        print(f"configuration and prompts installed into {pbx.etc_dir()} (Asterisk not started)")
     elif args.action == "down":
         pbx.down()
         print("asterisk down; mounts removed")
@@ -665,6 +672,11 @@ def _load_flows(path: str | None) -> tuple[Path, object]:
 def cmd_flows(args: argparse.Namespace) -> int:
     from callcenter.ivr.flowset import FlowSet, FlowSetError
 
+    if args.action == "schema":
+        from callcenter.ivr.flow_schema import flow_schema_text
+        from callcenter.ivr.yaml_schema import write_schema
+
+        return write_schema(flow_schema_text(), args.output)
     try:
         directory, loaded = _load_flows(args.path)
     except FlowSetError as exc:
@@ -930,7 +942,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("pbx", help="the sandbox (or system) Asterisk")
-    p.add_argument("action", choices=["up", "down", "status", "cli"])
+    p.add_argument("action", choices=["up", "down", "status", "cli", "provision", "install"],
+                   help="provision: build the sandbox root only; install: write the"
+                        " configuration and prompts without starting Asterisk")
     p.add_argument("command", nargs="*", help="for 'cli': the Asterisk CLI command")
     p.set_defaults(func=cmd_pbx)
 
@@ -992,6 +1006,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("path", nargs="?", help="flows directory (default: the configured one)")
     f = fsub.add_parser("reload", help="check, then tell the running engine to reload")
     f.add_argument("path", nargs="?", help="flows directory to check first")
+    f = fsub.add_parser("schema", help="the JSON Schema of a flow file, for editors")
+    f.add_argument("-o", "--output", metavar="FILE", help="write it here (default: print it)")
     p.set_defaults(func=cmd_flows)
 
     p = sub.add_parser("sandbox", help="the embedded sandbox back office")

@@ -295,6 +295,11 @@ class AcdSettings(BaseModel):
     #: the only contexts a ``Local/<digits>@<context>`` agent phone may name: the sandbox's
     #: simulated phones (asterisk_conf/extensions.conf). Never one the engine uses itself.
     sim_phone_contexts: list[str] = list(SIM_PHONE_CONTEXTS)
+    #: the queue events also as an Asterisk-format queue_log (QueueMetrics, qpanel, Asternic
+    #: read it; ``acd/asterisk_qlog.py``); off: only the engine's own queue_log table
+    queue_log: bool = True
+    #: where (default ``<state_dir>/queue_log``; ``Settings.queue_log_path``)
+    queue_log_file: Path | None = None
 
     @field_validator("sim_phone_contexts")
     @classmethod
@@ -356,6 +361,19 @@ class StrategiesSettings(BaseModel):
     interval_s: float = Field(60.0, gt=0)
 
 
+class OpsSettings(BaseModel):
+    """The operations HTTP server inside the engine (``callcenter/ops/``): ``/metrics`` for
+    Prometheus now, the administration API under ``/api`` later. Loopback by default: put a
+    reverse proxy with TLS in front before opening it to the network."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0: any free port (tests); the engine's ``ops.port`` tells which
+    port: int = Field(8090, ge=0, le=65535)
+    #: how often the event loop's lag is sampled (``callcenter_event_loop_lag_seconds``)
+    lag_tick_s: float = Field(0.25, gt=0, le=10)
+
+
 class SiteSettings(BaseModel):
     """Facts about the site itself."""
 
@@ -409,6 +427,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings()
     trunks: list[TrunkSettings] = []
     dial_rules: DialRules = DialRules()
+    ops: OpsSettings = OpsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -428,6 +447,13 @@ class Settings(BaseSettings):
     @property
     def database(self) -> Path:
         return self.db_path or self.state_dir / "callcenter.db"
+
+    @property
+    def queue_log_path(self) -> Path | None:
+        """The Asterisk-format queue_log file, or None when ``acd.queue_log`` is off."""
+        if not self.acd.queue_log:
+            return None
+        return self.acd.queue_log_file or self.state_dir / "queue_log"
 
     @property
     def backoffice_db(self) -> Path:

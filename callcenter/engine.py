@@ -24,6 +24,7 @@ from typing import Any
 
 import aiosqlite
 
+from callcenter.acd.asterisk_qlog_file import QueueLogFile
 from callcenter.acd.service import Acd
 from callcenter.atcc.controller import Controller
 from callcenter.broker.boards import DEFAULT_BOARDS
@@ -49,6 +50,7 @@ from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, sch
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
+from callcenter.ops.service import OpsService
 from callcenter.phones.dialrules import dialable_or_empty
 from callcenter.phones.link import PhoneLink
 from callcenter.phones.registry import PhoneChange
@@ -110,6 +112,10 @@ class Engine:
         self.phones: PhoneLink | None = None
         self.console: Any = None
         self._watch: asyncio.Task[None] | None = None
+        #: the operations HTTP server and its metrics (``ops`` settings; ``ops.port``: bound)
+        self.ops: OpsService | None = OpsService(settings) if settings.ops.enabled else None
+        #: the Asterisk-format queue_log (``acd.queue_log``), fed by the ACD's notices
+        self.queue_log: QueueLogFile | None = None
 
     async def start(self) -> None:
         """Open the store and back office, load flows, connect AMI, serve FastAGI."""
@@ -157,6 +163,7 @@ class Engine:
             self.acd.is_open = self._schedule_open
             self.acd.dial_rules = self.settings.dial_rules
             await replay_left(self.db, self.acd.log.name)  # a crashed run's rows, before restore
+            await self._start_queue_log(self.acd)
             await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
                                  on_ready=self._on_ami_ready)
@@ -193,16 +200,35 @@ class Engine:
             await self._start_phones()
             await self._start_key_tap()
             self.agi = AgiServer(self.settings.agi, self.handle_agi,
-                                 on_round_trip=self.on_agi_round_trip,
+                                 on_round_trip=self._agi_round_trip(),
                                  key=agi_key)
             await self.agi.start()
             self._watch = asyncio.create_task(self.flows.watch(), name="flow-watch")
+            if self.ops is not None:  # last: it observes everything above
+                await self.ops.start(self)
         except BaseException:
             await self.stop()
             raise
         log.info("engine up: AMI %s:%s, FastAGI %s:%s, flows %s", self.settings.ami.host,
                  self.settings.ami.port, self.settings.agi.host, self.agi.port,
                  self.flows.current.version)
+
+    async def _start_queue_log(self, acd: Acd) -> None:
+        """The Asterisk-format queue_log, when on: an agent serves the queues of its skills."""
+        path = self.settings.queue_log_path
+        if path is None:
+            return
+        queues = {q.name: q.skill for q in self.settings.acd.queues}
+
+        def members(agent_id: str) -> list[str]:
+            rt = acd.seats.get(agent_id)
+            skills = rt.agent.skills if rt is not None else {}
+            return [name for name, skill in queues.items()
+                    if skill is None or skills.get(skill, 0) >= 1]
+
+        self.queue_log = QueueLogFile(path, members, clock=self.acd_clock)
+        await self.queue_log.start()
+        acd.listeners.append(self.queue_log.on_notice)
 
     async def _start_key_tap(self) -> None:
         """The key tap, if on; without its secret (a PBX installed before it) the IVR runs
@@ -295,7 +321,22 @@ class Engine:
             lost_at = self.acd_clock() - max(0.0, self.controller.clock() - lost_at)
         await self.acd.resync(live, lost_at=lost_at)
 
+    def _agi_round_trip(self) -> Callable[[str, float], None] | None:
+        """The FastAGI round-trip observer: the metrics' and the caller's (benchmarks)."""
+        observers = [o for o in (self.on_agi_round_trip,
+                                 self.ops.agi_round_trip if self.ops else None) if o is not None]
+        if len(observers) < 2:
+            return observers[0] if observers else None
+
+        def both(command: str, seconds: float) -> None:
+            for observer in observers:
+                observer(command, seconds)
+
+        return both
+
     async def stop(self) -> None:
+        if self.ops is not None:  # first: it reads the parts stopped below
+            await self.ops.close()
         if self.console is not None:
             await self.console.close()
             self.console = None
@@ -338,6 +379,9 @@ class Engine:
         if self.acd is not None:
             await self.acd.close()
             self.acd = None
+        if self.queue_log is not None:
+            await self.queue_log.close()
+            self.queue_log = None
         if self.ami is not None:
             await self.ami.close()
             self.ami = None
@@ -543,8 +587,9 @@ async def run_engine(settings: Settings) -> None:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
             print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
-                  f"{engine.agi.port if engine.agi else '?'}, {running_loop_name()} event loop);"
-                  " Ctrl-C to stop", flush=True)
+                  f"{engine.agi.port if engine.agi else '?'}, {running_loop_name()} event loop"
+                  f"{f', /metrics on {settings.ops.host}:{engine.ops.port}' if engine.ops else ''}"
+                  "); Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

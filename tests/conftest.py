@@ -15,6 +15,10 @@ import pytest
 from callcenter.config import load_settings
 from callcenter.telephony.pbx import Pbx
 
+# Engines started by tests (in-process or as `callcenter run`) serve /metrics on any free port,
+# never on 8090: several run at once, and a developer's engine may hold it.
+os.environ.setdefault("CALLCENTER_OPS__PORT", "0")
+
 
 def _require_root() -> None:
     if os.geteuid() != 0:

@@ -994,7 +994,8 @@ class AcdCore:
         self._apply(rt, SeatInput.ANSWER, now)
         self._qlog(now, waiter.queue, waiter.call_id, "connect", agent=rt.agent.agent_id,
                    tier=waiter.tier.value, wait_s=now - (waiter.position_key or
-                                                         waiter.arrived_at))
+                                                         waiter.arrived_at),
+                   detail={"agent_uniqueid": call.agent_uniqueid})
         self._emit_row("INSERT INTO recordings (call_id, agent_id, account, path, started_at)"
                        " VALUES (?, ?, ?, ?, ?)",
                        (waiter.call_id, rt.agent.agent_id, waiter.account, call.recording, now))
@@ -1156,8 +1157,12 @@ class AcdCore:
         rt.call = None
         rt.last_call = call
         talk = now - (call.connected_at or now)
+        # who left first, as the hangups came: the caller's channel still known is still up
+        # (Asterisk's COMPLETEAGENT / COMPLETECALLER, acd/asterisk_qlog.py)
+        uid = call.waiter.uniqueid
+        by = "agent" if uid and self._uniqueids.get(uid, ("",))[0] == "caller" else "caller"
         self._qlog(now, call.waiter.queue or "", call.call_id, "complete",
-                   agent=rt.agent.agent_id, talk_s=talk)
+                   agent=rt.agent.agent_id, talk_s=talk, detail={"by": by})
         self._emit_row("UPDATE recordings SET ended_at = ? WHERE call_id = ? AND agent_id = ?",
                        (now, call.call_id, rt.agent.agent_id))
         if call.consult_channel:
@@ -1323,7 +1328,8 @@ class AcdCore:
                        " talk_s, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (at, queue, call_id, event, agent, tier, wait_s, talk_s,
                         json.dumps(dict(detail or {}))))
-        self._emit(QueueLogged(at, queue, call_id, event, agent, tier, wait_s, talk_s))
+        self._emit(QueueLogged(at, queue, call_id, event, agent, tier, wait_s, talk_s,
+                               dict(detail) if detail else None))
 
     def _emit_row(self, sql: str, params: Sequence[object] = ()) -> None:
         self._emit(Row(sql, params))

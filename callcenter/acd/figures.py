@@ -101,7 +101,8 @@ K = QueueEventKind
 
 @dataclass(frozen=True, slots=True)
 class QueueEvent:
-    """One ``queue_log`` row (``detail`` is not needed for figures)."""
+    """One ``queue_log`` row. ``detail`` is not needed for figures (the Asterisk-format
+    queue_log reads it: ``acd/asterisk_qlog.py``); it takes no part in comparisons."""
 
     at: float
     queue: str
@@ -111,6 +112,7 @@ class QueueEvent:
     tier: str = ""
     wait_s: float | None = None
     talk_s: float | None = None
+    detail: Mapping[str, str] | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

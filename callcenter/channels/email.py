@@ -398,7 +398,7 @@ def smtp_failure(exc: BaseException) -> DeliveryError:
 
 
 def _render_pdf(doc: render.StatementData, lang: Literal["zh", "en"]) -> bytes:
-    return render.to_pdf(render.render_pages(doc, lang))
+    return render.render_document(doc, lang).pdf
 
 
 def _client_context(ca_file: Path) -> ssl.SSLContext:

@@ -1,7 +1,8 @@
 """The fax channel server: statements and confirmations sent as G3 TIFF by Asterisk's ``SendFAX``
 (spandsp) on an originated call, and faxes received on the fax number turned into PDF.
 
-Sending: the document is rendered (``render.py``) into Asterisk's fax spool, then
+Sending: the document is rendered (``render.py``: the same PDF as e-mail gets, rasterised to
+a G3 TIFF) into Asterisk's fax spool, then
 ``Local/<number>@fax-dial`` is originated into ``[fax-send]``; the dialplan reports the result
 (status, pages, error) as a ``CallCenterFaxSent`` UserEvent. Busy, no answer and a failed
 transfer are retriable (the runner tries again with backoff); a malformed number is not.
@@ -74,6 +75,7 @@ class FaxPlugin(ChannelPlugin):
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await asyncio.to_thread(render.check_fonts)  # a missing font package fails here, not later
         secret = await asyncio.to_thread(self._secret)  # may read settings and a file
         self.ami = AmiClient(self.cfg.ami, secret)
         self.ami.add_handler(self._on_event)
@@ -102,9 +104,9 @@ class FaxPlugin(ChannelPlugin):
             raise DeliveryError(f"not a fax number: {message.to!r}", retriable=False)
         if self.ami is None:
             raise DeliveryError("the fax server is not connected to Asterisk", retriable=True)
-        # Rendering takes a few hundred ms of CPU: off the loop.
-        pages = await asyncio.to_thread(render.message_pages, message)
-        tiff = await asyncio.to_thread(render.to_g3_tiff, pages)
+        # Rendering takes a few hundred ms of CPU: off the loop. The TIFF is the PDF rasterised.
+        document = await asyncio.to_thread(render.message_document, message)
+        tiff = await asyncio.to_thread(render.to_g3_tiff, document.pdf)
         name = f"{message.message_id}.tif"
         await asyncio.to_thread(self._spool_write, name, tiff)
         waiter: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
@@ -138,8 +140,8 @@ class FaxPlugin(ChannelPlugin):
             error = result.get("Error") or result.get("Status") or "unknown"
             raise DeliveryError(f"fax to {number} failed: {error} after {pages_sent} page(s)",
                                 retriable=True)
-        if pages_sent != len(pages):
-            raise DeliveryError(f"fax to {number}: {pages_sent} of {len(pages)} pages went",
+        if pages_sent != document.pages:
+            raise DeliveryError(f"fax to {number}: {pages_sent} of {document.pages} pages went",
                                 retriable=True)
         # The far end confirmed every page (T.30): that is delivery, not just sending.
         return Delivered(DeliveryState.DELIVERED, {"pages": pages_sent, "number": number})

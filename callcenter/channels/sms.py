@@ -36,9 +36,15 @@ HTTP gateway
 ``POST url`` with ``Authorization: Bearer <token>`` and the JSON body
 ``{"message_id", "to", "text", "source"}``. 2xx is SENT (DELIVERED if the answer's JSON says
 ``"status": "delivered"``), its ``id``/``message_id`` kept as ``gateway_id``; 408, 425, 429 and
-5xx, timeouts and connection failures are retriable; any other status is not. The client is a
-minimal HTTP/1.1 one on ``asyncio.open_connection`` (one request per connection,
-``Content-Length`` or chunked answers, bounded sizes), so the plug-in needs no HTTP library.
+5xx, timeouts and connection failures are retriable; any other status is not. The client is
+httpx (``AsyncClient``, kept for the plug-in's life: connections are reused): the house rule
+prefers a well-kept library, so the hand-written HTTP/1.1 client this module had is gone.
+``timeout_s`` bounds each request as a whole, the answer's body is read up to 64 KiB, TLS is
+verified against the system's CAs (or ``ca_file``); no proxy, ``.netrc`` or redirect is followed.
+A POST is never repeated by the client itself: a retry is the channel runner's, with the same
+``message_id`` for the gateway to drop a duplicate. The token travels only in the
+``Authorization`` header: it is never logged, and is masked should a gateway's error echo it;
+httpx's request log shows the URL without its query or user info.
 """
 
 from __future__ import annotations
@@ -54,13 +60,14 @@ import sqlite3
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import aiosqlite
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from callcenter.channels import smpp, templates
@@ -693,7 +700,7 @@ class SmppPlugin(ChannelPlugin):
 
 # -- the HTTP gateway ----------------------------------------------------------------------------
 
-MAX_HTTP_HEAD = 16 * 1024
+#: the longest answer body read (a gateway's JSON is small; more is refused, retriable)
 MAX_HTTP_BODY = 64 * 1024
 RETRIABLE_HTTP = frozenset({408, 425, 429})
 
@@ -729,97 +736,28 @@ class HttpGatewaySettings(BaseModel):
         return value
 
 
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    reason: str
-    headers: dict[str, str]
-    body: bytes
+class _QuietUrls(logging.Filter):
+    """httpx logs every request's URL at INFO; a gateway's URL may carry a key in its query or
+    a user and password: those are logged as ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, httpx.URL) else a
+                                for a in record.args)
+        return True
 
 
-async def http_post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
-                    ssl_context: ssl.SSLContext | None = None) -> HttpAnswer:
-    """One HTTP/1.1 POST on its own connection (``Connection: close``). Raises ``OSError``,
-    ``TimeoutError`` or ``ValueError`` (a malformed or oversized answer)."""
-    parts: SplitResult = urlsplit(url)
-    host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = f"[{host}]" if ":" in host else host
-    if parts.port:
-        host_header += f":{parts.port}"
-    lines = [f"POST {target} HTTP/1.1", f"Host: {host_header}", "Connection: close",
-             f"Content-Length: {len(body)}"]
-    lines += [f"{k}: {v}" for k, v in headers.items()]
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    context = (ssl_context or ssl.create_default_context()) if tls else None
-    async with asyncio.timeout(timeout_s):
-        reader, writer = await asyncio.open_connection(host, port, ssl=context,
-                                                       limit=MAX_HTTP_HEAD)
-        try:
-            writer.write(head + body)
-            await writer.drain()
-            return await _read_answer(reader)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+def redact_url(url: httpx.URL | str) -> str:
+    """``url`` without what may be a secret: its query and its user info."""
+    url = httpx.URL(url)
+    if url.query:
+        url = url.copy_with(query=b"***")
+    if url.userinfo:
+        url = url.copy_with(username="***", password=None)
+    return str(url)
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> HttpAnswer:
-    try:
-        raw_head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError as exc:
-        raise ValueError("HTTP answer header too long") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise ConnectionResetError("the gateway closed the connection without an answer") \
-            from exc
-    status_line, *header_lines = raw_head.decode("latin-1").split("\r\n")
-    m = re.fullmatch(r"HTTP/1\.[01] (\d{3})(?: (.*))?", status_line)
-    if not m:
-        raise ValueError(f"not an HTTP status line: {status_line[:60]!r}")
-    headers: dict[str, str] = {}
-    for line in header_lines:
-        if line:
-            name, sep, value = line.partition(":")
-            if not sep:
-                raise ValueError(f"malformed HTTP header: {line[:60]!r}")
-            headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = await _read_chunked(reader)
-    elif "content-length" in headers:
-        length = int(headers["content-length"])
-        if not 0 <= length <= MAX_HTTP_BODY:
-            raise ValueError(f"HTTP answer body of {length} octets")
-        body = await reader.readexactly(length)
-    else:
-        body = await reader.read(MAX_HTTP_BODY + 1)
-        while len(body) <= MAX_HTTP_BODY:
-            more = await reader.read(MAX_HTTP_BODY + 1 - len(body))
-            if not more:
-                break
-            body += more
-        if len(body) > MAX_HTTP_BODY:
-            raise ValueError("HTTP answer body too long")
-    return HttpAnswer(int(m.group(1)), m.group(2) or "", headers, body)
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    body = bytearray()
-    while True:
-        size_field = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-        if not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", size_field):
-            raise ValueError(f"bad chunk size {size_field[:20]!r}")
-        size = int(size_field, 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailer fields
-            return bytes(body)
-        if len(body) + size > MAX_HTTP_BODY:
-            raise ValueError("HTTP answer body too long")
-        body += await reader.readexactly(size)
-        await reader.readexactly(2)
+logging.getLogger("httpx").addFilter(_QuietUrls())
 
 
 def _excerpt(body: bytes) -> str:
@@ -827,26 +765,73 @@ def _excerpt(body: bytes) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
 
 
+def _root_cause(exc: BaseException) -> str:
+    """What went wrong below httpx, e.g. ``ConnectionRefusedError: ...`` for a refused connect
+    (httpx's own words, "All connection attempts failed", do not say)."""
+    deepest: BaseException = exc
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain is short; this bounds a cyclic one
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and type(seen) is not OSError:
+            deepest = seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(deepest) or type(deepest).__name__
+    return f"{type(deepest).__name__}: {text}"
+
+
 class HttpGatewayPlugin(ChannelPlugin):
     kind: ClassVar[str] = "sms-http"
     Settings: ClassVar[type[BaseModel]] = HttpGatewaySettings
 
     def __init__(self, settings: BaseModel, report_later: ReportLater,
-                 publish_inbound: PublishInbound,
-                 post: Callable[..., Awaitable[HttpAnswer]] = http_post) -> None:
+                 publish_inbound: PublishInbound) -> None:
         super().__init__(settings, report_later, publish_inbound)
         assert isinstance(settings, HttpGatewaySettings)
         self.cfg = settings
-        self._post = post
-        self._ssl: ssl.SSLContext | None = None
+        self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        if urlsplit(self.cfg.url).scheme == "https":
-            cafile = str(self.cfg.ca_file) if self.cfg.ca_file else None
-            try:
-                self._ssl = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
-            except (OSError, ssl.SSLError) as exc:
-                raise ChannelError(f"cannot load the gateway CA file: {exc}") from exc
+        await self._http()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _http(self) -> httpx.AsyncClient:
+        """The client, made on first use: for https with the system's CAs (or ``ca_file``),
+        loaded off the loop. No proxy or ``.netrc`` from the environment, no redirects."""
+        if self._client is None:
+            verify: ssl.SSLContext | bool = False  # an http:// URL: TLS is never used
+            if urlsplit(self.cfg.url).scheme == "https":
+                cafile = str(self.cfg.ca_file) if self.cfg.ca_file else None
+                try:
+                    verify = await asyncio.to_thread(ssl.create_default_context, cafile=cafile)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ChannelError(f"cannot load the gateway CA file: {exc}") from exc
+            self._client = httpx.AsyncClient(
+                verify=verify, timeout=httpx.Timeout(self.cfg.timeout_s), trust_env=False,
+                follow_redirects=False,
+                headers={"User-Agent": "callcenter-sms/1", "Accept": "application/json"})
+        return self._client
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """One POST; its answer with at most ``MAX_HTTP_BODY`` octets of body (``ValueError``
+        beyond). Within ``timeout_s`` in all (``TimeoutError``)."""
+        client = await self._http()
+        async with asyncio.timeout(self.cfg.timeout_s):
+            async with client.stream("POST", self.cfg.url, content=body,
+                                     headers=headers) as answer:
+                length = answer.headers.get("content-length", "")
+                if length.isdigit() and int(length) > MAX_HTTP_BODY:
+                    raise ValueError(f"HTTP answer body of {length} octets")
+                data = bytearray()
+                async for chunk in answer.aiter_bytes():
+                    data += chunk
+                    if len(data) > MAX_HTTP_BODY:
+                        raise ValueError("HTTP answer body too long")
+                return answer, bytes(data)
 
     async def deliver(self, message: Outbound) -> Delivered:
         check_phone(message.to)
@@ -858,29 +843,28 @@ class HttpGatewayPlugin(ChannelPlugin):
                                    "text": text}
         if self.cfg.source:
             payload["source"] = self.cfg.source
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "Accept": "application/json", "User-Agent": "callcenter-sms/1"}
+        headers = {"Content-Type": "application/json; charset=utf-8"}
         token = self.cfg.token.get_secret_value()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            answer = await self._post(self.cfg.url, json.dumps(payload).encode(), headers,
-                                      timeout_s=self.cfg.timeout_s, ssl_context=self._ssl)
-        except TimeoutError as exc:
+            answer, body = await self._post(json.dumps(payload).encode(), headers)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise DeliveryError(f"the SMS gateway did not answer within "
                                 f"{self.cfg.timeout_s:g}s", retriable=True) from exc
-        except (OSError, ValueError) as exc:
-            raise DeliveryError(f"SMS gateway: {_describe(exc)}", retriable=True) from exc
-        said = f"the SMS gateway answered {answer.status} {answer.reason}".rstrip()
-        if not 200 <= answer.status < 300:
-            excerpt = _excerpt(answer.body)
+        except (httpx.TransportError, httpx.DecodingError, OSError, ValueError) as exc:
+            raise DeliveryError(self._masked(f"SMS gateway: {_root_cause(exc)}"),
+                                retriable=True) from exc
+        said = f"the SMS gateway answered {answer.status_code} {answer.reason_phrase}".rstrip()
+        if not 200 <= answer.status_code < 300:
+            excerpt = _excerpt(body)
             reason = f"{said}: {excerpt}" if excerpt else said
-            retriable = answer.status in RETRIABLE_HTTP or answer.status >= 500
-            raise DeliveryError(reason[:500], retriable=retriable)
-        detail: dict[str, Any] = {"http_status": answer.status}
+            retriable = answer.status_code in RETRIABLE_HTTP or answer.status_code >= 500
+            raise DeliveryError(self._masked(reason)[:500], retriable=retriable)
+        detail: dict[str, Any] = {"http_status": answer.status_code}
         state = DeliveryState.SENT
         try:
-            data = json.loads(answer.body) if answer.body.strip() else {}
+            data = json.loads(body) if body.strip() else {}
         except ValueError:
             data = {}
         if isinstance(data, dict):
@@ -890,3 +874,9 @@ class HttpGatewayPlugin(ChannelPlugin):
             if str(data.get("status", "")).lower() == "delivered":
                 state = DeliveryState.DELIVERED
         return Delivered(state, detail)
+
+    def _masked(self, reason: str) -> str:
+        """``reason`` (logged, stored with the message) without the token, should a gateway
+        echo it back."""
+        token = self.cfg.token.get_secret_value()
+        return reason.replace(token, "***") if token else reason

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 NAME = r"^[a-z][a-z0-9_]*$"
 #: an ACD queue's name, as ``acd.queues`` in the settings allows it (``config.QueueSettings``)
@@ -51,14 +52,16 @@ def _key_text(value: object) -> object:
 
 
 #: a phone key (``"1"``, ``"#"``); an unquoted digit is accepted and read as its text
-PhoneKey = Annotated[str, BeforeValidator(_key_text)]
+PhoneKey = Annotated[str, BeforeValidator(_key_text, json_schema_input_type=str | int)]
+#: what ``VAR_REF`` allows, for the JSON Schema (``flow_schema.py``)
+_VAR_REF_SCHEMA: JsonDict = {"pattern": VAR_REF.pattern}
 
 
 class Say(_Model):
     """A dynamic value: ``{say: price, value: quote.last}``."""
 
     say: SayKind
-    value: str
+    value: str = Field(json_schema_extra=_VAR_REF_SCHEMA)
 
     @field_validator("value")
     @classmethod
@@ -95,7 +98,8 @@ class Play(_Node):
 class MenuNode(_Node):
     type: Literal["menu"]
     prompts: tuple[PromptItem, ...]
-    options: dict[str, str]
+    options: dict[str, str] = Field(json_schema_extra={
+        "propertyNames": {"pattern": "^[0-9*#]$"}, "minProperties": 1})  # KEYS
     timeout: float | None = None
     retries: int | None = None
     invalid_prompts: tuple[PromptItem, ...] | None = None
@@ -114,12 +118,18 @@ class MenuNode(_Node):
 
 
 class Collect(_Node):
+    # what ``_lengths`` checks that a JSON Schema can say (for editors; ``flow_schema.py``)
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["validator"],
+               "properties": {"validator": {"enum": ["password", "new_password"]}}},
+        "then": {"required": ["secret"], "properties": {"secret": {"const": True}}}})
+
     type: Literal["collect"]
     prompts: tuple[PromptItem, ...]
     var: str = Field(pattern=NAME)
     min_digits: int = Field(1, ge=1, le=32)
     max_digits: int = Field(..., ge=1, le=32)
-    terminator: str | None = "#"
+    terminator: str | None = Field("#", json_schema_extra={"enum": ["#", "*", None]})
     validator: Validator = "digits"
     #: secret input (passwords): kept out of variables, timelines and logs; only the next
     #: action may read it, and it is wiped after
@@ -165,7 +175,8 @@ class Action(_Node):
     args: dict[str, str] = Field(default_factory=dict)
     result: str | None = Field(None, pattern=NAME)
     #: outcome -> target; outcomes are "ok", refusal codes, "error"; "default" catches the rest
-    on: dict[str, str]
+    on: dict[str, str] = Field(json_schema_extra={
+        "anyOf": [{"required": ["ok"]}, {"required": ["default"]}]})
 
     @field_validator("on")
     @classmethod
@@ -176,7 +187,11 @@ class Action(_Node):
 
 
 class Condition(_Model):
-    var: str
+    # what ``_one_test`` checks, for editors (``flow_schema.py``)
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": [name]} for name in ("equals", "not_equals", "in", "is_set")]})
+
+    var: str = Field(json_schema_extra=_VAR_REF_SCHEMA)
     equals: str | int | None = None
     not_equals: str | int | None = None
     is_in: tuple[str | int, ...] | None = Field(None, alias="in")
@@ -266,7 +281,7 @@ class Flow(_Model):
     defaults: Defaults = Defaults()
     #: variables the flow reads that someone else sets (caller id, customer...)
     inputs: tuple[str, ...] = ()
-    nodes: dict[str, Node]
+    nodes: dict[str, Node] = Field(json_schema_extra={"propertyNames": {"pattern": NAME}})
 
     @field_validator("nodes")
     @classmethod

@@ -15,8 +15,9 @@ calls it on every ``install_config``). Per trunk ``<name>``:
   unavailable or congested. The caller ID shown is the trunk's ``caller_id``, or the one a
   dialer call asks for (``CC_SHOW_CID``, a task's ``caller_id``) when it is one of that trunk's
   own numbers (its caller ID and DIDs). It goes in the From header; a trunk with ``from_user``
-  (a carrier that wants its account there) sends it as P-Asserted-Identity instead. With no outbound trunk it is the sandbox's
-  simulated customer (``[outbound-sim]``, where ``pbx.simulated_parties`` is on) or a refusal.
+  (a carrier that wants its account there) sends it as P-Asserted-Identity instead. With no
+  outbound trunk it is the sandbox's simulated customer (``[outbound-sim]``, where
+  ``pbx.simulated_parties`` is on) or a refusal.
 
 Every value written was checked by the settings' models (names, hosts, digits, the password's
 characters), so nothing can open a section, a comment or a second dial leg.

@@ -6,6 +6,7 @@
 - ``run [--only id]``  run today's strategies against the configured database and back office
   (a slot already run is not run again; ``--day`` takes today only: a run sends its messages
   now, so it cannot be another day's)
+- ``schema [-o FILE]``  the JSON Schema of a strategy file, for editors (``schema.py``)
 
 Days and hours are the site's (``site.timezone``).
 """
@@ -46,10 +47,17 @@ def add_strategy_parsers(sub: Any) -> None:
     s = ssub.add_parser("run", help="run today's strategies (tasks, messages)")
     s.add_argument("--day", help="today, YYYY-MM-DD (another day is refused: use try)")
     s.add_argument("--only", help="only this strategy")
+    s = ssub.add_parser("schema", help="the JSON Schema of a strategy file, for editors")
+    s.add_argument("-o", "--output", metavar="FILE", help="write it here (default: print it)")
     p.set_defaults(func=cmd_strategies)
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
+    if args.action == "schema":
+        from callcenter.ivr.yaml_schema import write_schema
+        from callcenter.strategies.schema import strategy_schema_text
+
+        return write_schema(strategy_schema_text(), args.output)
     from callcenter.config import load_settings
     from callcenter.strategies.load import Site, StrategySetError, load_files, load_strategies
 

@@ -455,6 +455,8 @@ class AgiServer:
         self.refused_sessions = 0
         #: connections refused because ``max_sessions`` were active (or while closing)
         self.refused_busy = 0
+        #: connections taken as sessions (counted before the environment is read and checked)
+        self.sessions_started = 0
         #: the session cap and accept backlog in force (``start``: the settings', else the
         #: machine's)
         self.max_sessions = settings.max_sessions or sessions_for(fd_limit())
@@ -535,6 +537,7 @@ class AgiServer:
                 )
                 return
             self._active += 1
+            self.sessions_started += 1
             try:
                 await self._session(reader, writer)
             finally:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -43,6 +44,9 @@ EventHandler = Callable[[AmiEvent], None]
 ReadyHandler = Callable[[], Awaitable[None]]
 #: raw headers of a plain event (``on_headers``)
 HeadersHandler = Callable[[dict[str, str]], None]
+#: told (action name, seconds from writing the action to its end, ``answered`` / ``lost`` /
+#: ``timeout``) after every action sent (metrics: ``callcenter/ops/``); must not block
+ActionObserver = Callable[[str, float, str], None]
 Response = Mapping[str, str]
 
 
@@ -158,6 +162,8 @@ class AmiClient:
         self.disconnected = asyncio.Event()  # set while the link is down (after a first login)
         self.connections = 0  # how many times a login succeeded (tests and status read it)
         self.last_error: str | None = None
+        #: told of every action's round trip (``ActionObserver``)
+        self.action_observers: list[ActionObserver] = []
 
     def add_handler(self, handler: EventHandler) -> None:
         self._handlers.append(handler)
@@ -350,16 +356,26 @@ class AmiClient:
         wait_s: float | None = None,
     ) -> Any:
         future = self._write(link, message, as_list=as_list)
+        started = time.perf_counter()
         timeout = wait_s or self.settings.action_timeout
         done, _ = await asyncio.wait({future, link.lost}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
+        name = str(message["Action"])
         if future in done:
+            self._observe(name, started, "answered")
             return _plain(future.result())
         future.cancel()
-        name = message["Action"]
+        self._observe(name, started, "lost" if link.lost in done else "timeout")
         if link.lost in done:
             raise AmiConnectionError(f"AMI link lost before {name} was answered; not resent")
         raise AmiConnectionError(f"AMI {name} not answered within {timeout:.0f}s")
+
+    def _observe(self, action: str, started: float, result: str) -> None:
+        for observer in self.action_observers:
+            try:
+                observer(action, time.perf_counter() - started, result)
+            except Exception:
+                log.exception("AMI action observer failed on %s", action)
 
     def _write(
         self, link: _Link, message: dict[str, str | list[str]], *, as_list: bool | None = False

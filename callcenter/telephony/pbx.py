@@ -312,17 +312,23 @@ class Pbx:
             return pid
         return pid
 
-    def up(self) -> None:
-        """Provision if needed, install the configuration, start Asterisk, wait for AMI."""
-        if self.pid() is not None:
-            return
-        self.provision()
+    def install(self) -> None:
+        """The configuration, prompts and directories Asterisk needs, written into the root
+        without starting it: ``up`` does this first; a container stack runs it from the
+        engine's image into the volumes its Asterisk container mounts (docker/)."""
         self.install_config()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for own in self.dirs.values():
             self._in_root(own).mkdir(parents=True, exist_ok=True)
         for spool in (RECORDINGS, *FAX_DIRS):
             self._in_root(spool).mkdir(parents=True, exist_ok=True)
+
+    def up(self) -> None:
+        """Provision if needed, install the configuration, start Asterisk, wait for AMI."""
+        if self.pid() is not None:
+            return
+        self.provision()
+        self.install()
         self._run("chown", "-R", "asterisk:asterisk", *_CHOWN_DIRS, *self.dirs.values())
         if self.sandbox:
             self._hosts()

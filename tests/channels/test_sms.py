@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +21,15 @@ import pytest
 from callcenter.channels import smpp
 from callcenter.channels.messages import DeliveryState, Inbound, Outbound
 from callcenter.channels.sms import (
+    MAX_HTTP_BODY,
     HttpGatewayPlugin,
     HttpGatewaySettings,
     SmppPlugin,
     SmppSettings,
+    redact_url,
 )
-from callcenter.errors import DeliveryError
+from callcenter.errors import ChannelError, DeliveryError
+from callcenter.sip.certs import ensure_server_cert
 from tests.ports import free_port, start_ready
 
 DEADLINE = 20.0
@@ -394,9 +399,9 @@ class Gateway:
     answers: list[bytes]
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway("", [], [])
+def gateway_handler(gw: Gateway) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                            Awaitable[None]]:
+    """A gateway that answers each request on its connection with the next of ``answers``."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -417,7 +422,13 @@ async def gateway() -> AsyncIterator[Gateway]:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return handle
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    gw = Gateway("", [], [])
+    server = await asyncio.start_server(gateway_handler(gw), "127.0.0.1", 0)
     gw.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/sms?src=cc"
     async with server:
         yield gw
@@ -506,3 +517,54 @@ async def test_http_gateway_refuses_bad_input_before_sending(gateway: Gateway) -
         HttpGatewaySettings(url="ftp://example.com/")
     with pytest.raises(ValueError, match="printable"):
         HttpGatewaySettings(url="http://example.com/", token="a\r\nX-Injected: 1")
+
+
+async def test_http_gateway_never_logs_its_token_or_url_secrets(
+        gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = gateway.url.replace("?src=cc", "?key=k3y-secret")
+    plugin = http_plugin(url)
+    gateway.answers += [http_answer("200 OK", b'{"id": "gw-1"}'),
+                        http_answer("401 Unauthorized", b'{"error": "bad token tok-123"}')]
+    assert (await plugin.deliver(outbound())).state is DeliveryState.SENT
+    with pytest.raises(DeliveryError) as err:
+        await plugin.deliver(outbound())
+    await plugin.close()
+    assert gateway.requests[1][1]["authorization"] == "Bearer tok-123"
+    assert "tok-123" not in err.value.reason and "bad token ***" in err.value.reason
+    assert "HTTP Request: POST" in caplog.text  # httpx's own line, with the URL redacted
+    assert "/v1/sms?***" in caplog.text
+    assert "tok-123" not in caplog.text and "k3y-secret" not in caplog.text
+    assert "secret" not in redact_url("https://user:secret@gw.example/sms?key=secret")
+
+
+async def test_http_gateway_refuses_an_endless_answer(gateway: Gateway) -> None:
+    body = b"x" * (MAX_HTTP_BODY + 10)
+    gateway.answers.append(http_answer("200 OK", body, chunked=True))
+    with pytest.raises(DeliveryError) as err:
+        await http_plugin(gateway.url).deliver(outbound())
+    assert err.value.retriable and "too long" in err.value.reason
+
+
+async def test_http_gateway_over_tls_verifies_the_certificate(tmp_path: Path) -> None:
+    certs = ensure_server_cert(tmp_path / "tls", ["127.0.0.1"])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.cert, certs.key)
+    gw = Gateway("", [], [http_answer("200 OK", b'{"id": "tls-1"}')])
+    server = await asyncio.start_server(gateway_handler(gw), "127.0.0.1", 0, ssl=context)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/sms"
+    async with server:
+        trusting = http_plugin(url, ca_file=certs.ca)
+        await trusting.start()
+        sent = await trusting.deliver(outbound())
+        await trusting.close()
+        assert sent.detail == {"http_status": 200, "gateway_id": "tls-1"}
+        stranger = http_plugin(url)  # the system's CAs do not know the sandbox's
+        with pytest.raises(DeliveryError) as err:
+            await stranger.deliver(outbound())
+        await stranger.close()
+        assert err.value.retriable and "CERTIFICATE_VERIFY_FAILED" in err.value.reason
+        server.close()
+    assert len(gw.requests) == 1
+    with pytest.raises(ChannelError, match="CA file"):
+        await http_plugin(url, ca_file=tmp_path / "missing.pem").start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -14,6 +15,7 @@ from callcenter.engine import Engine
 from callcenter.store.agents import AgentRecord, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.simcall import SimCaller
+from tests.asterisk_queue_log import QueueLogLine, parse_file
 
 AGENT_PASSWORD = "test-agent-pw"
 
@@ -232,7 +234,7 @@ async def engines_for(make_settings: Callable[..., Settings],
 
     async def start(agents: list[AgentRecord], clock: Callable[[], float] | None = None,
                     **extra: Any) -> Engine:
-        settings = make_settings(**extra)
+        settings = with_queue_log(make_settings(**extra))
         if not engines:
             await add_agents(settings, agents)
         eng = Engine(settings, backoffice_clock=trading_clock, acd_clock=clock or default_clock)
@@ -253,3 +255,25 @@ async def engines_for(make_settings: Callable[..., Settings],
         for eng in engines:
             await eng.stop()
         assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"
+    # every ACD test's Asterisk-format queue_log parses line by line as Asterisk's format
+    for path in {e.settings.queue_log_path for e in engines}:
+        check_queue_log(path)
+
+
+def with_queue_log(settings: Settings) -> Settings:
+    """The settings with the Asterisk-format queue_log next to the test's database (not in the
+    state directory the tests share)."""
+    if settings.acd.queue_log_file is not None or not settings.acd.queue_log:
+        return settings
+    acd = settings.acd.model_copy(
+        update={"queue_log_file": settings.database.parent / "queue_log"})
+    return settings.model_copy(update={"acd": acd})
+
+
+def check_queue_log(path: Path | None) -> list[QueueLogLine]:
+    """The file's lines, each checked against Asterisk's format (``tests/asterisk_queue_log``);
+    the engine that wrote it opened it with QUEUESTART."""
+    assert path is not None
+    lines = parse_file(path.read_text(encoding="utf-8"))
+    assert lines and lines[0].event == "QUEUESTART", f"{path}: no QUEUESTART first"
+    return lines

@@ -20,6 +20,7 @@ from tests.integration.acd_helpers import (
     add_agents,
     agent,
     channel_row,
+    check_queue_log,
     direct_caller,
     hang_up_all,
     queue_log,
@@ -36,7 +37,8 @@ async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
     settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                              backoffice_path=tmp_path / "backoffice.db",
                              console={"enabled": False},
-                             acd={"wrap_up_s": 0, "queues": [
+                             acd={"wrap_up_s": 0, "queue_log_file": tmp_path / "queue_log",
+                                  "queues": [
                                  {"name": "general", "announce_every_s": 0},
                                  {"name": "english", "announce_every_s": 0}]})
     await add_agents(settings, [agent("A1", "1001"), agent("A2", "1002"),
@@ -52,6 +54,7 @@ async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
             leftovers = await wait_no_channels(eng.ami)
         await eng.stop()
         assert leftovers == []
+    check_queue_log(settings.queue_log_path)  # transfers, holds: still Asterisk's format
 
 
 def state(engine: Engine, agent_id: str) -> SeatState:

@@ -78,7 +78,7 @@ async def test_a_statement_arrives_with_its_pages(fax: tuple[FaxPlugin, list[Inb
 
     plugin.ami.add_handler(on_event)
     message = outbound("02112345678")
-    expected = len(render.message_pages(message))
+    expected = render.message_document(message).pages
     result = await plugin.deliver(message)
     assert result.state is DeliveryState.DELIVERED
     assert result.detail["pages"] == expected
@@ -104,11 +104,11 @@ async def test_an_inbound_fax_becomes_a_pdf_in_the_mailbox(
         fax: tuple[FaxPlugin, list[Inbound]], pbx: Pbx, tmp_path: Path) -> None:
     plugin, received = fax
     assert plugin.ami is not None
-    pages = render.text_pages("开户资料 Account papers", "第一页\n" * 80, "zh")
-    assert len(pages) >= 2
+    papers = render.text_document("开户资料 Account papers", "第一页\n" * 80, "zh")
+    assert papers.pages >= 2
     name = f"inbound-{os.urandom(4).hex()}.tif"
     spool = pbx.root / "var/spool/asterisk/fax/out"
-    (spool / name).write_bytes(render.to_g3_tiff(pages))
+    (spool / name).write_bytes(render.to_g3_tiff(papers.pdf))
     stat = spool.stat()
     os.chown(spool / name, stat.st_uid, stat.st_gid)
     try:
@@ -123,8 +123,8 @@ async def test_an_inbound_fax_becomes_a_pdf_in_the_mailbox(
     finally:
         (spool / name).unlink(missing_ok=True)
     [contact] = received
-    assert contact.channel == "fax" and contact.pages == len(pages)
+    assert contact.channel == "fax" and contact.pages == papers.pages
     pdf = Path(contact.attachment)
     assert pdf.parent == tmp_path / "mailbox" and pdf.read_bytes().startswith(b"%PDF")
     # one page object per fax page (Pillow writes PDFs but does not read them)
-    assert len(re.findall(rb"/Type\s*/Page(?![a-z])", pdf.read_bytes())) == len(pages)
+    assert len(re.findall(rb"/Type\s*/Page(?![a-z])", pdf.read_bytes())) == papers.pages
