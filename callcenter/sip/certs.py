@@ -68,7 +68,8 @@ def _ensure_ca(folder: Path, now: dt.datetime) -> tuple[x509.Certificate,
     if ca_pem.is_file() and key_pem.is_file():
         cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
         key = serialization.load_pem_private_key(key_pem.read_bytes(), None)
-        if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now:
+        if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now \
+                and _has(cert, x509.SubjectKeyIdentifier):
             return cert, key
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "callcenter sandbox"),
@@ -80,6 +81,9 @@ def _ensure_ca(folder: Path, now: dt.datetime) -> tuple[x509.Certificate,
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
                                          False), critical=True)
+            # key identifiers: strict verifiers (Python 3.13+'s VERIFY_X509_STRICT) want them
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
             .sign(key, hashes.SHA256()))
     _write(key_pem, _key_pem(key), 0o600)
     _write(ca_pem, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -94,7 +98,16 @@ def _current(path: Path, ca: x509.Certificate, wanted: list[x509.GeneralName],
     except (OSError, ValueError, x509.ExtensionNotFound):
         return False
     return (cert.issuer == ca.subject and set(names) == set(wanted)
+            and _has(cert, x509.AuthorityKeyIdentifier)
             and cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_DAYS))
+
+
+def _has(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bool:
+    try:
+        cert.extensions.get_extension_for_class(kind)
+    except x509.ExtensionNotFound:
+        return False
+    return True
 
 
 def ensure_server_cert(folder: Path, names: Iterable[str]) -> ServerCert:
@@ -117,6 +130,10 @@ def ensure_server_cert(folder: Path, names: Iterable[str]) -> ServerCert:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
                            critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
     _write(out.key, _key_pem(key), 0o600)
     _write(out.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)

@@ -40,6 +40,8 @@ from callcenter.telephony.ami_events import ENGINE_EVENTS, KEY_TAP_EVENTS
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
                "/etc/asterisk")
+#: the file ``install`` writes last into Asterisk's configuration directory
+INSTALLED_STAMP = "callcenter.installed"
 _PACKAGES = "asterisk,asterisk-core-sounds-en-gsm,asterisk-moh-opsound-gsm"
 _BIND_MOUNTS = ("proc", "dev")
 #: IVR messages (``ivr.runner.AgiFlowIO.record``); created on ``up``, owned by asterisk
@@ -253,9 +255,13 @@ class Pbx:
         """Copy the built prompts to where Asterisk finds them as ``callcenter/<lang>/<id>``."""
         src = self.cfg.sounds_dir
         dest = self._in_root("/usr/share/asterisk/sounds/callcenter")
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
+        # emptied, not removed: in a container stack the directory is a volume's mount point
+        dest.mkdir(parents=True, exist_ok=True)
+        for old in dest.iterdir():
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
         if src.is_dir():
             for lang_dir in sorted(p for p in src.iterdir() if p.is_dir()):
                 shutil.copytree(lang_dir, dest / lang_dir.name,
@@ -322,6 +328,10 @@ class Pbx:
             self._in_root(own).mkdir(parents=True, exist_ok=True)
         for spool in (RECORDINGS, *FAX_DIRS):
             self._in_root(spool).mkdir(parents=True, exist_ok=True)
+        # written last (install_config removed the old one first): whoever starts Asterisk
+        # from these files (docker/asterisk-entrypoint) waits for it
+        (self.etc_dir() / INSTALLED_STAMP).write_text("installed by callcenter pbx install\n",
+                                                       encoding="ascii")
 
     def up(self) -> None:
         """Provision if needed, install the configuration, start Asterisk, wait for AMI."""

@@ -3,6 +3,7 @@ to a queue and to a number, a consultation, a conference and a supervisor listen
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -197,6 +198,13 @@ async def test_a_conference_of_caller_agent_and_a_third_party(engine: Engine) ->
     control = CallControl(engine.acd)
     await connected(engine)
     await control.conference("A1", Target(kind="number", value="13912340000"))
-    rows = await engine.ami.action_list("CoreShowChannels")
+    # conference() returns once the third party answered; its leg then runs the dialplan into
+    # ConfBridge (a moment later, longer on a loaded machine)
+    rows: list[dict[str, str]] = []
+    for _ in range(100):
+        rows = await engine.ami.action_list("CoreShowChannels")
+        if len([r for r in rows if r.get("Application") == "ConfBridge"]) == 3:
+            break
+        await asyncio.sleep(0.1)
     in_conf = [r for r in rows if r.get("Application") == "ConfBridge"]
     assert len(in_conf) == 3, rows

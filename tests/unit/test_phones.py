@@ -3,14 +3,18 @@ transports, the local CA, and the relay's login tokens."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import json
+import ssl
 import stat
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from callcenter.config import load_settings
 from callcenter.phones.deskphone import render_register, split_sip
@@ -24,7 +28,7 @@ from callcenter.phones.identity import (
 )
 from callcenter.phones.registry import PhoneChange, Registry
 from callcenter.seats.sip_relay import RelayTokens
-from callcenter.sip.certs import ensure_server_cert
+from callcenter.sip.certs import ServerCert, ensure_server_cert
 from callcenter.sip.edge_conf import render_http, render_rtp, render_transports
 from callcenter.sip.settings import SipSettings
 
@@ -160,6 +164,50 @@ def test_the_local_ca_signs_a_server_certificate_for_the_names_and_keeps_keys_pr
     assert ensure_server_cert(folder, ["127.0.0.1", "localhost", "10.77.0.1"]).cert.read_bytes() \
         == first
     assert ensure_server_cert(folder, ["127.0.0.1"]).cert.read_bytes() != first
+
+
+def _strict_handshake(made: ServerCert) -> None:
+    """A TLS handshake in memory, the client verifying as strictly as Python 3.13+ does."""
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(made.cert, made.key)
+    client = ssl.create_default_context(cafile=str(made.ca))
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    c = client.wrap_bio(c_in, c_out, server_hostname="localhost")
+    s = server.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for side in (c, s):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    assert c.version() is not None and s.version() is not None
+
+
+def test_strict_verifiers_accept_the_local_ca_and_an_old_certificate_is_remade(
+        tmp_path: Path) -> None:
+    """Python 3.13+ (the container image's) verifies with VERIFY_X509_STRICT: certificates
+    need key identifiers; one made before they were added is remade, not kept."""
+    folder = tmp_path / "tls"
+    made = ensure_server_cert(folder, ["127.0.0.1", "localhost"])
+    _strict_handshake(made)
+    cert = x509.load_pem_x509_certificate(made.cert.read_bytes())
+    cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    # an old server certificate (no key identifiers) signed by the same CA: remade
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca = x509.load_pem_x509_certificate(made.ca.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    old = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(ca.subject)
+           .public_key(cert.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now).not_valid_after(now + dt.timedelta(days=400))
+           .add_extension(cert.extensions.get_extension_for_class(
+               x509.SubjectAlternativeName).value, critical=False)
+           .sign(ca_key, hashes.SHA256()))
+    made.cert.write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises(ssl.SSLError):
+        _strict_handshake(made)
+    _strict_handshake(ensure_server_cert(folder, ["127.0.0.1", "localhost"]))
 
 
 def test_relay_tokens_belong_to_one_agent_until_revoked() -> None:
