@@ -82,6 +82,11 @@ Choices:
   ones neither.
 - No field may contain ``|`` or a line break: each is replaced by ``_`` (Asterisk does the same
   to the caller's name), so every line parses.
+
+Known limit: who left first (COMPLETECALLER or COMPLETEAGENT) is inferred by the ACD from
+the order Asterisk reports the two legs' hangups; when both legs go at once that order can
+be the other way round, so the choice between the two may be wrong (the line is still
+written, with its times).
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ from dataclasses import dataclass, field
 from callcenter.acd.figures import QueueEvent
 from callcenter.acd.notices import SeatChanged
 
-__all__ = ["AsteriskQueueLog", "agent_field", "line"]
+__all__ = ["AsteriskQueueLog", "agent_field", "line", "masked_number"]
 
 #: states that are "paused" in Asterisk's terms (the seat takes no calls by its own choice)
 _PAUSED = "not_ready"
@@ -131,6 +136,11 @@ class _Call:
     gone: bool = False       # transferred away: nothing more until it enters a queue again
 
 
+def masked_number(number: str) -> str:
+    """A phone number as the queue_log shows it: its last four digits only."""
+    return "*" * max(0, len(number) - 4) + number[-4:] if len(number) > 4 else "****"
+
+
 class AsteriskQueueLog:
     """Feed it the ACD's notices (:meth:`feed`); it answers the queue_log lines they make.
 
@@ -167,6 +177,11 @@ class AsteriskQueueLog:
         order = list(self._waiting.get(queue, {}))
         return order.index(call_id) + 1 if call_id in order else len(order) + 1
 
+    @property
+    def tracked(self) -> int:
+        """How many calls the formatter still remembers (each is forgotten at its end)."""
+        return len(self._calls)
+
     def _leave_line(self, call_id: str, queue: str) -> None:
         self._waiting.get(queue, {}).pop(call_id, None)
 
@@ -182,7 +197,11 @@ class AsteriskQueueLog:
             waiting[cid] = None
             self._calls[cid] = _Call(queue, at, opos)
             return [line(at, cid, queue, "NONE", "ENTERQUEUE", "", "", opos)]
-        if call is None or call.gone:
+        if call is None:
+            return []
+        if call.gone:   # sent on: nothing more is written; its end forgets it
+            if kind == "complete":
+                del self._calls[cid]
             return []
         member = agent_field(ev.agent_id)
         waited = int(max(0.0, ev.wait_s if ev.wait_s is not None else at - call.entered_at))
@@ -216,7 +235,10 @@ class AsteriskQueueLog:
             if how == "consultation":
                 return [line(at, cid, queue, by, "ATTENDEDTRANSFER", "BRIDGE",
                              agent_field(target), int(call.hold_s), talk, call.opos)]
-            exten = agent_field(target) if how == "agent" else target
+            # a number is a customer's or a third party's: masked like everywhere the file
+            # may travel (reporting tools keep it for years); agents and queues are names
+            exten = (agent_field(target) if how == "agent"
+                     else masked_number(target) if how in ("number", "") else target)
             return [line(at, cid, queue, by, "BLINDTRANSFER", exten, how or "number",
                          int(call.hold_s), talk, call.opos)]
         exits = {"abandon": "ABANDON", "leave": "EXITEMPTY", "overflow": "EXITWITHTIMEOUT",

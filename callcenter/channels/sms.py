@@ -818,18 +818,25 @@ class HttpGatewayPlugin(ChannelPlugin):
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
         """One POST; its answer with at most ``MAX_HTTP_BODY`` octets of body (``ValueError``
-        beyond). Within ``timeout_s`` in all (``TimeoutError``)."""
+        beyond, unless the status is 2xx: the gateway took the message, and a retry would send
+        it twice, so the body is dropped and the answer stands). Within ``timeout_s`` in all
+        (``TimeoutError``)."""
         client = await self._http()
         async with asyncio.timeout(self.cfg.timeout_s):
             async with client.stream("POST", self.cfg.url, content=body,
                                      headers=headers) as answer:
+                taken = 200 <= answer.status_code < 300
                 length = answer.headers.get("content-length", "")
                 if length.isdigit() and int(length) > MAX_HTTP_BODY:
+                    if taken:
+                        return answer, b""
                     raise ValueError(f"HTTP answer body of {length} octets")
                 data = bytearray()
                 async for chunk in answer.aiter_bytes():
                     data += chunk
                     if len(data) > MAX_HTTP_BODY:
+                        if taken:
+                            return answer, b""
                         raise ValueError("HTTP answer body too long")
                 return answer, bytes(data)
 

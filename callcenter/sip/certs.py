@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
 
 #: a server certificate is remade when fewer days than this remain
 RENEW_DAYS = 30
@@ -71,6 +74,9 @@ def _ensure_ca(folder: Path, now: dt.datetime) -> tuple[x509.Certificate,
         if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now \
                 and _has(cert, x509.SubjectKeyIdentifier):
             return cert, key
+        log.warning("the local CA in %s is expired or has no key identifier: a new one is made;"
+                    " phones and browsers that trusted the old ca.pem must import the new one",
+                    folder)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "callcenter sandbox"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "callcenter local CA")])

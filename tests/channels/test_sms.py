@@ -499,7 +499,7 @@ async def test_http_gateway_down_or_silent_is_retriable(gateway: Gateway) -> Non
     with pytest.raises(DeliveryError) as err:
         await http_plugin(gateway.url, timeout_s=0.3).deliver(outbound())
     assert err.value.retriable and "did not answer within 0.3s" in err.value.reason
-    gateway.answers.append(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n")
+    gateway.answers.append(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 99999999\r\n\r\n")
     with pytest.raises(DeliveryError) as err:
         await http_plugin(gateway.url).deliver(outbound())
     assert err.value.retriable and "99999999" in err.value.reason
@@ -539,11 +539,16 @@ async def test_http_gateway_never_logs_its_token_or_url_secrets(
 
 
 async def test_http_gateway_refuses_an_endless_answer(gateway: Gateway) -> None:
+    """An endless body is not read to its end; a 2xx still means the gateway took the message
+    (sent once: a retry would send it twice), any other status is retried."""
     body = b"x" * (MAX_HTTP_BODY + 10)
-    gateway.answers.append(http_answer("200 OK", body, chunked=True))
+    gateway.answers.append(http_answer("503 Service Unavailable", body, chunked=True))
     with pytest.raises(DeliveryError) as err:
         await http_plugin(gateway.url).deliver(outbound())
     assert err.value.retriable and "too long" in err.value.reason
+    gateway.answers.append(http_answer("200 OK", body, chunked=True))
+    sent = await http_plugin(gateway.url).deliver(outbound())
+    assert sent.state is DeliveryState.SENT and sent.detail == {"http_status": 200}
 
 
 async def test_http_gateway_over_tls_verifies_the_certificate(tmp_path: Path) -> None:

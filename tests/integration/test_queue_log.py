@@ -95,17 +95,22 @@ async def test_a_shift_of_queue_events_in_asterisks_format(start_engine: Factory
     lines = check_queue_log(tmp_path / "asterisk" / "queue_log")
     by_call = {cid: [(x.agent, x.event) for x in lines if x.callid == cid]
                for cid in (first, second, third, fourth)}
-    assert by_call[first] == [("NONE", "ENTERQUEUE"), ("Agent/A2", "RINGNOANSWER"),
-                              ("Agent/A1", "CONNECT"), ("Agent/A1", "COMPLETECALLER")]
-    assert by_call[second] == [("NONE", "ENTERQUEUE"), ("Agent/A1", "CONNECT"),
-                               ("Agent/A1", "COMPLETEAGENT")]
+    # Who left first (COMPLETECALLER / COMPLETEAGENT) is read from the order Asterisk reports
+    # the two legs' hangups, which is not reliable when both go at once (a known limit, in
+    # acd/asterisk_qlog.py; the unit tests check the mapping): either is a complete call here.
+    complete = {("Agent/A1", "COMPLETECALLER"), ("Agent/A1", "COMPLETEAGENT")}
+    assert by_call[first][:3] == [("NONE", "ENTERQUEUE"), ("Agent/A2", "RINGNOANSWER"),
+                                  ("Agent/A1", "CONNECT")]
+    assert len(by_call[first]) == 4 and by_call[first][3] in complete
+    assert by_call[second][:2] == [("NONE", "ENTERQUEUE"), ("Agent/A1", "CONNECT")]
+    assert len(by_call[second]) == 3 and by_call[second][2] in complete
     assert by_call[third] == [("NONE", "ENTERQUEUE"), ("NONE", "ABANDON")]
     assert by_call[fourth] == [("NONE", "ENTERQUEUE"), ("Agent/A1", "CONNECT"),
                                ("Agent/A1", "BLINDTRANSFER")]
     rna = next(x for x in lines if x.event == "RINGNOANSWER")
     assert 2500 <= int(rna.data[0]) <= 10_000          # rang ~3 s (ring_timeout_s), in ms
     transfer = next(x for x in lines if x.event == "BLINDTRANSFER")
-    assert transfer.data[:2] == ("13912345678", "number")
+    assert transfer.data[:2] == ("*******5678", "number")   # the number masked
     members = [(x.agent, x.queue, x.event, x.data[0]) for x in lines if x.callid == "NONE"
                and x.event != "QUEUESTART"]
     assert ("Agent/A1", "general", "ADDMEMBER", "PAUSED") in members
