@@ -19,6 +19,7 @@ Events reach ``on_event`` as typed objects (``ami_events``), synchronously and i
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 import ssl
@@ -100,6 +101,8 @@ class _Protocol(AMIProtocol, asyncio.BufferedProtocol):  # type: ignore[misc]
     at a time."""
 
     _buffer: bytearray | None = None
+    #: one per link: a character split between two reads (a caller's CJK name) is kept whole
+    _decoder: codecs.IncrementalDecoder | None = None
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._buffer is None:
@@ -116,7 +119,10 @@ class _Protocol(AMIProtocol, asyncio.BufferedProtocol):  # type: ignore[misc]
             super().data_received(data)
             return
         link.client._heard()
-        text = data.decode(getattr(self, "encoding", "utf-8"), "ignore")
+        if self._decoder is None:
+            self._decoder = codecs.getincrementaldecoder(
+                getattr(self, "encoding", "utf-8"))("replace")
+        text = self._decoder.decode(data)
         if getattr(self, "version", None) is None and text.startswith("Asterisk Call Manager/"):
             self.version = text.partition("\r\n")[0].partition("/")[2].strip()
         if self.queue:

@@ -311,4 +311,9 @@ async def test_an_agent_logs_in_from_another_phone(start_engine: Factory) -> Non
     await queue_to_agent(engine, caller, ORDINARY_PHONE)
     acd.set_state("A1", "ready")
     await until(engine, lambda: seat_state(engine, "A1") is SeatState.ON_CALL, what="on call")
-    assert rung
+    call = acd.seat("A1").call
+    assert call is not None and call.agent_channel.startswith("Local/7001@agent-answer-")
+    # Asterisk does not order a channel's Newchannel (stasis) before the OriginateResponse that
+    # answered it: on a loaded machine the event may come a moment after the seat is on the call
+    await until(engine, lambda: rung, what="the hot-desk phone's channel event")
+    assert all(ch.startswith("Local/7001@agent-answer-") for ch in rung)

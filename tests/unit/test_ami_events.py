@@ -123,3 +123,38 @@ def test_the_call_control_users_event_filter_lets_every_modelled_event_through()
     lines = render_event_filter(ami_events.ENGINE_EVENTS).splitlines()
     assert "eventfilter(action(include),name(OriginateResponse)) =" in lines
     assert len(lines) == len(ami_events.ENGINE_EVENTS) + 1   # and the header comment
+
+
+def test_a_character_split_between_two_reads_arrives_whole() -> None:
+    """The engine's own protocol (events past panoramisk): a caller's CJK name cut by a read."""
+    from callcenter.telephony.ami import _Protocol
+
+    heard: list[dict[str, str]] = []
+
+    class _Client:
+        def _heard(self) -> None:
+            pass
+
+    class _Link:
+        client = _Client()
+
+        def dispatch_headers(self, headers: dict[str, str]) -> None:
+            heard.append(headers)
+
+    data = ("Event: Newchannel\r\nChannel: PJSIP/trunk-00000001\r\nCallerIDName: 张三丰\r\n"
+            "Uniqueid: u1\r\nLinkedid: u1\r\n\r\n").encode()
+    for chunk in (1, 2, 5):
+        heard.clear()
+        proto = _Protocol()
+
+        class _T(asyncio.Transport):
+            def write(self, data: Any) -> None:
+                pass
+
+        proto.connection_made(_T())
+        proto.factory = _Link()
+        for i in range(0, len(data), chunk):
+            proto.data_received(data[i : i + chunk])
+        assert len(heard) == 1
+        event = parse_event(heard[0])
+        assert isinstance(event, NewChannel) and event.info.caller_name == "张三丰"
