@@ -816,7 +816,9 @@ async def _seed_agents(settings: Settings) -> None:
 async def _agents(args: argparse.Namespace) -> int:
     from pydantic import SecretStr
 
-    from callcenter.store.agents import AgentRecord, load_agents, save_agent
+    from callcenter.admin.services import AdminServices
+    from callcenter.errors import AdminError
+    from callcenter.store.agents import AgentRecord, load_agents
     from callcenter.store.db import open_db
 
     settings = _settings()
@@ -840,11 +842,14 @@ async def _agents(args: argparse.Namespace) -> int:
             if not args.extension:
                 raise ConfigError("--phone needs --extension (the phone's number, 2-8 digits)")
             endpoint = f"PJSIP/{args.extension}"
-        await save_agent(db, AgentRecord(args.agent_id, args.name or args.agent_id, args.role,
-                                         endpoint, skills, args.vip),
-                         SecretStr(password) if password else None,
-                         sim_contexts=settings.acd.sim_phone_contexts)
-        print(f"agent {args.agent_id} saved")
+        try:  # the administration API's service (``admin/services.py``): one rule for both
+            await AdminServices(settings, db).save_agent(
+                AgentRecord(args.agent_id, args.name or args.agent_id, args.role, endpoint,
+                            skills, args.vip), SecretStr(password) if password else None)
+        except AdminError as exc:
+            raise ConfigError(exc.message) from None
+        print(f"agent {args.agent_id} saved (a running engine takes it at its next start;"
+              " PUT /api/agents/{id} changes it at once)")
         if args.phone:
             await _provision_phone(settings, db, args)
         return 0
@@ -1046,6 +1051,9 @@ def build_parser() -> argparse.ArgumentParser:
     from callcenter.strategies.cli import add_strategy_parsers
 
     add_strategy_parsers(sub)
+    from callcenter.admin.cli import add_api_parsers
+
+    add_api_parsers(sub)
     from callcenter.dialer.cli import add_dnc_parsers
 
     add_dnc_parsers(sub)

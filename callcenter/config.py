@@ -363,8 +363,9 @@ class StrategiesSettings(BaseModel):
 
 class OpsSettings(BaseModel):
     """The operations HTTP server inside the engine (``callcenter/ops/``): ``/metrics`` for
-    Prometheus now, the administration API under ``/api`` later. Loopback by default: put a
-    reverse proxy with TLS in front before opening it to the network."""
+    Prometheus, the administration API under ``/api`` (``callcenter/admin/``, bearer tokens).
+    Loopback by default: put a reverse proxy with TLS in front before opening it to the
+    network."""
 
     enabled: bool = True
     host: str = "127.0.0.1"

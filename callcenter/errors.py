@@ -170,6 +170,19 @@ class ConsoleError(CallCenterError):
         self.message = message
 
 
+class AdminError(CallCenterError):
+    """An administration API request was refused (``admin/``): ``status`` is its HTTP status,
+    ``code`` a short stable word a client can test, the message says what to change."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems or []
+
+
 class FanoutError(CallCenterError):
     """The fan-out relay's feed was malformed, or the relay process could not start
     (``fanout/``)."""

@@ -1,4 +1,5 @@
-"""The engine's operations service: its metrics wired to the engine, and the HTTP server.
+"""The engine's operations service: its metrics wired to the engine, the administration API
+(``admin/``, mounted at ``/api``), and the HTTP server.
 
 ``OpsService`` is made with the engine (so the FastAGI server can be handed its observer when it
 is built) and started last, once everything it observes runs; it stops first. What it reads of
@@ -35,6 +36,7 @@ from callcenter.ops.metrics import (
 )
 
 if TYPE_CHECKING:
+    from callcenter.admin.services import AdminServices
     from callcenter.engine import Engine
 
 __all__ = ["OpsService"]
@@ -55,6 +57,8 @@ class OpsService:
         self._outbox: OutboxSample | None = None
         self._lag: asyncio.Task[None] | None = None
         self._detach: list[Callable[[], None]] = []
+        #: the administration API's services (``/api``), once started
+        self.admin: AdminServices | None = None
 
     @property
     def port(self) -> int:
@@ -73,7 +77,15 @@ class OpsService:
         self._attach(engine)
         self._lag = asyncio.create_task(self._probe_lag(), name="ops-loop-lag")
         ops = self.settings.ops
-        self.server = OpsServer(make_app(metrics=self.scrape), ops.host, ops.port)
+        mounts = {}
+        if engine.db is not None:
+            from callcenter.admin.api import admin_app
+            from callcenter.admin.services import AdminServices
+
+            self.admin = AdminServices(self.settings, engine.db, acd=engine.acd,
+                                       flows=engine.flows)
+            mounts["/api"] = admin_app(self.admin)
+        self.server = OpsServer(make_app(metrics=self.scrape, mounts=mounts), ops.host, ops.port)
         await self.server.start()
 
     async def close(self) -> None:

@@ -399,4 +399,42 @@ MIGRATIONS: tuple[str, ...] = (
         until REAL NOT NULL
     );
     """,
+    # 11: the administration API (admin/): its tokens (only a digest of each), the audit of
+    # every change asked through it, and the releases of flow and strategy files
+    """
+    CREATE TABLE api_tokens (
+        name         TEXT PRIMARY KEY,
+        role         TEXT NOT NULL,              -- viewer | operator | admin
+        digest       TEXT NOT NULL UNIQUE,       -- sha256 of the token; the token is never kept
+        created_at   REAL NOT NULL,
+        revoked_at   REAL
+    );
+    CREATE TABLE api_audit (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     REAL NOT NULL,
+        actor  TEXT NOT NULL,                    -- a token's name, or '' when none was valid
+        role   TEXT NOT NULL DEFAULT '',
+        method TEXT NOT NULL,
+        path   TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'        -- JSON: what changed; never a secret
+    );
+    CREATE INDEX api_audit_at ON api_audit(at);
+    CREATE TABLE releases (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,              -- flows | strategies
+        created_at   REAL NOT NULL,
+        created_by   TEXT NOT NULL,
+        comment      TEXT NOT NULL DEFAULT '',
+        base_version TEXT NOT NULL,              -- the live files' version it was made on
+        version      TEXT NOT NULL,              -- the files' version once published
+        state        TEXT NOT NULL,              -- staged | refused | published | rolled_back
+        problems     TEXT NOT NULL DEFAULT '[]', -- JSON: file:line:col: message
+        changes      TEXT NOT NULL,              -- JSON: file name -> text, or null (removed)
+        previous     TEXT,                       -- JSON: the same files before publishing
+        published_at REAL,
+        published_by TEXT
+    );
+    CREATE INDEX releases_kind ON releases(kind, id);
+    """,
 )

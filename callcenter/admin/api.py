@@ -1,0 +1,499 @@
+"""The administration API: a FastAPI app mounted at ``/api`` on the operations server, its
+OpenAPI document at ``/api/openapi.json`` (``callcenter api openapi`` writes it).
+
+Every request carries ``Authorization: Bearer <token>`` (``callcenter api token add``); a role
+opens a set of routes (``tokens.Role``). Every request that changes something (any method but
+GET) is audited after it is answered, refused ones too (``audit.py``). Errors are one JSON shape,
+``Problem``; FastAPI's own 422 answers malformed bodies and parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Le
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
+
+from callcenter.acd.figures import AgentFigures, QueueFigures
+from callcenter.admin.audit import read_audit, write_audit
+from callcenter.admin.releases import MAX_FILE_BYTES, MAX_FILES
+from callcenter.admin.services import FLOW_FILE, STRATEGY_FILE, AdminServices
+from callcenter.admin.tokens import Caller, Role, verify_token
+from callcenter.config import SIM_PHONE_CONTEXTS
+from callcenter.errors import AdminError
+from callcenter.store.agents import AGENT_ID, DEVICE, AgentRecord
+
+__all__ = ["admin_app"]
+
+API_VERSION = "1"
+AGENT_ID_PATTERN = AGENT_ID.pattern
+#: a device, or a simulated phone in one of the default ``acd.sim_phone_contexts`` (a site that
+#: names others still has them checked by the service, with a 422 that says so)
+ENDPOINT_PATTERN = (f"^(?:{DEVICE.pattern}|Local/[0-9]{{1,12}}@(?:"
+                    + "|".join(map(re.escape, SIM_PHONE_CONTEXTS)) + "))$")
+SKILL_PATTERN = r"^[a-z0-9_-]{1,32}$"
+DAY_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+KINDS = ("flows", "strategies")
+#: methods that only read: not audited
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(_Out):
+    code: str
+    message: str
+    problems: list[str] = []
+
+
+class WhoAmI(_Out):
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+
+
+class Agent(_Out):
+    agent_id: str
+    name: str
+    role: str
+    endpoint: str
+    skills: dict[str, int]
+    vip_team: bool
+    #: the seat's state in the running ACD (None: not loaded)
+    state: str | None
+
+
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128),
+                    Field(json_schema_extra={"format": "password", "writeOnly": True})]
+
+
+def _integral(value: object) -> object:
+    """JSON's 4.0 is the integer 4 (as JSON Schema has it); "4" and true stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class _In(BaseModel):
+    #: strict: JSON's 0 is not false, "5" is not 5
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AgentIn(_In):
+    """An agent's record as changed (``PUT``): the password only when it is replaced."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["agent", "supervisor", "admin"] = "agent"
+    #: a device (PJSIP/1001) or a simulated phone (Local/<digits>@<acd.sim_phone_contexts>)
+    endpoint: str = Field(pattern=ENDPOINT_PATTERN)
+    skills: dict[Annotated[str, StringConstraints(pattern=SKILL_PATTERN)],
+                 Annotated[int, Ge(1), Le(10), BeforeValidator(_integral)]] = Field(
+        default_factory=dict, json_schema_extra={"additionalProperties": False})
+    vip_team: bool = False
+    #: given, it replaces the agent's password
+    password: Password | None = None
+
+
+class NewAgent(AgentIn):
+    """A new agent (``POST``): an id and a password."""
+
+    agent_id: str = Field(pattern=AGENT_ID_PATTERN)
+    password: Password
+
+
+class AgentSaved(_Out):
+    agent_id: str
+    created: bool
+    changed: dict[str, Any]
+
+
+class Queue(_Out):
+    name: str
+    skill: str | None
+    target_s: float
+    target_share: float
+    hours: str | None
+    overflow_queue: str | None
+    waiting: int
+    longest_wait_s: float
+    agents_ready: int
+
+
+class SkillHolder(_Out):
+    agent_id: str
+    level: int
+
+
+class Skill(_Out):
+    skill: str
+    queues: list[str]
+    agents: list[SkillHolder]
+
+
+class Trunk(_Out):
+    name: str
+    host: str
+    transport: str
+    registration: bool
+    dids: list[str]
+    caller_id: str
+    outbound: bool
+    number_format: str
+    has_credentials: bool
+
+
+class LiveFiles(_Out):
+    kind: str
+    version: str
+    files: dict[str, str]
+
+
+#: the most characters of one file's text (``releases.MAX_FILE_BYTES`` bounds its bytes)
+FILE_CHARS = MAX_FILE_BYTES // 4
+FileText = Annotated[str, StringConstraints(max_length=FILE_CHARS)]
+
+
+class FlowsReleaseIn(_In):
+    #: file name -> its new text; null removes the file
+    files: dict[Annotated[str, StringConstraints(pattern=f"^{FLOW_FILE.pattern}$")],
+                FileText | None] = Field(min_length=1, max_length=MAX_FILES,
+                                         json_schema_extra={"additionalProperties": False})
+    comment: str = Field("", max_length=500)
+
+
+class StrategiesReleaseIn(_In):
+    #: file name -> its new text; null removes the file
+    files: dict[Annotated[str, StringConstraints(pattern=f"^{STRATEGY_FILE.pattern}$")],
+                FileText | None] = Field(min_length=1, max_length=MAX_FILES,
+                                         json_schema_extra={"additionalProperties": False})
+    comment: str = Field("", max_length=500)
+
+
+RELEASE_BODIES: dict[str, type[FlowsReleaseIn | StrategiesReleaseIn]] = {
+    "flows": FlowsReleaseIn, "strategies": StrategiesReleaseIn}
+
+
+class Release(_Out):
+    id: int
+    kind: str
+    created_at: float
+    created_by: str
+    comment: str
+    base_version: str
+    version: str
+    state: Literal["staged", "refused", "published", "rolled_back"]
+    files: list[str]
+    changes: dict[str, str | None]
+    problems: list[str]
+    published_at: float | None
+    published_by: str | None
+
+
+class StrategySummary(_Out):
+    id: str
+    title: str
+    enabled: bool
+    priority: int
+    duty: bool
+
+
+class Strategies(_Out):
+    enabled: bool
+    problems: list[str]
+    strategies: list[StrategySummary]
+
+
+class CallsReport(_Out):
+    day: str
+    until: str
+    queues: list[QueueFigures]   # the figures' own dataclasses: one owner of their fields
+    agents: list[AgentFigures]
+
+
+class Recording(_Out):
+    id: int
+    call_id: str
+    agent_id: str
+    account: str
+    started_at: float
+    ended_at: float | None
+
+
+class AuditEntry(_Out):
+    id: int
+    at: float
+    actor: str
+    role: str
+    method: str
+    path: str
+    status: int
+    detail: dict[str, Any]
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
+    401: {"model": Problem, "description": "no token, or not a live one"},
+    403: {"model": Problem, "description": "the token's role may not do this"},
+    422: {"model": Problem, "description": "refused: the message and problems say why"},
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    described = {404: "no such thing", 409: "the state forbids it now",
+                 422: "refused: the message and problems say why"}
+    return {**_ERRORS, **{c: {"model": Problem, "description": described[c]} for c in codes}}
+
+
+def admin_app(services: AdminServices) -> FastAPI:
+    """The API over ``services``, to mount at ``/api``."""
+    app = FastAPI(title="callcenter administration API", version=API_VERSION,
+                  servers=[{"url": "/api"}], root_path_in_servers=False,
+                  description="Agents, queues, skills, trunks, flows, strategies, reports and"
+                              " recordings of a callcenter engine. Bearer tokens with roles"
+                              " (viewer < operator < admin); every change is audited.")
+    bearer = HTTPBearer(auto_error=False, description="a token from `callcenter api token add`")
+
+    @app.exception_handler(AdminError)
+    async def refused(request: Request, exc: AdminError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(Problem(code=exc.code, message=exc.message,
+                                    problems=exc.problems).model_dump(),
+                            status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # where and what only: pydantic's "input" could be a password
+        problems = [".".join(str(part) for part in err["loc"]) + f": {err['msg']}"
+                    for err in exc.errors()]
+        return JSONResponse(Problem(code="invalid_request", message="the request does not fit"
+                                    " the API (see problems)", problems=problems).model_dump(),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_methods_of(app, request.scope))
+        return JSONResponse(Problem(code="not_found" if exc.status_code == 404 else "http",
+                                    message=str(exc.detail)).model_dump(),
+                            status_code=exc.status_code, headers=headers)
+
+    @app.middleware("http")
+    async def audit(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        caller: Caller | None = getattr(request.state, "caller", None)
+        # a change asked by a known token, or refused for its token; not a path that is none
+        if request.method not in READS and (caller is not None
+                                            or response.status_code in (401, 403)):
+            await write_audit(services.db, actor=caller.name if caller else "",
+                              role=caller.role.word if caller else "", method=request.method,
+                              path=request.url.path, status=response.status_code,
+                              detail=getattr(request.state, "audit", {}))
+        return response
+
+    def role(needed: Role) -> Callable[..., Awaitable[Caller]]:
+        async def check(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+                        ) -> Caller:
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise AdminError(401, "unauthenticated", "send Authorization: Bearer <token>")
+            caller = await verify_token(services.db, credentials.credentials)
+            if caller is None:
+                raise AdminError(401, "unauthenticated", "not a live token")
+            request.state.caller = caller
+            if caller.role < needed:
+                raise AdminError(403, "forbidden", f"a {needed.word} token is needed"
+                                 f" (this one is {caller.role.word})")
+            return caller
+        return check
+
+    viewer, operator, admin = role(Role.VIEWER), role(Role.OPERATOR), role(Role.ADMIN)
+    api = APIRouter(dependencies=[Depends(_known_query)])
+    agent_id_path = Path(pattern=AGENT_ID_PATTERN)
+
+    @api.get("/whoami", response_model=WhoAmI, responses=_errors())
+    async def whoami(caller: Caller = Depends(viewer)) -> WhoAmI:
+        return WhoAmI(name=caller.name, role=caller.role.word)
+
+    @api.get("/agents", response_model=list[Agent], responses=_errors(),
+             dependencies=[Depends(operator)])
+    async def agents() -> list[dict[str, Any]]:
+        return await services.agents()
+
+    @api.get("/agents/{agent_id}", response_model=Agent, responses=_errors(404),
+             dependencies=[Depends(operator)])
+    async def agent(agent_id: str = agent_id_path) -> dict[str, Any]:
+        return await services.agent(agent_id)
+
+    @api.post("/agents", response_model=AgentSaved, status_code=201,
+              responses=_errors(409), summary="Create an agent")
+    async def new_agent(request: Request, body: NewAgent,
+                        caller: Caller = Depends(admin)) -> dict[str, Any]:
+        return await _save(request, body.agent_id, body, create=True)
+
+    @api.put("/agents/{agent_id}", response_model=AgentSaved, responses=_errors(404),
+             summary="Change an agent; the running ACD takes it for the next call")
+    async def put_agent(request: Request, body: AgentIn, agent_id: str = agent_id_path,
+                        caller: Caller = Depends(admin)) -> dict[str, Any]:
+        return await _save(request, agent_id, body, create=False)
+
+    async def _save(request: Request, agent_id: str, body: AgentIn, *,
+                    create: bool) -> dict[str, Any]:
+        password = SecretStr(body.password) if body.password is not None else None
+        saved = await services.save_agent(
+            AgentRecord(agent_id, body.name, body.role, body.endpoint, dict(body.skills),
+                        body.vip_team), password, create=create)
+        request.state.audit = saved
+        return saved
+
+    @api.get("/queues", response_model=list[Queue], responses=_errors(),
+             dependencies=[Depends(viewer)])
+    async def queues() -> list[dict[str, Any]]:
+        return services.queues()
+
+    @api.get("/skills", response_model=list[Skill], responses=_errors(),
+             dependencies=[Depends(viewer)])
+    async def skills() -> list[dict[str, Any]]:
+        return await services.skills()
+
+    @api.get("/trunks", response_model=list[Trunk], responses=_errors(),
+             dependencies=[Depends(operator)])
+    async def trunks() -> list[dict[str, Any]]:
+        return services.trunks()
+
+    @api.get("/strategies", response_model=Strategies, responses=_errors(),
+             dependencies=[Depends(viewer)])
+    async def strategies() -> dict[str, Any]:
+        return await services.strategies()
+
+    for kind in KINDS:
+        if kind in services.releases.kinds:
+            _release_routes(api, services, kind, viewer, operator)
+
+    @api.get("/reports/calls", response_model=CallsReport, responses=_errors(),
+             dependencies=[Depends(viewer)])
+    async def calls_report(day: str | None = Query(None, pattern=DAY_PATTERN,
+                                                   json_schema_extra={"format": "date"},
+                                                   description="YYYY-MM-DD (default: today)")
+                           ) -> dict[str, Any]:
+        if day is None:
+            return await services.report(dt.datetime.now(services.settings.site.tz).date())
+        try:
+            return await services.report(dt.date.fromisoformat(day))
+        except ValueError:
+            raise AdminError(422, "invalid_request", f"day {day!r} is not a date") from None
+
+    @api.get("/recordings", response_model=list[Recording], responses=_errors(),
+             dependencies=[Depends(operator)])
+    async def recordings(call_id: str | None = Query(None, max_length=64),
+                         agent_id: str | None = Query(None, pattern=AGENT_ID_PATTERN),
+                         account: str | None = Query(None, max_length=32),
+                         since: float | None = None, until: float | None = None,
+                         limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        return await services.recordings(call_id=call_id, agent_id=agent_id, account=account,
+                                         since=since, until=until, limit=limit)
+
+    @api.get("/audit", response_model=list[AuditEntry], responses=_errors(),
+             dependencies=[Depends(admin)])
+    async def audit_rows(since: float = 0.0,
+                         limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        return await read_audit(services.db, since=since, limit=limit)
+
+    app.include_router(api)
+    return app
+
+
+async def _known_query(request: Request) -> None:
+    """An unknown query parameter is refused, not ignored: a misspelt filter would otherwise
+    widen a search (every recording instead of one customer's). Known: the operation's query
+    parameters in the OpenAPI document."""
+    route = request.scope.get("route")
+    app = request.scope.get("app")
+    if not isinstance(route, APIRoute) or not isinstance(app, FastAPI):
+        return
+    operation = app.openapi()["paths"].get(route.path_format, {}).get(request.method.lower(), {})
+    known = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise AdminError(422, "invalid_request", "unknown query parameter(s): "
+                         + ", ".join(unknown) + (f" (known: {', '.join(sorted(known))})"
+                                                 if known else ""))
+
+
+def _methods_of(app: FastAPI, scope: Scope) -> list[str]:
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    path = path.removeprefix(root) if root and path.startswith(root) else path  # mounted
+    methods: set[str] = set()
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)
+
+
+def _release_routes(api: APIRouter, services: AdminServices, kind: str,
+                    viewer: Callable[..., Awaitable[Caller]],
+                    operator: Callable[..., Awaitable[Caller]]) -> None:
+    """Live files, releases, publish and roll back of one kind (``releases.py``)."""
+    releases = services.releases
+    tag: list[str | enum.Enum] = [kind]
+
+    @api.get(f"/{kind}/files", response_model=LiveFiles, responses=_errors(), tags=tag,
+             dependencies=[Depends(viewer)], operation_id=f"{kind}_files",
+             summary=f"The live {kind} files and their version")
+    async def live() -> dict[str, Any]:
+        return await releases.live(kind)
+
+    @api.get(f"/{kind}/releases", response_model=list[Release], responses=_errors(), tags=tag,
+             dependencies=[Depends(viewer)], operation_id=f"{kind}_releases")
+    async def history(limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+        return await releases.history(kind, limit)
+
+    async def stage(request: Request, body: Any,
+                    caller: Caller = Depends(operator)) -> dict[str, Any]:
+        release = await releases.stage(kind, body.files, by=caller.name, comment=body.comment)
+        request.state.audit = {"release": release["id"], "state": release["state"],
+                               "files": release["files"]}
+        return release
+
+    stage.__annotations__["body"] = RELEASE_BODIES[kind]  # each kind's file names
+    api.post(f"/{kind}/releases", response_model=Release, status_code=201,
+             responses=_errors(422), tags=tag, operation_id=f"{kind}_stage",
+             summary=f"Stage and check changed {kind} files (state staged, or refused with"
+                     " its problems)")(stage)
+
+    @api.get(f"/{kind}/releases/{{release_id}}", response_model=Release,
+             responses=_errors(404), tags=tag, dependencies=[Depends(viewer)],
+             operation_id=f"{kind}_release")
+    async def one(release_id: int) -> dict[str, Any]:
+        return await releases.get(kind, release_id)
+
+    @api.post(f"/{kind}/releases/{{release_id}}/publish", response_model=Release,
+              responses=_errors(404, 409, 422), tags=tag, operation_id=f"{kind}_publish",
+              summary=f"Put a staged release's {kind} in service")
+    async def publish(request: Request, release_id: int,
+                      caller: Caller = Depends(operator)) -> dict[str, Any]:
+        request.state.audit = {"release": release_id}
+        release = await releases.publish(kind, release_id, by=caller.name)
+        request.state.audit = {"release": release_id, "version": release["version"]}
+        return release
+
+    @api.post(f"/{kind}/rollback", response_model=Release, responses=_errors(409, 422),
+              tags=tag, operation_id=f"{kind}_rollback",
+              summary=f"Undo the last published {kind} release")
+    async def rollback(request: Request, caller: Caller = Depends(operator)) -> dict[str, Any]:
+        release = await releases.rollback(kind, by=caller.name)
+        request.state.audit = {"release": release["id"], "rolled_back": True}
+        return release

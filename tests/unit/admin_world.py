@@ -1,0 +1,64 @@
+"""A running administration API for the unit and contract tests: a real SQLite store, a copy
+of the shipped flows and strategies, served over loopback by the operations server (no
+Asterisk, no ACD)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from callcenter.admin.api import admin_app
+from callcenter.admin.services import AdminServices
+from callcenter.admin.tokens import Role, digest, issue_token
+from callcenter.config import REPO_ROOT, Settings, load_settings
+from callcenter.engine import ACTION_NAMES
+from callcenter.ivr.registry import FlowRegistry
+from callcenter.ops.http import OpsServer, make_app
+from callcenter.store.db import open_db
+
+#: an admin token every test world has
+CONTRACT_TOKEN = "cc_contract-test-admin-token"
+
+
+@dataclass
+class AdminWorld:
+    settings: Settings
+    db: aiosqlite.Connection
+    flows: FlowRegistry
+    services: AdminServices
+    base_url: str
+    tokens: dict[str, str]   # role word -> a live token of that role
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@asynccontextmanager
+async def admin_world(tmp_path: Path) -> AsyncIterator[AdminWorld]:
+    flows_dir, strategies_dir = tmp_path / "flows", tmp_path / "strategies"
+    shutil.copytree(REPO_ROOT / "ivr_flows", flows_dir)
+    shutil.copytree(REPO_ROOT / "strategies", strategies_dir)
+    settings = load_settings(db_path=tmp_path / "callcenter.db", flows_dir=flows_dir,
+                             strategies={"dir": strategies_dir})
+    db = await open_db(settings.database)
+    flows = FlowRegistry(flows_dir, actions=ACTION_NAMES,
+                         queues=frozenset(q.name for q in settings.acd.queues))
+    flows.load()
+    services = AdminServices(settings, db, flows=flows)
+    tokens = {role.word: await issue_token(db, f"test-{role.word}", role) for role in Role}
+    # and one known before the API starts (the contract test's generated requests carry it)
+    await db.execute("INSERT INTO api_tokens (name, role, digest, created_at)"
+                     " VALUES ('contract', 'admin', ?, 0)", (digest(CONTRACT_TOKEN),))
+    server = OpsServer(make_app(mounts={"/api": admin_app(services)}), "127.0.0.1", 0)
+    await server.start()
+    try:
+        yield AdminWorld(settings, db, flows, services, f"http://127.0.0.1:{server.port}/api",
+                         tokens)
+    finally:
+        await server.close()
+        await db.close()
