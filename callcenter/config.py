@@ -375,6 +375,41 @@ class OpsSettings(BaseModel):
     lag_tick_s: float = Field(0.25, gt=0, le=10)
 
 
+#: the kinds of recording a retention applies to (``recordings/retention.py``): the proof of an
+#: IVR order, cancel or bank transfer (the confirmation the caller heard and answered), a proof
+#: the caller declined, and an agent's call
+RECORDING_KINDS: tuple[str, ...] = ("order", "cancel", "transfer", "declined", "agent")
+
+
+class RecordingsSettings(BaseModel):
+    """Recordings at rest (``callcenter/recordings/``, docs/recordings.md): sealed with the
+    site key once they end, kept for their kind's retention, then deleted unless on hold."""
+
+    #: the site key (32 random bytes, base64): made on first start if missing. BACK IT UP:
+    #: without it no sealed recording can be played. Unset: ``<state_dir>/recordings.key``
+    key_file: Path | None = None
+    #: days each kind is kept (docs/recordings.md says which rule each default follows)
+    retention_days: dict[str, int] = {"order": 7305, "cancel": 7305, "transfer": 7305,
+                                      "declined": 1827, "agent": 1827}
+    #: a recording is sealed this long after it ended (Asterisk has closed the file)
+    seal_after_s: float = Field(5.0, ge=0)
+    #: how often the engine seals ended recordings and deletes expired ones
+    interval_s: float = Field(30.0, gt=0)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _every_kind(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(RECORDING_KINDS))
+        missing = sorted(set(RECORDING_KINDS) - set(value))
+        if unknown or missing:
+            raise ValueError(f"retention_days: give exactly {', '.join(RECORDING_KINDS)}"
+                             + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+                             + (f" (missing: {', '.join(missing)})" if missing else ""))
+        if any(days < 1 for days in value.values()):
+            raise ValueError("retention_days: at least 1 day each")
+        return value
+
+
 class SiteSettings(BaseModel):
     """Facts about the site itself."""
 
@@ -429,6 +464,7 @@ class Settings(BaseSettings):
     trunks: list[TrunkSettings] = []
     dial_rules: DialRules = DialRules()
     ops: OpsSettings = OpsSettings()
+    recordings: RecordingsSettings = RecordingsSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -489,6 +525,17 @@ class Settings(BaseSettings):
         if self.sip.tls_cert is not None and self.sip.tls_key is not None:
             return self.sip.tls_cert, self.sip.tls_key
         return self.tls_dir / "server.pem", self.tls_dir / "server.key"
+
+    @property
+    def recordings_key_file(self) -> Path:
+        return self.recordings.key_file or self.state_dir / "recordings.key"
+
+    def pbx_path(self, path: str) -> Path:
+        """A file Asterisk names (a recording's path) as this host sees it: inside the sandbox
+        root in sandbox mode, as is for a system Asterisk."""
+        if self.pbx.mode == "sandbox":
+            return self.pbx.root / path.lstrip("/")
+        return Path(path)
 
     @property
     def agi_key_file(self) -> Path:

@@ -54,6 +54,8 @@ from callcenter.ops.service import OpsService
 from callcenter.phones.dialrules import dialable_or_empty
 from callcenter.phones.link import PhoneLink
 from callcenter.phones.registry import PhoneChange
+from callcenter.recordings.keeper import RecordingKeeper
+from callcenter.recordings.proofs import IvrProofs
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.protocol import Event
@@ -93,6 +95,8 @@ class Engine:
         #: so every task created or moved reaches the consoles (``TaskStore.on_change``)
         self.tasks: TaskStore | None = None
         self.recorder: CallRecorder | None = None
+        #: the recordings' keeper: sealing, retention, playback (``recordings/``)
+        self.recordings: RecordingKeeper | None = None
         self.controller: Controller | None = None
         self.backoffice: BackOfficeAdapter | None = None
         self.flows = FlowRegistry(settings.flows_dir, actions=ACTION_NAMES,
@@ -158,6 +162,9 @@ class Engine:
                                                         tasks=self.tasks)
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
+            # seals ended recordings with the site key, deletes expired ones (recordings/)
+            self.recordings = RecordingKeeper(self.settings, self.db)
+            await self.recordings.start()
             self.controller = Controller(self.recorder)
             self.acd = Acd(self.settings.acd, self.db, clock=self.acd_clock)
             self.acd.is_open = self._schedule_open
@@ -355,6 +362,9 @@ class Engine:
             await self.key_tap.close()
             self.key_tap = None
         await self.work.drain()  # orders and transfers on their way finish and are recorded
+        if self.recordings is not None:
+            await self.recordings.close()
+            self.recordings = None
         if self.strategies is not None:
             await self.strategies.close()
             self.strategies = None
@@ -449,7 +459,9 @@ class Engine:
             return await run_action(table, call)
 
         await channel.answer()
-        end = await drive(interp, AgiFlowIO(channel, call_id, typed), actions, note)
+        proofs = IvrProofs(self.db, self.settings.acd.recordings_dir,
+                           lambda: session.account or "")
+        end = await drive(interp, AgiFlowIO(channel, call_id, typed, proofs), actions, note)
         if isinstance(end, Transfer) and self.acd is not None:
             context = {k: v for k, v in end.context.items() if v is not None}
             context.setdefault("lang", session.lang)

@@ -50,6 +50,14 @@ class ConfigError(CallCenterError):
     """Settings or configuration files are missing or wrong."""
 
 
+class AgentConflict(ConfigError):
+    """An agent to create exists, or one to change does not (``exists`` says which)."""
+
+    def __init__(self, message: str, *, exists: bool) -> None:
+        super().__init__(message)
+        self.exists = exists
+
+
 class UnsafeValueError(CallCenterError, ValueError):
     """A value bound for Asterisk contains characters that could change its meaning."""
 
@@ -168,6 +176,11 @@ class ConsoleError(CallCenterError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class RecordingError(CallCenterError):
+    """A recording could not be sealed, opened or found (``recordings/``); never a secret in
+    the message."""
 
 
 class AdminError(CallCenterError):

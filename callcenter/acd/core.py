@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 #: seat states whose agent will be free soon (``routing.Present``)
 _PRESENT = frozenset({SeatState.READY, SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD,
                       SeatState.WRAP_UP})
+#: a seat whose phone is in use: its phone is not changed under it
+_BUSY = frozenset({SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD})
 
 #: ``ChannelState`` of an answered channel (AST_STATE_UP)
 _UP = "6"
@@ -172,14 +174,35 @@ class AcdCore:
             self.directory[agent.agent_id] = agent
 
     def add_agent(self, agent: AgentRecord) -> None:
-        """An agent created or changed while running (the directory is the database)."""
+        """An agent created or changed while running (the directory is the database): the next
+        offer routes by the new record (skills, VIP team, phone). A seat working from another
+        phone (hot-desking) keeps it unless the record's phone changed; a seat ringing or in a
+        call keeps its phone until that call is over (``next_endpoint``); a Ready seat whose
+        new phone cannot ring goes Not Ready, as when a phone is lost."""
         agent = self._provisioned(agent)
+        old = self.directory.get(agent.agent_id)
         self.directory[agent.agent_id] = agent
+        if old is None or old.vip_team != agent.vip_team:
+            vip = frozenset(a.agent_id for a in self.directory.values() if a.vip_team)
+            self.policies = {q.name: _policy(q, vip) for q in self.queues.values()}
         rt = self.seats.get(agent.agent_id)
         if rt is None:
             self.seats[agent.agent_id] = SeatRuntime(agent, Seat(agent.agent_id, now=self.clock()))
-        else:
-            rt.agent = agent
+            self.dispatch()
+            return
+        phone_moved = old is None or old.endpoint != agent.endpoint
+        endpoint = agent.endpoint if phone_moved else rt.agent.endpoint
+        if endpoint != rt.agent.endpoint and (rt.call is not None or rt.seat.state in _BUSY):
+            rt.next_endpoint = endpoint   # this call's phone stays until it is over
+            endpoint = rt.agent.endpoint
+        rt.agent = dataclasses.replace(agent, endpoint=endpoint)
+        if phone_moved and rt.seat.state is SeatState.READY and rt.call is None:
+            problem = self.phone_check(endpoint) if self.phone_check and endpoint \
+                else (None if endpoint else "no phone")
+            if problem is not None:
+                self._apply(rt, SeatInput.NOT_READY, self.clock(), reason=PHONE_GONE,
+                            by="system")
+        self.dispatch()
 
     def _provisioned(self, agent: AgentRecord) -> AgentRecord:
         """``agent`` as the directory has it, without a phone that is not provisioned (written
@@ -545,6 +568,10 @@ class AcdCore:
                by: str = "", target: SeatState | None = None) -> None:
         old = rt.seat.state
         change = rt.seat.apply(what, now, reason=reason, by=by, target=target)
+        if rt.next_endpoint and rt.call is None and change.to_state not in _BUSY:
+            # a phone changed in the directory during the call: the next call rings it
+            rt.agent = dataclasses.replace(rt.agent, endpoint=rt.next_endpoint)
+            rt.next_endpoint = ""
         rt.ready_since = now if change.to_state is SeatState.READY else None
         self._log_seat(rt, old, what.value, change.by)
         if change.to_state is SeatState.READY or (old in _PRESENT) != (change.to_state in

@@ -133,6 +133,9 @@ class SeatRuntime:
     #: the call another agent consults this one on (``consult_offered``): the seat rings, then
     #: talks, and is offered nothing else meanwhile
     consulted_on: str = ""
+    #: the phone the directory gave the agent during a call (``add_agent``): rung from the
+    #: seat's next offer on, once this call is over
+    next_endpoint: str = ""
 
     def data(self) -> dict[str, Any]:
         return {"agent_id": self.agent.agent_id, "name": self.agent.name,

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callcenter.acd.figures import AgentFigures, QueueFigures
 from callcenter.admin.audit import read_audit, write_audit
@@ -34,7 +36,9 @@ from callcenter.config import SIM_PHONE_CONTEXTS
 from callcenter.errors import AdminError
 from callcenter.store.agents import AGENT_ID, DEVICE, AgentRecord
 
-__all__ = ["admin_app"]
+__all__ = ["BodyLimit", "admin_app"]
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "1"
 AGENT_ID_PATTERN = AGENT_ID.pattern
@@ -45,6 +49,14 @@ ENDPOINT_PATTERN = (f"^(?:{DEVICE.pattern}|Local/[0-9]{{1,12}}@(?:"
 SKILL_PATTERN = r"^[a-z0-9_-]{1,32}$"
 DAY_PATTERN = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 KINDS = ("flows", "strategies")
+def row_id() -> Any:
+    """A row id in a path (SQLite's integers are 64-bit); a new one per parameter: FastAPI
+    names the field it is given to."""
+    return Path(ge=1, le=2**63 - 1)
+
+
+#: the largest body: a release of every file at its largest
+MAX_BODY = MAX_FILES * MAX_FILE_BYTES + 64 * 1024
 #: methods that only read: not audited
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -185,7 +197,7 @@ RELEASE_BODIES: dict[str, type[FlowsReleaseIn | StrategiesReleaseIn]] = {
     "flows": FlowsReleaseIn, "strategies": StrategiesReleaseIn}
 
 
-class Release(_Out):
+class ReleaseSummary(_Out):
     id: int
     kind: str
     created_at: float
@@ -193,12 +205,19 @@ class Release(_Out):
     comment: str
     base_version: str
     version: str
-    state: Literal["staged", "refused", "published", "rolled_back"]
+    #: publishing: cut short (a crash); roll it back
+    state: Literal["staged", "refused", "publishing", "published", "rolled_back"]
     files: list[str]
-    changes: dict[str, str | None]
     problems: list[str]
     published_at: float | None
     published_by: str | None
+    rolled_back_at: float | None
+    rolled_back_by: str | None
+
+
+class Release(ReleaseSummary):
+    #: file name -> its text in the release (null: removed)
+    changes: dict[str, str | None]
 
 
 class StrategySummary(_Out):
@@ -222,13 +241,47 @@ class CallsReport(_Out):
     agents: list[AgentFigures]
 
 
-class Recording(_Out):
+class ProvenIntent(_Out):
+    kind: Literal["order", "cancel", "transfer"] | None
+    state: str | None
+    #: the order's or transfer's number the back office gave
+    reference: str | None
+
+
+class RecordingView(_Out):
     id: int
+    #: agent: an agent's call; proof: an IVR order's or transfer's confirmation
+    kind: Literal["agent", "proof"]
     call_id: str
     agent_id: str
     account: str
     started_at: float
     ended_at: float | None
+    sealed: bool
+    sha256: str | None
+    bytes: int | None
+    retain_until: float | None
+    held: bool
+    hold_reason: str | None
+    deleted: bool
+    intent: ProvenIntent | None
+
+
+class Access(_Out):
+    at: float
+    actor: str
+    via: str
+    action: str
+    detail: str
+
+
+class RecordingDetail(RecordingView):
+    access: list[Access]
+
+
+class HoldIn(_In):
+    #: why (a case, an inquiry): shown with the recording
+    reason: str = Field(min_length=3, max_length=200)
 
 
 class AuditEntry(_Out):
@@ -290,19 +343,37 @@ def admin_app(services: AdminServices) -> FastAPI:
                                     message=str(exc.detail)).model_dump(),
                             status_code=exc.status_code, headers=headers)
 
+    unauthenticated = _RefusedLog()
+
     @app.middleware("http")
     async def audit(request: Request,
                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        caller: Caller | None = getattr(request.state, "caller", None)
-        # a change asked by a known token, or refused for its token; not a path that is none
-        if request.method not in READS and (caller is not None
-                                            or response.status_code in (401, 403)):
-            await write_audit(services.db, actor=caller.name if caller else "",
-                              role=caller.role.word if caller else "", method=request.method,
-                              path=request.url.path, status=response.status_code,
-                              detail=getattr(request.state, "audit", {}))
+        try:
+            response = await call_next(request)
+        except Exception:
+            await _audit(request, 500)   # a change that failed is audited too
+            raise
+        await _audit(request, response.status_code)
         return response
+
+    async def _audit(request: Request, status: int) -> None:
+        """A change asked with a live token, allowed or refused, goes in the audit; a request
+        without one only in the log (counted: anyone can send those, the database is not
+        theirs to fill)."""
+        if request.method in READS:
+            return
+        caller: Caller | None = getattr(request.state, "caller", None)
+        if caller is None:
+            if status == 401:
+                unauthenticated.count(request.method, request.url.path)
+            return
+        try:
+            await write_audit(services.db, actor=caller.name, role=caller.role.word,
+                              method=request.method, path=request.url.path, status=status,
+                              detail=getattr(request.state, "audit", {}))
+        except Exception:  # the change is made: its answer must not be lost to the audit
+            log.exception("audit not written: %s %s by %s (%d)", request.method,
+                          request.url.path, caller.name, status)
 
     def role(needed: Role) -> Callable[..., Awaitable[Caller]]:
         async def check(request: Request,
@@ -317,11 +388,12 @@ def admin_app(services: AdminServices) -> FastAPI:
             if caller.role < needed:
                 raise AdminError(403, "forbidden", f"a {needed.word} token is needed"
                                  f" (this one is {caller.role.word})")
+            _known_query(request)
             return caller
         return check
 
     viewer, operator, admin = role(Role.VIEWER), role(Role.OPERATOR), role(Role.ADMIN)
-    api = APIRouter(dependencies=[Depends(_known_query)])
+    api = APIRouter()
     agent_id_path = Path(pattern=AGENT_ID_PATTERN)
 
     @api.get("/whoami", response_model=WhoAmI, responses=_errors())
@@ -389,22 +461,58 @@ def admin_app(services: AdminServices) -> FastAPI:
                                                    json_schema_extra={"format": "date"},
                                                    description="YYYY-MM-DD (default: today)")
                            ) -> dict[str, Any]:
-        if day is None:
-            return await services.report(dt.datetime.now(services.settings.site.tz).date())
-        try:
-            return await services.report(dt.date.fromisoformat(day))
-        except ValueError:
-            raise AdminError(422, "invalid_request", f"day {day!r} is not a date") from None
+        return await services.report(_day(day)
+                                     or dt.datetime.now(services.settings.site.tz).date())
 
-    @api.get("/recordings", response_model=list[Recording], responses=_errors(),
-             dependencies=[Depends(operator)])
-    async def recordings(call_id: str | None = Query(None, max_length=64),
-                         agent_id: str | None = Query(None, pattern=AGENT_ID_PATTERN),
-                         account: str | None = Query(None, max_length=32),
-                         since: float | None = None, until: float | None = None,
-                         limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
-        return await services.recordings(call_id=call_id, agent_id=agent_id, account=account,
-                                         since=since, until=until, limit=limit)
+    @api.get("/recordings", response_model=list[RecordingView], responses=_errors(),
+             dependencies=[Depends(operator)],
+             summary="Recordings by customer, agent, call, order or transfer number, days")
+    async def recordings(
+            account: str | None = Query(None, pattern=r"^[0-9A-Za-z]{1,32}$",
+                                        description="the customer's account"),
+            agent_id: str | None = Query(None, pattern=AGENT_ID_PATTERN),
+            call_id: str | None = Query(None, pattern=r"^[0-9A-Za-z_.-]{1,64}$"),
+            reference: str | None = Query(None, pattern=r"^[0-9A-Za-z-]{1,32}$",
+                                          description="an order's or transfer's number:"
+                                                      " every recording of its call"),
+            day_from: str | None = Query(None, pattern=DAY_PATTERN,
+                                         json_schema_extra={"format": "date"}),
+            day_to: str | None = Query(None, pattern=DAY_PATTERN,
+                                       json_schema_extra={"format": "date"}),
+            limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        filters = {"account": account, "agent_id": agent_id, "call_id": call_id,
+                   "reference": reference, "day_from": _day(day_from), "day_to": _day(day_to)}
+        return await services.recordings(filters, limit)
+
+    @api.get("/recordings/{recording_id}", response_model=RecordingDetail,
+             responses=_errors(404), dependencies=[Depends(operator)],
+             summary="One recording, with who played, held or deleted it")
+    async def recording(recording_id: int = row_id()) -> dict[str, Any]:
+        return await services.recording(recording_id)
+
+    @api.get("/recordings/{recording_id}/audio", response_class=StreamingResponse,
+             responses={**_errors(404, 409),
+                        200: {"content": {"audio/wav": {}}, "description": "the recording"}},
+             summary="Play a recording (the access is logged first)")
+    async def audio(recording_id: int = row_id(),
+                    caller: Caller = Depends(operator)) -> StreamingResponse:
+        chunks = await services.play(recording_id, actor=caller.name, via="api")
+        return StreamingResponse(chunks, media_type="audio/wav")
+
+    @api.put("/recordings/{recording_id}/hold", response_model=RecordingView,
+             responses=_errors(404, 409), summary="Put a legal hold: never deleted while held")
+    async def hold(request: Request, body: HoldIn, recording_id: int = row_id(),
+                   caller: Caller = Depends(admin)) -> dict[str, Any]:
+        request.state.audit = {"recording": recording_id, "hold": body.reason}
+        return await services.hold(recording_id, by=caller.name, reason=body.reason)
+
+    @api.delete("/recordings/{recording_id}/hold", response_model=RecordingView,
+                responses=_errors(404, 409),
+                summary="Release a legal hold: the retention runs on")
+    async def release(request: Request, recording_id: int = row_id(),
+                      caller: Caller = Depends(admin)) -> dict[str, Any]:
+        request.state.audit = {"recording": recording_id, "hold": None}
+        return await services.hold(recording_id, by=caller.name, reason=None)
 
     @api.get("/audit", response_model=list[AuditEntry], responses=_errors(),
              dependencies=[Depends(admin)])
@@ -413,10 +521,20 @@ def admin_app(services: AdminServices) -> FastAPI:
         return await read_audit(services.db, since=since, limit=limit)
 
     app.include_router(api)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)   # outermost: before anything reads a body
     return app
 
 
-async def _known_query(request: Request) -> None:
+def _day(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise AdminError(422, "invalid_request", f"{text!r} is not a date") from None
+
+
+def _known_query(request: Request) -> None:
     """An unknown query parameter is refused, not ignored: a misspelt filter would otherwise
     widen a search (every recording instead of one customer's). Known: the operation's query
     parameters in the OpenAPI document."""
@@ -431,6 +549,67 @@ async def _known_query(request: Request) -> None:
         raise AdminError(422, "invalid_request", "unknown query parameter(s): "
                          + ", ".join(unknown) + (f" (known: {', '.join(sorted(known))})"
                                                  if known else ""))
+
+
+class _RefusedLog:
+    """Requests refused for want of a token, logged at most once a minute with their count."""
+
+    EVERY_S = 60.0
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.logged_at = -self.EVERY_S
+
+    def count(self, method: str, path: str) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now - self.logged_at >= self.EVERY_S:
+            log.warning("administration API: %d change request(s) without a live token in the"
+                        " last minute (last: %s %s)", self.refused, method, path)
+            self.refused, self.logged_at = 0, now
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes (413) before the app reads it: FastAPI
+    parses a JSON body before any dependency (the token check) runs."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send, self.limit)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = Problem(code="too_large", message=f"the body is over {limit} bytes").model_dump_json()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 def _methods_of(app: FastAPI, scope: Scope) -> list[str]:
@@ -456,7 +635,8 @@ def _release_routes(api: APIRouter, services: AdminServices, kind: str,
     async def live() -> dict[str, Any]:
         return await releases.live(kind)
 
-    @api.get(f"/{kind}/releases", response_model=list[Release], responses=_errors(), tags=tag,
+    @api.get(f"/{kind}/releases", response_model=list[ReleaseSummary], responses=_errors(),
+             tags=tag,
              dependencies=[Depends(viewer)], operation_id=f"{kind}_releases")
     async def history(limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
         return await releases.history(kind, limit)
@@ -477,13 +657,13 @@ def _release_routes(api: APIRouter, services: AdminServices, kind: str,
     @api.get(f"/{kind}/releases/{{release_id}}", response_model=Release,
              responses=_errors(404), tags=tag, dependencies=[Depends(viewer)],
              operation_id=f"{kind}_release")
-    async def one(release_id: int) -> dict[str, Any]:
+    async def one(release_id: int = row_id()) -> dict[str, Any]:
         return await releases.get(kind, release_id)
 
     @api.post(f"/{kind}/releases/{{release_id}}/publish", response_model=Release,
               responses=_errors(404, 409, 422), tags=tag, operation_id=f"{kind}_publish",
               summary=f"Put a staged release's {kind} in service")
-    async def publish(request: Request, release_id: int,
+    async def publish(request: Request, release_id: int = row_id(),
                       caller: Caller = Depends(operator)) -> dict[str, Any]:
         request.state.audit = {"release": release_id}
         release = await releases.publish(kind, release_id, by=caller.name)

@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from callcenter.errors import AdminError
 from callcenter.store.tx import transaction
 
 __all__ = ["ReleaseKind", "Releases", "files_version"]
+
+log = logging.getLogger(__name__)
 
 #: the most a release may carry: an operator's files are small
 MAX_FILES = 64
@@ -52,6 +56,8 @@ class ReleaseKind:
     names: re.Pattern[str]
     check: Callable[[Path], list[str]]
     activate: Callable[[], Awaitable[list[str]]] | None = None
+    #: held while the files are written, so the engine never reads half a release
+    editing: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
 
 def files_version(files: Mapping[str, bytes]) -> str:
@@ -67,7 +73,7 @@ def read_files(kind: ReleaseKind) -> dict[str, bytes]:
     if not kind.directory.is_dir():
         return {}
     return {p.name: p.read_bytes() for p in sorted(kind.directory.iterdir())
-            if p.is_file() and kind.names.fullmatch(p.name)}
+            if p.is_file() and not p.is_symlink() and kind.names.fullmatch(p.name)}
 
 
 def checked_changes(kind: ReleaseKind, changes: Changes) -> dict[str, str | None]:
@@ -124,17 +130,20 @@ def _write(kind: ReleaseKind, changes: Mapping[str, str | None]) -> None:
             raise
 
 
-def _row(r: Any) -> dict[str, Any]:
+def _row(r: Any, *, texts: bool = True) -> dict[str, Any]:
     changes = json.loads(str(r[8]))
-    return {"id": r[0], "kind": r[1], "created_at": r[2], "created_by": r[3], "comment": r[4],
-            "base_version": r[5], "version": r[6], "state": r[7],
-            "files": sorted(changes), "changes": changes, "problems": json.loads(str(r[9])),
-            "published_at": r[10], "published_by": r[11]}
+    row = {"id": r[0], "kind": r[1], "created_at": r[2], "created_by": r[3], "comment": r[4],
+           "base_version": r[5], "version": r[6], "state": r[7], "files": sorted(changes),
+           "problems": json.loads(str(r[9])), "published_at": r[10], "published_by": r[11],
+           "rolled_back_at": r[12], "rolled_back_by": r[13]}
+    if texts:
+        row["changes"] = changes
+    return row
 
 
 #: constant column names (the f-strings below interpolate only these)
 _COLUMNS = ("id, kind, created_at, created_by, comment, base_version, version, state, changes,"
-            " problems, published_at, published_by")
+            " problems, published_at, published_by, rolled_back_at, rolled_back_by")
 
 
 class Releases:
@@ -190,9 +199,12 @@ class Releases:
         self.kind(kind_name)
         async with self.db.execute(f"SELECT {_COLUMNS} FROM releases WHERE kind = ?"  # noqa: S608
                                    " ORDER BY id DESC LIMIT ?", (kind_name, limit)) as cur:
-            return [_row(r) for r in await cur.fetchall()]
+            return [_row(r, texts=False) for r in await cur.fetchall()]
 
     async def publish(self, kind_name: str, release_id: int, *, by: str) -> dict[str, Any]:
+        """Write a staged release's files and have the engine take them. The files they replace
+        are kept first (state ``publishing``): a publish cut short by a crash can be rolled
+        back; one that fails is undone and the release is ``staged`` again."""
         kind = self.kind(kind_name)
         async with self._lock:
             release = await self.get(kind_name, release_id)
@@ -204,51 +216,100 @@ class Releases:
             if files_version(live) != release["base_version"]:
                 raise AdminError(409, "changed_since", f"the {kind.name} files changed since"
                                  f" release {release_id} was staged: stage it again")
-            previous = {name: live[name].decode() if name in live else None
-                        for name in release["changes"]}
-            await self._apply(kind, release["changes"], previous)
-            async with transaction(self.db):
-                await self.db.execute(
-                    "UPDATE releases SET state = 'published', previous = ?, published_at = ?,"
-                    " published_by = ? WHERE id = ?",
-                    (json.dumps(previous, ensure_ascii=False), time.time(), by, release_id))
+            previous = _texts(live, release["changes"])
+            await self._set(release_id, "UPDATE releases SET state = 'publishing', previous = ?"
+                            " WHERE id = ?", json.dumps(previous, ensure_ascii=False))
+            try:
+                await self._apply(kind, release["changes"], previous)
+            except BaseException:
+                await asyncio.shield(self._set(
+                    release_id, "UPDATE releases SET state = 'staged', previous = NULL"
+                    " WHERE id = ?"))
+                raise
+            await self._set(release_id, "UPDATE releases SET state = 'published',"
+                            " published_at = ?, published_by = ? WHERE id = ?", time.time(), by)
         return await self.get(kind_name, release_id)
 
     async def rollback(self, kind_name: str, *, by: str) -> dict[str, Any]:
-        """Undo the last published release still in force."""
+        """Undo the last published release still in force (or one whose publishing was cut
+        short: its files are put back whatever they are now)."""
         kind = self.kind(kind_name)
         async with self._lock:
             async with self.db.execute(
-                    "SELECT id, version, previous, changes FROM releases WHERE kind = ?"
-                    " AND state = 'published' ORDER BY published_at DESC, id DESC LIMIT 1",
+                    "SELECT id, version, previous, changes, state FROM releases WHERE kind = ?"
+                    " AND state IN ('published', 'publishing')"
+                    " ORDER BY coalesce(published_at, 1e18) DESC, id DESC LIMIT 1",
                     (kind.name,)) as cur:
                 row = await cur.fetchone()
             if row is None:
                 raise AdminError(409, "nothing_to_roll_back",
                                  f"no published {kind.name} release to roll back")
-            release_id, version = int(row[0]), str(row[1])
+            release_id, version, interrupted = int(row[0]), str(row[1]), row[4] == "publishing"
             live = await asyncio.to_thread(read_files, kind)
-            if files_version(live) != version:
+            if files_version(live) != version and not interrupted:
                 raise AdminError(409, "changed_since", f"the {kind.name} files changed since"
                                  f" release {release_id} was published: nothing rolled back")
             previous: dict[str, str | None] = json.loads(str(row[2]))
-            changes: dict[str, str | None] = json.loads(str(row[3]))
-            await self._apply(kind, previous, changes)
-            async with transaction(self.db):
-                await self.db.execute(
-                    "UPDATE releases SET state = 'rolled_back', published_by = ?"
-                    " WHERE id = ?", (by, release_id))
+            now_texts = _texts(live, json.loads(str(row[3])))
+            await self._apply(kind, previous, now_texts)
+            await self._set(release_id, "UPDATE releases SET state = 'rolled_back',"
+                            " rolled_back_at = ?, rolled_back_by = ? WHERE id = ?",
+                            time.time(), by)
         return await self.get(kind_name, release_id)
+
+    async def _set(self, release_id: int, sql: str, *args: object) -> None:
+        async with transaction(self.db):
+            await self.db.execute(sql, (*args, release_id))
 
     async def _apply(self, kind: ReleaseKind, changes: Mapping[str, str | None],
                      undo: Mapping[str, str | None]) -> None:
-        """Write ``changes`` and activate them; on a refusal write ``undo`` back."""
-        await asyncio.to_thread(_write, kind, changes)
-        if kind.activate is None:
-            return
-        problems = await kind.activate()
+        """Write ``changes`` and have the engine take them; if writing fails, or the engine
+        refuses them, ``undo`` is written back (even when the request is cancelled)."""
+        try:
+            await self._write(kind, changes)
+            problems = await kind.activate() if kind.activate is not None else []
+        except BaseException as exc:
+            await asyncio.shield(self._undo(kind, undo))
+            if isinstance(exc, Exception) and not isinstance(exc, AdminError):
+                raise AdminError(500, "not_written", f"the {kind.name} files could not be"
+                                 f" written ({type(exc).__name__}): put back as they were"
+                                 ) from exc
+            raise
         if problems:
-            await asyncio.to_thread(_write, kind, undo)
-            await kind.activate()
+            left = await asyncio.shield(self._undo(kind, undo))
             raise AdminError(422, "refused_by_engine", f"the engine refused the {kind.name}:"
-                             " nothing changed", problems)
+                             + (" put back as they were" if not left else
+                                " AND REFUSED THE FILES PUT BACK: see the problems"),
+                             problems + left)
+
+    async def _write(self, kind: ReleaseKind, changes: Mapping[str, str | None]) -> None:
+        if kind.editing is None:
+            await asyncio.to_thread(_write, kind, changes)
+            return
+        async with kind.editing():
+            await asyncio.to_thread(_write, kind, changes)
+
+    async def _undo(self, kind: ReleaseKind, undo: Mapping[str, str | None]) -> list[str]:
+        """Put the files back; what the engine still finds wrong with them (logged)."""
+        try:
+            await self._write(kind, undo)
+            left = await kind.activate() if kind.activate is not None else []
+        except Exception as exc:
+            log.exception("the %s files could not be put back: fix them by hand", kind.name)
+            return [f"put back failed: {type(exc).__name__}"]
+        if left:
+            log.error("the %s files put back are refused too:\n%s", kind.name, "\n".join(left))
+        return left
+
+
+def _texts(live: Mapping[str, bytes], names: Mapping[str, object]) -> dict[str, str | None]:
+    """The live text of each of ``names`` (None: no such file now)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        data = live.get(name)
+        try:
+            out[name] = data.decode() if data is not None else None
+        except UnicodeDecodeError:
+            raise AdminError(409, "not_utf8", f"the live {name} is not UTF-8 text: fix it by"
+                             " hand first") from None
+    return out

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,15 +23,17 @@ from pydantic import SecretStr
 
 from callcenter.admin.releases import ReleaseKind, Releases
 from callcenter.config import Settings
-from callcenter.errors import AdminError, ConfigError, StrategyError
+from callcenter.errors import AdminError, AgentConflict, ConfigError, RecordingError, StrategyError
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.flowset import FlowSetError
+from callcenter.recordings import store as recording_store
 from callcenter.store.agents import AgentRecord, load_agents, save_agent
 from callcenter.strategies.load import Site, StrategySetError, load_strategies
 
 if TYPE_CHECKING:
     from callcenter.acd.service import Acd
     from callcenter.ivr.registry import FlowRegistry
+    from callcenter.recordings.keeper import RecordingKeeper
 
 __all__ = ["AdminServices", "flow_release_kind", "strategy_release_kind"]
 
@@ -52,7 +55,8 @@ def flow_release_kind(registry: FlowRegistry) -> ReleaseKind:
         result = await registry.reload_async()
         return [] if result.accepted else list(result.problems)
 
-    return ReleaseKind("flows", registry.directory, FLOW_FILE, check, activate)
+    return ReleaseKind("flows", registry.directory, FLOW_FILE, check, activate,
+                       editing=registry.editing)
 
 
 def strategy_release_kind(settings: Settings) -> ReleaseKind:
@@ -76,10 +80,13 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
 
 class AdminServices:
     def __init__(self, settings: Settings, db: aiosqlite.Connection, *,
-                 acd: Acd | None = None, flows: FlowRegistry | None = None) -> None:
+                 acd: Acd | None = None, flows: FlowRegistry | None = None,
+                 keeper: RecordingKeeper | None = None) -> None:
         self.settings = settings
         self.db = db
         self.acd = acd
+        #: the engine's keeper of recordings (sealing, playback); None: no playback here
+        self.keeper = keeper
         kinds = {"strategies": strategy_release_kind(settings)}
         if flows is not None:
             kinds["flows"] = flow_release_kind(flows)
@@ -109,15 +116,15 @@ class AdminServices:
         agent; None: either. A running ACD takes the change for the next call (a seat on a
         call keeps its phone until the call ends: the ACD rings the new one next)."""
         existing = {a.agent_id: a for a in await load_agents(self.db)}.get(record.agent_id)
-        if create and existing is not None:
-            raise AdminError(409, "exists", f"agent {record.agent_id} exists: change it with"
-                             " PUT /agents/{agent_id}")
-        if create is False and existing is None:
-            raise AdminError(404, "not_found", f"no agent {record.agent_id!r}: create it with"
-                             " POST /agents")
         try:
-            await save_agent(self.db, record, password,
+            await save_agent(self.db, record, password, create=create,
                              sim_contexts=self.settings.acd.sim_phone_contexts)
+        except AgentConflict as exc:
+            if exc.exists:
+                raise AdminError(409, "exists", f"agent {record.agent_id} exists: change it"
+                                 " with PUT /agents/{agent_id}") from None
+            raise AdminError(404, "not_found", f"no agent {record.agent_id!r}: create it with"
+                             " POST /agents") from None
         except ConfigError as exc:
             raise AdminError(422, "invalid", str(exc)) from None
         if self.acd is not None:
@@ -200,29 +207,47 @@ class AdminServices:
                 "queues": [_plain(r) for r in report.queues or ()],
                 "agents": [_plain(r) for r in report.agents or ()]}
 
-    async def recordings(self, *, call_id: str | None = None, agent_id: str | None = None,
-                         account: str | None = None, since: float | None = None,
-                         until: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        where: list[str] = ["1 = 1"]
-        args: list[object] = []
-        for column, value in (("call_id", call_id), ("agent_id", agent_id),
-                              ("account", account)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("started_at >= ?")
-            args.append(since)
-        if until is not None:
-            where.append("started_at < ?")
-            args.append(until)
-        # only the constant conditions above are joined; every value is a parameter
-        columns, cond = "id, call_id, agent_id, account, started_at, ended_at", " AND ".join(where)
-        sql = f"SELECT {columns} FROM recordings WHERE {cond} ORDER BY started_at DESC LIMIT ?"  # noqa: S608
-        async with self.db.execute(sql, (*args, limit)) as cur:
-            rows = await cur.fetchall()
-        return [{"id": r[0], "call_id": r[1], "agent_id": r[2], "account": r[3],
-                 "started_at": r[4], "ended_at": r[5]} for r in rows]
+    async def recordings(self, filters: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
+        """By customer (``account``), ``agent_id``, ``call_id``, an order's or transfer's
+        number (``reference``), and days (``day_from``, ``day_to``: the site's dates, both
+        included)."""
+        tz = self.settings.site.tz
+        wanted: dict[str, Any] = {k: v for k, v in filters.items()
+                                  if k in ("account", "agent_id", "call_id", "reference")
+                                  and v is not None}
+        if filters.get("day_from") is not None:
+            wanted["since"] = dt.datetime.combine(filters["day_from"], dt.time(), tz).timestamp()
+        if filters.get("day_to") is not None:
+            wanted["until"] = dt.datetime.combine(filters["day_to"] + dt.timedelta(days=1),
+                                                  dt.time(), tz).timestamp()
+        return [r.view() for r in await recording_store.search(self.db, wanted, limit=limit)]
+
+    async def recording(self, recording_id: int) -> dict[str, Any]:
+        try:
+            rec = await recording_store.get(self.db, recording_id)
+        except RecordingError as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
+        return {**rec.view(), "access": await recording_store.access_log(self.db, rec.id)}
+
+    async def play(self, recording_id: int, actor: str, via: str) -> Iterator[bytes]:
+        """The recording's audio (a blocking iterator), its access logged first."""
+        if self.keeper is None:
+            raise AdminError(409, "no_keeper", "recordings are not kept by this process")
+        try:
+            _, audio = await self.keeper.play(recording_id, actor=actor, via=via)
+        except RecordingError as exc:
+            status = 404 if "no recording" in str(exc) else 409
+            raise AdminError(status, "not_playable", str(exc)) from None
+        return audio
+
+    async def hold(self, recording_id: int, *, by: str, reason: str | None) -> dict[str, Any]:
+        try:
+            rec = await recording_store.set_hold(self.db, recording_id, by=by, via="api",
+                                                 reason=reason)
+        except RecordingError as exc:
+            status = 404 if "no recording" in str(exc) else 409
+            raise AdminError(status, "not_held", str(exc)) from None
+        return rec.view()
 
 
 def _plain(figures: Any) -> dict[str, Any]:

@@ -107,7 +107,17 @@ class End:
     reason: str
 
 
-Step = Ask | SayStep | Call | RecordMessage | Transfer | End
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """Start (``key``: the idempotency key of an order's or transfer's confirm) or end
+    (``key`` None) the recording that proves it: from the readback the caller confirms, through
+    the outcome read to them, to the next question (so never a password, which only a question
+    collects), a hand-off to a queue or the end of the call."""
+
+    key: str | None
+
+
+Step = Ask | SayStep | Call | RecordMessage | Proof | Transfer | End
 
 # -- results (driver -> interpreter) -----------------------------------------------------------
 
@@ -210,6 +220,8 @@ class Interpreter:
         #: entries into a flow so far (``Call.visit``)
         self._flow_visit = 0
         self._transitions = 0
+        #: a proof recording is running (``Proof``)
+        self._proving = False
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -226,6 +238,7 @@ class Interpreter:
                 assert name is not None
                 name = yield from self._visit(name)
         except FlowEnded as ended:
+            yield from self._end_proof()
             yield ended.step
 
     # -- walking --------------------------------------------------------------------------------
@@ -259,7 +272,14 @@ class Interpreter:
         self.flow = self.fs.flows[name]
         self._flow_visit += 1
 
+    def _end_proof(self) -> Generator[Step, Any, None]:
+        if self._proving:
+            self._proving = False
+            yield Proof(None)
+
     def _run_node(self, name: str, node: Node) -> Generator[Step, Any, str]:
+        if isinstance(node, MenuNode | Collect | Confirm | Record):
+            yield from self._end_proof()  # a question (a password's too) is never in a proof
         match node:
             case Play():
                 yield SayStep(self._prompts(node.prompts))
@@ -431,6 +451,8 @@ class Interpreter:
         if node.idempotent:
             # One key per visit of the confirm step: a retry keeps it, a new order gets another.
             self.vars["idempotency_key"] = self.new_key()
+            self._proving = True
+            yield Proof(self.vars["idempotency_key"])
         lead: tuple[str, ...] = ()
         for _ in range(retries + 1):
             got: Digits = yield Ask(lead + self._prompts(node.prompts), 1, timeout, None, "",

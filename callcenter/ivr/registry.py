@@ -10,8 +10,9 @@ platform file-notification API).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,12 @@ class FlowRegistry:
         for listener in list(self.listeners):
             listener(result)
         return result
+
+    @contextlib.asynccontextmanager
+    async def editing(self) -> AsyncIterator[None]:
+        """While a set of files is written (an API release): no reload reads half of it."""
+        async with self._reloading:
+            yield
 
     async def watch(self, interval_s: float = 1.0) -> None:
         """Reload whenever the directory's YAML files change; runs until cancelled."""

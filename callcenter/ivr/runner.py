@@ -28,6 +28,7 @@ from callcenter.ivr.interpreter import (
     Interpreter,
     ListEnd,
     Outcome,
+    Proof,
     RecordMessage,
     SayStep,
     Transfer,
@@ -41,6 +42,14 @@ DIGIT_KEYS = "0123456789*#"
 Notes = Callable[[str, Mapping[str, str]], None]
 
 
+class ProofRecorder(Protocol):
+    """Where a call's proof recordings are written and filed (``engine.py``)."""
+
+    def path(self, call_id: str, key: str) -> str: ...
+    async def started(self, call_id: str, key: str, path: str) -> int: ...
+    async def ended(self, row: int) -> None: ...
+
+
 class ActionRunner(Protocol):
     async def __call__(self, call: Call) -> Outcome: ...
 
@@ -49,6 +58,7 @@ class FlowIO(Protocol):
     async def ask(self, step: Ask) -> Digits: ...
     async def say(self, step: SayStep) -> None: ...
     async def record(self, step: RecordMessage) -> str | None: ...
+    async def proof(self, step: Proof) -> None: ...
     async def finish(self, step: End | Transfer) -> None: ...
 
 
@@ -97,6 +107,9 @@ async def drive(interp: Interpreter, io: FlowIO, actions: ActionRunner,
                 reply = await actions(step)
             case RecordMessage():
                 reply = await io.record(step)
+            case Proof():
+                note("ivr.proof", {"state": "start" if step.key else "end"})
+                await io.proof(step)
             case End() | Transfer():
                 await io.finish(step)
                 gen.close()
@@ -183,11 +196,15 @@ class AgiFlowIO:
     last command (``ahead``) start the next answer, those that turn out to have come before the
     command just answered (``before_last``) go in front of what it collected."""
 
-    def __init__(self, channel: Channel, call_id: str, typed: KeysAhead | None = None) -> None:
+    def __init__(self, channel: Channel, call_id: str, typed: KeysAhead | None = None,
+                 proofs: ProofRecorder | None = None) -> None:
         self.channel = channel
         self.call_id = call_id
         self.typed: KeysAhead = typed or NoKeysAhead()
         self.pending = ""    # digits pressed ahead of the question that wants them
+        #: where proof recordings go and are filed (None: not recorded)
+        self.proofs = proofs
+        self._proof: tuple[int, str] | None = None   # (row id, path) while one runs
 
     async def say(self, step: SayStep) -> None:
         self.pending += self.typed.ahead()
@@ -267,6 +284,23 @@ class AgiFlowIO:
             log.info("caller hung up while recording a %s; keeping it", step.kind)
         return path
 
+    async def proof(self, step: Proof) -> None:
+        """MixMonitor on the caller's channel from the readback on (both directions: what the
+        caller heard and said); StopMixMonitor at the end. The row is filed first, so a call
+        that drops mid-proof still has its recording found and sealed."""
+        if self.proofs is None:
+            return
+        if step.key is None:
+            running, self._proof = self._proof, None
+            if running is not None:
+                await self.proofs.ended(running[0])
+                await self.channel.exec("StopMixMonitor", "")
+            return
+        path = self.proofs.path(self.call_id, step.key)
+        row = await self.proofs.started(self.call_id, step.key, path)
+        self._proof = (row, path)
+        await self.channel.exec("MixMonitor", path)
+
     async def finish(self, step: End | Transfer) -> None:
         if step.prompts:
             await self.channel.play([sound(p) for p in step.prompts], "")
@@ -324,6 +358,10 @@ class ScriptFlowIO:
             del self.keys[:self.keys.index(terminator) + 1]
         else:
             self.keys.clear()
+
+    async def proof(self, step: Proof) -> None:
+        self.out("  ● (the proof recording starts)" if step.key
+                 else "  ■ (the proof recording ends)")
 
     async def record(self, step: RecordMessage) -> str | None:
         self._speak(step.prompts)

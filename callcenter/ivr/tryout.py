@@ -50,6 +50,8 @@ class TryResult:
     prompts: list[str] = field(default_factory=list)
     actions: list[tuple[str, str]] = field(default_factory=list)
     end: End | Transfer | None = None
+    #: the prompts heard in each proof recording (an order's or transfer's, ``Proof``)
+    proofs: list[list[str]] = field(default_factory=list)
 
     @property
     def ending(self) -> str:
@@ -107,9 +109,18 @@ async def _call(flows: FlowSet, flow: str, dtmf: str, caller: str, lang: str,
         out(f"  → {call.action}: {outcome.outcome}")
         return outcome
 
+    proving = False
+
     def note(kind: str, detail: Mapping[str, str]) -> None:
+        nonlocal proving
+        if kind == "ivr.proof":
+            proving = detail["state"] == "start"
+            if proving:
+                result.proofs.append([])
         if kind == "ivr.prompts":
             result.prompts.extend(detail["ids"].split())
+            if proving:
+                result.proofs[-1].extend(detail["ids"].split())
 
     result.end = await drive(interp, ScriptFlowIO(dtmf, texts, out), actions, note)
 
@@ -140,6 +151,10 @@ class Scenario(BaseModel):
     end: str | None = None
     #: what the agent's screen pop must hold (a call that leaves for a queue): ``{lang: en}``
     context: dict[str, str] = Field(default_factory=dict)
+    #: prompts that must be heard, in this order, inside one proof recording (an order's
+    #: readback and its outcome); ``[]`` with ``no_proof``: none is made
+    proof: list[str] = Field(default_factory=list)
+    no_proof: bool = False
 
 
 def load_scenarios(directory: Path) -> list[tuple[Path, Scenario]]:
@@ -172,6 +187,11 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
         problems.append(f"the call's last prompts were "
                         f"{' '.join(got.prompts[-len(s.last_prompts):]) or '(none)'}, expected "
                         f"{' '.join(s.last_prompts)}")
+    if s.proof and not any(_in_order(s.proof, heard) for heard in got.proofs):
+        problems.append(f"no proof recording holds {' '.join(s.proof)} (proofs: "
+                        + ("; ".join(" ".join(p) for p in got.proofs) or "none") + ")")
+    if s.no_proof and got.proofs:
+        problems.append(f"{len(got.proofs)} proof recording(s) made, expected none")
     for action, outcome in s.actions.items():
         if (action, outcome) not in got.actions:
             seen = [o for a, o in got.actions if a == action] or ["never called"]
@@ -184,6 +204,16 @@ def check_scenario(s: Scenario, got: TryResult) -> list[str]:
             problems.append(f"agent context {key}: expected {value!r}, got "
                             f"{handed.get(key, '(not handed over)')!r}")
     return problems
+
+
+def _in_order(wanted: list[str], heard: list[str]) -> bool:
+    position = 0
+    for prompt in wanted:
+        try:
+            position = heard.index(prompt, position) + 1
+        except ValueError:
+            return False
+    return True
 
 
 async def run_scenario(flows: FlowSet, s: Scenario, rules: Rules | None = None) -> list[str]:

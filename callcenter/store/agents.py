@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from callcenter.broker.passwords import hash_password_async, verify_password_async
 from callcenter.config import SIM_PHONE_CONTEXTS
-from callcenter.errors import ConfigError
+from callcenter.errors import AgentConflict, ConfigError
 from callcenter.store.tx import transaction
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
@@ -80,14 +80,19 @@ def check_agent(agent: AgentRecord, sim_contexts: Collection[str] = SIM_PHONE_CO
 
 async def save_agent(db: aiosqlite.Connection, agent: AgentRecord,
                      password: SecretStr | None, *,
-                     sim_contexts: Collection[str] = SIM_PHONE_CONTEXTS) -> None:
-    """Create or update an agent; the password is replaced only when one is given."""
+                     sim_contexts: Collection[str] = SIM_PHONE_CONTEXTS,
+                     create: bool | None = None) -> None:
+    """Create or update an agent; the password is replaced only when one is given.
+    ``create`` True: only a new agent; False: only an existing one (``AgentConflict``)."""
     check_agent(agent, sim_contexts)
     hashed = await hash_password_async(password) if password is not None else None
     async with transaction(db):
         async with db.execute("SELECT 1 FROM agents WHERE agent_id = ?",
                               (agent.agent_id,)) as cur:
             exists = await cur.fetchone() is not None
+        if create is not None and exists == create:
+            raise AgentConflict(f"agent {agent.agent_id} "
+                                + ("exists" if exists else "does not exist"), exists=exists)
         if not exists and hashed is None:
             raise ConfigError(f"agent {agent.agent_id}: a new agent needs a password")
         if exists:

@@ -428,13 +428,44 @@ MIGRATIONS: tuple[str, ...] = (
         comment      TEXT NOT NULL DEFAULT '',
         base_version TEXT NOT NULL,              -- the live files' version it was made on
         version      TEXT NOT NULL,              -- the files' version once published
-        state        TEXT NOT NULL,              -- staged | refused | published | rolled_back
+        state        TEXT NOT NULL,  -- staged | refused | publishing | published | rolled_back
         problems     TEXT NOT NULL DEFAULT '[]', -- JSON: file:line:col: message
         changes      TEXT NOT NULL,              -- JSON: file name -> text, or null (removed)
         previous     TEXT,                       -- JSON: the same files before publishing
         published_at REAL,
-        published_by TEXT
+        published_by TEXT,
+        rolled_back_at REAL,
+        rolled_back_by TEXT
     );
     CREATE INDEX releases_kind ON releases(kind, id);
+    """,
+    # 12: recordings fit for a broker (recordings/): what each is (an agent's call, or an IVR
+    # proof of an order/transfer with its intent), sealed at rest, kept per kind, legal holds,
+    # and every playback or deletion logged
+    """
+    ALTER TABLE recordings ADD COLUMN kind TEXT NOT NULL DEFAULT 'agent';  -- agent | proof
+    ALTER TABLE recordings ADD COLUMN intent_key TEXT;     -- a proof's intents.key
+    ALTER TABLE recordings ADD COLUMN sealed_at REAL;      -- sealed: the file is path || '.sealed'
+    ALTER TABLE recordings ADD COLUMN sha256 TEXT;         -- of the plain recording
+    ALTER TABLE recordings ADD COLUMN bytes INTEGER;
+    ALTER TABLE recordings ADD COLUMN retain_until REAL;
+    ALTER TABLE recordings ADD COLUMN held_by TEXT;        -- a legal hold: who put it
+    ALTER TABLE recordings ADD COLUMN hold_reason TEXT;
+    ALTER TABLE recordings ADD COLUMN deleted_at REAL;
+    CREATE INDEX recordings_intent ON recordings(intent_key) WHERE intent_key IS NOT NULL;
+    CREATE INDEX recordings_account ON recordings(account, started_at);
+    CREATE INDEX recordings_agent ON recordings(agent_id, started_at);
+    CREATE INDEX recordings_unsealed ON recordings(id) WHERE sealed_at IS NULL
+        AND deleted_at IS NULL;
+    CREATE TABLE recording_access (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        at           REAL NOT NULL,
+        recording_id INTEGER NOT NULL,
+        actor        TEXT NOT NULL,                  -- a token's or supervisor's name, 'retention'
+        via          TEXT NOT NULL,                  -- api | console | retention
+        action       TEXT NOT NULL,                  -- play | hold | release | delete
+        detail       TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX recording_access_rec ON recording_access(recording_id, at);
     """,
 )

@@ -19,8 +19,11 @@ from callcenter.config import REPO_ROOT, Settings, load_settings
 from callcenter.engine import ACTION_NAMES
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ops.http import OpsServer, make_app
+from callcenter.recordings.keeper import RecordingKeeper
 from callcenter.store.db import open_db
 
+#: the test trunk's password: never in an answer
+TRUNK_PASSWORD = "trunk-Secret-4711"
 #: an admin token every test world has
 CONTRACT_TOKEN = "cc_contract-test-admin-token"
 
@@ -44,12 +47,17 @@ async def admin_world(tmp_path: Path) -> AsyncIterator[AdminWorld]:
     shutil.copytree(REPO_ROOT / "ivr_flows", flows_dir)
     shutil.copytree(REPO_ROOT / "strategies", strategies_dir)
     settings = load_settings(db_path=tmp_path / "callcenter.db", flows_dir=flows_dir,
-                             strategies={"dir": strategies_dir})
+                             strategies={"dir": strategies_dir}, state_dir=tmp_path / "state",
+                             pbx={"root": tmp_path / "pbx-root"},
+                             trunks=[{"name": "carrier", "host": "192.0.2.1",
+                                      "username": "acct", "password": TRUNK_PASSWORD,
+                                      "caller_id": "02150000000"}])
     db = await open_db(settings.database)
     flows = FlowRegistry(flows_dir, actions=ACTION_NAMES,
                          queues=frozenset(q.name for q in settings.acd.queues))
     flows.load()
-    services = AdminServices(settings, db, flows=flows)
+    keeper = RecordingKeeper(settings, db)
+    services = AdminServices(settings, db, flows=flows, keeper=keeper)
     tokens = {role.word: await issue_token(db, f"test-{role.word}", role) for role in Role}
     # and one known before the API starts (the contract test's generated requests carry it)
     await db.execute("INSERT INTO api_tokens (name, role, digest, created_at)"

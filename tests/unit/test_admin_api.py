@@ -4,6 +4,8 @@ releases (stage, check, publish, roll back), the audit, and the committed OpenAP
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from callcenter.admin.cli import openapi_document
 from callcenter.admin.tokens import revoke_token
 from callcenter.config import REPO_ROOT
 
-from .admin_world import AdminWorld, admin_world
+from .admin_world import TRUNK_PASSWORD, AdminWorld, admin_world
 
 PASSWORD = "s3cret-agent-pw"
 
@@ -81,7 +83,10 @@ async def test_an_agent_is_created_and_changed_and_every_change_is_audited(
     assert r.status_code == 422 and r.json()["problems"] == ["body.password: Field required"]
     r = await http.put("/agents/A9", headers=admin, json={**body, "skills": {"general": "5"}})
     assert r.status_code == 422 and r.json()["code"] == "invalid_request"
-    assert PASSWORD not in r.text
+    marker = "Leak-Marker-" + "x" * 130   # too long: refused, and never echoed back
+    r = await http.put("/agents/A9", headers=admin, json={**body, "password": marker})
+    assert r.status_code == 422 and r.json()["problems"][0].startswith("body.password:")
+    assert "Leak-Marker" not in r.text
     # refused attempts are audited too, and no password is ever in the audit
     await http.put("/agents/A11", headers=world.auth("viewer"), json=body)
     rows = (await http.get("/audit", headers=admin)).json()
@@ -95,8 +100,13 @@ async def test_an_agent_is_created_and_changed_and_every_change_is_audited(
         ("test-admin", "PUT", "/api/agents/nobody", 404),
         ("test-admin", "POST", "/api/agents", 422),
         ("test-admin", "PUT", "/api/agents/A9", 422),
+        ("test-admin", "PUT", "/api/agents/A9", 422),
         ("test-viewer", "PUT", "/api/agents/A11", 403)]
     assert rows[-3]["detail"]["changed"] == {"endpoint": "PJSIP/1010"}
+    # a request without a live token is refused and only logged (anyone can send one)
+    r = await http.put("/agents/A9", json=body)
+    assert r.status_code == 401
+    assert len((await http.get("/audit", headers=admin)).json()) == len(rows)
     async with world.db.execute("SELECT group_concat(detail) FROM api_audit") as cur:
         everything = str((await cur.fetchone() or [""])[0])
     assert PASSWORD not in everything
@@ -171,20 +181,64 @@ async def test_a_hand_edit_after_staging_makes_publishing_refused(
     assert "unbound-bank" in {s["id"] for s in listed["strategies"]}
 
 
-async def test_reads_of_queues_trunks_reports_and_recordings(world: AdminWorld,
-                                                             http: httpx.AsyncClient) -> None:
+async def test_reads_of_queues_trunks_and_reports(world: AdminWorld,
+                                                  http: httpx.AsyncClient) -> None:
     op = world.auth("operator")
     queues = (await http.get("/queues", headers=op)).json()
     assert {q["name"] for q in queues} == {q.name for q in world.settings.acd.queues}
-    trunks = (await http.get("/trunks", headers=op)).text
-    assert "password" not in trunks
+    trunks = await http.get("/trunks", headers=op)
+    assert [(t["name"], t["has_credentials"]) for t in trunks.json()] == [("carrier", True)]
+    assert TRUNK_PASSWORD not in trunks.text
     report = (await http.get("/reports/calls", headers=op, params={"day": "2026-12-01"})).json()
     assert report["day"] == "2026-12-01" and isinstance(report["queues"], list)
-    await world.db.execute("INSERT INTO recordings (call_id, agent_id, account, path,"
-                           " started_at) VALUES ('c1', 'A1', '10001', '/x.wav', 5)")
-    rows = (await http.get("/recordings", headers=op, params={"account": "10001"})).json()
-    assert [r["call_id"] for r in rows] == ["c1"] and "path" not in rows[0]
-    assert (await http.get("/recordings", headers=op, params={"account": "2"})).json() == []
+    r = await http.get("/reports/calls", headers=op, params={"day": "2026-02-30"})
+    assert r.status_code == 422
+    r = await http.get("/queues", headers=op, params={"queue": "general"})
+    assert r.status_code == 422 and "unknown query parameter" in r.json()["message"]
+
+
+async def test_an_orders_recording_is_found_by_its_number_played_and_held(
+        world: AdminWorld, http: httpx.AsyncClient) -> None:
+    """The proof of an order (the IVR's recording of its confirmation), sealed by the keeper:
+    found from the order number, played back to an operator (logged), held by an admin."""
+    audio = b"RIFF" + os.urandom(50_000)
+    path = "/var/spool/asterisk/monitor/callcenter/20261201/c1-proof-0123456789abcdef.wav"
+    world.settings.pbx_path(path).parent.mkdir(parents=True)
+    world.settings.pbx_path(path).write_bytes(audio)
+    await world.db.execute(
+        "INSERT INTO intents (key, kind, call_id, account, summary, state, result, created_at,"
+        " updated_at) VALUES ('0123456789abcdef', 'order', 'c1', '10000001', '{}', 'done',"
+        " '{\"order_no\": \"30000001\"}', 0, 0)")
+    await world.db.execute(
+        "INSERT INTO recordings (call_id, agent_id, account, path, started_at, ended_at, kind,"
+        " intent_key) VALUES ('c1', '', '10000001', ?, ?, ?, 'proof', '0123456789abcdef')",
+        (path, time.time() - 60, time.time() - 30))
+    assert world.services.keeper is not None
+    assert await world.services.keeper.round() == (1, 0)
+    op = world.auth("operator")
+    found = (await http.get("/recordings", headers=op,
+                            params={"reference": "30000001"})).json()
+    assert [(r["kind"], r["sealed"], r["intent"]) for r in found] == [
+        ("proof", True, {"kind": "order", "state": "done", "reference": "30000001"})]
+    assert (await http.get("/recordings", headers=op, params={"reference": "1"})).json() == []
+    assert (await http.get("/recordings", headers=op,
+                           params={"account": "10000001", "day_from": "2026-01-01"})).json()
+    r = await http.get("/recordings", headers=op, params={"account": ""})
+    assert r.status_code == 422   # an empty filter never widens the search
+    assert (await http.get("/recordings", headers=world.auth("viewer"))).status_code == 403
+    rec_id = found[0]["id"]
+    played = await http.get(f"/recordings/{rec_id}/audio", headers=op)
+    assert played.status_code == 200 and played.content == audio
+    assert played.headers["content-type"] == "audio/wav"
+    detail = (await http.get(f"/recordings/{rec_id}", headers=op)).json()
+    assert [(a["actor"], a["via"], a["action"]) for a in detail["access"]] == [
+        ("test-operator", "api", "play")]
+    r = await http.put(f"/recordings/{rec_id}/hold", headers=op, json={"reason": "inquiry"})
+    assert r.status_code == 403
+    r = await http.put(f"/recordings/{rec_id}/hold", headers=world.auth("admin"),
+                       json={"reason": "CSRC inquiry 17"})
+    assert r.status_code == 200 and r.json()["held"] is True
+    assert (await http.get("/recordings/999", headers=op)).status_code == 404
 
 
 async def test_the_committed_openapi_document_is_the_served_one(world: AdminWorld,
@@ -193,3 +247,12 @@ async def test_the_committed_openapi_document_is_the_served_one(world: AdminWorl
     committed = json.loads((REPO_ROOT / "docs" / "admin-api.openapi.json").read_text())
     assert served == committed == await openapi_document(world.settings), \
         "run: callcenter api openapi -o docs/admin-api.openapi.json"
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(
+        world: AdminWorld, http: httpx.AsyncClient) -> None:
+    from callcenter.admin.api import MAX_BODY
+
+    r = await http.post("/flows/releases", content=b"x" * (MAX_BODY + 1),
+                        headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "too_large"

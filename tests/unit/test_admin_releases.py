@@ -22,7 +22,8 @@ def _kind(directory: Path, refuse: list[str]) -> ReleaseKind:
                 if not isinstance(yaml.safe_load(p.read_text()), dict)]
 
     async def activate() -> list[str]:
-        return list(refuse)
+        # the engine refuses what has b.yaml (while ``refuse`` says so), never the files before
+        return list(refuse) if (directory / "b.yaml").exists() else []
 
     return ReleaseKind("things", directory, re.compile(r"[a-z]+\.yaml"), check, activate)
 

@@ -1,0 +1,116 @@
+"""The engine's keeper of recordings: every ``recordings.interval_s`` it seals the recordings
+that have ended (``vault.seal_file``, the plain file removed once the sealed one is on disk)
+and deletes those past their retention that are not on hold (``retention.py``). Files are
+reached through ``Settings.pbx_path`` (Asterisk writes them in its own file system); the
+crypto and file work runs in a worker thread. ``play`` streams a recording back, opened
+chunk by chunk, after logging who listened."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiosqlite
+
+from callcenter.config import Settings
+from callcenter.errors import RecordingError
+from callcenter.recordings import store
+from callcenter.recordings.retention import kind_of, retain_until
+from callcenter.recordings.vault import load_or_create_key, open_sealed, seal_file
+
+__all__ = ["RecordingKeeper"]
+
+log = logging.getLogger(__name__)
+
+
+class RecordingKeeper:
+    def __init__(self, settings: Settings, db: aiosqlite.Connection) -> None:
+        self.settings = settings
+        self.db = db
+        self._key: bytes | None = None
+        self._task: asyncio.Task[None] | None = None
+        #: recordings whose file was missing when due for sealing (warned once each)
+        self._missing: set[int] = set()
+        #: told after every round (tests wait on it)
+        self.rounds = 0
+
+    async def key(self) -> bytes:
+        if self._key is None:
+            self._key = await asyncio.to_thread(load_or_create_key,
+                                                self.settings.recordings_key_file)
+        return self._key
+
+    async def start(self) -> None:
+        await self.key()  # a broken key file stops the engine at start, not at the first call
+        self._task = asyncio.create_task(self._run(), name="recording-keeper")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except Exception:  # a bad round must not end the keeping
+                log.exception("recordings: round failed; the next one retries")
+            await asyncio.sleep(self.settings.recordings.interval_s)
+
+    async def round(self, now: float | None = None) -> tuple[int, int]:
+        """Seal what has ended, delete what has expired; (sealed, deleted)."""
+        now = time.time() if now is None else now
+        sealed = deleted = 0
+        for rec in await store.to_seal(self.db, now, self.settings.recordings.seal_after_s):
+            if await self._seal(rec):
+                sealed += 1
+        for rec in await store.expired(self.db, now):
+            await asyncio.to_thread(self._remove, rec)
+            await store.mark_deleted(self.db, rec.id, now)
+            log.info("recording %d deleted after its retention", rec.id)
+            deleted += 1
+        self.rounds += 1
+        return sealed, deleted
+
+    async def _seal(self, rec: store.Recording) -> bool:
+        plain = self.settings.pbx_path(rec.path)
+        sealed = self.settings.pbx_path(rec.path + store.SEALED_SUFFIX)
+        if not await asyncio.to_thread(plain.exists):
+            if rec.id not in self._missing:
+                self._missing.add(rec.id)
+                log.warning("recording %d: no file %s to seal (never written?)", rec.id,
+                            plain.name)
+            return False
+        key = await self.key()
+        digest, size = await asyncio.to_thread(seal_file, plain, sealed, key, rec.path)
+        days = self.settings.recordings.retention_days
+        until = retain_until(rec.started_at, kind_of(rec.kind, rec.intent_kind), days)
+        await store.mark_sealed(self.db, rec.id, at=time.time(), sha256=digest, size=size,
+                                retain_until=until)
+        await asyncio.to_thread(plain.unlink, True)
+        return True
+
+    def _remove(self, rec: store.Recording) -> None:
+        for path in {self.settings.pbx_path(rec.path),
+                     self.settings.pbx_path(rec.path + store.SEALED_SUFFIX)}:
+            path.unlink(missing_ok=True)
+
+    async def play(self, recording_id: int, *, actor: str, via: str
+                   ) -> tuple[store.Recording, Iterator[bytes]]:
+        """The recording and its audio (a blocking iterator: iterate it off the loop); the
+        access is logged before anything is read. Only a sealed recording is played."""
+        rec = await store.get(self.db, recording_id)
+        if rec.deleted_at is not None:
+            raise RecordingError(f"recording {recording_id} was deleted after its retention")
+        if rec.sealed_at is None:
+            raise RecordingError(f"recording {recording_id} is not sealed yet (in progress?)")
+        key = await self.key()
+        await store.log_access(self.db, recording_id, actor=actor, via=via)
+        path: Path = self.settings.pbx_path(rec.stored_path)
+        return rec, open_sealed(path, key, rec.path)

@@ -1,0 +1,129 @@
+"""Sealing recordings at rest: AES-256-GCM in 64 KiB chunks, with the site key.
+
+A sealed file is ``MAGIC``, the key's id (8 bytes of its SHA-256: a file sealed with another key
+is named as such, not reported as tampered), a 7-byte random prefix, then the chunks. Chunk ``i``
+is sealed with the nonce ``prefix | i (4 bytes) | last (1 byte)`` and the header plus the
+recording's ``label`` (its path) as associated data: a chunk moved, dropped, cut off at the end,
+or a file swapped for another recording's fails to open. Chunks keep memory flat for an hour's
+call and let playback stream. The cipher comes from ``cryptography`` (OpenSSL); only the framing
+is ours, because no maintained library here offers a streaming AEAD file format (age and
+Tink's streaming AEAD are not in Debian's Python).
+
+Blocking (file I/O, crypto): call these from a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from callcenter.errors import RecordingError
+
+__all__ = ["key_id", "load_or_create_key", "open_sealed", "seal_file"]
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"CCREC1\n"
+CHUNK = 64 * 1024
+TAG = 16
+PREFIX = 7
+HEADER = len(MAGIC) + 8 + PREFIX
+
+
+def key_id(key: bytes) -> bytes:
+    return hashlib.sha256(key).digest()[:8]
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The site key from ``path`` (base64 of 32 bytes); made there (mode 0600) if missing."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        log.warning("recordings: made a new site key in %s; BACK IT UP, without it no sealed"
+                    " recording can be played", path)
+        text = path.read_text(encoding="ascii").strip()
+    except OSError as exc:
+        raise RecordingError(f"cannot read the recordings key {path}: {exc}") from exc
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise RecordingError(f"{path}: not a recordings key (base64 of 32 bytes)")
+    return key
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    return prefix + struct.pack(">IB", index, 1 if last else 0)
+
+
+def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
+    """Seal ``src`` into ``dst`` (written whole, then renamed: never half a file); return the
+    plain recording's SHA-256 (hex) and size. ``src`` is left for the caller to remove."""
+    aead = AESGCM(key)
+    header = MAGIC + key_id(key) + secrets.token_bytes(PREFIX)
+    aad = header + label.encode()
+    digest, size = hashlib.sha256(), 0
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        with src.open("rb") as plain, tmp.open("wb") as out:
+            out.write(header)
+            chunk, index = plain.read(CHUNK), 0
+            while True:
+                following = plain.read(CHUNK) if chunk else b""
+                last = not following
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(aead.encrypt(_nonce(header[-PREFIX:], index, last), chunk, aad))
+                if last:
+                    break
+                chunk, index = following, index + 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RecordingError(f"cannot seal {src}: {exc}") from exc
+    return digest.hexdigest(), size
+
+
+def open_sealed(path: Path, key: bytes, label: str) -> Iterator[bytes]:
+    """The plain recording, chunk by chunk; ``RecordingError`` if it is not whole and ours."""
+    aead = AESGCM(key)
+    try:
+        with path.open("rb") as sealed:
+            header = sealed.read(HEADER)
+            if len(header) != HEADER or not header.startswith(MAGIC):
+                raise RecordingError(f"{path.name}: not a sealed recording")
+            if header[len(MAGIC):len(MAGIC) + 8] != key_id(key):
+                raise RecordingError(f"{path.name}: sealed with another site key")
+            aad, prefix = header + label.encode(), header[-PREFIX:]
+            block, index = sealed.read(CHUNK + TAG), 0
+            while True:
+                following = sealed.read(CHUNK + TAG)
+                last = not following
+                try:
+                    yield aead.decrypt(_nonce(prefix, index, last), block, aad)
+                except InvalidTag:
+                    raise RecordingError(f"{path.name}: altered, cut or not this recording's"
+                                         f" (chunk {index})") from None
+                if last:
+                    return
+                block, index = following, index + 1
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path.name}: {exc}") from exc
