@@ -129,8 +129,9 @@ class AdminServices:
             raise AdminError(422, "invalid", str(exc)) from None
         if self.acd is not None:
             self.acd.add_agent(record)
+        before = agent_view(existing) if existing is not None else {}
         changed = {k: v for k, v in agent_view(record).items()
-                   if existing is None or agent_view(existing).get(k) != v}
+                   if existing is None or before.get(k) != v}
         if password is not None:
             changed["password"] = "changed"  # noqa: S105 (the audit's word, not a password)
         return {"agent_id": record.agent_id, "created": existing is None, "changed": changed}

@@ -204,7 +204,7 @@ class AgiFlowIO:
         self.pending = ""    # digits pressed ahead of the question that wants them
         #: where proof recordings go and are filed (None: not recorded)
         self.proofs = proofs
-        self._proof: tuple[int, str] | None = None   # (row id, path) while one runs
+        self._proof: int | None = None   # its row while one runs
 
     async def say(self, step: SayStep) -> None:
         self.pending += self.typed.ahead()
@@ -293,12 +293,11 @@ class AgiFlowIO:
         if step.key is None:
             running, self._proof = self._proof, None
             if running is not None:
-                await self.proofs.ended(running[0])
+                await self.proofs.ended(running)
                 await self.channel.exec("StopMixMonitor", "")
             return
         path = self.proofs.path(self.call_id, step.key)
-        row = await self.proofs.started(self.call_id, step.key, path)
-        self._proof = (row, path)
+        self._proof = await self.proofs.started(self.call_id, step.key, path)
         await self.channel.exec("MixMonitor", path)
 
     async def finish(self, step: End | Transfer) -> None:

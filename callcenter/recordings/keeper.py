@@ -19,7 +19,7 @@ import aiosqlite
 from callcenter.config import Settings
 from callcenter.errors import RecordingError
 from callcenter.recordings import store
-from callcenter.recordings.retention import kind_of, retain_until
+from callcenter.recordings.retention import Kept, due, kind_of, retain_until
 from callcenter.recordings.vault import load_or_create_key, open_sealed, seal_file
 
 __all__ = ["RecordingKeeper"]
@@ -70,7 +70,10 @@ class RecordingKeeper:
         for rec in await store.to_seal(self.db, now, self.settings.recordings.seal_after_s):
             if await self._seal(rec):
                 sealed += 1
-        for rec in await store.expired(self.db, now):
+        candidates = await store.past_retention(self.db, now)
+        going = set(due((Kept(r.id, r.retain_until or now, r.held_by is not None)
+                         for r in candidates), now))
+        for rec in (r for r in candidates if r.id in going):
             await asyncio.to_thread(self._remove, rec)
             await store.mark_deleted(self.db, rec.id, now)
             log.info("recording %d deleted after its retention", rec.id)

@@ -123,9 +123,10 @@ async def mark_sealed(db: aiosqlite.Connection, recording_id: int, *, at: float,
                          (at, sha256, size, retain_until, at, recording_id))
 
 
-async def expired(db: aiosqlite.Connection, now: float) -> list[Recording]:
-    """Sealed recordings past their retention, not on hold, not yet deleted."""
-    async with db.execute(_SELECT + " WHERE r.deleted_at IS NULL AND r.held_by IS NULL AND"
+async def past_retention(db: aiosqlite.Connection, now: float) -> list[Recording]:
+    """Sealed recordings past their retention and not yet deleted, held ones too (whether one
+    goes is ``retention.due``'s to say)."""
+    async with db.execute(_SELECT + " WHERE r.deleted_at IS NULL AND"
                           " r.retain_until <= ? ORDER BY r.id", (now,)) as cur:
         return [_recording(r) for r in await cur.fetchall()]
 

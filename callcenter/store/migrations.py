@@ -457,6 +457,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX recordings_agent ON recordings(agent_id, started_at);
     CREATE INDEX recordings_unsealed ON recordings(id) WHERE sealed_at IS NULL
         AND deleted_at IS NULL;
+    CREATE INDEX recordings_retention ON recordings(retain_until) WHERE deleted_at IS NULL;
     CREATE TABLE recording_access (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
         at           REAL NOT NULL,
