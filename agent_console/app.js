@@ -4,7 +4,8 @@
 // reconnect, keepalive), seat.js and queues.js (the desk's seat state and queues), call.js (the
 // call card, controls, wrap-up), customer.js (the customer panels, messages, subscriptions),
 // desk.js (click-to-call, tasks), inbox.js, tasks.js and taskboard.js (the tasks tab: an
-// agent's tasks; supervisors' progress, deadline alerts, report), wallboard.js, phone.js (the
+// agent's tasks; supervisors' progress, deadline alerts, report), wallboard.js, recordings.js
+// (supervisors find and play recordings, each playback logged), phone.js (the
 // softphone's panel, over softphone.js), alert.js (the ring and desktop notice of an offered
 // call), hotkeys.js (keyboard shortcuts and their help), monitor.js (a supervisor's monitoring,
 // on both sides), fanout.js (the second socket: pushes meant for many consoles, from the
@@ -28,6 +29,7 @@ import * as inbox from "./js/inbox.js";
 import * as monitor from "./js/monitor.js";
 import * as phone from "./js/phone.js";
 import * as queues from "./js/queues.js";
+import * as recordings from "./js/recordings.js";
 import { renderAll } from "./js/registry.js";
 import * as seat from "./js/seat.js";
 import * as session from "./js/session.js";
@@ -49,7 +51,7 @@ function main() {
   $("lang-switch", HTMLSelectElement).value = getLang();
   applyTranslations();
   for (const feature of [seat, queues, call, inbox, tasks, taskboard, customer, desk, wallboard,
-    phone, ringAlert, hotkeys, monitor, fanout, session]) {
+    recordings, phone, ringAlert, hotkeys, monitor, fanout, session]) {
     feature.wire();
   }
   tabs.wire();

@@ -56,6 +56,7 @@ from callcenter.phones.link import PhoneLink
 from callcenter.phones.registry import PhoneChange
 from callcenter.recordings.keeper import RecordingKeeper
 from callcenter.recordings.proofs import IvrProofs
+from callcenter.recordings.service import RecordingService
 from callcenter.seats.backend import EngineConsoleBackend
 from callcenter.seats.phone_sessions import PhoneSessions
 from callcenter.seats.protocol import Event
@@ -183,7 +184,8 @@ class Engine:
             self.console_backend = EngineConsoleBackend(
                 self.acd, self.db, self.backoffice,
                 directory_numbers=self.settings.console.directory_numbers,
-                site=self.settings.site, tasks=self.tasks)
+                site=self.settings.site, tasks=self.tasks,
+                recordings=RecordingService(self.settings, self.db, self.recordings))
             self._connect_console_to_channels(self.console_backend)
             # preview calls, progressive on/off; the dialer's moves of tasks pushed to consoles
             self.console_backend.tasks.dialer = self.dialer

@@ -183,6 +183,10 @@ class RecordingError(CallCenterError):
     the message."""
 
 
+class RecordingNotFound(RecordingError):
+    """No recording with that id."""
+
+
 class AdminError(CallCenterError):
     """An administration API request was refused (``admin/``): ``status`` is its HTTP status,
     ``code`` a short stable word a client can test, the message says what to change."""

@@ -23,10 +23,17 @@ from pydantic import SecretStr
 
 from callcenter.admin.releases import ReleaseKind, Releases
 from callcenter.config import Settings
-from callcenter.errors import AdminError, AgentConflict, ConfigError, RecordingError, StrategyError
+from callcenter.errors import (
+    AdminError,
+    AgentConflict,
+    ConfigError,
+    RecordingError,
+    RecordingNotFound,
+    StrategyError,
+)
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.flowset import FlowSetError
-from callcenter.recordings import store as recording_store
+from callcenter.recordings.service import RecordingService
 from callcenter.store.agents import AgentRecord, load_agents, save_agent
 from callcenter.strategies.load import Site, StrategySetError, load_strategies
 
@@ -85,8 +92,8 @@ class AdminServices:
         self.settings = settings
         self.db = db
         self.acd = acd
-        #: the engine's keeper of recordings (sealing, playback); None: no playback here
-        self.keeper = keeper
+        #: search, playback (through the engine's keeper; None: no playback here), holds
+        self.recording_service = RecordingService(settings, db, keeper)
         kinds = {"strategies": strategy_release_kind(settings)}
         if flows is not None:
             kinds["flows"] = flow_release_kind(flows)
@@ -209,45 +216,33 @@ class AdminServices:
                 "agents": [_plain(r) for r in report.agents or ()]}
 
     async def recordings(self, filters: Mapping[str, Any], limit: int) -> list[dict[str, Any]]:
-        """By customer (``account``), ``agent_id``, ``call_id``, an order's or transfer's
-        number (``reference``), and days (``day_from``, ``day_to``: the site's dates, both
-        included)."""
-        tz = self.settings.site.tz
-        wanted: dict[str, Any] = {k: v for k, v in filters.items()
-                                  if k in ("account", "agent_id", "call_id", "reference")
-                                  and v is not None}
-        if filters.get("day_from") is not None:
-            wanted["since"] = dt.datetime.combine(filters["day_from"], dt.time(), tz).timestamp()
-        if filters.get("day_to") is not None:
-            wanted["until"] = dt.datetime.combine(filters["day_to"] + dt.timedelta(days=1),
-                                                  dt.time(), tz).timestamp()
-        return [r.view() for r in await recording_store.search(self.db, wanted, limit=limit)]
+        """``RecordingService.search``'s filters."""
+        return [r.view() for r in await self.recording_service.search(filters, limit)]
 
     async def recording(self, recording_id: int) -> dict[str, Any]:
         try:
-            rec = await recording_store.get(self.db, recording_id)
-        except RecordingError as exc:
+            rec = await self.recording_service.get(recording_id)
+        except RecordingNotFound as exc:
             raise AdminError(404, "not_found", str(exc)) from None
-        return {**rec.view(), "access": await recording_store.access_log(self.db, rec.id)}
+        return {**rec.view(), "access": await self.recording_service.access(rec.id)}
 
     async def play(self, recording_id: int, actor: str, via: str) -> Iterator[bytes]:
         """The recording's audio (a blocking iterator), its access logged first."""
-        if self.keeper is None:
-            raise AdminError(409, "no_keeper", "recordings are not kept by this process")
         try:
-            _, audio = await self.keeper.play(recording_id, actor=actor, via=via)
+            return await self.recording_service.play(recording_id, actor=actor, via=via)
+        except RecordingNotFound as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
         except RecordingError as exc:
-            status = 404 if "no recording" in str(exc) else 409
-            raise AdminError(status, "not_playable", str(exc)) from None
-        return audio
+            raise AdminError(409, "not_playable", str(exc)) from None
 
     async def hold(self, recording_id: int, *, by: str, reason: str | None) -> dict[str, Any]:
         try:
-            rec = await recording_store.set_hold(self.db, recording_id, by=by, via="api",
-                                                 reason=reason)
+            rec = await self.recording_service.hold(recording_id, by=by, via="api",
+                                                    reason=reason)
+        except RecordingNotFound as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
         except RecordingError as exc:
-            status = 404 if "no recording" in str(exc) else 409
-            raise AdminError(status, "not_held", str(exc)) from None
+            raise AdminError(409, "not_held", str(exc)) from None
         return rec.view()
 
 

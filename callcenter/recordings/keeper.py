@@ -39,9 +39,13 @@ class RecordingKeeper:
         self.rounds = 0
 
     async def key(self) -> bytes:
+        """The site key; made on first start, but never while sealed recordings exist (a new
+        key would open none of them: the old one must be restored from its backup)."""
         if self._key is None:
+            may_create = await store.count_sealed(self.db) == 0
             self._key = await asyncio.to_thread(load_or_create_key,
-                                                self.settings.recordings_key_file)
+                                                self.settings.recordings_key_file,
+                                                create=may_create)
         return self._key
 
     async def start(self) -> None:
@@ -104,16 +108,25 @@ class RecordingKeeper:
                      self.settings.pbx_path(rec.path + store.SEALED_SUFFIX)}:
             path.unlink(missing_ok=True)
 
-    async def play(self, recording_id: int, *, actor: str, via: str
+    async def open(self, recording_id: int, first: int = 0, count: int | None = None
                    ) -> tuple[store.Recording, Iterator[bytes]]:
-        """The recording and its audio (a blocking iterator: iterate it off the loop); the
-        access is logged before anything is read. Only a sealed recording is played."""
+        """The recording and its audio (a blocking iterator: iterate it off the loop),
+        ``count`` chunks of ``vault.CHUNK`` bytes from chunk ``first`` (or all). Only a sealed
+        recording opens; nothing is logged (``play`` logs)."""
         rec = await store.get(self.db, recording_id)
-        if rec.deleted_at is not None:
-            raise RecordingError(f"recording {recording_id} was deleted after its retention")
-        if rec.sealed_at is None:
-            raise RecordingError(f"recording {recording_id} is not sealed yet (in progress?)")
+        if (why := rec.unplayable()) is not None:
+            raise RecordingError(why)
         key = await self.key()
-        await store.log_access(self.db, recording_id, actor=actor, via=via)
         path: Path = self.settings.pbx_path(rec.stored_path)
-        return rec, open_sealed(path, key, rec.path)
+        return rec, open_sealed(path, key, rec.path, first, count)
+
+    async def play(self, recording_id: int, *, actor: str, via: str, detail: str = "",
+                   first: int = 0, count: int | None = None
+                   ) -> tuple[store.Recording, Iterator[bytes]]:
+        """As ``open``, the access logged (who, through what, ``detail``: from where) before
+        anything is read."""
+        rec = await store.get(self.db, recording_id)
+        if (why := rec.unplayable()) is not None:
+            raise RecordingError(why)
+        await store.log_access(self.db, recording_id, actor=actor, via=via, detail=detail)
+        return await self.open(recording_id, first, count)

@@ -11,10 +11,11 @@ from typing import Any
 
 import aiosqlite
 
-from callcenter.errors import RecordingError
+from callcenter.errors import RecordingError, RecordingNotFound
 from callcenter.store.tx import transaction
 
-__all__ = ["Recording", "add_proof", "end_recording", "get", "log_access", "search", "set_hold",
+__all__ = ["Recording", "access_log", "add_proof", "count_sealed", "end_recording", "get",
+           "log_access", "mark_deleted", "mark_sealed", "past_retention", "search", "set_hold",
            "to_seal"]
 
 #: a recording whose end was never seen (an engine that died) counts as ended after this
@@ -52,6 +53,14 @@ class Recording:
     intent_kind: str | None   # order | cancel | transfer
     intent_state: str | None  # pending | done | refused | not_done
     reference: str | None     # the order's or transfer's number
+
+    def unplayable(self) -> str | None:
+        """Why it cannot be played now, or None: only a sealed, kept recording plays."""
+        if self.deleted_at is not None:
+            return f"recording {self.id} was deleted after its retention"
+        if self.sealed_at is None:
+            return f"recording {self.id} is not sealed yet (in progress?)"
+        return None
 
     @property
     def stored_path(self) -> str:
@@ -99,7 +108,7 @@ async def get(db: aiosqlite.Connection, recording_id: int) -> Recording:
     async with db.execute(_SELECT + " WHERE r.id = ?", (recording_id,)) as cur:
         row = await cur.fetchone()
     if row is None:
-        raise RecordingError(f"no recording {recording_id}")
+        raise RecordingNotFound(f"no recording {recording_id}")
     return _recording(row)
 
 
@@ -113,6 +122,14 @@ async def to_seal(db: aiosqlite.Connection, now: float, after_s: float) -> list[
             "  WHERE c.id = r.call_id AND c.ended_at <= ?)) ORDER BY r.id",
             (cut, now - STALE_S, cut)) as cur:
         return [_recording(r) for r in await cur.fetchall()]
+
+
+async def count_sealed(db: aiosqlite.Connection) -> int:
+    """Sealed recordings not deleted: what the site key must open."""
+    async with db.execute("SELECT count(*) FROM recordings WHERE sealed_at IS NOT NULL"
+                          " AND deleted_at IS NULL") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def mark_sealed(db: aiosqlite.Connection, recording_id: int, *, at: float, sha256: str,
@@ -148,7 +165,7 @@ async def set_hold(db: aiosqlite.Connection, recording_id: int, *, by: str, via:
                               (recording_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
-            raise RecordingError(f"no recording {recording_id}")
+            raise RecordingNotFound(f"no recording {recording_id}")
         if row[0] is not None:
             raise RecordingError(f"recording {recording_id} was deleted after its retention")
         await db.execute("UPDATE recordings SET held_by = ?, hold_reason = ? WHERE id = ?",

@@ -44,11 +44,16 @@ def key_id(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()[:8]
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The site key from ``path`` (base64 of 32 bytes); made there (mode 0600) if missing."""
+def load_or_create_key(path: Path, *, create: bool = True) -> bytes:
+    """The site key from ``path`` (base64 of 32 bytes); made there (mode 0600) if missing and
+    ``create``, else ``RecordingError``."""
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
+        if not create:
+            raise RecordingError(f"the recordings key {path} is missing: restore it from its"
+                                 " backup (a new key would open none of the sealed"
+                                 " recordings)") from None
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as out:
@@ -102,8 +107,12 @@ def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def open_sealed(path: Path, key: bytes, label: str) -> Iterator[bytes]:
-    """The plain recording, chunk by chunk; ``RecordingError`` if it is not whole and ours."""
+def open_sealed(path: Path, key: bytes, label: str, first: int = 0,
+                count: int | None = None) -> Iterator[bytes]:
+    """The plain recording, chunk by chunk (``count`` chunks from chunk ``first``, or all):
+    ``RecordingError`` if it is not whole and ours. The last chunk is known from the file's
+    size, so a file cut at a chunk boundary fails too (its new last chunk was not sealed as
+    the last)."""
     aead = AESGCM(key)
     try:
         with path.open("rb") as sealed:
@@ -113,17 +122,18 @@ def open_sealed(path: Path, key: bytes, label: str) -> Iterator[bytes]:
             if header[len(MAGIC):len(MAGIC) + 8] != key_id(key):
                 raise RecordingError(f"{path.name}: sealed with another site key")
             aad, prefix = header + label.encode(), header[-PREFIX:]
-            block, index = sealed.read(CHUNK + TAG), 0
-            while True:
-                following = sealed.read(CHUNK + TAG)
-                last = not following
+            body = os.fstat(sealed.fileno()).st_size - HEADER
+            if body < TAG:
+                raise RecordingError(f"{path.name}: cut short (no chunk)")
+            total = -(-body // (CHUNK + TAG))
+            end = total if count is None else min(total, first + count)
+            sealed.seek(HEADER + first * (CHUNK + TAG))
+            for index in range(first, end):
+                block = sealed.read(CHUNK + TAG)
                 try:
-                    yield aead.decrypt(_nonce(prefix, index, last), block, aad)
+                    yield aead.decrypt(_nonce(prefix, index, index == total - 1), block, aad)
                 except InvalidTag:
                     raise RecordingError(f"{path.name}: altered, cut or not this recording's"
                                          f" (chunk {index})") from None
-                if last:
-                    return
-                block, index = following, index + 1
     except OSError as exc:
         raise RecordingError(f"cannot read {path.name}: {exc}") from exc

@@ -59,6 +59,7 @@ from callcenter.broker.interface import BackOffice
 from callcenter.channels.relay import ContactArrived, DeliveryUpdate, RelayEvent
 from callcenter.config import DirectoryNumber, SiteSettings
 from callcenter.errors import ConsoleError, SeatStateError
+from callcenter.recordings.service import RecordingService
 from callcenter.seats import contacts
 from callcenter.seats import protocol as p
 from callcenter.seats.console_api import AgentIdentity, ConsolePush
@@ -67,6 +68,7 @@ from callcenter.seats.directory import directory_reply
 from callcenter.seats.intervals import intervals_reply
 from callcenter.seats.masking import mask
 from callcenter.seats.phone_sessions import PhoneSessions
+from callcenter.seats.playback import ConsolePlayback
 from callcenter.seats.presence import CONSOLE_GONE, Presence, PresenceAction
 from callcenter.seats.screen_pop import ScreenPops
 from callcenter.seats.tasks import ConsoleTasks
@@ -104,7 +106,8 @@ def _day_start(now: float) -> float:
 class EngineConsoleBackend:
     def __init__(self, acd: Acd, db: aiosqlite.Connection, backoffice: BackOffice, *,
                  directory_numbers: Sequence[DirectoryNumber] = (),
-                 site: SiteSettings | None = None, tasks: TaskStore | None = None) -> None:
+                 site: SiteSettings | None = None, tasks: TaskStore | None = None,
+                 recordings: RecordingService | None = None) -> None:
         self.acd = acd
         self.control = CallControl(acd)
         self.db = db
@@ -139,6 +142,8 @@ class EngineConsoleBackend:
         self.tasks = ConsoleTasks(acd, tasks or TaskStore(db, acd.clock), backoffice,
                                   self.site, self._push_agent, self._push_role,
                                   self._push_state)
+        #: supervisors' search and playback of recordings (None: not offered here)
+        self.playback = None if recordings is None else ConsolePlayback(recordings)
 
     @property
     def on_outbox(self) -> Callable[[], None] | None:
@@ -224,12 +229,19 @@ class EngineConsoleBackend:
                 "wrap_up_until": (rt.seat.since + self.acd.settings.wrap_up_s
                                   if in_wrap_up else None)}
 
+    async def recording_audio(self, ticket: str, part: int, address: str) -> bytes | None:
+        if self.playback is None:
+            return None
+        return await self.playback.audio(ticket, part, address)
+
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
         # The seat stays as it is for the grace: a console reload must not drop a call or a
         # ready state. Past it, ``_grace_over`` decides.
         log.info("console session of %s closed (%d left)", agent.agent_id, sessions_left)
         if sessions_left == 0 and self.phones is not None:
             await self.phones.ended(agent.agent_id)
+        if sessions_left == 0 and self.playback is not None:
+            self.playback.tickets.forget_agent(agent.agent_id)
         if self.presence.closed(agent.agent_id, sessions_left, self.acd.clock()):
             self._arm_presence(agent.agent_id)
             self._arm_logout(agent.agent_id, self.absent_logout_s)
@@ -398,6 +410,10 @@ class EngineConsoleBackend:
                   | p.RescheduleTask() | p.AssignTask() | p.CancelTask() | p.DialerJoin()
                   | p.DialerLeave() | p.TaskProgress() | p.TaskReport()):
                 return await self.tasks.handle(agent, request)
+            case p.Recordings() | p.RecordingPlay():
+                if self.playback is None:
+                    raise ConsoleError("unavailable", "recordings are not offered here")
+                return await self.playback.handle(agent, request)
             case p.SendMessage():
                 return await self.channels.message(me, self._about(me, request), request)
             case p.Deliveries():

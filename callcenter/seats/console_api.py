@@ -12,6 +12,9 @@ from typing import Any, Protocol
 
 from callcenter.seats.protocol import Event, Request, Role
 
+#: where the page fetches a recording with a one-time ticket (``seats/playback.py``)
+PLAYBACK_PATH = "/recording"
+
 
 @dataclass(frozen=True)
 class AgentIdentity:
@@ -46,6 +49,11 @@ class ConsoleBackend(Protocol):
 
     async def command(self, agent: AgentIdentity, request: Request) -> dict[str, Any]:
         """Carry out an authorised request; the reply's data. Raises ``ConsoleError``."""
+
+    async def recording_audio(self, ticket: str, part: int, address: str) -> bytes | None:
+        """Part ``part`` of the audio a ``recording_play`` ticket opens (each part once, in
+        order; part 0 logs the playback, from ``address``); None if the ticket does not open
+        it now."""
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
         """A session of this agent ended, ``sessions_left`` of theirs still open (the seat

@@ -43,7 +43,7 @@ from callcenter.config import ConsoleSettings
 from callcenter.errors import ConsoleError
 from callcenter.fanout.feed import PATH as FANOUT_PATH
 from callcenter.fanout.process import FanoutProcess
-from callcenter.seats.console_api import AgentIdentity, ConsoleBackend, ConsolePush
+from callcenter.seats.console_api import PLAYBACK_PATH, AgentIdentity, ConsoleBackend, ConsolePush
 from callcenter.seats.limits import AddressThrottle, KnownAddresses, LoginGuard, TokenBucket
 from callcenter.seats.protocol import (
     ALLOWED,
@@ -95,6 +95,7 @@ CONTENT_TYPES: Final = {
 SECURITY_HEADERS: Final = (
     ("Content-Security-Policy",
      "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+     "media-src 'self' blob:; "
      "style-src 'self'; script-src 'self'"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
@@ -191,13 +192,14 @@ def _peek_id(message: str | bytes) -> str:
 
 
 def _http(status: http.HTTPStatus, body: bytes,
-          content_type: str = "text/plain; charset=utf-8") -> HttpResponse:
+          content_type: str = "text/plain; charset=utf-8",
+          cache: str = "no-cache") -> HttpResponse:
     headers = Headers([
         ("Date", email.utils.formatdate(usegmt=True)),
         ("Connection", "close"),
         ("Content-Length", str(len(body))),
         ("Content-Type", content_type),
-        ("Cache-Control", "no-cache"),
+        ("Cache-Control", cache),
         *SECURITY_HEADERS,
     ])
     return HttpResponse(status.value, status.phrase, headers, body)
@@ -623,11 +625,29 @@ class ConsoleServer:
             return None  # websockets completes the handshake (426 for a plain GET)
         if request.headers.get_all("Upgrade"):
             return _http(http.HTTPStatus.NOT_FOUND, b"the websocket is at /ws\n")
+        if path == PLAYBACK_PATH:
+            return await self._recording(conn, request)
         found = await asyncio.to_thread(read_static, self._static_root, path)
         if found is None:
             return _http(http.HTTPStatus.NOT_FOUND, b"not found\n")
         body, content_type = found
         return _http(http.HTTPStatus.OK, body, content_type)
+
+    async def _recording(self, conn: ServerConnection, request: HttpRequest) -> HttpResponse:
+        """A part of a recording's audio for a one-time ticket (``seats/playback.py``); never
+        cached. Refusals are logged at INFO only: anyone may knock without logging in."""
+        query = parse_qs(request.path.partition("?")[2])
+        tickets, parts = query.get("t", []), query.get("p", ["0"])
+        found = None
+        if len(tickets) == 1 and tickets[0] and len(parts) == 1 and parts[0].isdecimal() \
+                and len(parts[0]) <= 6:
+            found = await self._backend.recording_audio(tickets[0], int(parts[0]),
+                                                        _address(conn))
+        if found is None:
+            log.info("recording fetch from %s refused: no valid ticket for it", _peer(conn))
+            return _http(http.HTTPStatus.NOT_FOUND, b"no such ticket or part (used or"
+                         b" expired)\n", cache="no-store")
+        return _http(http.HTTPStatus.OK, found, "application/octet-stream", cache="no-store")
 
     # -- one connection --------------------------------------------------------------------------
 

@@ -345,6 +345,8 @@ class ForceState(_Msg):
 MAX_INTERVAL_DAYS = 31
 #: a calendar date, YYYY-MM-DD
 ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: an optional date: YYYY-MM-DD or ""
+OPTIONAL_DATE = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$"
 
 
 class Intervals(_Msg):
@@ -510,6 +512,44 @@ class TaskReport(_Msg):
         return self
 
 
+class Recordings(_Msg):
+    """Supervisors: recordings by customer (the whole account), agent, an order's or
+    transfer's number, and days (the site's dates, both included); newest first. Each as
+    ``recordings.store.Recording.view`` with ``account_masked`` for the account, no digest."""
+
+    type: Literal["recordings"]
+    account: str = Field("", pattern=r"^[0-9A-Za-z]{0,32}$")
+    agent_id: str = Field("", pattern=r"^([A-Za-z0-9_.-]{1,32})?$")
+    reference: str = Field("", pattern=r"^[0-9A-Za-z-]{0,32}$")
+    day_from: str = Field("", pattern=OPTIONAL_DATE)
+    day_to: str = Field("", pattern=OPTIONAL_DATE)
+    limit: int = Field(50, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _days(self) -> Recordings:
+        try:
+            first, last = self.day_from_date(), self.day_to_date()
+        except ValueError as exc:
+            raise ValueError(f"not a date (YYYY-MM-DD): {exc}") from exc
+        if first is not None and last is not None and last < first:
+            raise ValueError("day_to is before day_from")
+        return self
+
+    def day_from_date(self) -> dt.date | None:
+        return dt.date.fromisoformat(self.day_from) if self.day_from else None
+
+    def day_to_date(self) -> dt.date | None:
+        return dt.date.fromisoformat(self.day_to) if self.day_to else None
+
+
+class RecordingPlay(_Msg):
+    """Supervisors: a one-time ticket to fetch a recording's audio (``seats/playback.py``):
+    {recording, url, expires_s, access}. Fetching it logs the playback."""
+
+    type: Literal["recording_play"]
+    recording_id: int = Field(ge=1, le=2**62)
+
+
 TASK_REQUESTS = (Tasks, ClaimTask, ReleaseTask, TaskCall, TaskOutcome, RescheduleTask,
                  AssignTask, CancelTask, DialerJoin, DialerLeave, TaskProgress, TaskReport)
 
@@ -521,7 +561,8 @@ Request = Annotated[
     | Deliveries | Subscriptions | Subscribe | Unsubscribe | Contacts | TakeContact
     | CloseContact | Directory | Wallboard | Spy | SpyStop | ForceState | Intervals
     | Tasks | ClaimTask | ReleaseTask | TaskCall | TaskOutcome | RescheduleTask | AssignTask
-    | CancelTask | DialerJoin | DialerLeave | TaskProgress | TaskReport,
+    | CancelTask | DialerJoin | DialerLeave | TaskProgress | TaskReport | Recordings
+    | RecordingPlay,
     Field(discriminator="type"),
 ]
 REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
@@ -538,7 +579,8 @@ AGENT_COMMANDS = frozenset({
 })
 SUPERVISOR_COMMANDS = AGENT_COMMANDS | {"wallboard", "spy", "spy_stop", "force_state",
                                         "intervals", "assign_task", "cancel_task",
-                                        "task_progress", "task_report"}
+                                        "task_progress", "task_report", "recordings",
+                                        "recording_play"}
 ALLOWED: dict[Role, frozenset[str]] = {
     Role.AGENT: AGENT_COMMANDS,
     Role.SUPERVISOR: SUPERVISOR_COMMANDS,

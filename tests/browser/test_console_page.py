@@ -156,6 +156,9 @@ class FakeBackend:
                 return {"contact": dict(contact)}
         return {}
 
+    async def recording_audio(self, ticket: str, part: int, address: str) -> bytes | None:
+        return None
+
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
         pass
 

@@ -75,8 +75,10 @@ async def wait_no_channels(ami: AmiClient, within_s: float = 20.0) -> list[str]:
         ami.remove_handler(on_event)
 
 
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[Engine]:
+@contextlib.asynccontextmanager
+async def running_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """An engine on the sandbox Asterisk with the demo customers, on the trading clock;
+    stopped after, failing if calls were left in Asterisk."""
     eng = Engine(settings, backoffice_clock=trading_clock)
     await eng.start()
     assert eng.backoffice is not None
@@ -89,6 +91,12 @@ async def engine(settings: Settings) -> AsyncIterator[Engine]:
             leftovers = await wait_no_channels(eng.ami)
         await eng.stop()
         assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    async with running_engine(settings) as eng:
+        yield eng
 
 
 @pytest.fixture

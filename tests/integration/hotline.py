@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from callcenter.engine import Engine
 from callcenter.errors import AmiActionError
+from callcenter.recordings import store
 from callcenter.store.calls import CallRecord, get_call
 from callcenter.telephony.simcall import SimCaller, new_call_id
 
@@ -86,3 +90,32 @@ async def hotline_call(engine: Engine, caller: SimCaller, dtmf: str, *,
     record = await get_call(engine.db, call_id)
     assert record is not None
     return Heard(record)
+
+
+async def sealed(engine: Engine, rec: store.Recording) -> store.Recording:
+    """The recording once the keeper has sealed it: after Asterisk has closed the WAV (its
+    header's data size is the file's: MixMonitor writes it at the close), the keeper's round
+    is run as if ``seal_after_s`` had passed."""
+    assert engine.recordings is not None and engine.db is not None
+    plain = engine.settings.pbx_path(rec.path)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while (rec := await store.get(engine.db, rec.id)).sealed_at is None:
+        assert loop.time() < deadline, f"{plain.name}: never closed by Asterisk, or not sealed"
+        if _wav_closed(plain):   # (the engine's own round may seal it first: fine too)
+            ended = rec.ended_at or time.time()
+            await engine.recordings.round(max(time.time(), ended)
+                                          + engine.settings.recordings.seal_after_s + 1)
+        await asyncio.sleep(0.1)
+    assert rec.bytes is not None
+    return rec
+
+
+def _wav_closed(path: Path) -> bool:
+    try:
+        with path.open("rb") as wav:
+            head = wav.read(44)
+            size = os.fstat(wav.fileno()).st_size
+    except OSError:
+        return False
+    return len(head) == 44 and int.from_bytes(head[40:44], "little") == size - 44 > 0

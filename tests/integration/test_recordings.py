@@ -17,7 +17,7 @@ from callcenter.engine import Engine
 from callcenter.recordings import store
 from callcenter.telephony.simcall import SimCaller
 
-from .hotline import hotline_call
+from .hotline import hotline_call, sealed
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +45,8 @@ async def test_a_phone_orders_proof_is_recorded_sealed_and_found_by_its_number(
     (rec,) = await store.search(engine.db, {"reference": order_no})
     assert (rec.kind, rec.intent_key, rec.account, rec.call_id) == (
         "proof", key, ORDINARY, heard.record.id)
-    sealed, _ = await engine.recordings.round()
-    rec = await store.get(engine.db, rec.id)
-    if rec.sealed_at is None:   # Asterisk closes the file at the hang-up: give it its moment
-        assert sealed == 0
-        await engine.recordings.round(rec.ended_at + engine.settings.recordings.seal_after_s
-                                      + 1 if rec.ended_at else None)
-        rec = await store.get(engine.db, rec.id)
-    assert rec.sealed_at is not None and rec.bytes is not None and rec.bytes > 8000
+    rec = await sealed(engine, rec)
+    assert rec.bytes is not None and rec.bytes > 8000
     stored = engine.settings.pbx_path(rec.stored_path).read_bytes()
     assert not stored.startswith(b"RIFF") and not engine.settings.pbx_path(rec.path).exists()
 

@@ -4,7 +4,9 @@ Asterisk, no ACD)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -70,3 +72,23 @@ async def admin_world(tmp_path: Path) -> AsyncIterator[AdminWorld]:
     finally:
         await server.close()
         await db.close()
+
+
+async def sealed_order_recording(settings: Settings, db: aiosqlite.Connection,
+                                 keeper: RecordingKeeper, size: int = 50_000) -> bytes:
+    """The IVR's proof of order 30000001 (account 10000001, call c1), sealed by ``keeper``;
+    its plain audio."""
+    audio = b"RIFF" + os.urandom(size)
+    path = "/var/spool/asterisk/monitor/callcenter/20261201/c1-proof-0123456789abcdef.wav"
+    settings.pbx_path(path).parent.mkdir(parents=True)
+    settings.pbx_path(path).write_bytes(audio)
+    await db.execute(
+        "INSERT INTO intents (key, kind, call_id, account, summary, state, result, created_at,"
+        " updated_at) VALUES ('0123456789abcdef', 'order', 'c1', '10000001', '{}', 'done',"
+        " '{\"order_no\": \"30000001\"}', 0, 0)")
+    await db.execute(
+        "INSERT INTO recordings (call_id, agent_id, account, path, started_at, ended_at, kind,"
+        " intent_key) VALUES ('c1', '', '10000001', ?, ?, ?, 'proof', '0123456789abcdef')",
+        (path, time.time() - 60, time.time() - 30))
+    assert await keeper.round() == (1, 0)
+    return audio

@@ -4,8 +4,6 @@ releases (stage, check, publish, roll back), the audit, and the committed OpenAP
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from callcenter.admin.cli import openapi_document
 from callcenter.admin.tokens import revoke_token
 from callcenter.config import REPO_ROOT
 
-from .admin_world import TRUNK_PASSWORD, AdminWorld, admin_world
+from .admin_world import TRUNK_PASSWORD, AdminWorld, admin_world, sealed_order_recording
 
 PASSWORD = "s3cret-agent-pw"
 
@@ -201,20 +199,9 @@ async def test_an_orders_recording_is_found_by_its_number_played_and_held(
         world: AdminWorld, http: httpx.AsyncClient) -> None:
     """The proof of an order (the IVR's recording of its confirmation), sealed by the keeper:
     found from the order number, played back to an operator (logged), held by an admin."""
-    audio = b"RIFF" + os.urandom(50_000)
-    path = "/var/spool/asterisk/monitor/callcenter/20261201/c1-proof-0123456789abcdef.wav"
-    world.settings.pbx_path(path).parent.mkdir(parents=True)
-    world.settings.pbx_path(path).write_bytes(audio)
-    await world.db.execute(
-        "INSERT INTO intents (key, kind, call_id, account, summary, state, result, created_at,"
-        " updated_at) VALUES ('0123456789abcdef', 'order', 'c1', '10000001', '{}', 'done',"
-        " '{\"order_no\": \"30000001\"}', 0, 0)")
-    await world.db.execute(
-        "INSERT INTO recordings (call_id, agent_id, account, path, started_at, ended_at, kind,"
-        " intent_key) VALUES ('c1', '', '10000001', ?, ?, ?, 'proof', '0123456789abcdef')",
-        (path, time.time() - 60, time.time() - 30))
-    assert world.services.keeper is not None
-    assert await world.services.keeper.round() == (1, 0)
+    keeper = world.services.recording_service.keeper
+    assert keeper is not None
+    audio = await sealed_order_recording(world.settings, world.db, keeper)
     op = world.auth("operator")
     found = (await http.get("/recordings", headers=op,
                             params={"reference": "30000001"})).json()

@@ -47,6 +47,9 @@ class FakeBackend:
         self.commands: list[tuple[str, Request]] = []
         self.closed: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self.on: dict[str, Callable[[Request], Awaitable[dict[str, Any]]]] = {}
+        #: recordings' audio by (ticket, part), each served once; who fetched
+        self.audio: dict[tuple[str, int], bytes] = {}
+        self.fetched_from: list[str] = []
 
     async def authenticate(self, agent_id: str, password: str) -> AgentIdentity | None:
         expected = PASSWORDS.get(agent_id, "")
@@ -70,6 +73,10 @@ class FakeBackend:
         if handler is not None:
             return await handler(request)
         return {"done": request.type}
+
+    async def recording_audio(self, ticket: str, part: int, address: str) -> bytes | None:
+        self.fetched_from.append(address)
+        return self.audio.pop((ticket, part), None)
 
     async def session_closed(self, agent: AgentIdentity, sessions_left: int) -> None:
         self.closed.put_nowait((agent.agent_id, sessions_left))
@@ -239,6 +246,26 @@ async def http_get(port: int, path: str, *extra: str) -> tuple[int, dict[str, st
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
+async def test_a_recordings_parts_are_served_for_their_ticket_and_never_cached(
+        start: Start, backend: FakeBackend) -> None:
+    server = await start()
+    backend.audio[("tk-1", 0)] = b"RIFF....WAVEfmt "
+    backend.audio[("tk-1", 1)] = b"more audio"
+    for path, body in (("/recording?t=tk-1", b"RIFF....WAVEfmt "),
+                       ("/recording?t=tk-1&p=1", b"more audio")):
+        status, headers, got = await http_get(server.port, path)
+        assert (status, got) == (200, body)
+        assert headers["content-type"] == "application/octet-stream"
+        assert headers["cache-control"] == "no-store"
+    assert backend.fetched_from == ["127.0.0.1", "127.0.0.1"]
+    for path in ("/recording?t=tk-1", "/recording", "/recording?t=", "/recording?t=a&t=b",
+                 "/recording?t=tk-1&p=x", "/recording?t=tk-1&p=-1", "/recording?t=tk-1&p=1&p=2",
+                 "/recording?t=tk-1&p=99999999999"):
+        status, headers, body = await http_get(server.port, path)
+        assert status == 404, path
+        assert headers["cache-control"] == "no-store"
+
+
 @pytest.mark.parametrize(("path", "content_type", "body"), [
     ("/", "text/html; charset=utf-8", b"<!doctype html><title>console</title>"),
     ("/index.html", "text/html; charset=utf-8", b"<!doctype html><title>console</title>"),
@@ -257,6 +284,7 @@ async def test_static_files_with_security_headers(
     assert headers["cache-control"] == "no-cache"
     assert headers["content-security-policy"] == (
         "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "media-src 'self' blob:; "
         "style-src 'self'; script-src 'self'")
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["referrer-policy"] == "no-referrer"

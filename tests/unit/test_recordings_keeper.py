@@ -34,6 +34,15 @@ def test_sealed_then_opened_whole_at_every_chunk_boundary(tmp_path: Path, size: 
     assert b"".join(open_sealed(tmp_path / "a.sealed", KEY, "/x/a.wav")) == plain
 
 
+@pytest.mark.parametrize(("first", "count"), [(0, 1), (1, 2), (2, 5), (3, 1), (4, 2), (0, 9)])
+def test_any_run_of_chunks_opens_alone(tmp_path: Path, first: int, count: int) -> None:
+    plain = os.urandom(3 * CHUNK + 5)
+    (tmp_path / "a.wav").write_bytes(plain)
+    seal_file(tmp_path / "a.wav", tmp_path / "a.sealed", KEY, "/x/a.wav")
+    got = b"".join(open_sealed(tmp_path / "a.sealed", KEY, "/x/a.wav", first, count))
+    assert got == plain[first * CHUNK:(first + count) * CHUNK]
+
+
 def test_altered_cut_swapped_or_foreign_recordings_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.wav").write_bytes(os.urandom(2 * CHUNK + 100))
     seal_file(tmp_path / "a.wav", tmp_path / "a.sealed", KEY, "/x/a.wav")
@@ -46,6 +55,9 @@ def test_altered_cut_swapped_or_foreign_recordings_are_refused(tmp_path: Path) -
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 1
     cut = good[: len(good) - (100 + 16)]      # the last chunk dropped: the one before is not last
+    (tmp_path / "c.sealed").write_bytes(cut)  # read from the middle, the cut shows too
+    with pytest.raises(RecordingError, match="chunk 1"):
+        b"".join(open_sealed(tmp_path / "c.sealed", KEY, "/x/a.wav", 1, 1))
     for bad, why in ((bytes(flipped), "altered"), (cut, "altered")):
         with pytest.raises(RecordingError, match=why):
             opened(bad)
@@ -151,3 +163,20 @@ async def test_the_keeper_seals_keeps_deletes_and_logs_each_playback(
     assert (await store.get(db, proof)).deleted_at is not None
     actions = [a["action"] for a in await store.access_log(db, proof)]
     assert actions == ["play", "hold", "release", "delete"]
+
+
+async def test_a_lost_key_stops_the_keeper_instead_of_making_a_new_one(
+        world: tuple[Settings, aiosqlite.Connection]) -> None:
+    settings, db = world
+    now = 1_800_000_000.0
+    await _recording(settings, db, kind="agent", started=now - 50, ended=now - 40, data=b"x")
+    assert await RecordingKeeper(settings, db).round(now) == (1, 0)
+    key = settings.recordings_key_file.read_bytes()
+    settings.recordings_key_file.unlink()
+    with pytest.raises(RecordingError, match="restore it from its backup"):
+        await RecordingKeeper(settings, db).start()
+    assert not settings.recordings_key_file.exists()
+    settings.recordings_key_file.write_bytes(key)
+    keeper = RecordingKeeper(settings, db)
+    await keeper.start()
+    await keeper.close()
