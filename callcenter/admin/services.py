@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from callcenter.acd.service import Acd
     from callcenter.ivr.registry import FlowRegistry
     from callcenter.recordings.keeper import RecordingKeeper
+    from callcenter.strategies.scheduler import StrategyScheduler
 
 __all__ = ["AdminServices", "flow_release_kind", "strategy_release_kind"]
 
@@ -66,8 +67,10 @@ def flow_release_kind(registry: FlowRegistry) -> ReleaseKind:
                        editing=registry.editing)
 
 
-def strategy_release_kind(settings: Settings) -> ReleaseKind:
-    """The service strategies: the scheduler reads the directory on each round."""
+def strategy_release_kind(settings: Settings,
+                          scheduler: StrategyScheduler | None = None) -> ReleaseKind:
+    """The service strategies: a running scheduler reloads them (refusing a set with a
+    problem); without one (strategies off) the engine reads them at its next start."""
     site = Site.of(settings)
 
     def check(directory: Path) -> list[str]:
@@ -77,7 +80,8 @@ def strategy_release_kind(settings: Settings) -> ReleaseKind:
             return list(exc.diagnostics)
         return []
 
-    return ReleaseKind("strategies", settings.strategies.dir, STRATEGY_FILE, check)
+    activate = scheduler.reload if scheduler is not None else None
+    return ReleaseKind("strategies", settings.strategies.dir, STRATEGY_FILE, check, activate)
 
 
 def agent_view(agent: AgentRecord) -> dict[str, Any]:
@@ -88,13 +92,14 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
 class AdminServices:
     def __init__(self, settings: Settings, db: aiosqlite.Connection, *,
                  acd: Acd | None = None, flows: FlowRegistry | None = None,
-                 keeper: RecordingKeeper | None = None) -> None:
+                 keeper: RecordingKeeper | None = None,
+                 strategies: StrategyScheduler | None = None) -> None:
         self.settings = settings
         self.db = db
         self.acd = acd
         #: search, playback (through the engine's keeper; None: no playback here), holds
         self.recording_service = RecordingService(settings, db, keeper)
-        kinds = {"strategies": strategy_release_kind(settings)}
+        kinds = {"strategies": strategy_release_kind(settings, strategies)}
         if flows is not None:
             kinds["flows"] = flow_release_kind(flows)
         self.releases = Releases(db, kinds)

@@ -83,7 +83,8 @@ class OpsService:
             from callcenter.admin.services import AdminServices
 
             self.admin = AdminServices(self.settings, engine.db, acd=engine.acd,
-                                       flows=engine.flows, keeper=engine.recordings)
+                                       flows=engine.flows, keeper=engine.recordings,
+                                       strategies=engine.strategies)
             mounts["/api"] = admin_app(self.admin)
         self.server = OpsServer(make_app(metrics=self.scrape, mounts=mounts), ops.host, ops.port)
         await self.server.start()

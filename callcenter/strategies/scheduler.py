@@ -4,10 +4,11 @@ that slot).
 
 Times are the site's (``site.timezone``): the schedules' hours, the run days, and the clock of
 the run rows and tasks, which is the same as ``now``'s (the back office's in the sandbox).
-Strategies are read once at start; a file with a problem stops none of the engine, only this
-scheduler (logged with ``file:line:col``). Runs are one at a time; a failed run is logged with
-its traceback and tried again at the next tick (its writes are idempotent); the loop never dies
-of it.
+Strategies are read at start, and again when an API release of them is published (``reload``:
+a set with a problem is refused and the running one kept); a file with a problem at start stops
+none of the engine, only this scheduler (logged with ``file:line:col``). Runs are one at a time
+(a reload waits for a run); a failed run is logged with its traceback and tried again at the
+next tick (its writes are idempotent); the loop never dies of it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from callcenter.broker.exchange_calendar import Calendar
 from callcenter.broker.facts import CustomerBase
+from callcenter.errors import StrategyError
 from callcenter.strategies.evaluate import due_slot
 from callcenter.strategies.load import Site, StrategySetError, load_strategies
 from callcenter.strategies.model import Strategy
@@ -44,16 +47,44 @@ class StrategyScheduler:
                  now: Callable[[], dt.datetime], *, contact_every_days: int,
                  interval_s: float = 60.0, clock: Callable[[], float] = time.time,
                  on_outbox: Callable[[], None] | None = None,
-                 tasks: TaskStore | None = None) -> None:
+                 tasks: TaskStore | None = None,
+                 source: tuple[Path, Site] | None = None) -> None:
         self.db, self.customers, self.calendar = db, customers, calendar
         self.known = list(strategies)
         self.strategies = [s for s in strategies if s.enabled]
         self.now, self.clock, self.on_outbox, self.tasks = now, clock, on_outbox, tasks
         self.contact_every_days, self.interval_s = contact_every_days, interval_s
+        #: where ``reload`` reads the strategies (their directory, the site they are checked
+        #: against); None: they were given, not read
+        self.source = source
         self._task: asyncio.Task[None] | None = None
+        #: a run and a reload never overlap
+        self._lock = asyncio.Lock()
+
+    async def reload(self) -> list[str]:
+        """Read the strategies again (a release was published): the problems, if any, and the
+        running set kept; else the new set runs from the next tick."""
+        if self.source is None:
+            return ["these strategies were not read from a directory"]
+        directory, site = self.source
+        try:
+            strategies = await asyncio.to_thread(load_strategies, directory, site)
+        except StrategySetError as exc:
+            return list(exc.diagnostics)
+        except StrategyError as exc:
+            return [str(exc)]
+        async with self._lock:
+            self.known = list(strategies)
+            self.strategies = [s for s in strategies if s.enabled]
+        log.info("strategies: reloaded, %d enabled of %d", len(self.strategies), len(strategies))
+        return []
 
     async def tick(self) -> list[RunReport]:
         """Run what is due now; what each run did."""
+        async with self._lock:
+            return await self._tick()
+
+    async def _tick(self) -> list[RunReport]:
         now = self.now()
         done = await finished_runs(self.db, now.date())
         slots = {}
@@ -119,7 +150,7 @@ async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffi
                                   contact_every_days=settings.strategies.contact_every_days,
                                   interval_s=settings.strategies.interval_s,
                                   clock=lambda: now().timestamp(), on_outbox=on_outbox,
-                                  tasks=tasks)
+                                  tasks=tasks, source=(settings.strategies.dir, Site.of(settings)))
     scheduler.start()
     log.info("strategies: %d enabled of %d in %s", len(scheduler.strategies), len(strategies),
              settings.strategies.dir)

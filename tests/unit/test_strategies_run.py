@@ -17,6 +17,8 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from callcenter.admin.releases import Releases
+from callcenter.admin.services import strategy_release_kind
 from callcenter.broker.exchange_calendar import load_calendar
 from callcenter.broker.facts import CustomerBase, ListCustomerBase
 from callcenter.broker.population import population
@@ -330,3 +332,32 @@ async def test_a_run_outside_the_day_queues_its_messages_for_the_morning(
     expected = None if waits_until is None else (
         NINE.replace(hour=8) + dt.timedelta(hours=waits_until - 8)).timestamp()
     assert waits == [expected]
+
+
+async def test_a_published_release_of_strategies_runs_without_a_restart(
+        db: aiosqlite.Connection, bo: SandboxBackOffice, tmp_path: Path) -> None:
+    """A release published through the administration API's releases reaches the running
+    scheduler (and its rollback too); a set with a problem is refused, the running one kept."""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    shutil.copy(REPO_ROOT / "strategies" / "complaint-callback.yaml", folder)
+    settings = load_settings(state_dir=tmp_path, strategies=StrategiesSettings(
+        enabled=True, dir=folder, interval_s=3600))
+    scheduler = await start_scheduler(settings, db, bo, CALENDAR, None)
+    assert scheduler is not None
+    try:
+        assert [s.id for s in scheduler.known] == ["complaint-callback"]
+        releases = Releases(db, {"strategies": strategy_release_kind(settings, scheduler)})
+        text = (REPO_ROOT / "strategies" / "morning-note.yaml").read_text("utf-8")
+        staged = await releases.stage("strategies", {"morning-note.yaml": text}, by="t")
+        assert staged["state"] == "staged", staged
+        await releases.publish("strategies", staged["id"], by="t")
+        assert sorted(s.id for s in scheduler.known) == ["complaint-callback", "morning-note"]
+        await releases.rollback("strategies", by="t")
+        assert [s.id for s in scheduler.known] == ["complaint-callback"]
+        (folder / "bad.yaml").write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+        problems = await scheduler.reload()
+        assert any("'action' is missing" in p for p in problems)
+        assert [s.id for s in scheduler.known] == ["complaint-callback"]
+    finally:
+        await scheduler.close()
