@@ -15,8 +15,8 @@ from callcenter.errors import RecordingError, RecordingNotFound
 from callcenter.store.tx import transaction
 
 __all__ = ["Recording", "access_log", "add_proof", "count_sealed", "end_recording", "get",
-           "log_access", "mark_deleted", "mark_sealed", "past_retention", "search", "set_hold",
-           "to_seal"]
+           "log_access", "mark_deleted", "mark_sealed", "past_retention", "search",
+           "search_query", "set_hold", "to_seal"]
 
 #: a recording whose end was never seen (an engine that died) counts as ended after this
 STALE_S = 6 * 3600.0
@@ -192,11 +192,8 @@ async def access_log(db: aiosqlite.Connection, recording_id: int) -> list[dict[s
                 for r in await cur.fetchall()]
 
 
-async def search(db: aiosqlite.Connection, filters: Mapping[str, Any], *,
-                 limit: int = 100) -> list[Recording]:
-    """By ``account``, ``agent_id``, ``call_id``, ``reference`` (an order's or transfer's
-    number: every recording of the calls it was made in), ``since``/``until`` (Unix seconds,
-    on the start); newest first. Deleted recordings are listed (marked) but never played."""
+def search_query(filters: Mapping[str, Any], limit: int = 100) -> tuple[str, list[object]]:
+    """``search``'s SQL and its parameters (constant SQL: values are parameters)."""
     where: list[str] = []
     args: list[object] = []
     simple = {"account": "r.account = ?", "agent_id": "r.agent_id = ?",
@@ -207,11 +204,22 @@ async def search(db: aiosqlite.Connection, filters: Mapping[str, Any], *,
             where.append(condition)
             args.append(filters[name])
     if filters.get("reference"):
+        # the same expressions as migration 13's indexes
         where.append("r.call_id IN (SELECT call_id FROM intents WHERE"
                      " json_extract(result, '$.order_no') = ?"
-                     " OR json_extract(result, '$.transfer_no') = ?)")
+                     " UNION SELECT call_id FROM intents WHERE"
+                     " json_extract(result, '$.transfer_no') = ?)")
         args += [str(filters["reference"])] * 2
     cond = " AND ".join(where) or "1 = 1"
-    sql = f"{_SELECT} WHERE {cond} ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
-    async with db.execute(sql, (*args, limit)) as cur:
+    return f"{_SELECT} WHERE {cond} ORDER BY r.started_at DESC, r.id DESC LIMIT ?", \
+        [*args, limit]
+
+
+async def search(db: aiosqlite.Connection, filters: Mapping[str, Any], *,
+                 limit: int = 100) -> list[Recording]:
+    """By ``account``, ``agent_id``, ``call_id``, ``reference`` (an order's or transfer's
+    number: every recording of the calls it was made in), ``since``/``until`` (Unix seconds,
+    on the start); newest first. Deleted recordings are listed (marked) but never played."""
+    sql, args = search_query(filters, limit)
+    async with db.execute(sql, args) as cur:
         return [_recording(r) for r in await cur.fetchall()]

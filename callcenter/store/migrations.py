@@ -469,4 +469,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX recording_access_rec ON recording_access(recording_id, at);
     """,
+    # 13: an order's or transfer's number finds its intent (and its call's recordings) without
+    # reading every intent (the recordings' search by reference: years of orders)
+    """
+    CREATE INDEX intents_order_no ON intents(json_extract(result, '$.order_no'));
+    CREATE INDEX intents_transfer_no ON intents(json_extract(result, '$.transfer_no'));
+    """,
 )

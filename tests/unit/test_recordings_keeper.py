@@ -180,3 +180,15 @@ async def test_a_lost_key_stops_the_keeper_instead_of_making_a_new_one(
     keeper = RecordingKeeper(settings, db)
     await keeper.start()
     await keeper.close()
+
+
+@pytest.mark.parametrize("filters", [{"reference": "30000001"},
+                                     {"reference": "30000001", "account": "10000001"}])
+async def test_a_search_by_reference_reads_intents_through_their_indexes(
+        world: tuple[Settings, aiosqlite.Connection], filters: dict[str, str]) -> None:
+    _, db = world
+    sql, args = store.search_query(filters)
+    async with db.execute(f"EXPLAIN QUERY PLAN {sql}", args) as cur:
+        plan = " | ".join(str(tuple(r)[-1]) for r in await cur.fetchall())
+    assert "intents_order_no" in plan and "intents_transfer_no" in plan, plan
+    assert "SCAN i" not in plan and "SCAN intents" not in plan, plan
