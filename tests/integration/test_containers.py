@@ -9,11 +9,14 @@ with runc (docker/containers-runc.conf) and the compose file's lowered ulimits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +96,19 @@ def test_the_stack_starts_under_podman_and_answers_a_sip_call(stack: str) -> Non
     visits = {line.split(" ")[0] for line in heard["visits"]}
     # the caller went through the hotline's menu to a quote, read back to them
     assert 'callcenter_ivr_node_visits_total{flow="quotes",node="tell"}' in visits, visits
+    # the call's CDR is in the asterisk-log volume (kept when the container is recreated)
+    mount = _run(["podman", "volume", "inspect", "--format", "{{.Mountpoint}}",
+                  f"{stack}_asterisk-log"], timeout=30, env=ENV).stdout.strip()
+    assert _cdr_rows(Path(mount) / "cdr.db") > 0
+
+
+def _cdr_rows(path: Path) -> int:
+    """The CDR rows Asterisk has written (it writes a call's at its end: waited for, briefly)."""
+    for _ in range(100):
+        if path.exists():
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                rows = int(db.execute("SELECT count(*) FROM cdr").fetchone()[0])
+            if rows:
+                return rows
+        time.sleep(0.1)
+    return 0
