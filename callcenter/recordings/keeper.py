@@ -8,7 +8,6 @@ chunk by chunk, after logging who listened."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import aiosqlite
 
 from callcenter.config import Settings
 from callcenter.errors import RecordingError
+from callcenter.periodic import Periodic
 from callcenter.recordings import store
 from callcenter.recordings.retention import Kept, due, kind_of, retain_until
 from callcenter.recordings.vault import load_or_create_key, open_sealed, seal_file
@@ -32,7 +32,9 @@ class RecordingKeeper:
         self.settings = settings
         self.db = db
         self._key: bytes | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("recording-keeper", self.round,
+                                lambda: self.settings.recordings.interval_s, log,
+                                "recordings: round failed; the next one, in %.0f s, retries")
         #: recordings whose file was missing when due for sealing (warned once each)
         self._missing: set[int] = set()
         #: told after every round (tests wait on it)
@@ -50,22 +52,10 @@ class RecordingKeeper:
 
     async def start(self) -> None:
         await self.key()  # a broken key file stops the engine at start, not at the first call
-        self._task = asyncio.create_task(self._run(), name="recording-keeper")
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.round()
-            except Exception:  # a bad round must not end the keeping
-                log.exception("recordings: round failed; the next one retries")
-            await asyncio.sleep(self.settings.recordings.interval_s)
+        await self._rounds.close()
 
     async def round(self, now: float | None = None) -> tuple[int, int]:
         """Seal what has ended, delete what has expired; (sealed, deleted)."""

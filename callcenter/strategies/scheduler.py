@@ -14,7 +14,6 @@ next tick (its writes are idempotent); the loop never dies of it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import time
@@ -27,6 +26,7 @@ import aiosqlite
 from callcenter.broker.exchange_calendar import Calendar
 from callcenter.broker.facts import CustomerBase
 from callcenter.errors import StrategyError
+from callcenter.periodic import Periodic
 from callcenter.strategies.evaluate import due_slot
 from callcenter.strategies.load import Site, StrategySetError, load_strategies
 from callcenter.strategies.model import Strategy
@@ -57,7 +57,8 @@ class StrategyScheduler:
         #: where ``reload`` reads the strategies (their directory, the site they are checked
         #: against); None: they were given, not read
         self.source = source
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("strategies", self.tick, lambda: self.interval_s, log,
+                                "strategies: a run failed (tried again in %.0f s)")
         #: a run and a reload never overlap
         self._lock = asyncio.Lock()
 
@@ -101,23 +102,10 @@ class StrategyScheduler:
                                     known=self.known, slots=slots, tasks=self.tasks)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="strategies")
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("strategies: a run failed (tried again in %.0f s)",
-                              self.interval_s)
-            await asyncio.sleep(self.interval_s)
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await self._rounds.close()
 
 
 async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,

@@ -9,14 +9,13 @@ with two engines on one database) and hands each alert to ``on_alert``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from callcenter.periodic import Periodic
 from callcenter.store.tx import transaction
 from callcenter.tasks.state import FINAL, TaskState
 from callcenter.tasks.store import Task, TaskStore
@@ -52,25 +51,14 @@ class DeadlineWatch:
                  before_s: float, every_s: float = 30.0) -> None:
         self.store, self.on_alert = store, on_alert
         self.before_s, self.every_s = before_s, every_s
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("task-deadlines", self.check, lambda: self.every_s, log,
+                                "task deadline check failed; trying again in %.0f s")
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="task-deadlines")
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("task deadline check failed; trying again in %.0f s", self.every_s)
-            await asyncio.sleep(self.every_s)
+        await self._rounds.close()
 
     async def check(self) -> list[DeadlineAlert]:
         """Send the alerts due now; the ones sent."""

