@@ -41,6 +41,8 @@ import { $, cell, fmtDuration, locale, show, toast } from "./ui.js";
 let found = null;
 /** the blob: URL playing now, revoked when another plays or the session ends */
 let playing = "";
+/** @type {{rec: RecordingRow, access: AccessRow[]} | null} the recording in the player */
+let shown = null;
 /** a recording is being fetched: the play buttons wait */
 let loading = false;
 /** counts the sessions that ended: a fetch that outlives its session is dropped */
@@ -168,11 +170,9 @@ async function play(button) {
     playing = URL.createObjectURL(blob);
     const audio = $("rec-audio", HTMLAudioElement);
     audio.src = playing;
-    const rec = /** @type {RecordingRow} */ (data.recording);
-    $("rec-now").textContent = t("rec.now", { kind: kindText(rec), time: when(rec.started_at),
-      reference: rec.intent?.reference ?? t("none") });
-    renderAccess(Array.isArray(data.access) ? data.access : []);
-    show($("rec-player"), true);
+    shown = { rec: /** @type {RecordingRow} */ (data.recording),
+      access: Array.isArray(data.access) ? data.access : [] };
+    renderPlayer();
     audio.play().catch(() => {}); // autoplay may be refused: the controls are there
   } finally {
     if (session === sessions) {
@@ -182,10 +182,15 @@ async function play(button) {
   }
 }
 
-/** Who listened, held or released it before (this playback is logged as it is fetched).
- * @param {AccessRow[]} rows */
-function renderAccess(rows) {
-  const plays = rows.filter((r) => r.action !== "delete");
+/** The recording playing: what it proves, and who listened, held or released it before (this
+ * playback is logged as it is fetched); hidden when none. */
+function renderPlayer() {
+  show($("rec-player"), shown !== null);
+  if (shown === null) return;
+  const rec = shown.rec;
+  $("rec-now").textContent = t("rec.now", { kind: kindText(rec), time: when(rec.started_at),
+    reference: rec.intent?.reference ?? t("none") });
+  const plays = shown.access.filter((r) => r.action !== "delete");
   $("rec-access").replaceChildren(...plays.map((r) => {
     const li = document.createElement("li");
     li.textContent = t("rec.access_row", { time: when(r.at), actor: r.actor, via: r.via,
@@ -211,13 +216,15 @@ export function wire() {
       loading = false;
       stop();
       found = null;
-      show($("rec-player"), false);
+      shown = null;
+      renderPlayer();
       renderRows();
     },
   });
   onRender(() => {
     show($("tab-recordings"), isSupervisor());
     renderRows();
+    renderPlayer();
   });
   $("rec-form").addEventListener("submit", (event) => {
     event.preventDefault();
