@@ -1054,6 +1054,9 @@ def build_parser() -> argparse.ArgumentParser:
     from callcenter.admin.cli import add_api_parsers
 
     add_api_parsers(sub)
+    from callcenter.recordings.cli import add_recording_parsers
+
+    add_recording_parsers(sub)
     from callcenter.dialer.cli import add_dnc_parsers
 
     add_dnc_parsers(sub)
