@@ -81,10 +81,15 @@ def test_the_systemd_units_verify_against_the_images_root(image: str) -> None:
     programs and users exist, with the drop-in that shares Asterisk's files with the engine's
     group. (Booting them is not possible here: this host's PID 1 is not
     systemd, and the image's systemd needs the unified cgroup hierarchy: docs/deployment.md.)"""
-    done = _run(["systemd-analyze", "verify", f"--root={image}", "callcenter.service",
-                 "callcenter-pbx.service", "callcenter-channel@sms.service",
-                 "asterisk.service"], timeout=120, check=False)
-    ours = [line for line in (done.stdout + done.stderr).splitlines() if "callcenter" in line]
+    done = _run(["systemd-analyze", "verify", "--man=no", f"--root={image}",
+                 "callcenter.service", "callcenter-pbx.service",
+                 "callcenter-channel@sms.service", "asterisk.service"], timeout=120, check=False)
+    # ours: what names our units, or a file installed in /etc/systemd/system (our units, the
+    # drop-in); not the image's own units, which this host's older systemd-analyze reads with
+    # complaints. (--man=no: Debian's asterisk.service names a man page the image has not.)
+    ours = [line for line in (done.stdout + done.stderr).splitlines()
+            if line.startswith(("callcenter", "asterisk.service"))
+            or "/etc/systemd/system/" in line]
     assert done.returncode == 0 and ours == [], ours
 
 
