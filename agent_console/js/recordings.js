@@ -57,10 +57,15 @@ function showError(text) {
   show(el, Boolean(text));
 }
 
-/** A date and time of day, to the second. @param {number} unixS */
+/** the site's time zone (IANA), from the last search: times are shown in it, as the days
+ * searched are the site's */
+let zone = "";
+
+/** A date and time of day, to the second, in the site's zone. @param {number} unixS */
 function when(unixS) {
   return new Date(unixS * 1000).toLocaleString(locale(), { year: "numeric", month: "2-digit",
-    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    timeZone: zone || undefined });
 }
 
 /** What the recording proves, in words. @param {RecordingRow} rec */
@@ -100,6 +105,7 @@ async function search(button = null) {
   }, button);
   if (data === null) return;
   found = Array.isArray(data.recordings) ? /** @type {RecordingRow[]} */ (data.recordings) : [];
+  zone = typeof data.timezone === "string" ? data.timezone : "";
   renderRows();
 }
 

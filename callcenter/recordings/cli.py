@@ -117,8 +117,8 @@ async def _export(service: RecordingService, recording_id: int, output: Path,
     rec = await service.playable(recording_id)
     if await asyncio.to_thread(output.exists):
         raise ConfigError(f"{output} exists: give a new file")
-    chunks = await service.play(recording_id, actor=actor, via="cli",
-                                detail=f"export {output.name}")
+    chunks = await service.play(recording_id, actor=actor, via="cli", action="export",
+                                detail=output.name)
     digest = await asyncio.to_thread(_write, chunks, output)
     if digest != rec.sha256:
         await asyncio.to_thread(output.unlink, True)

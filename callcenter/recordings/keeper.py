@@ -111,12 +111,13 @@ class RecordingKeeper:
         return rec, open_sealed(path, key, rec.path, first, count)
 
     async def play(self, recording_id: int, *, actor: str, via: str, detail: str = "",
-                   first: int = 0, count: int | None = None
+                   first: int = 0, count: int | None = None, action: str = "play"
                    ) -> tuple[store.Recording, Iterator[bytes]]:
-        """As ``open``, the access logged (who, through what, ``detail``: from where) before
-        anything is read."""
+        """As ``open``, the access logged (who, through what, ``action``: play or export,
+        ``detail``: from where, to which file) before anything is read."""
         rec = await store.get(self.db, recording_id)
         if (why := rec.unplayable()) is not None:
             raise RecordingError(why)
-        await store.log_access(self.db, recording_id, actor=actor, via=via, detail=detail)
+        await store.log_access(self.db, recording_id, actor=actor, via=via, action=action,
+                               detail=detail)
         return await self.open(recording_id, first, count)

@@ -66,11 +66,12 @@ class RecordingService:
         return rec
 
     async def play(self, recording_id: int, *, actor: str, via: str, detail: str = "",
-                   first: int = 0, count: int | None = None) -> Iterator[bytes]:
+                   first: int = 0, count: int | None = None,
+                   action: str = "play") -> Iterator[bytes]:
         """The audio (a blocking iterator: read it off the loop; ``count`` chunks of
         ``vault.CHUNK`` bytes from chunk ``first``, or all), the access logged first."""
         _, audio = await self._keeper().play(recording_id, actor=actor, via=via, detail=detail,
-                                             first=first, count=count)
+                                             first=first, count=count, action=action)
         return audio
 
     async def read(self, recording_id: int, first: int, count: int) -> Iterator[bytes]:

@@ -129,7 +129,8 @@ class ConsolePlayback:
                      "reference": request.reference,
                      "day_from": request.day_from_date(), "day_to": request.day_to_date()},
                     request.limit)
-                return {"recordings": [console_view(r) for r in found], "limit": request.limit}
+                return {"recordings": [console_view(r) for r in found], "limit": request.limit,
+                        "timezone": self.service.settings.site.timezone}
             case p.RecordingPlay(recording_id=recording_id):
                 try:
                     rec = await self.service.playable(recording_id)

@@ -87,7 +87,9 @@ async def test_a_supervisor_finds_an_order_and_plays_it_once_per_ticket_logged(
     playback = ConsolePlayback(RecordingService(world.settings, world.db, service.keeper),
                                clock)
 
-    found = (await playback.handle(BOSS, _search(reference="30000001")))["recordings"]
+    answer = await playback.handle(BOSS, _search(reference="30000001"))
+    assert answer["timezone"] == world.settings.site.timezone   # the page shows its clock
+    found = answer["recordings"]
     assert [(r["kind"], r["account_masked"], r["intent"]["reference"]) for r in found] == [
         ("proof", "****0001", "30000001")]
     assert "account" not in found[0] and "sha256" not in found[0]

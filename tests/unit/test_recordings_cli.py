@@ -54,7 +54,7 @@ async def test_an_operator_finds_exports_and_holds_a_recording(tmp_path: Path) -
     assert cli("hold", str(rec.id), "--reason", "CSRC inquiry 17", "--as", "legal").returncode == 0
     shown = cli("show", str(rec.id))
     assert "CSRC inquiry 17 (by legal)" in shown.stdout
-    assert "compliance-li (cli) export order-30000001.wav" in shown.stdout
+    assert "export   compliance-li (cli) order-30000001.wav" in shown.stdout
     assert cli("release", str(rec.id), "--as", "legal").returncode == 0
     missing = cli("show", "999")
     assert missing.returncode == 1 and "no recording 999" in missing.stderr
@@ -64,5 +64,5 @@ async def test_an_operator_finds_exports_and_holds_a_recording(tmp_path: Path) -
         log = [(a["actor"], a["via"], a["action"]) for a in await store.access_log(db, rec.id)]
     finally:
         await db.close()
-    assert log == [("compliance-li", "cli", "play"), ("legal", "cli", "hold"),
+    assert log == [("compliance-li", "cli", "export"), ("legal", "cli", "hold"),
                    ("legal", "cli", "release")]
