@@ -281,7 +281,8 @@ class RecordingDetail(RecordingView):
 
 class HoldIn(_In):
     #: why (a case, an inquiry): shown with the recording
-    reason: str = Field(min_length=3, max_length=200)
+    #: (3 characters at least once the blanks around are cut: the service keeps it so)
+    reason: str = Field(min_length=3, max_length=200, pattern=r"\S.+\S")
 
 
 class AuditEntry(_Out):

@@ -21,7 +21,9 @@ import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from callcenter.errors import ConfigError
@@ -45,6 +47,14 @@ def make_app(*, metrics: Callable[[], Awaitable[bytes]] | None = None,
     """The operations app: ``metrics`` gives the exposition for ``GET /metrics``; each
     ``(prefix, router)`` is included under its prefix; ``mounts`` are whole ASGI apps."""
     app = FastAPI(title=title)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """What no route or mount takes (an unknown path; one a mount's pattern cannot match,
+        such as a control character in /api/...) answers in the API's one error shape."""
+        return JSONResponse({"code": "not_found" if exc.status_code == 404 else "http",
+                             "message": str(exc.detail), "problems": []},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

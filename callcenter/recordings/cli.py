@@ -16,6 +16,7 @@ import getpass
 import hashlib
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -115,31 +116,35 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 async def _export(service: RecordingService, recording_id: int, output: Path,
                   actor: str) -> int:
     rec = await service.playable(recording_id)
-    if await asyncio.to_thread(output.exists):
-        raise ConfigError(f"{output} exists: give a new file")
-    chunks = await service.play(recording_id, actor=actor, via="cli", action="export",
-                                detail=output.name)
-    digest = await asyncio.to_thread(_write, chunks, output)
-    if digest != rec.sha256:
-        await asyncio.to_thread(output.unlink, True)
-        raise RecordingError(f"recording {recording_id}: the exported audio's SHA-256 is not"
-                             " the one taken when it was sealed; nothing written")
+    target = await asyncio.to_thread(output.resolve)
+    try:   # made (empty, 0600) before anything is read or logged: a bad path says so at once
+        fd = await asyncio.to_thread(os.open, target, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     0o600)
+    except FileExistsError:
+        raise ConfigError(f"{output} exists: give a new file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
+    try:
+        chunks = await service.play(recording_id, actor=actor, via="cli", action="export",
+                                    detail=str(target))
+        digest = await asyncio.to_thread(_write, chunks, fd)
+        if digest != rec.sha256:
+            raise RecordingError(f"recording {recording_id}: the exported audio's SHA-256 is"
+                                 " not the one taken when it was sealed; nothing written")
+    except BaseException:
+        await asyncio.to_thread(target.unlink, True)
+        raise
     print(f"recording {recording_id} written to {output} (sha256 {digest}, as sealed)")
     return 0
 
 
-def _write(chunks: Any, output: Path) -> str:
-    """Write the audio to a new file only its owner may read; its SHA-256."""
+def _write(chunks: Iterable[bytes], fd: int) -> str:
+    """Write the audio to the open file; its SHA-256."""
     digest = hashlib.sha256()
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                digest.update(chunk)
-                out.write(chunk)
-    except BaseException:
-        output.unlink(missing_ok=True)
-        raise
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            out.write(chunk)
     return digest.hexdigest()
 
 

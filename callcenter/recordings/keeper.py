@@ -68,8 +68,13 @@ class RecordingKeeper:
         going = set(due((Kept(r.id, r.retain_until or now, r.held_by is not None)
                          for r in candidates), now))
         for rec in (r for r in candidates if r.id in going):
+            # marked first, only if no hold came meanwhile (another process may put one);
+            # the files go after: a crash between leaves files of a deleted row, never a held
+            # row without its file
+            if not await store.mark_deleted(self.db, rec.id, now):
+                log.info("recording %d: put on hold as it was due; kept", rec.id)
+                continue
             await asyncio.to_thread(self._remove, rec)
-            await store.mark_deleted(self.db, rec.id, now)
             log.info("recording %d deleted after its retention", rec.id)
             deleted += 1
         self.rounds += 1
@@ -118,6 +123,7 @@ class RecordingKeeper:
         rec = await store.get(self.db, recording_id)
         if (why := rec.unplayable()) is not None:
             raise RecordingError(why)
+        await self.key()  # no access logged for a key that cannot be had
         await store.log_access(self.db, recording_id, actor=actor, via=via, action=action,
                                detail=detail)
         return await self.open(recording_id, first, count)

@@ -88,6 +88,9 @@ class RecordingService:
     async def hold(self, recording_id: int, *, by: str, via: str,
                    reason: str | None) -> store.Recording:
         """Put a legal hold (``reason``, 3-200 characters) or release it (None); logged."""
-        if reason is not None and not 3 <= len(reason.strip()) <= 200:
-            raise RecordingError("a hold's reason: 3 to 200 characters (a case, an inquiry)")
+        if reason is not None:
+            reason = reason.strip()
+            if not 3 <= len(reason) <= 200:
+                raise RecordingError("a hold's reason: 3 to 200 characters (a case, an"
+                                     " inquiry)")
         return await store.set_hold(self.db, recording_id, by=by, via=via, reason=reason)

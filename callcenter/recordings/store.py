@@ -148,13 +148,17 @@ async def past_retention(db: aiosqlite.Connection, now: float) -> list[Recording
         return [_recording(r) for r in await cur.fetchall()]
 
 
-async def mark_deleted(db: aiosqlite.Connection, recording_id: int, at: float) -> None:
+async def mark_deleted(db: aiosqlite.Connection, recording_id: int, at: float) -> bool:
+    """Mark it deleted (logged), unless it is on hold or already deleted; whether it was."""
     async with transaction(db):
-        await db.execute("UPDATE recordings SET deleted_at = ? WHERE id = ?"
-                         " AND held_by IS NULL", (at, recording_id))
+        cur = await db.execute("UPDATE recordings SET deleted_at = ? WHERE id = ?"
+                               " AND held_by IS NULL AND deleted_at IS NULL", (at, recording_id))
+        if cur.rowcount != 1:
+            return False
         await db.execute("INSERT INTO recording_access (at, recording_id, actor, via, action)"
                          " VALUES (?, ?, 'retention', 'retention', 'delete')",
                          (at, recording_id))
+    return True
 
 
 async def set_hold(db: aiosqlite.Connection, recording_id: int, *, by: str, via: str,

@@ -23,6 +23,7 @@ import secrets
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,7 +56,10 @@ def load_or_create_key(path: Path, *, create: bool = True) -> bytes:
                                  " backup (a new key would open none of the sealed"
                                  " recordings)") from None
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: that one is the key
+            return load_or_create_key(path, create=False)
         with os.fdopen(fd, "w", encoding="ascii") as out:
             out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
         log.warning("recordings: made a new site key in %s; BACK IT UP, without it no sealed"
@@ -86,10 +90,20 @@ def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
     tmp = dst.with_name(f".{dst.name}.tmp")
     try:
         with src.open("rb") as plain, tmp.open("wb") as out:
+            # the size it has now: a file still being written (a recording whose end was
+            # never seen) is sealed as it is, in whole chunks, never a short one in between
+            left = os.fstat(plain.fileno()).st_size
+
+            def take() -> bytes:
+                nonlocal left
+                block = _read_exactly(plain, min(CHUNK, left))
+                left -= len(block)
+                return block
+
             out.write(header)
-            chunk, index = plain.read(CHUNK), 0
+            chunk, index = take(), 0
             while True:
-                following = plain.read(CHUNK) if chunk else b""
+                following = take() if chunk and left > 0 else b""
                 last = not following
                 digest.update(chunk)
                 size += len(chunk)
@@ -105,6 +119,18 @@ def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
             tmp.unlink()
         raise RecordingError(f"cannot seal {src}: {exc}") from exc
     return digest.hexdigest(), size
+
+
+def _read_exactly(f: BinaryIO, n: int) -> bytes:
+    """``n`` bytes (fewer only at the end of the file)."""
+    parts, got = [], 0
+    while got < n:
+        block = f.read(n - got)
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
 
 
 def open_sealed(path: Path, key: bytes, label: str, first: int = 0,
@@ -126,6 +152,8 @@ def open_sealed(path: Path, key: bytes, label: str, first: int = 0,
             if body < TAG:
                 raise RecordingError(f"{path.name}: cut short (no chunk)")
             total = -(-body // (CHUNK + TAG))
+            if first >= total:
+                raise RecordingError(f"{path.name}: no chunk {first} (it has {total})")
             end = total if count is None else min(total, first + count)
             sealed.seek(HEADER + first * (CHUNK + TAG))
             for index in range(first, end):

@@ -49,7 +49,8 @@ async def begin_intent(db: aiosqlite.Connection, key: str, kind: str, call_id: s
         cur = await db.execute(
             "INSERT OR IGNORE INTO intents (key, kind, call_id, account, summary, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, kind, call_id, account, json.dumps(summary, default=str), now, now))
+            (key, kind, call_id, account, json.dumps(summary, default=str, allow_nan=False),
+             now, now))
         created = cur.rowcount == 1
         async with db.execute("SELECT * FROM intents WHERE key = ?", (key,)) as c:
             row = await c.fetchone()
@@ -61,11 +62,19 @@ async def begin_intent(db: aiosqlite.Connection, key: str, kind: str, call_id: s
     return intent, created
 
 
+#: the numbers a caller is read back and searched by (recordings/store.py's indexes): strings
+REFERENCES = ("order_no", "transfer_no")
+
+
 async def finish_intent(db: aiosqlite.Connection, key: str, state: str,
                         result: dict[str, Any]) -> None:
+    """The intent's outcome; its reference numbers kept as JSON strings (a back office may
+    answer a number), so a search by reference finds them."""
+    kept = {k: (str(v) if k in REFERENCES and v is not None else v) for k, v in result.items()}
     async with transaction(db):
         await db.execute("UPDATE intents SET state = ?, result = ?, updated_at = ? WHERE key = ?",
-                         (state, json.dumps(result, default=str), time.time(), key))
+                         (state, json.dumps(kept, default=str, allow_nan=False), time.time(),
+                          key))
 
 
 async def get_intent(db: aiosqlite.Connection, key: str) -> Intent | None:

@@ -7,8 +7,9 @@ the run rows and tasks, which is the same as ``now``'s (the back office's in the
 Strategies are read at start, and again when an API release of them is published (``reload``:
 a set with a problem is refused and the running one kept); a file with a problem at start stops
 none of the engine, only this scheduler (logged with ``file:line:col``). Runs are one at a time
-(a reload waits for a run); a failed run is logged with its traceback and tried again at the
-next tick (its writes are idempotent); the loop never dies of it.
+(a run under way when a reload comes ends with the set it started with); a failed run is logged
+with its traceback and tried again at the next tick (its writes are idempotent); the loop never
+dies of it.
 """
 
 from __future__ import annotations
@@ -59,12 +60,11 @@ class StrategyScheduler:
         self.source = source
         self._rounds = Periodic("strategies", self.tick, lambda: self.interval_s, log,
                                 "strategies: a run failed (tried again in %.0f s)")
-        #: a run and a reload never overlap
-        self._lock = asyncio.Lock()
 
     async def reload(self) -> list[str]:
         """Read the strategies again (a release was published): the problems, if any, and the
-        running set kept; else the new set runs from the next tick."""
+        running set kept; else the new set runs from the next tick (a run under way ends with
+        the set it started with)."""
         if self.source is None:
             return ["these strategies were not read from a directory"]
         directory, site = self.source
@@ -74,18 +74,14 @@ class StrategyScheduler:
             return list(exc.diagnostics)
         except StrategyError as exc:
             return [str(exc)]
-        async with self._lock:
-            self.known = list(strategies)
-            self.strategies = [s for s in strategies if s.enabled]
+        # new lists, not changed ones: a run under way ends with the set it started with
+        self.known = list(strategies)
+        self.strategies = [s for s in strategies if s.enabled]
         log.info("strategies: reloaded, %d enabled of %d", len(self.strategies), len(strategies))
         return []
 
     async def tick(self) -> list[RunReport]:
         """Run what is due now; what each run did."""
-        async with self._lock:
-            return await self._tick()
-
-    async def _tick(self) -> list[RunReport]:
         now = self.now()
         done = await finished_runs(self.db, now.date())
         slots = {}

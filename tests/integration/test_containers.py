@@ -110,10 +110,12 @@ def test_the_stack_starts_under_podman_and_answers_a_sip_call(stack: str) -> Non
 def _cdr_rows(path: Path) -> int:
     """The CDR rows Asterisk has written (it writes a call's at its end: waited for, briefly)."""
     for _ in range(100):
-        if path.exists():
+        try:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
                 rows = int(db.execute("SELECT count(*) FROM cdr").fetchone()[0])
-            if rows:
-                return rows
+        except sqlite3.Error:   # not there yet, no table yet, or busy: look again
+            rows = 0
+        if rows:
+            return rows
         time.sleep(0.1)
     return 0

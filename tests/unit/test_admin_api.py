@@ -223,6 +223,9 @@ async def test_an_orders_recording_is_found_by_its_number_played_and_held(
     r = await http.put(f"/recordings/{rec_id}/hold", headers=op, json={"reason": "inquiry"})
     assert r.status_code == 403
     r = await http.put(f"/recordings/{rec_id}/hold", headers=world.auth("admin"),
+                       json={"reason": "  x  "})
+    assert r.status_code == 422     # three characters once the blanks around are cut
+    r = await http.put(f"/recordings/{rec_id}/hold", headers=world.auth("admin"),
                        json={"reason": "CSRC inquiry 17"})
     assert r.status_code == 200 and r.json()["held"] is True
     assert (await http.get("/recordings/999", headers=op)).status_code == 404

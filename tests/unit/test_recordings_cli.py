@@ -48,13 +48,16 @@ async def test_an_operator_finds_exports_and_holds_a_recording(tmp_path: Path) -
     assert out.read_bytes() == audio and stat.S_IMODE(out.stat().st_mode) == 0o600
     again = cli("export", str(rec.id), "-o", str(out))
     assert again.returncode == 1 and "exists: give a new file" in again.stderr
+    nowhere = cli("export", str(rec.id), "-o", str(tmp_path / "no-such-dir" / "x.wav"))
+    assert nowhere.returncode == 1 and "cannot write" in nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
 
     short = cli("hold", str(rec.id), "--reason", "x")
     assert short.returncode == 1 and "3 to 200 characters" in short.stderr
     assert cli("hold", str(rec.id), "--reason", "CSRC inquiry 17", "--as", "legal").returncode == 0
     shown = cli("show", str(rec.id))
     assert "CSRC inquiry 17 (by legal)" in shown.stdout
-    assert "export   compliance-li (cli) order-30000001.wav" in shown.stdout
+    assert f"export   compliance-li (cli) {out}" in shown.stdout
     assert cli("release", str(rec.id), "--as", "legal").returncode == 0
     missing = cli("show", "999")
     assert missing.returncode == 1 and "no recording 999" in missing.stderr
