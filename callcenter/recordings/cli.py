@@ -22,6 +22,7 @@ from typing import Any
 
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, RecordingError
+from callcenter.recordings.retention import kind_of
 from callcenter.recordings.service import RecordingService
 from callcenter.recordings.store import Recording
 
@@ -162,11 +163,11 @@ def _when(at: float | None, settings: Settings) -> str:
 
 
 def _line(rec: Recording, settings: Settings) -> str:
-    intent = rec.intent_kind or ("declined" if rec.kind == "proof" else "agent")
+    kind = kind_of(rec.kind, rec.intent_kind)
     state = ("deleted" if rec.deleted_at is not None else "held" if rec.held_by
              else "sealed" if rec.sealed_at is not None else "recording")
     length = f"{rec.ended_at - rec.started_at:.0f}s" if rec.ended_at else "-"
-    return (f"{rec.id:>8}  {_when(rec.started_at, settings)}  {intent:9} {rec.reference or '-':12}"
+    return (f"{rec.id:>8}  {_when(rec.started_at, settings)}  {kind:9} {rec.reference or '-':12}"
             f" {rec.account or '-':12} {rec.agent_id or 'IVR':8} {length:>6}  {state}")
 
 

@@ -103,27 +103,35 @@ class RecordingKeeper:
                      self.settings.pbx_path(rec.path + store.SEALED_SUFFIX)}:
             path.unlink(missing_ok=True)
 
+    async def playable(self, recording_id: int) -> store.Recording:
+        """The recording if it can be played now (sealed, not deleted), else
+        ``RecordingNotFound`` or ``RecordingError`` saying why."""
+        rec = await store.get(self.db, recording_id)
+        if (why := rec.unplayable()) is not None:
+            raise RecordingError(why)
+        return rec
+
     async def open(self, recording_id: int, first: int = 0, count: int | None = None
                    ) -> tuple[store.Recording, Iterator[bytes]]:
         """The recording and its audio (a blocking iterator: iterate it off the loop),
         ``count`` chunks of ``vault.CHUNK`` bytes from chunk ``first`` (or all). Only a sealed
         recording opens; nothing is logged (``play`` logs)."""
-        rec = await store.get(self.db, recording_id)
-        if (why := rec.unplayable()) is not None:
-            raise RecordingError(why)
-        key = await self.key()
-        path: Path = self.settings.pbx_path(rec.stored_path)
-        return rec, open_sealed(path, key, rec.path, first, count)
+        rec = await self.playable(recording_id)
+        return rec, await self._audio(rec, first, count)
 
     async def play(self, recording_id: int, *, actor: str, via: str, detail: str = "",
                    first: int = 0, count: int | None = None, action: str = "play"
                    ) -> tuple[store.Recording, Iterator[bytes]]:
         """As ``open``, the access logged (who, through what, ``action``: play or export,
         ``detail``: from where, to which file) before anything is read."""
-        rec = await store.get(self.db, recording_id)
-        if (why := rec.unplayable()) is not None:
-            raise RecordingError(why)
+        rec = await self.playable(recording_id)
         await self.key()  # no access logged for a key that cannot be had
         await store.log_access(self.db, recording_id, actor=actor, via=via, action=action,
                                detail=detail)
-        return await self.open(recording_id, first, count)
+        return rec, await self._audio(rec, first, count)
+
+    async def _audio(self, rec: store.Recording, first: int, count: int | None
+                     ) -> Iterator[bytes]:
+        key = await self.key()
+        path: Path = self.settings.pbx_path(rec.stored_path)
+        return open_sealed(path, key, rec.path, first, count)

@@ -59,11 +59,7 @@ class RecordingService:
     async def playable(self, recording_id: int) -> store.Recording:
         """The recording if it can be played now (sealed, not deleted); else
         ``RecordingNotFound`` or ``RecordingError`` saying why. Nothing is logged."""
-        self._keeper()
-        rec = await store.get(self.db, recording_id)
-        if (why := rec.unplayable()) is not None:
-            raise RecordingError(why)
-        return rec
+        return await self._keeper().playable(recording_id)
 
     async def play(self, recording_id: int, *, actor: str, via: str, detail: str = "",
                    first: int = 0, count: int | None = None,
