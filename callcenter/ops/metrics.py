@@ -101,14 +101,23 @@ class _Bounded(Generic[M]):
         self.metric: M = metric
         self.limit = limit
         self._seen: set[tuple[str, ...]] = set()
+        #: values as given -> their series (on the call path: each round trip, each event);
+        #: as bounded as the series, so values that all fall into OTHER are not remembered
+        self._children: dict[tuple[object, ...], M] = {}
 
     def labels(self, *values: object) -> M:
+        child = self._children.get(values)
+        if child is not None:
+            return child
         key = tuple(label_value(v) for v in values)
         if key not in self._seen:
             if len(self._seen) >= self.limit:
                 key = (OTHER,) * len(key)
             self._seen.add(key)
-        return self.metric.labels(*key)
+        child = self.metric.labels(*key)
+        if len(self._children) < self.limit:
+            self._children[values] = child
+        return child
 
 
 # -- what is read at scrape time --------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 
 #: the heartbeat file is touched this often (seconds)
 HEARTBEAT_S = 2.0
+#: at most one commit of call records per this many seconds (``OrderedWriter.min_interval_s``):
+#: under load the records of many events share one transaction and one fsync
+COMMIT_INTERVAL_S = 0.05
+#: calls whose row is known to be written, kept to spare their events the stub insert; past
+#: this many (calls that never ended) the set starts again, the stub insert being harmless
+MAX_OPEN_CALLS = 100_000
 
 
 # Closing the records a crashed run (or an outage) left open, but the live ones (a JSON list).
@@ -83,7 +89,9 @@ class CallRecorder:
     def __init__(self, db: aiosqlite.Connection, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
-        self.writer = OrderedWriter(db, "call-recorder", clock)
+        self.writer = OrderedWriter(db, "call-recorder", clock,
+                                    min_interval_s=COMMIT_INTERVAL_S)
+        self._open: set[str] = set()
         self._beat: asyncio.Task[None] | None = None
         self._heartbeat: Path | None = None
         self._previous_alive: float | None = None
@@ -103,7 +111,14 @@ class CallRecorder:
 
     def put(self, changes: list[Change]) -> None:
         for change in changes:
-            for sql, params in _statements(change):
+            match change:
+                case CallStarted(call):
+                    if len(self._open) >= MAX_OPEN_CALLS:
+                        self._open.clear()
+                    self._open.add(call.id)
+                case CallEnded(call):
+                    self._open.discard(call.id)
+            for sql, params in _statements(change, self._open):
                 self.writer.put(sql, params)
 
     async def flush(self) -> None:
@@ -181,7 +196,9 @@ def _touch(path: Path) -> None:
         os.close(fd)
 
 
-def _statements(change: Change) -> list[Statement]:
+def _statements(change: Change, open_calls: Collection[str] = ()) -> list[Statement]:
+    """The statements recording ``change``; ``open_calls``: calls whose row is written (or
+    queued) already, whose events need no stub row."""
     match change:
         case CallStarted(call):
             return [("INSERT OR IGNORE INTO calls (id, started_at, caller_num, caller_name,"
@@ -191,13 +208,16 @@ def _statements(change: Change) -> list[Statement]:
         case TimelineAdded(call_id, entry):
             # An engine note may come before (or without) AMI's view of the call, e.g. during
             # an AMI outage: keep it on a stub record.
+            event: Statement = (
+                "INSERT INTO call_events (call_id, seq, at, kind, detail)"
+                " SELECT ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events"
+                " WHERE call_id = ?), ?, ?, ?",
+                (call_id, call_id, entry.at, entry.kind,
+                 json.dumps(dict(entry.detail), ensure_ascii=False)))
+            if call_id in open_calls:
+                return [event]
             return [("INSERT OR IGNORE INTO calls (id, started_at) VALUES (?, ?)",
-                     (call_id, entry.at)),
-                    ("INSERT INTO call_events (call_id, seq, at, kind, detail)"
-                     " SELECT ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM call_events"
-                     " WHERE call_id = ?), ?, ?, ?",
-                     (call_id, call_id, entry.at, entry.kind,
-                      json.dumps(dict(entry.detail), ensure_ascii=False)))]
+                     (call_id, entry.at)), event]
         case CallEnded(call):
             return [("UPDATE calls SET ended_at = ?, end_cause = ?, end_reason = ?,"
                      " caller_num = ?, caller_name = ? WHERE id = ?",

@@ -43,12 +43,18 @@ class OrderedWriter:
     retry_max_s = 10.0
 
     def __init__(self, db: aiosqlite.Connection, name: str = "writer",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, min_interval_s: float = 0.0) -> None:
         self.db = db
         self.name = name
         self.clock = clock
+        #: at most one commit per this many seconds: under load a commit (an fsync) takes what
+        #: queued up meanwhile; a lone row after a quiet spell is written at once, and a
+        #: ``flush`` never waits for it
+        self.min_interval_s = min_interval_s
         self._items: deque[Statement | asyncio.Future[None]] = deque()
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._last_write = float("-inf")  # loop time of the last commit's start
         self._task: asyncio.Task[None] | None = None
         self._spool: SpoolFile | None = None
         #: batches the database has not taken yet, in order (all in the spool file but
@@ -74,6 +80,7 @@ class OrderedWriter:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._items.append(fut)
         self._wake.set()
+        self._urgent.set()
         await fut
 
     async def drained(self) -> None:
@@ -114,6 +121,12 @@ class OrderedWriter:
                 timeout = max(0.0, self._next_try - loop.time()) if self._backlog else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+            pause = self._last_write + self.min_interval_s - loop.time()
+            if pause > 0 and not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), pause)
+            self._urgent.clear()
+            self._last_write = loop.time()
             items = list(self._items)
             self._items.clear()
             statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]

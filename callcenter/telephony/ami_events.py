@@ -7,7 +7,7 @@ code: no I/O, no event loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -198,39 +198,47 @@ def parse_event(headers: Mapping[str, str]) -> AmiEvent:
     """Build the typed event for an AMI event's headers (case-insensitive names accepted)."""
     h = _normalise(headers)
     name = h.get("Event", "")
-    key = name.lower()
-    if key == "newchannel":
-        return NewChannel(ChannelInfo.from_headers(h))
-    if key == "newstate":
-        return NewState(ChannelInfo.from_headers(h))
-    if key == "hangup":
-        return Hangup(ChannelInfo.from_headers(h), _int(h.get("Cause")), h.get("Cause-txt", ""))
-    if key == "dialbegin":
-        return DialBegin(_caller(h), ChannelInfo.from_headers(h, "Dest"), h.get("DialString", ""))
-    if key == "dialend":
-        return DialEnd(_caller(h), ChannelInfo.from_headers(h, "Dest"), h.get("DialStatus", ""))
-    if key == "bridgeenter":
-        return BridgeEnter(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", ""))
-    if key == "bridgeleave":
-        return BridgeLeave(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", ""))
-    if key == "coreshowchannel":
-        return CoreShowChannel(
-            ChannelInfo.from_headers(h),
-            application=h.get("Application", ""),
-            bridge_id=h.get("BridgeId", ""),
-            duration_s=_duration(h.get("Duration", "")),
-        )
-    if key == "fullybooted":
-        return FullyBooted(_int(h.get("Uptime")))
-    if key == "shutdown":
-        return Shutdown(restart=h.get("Restart", "").lower() in ("true", "yes"))
-    if key == "dtmfend" and h.get("Direction", "").lower() == "received":
-        return KeyRead(h.get("Uniqueid", ""), h.get("Digit", ""), _float(h.get("Timestamp")),
-                       _int(h.get("DurationMs")))
-    if key in ("agiexecstart", "agiexecend"):
-        return AgiExec(h.get("Uniqueid", ""), ended=key == "agiexecend",
-                       at=_float(h.get("Timestamp")))
-    return OtherEvent(name, h)
+    build = _BUILDERS.get(name.lower())
+    event = build(h) if build is not None else None
+    return event if event is not None else OtherEvent(name, h)
+
+
+def _key_read(h: Mapping[str, str]) -> AmiEvent | None:
+    if h.get("Direction", "").lower() != "received":
+        return None
+    return KeyRead(h.get("Uniqueid", ""), h.get("Digit", ""), _float(h.get("Timestamp")),
+                   _int(h.get("DurationMs")))
+
+
+#: lower-cased event name -> its typed event (None: an ``OtherEvent`` after all); one lookup
+#: per event, on the path of every event Asterisk sends
+_BUILDERS: Final[dict[str, Callable[[Mapping[str, str]], AmiEvent | None]]] = {
+    "newchannel": lambda h: NewChannel(ChannelInfo.from_headers(h)),
+    "newstate": lambda h: NewState(ChannelInfo.from_headers(h)),
+    "hangup": lambda h: Hangup(ChannelInfo.from_headers(h), _int(h.get("Cause")),
+                               h.get("Cause-txt", "")),
+    "dialbegin": lambda h: DialBegin(_caller(h), ChannelInfo.from_headers(h, "Dest"),
+                                     h.get("DialString", "")),
+    "dialend": lambda h: DialEnd(_caller(h), ChannelInfo.from_headers(h, "Dest"),
+                                 h.get("DialStatus", "")),
+    "bridgeenter": lambda h: BridgeEnter(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", "")),
+    "bridgeleave": lambda h: BridgeLeave(ChannelInfo.from_headers(h), h.get("BridgeUniqueid", "")),
+    "coreshowchannel": lambda h: CoreShowChannel(
+        ChannelInfo.from_headers(h),
+        application=h.get("Application", ""),
+        bridge_id=h.get("BridgeId", ""),
+        duration_s=_duration(h.get("Duration", "")),
+    ),
+    "fullybooted": lambda h: FullyBooted(_int(h.get("Uptime"))),
+    "shutdown": lambda h: Shutdown(restart=h.get("Restart", "").lower() in ("true", "yes")),
+    "dtmfend": _key_read,
+    "agiexecstart": lambda h: AgiExec(h.get("Uniqueid", ""), ended=False,
+                                      at=_float(h.get("Timestamp"))),
+    "agiexecend": lambda h: AgiExec(h.get("Uniqueid", ""), ended=True,
+                                    at=_float(h.get("Timestamp"))),
+}
+#: the event names (lower case) ``parse_event`` types; the rest become ``OtherEvent``
+TYPED_EVENTS: Final = frozenset(_BUILDERS)
 
 
 def _caller(h: Mapping[str, str]) -> ChannelInfo | None:
@@ -265,4 +273,4 @@ def _canonical(name: str) -> str:
 def _normalise(headers: Mapping[str, str]) -> dict[str, str]:
     """Header names in AMI's canonical case, whatever case the parser produced."""
     seen = _SEEN
-    return {seen.get(k) or _canonical(k): str(v) for k, v in headers.items()}
+    return {seen.get(k) or _canonical(k): v for k, v in headers.items()}

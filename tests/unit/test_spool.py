@@ -261,3 +261,76 @@ async def test_a_batch_is_one_transaction_in_order_with_the_connections_other_st
         await first
     finally:
         await db.close()
+
+
+async def test_a_paced_writer_commits_a_lone_row_at_once_and_a_burst_together(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``min_interval_s``: the first row after a quiet spell is committed without waiting; rows
+    that come within the interval after a commit wait and share the next commit; a ``flush``
+    never waits for the interval."""
+    import callcenter.store.writer as writer_module
+
+    batches: list[list[object]] = []
+    real = writer_module.apply_batch
+
+    async def counted(db: aiosqlite.Connection, statements: list[tuple[str, tuple[object]]]
+                      ) -> None:
+        batches.append([params[0] for _, params in statements])
+        await real(db, statements)
+
+    monkeypatch.setattr(writer_module, "apply_batch", counted)
+    db = await _open(db_path)
+    writer = OrderedWriter(db, "paced", min_interval_s=3600)
+    writer.start()
+    try:
+        writer.put(QLOG, (1.0, "q", "c1", "ENTERQUEUE"))
+        async with asyncio.timeout(10):
+            while not batches:
+                await asyncio.sleep(0.01)
+        writer.put(QLOG, (2.0, "q", "c2", "ENTERQUEUE"))
+        await asyncio.sleep(0.05)
+        writer.put(QLOG, (3.0, "q", "c3", "ENTERQUEUE"))
+        await asyncio.sleep(0.05)
+        assert batches == [[1.0]]  # the burst waits for the interval...
+        await asyncio.wait_for(writer.flush(), 10)  # ...which a flush cuts short
+        assert batches == [[1.0], [2.0, 3.0]]
+        assert await _rows(db, "SELECT call_id FROM queue_log ORDER BY at") == [
+            ("c1",), ("c2",), ("c3",)]
+    finally:
+        await writer.close()
+        await db.close()
+
+
+async def test_the_events_of_a_recorded_call_need_no_stub_row(db_path: Path) -> None:
+    """A call whose row the recorder has written gets its events alone; a note on a call it has
+    not seen (an engine note during an AMI outage) still makes the stub row it hangs on."""
+    db = await _open(db_path)
+    recorder = CallRecorder(db)
+    sql: list[str] = []
+    put = recorder.writer.put
+
+    def seen(statement: str, params: tuple[object, ...] = ()) -> None:
+        sql.append(statement.split("(")[0].strip())
+        put(statement, params)
+
+    recorder.writer.put = seen  # type: ignore[method-assign]
+    recorder.start()
+    model = CallModel()
+    try:
+        recorder.put(model.apply(NewChannel(_info("c1")), 10.0))
+        recorder.put(model.note("c1", "ivr.digits", {"digits": "5"}, 11.0))
+        recorder.put(model.apply(Hangup(_info("c1"), 16, "Normal Clearing"), 12.0))
+        assert "INSERT OR IGNORE INTO calls" in sql[0]
+        assert [s for s in sql[1:] if s.startswith("INSERT OR IGNORE INTO calls")] == []
+        sql.clear()
+        recorder.put(model.note("c9", "ivr.start", {"flow": "first"}, 13.0))
+        assert sql[0] == "INSERT OR IGNORE INTO calls"
+        await recorder.flush()
+        record = await get_call(db, "c1")
+        assert record is not None and record.ended_at == 12.0
+        assert record.kinds() == ["channel.new", "ivr.digits", "channel.hangup"]
+        stub = await get_call(db, "c9")
+        assert stub is not None and stub.kinds() == ["ivr.start"]
+    finally:
+        await recorder.close()
+        await db.close()

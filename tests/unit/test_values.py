@@ -113,3 +113,22 @@ def test_anything_else_is_not_a_phone_number(number: str) -> None:
 def test_a_phone_number_never_holds_dial_syntax(value: str) -> None:
     number = phone_number_or_empty(value)
     assert number == "" or (number.lstrip("+").isascii() and number.lstrip("+").isdigit())
+
+
+def test_the_one_pass_checks_refuse_exactly_the_chars_the_rules_name() -> None:
+    """``check_value`` and ``check_agi_arg`` scan a value in one pass; every code point is
+    refused by them exactly when ``is_forbidden_char`` (or AGI's quoting) says so, and the
+    error names the first such char."""
+    for code in range(0x110000):
+        char = chr(code)
+        forbidden = is_forbidden_char(char)
+        quoting = char in '"\\'
+        try:
+            check_agi_arg(f"a{char}b")
+            refused = False
+        except UnsafeValueError as exc:
+            refused = True
+            assert f"U+{code:04X}" in str(exc)
+        assert refused == (forbidden or quoting), hex(code)
+    with pytest.raises(UnsafeValueError, match="U\\+000A"):
+        check_value("x\ny\rz", what="v")
