@@ -22,6 +22,9 @@ ENGINE_EVENTS: Final = ("Newchannel", "Newstate", "Hangup", "DialBegin", "DialEn
                         "ChanSpyStart", "ConfbridgeJoin", "OriginateResponse", "QueueCallerJoin")
 #: the key tap's (``telephony/key_tap.py``): a key's end, an AGI command's start and end
 KEY_TAP_EVENTS: Final = ("DTMFEnd", "AGIExecStart", "AGIExecEnd")
+#: events the tap takes only with this header's value: the keys a channel received, not their
+#: copies sent on to the other channel of a bridge (half the DTMF events of a talking call)
+KEY_TAP_ONLY: Final = {"DTMFEnd": ("Direction", "Received")}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from callcenter.sip.edge_conf import (
 )
 from callcenter.sip.trunks import install_trunks
 from callcenter.telephony.agi_auth import DIALPLAN_KEY_VARIABLE
-from callcenter.telephony.ami_events import ENGINE_EVENTS, KEY_TAP_EVENTS
+from callcenter.telephony.ami_events import ENGINE_EVENTS, KEY_TAP_EVENTS, KEY_TAP_ONLY
 
 _CHOWN_DIRS = ("/run/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk",
                "/etc/asterisk")
@@ -240,8 +240,8 @@ class Pbx:
                                               encoding="ascii")
         (etc / "manager_events.conf").write_text(render_event_filter(ENGINE_EVENTS),
                                                  encoding="ascii")
-        (etc / "manager_keys_events.conf").write_text(render_event_filter(KEY_TAP_EVENTS),
-                                                      encoding="ascii")
+        keys_filter = render_event_filter(KEY_TAP_EVENTS, KEY_TAP_ONLY)
+        (etc / "manager_keys_events.conf").write_text(keys_filter, encoding="ascii")
         cert = self.server_cert()
         keys = etc / "keys"
         keys.mkdir(mode=0o750, exist_ok=True)

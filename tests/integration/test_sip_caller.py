@@ -151,3 +151,43 @@ def test_the_keys_are_one_rtp_stream_with_rising_numbers() -> None:
     starts = sorted(set(stamps))
     assert len(starts) == 6 and stamps == sorted(stamps)  # one event per key, rising
     assert [events[stamps.index(t)] for t in starts] == [6, 0, 0, 5, 1, 9]
+
+
+async def test_the_key_tap_hears_the_keys_a_channel_received_not_their_copies_sent_on(
+        engine: Engine) -> None:
+    """manager.conf's filter for the tap's user: a key sent on one channel and received on the
+    other (the two halves of a Local channel, as the two legs of a bridge) reaches the tap once,
+    as received; Asterisk never sends it the copy marked sent."""
+    from callcenter.telephony.ami_events import KeyRead, OtherEvent
+
+    assert engine.key_tap is not None and engine.key_tap.ami is not None and engine.ami is not None
+    await until_tap(engine)
+    tap = engine.key_tap.ami
+    received: list[str] = []
+    sent: list[str] = []
+
+    def on_event(event: AmiEvent) -> None:
+        if isinstance(event, KeyRead):
+            received.append(event.digit)
+        elif isinstance(event, OtherEvent) and event.name == "DTMFEnd":
+            sent.append(event.headers.get("Digit", ""))
+
+    tap.add_handler(on_event)
+    try:
+        # A caller (caller-sim, the ;1 half) types 147 into a leg that dials a simulated
+        # agent ([acd-agent] consult): the bridge reads each key on one channel (received) and
+        # writes it to the agent's (sent).
+        await engine.ami.action(
+            "Originate", Channel="Local/consult@acd-agent", Context="caller-sim", Exten="s",
+            Priority="1", Async="true",
+            Variable=["CALLER_DTMF=w147", "CALLER_HOLD=3", "CC_TARGET=Local/7001@agent-talk",
+                      "CC_DIAL_TIMEOUT=10"])
+        for _ in range(100):
+            if set(received) >= set("147"):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # a copy marked sent would come with or just after them
+    finally:
+        tap.remove_handler(on_event)
+    assert set(received) == set("147")
+    assert sent == []

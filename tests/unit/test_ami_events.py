@@ -155,3 +155,15 @@ def test_a_character_split_between_two_reads_arrives_whole() -> None:
         assert len(heard) == 1
         event = parse_event(heard[0])
         assert isinstance(event, NewChannel) and event.info.caller_name == "张三丰"
+
+
+def test_the_key_tap_users_filter_takes_only_the_keys_a_channel_received() -> None:
+    from callcenter.sip.edge_conf import render_event_filter
+    from callcenter.telephony import ami_events
+
+    lines = render_event_filter(ami_events.KEY_TAP_EVENTS, ami_events.KEY_TAP_ONLY).splitlines()
+    assert lines[1:] == [
+        "eventfilter(action(include),name(DTMFEnd),header(Direction),method(exact)) = Received",
+        "eventfilter(action(include),name(AGIExecStart)) =",
+        "eventfilter(action(include),name(AGIExecEnd)) =",
+    ]
