@@ -103,9 +103,9 @@ class _Bounded(Generic[M]):
         self._seen: set[tuple[str, ...]] = set()
         #: values as given -> their series (on the call path: each round trip, each event);
         #: as bounded as the series, so values that all fall into OTHER are not remembered
-        self._children: dict[tuple[object, ...], M] = {}
+        self._children: dict[tuple[str, ...], M] = {}
 
-    def labels(self, *values: object) -> M:
+    def labels(self, *values: str) -> M:
         child = self._children.get(values)
         if child is not None:
             return child

@@ -100,6 +100,16 @@ class OrderedWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Rows put after the flush above (the task may have been pausing with them): in order,
+        # behind the backlog, like the task would have.
+        items = list(self._items)
+        self._items.clear()
+        statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]
+        if statements:
+            await (self._to_spool(statements) if self._backlog else self._write(statements))
+        for item in items:
+            if isinstance(item, asyncio.Future) and not item.done():
+                item.set_result(None)
         if self._backlog:
             await self._drain()  # the database may be back: one last try
         if self._unsaved:
@@ -121,16 +131,18 @@ class OrderedWriter:
                 timeout = max(0.0, self._next_try - loop.time()) if self._backlog else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+                if not self._items:
+                    continue  # the backlog's next try is due: nothing new to write
             pause = self._last_write + self.min_interval_s - loop.time()
             if pause > 0 and not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), pause)
             self._urgent.clear()
-            self._last_write = loop.time()
             items = list(self._items)
             self._items.clear()
             statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]
             if statements:
+                self._last_write = loop.time()
                 if self._backlog:
                     await self._to_spool(statements)  # keep the order: behind the backlog
                 else:

@@ -155,9 +155,9 @@ def test_the_keys_are_one_rtp_stream_with_rising_numbers() -> None:
 
 async def test_the_key_tap_hears_the_keys_a_channel_received_not_their_copies_sent_on(
         engine: Engine) -> None:
-    """manager.conf's filter for the tap's user: a key sent on one channel and received on the
-    other (the two halves of a Local channel, as the two legs of a bridge) reaches the tap once,
-    as received; Asterisk never sends it the copy marked sent."""
+    """manager.conf's filter for the tap's user: a key a bridge reads on one channel (received)
+    and writes to the other (sent) reaches the tap only as received, once per channel that
+    received it; Asterisk never sends it the copy marked sent."""
     from callcenter.telephony.ami_events import KeyRead, OtherEvent
 
     assert engine.key_tap is not None and engine.key_tap.ami is not None and engine.ami is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from panoramisk.ami_protocol import AMIProtocol
 
 from callcenter.telephony.ami_events import (
@@ -115,6 +116,10 @@ def test_the_call_control_users_event_filter_lets_every_modelled_event_through()
     from callcenter.telephony import ami_events
 
     typed = {name for name in ami_events.ENGINE_EVENTS if name.lower() in ami_events.TYPED_EVENTS}
+    # and every typed event reaches the engine: through the call-control user's filter, the
+    # key tap's, or as the rows of CoreShowChannels (an action's answer, never filtered)
+    reachable = {n.lower() for n in (*ami_events.ENGINE_EVENTS, *ami_events.KEY_TAP_EVENTS)}
+    assert ami_events.TYPED_EVENTS - {"coreshowchannel"} <= reachable
     assert typed == {"Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd", "BridgeEnter",
                      "BridgeLeave", "FullyBooted", "Shutdown"}
     lines = render_event_filter(ami_events.ENGINE_EVENTS).splitlines()
@@ -167,3 +172,10 @@ def test_the_key_tap_users_filter_takes_only_the_keys_a_channel_received() -> No
         "eventfilter(action(include),name(AGIExecStart)) =",
         "eventfilter(action(include),name(AGIExecEnd)) =",
     ]
+
+
+def test_a_filter_line_takes_words_only() -> None:
+    from callcenter.sip.edge_conf import render_event_filter
+
+    with pytest.raises(ValueError, match="not a word"):
+        render_event_filter(["DTMFEnd"], {"DTMFEnd": ("Direction", "Received\neventfilter=")})

@@ -294,8 +294,12 @@ async def test_a_paced_writer_commits_a_lone_row_at_once_and_a_burst_together(
         assert batches == [[1.0]]  # the burst waits for the interval...
         await asyncio.wait_for(writer.flush(), 10)  # ...which a flush cuts short
         assert batches == [[1.0], [2.0, 3.0]]
+        writer.put(QLOG, (4.0, "q", "c4", "ENTERQUEUE"))  # waits for the interval...
+        await asyncio.sleep(0.05)
+        assert len(batches) == 2
+        await writer.close()  # ...and is written on close
         assert await _rows(db, "SELECT call_id FROM queue_log ORDER BY at") == [
-            ("c1",), ("c2",), ("c3",)]
+            ("c1",), ("c2",), ("c3",), ("c4",)]
     finally:
         await writer.close()
         await db.close()

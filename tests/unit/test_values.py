@@ -130,5 +130,11 @@ def test_the_one_pass_checks_refuse_exactly_the_chars_the_rules_name() -> None:
             refused = True
             assert f"U+{code:04X}" in str(exc)
         assert refused == (forbidden or quoting), hex(code)
+        try:
+            check_value(f"a{char}b", what="v")
+            refused = False
+        except UnsafeValueError:
+            refused = True
+        assert refused == forbidden, hex(code)
     with pytest.raises(UnsafeValueError, match="U\\+000A"):
         check_value("x\ny\rz", what="v")
