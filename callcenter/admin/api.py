@@ -34,6 +34,7 @@ from callcenter.admin.services import FLOW_FILE, STRATEGY_FILE, AdminServices
 from callcenter.admin.tokens import Caller, Role, verify_token
 from callcenter.config import SIM_PHONE_CONTEXTS
 from callcenter.errors import AdminError
+from callcenter.problem import Problem, http_code, problem_response
 from callcenter.store.agents import AGENT_ID, DEVICE, AgentRecord
 
 __all__ = ["BodyLimit", "admin_app"]
@@ -63,12 +64,6 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Problem(_Out):
-    code: str
-    message: str
-    problems: list[str] = []
 
 
 class WhoAmI(_Out):
@@ -322,27 +317,23 @@ def admin_app(services: AdminServices) -> FastAPI:
     @app.exception_handler(AdminError)
     async def refused(request: Request, exc: AdminError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(Problem(code=exc.code, message=exc.message,
-                                    problems=exc.problems).model_dump(),
-                            status_code=exc.status, headers=headers)
+        return problem_response(exc.status, exc.code, exc.message, exc.problems, headers)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
         # where and what only: pydantic's "input" could be a password
         problems = [".".join(str(part) for part in err["loc"]) + f": {err['msg']}"
                     for err in exc.errors()]
-        return JSONResponse(Problem(code="invalid_request", message="the request does not fit"
-                                    " the API (see problems)", problems=problems).model_dump(),
-                            status_code=422)
+        return problem_response(422, "invalid_request",
+                                "the request does not fit the API (see problems)", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not only the first route's
             headers["Allow"] = ", ".join(_methods_of(app, request.scope))
-        return JSONResponse(Problem(code="not_found" if exc.status_code == 404 else "http",
-                                    message=str(exc.detail)).model_dump(),
-                            status_code=exc.status_code, headers=headers)
+        return problem_response(exc.status_code, http_code(exc.status_code), str(exc.detail),
+                                headers=headers)
 
     unauthenticated = _RefusedLog()
 

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from callcenter.errors import ConfigError
+from callcenter.problem import http_code, problem_response
 
 __all__ = ["OpsServer", "make_app"]
 
@@ -52,9 +53,8 @@ def make_app(*, metrics: Callable[[], Awaitable[bytes]] | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """What no route or mount takes (an unknown path; one a mount's pattern cannot match,
         such as a control character in /api/...) answers in the API's one error shape."""
-        return JSONResponse({"code": "not_found" if exc.status_code == 404 else "http",
-                             "message": str(exc.detail), "problems": []},
-                            status_code=exc.status_code, headers=exc.headers)
+        return problem_response(exc.status_code, http_code(exc.status_code), str(exc.detail),
+                                headers=exc.headers)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
