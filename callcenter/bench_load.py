@@ -186,8 +186,9 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
     if agi_knee is not None and native_knee is not None:
         out.append(f"- knee, FastAGI / native: {agi_knee / native_knee:.2f} (goal >= 0.95: "
                    f"{mark(agi_knee / native_knee >= 0.95)})")
-    knees: list[tuple[str, float | None]] = [("FastAGI's knee", agi_knee),
-                                             ("native's knee", native_knee)]
+    knees: list[tuple[str, float | None]] = (
+        [("both knees", agi_knee)] if agi_knee == native_knee
+        else [("FastAGI's knee", agi_knee), ("native's knee", native_knee)])
     for label, at in knees:
         step = next((s for s in steps if s.flow == "agi" and s.rate == at), None)
         if step is None or at is None:
