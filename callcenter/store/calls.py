@@ -196,7 +196,7 @@ def _touch(path: Path) -> None:
         os.close(fd)
 
 
-def _statements(change: Change, open_calls: Collection[str] = ()) -> list[Statement]:
+def _statements(change: Change, open_calls: Collection[str]) -> list[Statement]:
     """The statements recording ``change``; ``open_calls``: calls whose row is written (or
     queued) already, whose events need no stub row."""
     match change:

@@ -102,14 +102,7 @@ class OrderedWriter:
             self._task = None
         # Rows put after the flush above (the task may have been pausing with them): in order,
         # behind the backlog, like the task would have.
-        items = list(self._items)
-        self._items.clear()
-        statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]
-        if statements:
-            await (self._to_spool(statements) if self._backlog else self._write(statements))
-        for item in items:
-            if isinstance(item, asyncio.Future) and not item.done():
-                item.set_result(None)
+        await self._take_items()
         if self._backlog:
             await self._drain()  # the database may be back: one last try
         if self._unsaved:
@@ -138,18 +131,23 @@ class OrderedWriter:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), pause)
             self._urgent.clear()
-            items = list(self._items)
-            self._items.clear()
-            statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]
-            if statements:
-                self._last_write = loop.time()
-                if self._backlog:
-                    await self._to_spool(statements)  # keep the order: behind the backlog
-                else:
-                    await self._write(statements)
-            for item in items:
-                if isinstance(item, asyncio.Future) and not item.done():
-                    item.set_result(None)
+            await self._take_items()
+
+    async def _take_items(self) -> None:
+        """Write (or spool, behind a backlog) every row queued, then wake the flushes queued
+        with them."""
+        items = list(self._items)
+        self._items.clear()
+        statements: list[Statement] = [i for i in items if not isinstance(i, asyncio.Future)]
+        if statements:
+            self._last_write = asyncio.get_running_loop().time()
+            if self._backlog:
+                await self._to_spool(statements)  # keep the order: behind the backlog
+            else:
+                await self._write(statements)
+        for item in items:
+            if isinstance(item, asyncio.Future) and not item.done():
+                item.set_result(None)
 
     async def _load(self) -> None:
         """Find this writer's spool and take what an earlier run left in it."""

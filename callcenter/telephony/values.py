@@ -25,22 +25,17 @@ PHONE_NUMBER = re.compile(r"\+?[0-9]{2,20}")
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
 # AGI arguments go out as "..." and res_agi's parse_args() treats \ as an escape and " as a quote
 # toggle: either could move an argument boundary.
-_AGI_SYNTAX = frozenset('"\\')
-#: every char ``is_forbidden_char`` refuses, as one class: a value is checked in one C-level scan
-#: (on every AGI command and AMI action: per-char Python was a measurable part of a call's cost)
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _AGI_QUOTING = re.compile('["\\\\]')
+#: every char refused bound for Asterisk, as one class: C0 controls, DEL, C1 controls, the
+#: line/paragraph separators and lone surrogates (they cannot be encoded; refusing beats a late
+#: UnicodeError). A value is checked in one C-level scan (on every AGI command and AMI action:
+#: per-char Python was a measurable part of a call's cost)
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def is_forbidden_char(char: str) -> bool:
     """True for C0 controls, DEL, C1 controls, line/paragraph separators and lone surrogates."""
-    code = ord(char)
-    return (
-        code <= 0x1F
-        or 0x7F <= code <= 0x9F
-        or char in _LINE_SEPARATORS
-        or 0xD800 <= code <= 0xDFFF  # cannot be encoded; refusing beats a late UnicodeError
-    )
+    return _FORBIDDEN.fullmatch(char) is not None
 
 
 def _describe(char: str) -> str:
