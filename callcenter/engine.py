@@ -198,13 +198,17 @@ class Engine:
                 from callcenter.seats.sip_relay import SipRelay
 
                 relay = SipRelay(f"ws://{self.settings.ami.host}:{self.settings.sip.http_port}/ws")
+                # the consoles went with the previous run: when it was last known alive (read
+                # before the console opens: nothing may log in between this and the watch)
+                alive = await self.recorder.alive_before_start()
                 self.console = ConsoleServer(self.settings.console, self.console_backend,
                                              relay=relay, tls=console_tls(self.settings),
                                              fanout=console_fanout(self.settings))
                 await self.console.start()
                 self.console_backend.push = self.console.push
-                self.console_backend.watch_presence(self.settings.console.presence_grace_s,
-                                                    self.settings.console.absent_logout_s)
+                self.console_backend.watch_presence(
+                    self.settings.console.presence_grace_s, self.settings.console.absent_logout_s,
+                    gone_at=self._on_acd_clock(alive) if alive is not None else None)
             await self.ami.start()
             await self._start_phones()
             await self._start_key_tap()
@@ -327,8 +331,13 @@ class Engine:
         lost_at = await self.controller.resync()
         live = {uid: view.name for uid, view in self.controller.model.channels.items()}
         if lost_at is not None:  # calls that ended unseen end then, on the ACD's clock
-            lost_at = self.acd_clock() - max(0.0, self.controller.clock() - lost_at)
+            lost_at = self._on_acd_clock(lost_at)
         await self.acd.resync(live, lost_at=lost_at)
+
+    def _on_acd_clock(self, at: float) -> float:
+        """A past moment of the controller's clock (the machine's) on the ACD's clock."""
+        assert self.controller is not None
+        return self.acd_clock() - max(0.0, self.controller.clock() - at)
 
     def _agi_round_trip(self) -> Callable[[str, float], None] | None:
         """The FastAGI round-trip observer: the metrics' and the caller's (benchmarks)."""

@@ -248,20 +248,23 @@ class EngineConsoleBackend:
 
     # -- presence ------------------------------------------------------------------------------
 
-    def watch_presence(self, grace_s: float, logout_s: float = ABSENT_LOGOUT_S) -> None:
+    def watch_presence(self, grace_s: float, logout_s: float = ABSENT_LOGOUT_S,
+                       gone_at: float | None = None) -> None:
         """Use ``grace_s`` and ``logout_s``, and start them for every seat logged in that has no
-        console (all of them when the engine has just started): their agents have that long to
-        log in (a NOT_READY seat only gets the logout)."""
+        console (all of them when the engine has just started): their agents have the grace to
+        log in (a NOT_READY seat only gets the logout). ``gone_at``: when the consoles went
+        (the previous run's last heartbeat, on the ACD's clock; None: now); the logout counts
+        from then, never sooner than the grace."""
         self.presence_grace_s = grace_s
         self.absent_logout_s = logout_s
         now = self.acd.clock()
         for agent_id, rt in self.acd.seats.items():
             if rt.seat.state is SeatState.LOGGED_OUT or self.presence.absent(agent_id):
                 continue
-            self.presence.closed(agent_id, 0, now)
+            self.presence.closed(agent_id, 0, min(now, gone_at) if gone_at is not None else now)
             if rt.seat.state is not SeatState.NOT_READY:
                 self._arm_presence(agent_id)
-            self._arm_logout(agent_id, logout_s)
+            self._arm_logout(agent_id, self.presence.logout_in(agent_id, logout_s, grace_s, now))
 
     def _arm_presence(self, agent_id: str) -> None:
         old = self._presence_timers.pop(agent_id, None)
@@ -304,8 +307,9 @@ class EngineConsoleBackend:
         except (SeatStateError, ConsoleError) as exc:
             log.warning("seat %s: could not log it out (console gone): %s", agent_id, exc)
             return
+        gone = self.presence.gone_since(agent_id)
         log.warning("console of agent %s gone for %.0f s: seat logged out (it was %s)",
-                    agent_id, self.absent_logout_s, was.value)
+                    agent_id, self.acd.clock() - gone if gone is not None else 0.0, was.value)
         self._push_role("presence", {"agent_id": agent_id, "console": "gone",
                                      "since": self.presence.gone_since(agent_id),
                                      "seat": action.value})

@@ -15,6 +15,9 @@ stay Ready: the ACD would keep ringing a phone nobody watches the screen of. The
   by ``system``, whatever its state but a call: a seat left NOT_READY ("login", a break) or in
   WRAP_UP would otherwise stay logged in for hours, in the day's figures and on the wallboard.
   A seat on a call is asked again later (``LATER``): the call is never cut.
+- After the engine was down, the consoles went when it stopped (its last heartbeat), not when it
+  started again: a seat left logged in over a night is logged out once its agent has had the
+  grace to log in again (``logout_in``), not an hour into the next morning.
 
 ``Presence`` keeps that bookkeeping and answers what to do; the backend (``backend.py``) runs the
 grace timers and moves the seat through the ACD's public ``set_state``.
@@ -75,6 +78,13 @@ class Presence:
             return False
         self._gone[agent_id] = now
         return True
+
+    def logout_in(self, agent_id: str, logout_s: float, grace_s: float, now: float) -> float:
+        """Seconds from ``now`` until the agent has been gone ``logout_s``, and never less than
+        ``grace_s`` (a console that went with an engine that was down gets that long to come
+        back)."""
+        gone = self._gone.get(agent_id, now)
+        return max(grace_s, logout_s - max(0.0, now - gone))
 
     def expired(self, agent_id: str, state: SeatState) -> PresenceAction:
         """The grace ran out while the seat is in ``state``."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,35 @@ async def test_logging_out_ends_the_agents_other_consoles(engine: Engine) -> Non
         assert await second.closed() == (4000, "session ended")
         assert await first.closed() == (4000, "session ended")
     assert seat(engine)[0] is SeatState.LOGGED_OUT
+
+
+async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_grace(
+        pbx: Pbx, tmp_path: Path) -> None:
+    """A seat left logged in when the engine stopped (its console went with it), the engine
+    started again four hours later (the previous run's heartbeat says when it was last alive):
+    the seat is logged out once its agent has had the grace to log in again, by system, not
+    an hour into the new run with "just logged in" for the whole night on the wallboard."""
+    settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
+                             backoffice_path=tmp_path / "backoffice.db",
+                             console={"port": 0, "presence_grace_s": GRACE_S,
+                                      "absent_logout_s": 3600})
+    await add_agents(settings, [agent("A1", "1001")])
+    first = Engine(settings, backoffice_clock=trading_clock)
+    await first.start()
+    try:
+        assert first.acd is not None
+        first.acd.set_state("A1", "not_ready", "login")
+    finally:
+        await first.stop()
+    heartbeat = settings.db_path.with_name(settings.db_path.name + ".alive")
+    night = heartbeat.stat().st_mtime - 4 * 3600
+    os.utime(heartbeat, (night, night))
+    second = Engine(settings, backoffice_clock=trading_clock)
+    await second.start()
+    try:
+        assert seat(second) == (SeatState.NOT_READY, "login")   # restored, for the grace
+        await until(second, lambda: seat(second)[0] is SeatState.LOGGED_OUT, DEADLINE,
+                    "the seat logged out after the grace")
+        assert (await seat_log(second))[-1][1:] == ("logged_out", "", "system")
+    finally:
+        await second.stop()

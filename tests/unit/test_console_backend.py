@@ -956,6 +956,40 @@ async def test_after_a_restart_a_seat_with_no_console_is_logged_out_after_its_ca
     assert [d["seat"] for d in gone(world, COLLEAGUE.agent_id)] == ["after_call", "log_out"]
 
 
+async def test_after_a_long_downtime_the_logout_counts_from_the_previous_run(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """The consoles went when the previous run stopped (its last heartbeat): a seat left logged
+    in over a night is logged out once the grace is over, not an hour into the next run; one
+    whose engine was down a moment keeps the rest of its hour."""
+    world.acd.set_state(ME.agent_id, "not_ready", "login")  # as restored: no console
+    world.acd.set_state(COLLEAGUE.agent_id, "not_ready", "login")
+    now = world.acd.clock()
+    world.backend.watch_presence(0.02, 3600, gone_at=now - 4 * 3600)
+    timers = world.backend._logout_timers
+    assert timers[ME.agent_id].when() - asyncio.get_running_loop().time() < 1
+    await world.pushes.until(lambda: world.seat(ME.agent_id).seat.state
+                             is SeatState.LOGGED_OUT)
+    await world.pushes.until(lambda: world.seat(COLLEAGUE.agent_id).seat.state
+                             is SeatState.LOGGED_OUT)
+    assert "gone for 14400 s: seat logged out" in caplog.text
+    world.acd.set_state(ME.agent_id, "not_ready", "login")
+    world.backend.presence.opened(ME.agent_id)
+    world.backend.watch_presence(0.02, 3600, gone_at=world.acd.clock() - 10)
+    left = timers[ME.agent_id].when() - asyncio.get_running_loop().time()
+    assert 3580 < left <= 3590
+    assert world.backend.presence.gone_since(ME.agent_id) == pytest.approx(
+        world.acd.clock() - 10, abs=1)
+
+
+def test_the_logout_after_a_restart_counts_from_when_the_consoles_went() -> None:
+    presence = Presence()
+    presence.closed("a", 0, 1000.0)
+    assert presence.logout_in("a", 3600, 60, now=1000.0) == 3600
+    assert presence.logout_in("a", 3600, 60, now=1600.0) == 3000
+    assert presence.logout_in("a", 3600, 60, now=1000.0 + 4 * 3600) == 60  # the grace first
+    assert presence.logout_in("b", 3600, 60, now=5.0) == 3600  # not gone: from now
+
+
 async def test_absent_logout_zero_never_logs_out(world: World) -> None:
     world.acd.set_state(ME.agent_id, "not_ready", "login")
     world.backend.watch_presence(0.01, 0)
