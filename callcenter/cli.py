@@ -579,16 +579,9 @@ def _engine_check(at: str, *, listening: bool, port_free: bool,
 
 def _engine_pid(settings: Settings) -> int | None:
     """The pid in ``engine.pid`` (``callcenter run`` writes it), if that process is alive."""
-    import os
+    from callcenter.ops.engine_process import engine_pid
 
-    try:
-        pid = int((settings.state_dir / "engine.pid").read_text().strip())
-        os.kill(pid, 0)
-    except PermissionError:
-        return pid  # alive, another user's
-    except (OSError, ValueError):
-        return None
-    return pid
+    return engine_pid(settings.state_dir)
 
 
 def _port_bindable(host: str, port: int) -> bool:
@@ -699,15 +692,9 @@ def cmd_flows(args: argparse.Namespace) -> int:
 
 
 def _signal_engine_reload(version: str) -> int:
-    import os
-    import signal
+    from callcenter.ops.engine_process import signal_reload
 
-    pidfile = _settings().state_dir / "engine.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"no running engine to reload ({pidfile}: {exc})") from exc
+    pid = signal_reload(_settings().state_dir)
     print(f"flows checked (version {version}); engine {pid} told to reload")
     return 0
 

@@ -50,6 +50,7 @@ from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, sch
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
+from callcenter.ops.engine_process import pid_file
 from callcenter.ops.service import OpsService
 from callcenter.phones.dialrules import dialable_or_empty
 from callcenter.phones.link import PhoneLink
@@ -110,6 +111,7 @@ class Engine:
         self.dialer: Dialer | None = None
         self.secretary: Secretary | None = None
         self.strategies: Any = None   # strategies.scheduler.StrategyScheduler when enabled
+        self._calendar: Calendar | None = None   # the exchange calendar read at the start
         self.broker: Mosquitto | None = None
         self.relay: Relay | None = None
         self.channel_servers: list[ChannelRunner] = []
@@ -155,12 +157,9 @@ class Engine:
                     summary_at=self.settings.secretary.summary_at)
                 self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
+            self._calendar = calendar
             if self.settings.strategies.enabled:
-                from callcenter.strategies.scheduler import start_scheduler
-
-                self.strategies = await start_scheduler(self.settings, self.db, self.backoffice,
-                                                        calendar, self.kick_outbox,
-                                                        tasks=self.tasks)
+                await self._start_strategies()
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             # seals ended recordings with the site key, deletes expired ones (recordings/)
@@ -333,6 +332,29 @@ class Engine:
         if lost_at is not None:  # calls that ended unseen end then, on the ACD's clock
             lost_at = self._on_acd_clock(lost_at)
         await self.acd.resync(live, lost_at=lost_at)
+
+    async def _start_strategies(self) -> None:
+        from callcenter.strategies.scheduler import start_scheduler
+
+        assert self.db is not None and self._calendar is not None
+        self.strategies = await start_scheduler(self.settings, self.db, self.backoffice,
+                                                self._calendar, self.kick_outbox,
+                                                tasks=self.tasks)
+
+    async def reload_strategies(self) -> list[str]:
+        """Read the service strategies again (``SIGHUP``, ``callcenter strategies reload``):
+        their problems (the running set is kept), or none. A scheduler that a problem kept off
+        at the start starts now."""
+        if not self.settings.strategies.enabled:
+            return ["the strategies are off here (strategies.enabled = false)"]
+        if self.strategies is not None:
+            problems: list[str] = await self.strategies.reload()
+            return problems
+        if self.db is None or self._calendar is None:
+            return ["the engine is not running"]
+        await self._start_strategies()   # logs each problem, as at the start
+        return [] if self.strategies is not None else \
+            ["still refused: see the lines above (callcenter strategies check)"]
 
     def _on_acd_clock(self, at: float) -> float:
         """A past moment of the controller's clock (the machine's) on the ACD's clock."""
@@ -591,7 +613,7 @@ async def run_engine(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     engine: Engine | None = None
     peers: SandboxPeers | None = None
-    pidfile = settings.state_dir / "engine.pid"
+    pidfile = pid_file(settings.state_dir)
     # password hashes, customer data, secrets: the state directory is ours alone
     await asyncio.to_thread(make_state_dir_private, settings.state_dir,
                             broker_needs_traverse(settings))
@@ -604,7 +626,14 @@ async def run_engine(settings: Settings) -> None:
                   f"SMS in {settings.state_dir / 'sandbox-sms.jsonl'}", flush=True)
         engine = Engine(settings)
         running = engine
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(running)))
+        reloads: set[asyncio.Task[None]] = set()
+
+        def reload() -> None:
+            task = loop.create_task(_reload(running), name="sighup-reload")
+            reloads.add(task)   # kept until done (the loop holds tasks weakly)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         if not stop.is_set():
             await engine.start()
             settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -632,6 +661,18 @@ def broker_needs_traverse(settings: Settings) -> bool:
 
 
 async def _reload(engine: Engine) -> None:
+    """``SIGHUP``: what operators edit by hand, read again; a set with a problem is refused
+    (logged) and the running one kept."""
     result = await engine.flows.reload_async()
     if result.accepted:
         log.info("SIGHUP: flows version %s in service", result.version)
+    if not engine.settings.strategies.enabled:
+        return
+    problems = await engine.reload_strategies()
+    for line in problems:
+        log.error("SIGHUP: strategies: %s", line)
+    if problems:
+        log.error("SIGHUP: strategies refused (%d problem(s)); the running ones are kept",
+                  len(problems))
+    else:
+        log.info("SIGHUP: strategies reloaded")

@@ -6,6 +6,8 @@
 - ``run [--only id]``  run today's strategies against the configured database and back office
   (a slot already run is not run again; ``--day`` takes today only: a run sends its messages
   now, so it cannot be another day's)
+- ``reload``  check them, then tell the running engine to read them again (``SIGHUP``; it
+  refuses a set with a problem and keeps the running one)
 - ``schema [-o FILE]``  the JSON Schema of a strategy file, for editors (``schema.py``)
 
 Days and hours are the site's (``site.timezone``).
@@ -47,6 +49,7 @@ def add_strategy_parsers(sub: Any) -> None:
     s = ssub.add_parser("run", help="run today's strategies (tasks, messages)")
     s.add_argument("--day", help="today, YYYY-MM-DD (another day is refused: use try)")
     s.add_argument("--only", help="only this strategy")
+    ssub.add_parser("reload", help="check them, then tell the running engine to reload")
     s = ssub.add_parser("schema", help="the JSON Schema of a strategy file, for editors")
     s.add_argument("-o", "--output", metavar="FILE", help="write it here (default: print it)")
     p.set_defaults(func=cmd_strategies)
@@ -75,6 +78,16 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     if args.action == "check":
         where = ", ".join(args.files) if args.files else str(settings.strategies.dir)
         print(f"{where}: {len(strategies)} strategies: OK")
+        return 0
+    if args.action == "reload":
+        from callcenter.ops.engine_process import signal_reload
+
+        if not settings.strategies.enabled:
+            raise ConfigError("the strategies are off here (strategies.enabled = false;"
+                              " CALLCENTER_STRATEGIES__ENABLED=true turns them on)")
+        pid = signal_reload(settings.state_dir)
+        print(f"{settings.strategies.dir}: {len(strategies)} strategies checked; engine {pid}"
+              " told to reload (its log says what it took)")
         return 0
     tz = settings.site.tz
     day = _day(args.day, tz)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -101,3 +102,68 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
         _, err_bytes = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err_bytes.decode()
     assert b"Traceback" not in err_bytes
+
+
+async def test_strategies_reload_takes_a_hand_edit_without_a_restart(settings: Settings,
+                                                                     tmp_path: Path) -> None:
+    """An operator edits the strategies by hand: ``callcenter strategies reload`` checks them
+    and the running engine takes them (``SIGHUP``), and its log says so, a scheduler that a
+    bad file kept off at the start included; a set with a problem is refused by the check
+    before the engine hears of it, and by the engine if it does."""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    shipped = Path(__file__).resolve().parents[2] / "strategies"
+    shutil.copy(shipped / "complaint-callback.yaml", folder)
+    bad = folder / "bad.yaml"
+    bad.write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+    env = {"CALLCENTER_DB_PATH": str(tmp_path / "run.db"),
+           "CALLCENTER_BACKOFFICE_PATH": str(tmp_path / "backoffice.db"),
+           "CALLCENTER_CHANNELS__ENABLED": "false",
+           "CALLCENTER_STRATEGIES__ENABLED": "true",
+           "CALLCENTER_STRATEGIES__DIR": str(folder),
+           "CALLCENTER_STRATEGIES__INTERVAL_S": "3600"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callcenter", "run", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, **env})
+    assert proc.stdout is not None and proc.stderr is not None
+    log: list[str] = []
+    heard = asyncio.Event()
+
+    async def read_log(stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            log.append(line.decode(errors="replace"))
+            heard.set()
+
+    async def logged(text: str) -> None:
+        async with asyncio.timeout(30):
+            while not any(text in line for line in log):
+                heard.clear()
+                await heard.wait()
+
+    reader = asyncio.create_task(read_log(proc.stderr))
+    try:
+        while b"callcenter engine running" not in (
+                line := await asyncio.wait_for(proc.stdout.readline(), 30)):
+            assert line, "".join(log)   # the engine ended before it ran
+        await logged("strategies: 1 problem(s); no strategy runs")   # kept off at the start
+        bad.unlink()
+        code, _, err = await _cli("strategies", "reload", env=env)
+        assert code == 0, err
+        await logged("strategies: 1 enabled of 1")                       # started now
+        shutil.copy(shipped / "morning-note.yaml", folder)
+        code, out, err = await _cli("strategies", "reload", env=env)
+        assert code == 0, err
+        assert "2 strategies checked; engine" in out
+        await logged("strategies: reloaded, 2 enabled of 2")
+        await logged("SIGHUP: strategies reloaded")
+        bad.write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+        code, _, err = await _cli("strategies", "reload", env=env)
+        assert code == 1 and "bad.yaml:1:1: 'action' is missing" in err
+        proc.send_signal(signal.SIGHUP)   # told anyway: the engine refuses the set itself
+        await logged("SIGHUP: strategies refused (1 problem(s)); the running ones are kept")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        await reader
+    assert proc.returncode == 0, "".join(log)
+    assert not any("Traceback" in line for line in log), "".join(log)
