@@ -667,6 +667,7 @@ async def _reload(engine: Engine) -> None:
     if result.accepted:
         log.info("SIGHUP: flows version %s in service", result.version)
     if not engine.settings.strategies.enabled:
+        log.info("SIGHUP: the strategies are off here (strategies.enabled = false)")
         return
     problems = await engine.reload_strategies()
     for line in problems:
