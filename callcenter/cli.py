@@ -694,7 +694,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
 def _signal_engine_reload(version: str) -> int:
     from callcenter.ops.engine_process import signal_reload
 
-    pid = signal_reload(_settings().state_dir)
+    pid = signal_reload(_settings().state_dir, "flows")
     print(f"flows checked (version {version}); engine {pid} told to reload")
     return 0
 

@@ -18,9 +18,9 @@ import pwd
 import signal
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -74,6 +74,9 @@ from callcenter.telephony.host_limits import raise_fd_limit
 from callcenter.telephony.key_tap import KeyTap, TypedAhead
 from callcenter.telephony.values import phone_number_or_empty
 
+if TYPE_CHECKING:
+    from callcenter.strategies.scheduler import StrategyHost
+
 log = logging.getLogger(__name__)
 
 #: every action name a flow may use (the checker refuses others)
@@ -110,8 +113,9 @@ class Engine:
         self.acd: Acd | None = None
         self.dialer: Dialer | None = None
         self.secretary: Secretary | None = None
-        self.strategies: Any = None   # strategies.scheduler.StrategyScheduler when enabled
-        self._calendar: Calendar | None = None   # the exchange calendar read at the start
+        #: the service strategies' scheduler, or none (``strategies.scheduler.StrategyHost``);
+        #: None: strategies off, or a back office without customer facts
+        self.strategy_host: StrategyHost | None = None
         self.broker: Mosquitto | None = None
         self.relay: Relay | None = None
         self.channel_servers: list[ChannelRunner] = []
@@ -157,9 +161,8 @@ class Engine:
                     summary_at=self.settings.secretary.summary_at)
                 self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
-            self._calendar = calendar
             if self.settings.strategies.enabled:
-                await self._start_strategies()
+                self.strategy_host = await self._start_strategies(calendar)
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             # seals ended recordings with the site key, deletes expired ones (recordings/)
@@ -333,28 +336,28 @@ class Engine:
             lost_at = self._on_acd_clock(lost_at)
         await self.acd.resync(live, lost_at=lost_at)
 
-    async def _start_strategies(self) -> None:
-        from callcenter.strategies.scheduler import start_scheduler
+    async def _start_strategies(self, calendar: Calendar) -> StrategyHost | None:
+        """The strategies' host, its scheduler started if the files are good (their problems
+        logged if not); None when the back office lists no customer facts."""
+        from callcenter.broker.facts import CustomerBase
+        from callcenter.strategies.scheduler import (
+            NO_FACTS,
+            StrategyHost,
+            log_problems,
+            open_scheduler,
+        )
 
-        assert self.db is not None and self._calendar is not None
-        self.strategies = await start_scheduler(self.settings, self.db, self.backoffice,
-                                                self._calendar, self.kick_outbox,
-                                                tasks=self.tasks)
-
-    async def reload_strategies(self) -> list[str]:
-        """Read the service strategies again (``SIGHUP``, ``callcenter strategies reload``):
-        their problems (the running set is kept), or none. A scheduler that a problem kept off
-        at the start starts now."""
-        if not self.settings.strategies.enabled:
-            return ["the strategies are off here (strategies.enabled = false)"]
-        if self.strategies is not None:
-            problems: list[str] = await self.strategies.reload()
-            return problems
-        if self.db is None or self._calendar is None:
-            return ["the engine is not running"]
-        await self._start_strategies()   # logs each problem, as at the start
-        return [] if self.strategies is not None else \
-            ["still refused: see the lines above (callcenter strategies check)"]
+        backoffice, db = self.backoffice, self.db
+        if not isinstance(backoffice, CustomerBase):
+            log.warning("%s", NO_FACTS)
+            return None
+        assert db is not None
+        host = StrategyHost(lambda: open_scheduler(self.settings, db, backoffice, calendar,
+                                                   self.kick_outbox, tasks=self.tasks))
+        problems = await host.reload()
+        if problems:
+            log_problems(problems, running=False)
+        return host
 
     def _on_acd_clock(self, at: float) -> float:
         """A past moment of the controller's clock (the machine's) on the ACD's clock."""
@@ -398,9 +401,9 @@ class Engine:
         if self.recordings is not None:
             await self.recordings.close()
             self.recordings = None
-        if self.strategies is not None:
-            await self.strategies.close()
-            self.strategies = None
+        if self.strategy_host is not None:
+            await self.strategy_host.close()
+            self.strategy_host = None
         if self.secretary is not None:
             await self.secretary.close()
             self.secretary = None
@@ -602,7 +605,8 @@ def sandbox_rules(settings: Settings, calendar: Calendar | None = None) -> Rules
 
 
 async def run_engine(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly; SIGHUP reloads the flows.
+    """Run until SIGINT or SIGTERM, then shut down cleanly; SIGHUP reloads the flows, SIGUSR1
+    the service strategies.
 
     The signal handlers are in place before anything starts, so a stop during start-up still
     stops the sandbox's peer processes and the engine cleanly.
@@ -614,6 +618,8 @@ async def run_engine(settings: Settings) -> None:
     engine: Engine | None = None
     peers: SandboxPeers | None = None
     pidfile = pid_file(settings.state_dir)
+    wrote_pid = False   # only ours is removed at the end (a second run that failed leaves it)
+    reloads: set[asyncio.Task[None]] = set()
     # password hashes, customer data, secrets: the state directory is ours alone
     await asyncio.to_thread(make_state_dir_private, settings.state_dir,
                             broker_needs_traverse(settings))
@@ -626,31 +632,39 @@ async def run_engine(settings: Settings) -> None:
                   f"SMS in {settings.state_dir / 'sandbox-sms.jsonl'}", flush=True)
         engine = Engine(settings)
         running = engine
-        reloads: set[asyncio.Task[None]] = set()
-
-        def reload() -> None:
-            task = loop.create_task(_reload(running), name="sighup-reload")
-            reloads.add(task)   # kept until done (the loop holds tasks weakly)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        for sig, what in ((signal.SIGHUP, _reload), (signal.SIGUSR1, _reload_strategies)):
+            loop.add_signal_handler(sig, _spawn_reload, loop, what, running, reloads)
         if not stop.is_set():
             await engine.start()
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
+            wrote_pid = True
             print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
                   f"{engine.agi.port if engine.agi else '?'}, {running_loop_name()} event loop"
                   f"{f', /metrics on {settings.ops.host}:{engine.ops.port}' if engine.ops else ''}"
                   "); Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
-        pidfile.unlink(missing_ok=True)
+        for task in reloads:   # a reload under way does not outlive the engine
+            task.cancel()
+        await asyncio.gather(*reloads, return_exceptions=True)
+        if wrote_pid:
+            pidfile.unlink(missing_ok=True)
         if engine is not None:
             await engine.stop()
         if peers is not None:
             await peers.stop()
+
+
+def _spawn_reload(loop: asyncio.AbstractEventLoop,
+                  reload: Callable[[Engine], Coroutine[Any, Any, None]], engine: Engine,
+                  reloads: set[asyncio.Task[None]]) -> None:
+    """A signal's reload as a task, kept until done (the loop holds tasks weakly)."""
+    task = loop.create_task(reload(engine), name=f"reload{reload.__name__}")
+    reloads.add(task)
+    task.add_done_callback(reloads.discard)
 
 
 def broker_needs_traverse(settings: Settings) -> bool:
@@ -661,19 +675,26 @@ def broker_needs_traverse(settings: Settings) -> bool:
 
 
 async def _reload(engine: Engine) -> None:
-    """``SIGHUP``: what operators edit by hand, read again; a set with a problem is refused
-    (logged) and the running one kept."""
+    """``SIGHUP``: the flows, read again (a set with a problem is refused, the last good one
+    kept; the registry logs which)."""
     result = await engine.flows.reload_async()
     if result.accepted:
         log.info("SIGHUP: flows version %s in service", result.version)
-    if not engine.settings.strategies.enabled:
-        log.info("SIGHUP: the strategies are off here (strategies.enabled = false)")
+
+
+async def _reload_strategies(engine: Engine) -> None:
+    """``SIGUSR1`` (``callcenter strategies reload``): the service strategies, read again; a
+    set with a problem is refused (logged), the running one kept; a scheduler that a bad file
+    kept off at the start starts."""
+    from callcenter.strategies.scheduler import log_problems
+
+    host = engine.strategy_host
+    if host is None:
+        log.info("SIGUSR1: no strategies run here (strategies.enabled = false, or a back office"
+                 " without customer facts)")
         return
-    problems = await engine.reload_strategies()
-    for line in problems:
-        log.error("SIGHUP: strategies: %s", line)
+    problems = await host.reload()
     if problems:
-        log.error("SIGHUP: strategies refused (%d problem(s)); the running ones are kept",
-                  len(problems))
+        log_problems(problems, running=host.running)
     else:
-        log.info("SIGHUP: strategies reloaded")
+        log.info("SIGUSR1: strategies in service")

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from callcenter.acd.service import Acd
     from callcenter.ivr.registry import FlowRegistry
     from callcenter.recordings.keeper import RecordingKeeper
-    from callcenter.strategies.scheduler import StrategyScheduler
+    from callcenter.strategies.scheduler import StrategyHost
 
 __all__ = ["AdminServices", "flow_release_kind", "strategy_release_kind"]
 
@@ -68,9 +68,10 @@ def flow_release_kind(registry: FlowRegistry) -> ReleaseKind:
 
 
 def strategy_release_kind(settings: Settings,
-                          scheduler: StrategyScheduler | None = None) -> ReleaseKind:
-    """The service strategies: a running scheduler reloads them (refusing a set with a
-    problem); without one (strategies off) the engine reads them at its next start."""
+                          host: StrategyHost | None = None) -> ReleaseKind:
+    """The service strategies: the engine's host takes them (its running scheduler from its
+    next run, or a scheduler starts; a set with a problem is refused); without one (strategies
+    off here) the engine reads them at its next start."""
     site = Site.of(settings)
 
     def check(directory: Path) -> list[str]:
@@ -80,8 +81,10 @@ def strategy_release_kind(settings: Settings,
             return list(exc.diagnostics)
         return []
 
-    activate = scheduler.reload if scheduler is not None else None
-    return ReleaseKind("strategies", settings.strategies.dir, STRATEGY_FILE, check, activate)
+    if host is None:
+        return ReleaseKind("strategies", settings.strategies.dir, STRATEGY_FILE, check)
+    return ReleaseKind("strategies", settings.strategies.dir, STRATEGY_FILE, check, host.reload,
+                       editing=host.editing)
 
 
 def agent_view(agent: AgentRecord) -> dict[str, Any]:
@@ -93,7 +96,7 @@ class AdminServices:
     def __init__(self, settings: Settings, db: aiosqlite.Connection, *,
                  acd: Acd | None = None, flows: FlowRegistry | None = None,
                  keeper: RecordingKeeper | None = None,
-                 strategies: StrategyScheduler | None = None) -> None:
+                 strategies: StrategyHost | None = None) -> None:
         self.settings = settings
         self.db = db
         self.acd = acd

@@ -84,7 +84,7 @@ class OpsService:
 
             self.admin = AdminServices(self.settings, engine.db, acd=engine.acd,
                                        flows=engine.flows, keeper=engine.recordings,
-                                       strategies=engine.strategies)
+                                       strategies=engine.strategy_host)
             mounts["/api"] = admin_app(self.admin)
         self.server = OpsServer(make_app(metrics=self.scrape, mounts=mounts), ops.host, ops.port)
         await self.server.start()

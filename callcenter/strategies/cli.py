@@ -6,7 +6,7 @@
 - ``run [--only id]``  run today's strategies against the configured database and back office
   (a slot already run is not run again; ``--day`` takes today only: a run sends its messages
   now, so it cannot be another day's)
-- ``reload``  check them, then tell the running engine to read them again (``SIGHUP``; it
+- ``reload``  check them, then tell the running engine to read them again (``SIGUSR1``; it
   refuses a set with a problem and keeps the running one)
 - ``schema [-o FILE]``  the JSON Schema of a strategy file, for editors (``schema.py``)
 
@@ -84,7 +84,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
         # whether the engine runs them is its settings' say (./dev up turns them on in its
         # own environment), not this shell's: it logs what it did
-        pid = signal_reload(settings.state_dir)
+        pid = signal_reload(settings.state_dir, "strategies")
         print(f"{settings.strategies.dir}: {len(strategies)} strategies checked; engine {pid}"
               " told to reload (its log says what it took)")
         return 0

@@ -4,9 +4,11 @@ that slot).
 
 Times are the site's (``site.timezone``): the schedules' hours, the run days, and the clock of
 the run rows and tasks, which is the same as ``now``'s (the back office's in the sandbox).
-Strategies are read at start, and again when an API release of them is published (``reload``:
-a set with a problem is refused and the running one kept); a file with a problem at start stops
-none of the engine, only this scheduler (logged with ``file:line:col``). Runs are one at a time
+Strategies are read at start, and again when an API release of them is published or an operator
+asks (``callcenter strategies reload``: ``SIGUSR1``): a set with a problem is refused and the
+running one kept; a file with a problem at start stops none of the engine, only this scheduler
+(logged with ``file:line:col``), until a reload finds the files good. ``StrategyHost`` owns the
+engine's scheduler and makes starts, reloads and the API's writes take turns. Runs are one at a time
 (a run under way when a reload comes ends with the set it started with); a failed run is logged
 with its traceback and tried again at the next tick (its writes are idempotent); the loop never
 dies of it.
@@ -15,12 +17,13 @@ dies of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import aiosqlite
 
@@ -37,7 +40,7 @@ from callcenter.tasks.store import TaskStore
 if TYPE_CHECKING:
     from callcenter.config import Settings
 
-__all__ = ["StrategyScheduler", "start_scheduler"]
+__all__ = ["StrategyHost", "StrategyScheduler", "open_scheduler", "start_scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +107,19 @@ class StrategyScheduler:
         await self._rounds.close()
 
 
-async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
-                          calendar: Calendar, on_outbox: Callable[[], None] | None, *,
-                          tasks: TaskStore | None = None) -> StrategyScheduler | None:
-    """The engine's scheduler, started; None (logged) when the back office lists no customer
-    facts or a strategy file has a problem. Its zone is the site's. ``tasks``: the engine's
-    task store, whose listeners then hear of the strategies' new tasks."""
+async def open_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: CustomerBase,
+                         calendar: Calendar, on_outbox: Callable[[], None] | None, *,
+                         tasks: TaskStore | None = None
+                         ) -> tuple[StrategyScheduler | None, list[str]]:
+    """The engine's scheduler, started, and no problems; or None and the files' problems
+    (``file:line:col: message``). Its zone is the site's. ``tasks``: the engine's task store,
+    whose listeners then hear of the strategies' new tasks."""
     zone = settings.site.tz
-    if not isinstance(backoffice, CustomerBase):
-        log.warning("strategies: the back office lists no customer facts (broker/facts.py);"
-                    " no strategy runs")
-        return None
     try:
         strategies = await asyncio.to_thread(load_strategies, settings.strategies.dir,
                                                 Site.of(settings))
     except StrategySetError as exc:
-        for line in exc.diagnostics:
-            log.error("%s", line)
-        log.error("strategies: %d problem(s); no strategy runs (callcenter strategies check)",
-                  len(exc.diagnostics))
-        return None
+        return None, list(exc.diagnostics)
     clock = getattr(backoffice, "now", None)
 
     def now() -> dt.datetime:
@@ -138,4 +134,75 @@ async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffi
     scheduler.start()
     log.info("strategies: %d enabled of %d in %s", len(scheduler.strategies), len(strategies),
              settings.strategies.dir)
+    return scheduler, []
+
+
+def log_problems(problems: Sequence[str], running: bool) -> None:
+    """The problems of a set the engine did not take, each line, then what runs instead."""
+    for line in problems:
+        log.error("%s", line)
+    log.error("strategies: %d problem(s); %s (callcenter strategies check)", len(problems),
+              "the running ones are kept" if running else "no strategy runs")
+
+
+async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
+                          calendar: Calendar, on_outbox: Callable[[], None] | None, *,
+                          tasks: TaskStore | None = None) -> StrategyScheduler | None:
+    """``open_scheduler`` with its problems logged; None (logged) also when the back office
+    lists no customer facts."""
+    if not isinstance(backoffice, CustomerBase):
+        log.warning(NO_FACTS)
+        return None
+    scheduler, problems = await open_scheduler(settings, db, backoffice, calendar, on_outbox,
+                                               tasks=tasks)
+    if problems:
+        log_problems(problems, running=False)
     return scheduler
+
+
+NO_FACTS: Final = ("strategies: the back office lists no customer facts (broker/facts.py);"
+                   " no strategy runs")
+
+Opener = Callable[[], Awaitable[tuple[StrategyScheduler | None, list[str]]]]
+
+
+class StrategyHost:
+    """The engine's strategies: its scheduler, or none (a file with a problem kept it off).
+    Starting, reloading (``callcenter strategies reload``, an API release) and the API writing
+    the files take turns: no two schedulers ever run, and no reload reads half a release."""
+
+    def __init__(self, opener: Opener) -> None:
+        self._open = opener
+        self.scheduler: StrategyScheduler | None = None
+        self._turn = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler is not None
+
+    async def reload(self) -> list[str]:
+        """Read the strategies: the running scheduler takes them from its next run (a set with a
+        problem is refused and the running one kept), or a scheduler starts with them. Their
+        problems, or none; nothing is logged here."""
+        async with self._turn:
+            if self._closed:
+                return ["the engine is stopping"]
+            if self.scheduler is not None:
+                return await self.scheduler.reload()
+            self.scheduler, problems = await self._open()
+            return problems
+
+    @contextlib.asynccontextmanager
+    async def editing(self) -> AsyncIterator[None]:
+        """While an API release writes the files: no reload or start reads half of them."""
+        async with self._turn:
+            yield
+
+    async def close(self) -> None:
+        """Stop the scheduler (after a start or reload under way); later reloads do nothing."""
+        async with self._turn:
+            self._closed = True
+            if self.scheduler is not None:
+                await self.scheduler.close()
+                self.scheduler = None

@@ -107,9 +107,10 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
 async def test_strategies_reload_takes_a_hand_edit_without_a_restart(settings: Settings,
                                                                      tmp_path: Path) -> None:
     """An operator edits the strategies by hand: ``callcenter strategies reload`` checks them
-    and the running engine takes them (``SIGHUP``), and its log says so, a scheduler that a
+    and the running engine takes them (``SIGUSR1``), and its log says so, a scheduler that a
     bad file kept off at the start included; a set with a problem is refused by the check
-    before the engine hears of it, and by the engine if it does."""
+    before the engine hears of it, and by the engine if it does. The flows' ``SIGHUP`` leaves
+    the strategies alone."""
     folder = tmp_path / "strategies"
     folder.mkdir()
     shipped = Path(__file__).resolve().parents[2] / "strategies"
@@ -119,6 +120,7 @@ async def test_strategies_reload_takes_a_hand_edit_without_a_restart(settings: S
     env = {"CALLCENTER_DB_PATH": str(tmp_path / "run.db"),
            "CALLCENTER_BACKOFFICE_PATH": str(tmp_path / "backoffice.db"),
            "CALLCENTER_CHANNELS__ENABLED": "false",
+           "CALLCENTER_CONSOLE__PORT": "0",
            "CALLCENTER_STRATEGIES__ENABLED": "true",
            "CALLCENTER_STRATEGIES__DIR": str(folder),
            "CALLCENTER_STRATEGIES__INTERVAL_S": "3600"}
@@ -134,9 +136,10 @@ async def test_strategies_reload_takes_a_hand_edit_without_a_restart(settings: S
             log.append(line.decode(errors="replace"))
             heard.set()
 
-    async def logged(text: str) -> None:
+    async def logged(text: str, times: int = 1) -> None:
+        """Until ``text`` is in ``times`` lines of the engine's log."""
         async with asyncio.timeout(30):
-            while not any(text in line for line in log):
+            while sum(text in line for line in log) < times:
                 heard.clear()
                 await heard.wait()
 
@@ -150,20 +153,30 @@ async def test_strategies_reload_takes_a_hand_edit_without_a_restart(settings: S
         code, _, err = await _cli("strategies", "reload", env=env)
         assert code == 0, err
         await logged("strategies: 1 enabled of 1")                       # started now
+        await logged("SIGUSR1: strategies in service")
         shutil.copy(shipped / "morning-note.yaml", folder)
+        proc.send_signal(signal.SIGHUP)                                  # the flows' reload
+        await logged("SIGHUP: flows version")
+        assert not any("strategies: reloaded" in line for line in log)
         code, out, err = await _cli("strategies", "reload", env=env)
         assert code == 0, err
         assert "2 strategies checked; engine" in out
         await logged("strategies: reloaded, 2 enabled of 2")
-        await logged("SIGHUP: strategies reloaded")
+        await logged("SIGUSR1: strategies in service", times=2)
         bad.write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
         code, _, err = await _cli("strategies", "reload", env=env)
         assert code == 1 and "bad.yaml:1:1: 'action' is missing" in err
-        proc.send_signal(signal.SIGHUP)   # told anyway: the engine refuses the set itself
-        await logged("SIGHUP: strategies refused (1 problem(s)); the running ones are kept")
+        proc.send_signal(signal.SIGUSR1)   # told anyway: the engine refuses the set itself
+        await logged("strategies: 1 problem(s); the running ones are kept")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
-        await reader
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await asyncio.wait_for(reader, 10)
     assert proc.returncode == 0, "".join(log)
     assert not any("Traceback" in line for line in log), "".join(log)

@@ -29,7 +29,12 @@ from callcenter.config import REPO_ROOT, StrategiesSettings, load_settings
 from callcenter.store.db import open_db
 from callcenter.strategies.model import Strategy
 from callcenter.strategies.runner import RunReport, run_strategies
-from callcenter.strategies.scheduler import StrategyScheduler, start_scheduler
+from callcenter.strategies.scheduler import (
+    StrategyHost,
+    StrategyScheduler,
+    open_scheduler,
+    start_scheduler,
+)
 
 N = 300
 MONDAY = dt.date(2026, 11, 23)
@@ -343,11 +348,13 @@ async def test_a_published_release_of_strategies_runs_without_a_restart(
     shutil.copy(REPO_ROOT / "strategies" / "complaint-callback.yaml", folder)
     settings = load_settings(state_dir=tmp_path, strategies=StrategiesSettings(
         enabled=True, dir=folder, interval_s=3600))
-    scheduler = await start_scheduler(settings, db, bo, CALENDAR, None)
+    host = StrategyHost(lambda: open_scheduler(settings, db, bo, CALENDAR, None))
+    assert await host.reload() == []
+    scheduler = host.scheduler
     assert scheduler is not None
     try:
         assert [s.id for s in scheduler.known] == ["complaint-callback"]
-        releases = Releases(db, {"strategies": strategy_release_kind(settings, scheduler)})
+        releases = Releases(db, {"strategies": strategy_release_kind(settings, host)})
         text = (REPO_ROOT / "strategies" / "morning-note.yaml").read_text("utf-8")
         staged = await releases.stage("strategies", {"morning-note.yaml": text}, by="t")
         assert staged["state"] == "staged", staged
@@ -356,8 +363,43 @@ async def test_a_published_release_of_strategies_runs_without_a_restart(
         await releases.rollback("strategies", by="t")
         assert [s.id for s in scheduler.known] == ["complaint-callback"]
         (folder / "bad.yaml").write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
-        problems = await scheduler.reload()
+        problems = await host.reload()
         assert any("'action' is missing" in p for p in problems)
         assert [s.id for s in scheduler.known] == ["complaint-callback"]
+        assert host.scheduler is scheduler
     finally:
-        await scheduler.close()
+        await host.close()
+    assert await host.reload() == ["the engine is stopping"] and host.scheduler is None
+
+
+async def test_the_host_starts_one_scheduler_once_the_files_are_good(
+        db: aiosqlite.Connection, bo: SandboxBackOffice, tmp_path: Path) -> None:
+    """A bad file kept the scheduler off; reloads that come together once it is fixed start
+    one scheduler, not one each; a release being written holds them back."""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+    settings = load_settings(state_dir=tmp_path, strategies=StrategiesSettings(
+        enabled=True, dir=folder, interval_s=3600))
+    opened: list[object] = []
+
+    async def opener() -> tuple[Any, list[str]]:
+        scheduler, problems = await open_scheduler(settings, db, bo, CALENDAR, None)
+        opened.append(scheduler)
+        return scheduler, problems
+
+    host = StrategyHost(opener)
+    problems = await host.reload()
+    assert any("'action' is missing" in p for p in problems) and not host.running
+    (folder / "bad.yaml").unlink()
+    shutil.copy(REPO_ROOT / "strategies" / "complaint-callback.yaml", folder)
+    try:
+        async with host.editing():
+            waiting = [asyncio.create_task(host.reload()) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            assert not any(t.done() for t in waiting)     # held while the files are written
+        assert await asyncio.gather(*waiting) == [[], [], []]
+        assert [s is not None for s in opened] == [False, True]   # one start, then reloads
+        assert host.running
+    finally:
+        await host.close()
