@@ -50,7 +50,7 @@ from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer, sch
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ivr.runner import AgiFlowIO, drive, run_action, sound
 from callcenter.ivr.speech import Lang, say_digits
-from callcenter.ops.engine_process import pid_file
+from callcenter.ops.engine_process import names_pid, pid_file
 from callcenter.ops.service import OpsService
 from callcenter.phones.dialrules import dialable_or_empty
 from callcenter.phones.link import PhoneLink
@@ -618,8 +618,7 @@ async def run_engine(settings: Settings) -> None:
     engine: Engine | None = None
     peers: SandboxPeers | None = None
     pidfile = pid_file(settings.state_dir)
-    wrote_pid = False   # only ours is removed at the end (a second run that failed leaves it)
-    reloads: set[asyncio.Task[None]] = set()
+    reloads = _Reloads()
     # password hashes, customer data, secrets: the state directory is ours alone
     await asyncio.to_thread(make_state_dir_private, settings.state_dir,
                             broker_needs_traverse(settings))
@@ -633,38 +632,60 @@ async def run_engine(settings: Settings) -> None:
         engine = Engine(settings)
         running = engine
         for sig, what in ((signal.SIGHUP, _reload), (signal.SIGUSR1, _reload_strategies)):
-            loop.add_signal_handler(sig, _spawn_reload, loop, what, running, reloads)
+            loop.add_signal_handler(sig, reloads.spawn, loop, what, running)
         if not stop.is_set():
             await engine.start()
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
-            wrote_pid = True
             print(f"callcenter engine running (FastAGI on {settings.agi.host}:"
                   f"{engine.agi.port if engine.agi else '?'}, {running_loop_name()} event loop"
                   f"{f', /metrics on {settings.ops.host}:{engine.ops.port}' if engine.ops else ''}"
                   "); Ctrl-C to stop", flush=True)
             await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        for task in reloads:   # a reload under way does not outlive the engine
-            task.cancel()
-        await asyncio.gather(*reloads, return_exceptions=True)
-        if wrote_pid:
+        # no reload is asked of a stopping engine (the CLI reads the pid file), nor taken: a
+        # signal without its handler would end the process before the engine's stop
+        if names_pid(settings.state_dir, os.getpid()):   # ours only: not a later run's
             pidfile.unlink(missing_ok=True)
-        if engine is not None:
-            await engine.stop()
-        if peers is not None:
-            await peers.stop()
+        reloads.stopping = True
+        for task in reloads.tasks:   # a reload under way does not outlive the engine
+            task.cancel()
+        await asyncio.gather(*reloads.tasks, return_exceptions=True)
+        try:
+            if engine is not None:
+                await engine.stop()
+            if peers is not None:
+                await peers.stop()
+        finally:
+            for sig in (signal.SIGHUP, signal.SIGUSR1):
+                loop.remove_signal_handler(sig)
 
 
-def _spawn_reload(loop: asyncio.AbstractEventLoop,
-                  reload: Callable[[Engine], Coroutine[Any, Any, None]], engine: Engine,
-                  reloads: set[asyncio.Task[None]]) -> None:
-    """A signal's reload as a task, kept until done (the loop holds tasks weakly)."""
-    task = loop.create_task(reload(engine), name=f"reload{reload.__name__}")
-    reloads.add(task)
-    task.add_done_callback(reloads.discard)
+@dataclasses.dataclass
+class _Reloads:
+    """The signals' reloads under way, kept until done (the loop holds tasks weakly)."""
+
+    tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    stopping: bool = False
+
+    def spawn(self, loop: asyncio.AbstractEventLoop,
+              reload: Callable[[Engine], Coroutine[Any, Any, None]], engine: Engine) -> None:
+        if self.stopping:
+            log.info("the engine is stopping: reload ignored")
+            return
+        task = loop.create_task(_logged(reload, engine), name=reload.__name__.strip("_"))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+async def _logged(reload: Callable[[Engine], Coroutine[Any, Any, None]], engine: Engine) -> None:
+    """A reload whose unexpected failure is logged at once (the engine runs on)."""
+    try:
+        await reload(engine)
+    except Exception:
+        log.exception("%s failed", reload.__name__.strip("_").replace("_", " "))
 
 
 def broker_needs_traverse(settings: Settings) -> bool:
@@ -690,8 +711,8 @@ async def _reload_strategies(engine: Engine) -> None:
 
     host = engine.strategy_host
     if host is None:
-        log.info("SIGUSR1: no strategies run here (strategies.enabled = false, or a back office"
-                 " without customer facts)")
+        log.info("SIGUSR1: no strategies run here (strategies.enabled = false, a back office"
+                 " without customer facts, or the engine still starting)")
         return
     problems = await host.reload()
     if problems:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from callcenter.errors import ConfigError
 
@@ -18,6 +18,14 @@ RELOAD: Final = {"flows": signal.SIGHUP, "strategies": signal.SIGUSR1}
 
 def pid_file(state_dir: Path) -> Path:
     return state_dir / PID_FILE
+
+
+def names_pid(state_dir: Path, pid: int) -> bool:
+    """Does the pid file name ``pid`` (a later run may have written its own since)?"""
+    try:
+        return pid_file(state_dir).read_text().strip() == str(pid)
+    except OSError:
+        return False
 
 
 def engine_pid(state_dir: Path) -> int | None:
@@ -32,24 +40,47 @@ def engine_pid(state_dir: Path) -> int | None:
     return pid
 
 
-def signal_reload(state_dir: Path, what: str) -> int:
+def catches(pid: int, sig: int) -> bool | None:
+    """Does process ``pid`` catch ``sig`` (``SigCgt`` in ``/proc/<pid>/status``)? None: it
+    cannot be read (gone, or hidden from this user)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return None
+
+
+def signal_reload(state_dir: Path, what: Literal["flows", "strategies"]) -> int:
     """Tell the running engine to read ``what`` again (``RELOAD``); its pid, or a
-    ``ConfigError`` saying why not. The pid must be a ``callcenter`` process: a stale pid file
-    whose number the system gave to another program is not signalled."""
+    ``ConfigError`` saying why not. Only a process that catches that signal is sent it (the
+    signal's default ends a process): not a pid the system gave to another program since the
+    engine ended, not an engine of an older version without that reload, not one stopping."""
     path = pid_file(state_dir)
     try:
         pid = int(path.read_text().strip())
+    except PermissionError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}): run this as the engine's"
+                          " user") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"no running engine to reload ({path}: {exc})") from exc
+    sig = RELOAD[what]
+    caught = catches(pid, sig)
+    if caught is None:
+        raise ConfigError(f"no running engine to reload ({path} names pid {pid}, which this"
+                          " user cannot see: gone, or another user's)")
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         command = b""
-    if b"callcenter" not in command:
-        raise ConfigError(f"no running engine to reload ({path} names pid {pid}, which is not"
-                          " a callcenter engine: the file is left from a run that ended)")
+    if not caught or b"callcenter" not in command:
+        raise ConfigError(f"pid {pid} (from {path}) does not take a reload of the {what}: not a"
+                          " running callcenter engine of this version (restart it, or remove"
+                          " the file if none runs)")
     try:
-        os.kill(pid, RELOAD[what])
+        os.kill(pid, sig)
     except PermissionError as exc:
         raise ConfigError(f"engine {pid} runs as another user: run this as that user") from exc
     except OSError as exc:

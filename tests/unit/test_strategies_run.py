@@ -403,3 +403,27 @@ async def test_the_host_starts_one_scheduler_once_the_files_are_good(
         assert host.running
     finally:
         await host.close()
+
+
+async def test_a_release_starts_the_scheduler_a_bad_file_kept_off(
+        db: aiosqlite.Connection, bo: SandboxBackOffice, tmp_path: Path) -> None:
+    """The API's release of strategies reaches the engine's host however it started: one that
+    removes the bad file starts the scheduler (the API had kept the scheduler of the start,
+    None, and never activated a release)."""
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    shutil.copy(REPO_ROOT / "strategies" / "complaint-callback.yaml", folder)
+    (folder / "bad.yaml").write_text("title: {zh: x, en: x}\npopulation: {}\n", "utf-8")
+    settings = load_settings(state_dir=tmp_path, strategies=StrategiesSettings(
+        enabled=True, dir=folder, interval_s=3600))
+    host = StrategyHost(lambda: open_scheduler(settings, db, bo, CALENDAR, None))
+    assert await host.reload() and not host.running
+    releases = Releases(db, {"strategies": strategy_release_kind(settings, host)})
+    try:
+        staged = await releases.stage("strategies", {"bad.yaml": None}, by="t")
+        assert staged["state"] == "staged", staged
+        await releases.publish("strategies", staged["id"], by="t")
+        assert host.scheduler is not None
+        assert [s.id for s in host.scheduler.known] == ["complaint-callback"]
+    finally:
+        await host.close()
