@@ -162,7 +162,11 @@ class Engine:
                 self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
             if self.settings.strategies.enabled:
-                self.strategy_host = await self._start_strategies(calendar)
+                from callcenter.strategies.scheduler import start_host
+
+                self.strategy_host = await start_host(self.settings, self.db, self.backoffice,
+                                                      calendar, self.kick_outbox,
+                                                      tasks=self.tasks)
             self.recorder = CallRecorder(self.db)
             self.recorder.start()
             # seals ended recordings with the site key, deletes expired ones (recordings/)
@@ -335,29 +339,6 @@ class Engine:
         if lost_at is not None:  # calls that ended unseen end then, on the ACD's clock
             lost_at = self._on_acd_clock(lost_at)
         await self.acd.resync(live, lost_at=lost_at)
-
-    async def _start_strategies(self, calendar: Calendar) -> StrategyHost | None:
-        """The strategies' host, its scheduler started if the files are good (their problems
-        logged if not); None when the back office lists no customer facts."""
-        from callcenter.broker.facts import CustomerBase
-        from callcenter.strategies.scheduler import (
-            NO_FACTS,
-            StrategyHost,
-            log_problems,
-            open_scheduler,
-        )
-
-        backoffice, db = self.backoffice, self.db
-        if not isinstance(backoffice, CustomerBase):
-            log.warning("%s", NO_FACTS)
-            return None
-        assert db is not None
-        host = StrategyHost(lambda: open_scheduler(self.settings, db, backoffice, calendar,
-                                                   self.kick_outbox, tasks=self.tasks))
-        problems = await host.reload()
-        if problems:
-            log_problems(problems, running=False)
-        return host
 
     def _on_acd_clock(self, at: float) -> float:
         """A past moment of the controller's clock (the machine's) on the ACD's clock."""

@@ -20,18 +20,23 @@ def pid_file(state_dir: Path) -> Path:
     return state_dir / PID_FILE
 
 
+def read_pid(state_dir: Path) -> int:
+    """The pid the pid file names; ``OSError`` or ``ValueError`` when there is none."""
+    return int(pid_file(state_dir).read_text().strip())
+
+
 def names_pid(state_dir: Path, pid: int) -> bool:
     """Does the pid file name ``pid`` (a later run may have written its own since)?"""
     try:
-        return pid_file(state_dir).read_text().strip() == str(pid)
-    except OSError:
+        return read_pid(state_dir) == pid
+    except (OSError, ValueError):
         return False
 
 
 def engine_pid(state_dir: Path) -> int | None:
     """The pid in the pid file, if that process is alive."""
     try:
-        pid = int(pid_file(state_dir).read_text().strip())
+        pid = read_pid(state_dir)
         os.kill(pid, 0)
     except PermissionError:
         return pid  # alive, another user's
@@ -60,7 +65,7 @@ def signal_reload(state_dir: Path, what: Literal["flows", "strategies"]) -> int:
     engine ended, not an engine of an older version without that reload, not one stopping."""
     path = pid_file(state_dir)
     try:
-        pid = int(path.read_text().strip())
+        pid = read_pid(state_dir)
     except PermissionError as exc:
         raise ConfigError(f"cannot read {path} ({exc.strerror}): run this as the engine's"
                           " user") from exc

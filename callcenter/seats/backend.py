@@ -311,8 +311,7 @@ class EngineConsoleBackend:
         log.warning("console of agent %s gone for %.0f s: seat logged out (it was %s)",
                     agent_id, self.acd.clock() - gone if gone is not None else 0.0, was.value)
         self._push_role("presence", {"agent_id": agent_id, "console": "gone",
-                                     "since": self.presence.gone_since(agent_id),
-                                     "seat": action.value})
+                                     "since": gone, "seat": action.value})
 
     def _grace_over(self, agent_id: str) -> None:
         self._presence_timers.pop(agent_id, None)

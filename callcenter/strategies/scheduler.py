@@ -8,8 +8,8 @@ Strategies are read at start, and again when an API release of them is published
 asks (``callcenter strategies reload``: ``SIGUSR1``): a set with a problem is refused and the
 running one kept; a file with a problem at start stops none of the engine, only this scheduler
 (logged with ``file:line:col``), until a reload finds the files good. ``StrategyHost`` owns the
-engine's scheduler and makes starts, reloads and the API's writes take turns. Runs are one at a time
-(a run under way when a reload comes ends with the set it started with); a failed run is logged
+engine's scheduler and makes starts, reloads and the API's writes take turns. Runs are one at a
+time (a run under way when a reload comes ends with the set it started with); a failed run is logged
 with its traceback and tried again at the next tick (its writes are idempotent); the loop never
 dies of it.
 """
@@ -40,7 +40,8 @@ from callcenter.tasks.store import TaskStore
 if TYPE_CHECKING:
     from callcenter.config import Settings
 
-__all__ = ["StrategyHost", "StrategyScheduler", "open_scheduler", "start_scheduler"]
+__all__ = ["StrategyHost", "StrategyScheduler", "open_scheduler", "start_host",
+           "start_scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -145,23 +146,34 @@ def log_problems(problems: Sequence[str], running: bool) -> None:
               "the running ones are kept" if running else "no strategy runs")
 
 
-async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
-                          calendar: Calendar, on_outbox: Callable[[], None] | None, *,
-                          tasks: TaskStore | None = None) -> StrategyScheduler | None:
-    """``open_scheduler`` with its problems logged; None (logged) also when the back office
-    lists no customer facts."""
+NO_FACTS: Final = ("strategies: the back office lists no customer facts (broker/facts.py);"
+                   " no strategy runs")
+
+
+async def start_host(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
+                     calendar: Calendar, on_outbox: Callable[[], None] | None, *,
+                     tasks: TaskStore | None = None) -> StrategyHost | None:
+    """The engine's strategies: a host, its scheduler started if the files are good (their
+    problems logged if not); None (logged) when the back office lists no customer facts."""
     if not isinstance(backoffice, CustomerBase):
         log.warning(NO_FACTS)
         return None
-    scheduler, problems = await open_scheduler(settings, db, backoffice, calendar, on_outbox,
-                                               tasks=tasks)
+    host = StrategyHost(lambda: open_scheduler(settings, db, backoffice, calendar, on_outbox,
+                                               tasks=tasks))
+    problems = await host.reload()
     if problems:
         log_problems(problems, running=False)
-    return scheduler
+    return host
 
 
-NO_FACTS: Final = ("strategies: the back office lists no customer facts (broker/facts.py);"
-                   " no strategy runs")
+async def start_scheduler(settings: Settings, db: aiosqlite.Connection, backoffice: Any,
+                          calendar: Calendar, on_outbox: Callable[[], None] | None, *,
+                          tasks: TaskStore | None = None) -> StrategyScheduler | None:
+    """``start_host``'s scheduler alone, for a caller that never reloads (None, logged, when
+    it did not start)."""
+    host = await start_host(settings, db, backoffice, calendar, on_outbox, tasks=tasks)
+    return host.scheduler if host is not None else None
+
 
 Opener = Callable[[], Awaitable[tuple[StrategyScheduler | None, list[str]]]]
 
