@@ -304,7 +304,7 @@ class Engine:
             return
         endpoint = f"PJSIP/{change.aor}"
         if not change.can_ring:
-            self.acd.phone_gone(endpoint)
+            self.acd.phone_gone(endpoint, unreachable=change.unreachable)
         push = self.console_backend.push if self.console_backend is not None else None
         if push is None:
             return

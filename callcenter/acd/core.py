@@ -36,7 +36,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from callcenter.acd import routing
 from callcenter.acd.calls import CallInput, CallState
@@ -91,6 +91,10 @@ _BUSY = frozenset({SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD})
 
 #: ``ChannelState`` of an answered channel (AST_STATE_UP)
 _UP = "6"
+#: how long a call goes on after its phone stopped answering qualify probes before the caller
+#: is taken back: the phones link's re-check (Asterisk's ``qualify_timeout``, 3 s) and room for
+#: a busy machine or a second lost packet
+PHONE_CONFIRM_S: Final = 10.0
 
 
 def _answered_at(row: Mapping[str, str], now: float) -> float:
@@ -160,6 +164,9 @@ class AcdCore:
         #: endpoint -> why it cannot ring now (None: it can). The engine wires it to the
         #: phones' registrations (phones/link.py); without it every phone counts as ringable.
         self.phone_check: Callable[[str], str | None] | None = None
+        #: agent id -> (call id, since): calls going on while their phone does not answer
+        #: qualify probes (``phone_gone(unreachable=True)``), until ``PHONE_CONFIRM_S`` is up
+        self._phone_doubts: dict[str, tuple[str, float]] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -493,12 +500,17 @@ class AcdCore:
         if seat.state is not SeatState.WRAP_UP:
             rt.disposition_due = ""
 
-    def phone_gone(self, endpoint: str) -> None:
-        """A phone can no longer ring (unregistered, unreachable): Ready seats on it go Not Ready
-        with the reason, so no call is offered to a phone that cannot ring; Ready is refused
-        until the phone is back. A seat in a call with a queued caller lost its phone mid-call
-        (a browser closed, a network gone): the caller goes back to the queue, ahead of those
-        who came later, and the seat goes Not Ready with the same reason."""
+    def phone_gone(self, endpoint: str, *, unreachable: bool = False) -> None:
+        """A phone can no longer ring: Ready seats on it go Not Ready with the reason, so no call
+        is offered to a phone that cannot ring; Ready is refused until the phone is back.
+
+        A seat in a call with a queued caller whose phone is gone (unregistered: a browser
+        closed, its WebSocket with it) lost it mid-call: the caller goes back to the queue, ahead
+        of those who came later, and the seat goes Not Ready with the same reason. A phone that
+        is still registered but stopped answering qualify probes (``unreachable``: one lost
+        OPTIONS, a moment's stall, or a phone or network really gone) may still carry the call:
+        the call goes on, and only if the phone has not answered again ``PHONE_CONFIRM_S``
+        later (the phones link asks it again at once) is the caller taken back."""
         now = self.clock()
         for rt in self.seats.values():
             if rt.agent.endpoint != endpoint:
@@ -506,12 +518,46 @@ class AcdCore:
             call = rt.call
             if rt.seat.state is SeatState.READY:
                 self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
-            elif call is not None and call.answered and not call.waiter.direct \
-                    and not call.waiter.callback and call.waiter.channel:
-                self._phone_lost_in_call(rt, call, now)
+            elif call is not None and self._requeueable(call):
+                if not unreachable:
+                    self._phone_lost_in_call(rt, call, now)
+                elif rt.agent.agent_id not in self._phone_doubts:
+                    self._phone_doubts[rt.agent.agent_id] = (call.call_id, now)
+                    log.warning("agent %s's phone stopped answering during call %s: the call"
+                                " goes on; the caller goes back to %s if it does not answer"
+                                " again within %.0f s", rt.agent.agent_id, call.call_id,
+                                call.waiter.queue, PHONE_CONFIRM_S)
+                    self._arm_timer(now)
+
+    @staticmethod
+    def _requeueable(call: ActiveCall) -> bool:
+        """A queued caller's answered call: one the queue can take back (not a direct call or
+        a call-back: nobody waits for those in a queue)."""
+        waiter = call.waiter
+        return (call.answered and not waiter.direct and not waiter.callback
+                and bool(waiter.channel))
+
+    def _phone_doubts_due(self, now: float) -> None:
+        """Calls whose phone stopped answering ``PHONE_CONFIRM_S`` ago: taken back from a phone
+        still silent; left alone on one that answered again, or once the call is over."""
+        for agent_id, (call_id, since) in list(self._phone_doubts.items()):
+            if now < since + PHONE_CONFIRM_S:
+                continue
+            del self._phone_doubts[agent_id]
+            rt = self.seats.get(agent_id)
+            call = rt.call if rt is not None else None
+            if rt is None or call is None or call.call_id != call_id \
+                    or not self._requeueable(call):
+                continue
+            endpoint = rt.agent.endpoint
+            if self.phone_check is None or self.phone_check(endpoint) is None:
+                log.info("agent %s's phone answers again: call %s goes on", agent_id, call_id)
+                continue
+            self._phone_lost_in_call(rt, call, now)
 
     def _phone_lost_in_call(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
         waiter, agent_id = call.waiter, rt.agent.agent_id
+        self._phone_doubts.pop(agent_id, None)
         rt.call, rt.last_call = None, call
         self._uniqueids.pop(call.agent_uniqueid, None)  # its hangup is ours, not the call's end
         self._qlog(now, waiter.queue, waiter.call_id, "agent_lost", agent=agent_id,
@@ -756,11 +802,12 @@ class AcdCore:
                     due.append(w.arrived_at + settings.max_wait_s)
                 if settings.announce_every_s:
                     due.append(w.announced_at + settings.announce_every_s)
+        due.extend(since + PHONE_CONFIRM_S for _call, since in self._phone_doubts.values())
         self._emit(ArmTimer(max(now + 0.05, min(due)) if due else None))
 
     def on_timer(self) -> None:
         """The queue timer (``ArmTimer``) fired: overflow, long waits, announcements, VIP
-        stages passed."""
+        stages passed, phones that stopped answering during a call."""
         now = self.clock()
         for name, queue in self.waiting.items():
             settings = self.queues[name]
@@ -771,6 +818,7 @@ class AcdCore:
                     self._move(w, settings.overflow_queue, now, "overflow")
         self._long_waits(now)
         self._announce(now)
+        self._phone_doubts_due(now)
         self.dispatch()
 
     def _long_waits(self, now: float) -> None:

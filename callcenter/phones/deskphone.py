@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import ssl
 import tempfile
 from pathlib import Path
@@ -132,7 +133,8 @@ def _sipp() -> str:
 
 class DeskPhone:
     """``async with DeskPhone(...) as phone``: ``await phone.register()``, then
-    ``await phone.answered()`` for each call the PBX puts through; ``unregister()``."""
+    ``await phone.answered()`` for each call the PBX puts through; ``unregister()``;
+    ``freeze()`` and ``thaw()`` a phone that stops answering for a while."""
 
     def __init__(self, extension: str, secret: str, *, realm: str = "callcenter",
                  address: str = "127.0.0.3", port: int = 5072, pbx: str = "127.0.0.1:5060",
@@ -283,6 +285,21 @@ class DeskPhone:
             return await self._until("hung up", calls, timeout_s)
         except TimeoutError:
             return False
+
+    def freeze(self) -> None:
+        """The phone hangs (a frozen phone, a network gone, without a word to the PBX): it
+        answers nothing, neither SIP nor RTP, until ``thaw``; what the PBX sends meanwhile waits
+        in its sockets and is answered late."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """The phone answers again (``freeze``)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, which: signal.Signals) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            raise TelephonyError(f"desk phone {self.extension} is not running")
+        os.kill(self._proc.pid, which)
 
     async def unregister(self) -> None:
         """Stop answering and remove the registration (``Expires: 0`` from the same port)."""

@@ -83,6 +83,8 @@ class PhoneLink:
         self._window_lines = 0
         self._unlogged = 0
         self.synced = asyncio.Event()
+        #: the re-checks of phones that stopped answering (``_recheck``), until they end
+        self._rechecks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -90,6 +92,8 @@ class PhoneLink:
         await self.ami.start()
 
     async def close(self) -> None:
+        for task in list(self._rechecks):
+            task.cancel()
         await self.ami.close()
 
     async def _ready(self) -> None:
@@ -179,8 +183,22 @@ class PhoneLink:
 
     def _changed(self, change: PhoneChange) -> None:
         log.info("phone %s %s", change.aor, change.reason)
+        if change.unreachable:
+            task = asyncio.get_running_loop().create_task(self._recheck(change.aor))
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
         if self._on_change is not None:
             self._on_change(change)
+
+    async def _recheck(self, extension: str) -> None:
+        """A phone that missed a qualify probe is asked again at once, not ``qualify_s`` later:
+        one lost OPTIONS (UDP) or a moment's stall then costs a few seconds of "unreachable"
+        (``ContactStatus`` says when it answers), and the ACD can tell a live call on it from a
+        dead one (``AcdCore.phone_gone``)."""
+        try:
+            await self.ami.action("PJSIPQualify", Endpoint=extension)
+        except AmiError as exc:
+            log.warning("phone %s: could not ask it to answer again: %s", extension, exc)
 
     def _event(self, event: AmiEvent) -> None:
         if not isinstance(event, OtherEvent):

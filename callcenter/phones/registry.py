@@ -30,6 +30,12 @@ class PhoneChange:
     #: why, for the seat log and the console: "registered", "unregistered", "unreachable"
     reason: str
 
+    @property
+    def unreachable(self) -> bool:
+        """Still registered but not answering qualify probes (a lost OPTIONS, a frozen phone, a
+        network gone): unlike an unregistered phone, a call on it may well go on."""
+        return not self.can_ring and self.reason == "unreachable"
+
 
 @dataclass
 class Registry:

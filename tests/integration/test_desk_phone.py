@@ -4,16 +4,24 @@ answered on the phone with RTP, and the seat taken out of Ready when the phone u
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from callcenter.acd.core import PHONE_CONFIRM_S
 from callcenter.acd.seat import PHONE_GONE, SeatState
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone, Transport
 from callcenter.phones.identity import ha1
-from tests.integration.acd_helpers import desk_agent, direct_caller, hang_up, until
+from tests.integration.acd_helpers import (
+    desk_agent,
+    direct_caller,
+    hang_up,
+    until,
+    waiting_ids,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +107,49 @@ async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
         assert call is not None
         await hang_up(engine, caller)  # (as above)
         assert await phone.answered(1, 30)
+
+
+async def test_a_phone_that_stops_answering_keeps_its_call_unless_it_stays_silent(
+        engine: Engine) -> None:
+    """A desk phone in a call freezes (no SIP, no RTP) long enough to miss a qualify probe: the
+    phones link asks it again at once, it answers once thawed, and the caller stays with the
+    agent past the confirmation time (a lost OPTIONS never cuts a conversation). Frozen again
+    and left so, it loses the call: the caller goes back to the queue, the seat Not Ready."""
+    assert engine.acd is not None and engine.phones is not None and engine.ami is not None
+    agent_id, extension = "D5077", "75077"
+    secret = await desk_agent(engine, agent_id, extension)
+    acd, phones, probe = engine.acd, engine.phones, engine.phones.ami
+    loop = asyncio.get_running_loop()
+    async with DeskPhone(extension, secret, port=5077) as phone:
+        await phone.register()
+        await until(engine, lambda: phones.can_ring(extension), 10, "registered")
+        acd.set_state(agent_id, "ready", by=agent_id)
+        call_id, caller = await direct_caller(engine, "13700000077")
+        await until(engine, lambda: acd.seat(agent_id).seat.state is SeatState.ON_CALL, 30,
+                    "answered")
+        call = acd.seat(agent_id).call
+        assert call is not None and call.waiter.call_id == call_id
+
+        phone.freeze()
+        await probe.action("PJSIPQualify", Endpoint=extension)  # not qualify_s from now
+        await until(engine, lambda: not phones.can_ring(extension), 15, "unreachable")
+        since = loop.time()
+        phone.thaw()  # it answers the link's own re-check, waiting in its socket
+        await until(engine, lambda: phones.can_ring(extension), 10, "reachable again")
+        await asyncio.sleep(max(0.0, since + PHONE_CONFIRM_S + 2 - loop.time()))
+        assert acd.seat(agent_id).call is call and call_id not in waiting_ids(engine)
+        assert acd.seat(agent_id).seat.state is SeatState.ON_CALL
+        rows = await engine.ami.action_list("CoreShowChannels")
+        bridges = {r.get("Uniqueid"): r.get("BridgeId") for r in rows}
+        assert bridges.get(call.waiter.uniqueid) \
+            and bridges[call.waiter.uniqueid] == bridges.get(call.agent_uniqueid)
+
+        phone.freeze()
+        await probe.action("PJSIPQualify", Endpoint=extension)
+        await until(engine, lambda: not phones.can_ring(extension), 15, "unreachable again")
+        await until(engine, lambda: call_id in waiting_ids(engine), PHONE_CONFIRM_S + 10,
+                    "the caller back in the queue")
+        seat = acd.seat(agent_id).seat
+        assert (seat.state, seat.reason) == (SeatState.NOT_READY, PHONE_GONE)
+        phone.thaw()
+        await hang_up(engine, caller)

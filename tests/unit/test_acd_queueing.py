@@ -16,6 +16,7 @@ import pytest
 from callcenter.acd import control as control_module
 from callcenter.acd import routing
 from callcenter.acd.calls import CallState
+from callcenter.acd.core import PHONE_CONFIRM_S
 from callcenter.acd.notices import (
     Announced,
     CallEnded,
@@ -697,6 +698,71 @@ async def test_a_phone_lost_mid_call_requeues_the_caller_with_the_place(
                          "Priority": "1"}) in two.ami.actions
     two.acd.set_state("A2", "ready")
     assert two.offered("A2") == "c-1"
+
+
+async def test_a_phone_that_stops_answering_mid_call_keeps_the_call_if_it_answers_again(
+        two: World, clock: FakeClock) -> None:
+    """Presence: a phone still registered but missing a qualify probe (``unreachable``) during a
+    call: the call goes on; the queue timer is armed for ``PHONE_CONFIRM_S``; the phone answered
+    again by then, nothing is taken from the agent (a lost OPTIONS never cuts a caller off)."""
+    problem: dict[str, str | None] = {}
+    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
+    call = await two.connected_call()
+    problem["PJSIP/1001"] = "phone 1001 does not answer"
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    assert state(two, "A1")[0] is SeatState.ON_CALL and two.acd.seat("A1").call is call
+    assert two.acd.find_waiter(call_id="c-1") is None
+    timer = two.acd._timer
+    assert timer is not None
+    assert PHONE_CONFIRM_S - 1 < timer.when() - asyncio.get_running_loop().time() \
+        <= PHONE_CONFIRM_S
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)  # said again: the first time counts
+    clock.advance(PHONE_CONFIRM_S / 2)
+    del problem["PJSIP/1001"]  # it answered the phones link's re-check
+    clock.advance(PHONE_CONFIRM_S / 2)
+    two.acd.on_timer()
+    assert state(two, "A1")[0] is SeatState.ON_CALL and two.acd.seat("A1").call is call
+    assert call.life.state is CallState.CONNECTED
+    assert not any(n == "Redirect" for n, _h in two.ami.actions)
+
+
+async def test_a_phone_still_silent_after_the_confirmation_loses_the_call_to_the_queue(
+        two: World, clock: FakeClock) -> None:
+    """Presence: the phone did not answer again within ``PHONE_CONFIRM_S``: as a phone gone,
+    the caller back in the queue with the place, the seat not ready; not a moment before."""
+    problem: dict[str, str | None] = {}
+    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
+    call = await two.connected_call()
+    problem["PJSIP/1001"] = "phone 1001 does not answer"
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    clock.advance(PHONE_CONFIRM_S - 0.5)
+    two.acd.on_timer()
+    assert state(two, "A1")[0] is SeatState.ON_CALL
+    clock.advance(0.5)
+    two.acd.on_timer()
+    assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+    assert call.life.state is CallState.WAITING
+    await two.until(lambda: two.acd.find_waiter(call_id="c-1") is not None)
+    assert two.acd.waiting["general"]["c-1"].excluded == {"A1"}
+
+
+async def test_a_call_over_before_the_confirmation_is_left_alone(
+        two: World, clock: FakeClock) -> None:
+    """Presence: the agent hung up while the phone was in doubt: the call ended as usual (the
+    seat not ready, its phone still silent; no wrap-up here), nothing is taken back when the
+    confirmation is up."""
+    problem: dict[str, str | None] = {}
+    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
+    await two.connected_call()
+    problem["PJSIP/1001"] = "phone 1001 does not answer"
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    two.agent_hangs_up("A1")
+    clock.advance(PHONE_CONFIRM_S)
+    assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+    two.acd.on_timer()
+    assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+    assert two.acd.find_waiter(call_id="c-1") is None
+    assert not any(n == "Redirect" for n, _h in two.ami.actions)
 
 
 async def test_ready_is_refused_while_the_phone_is_unregistered(two: World) -> None:

@@ -4,6 +4,7 @@ free), a summary of what was left out, every event counted, the counts bounded."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -13,6 +14,7 @@ from callcenter.config import load_settings
 from callcenter.phones import link as link_module
 from callcenter.phones.identity import PhoneIdentity
 from callcenter.phones.link import LOG_BUDGET, LOG_WINDOW_S, PhoneLink
+from callcenter.phones.registry import PhoneChange
 from callcenter.telephony.ami_events import OtherEvent
 
 
@@ -102,3 +104,34 @@ def test_a_control_character_in_the_account_does_not_reach_the_log_raw(
     link._event(event("InvalidAccountID", "198.51.100.9", "evil\r\nSIP security: forged"))
     (line,) = lines(caplog)
     assert "\n" not in line and "\r" not in line
+
+
+async def test_a_phone_that_misses_a_probe_is_asked_again_at_once(link: PhoneLink) -> None:
+    """Not the security log, the same link: a contact turning unreachable is qualified again
+    right away (``PJSIPQualify``), once per change, and the change reaches the ACD as
+    ``unreachable`` (a removed contact is not asked again: it is gone)."""
+    sent: list[tuple[str, dict[str, str]]] = []
+    changes: list[PhoneChange] = []
+
+    async def action(name: str, **headers: str) -> dict[str, str]:
+        sent.append((name, headers))
+        return {}
+
+    link.ami.action = action  # type: ignore[method-assign]
+    link._on_change = changes.append
+
+    def status(value: str) -> OtherEvent:
+        return OtherEvent("ContactStatus", {"AOR": "7301", "URI": "sip:7301@127.0.0.3:5072",
+                                            "ContactStatus": value})
+
+    link._event(status("Created"))
+    link._event(status("Unreachable"))
+    link._event(status("Unreachable"))  # no change: not asked twice
+    await asyncio.sleep(0)
+    assert sent == [("PJSIPQualify", {"Endpoint": "7301"})]
+    assert [c.unreachable for c in changes] == [False, True]
+    link._event(status("Reachable"))
+    link._event(status("Removed"))
+    await asyncio.sleep(0)
+    assert len(sent) == 1 and [c.reason for c in changes][2:] == ["registered", "unregistered"]
+    assert not changes[-1].unreachable
