@@ -204,17 +204,18 @@ class Engine:
                 from callcenter.seats.sip_relay import SipRelay
 
                 relay = SipRelay(f"ws://{self.settings.ami.host}:{self.settings.sip.http_port}/ws")
-                # the consoles went with the previous run: when it was last known alive (read
-                # before the console opens: nothing may log in between this and the watch)
+                # the consoles went with the previous run: when it was last known alive. Watched
+                # before the console opens: an agent who logs in while it starts is back, not
+                # counted gone after their login
                 alive = await self.recorder.alive_before_start()
+                self.console_backend.watch_presence(
+                    self.settings.console.presence_grace_s, self.settings.console.absent_logout_s,
+                    gone_at=self._on_acd_clock(alive) if alive is not None else None)
                 self.console = ConsoleServer(self.settings.console, self.console_backend,
                                              relay=relay, tls=console_tls(self.settings),
                                              fanout=console_fanout(self.settings))
                 await self.console.start()
                 self.console_backend.push = self.console.push
-                self.console_backend.watch_presence(
-                    self.settings.console.presence_grace_s, self.settings.console.absent_logout_s,
-                    gone_at=self._on_acd_clock(alive) if alive is not None else None)
             await self.ami.start()
             await self._start_phones()
             await self._start_key_tap()

@@ -238,3 +238,44 @@ async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_
         assert (await seat_log(second))[-1][1:] == ("logged_out", "", "system")
     finally:
         await second.stop()
+
+
+async def test_an_agent_who_logs_in_while_the_engine_starts_is_not_counted_gone(
+        pbx: Pbx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seat left logged in over a restart, its agent logging in again while the console
+    server is still starting (the login lands before the engine's start returns): the console
+    counts as back, no grace or logout runs against it."""
+    from callcenter.seats import console_server
+    from callcenter.seats.console_api import AgentIdentity
+    from callcenter.seats.protocol import Role
+
+    settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
+                             backoffice_path=tmp_path / "backoffice.db",
+                             console={"port": 0, "presence_grace_s": GRACE_S,
+                                      "absent_logout_s": 3600})
+    await add_agents(settings, [agent("A1", "1001")])
+    first = Engine(settings, backoffice_clock=trading_clock)
+    await first.start()
+    try:
+        assert first.acd is not None
+        first.acd.set_state("A1", "not_ready", "break")
+    finally:
+        await first.stop()
+    second = Engine(settings, backoffice_clock=trading_clock)
+    started = console_server.ConsoleServer.start
+
+    async def start_with_a_login(server: console_server.ConsoleServer) -> None:
+        await started(server)
+        assert second.console_backend is not None
+        await second.console_backend.snapshot(AgentIdentity("A1", "A1", Role.AGENT))
+
+    monkeypatch.setattr(console_server.ConsoleServer, "start", start_with_a_login)
+    await second.start()
+    try:
+        assert second.console_backend is not None
+        assert not second.console_backend.presence.absent("A1")
+        await asyncio.sleep(GRACE_S + 1)
+        assert seat(second) == (SeatState.NOT_READY, "break")
+        assert second.console_backend.presence.gone_since("A1") is None
+    finally:
+        await second.stop()
