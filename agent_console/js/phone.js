@@ -86,7 +86,9 @@ function renderPhoneServer() {
   show(badge, view !== null);
   if (!view) return;
   badge.dataset.registered = String(view.registered);
-  badge.textContent = t(view.registered ? "phone.pbx_on" : "phone.pbx_off");
+  // registered but missing qualify probes: a call on it goes on for a while (docs/phones.md)
+  const off = view.reason === "unreachable" ? "phone.pbx_silent" : "phone.pbx_off";
+  badge.textContent = t(view.registered ? "phone.pbx_on" : off);
   badge.title = view.reason;
 }
 

@@ -346,6 +346,9 @@ async def test_a_desk_phone_is_named_and_the_pbx_view_shown(console: Page,
     badge = console.get_by_test_id("phone-pbx")
     await expect(badge).to_have_text("交换机：未注册")
     await expect(badge).to_have_attribute("title", "contact expired")
+    backend.event("A1001", "phone", {"extension": "1002", "registered": False,
+                                     "reason": "unreachable"})
+    await expect(badge).to_have_text("交换机：话机无响应")  # registered, missing probes
     backend.event("A1001", "phone", {"extension": "1002", "registered": True, "reason": ""})
     await expect(badge).to_have_text("交换机：已注册")
     # another extension's news is not this agent's
