@@ -304,7 +304,9 @@ class Engine:
         if self.acd is None:
             return
         endpoint = f"PJSIP/{change.aor}"
-        if not change.can_ring:
+        if change.can_ring:
+            self.acd.phone_back(endpoint)
+        else:
             self.acd.phone_gone(endpoint, unreachable=change.unreachable)
         push = self.console_backend.push if self.console_backend is not None else None
         if push is None:

@@ -92,8 +92,8 @@ _BUSY = frozenset({SeatState.RINGING, SeatState.ON_CALL, SeatState.ON_HOLD})
 #: ``ChannelState`` of an answered channel (AST_STATE_UP)
 _UP = "6"
 #: how long a call goes on after its phone stopped answering qualify probes before the caller
-#: is taken back: the phones link's re-check (Asterisk's ``qualify_timeout``, 3 s) and room for
-#: a busy machine or a second lost packet
+#: is taken back: the phones link's one re-check (Asterisk's ``qualify_timeout``, 3 s) and room
+#: for a busy machine
 PHONE_CONFIRM_S: Final = 10.0
 
 
@@ -521,13 +521,22 @@ class AcdCore:
             elif call is not None and self._requeueable(call):
                 if not unreachable:
                     self._phone_lost_in_call(rt, call, now)
-                elif rt.agent.agent_id not in self._phone_doubts:
+                elif self._phone_doubts.get(rt.agent.agent_id, ("",))[0] != call.call_id:
                     self._phone_doubts[rt.agent.agent_id] = (call.call_id, now)
                     log.warning("agent %s's phone stopped answering during call %s: the call"
                                 " goes on; the caller goes back to %s if it does not answer"
                                 " again within %.0f s", rt.agent.agent_id, call.call_id,
                                 call.waiter.queue, PHONE_CONFIRM_S)
                     self._arm_timer(now)
+
+    def phone_back(self, endpoint: str) -> None:
+        """A phone can ring again (it answered a probe, or registered again): calls on it are
+        no longer in doubt; a later ``phone_gone(unreachable=True)`` starts a new one."""
+        for rt in self.seats.values():
+            if rt.agent.endpoint != endpoint:
+                continue
+            if self._phone_doubts.pop(rt.agent.agent_id, None) is not None:
+                log.info("agent %s's phone answers again: the call goes on", rt.agent.agent_id)
 
     @staticmethod
     def _requeueable(call: ActiveCall) -> bool:
@@ -1227,6 +1236,7 @@ class AcdCore:
         self._emit_queues()
 
     def _call_ended(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
+        self._phone_doubts.pop(rt.agent.agent_id, None)
         if call.life.can(CallInput.HANGUP):
             call.life.apply(CallInput.HANGUP, now)
         rt.call = None

@@ -56,8 +56,10 @@ class Registry:
             if aor and uri:
                 self.contacts.setdefault(aor, {})[uri] = row.get("Status", "unknown").lower()
         after = {aor for aor in self.contacts if self.can_ring(aor)}
+        # a phone still listed but not answering probes is unreachable, not unregistered
         return ([PhoneChange(aor, True, "registered") for aor in sorted(after - before)]
-                + [PhoneChange(aor, False, "unregistered") for aor in sorted(before - after)])
+                + [PhoneChange(aor, False, "unreachable" if aor in self.contacts
+                               else "unregistered") for aor in sorted(before - after)])
 
     def feed(self, headers: Mapping[str, str]) -> PhoneChange | None:
         """One ``ContactStatus`` event; the change it makes, if any."""

@@ -15,9 +15,9 @@ pushes ``delivery`` and ``contact``.
 Sessions and presence: logging out (``set_state`` ``logged_out``) ends every console session of
 the agent, not only the one that asked. When an agent's last session closes, a grace timer
 starts; past it, a seat nobody watches goes not ready ("console gone", see ``presence.py``) and
-supervisors get a ``presence`` event. ``watch_presence`` (the engine calls it once the console
-listens) starts that grace for every seat that is in service with no console at all, as after a
-restart of the engine.
+supervisors get a ``presence`` event. ``watch_presence`` (the engine calls it as it starts,
+before the console listens) starts that grace for every seat that is in service with no console
+at all, as after a restart of the engine.
 """
 
 from __future__ import annotations

@@ -700,41 +700,56 @@ async def test_a_phone_lost_mid_call_requeues_the_caller_with_the_place(
     assert two.offered("A2") == "c-1"
 
 
-async def test_a_phone_that_stops_answering_mid_call_keeps_the_call_if_it_answers_again(
-        two: World, clock: FakeClock) -> None:
-    """Presence: a phone still registered but missing a qualify probe (``unreachable``) during a
-    call: the call goes on; the queue timer is armed for ``PHONE_CONFIRM_S``; the phone answered
-    again by then, nothing is taken from the agent (a lost OPTIONS never cuts a caller off)."""
+async def silent_mid_call(two: World) -> tuple[ActiveCall, dict[str, str | None]]:
+    """A1 on a call (c-1) whose phone then misses a qualify probe (``unreachable``); the
+    phone's problem, as ``phone_check`` reads it, for the test to change."""
     problem: dict[str, str | None] = {}
     two.acd.phone_check = lambda endpoint: problem.get(endpoint)
     call = await two.connected_call()
     problem["PJSIP/1001"] = "phone 1001 does not answer"
     two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    return call, problem
+
+
+async def test_a_phone_that_stops_answering_mid_call_keeps_the_call_if_it_answers_again(
+        two: World, clock: FakeClock) -> None:
+    """Presence: a phone still registered but missing a qualify probe (``unreachable``) during a
+    call: the call goes on; the queue timer is armed for ``PHONE_CONFIRM_S``; the phone answered
+    again (``phone_back``), nothing is taken from the agent (a moment's silence never cuts a
+    caller off). A later miss starts a new doubt, counted from then."""
+    call, problem = await silent_mid_call(two)
     assert state(two, "A1")[0] is SeatState.ON_CALL and two.acd.seat("A1").call is call
     assert two.acd.find_waiter(call_id="c-1") is None
     timer = two.acd._timer
     assert timer is not None
     assert PHONE_CONFIRM_S - 1 < timer.when() - asyncio.get_running_loop().time() \
         <= PHONE_CONFIRM_S
-    two.acd.phone_gone("PJSIP/1001", unreachable=True)  # said again: the first time counts
-    clock.advance(PHONE_CONFIRM_S / 2)
+    clock.advance(3)
     del problem["PJSIP/1001"]  # it answered the phones link's re-check
-    clock.advance(PHONE_CONFIRM_S / 2)
+    two.acd.phone_back("PJSIP/1001")
+    clock.advance(2)
+    # it misses a probe again: a new doubt, counted from now, not from the first
+    problem["PJSIP/1001"] = "phone 1001 does not answer"
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    clock.advance(PHONE_CONFIRM_S - 5)  # the first doubt would be up now
     two.acd.on_timer()
     assert state(two, "A1")[0] is SeatState.ON_CALL and two.acd.seat("A1").call is call
     assert call.life.state is CallState.CONNECTED
+    clock.advance(4.5)
+    two.acd.on_timer()
+    assert two.acd.seat("A1").call is call
     assert not any(n == "Redirect" for n, _h in two.ami.actions)
+    clock.advance(0.5)
+    two.acd.on_timer()
+    assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+    await two.until(lambda: two.acd.find_waiter(call_id="c-1") is not None)
 
 
 async def test_a_phone_still_silent_after_the_confirmation_loses_the_call_to_the_queue(
         two: World, clock: FakeClock) -> None:
     """Presence: the phone did not answer again within ``PHONE_CONFIRM_S``: as a phone gone,
     the caller back in the queue with the place, the seat not ready; not a moment before."""
-    problem: dict[str, str | None] = {}
-    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
-    call = await two.connected_call()
-    problem["PJSIP/1001"] = "phone 1001 does not answer"
-    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    call, _problem = await silent_mid_call(two)
     clock.advance(PHONE_CONFIRM_S - 0.5)
     two.acd.on_timer()
     assert state(two, "A1")[0] is SeatState.ON_CALL
@@ -751,11 +766,7 @@ async def test_a_call_over_before_the_confirmation_is_left_alone(
     """Presence: the agent hung up while the phone was in doubt: the call ended as usual (the
     seat not ready, its phone still silent; no wrap-up here), nothing is taken back when the
     confirmation is up."""
-    problem: dict[str, str | None] = {}
-    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
-    await two.connected_call()
-    problem["PJSIP/1001"] = "phone 1001 does not answer"
-    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    _call, _problem = await silent_mid_call(two)
     two.agent_hangs_up("A1")
     clock.advance(PHONE_CONFIRM_S)
     assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
@@ -763,6 +774,32 @@ async def test_a_call_over_before_the_confirmation_is_left_alone(
     assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
     assert two.acd.find_waiter(call_id="c-1") is None
     assert not any(n == "Redirect" for n, _h in two.ami.actions)
+
+
+async def test_a_phone_doubt_about_an_earlier_call_does_not_shield_the_next_one(
+        two: World, clock: FakeClock) -> None:
+    """Presence: the phone missed a probe during c-1, which then ended; it answered, A1 took
+    c-2, and it missed a probe again within the 10 s: c-2 gets its own doubt and is taken back
+    when it is up (a dead phone never keeps a caller for good)."""
+    _call, problem = await silent_mid_call(two)
+    two.agent_hangs_up("A1")
+    del problem["PJSIP/1001"]
+    two.acd.phone_back("PJSIP/1001")
+    two.acd.set_state("A1", "ready")
+    clock.advance(2)
+    two.caller("c-2")
+    rt = two.acd.seat("A1")
+    await two.until(lambda: rt.call is not None and rt.call.answered)
+    second = rt.call
+    assert second is not None and second.call_id == "c-2"
+    two.ami.feed(BridgeEnter(info("PJSIP/1001-0002", second.agent_uniqueid), "b-2"))
+    two.ami.feed(BridgeEnter(info("PJSIP/carrier-c-2", "uid-c-2"), "b-2"))
+    problem["PJSIP/1001"] = "phone 1001 does not answer"
+    two.acd.phone_gone("PJSIP/1001", unreachable=True)
+    clock.advance(PHONE_CONFIRM_S)
+    two.acd.on_timer()
+    assert second.life.state is CallState.WAITING
+    await two.until(lambda: two.acd.find_waiter(call_id="c-2") is not None)
 
 
 async def test_ready_is_refused_while_the_phone_is_unregistered(two: World) -> None:

@@ -117,6 +117,13 @@ def test_a_snapshot_replaces_everything_and_reports_the_difference() -> None:
     assert changes == [PhoneChange("2001", True, "registered"),
                        PhoneChange("1001", False, "unregistered")]
     assert reg.can_ring("2001") and not reg.can_ring("3001")
+    # after a reconnect: a phone still listed but not answering is unreachable, not gone
+    changes = reg.snapshot([
+        {"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "Unreachable"},
+        {"ObjectName": "3001;@def", "Uri": "sip:3001@c", "Status": "Unreachable"},
+    ])
+    assert changes == [PhoneChange("2001", False, "unreachable")]
+    assert changes[0].unreachable
 
 
 def test_transports_follow_the_settings_and_bind_nothing_public_by_default() -> None:
