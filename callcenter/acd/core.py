@@ -576,6 +576,11 @@ class AcdCore:
         log.warning("agent %s lost their phone during call %s: the caller goes back to %s",
                     agent_id, waiter.call_id, waiter.queue)
         call.life.apply(CallInput.REQUEUE, now)
+        # a consultation or conference the agent had open ends with the agent: its leg hung
+        # up, a consulted agent's seat free again (as ``_call_ended``)
+        if call.consult_channel:
+            self._emit(Hangup(call.consult_channel))
+        self.consult_released(call)
         self._emit(CallEnded(agent_id, waiter.call_id, 0, answered=True))
         self._apply(rt, SeatInput.CALL_ENDED, now)
         self._finish_wrap_up(rt, cancel_only=True)

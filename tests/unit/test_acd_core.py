@@ -472,6 +472,21 @@ def test_a_consultation_that_ends_frees_the_consulted_agent_at_once(two: Core) -
     assert offered(core, "A2") == "c-2" and state(core, "A2")[0] is SeatState.RINGING
 
 
+def test_the_consulting_agent_losing_the_phone_frees_the_consulted_agent(two: Core) -> None:
+    """A1's phone is gone while A1 consults A2: the caller goes back to the queue, the
+    consultation's leg is hung up and A2's seat is free at once (it stayed on a call with
+    nobody, offered nothing, for good)."""
+    core, effects, _ = two
+    call = consulting(core)
+    core.on_ami_event(BridgeEnter(info("PJSIP/1002-0002", "uid-a2"), "b-consult"))
+    effects.clear()
+    core.phone_gone("PJSIP/1001")
+    assert of(effects, Requeue) and Hangup("PJSIP/1002-0002") in effects
+    assert CallEnded("A2", "c-1", 0, answered=False) in effects
+    assert core.seat("A2").consulted_on == "" and state(core, "A2")[0] is SeatState.READY
+    assert call.consult_agent == ""
+
+
 def test_a_consultation_to_an_agent_who_is_not_ready_is_refused(two: Core) -> None:
     core, effects, _ = two
     call = on_call(core, bridged=True)
