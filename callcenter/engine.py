@@ -180,7 +180,7 @@ class Engine:
             await self._start_queue_log(self.acd)
             await self.acd.start()
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
-                                 on_ready=self._on_ami_ready)
+                                 on_ready=self._on_ami_ready, on_lost=self.acd.link_lost)
             self.controller.attach(self.ami)
             self.acd.attach(self.ami)
             # the dialer (tasks' and campaigns' calls) rides on the ACD and AMI, on the ACD's clock

@@ -144,7 +144,9 @@ class AcdCore:
         self.seats: dict[str, SeatRuntime] = {}
         #: the agents as the directory (database) has them; a seat may use another phone
         self.directory: dict[str, AgentRecord] = {}
-        #: Asterisk is reachable (the edge says so): without it nobody is announced to
+        #: Asterisk is reachable (the edge says so: ``attach``, ``link_lost``, ``resync``):
+        #: without it nobody is announced to, and no long-wait offer is spent on a caller who
+        #: cannot hear it
         self.linked = False
         self._uniqueids: dict[str, tuple[str, str]] = {}   # uniqueid -> (role, agent or call)
         #: supervisors' spy legs by their uniqueid
@@ -317,6 +319,10 @@ class AcdCore:
                 self._restore(rt, SeatState.WRAP_UP, "", now)
                 self._arm_wrap_up(rt)
         self.dispatch()
+
+    def link_lost(self) -> None:
+        """The AMI link is down: announcements wait for it (``resync`` brings it back)."""
+        self.linked = False
 
     def restore_rings(self, live: Mapping[str, str]) -> None:
         """After a restart, a seat that was ringing a waiting caller whose agent leg Asterisk

@@ -119,6 +119,7 @@ class Acd(AcdCore):
         """After (re)connecting: rings whose originate answer was lost with the link are
         settled first, from Asterisk's channels; then the core reconciles the rest with what
         lives (``AcdCore.reconcile``)."""
+        self.linked = True
         self.restore_rings(live)
         await self._settle_rings()
         self.reconcile(live, lost_at)

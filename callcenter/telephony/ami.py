@@ -43,6 +43,7 @@ logging.getLogger("panoramisk").setLevel(logging.WARNING)
 
 EventHandler = Callable[[AmiEvent], None]
 ReadyHandler = Callable[[], Awaitable[None]]
+LostHandler = Callable[[], None]
 #: raw headers of a plain event (``on_headers``)
 HeadersHandler = Callable[[dict[str, str]], None]
 #: told (action name, seconds from writing the action to its end, ``answered`` / ``lost`` /
@@ -151,15 +152,18 @@ class AmiClient:
         on_ready: ReadyHandler | None = None,
         tls: ssl.SSLContext | None = None,
         on_headers: HeadersHandler | None = None,
+        on_lost: LostHandler | None = None,
     ) -> None:
         """``on_headers`` (benchmarks, diagnostics) gets every plain event's raw headers, before
-        and besides the typed ``on_event`` handlers."""
+        and besides the typed ``on_event`` handlers. ``on_lost`` is called (not awaited) as a
+        link is dropped; ``on_ready`` runs again after the next login."""
         self.settings = settings
         self._on_headers = on_headers
         self._tls = tls
         self._secret = secret
         self._handlers: list[EventHandler] = [on_event] if on_event else []
         self._on_ready = on_ready
+        self._on_lost = on_lost
         self._link: _Link | None = None
         self._liveness = Liveness(settings.ping_timeout)
         self._backoff = Backoff(settings.reconnect_min, settings.reconnect_max)
@@ -249,6 +253,11 @@ class AmiClient:
             link.protocol.transport.abort()
         if not link.lost.done():
             link.lost.set_result(None)
+        if self._on_lost is not None:
+            try:
+                self._on_lost()
+            except Exception:
+                log.exception("AMI: the link-lost handler failed")
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()

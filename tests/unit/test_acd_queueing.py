@@ -479,6 +479,26 @@ async def test_a_long_wait_is_told_once_with_the_call_back_offer(tmp_path: Path,
         assert "queue_long_wait" in told.files and "queue_callback_offer" in told.files
 
 
+async def test_a_long_wait_falling_in_an_ami_outage_is_told_once_the_link_is_back(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """max_wait_s while the AMI link is down (``link_lost``): the offer is not spent on a
+    caller who cannot hear it; the link back (``resync``), the caller hears it."""
+    settings = default_settings(queues=[QueueSettings(name="general", announce_every_s=0,
+                                                      max_wait_s=60)])
+    async with make_world(tmp_path, agents=[A1], settings=settings, clock=clock) as w:
+        w.caller("c-1")
+        w.acd.link_lost()
+        clock.advance(61)
+        w.acd.on_timer()
+        await asyncio.sleep(0.01)
+        assert not w.acd.waiting["general"]["c-1"].told_long_wait
+        assert "Setvar" not in w.ami.names()
+        await w.acd.resync({"uid-c-1": "PJSIP/carrier-c-1"})
+        w.acd.on_timer()
+        await w.until(lambda: any(isinstance(n, Announced) for n in w.notices))
+        assert w.acd.waiting["general"]["c-1"].told_long_wait
+
+
 # -- transfers, consultations, conferences ------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The AMI edge's intake (``telephony/ami.py``) against a scripted peer on loopback: events that
 answer no action are split once into plain dicts (however TCP cuts them), while responses and
-events that carry an ActionID still reach the action that asked."""
+events that carry an ActionID still reach the action that asked; a dropped link is told."""
 
 from __future__ import annotations
 
@@ -82,6 +82,48 @@ async def test_events_arrive_typed_however_they_are_cut_and_actions_still_match(
         assert len(seen) == 3   # the list's rows answered the action, not the event handlers
         # the raw headers (a benchmark's hook) come alongside, as Asterisk sent them
         assert [h["Event"] for h in raw] == ["Newchannel", "UserEvent", "Hangup"]
+    finally:
+        await ami.close()
+        server.close()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+
+
+async def test_a_dropped_link_is_told_then_logged_in_again() -> None:
+    """``on_lost`` hears each link that drops (Asterisk closing it here); ``on_ready`` runs
+    again after the next login."""
+
+    async def login_then_close(reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/9.0.0\r\n")
+        try:
+            for _ in range(2):  # Challenge, Login
+                aid = action_id((await reader.readuntil(b"\r\n\r\n")).decode())
+                writer.write(f"Response: Success\r\nActionID: {aid}\r\nChallenge: 42"
+                             "\r\n\r\n".encode())
+                await writer.drain()
+            await asyncio.sleep(0.05)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(login_then_close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    lost: list[bool] = []
+    ready: list[bool] = []
+
+    async def on_ready() -> None:
+        ready.append(True)
+
+    ami = AmiClient(AmiSettings(port=port, reconnect_min=0.05, reconnect_max=0.1),
+                    SecretStr("s"), on_ready=on_ready, on_lost=lambda: lost.append(True))
+    try:
+        await ami.start()
+        assert ready == [True] and lost == []
+        async with asyncio.timeout(5):
+            while len(ready) < 2 or not lost:
+                await asyncio.sleep(0.01)
     finally:
         await ami.close()
         server.close()
