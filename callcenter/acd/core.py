@@ -546,8 +546,8 @@ class AcdCore:
 
     @staticmethod
     def _requeueable(call: ActiveCall) -> bool:
-        """A queued caller's answered call: one the queue can take back (not a direct call or
-        a call-back: nobody waits for those in a queue)."""
+        """A queued caller's live answered call (not one already handed on): one the queue can
+        take back (not a direct call or a call-back: nobody waits for those in a queue)."""
         waiter = call.waiter
         return (call.answered and not waiter.direct and not waiter.callback
                 and bool(waiter.channel))
@@ -573,6 +573,13 @@ class AcdCore:
     def _phone_lost_in_call(self, rt: SeatRuntime, call: ActiveCall, now: float) -> None:
         waiter, agent_id = call.waiter, rt.agent.agent_id
         self._phone_doubts.pop(agent_id, None)
+        if call.life.state is CallState.CONFERENCED:
+            # the caller talks on with the third party in the room: the agent leaves it, as by
+            # hanging up (the leg's hang-up ends the seat's call, the seat then not ready)
+            log.warning("agent %s lost their phone during the conference on call %s: the agent"
+                        " leaves it, the others talk on", agent_id, waiter.call_id)
+            self._emit(Hangup(call.agent_channel or call.agent_uniqueid))
+            return
         rt.call, rt.last_call = None, call
         self._uniqueids.pop(call.agent_uniqueid, None)  # its hangup is ours, not the call's end
         self._qlog(now, waiter.queue, waiter.call_id, "agent_lost", agent=agent_id,
@@ -582,8 +589,8 @@ class AcdCore:
         log.warning("agent %s lost their phone during call %s: the caller goes back to %s",
                     agent_id, waiter.call_id, waiter.queue)
         call.life.apply(CallInput.REQUEUE, now)
-        # a consultation or conference the agent had open ends with the agent: its leg hung
-        # up, a consulted agent's seat free again (as ``_call_ended``)
+        # a consultation the agent had open ends with the agent: its leg hung up, a consulted
+        # agent's seat free again (as ``_call_ended``)
         if call.consult_channel:
             self._emit(Hangup(call.consult_channel))
         self.consult_released(call)

@@ -487,6 +487,36 @@ def test_the_consulting_agent_losing_the_phone_frees_the_consulted_agent(two: Co
     assert call.consult_agent == ""
 
 
+def test_losing_the_phone_in_a_conference_leaves_it_to_the_others(two: Core) -> None:
+    """A1's phone is gone during a conference: the caller talks on with the third party in the
+    room (not pulled back to the queue); A1's leg is hung up, and its hang-up ends the seat's
+    call as an agent leaving does, the seat then not ready (the phone cannot ring)."""
+    core, effects, _ = two
+    call = on_call(core, bridged=True)
+    core.call_moved(core.seat("A1"), CallInput.CONFERENCE, None, by="A1")
+    gone = "phone 1001 is not registered"
+    core.phone_check = lambda _endpoint: gone
+    effects.clear()
+    core.phone_gone("PJSIP/1001")
+    assert not of(effects, Requeue) and Hangup(call.agent_channel) in effects
+    assert core.seat("A1").call is call and call.life.state is CallState.CONFERENCED
+    core.on_ami_event(hung_up(call.agent_uniqueid))
+    assert core.seat("A1").call is None and call.life.state is CallState.ENDED
+    assert state(core, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+
+
+def test_a_handed_on_call_is_not_taken_back_when_the_phone_goes(two: Core) -> None:
+    """A call the agent already handed on (a blind transfer: ended for the seat, its leg not
+    yet gone) is not the queue's to take back when the phone goes meanwhile."""
+    core, effects, _ = two
+    call = on_call(core, bridged=True)
+    core.hand_on(core.seat("A1"), call, CallInput.HANDED_ON,
+                 Target(kind="number", value="13912345678"), by="A1")
+    effects.clear()
+    core.phone_gone("PJSIP/1001")
+    assert not of(effects, Requeue)
+
+
 def test_a_consultation_to_an_agent_who_is_not_ready_is_refused(two: Core) -> None:
     core, effects, _ = two
     call = on_call(core, bridged=True)
