@@ -535,6 +535,12 @@ class AcdCore:
                                 call.waiter.queue, PHONE_CONFIRM_S)
                     self._arm_timer(now)
 
+    def phone_silent_since(self, agent_id: str) -> float | None:
+        """Since when the agent's phone has not answered probes during their call (the call
+        kept while in doubt), or None."""
+        doubt = self._phone_doubts.get(agent_id)
+        return doubt[1] if doubt is not None else None
+
     def phone_back(self, endpoint: str) -> None:
         """A phone can ring again (it answered a probe, or registered again): calls on it are
         no longer in doubt; a later ``phone_gone(unreachable=True)`` starts a new one."""

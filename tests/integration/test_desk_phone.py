@@ -134,8 +134,10 @@ async def test_a_phone_that_stops_answering_keeps_its_call_unless_it_stays_silen
         await probe.action("PJSIPQualify", Endpoint=extension)  # not qualify_s from now
         await until(engine, lambda: not phones.can_ring(extension), 15, "unreachable")
         since = loop.time()
+        assert acd.phone_silent_since(agent_id) is not None  # in doubt, the call kept
         phone.thaw()  # it answers the link's own re-check, waiting in its socket
         await until(engine, lambda: phones.can_ring(extension), 10, "reachable again")
+        assert acd.phone_silent_since(agent_id) is None  # the engine told the ACD
         await asyncio.sleep(max(0.0, since + PHONE_CONFIRM_S + 2 - loop.time()))
         assert acd.seat(agent_id).call is call and call_id not in waiting_ids(engine)
         assert acd.seat(agent_id).seat.state is SeatState.ON_CALL

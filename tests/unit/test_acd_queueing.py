@@ -744,9 +744,11 @@ async def test_a_phone_that_stops_answering_mid_call_keeps_the_call_if_it_answer
     assert timer is not None
     assert PHONE_CONFIRM_S - 1 < timer.when() - asyncio.get_running_loop().time() \
         <= PHONE_CONFIRM_S
+    assert two.acd.phone_silent_since("A1") == clock.now
     clock.advance(3)
     del problem["PJSIP/1001"]  # it answered the phones link's re-check
     two.acd.phone_back("PJSIP/1001")
+    assert two.acd.phone_silent_since("A1") is None
     clock.advance(2)
     # it misses a probe again: a new doubt, counted from now, not from the first
     problem["PJSIP/1001"] = "phone 1001 does not answer"
