@@ -182,7 +182,7 @@ class Engine:
             self.ami = AmiClient(self.settings.ami, self.settings.ami_secret(),
                                  on_ready=self._on_ami_ready, on_lost=self.acd.link_lost)
             self.controller.attach(self.ami)
-            self.acd.attach(self.ami)
+            self.acd.attach(self.ami, linked=False)
             # the dialer (tasks' and campaigns' calls) rides on the ACD and AMI, on the ACD's clock
             self.dialer = Dialer(self.db, self.acd, self.acd_clock, tasks=self.tasks,
                                  own_numbers=own_numbers(self.settings.trunks))

@@ -525,14 +525,19 @@ class AcdCore:
             if rt.seat.state is SeatState.READY:
                 self._apply(rt, SeatInput.NOT_READY, now, reason=PHONE_GONE, by="system")
             elif call is not None and self._requeueable(call):
-                if not unreachable:
+                if not unreachable and self.linked:
                     self._phone_lost_in_call(rt, call, now)
                 elif self._phone_doubts.get(rt.agent.agent_id, ("",))[0] != call.call_id:
                     self._phone_doubts[rt.agent.agent_id] = (call.call_id, now)
-                    log.warning("agent %s's phone stopped answering during call %s: the call"
-                                " goes on; the caller goes back to %s if it does not answer"
-                                " again within %.0f s", rt.agent.agent_id, call.call_id,
-                                call.waiter.queue, PHONE_CONFIRM_S)
+                    if unreachable:
+                        log.warning("agent %s's phone stopped answering during call %s: the"
+                                    " call goes on; the caller goes back to %s if it does not"
+                                    " answer again within %.0f s", rt.agent.agent_id,
+                                    call.call_id, call.waiter.queue, PHONE_CONFIRM_S)
+                    else:  # the caller cannot be moved while Asterisk is out of reach
+                        log.warning("agent %s lost their phone during call %s with Asterisk"
+                                    " out of reach: the caller goes back to %s once it is"
+                                    " back", rt.agent.agent_id, call.call_id, call.waiter.queue)
                     self._arm_timer(now)
 
     def phone_silent_since(self, agent_id: str) -> float | None:
@@ -560,9 +565,13 @@ class AcdCore:
 
     def _phone_doubts_due(self, now: float) -> None:
         """Calls whose phone stopped answering ``PHONE_CONFIRM_S`` ago: taken back from a phone
-        still silent; left alone on one that answered again, or once the call is over."""
+        still silent; left alone on one that answered again, or once the call is over; put off
+        while the AMI link is down (the caller cannot be moved then)."""
         for agent_id, (call_id, since) in list(self._phone_doubts.items()):
             if now < since + PHONE_CONFIRM_S:
+                continue
+            if not self.linked:  # the caller could not be moved: look again later
+                self._phone_doubts[agent_id] = (call_id, now)
                 continue
             del self._phone_doubts[agent_id]
             rt = self.seats.get(agent_id)

@@ -110,9 +110,12 @@ class Acd(AcdCore):
                 await task
         await self.log.close()
 
-    def attach(self, ami: AmiClient) -> None:
+    def attach(self, ami: AmiClient, *, linked: bool = True) -> None:
+        """Carry out Asterisk's work over ``ami`` and hear its events. ``linked``: whether it is
+        logged in already (the engine attaches before the first login: its ``resync`` says
+        when the link is up)."""
         self.ami = ami
-        self.linked = True
+        self.linked = linked
         ami.add_handler(self.on_ami_event)
 
     async def resync(self, live: Mapping[str, str], lost_at: float | None = None) -> None:

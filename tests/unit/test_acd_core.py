@@ -59,6 +59,7 @@ def make(agents: Sequence[AgentRecord] = (A1, A2), settings: AcdSettings | None 
     effects: list[Effect] = []
     core = AcdCore(settings or default_settings(), effects.append, clock)
     core.load(agents)
+    core.linked = True  # Asterisk in reach, as the edge says after its resync
     return core, effects, clock
 
 

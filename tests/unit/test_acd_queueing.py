@@ -499,6 +499,30 @@ async def test_a_long_wait_falling_in_an_ami_outage_is_told_once_the_link_is_bac
         assert w.acd.waiting["general"]["c-1"].told_long_wait
 
 
+async def test_a_phone_lost_while_asterisk_is_out_of_reach_waits_for_the_link(
+        two: World, clock: FakeClock) -> None:
+    """Presence: a phone gone mid-call while the AMI link is down: the caller cannot be moved,
+    so nothing is taken from the agent yet (a Redirect would fail and leave the caller on no
+    seat and in no queue); once the link is back and the phone still gone, the caller goes
+    back to the queue."""
+    problem: dict[str, str | None] = {}
+    two.acd.phone_check = lambda endpoint: problem.get(endpoint)
+    call = await two.connected_call()
+    two.acd.link_lost()
+    problem["PJSIP/1001"] = "phone 1001 is not registered"
+    two.acd.phone_gone("PJSIP/1001")
+    assert two.acd.seat("A1").call is call and call.life.state is CallState.CONNECTED
+    clock.advance(PHONE_CONFIRM_S)
+    two.acd.on_timer()
+    assert two.acd.seat("A1").call is call and "Redirect" not in two.ami.names()
+    await two.acd.resync({CALLER_UID: CALLER, call.agent_uniqueid: "PJSIP/1001-0001"})
+    assert two.acd.seat("A1").call is call
+    clock.advance(PHONE_CONFIRM_S)
+    two.acd.on_timer()
+    assert state(two, "A1") == (SeatState.NOT_READY, PHONE_GONE)
+    await two.until(lambda: two.acd.find_waiter(call_id="c-1") is not None)
+
+
 # -- transfers, consultations, conferences ------------------------------------------------------
 
 
