@@ -36,7 +36,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from callcenter.acd import routing
 from callcenter.acd.calls import CallInput, CallState
@@ -95,6 +95,15 @@ _UP = "6"
 #: is taken back: the phones link's one re-check (Asterisk's ``qualify_timeout``, 3 s) and room
 #: for a busy machine
 PHONE_CONFIRM_S: Final = 10.0
+
+
+class _Doubt(NamedTuple):
+    """A call kept on a phone in doubt (``AcdCore._doubt``)."""
+
+    call_id: str
+    since: float
+    #: the phone unregistered (while Asterisk was out of reach): lost whatever comes after
+    gone: bool
 
 
 def _answered_at(row: Mapping[str, str], now: float) -> float:
@@ -168,7 +177,7 @@ class AcdCore:
         self.phone_check: Callable[[str], str | None] | None = None
         #: agent id -> (call id, since): calls going on while their phone does not answer
         #: qualify probes (``phone_gone(unreachable=True)``), until ``PHONE_CONFIRM_S`` is up
-        self._phone_doubts: dict[str, tuple[str, float]] = {}
+        self._phone_doubts: dict[str, _Doubt] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -527,33 +536,46 @@ class AcdCore:
             elif call is not None and self._requeueable(call):
                 if not unreachable and self.linked:
                     self._phone_lost_in_call(rt, call, now)
-                elif self._phone_doubts.get(rt.agent.agent_id, ("",))[0] != call.call_id:
-                    self._phone_doubts[rt.agent.agent_id] = (call.call_id, now)
-                    if unreachable:
-                        log.warning("agent %s's phone stopped answering during call %s: the"
-                                    " call goes on; the caller goes back to %s if it does not"
-                                    " answer again within %.0f s", rt.agent.agent_id,
-                                    call.call_id, call.waiter.queue, PHONE_CONFIRM_S)
-                    else:  # the caller cannot be moved while Asterisk is out of reach
-                        log.warning("agent %s lost their phone during call %s with Asterisk"
-                                    " out of reach: the caller goes back to %s once it is"
-                                    " back", rt.agent.agent_id, call.call_id, call.waiter.queue)
-                    self._arm_timer(now)
+                else:
+                    self._doubt(rt, call, now, gone=not unreachable)
+
+    def _doubt(self, rt: SeatRuntime, call: ActiveCall, now: float, *, gone: bool) -> None:
+        """Keep ``call`` on a phone in doubt for ``PHONE_CONFIRM_S``: one that stopped
+        answering probes, or (``gone``) one unregistered while Asterisk is out of reach (the
+        caller cannot be moved before; a new registration does not bring the old call back)."""
+        agent_id = rt.agent.agent_id
+        held = self._phone_doubts.get(agent_id)
+        if held is not None and held.call_id == call.call_id:
+            if gone and not held.gone:
+                self._phone_doubts[agent_id] = held._replace(gone=True)
+            return
+        self._phone_doubts[agent_id] = _Doubt(call.call_id, now, gone)
+        if gone:
+            log.warning("agent %s lost their phone during call %s with Asterisk out of reach:"
+                        " the caller goes back to %s once it is back", agent_id, call.call_id,
+                        call.waiter.queue)
+        else:
+            log.warning("agent %s's phone stopped answering during call %s: the call goes on;"
+                        " the caller goes back to %s if it does not answer again within"
+                        " %.0f s", agent_id, call.call_id, call.waiter.queue, PHONE_CONFIRM_S)
+        self._arm_timer(now)
 
     def phone_silent_since(self, agent_id: str) -> float | None:
         """Since when the agent's phone has not answered probes during their call (the call
         kept while in doubt), or None."""
         doubt = self._phone_doubts.get(agent_id)
-        return doubt[1] if doubt is not None else None
+        return doubt.since if doubt is not None else None
 
     def phone_back(self, endpoint: str) -> None:
-        """A phone can ring again (it answered a probe, or registered again): calls on it are
-        no longer in doubt; a later ``phone_gone(unreachable=True)`` starts a new one."""
+        """A phone can ring again (it answered a probe, or registered again): calls on it that
+        were in doubt for a missed probe go on; a later miss starts a new doubt. (A call whose
+        phone unregistered stays lost: its media went with the old registration.)"""
         for rt in self.seats.values():
-            if rt.agent.endpoint != endpoint:
+            doubt = self._phone_doubts.get(rt.agent.agent_id)
+            if rt.agent.endpoint != endpoint or doubt is None or doubt.gone:
                 continue
-            if self._phone_doubts.pop(rt.agent.agent_id, None) is not None:
-                log.info("agent %s's phone answers again: the call goes on", rt.agent.agent_id)
+            del self._phone_doubts[rt.agent.agent_id]
+            log.info("agent %s's phone answers again: the call goes on", rt.agent.agent_id)
 
     @staticmethod
     def _requeueable(call: ActiveCall) -> bool:
@@ -567,21 +589,23 @@ class AcdCore:
         """Calls whose phone stopped answering ``PHONE_CONFIRM_S`` ago: taken back from a phone
         still silent; left alone on one that answered again, or once the call is over; put off
         while the AMI link is down (the caller cannot be moved then)."""
-        for agent_id, (call_id, since) in list(self._phone_doubts.items()):
-            if now < since + PHONE_CONFIRM_S:
+        for agent_id, doubt in list(self._phone_doubts.items()):
+            if now < doubt.since + PHONE_CONFIRM_S:
                 continue
             if not self.linked:  # the caller could not be moved: look again later
-                self._phone_doubts[agent_id] = (call_id, now)
+                self._phone_doubts[agent_id] = doubt._replace(since=now)
                 continue
             del self._phone_doubts[agent_id]
             rt = self.seats.get(agent_id)
             call = rt.call if rt is not None else None
-            if rt is None or call is None or call.call_id != call_id \
+            if rt is None or call is None or call.call_id != doubt.call_id \
                     or not self._requeueable(call):
                 continue
             endpoint = rt.agent.endpoint
-            if self.phone_check is None or self.phone_check(endpoint) is None:
-                log.info("agent %s's phone answers again: call %s goes on", agent_id, call_id)
+            if not doubt.gone and (self.phone_check is None
+                                   or self.phone_check(endpoint) is None):
+                log.info("agent %s's phone answers again: call %s goes on", agent_id,
+                         doubt.call_id)
                 continue
             self._phone_lost_in_call(rt, call, now)
 
@@ -844,7 +868,7 @@ class AcdCore:
                     due.append(w.arrived_at + settings.max_wait_s)
                 if settings.announce_every_s:
                     due.append(w.announced_at + settings.announce_every_s)
-        due.extend(since + PHONE_CONFIRM_S for _call, since in self._phone_doubts.values())
+        due.extend(d.since + PHONE_CONFIRM_S for d in self._phone_doubts.values())
         self._emit(ArmTimer(max(now + 0.05, min(due)) if due else None))
 
     def on_timer(self) -> None:
