@@ -561,8 +561,8 @@ class AcdCore:
         self._arm_timer(now)
 
     def phone_silent_since(self, agent_id: str) -> float | None:
-        """Since when the agent's phone has not answered probes during their call (the call
-        kept while in doubt), or None."""
+        """Since when the agent's call has been kept on a phone in doubt (put forward while
+        Asterisk is out of reach), or None."""
         doubt = self._phone_doubts.get(agent_id)
         return doubt.since if doubt is not None else None
 

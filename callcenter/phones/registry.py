@@ -2,7 +2,8 @@
 
 Fed with ``ContactStatus`` events (a contact created, removed, reachable, unreachable) and with a
 ``PJSIPShowContacts`` snapshot after every (re)connect. ``feed`` returns the phones whose
-"can ring" answer changed, so the ACD can refuse Ready to an unregistered phone and put a seat
+"can ring" answer changed (and an unreachable phone whose last contact is removed: gone, not
+only silent), so the ACD can refuse Ready to an unregistered phone and put a seat
 Not Ready when its phone goes away mid-shift.
 
 A phone can ring when its AOR has at least one contact that is not known to be unreachable
@@ -70,9 +71,14 @@ class Registry:
         before = self.can_ring(aor)
         contacts = self.contacts.setdefault(aor, {})
         if status in _GONE:
+            had = uri in contacts
             contacts.pop(uri, None)
             if not contacts:
                 del self.contacts[aor]
+                if had and not before:
+                    # an unreachable phone's registration ends too (a browser that lost its
+                    # network, then its WebSocket): no longer in doubt but gone
+                    return PhoneChange(aor, False, "unregistered")
         else:
             contacts[uri] = status
         after = self.can_ring(aor)

@@ -527,6 +527,23 @@ async def test_a_phone_lost_while_asterisk_is_out_of_reach_waits_for_the_link(
     await two.until(lambda: two.acd.find_waiter(call_id="c-1") is not None)
 
 
+async def test_a_silent_phone_that_then_unregisters_is_gone_not_in_doubt(
+        two: World, clock: FakeClock) -> None:
+    """Presence: a phone in doubt (a missed probe) whose registration then ends, with Asterisk
+    out of reach: the doubt becomes a loss, and the phone registering again (a reload) does not
+    keep the old call; the link back, the caller goes back to the queue."""
+    call, problem = await silent_mid_call(two)
+    two.acd.link_lost()
+    two.acd.phone_gone("PJSIP/1001")  # its last contact removed
+    del problem["PJSIP/1001"]
+    two.acd.phone_back("PJSIP/1001")
+    assert two.acd.phone_silent_since("A1") is not None
+    await two.acd.resync({CALLER_UID: CALLER, call.agent_uniqueid: "PJSIP/1001-0001"})
+    clock.advance(PHONE_CONFIRM_S)
+    two.acd.on_timer()
+    assert two.acd.seat("A1").call is None and call.life.state is CallState.WAITING
+
+
 # -- transfers, consultations, conferences ------------------------------------------------------
 
 

@@ -105,6 +105,13 @@ def test_the_registry_says_when_a_phone_can_ring_and_why_it_stopped() -> None:
         "1001", False, "unregistered")
     assert not reg.can_ring("1001") and reg.contacts == {}
     assert reg.feed({"AOR": "1001"}) is None  # incomplete events change nothing
+    # silent first, then its registration ends too: told, as gone rather than silent
+    reg.feed(_status("1001", "sip:1001@a", "Created"))
+    assert reg.feed(_status("1001", "sip:1001@a", "Unreachable")) == PhoneChange(
+        "1001", False, "unreachable")
+    assert reg.feed(_status("1001", "sip:1001@a", "Removed")) == PhoneChange(
+        "1001", False, "unregistered")
+    assert reg.feed(_status("1001", "sip:1001@a", "Removed")) is None  # already gone
 
 
 def test_a_snapshot_replaces_everything_and_reports_the_difference() -> None:
