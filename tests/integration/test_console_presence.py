@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from callcenter.acd.seat import SeatState
-from callcenter.config import load_settings
+from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
 from callcenter.telephony.pbx import Pbx
 from tests.browser.conftest import browser  # noqa: F401 - the session's chromium
@@ -208,12 +208,9 @@ async def test_logging_out_ends_the_agents_other_consoles(engine: Engine) -> Non
     assert seat(engine)[0] is SeatState.LOGGED_OUT
 
 
-async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_grace(
-        pbx: Pbx, tmp_path: Path) -> None:
-    """A seat left logged in when the engine stopped (its console went with it), the engine
-    started again four hours later (the previous run's heartbeat says when it was last alive):
-    the seat is logged out once its agent has had the grace to log in again, by system, not
-    an hour into the new run with "just logged in" for the whole night on the wallboard."""
+async def left_not_ready(tmp_path: Path, reason: str) -> Settings:
+    """Settings of an engine that ran once and stopped with seat A1 logged in, not ready
+    (``reason``), its console gone with it."""
     settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
                              backoffice_path=tmp_path / "backoffice.db",
                              console={"port": 0, "presence_grace_s": GRACE_S,
@@ -223,9 +220,19 @@ async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_
     await first.start()
     try:
         assert first.acd is not None
-        first.acd.set_state("A1", "not_ready", "login")
+        first.acd.set_state("A1", "not_ready", reason)
     finally:
         await first.stop()
+    return settings
+
+
+async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_grace(
+        pbx: Pbx, tmp_path: Path) -> None:
+    """A seat left logged in when the engine stopped (its console went with it), the engine
+    started again four hours later (the previous run's heartbeat says when it was last alive):
+    the seat is logged out once its agent has had the grace to log in again, by system, not
+    an hour into the new run with "just logged in" for the whole night on the wallboard."""
+    settings = await left_not_ready(tmp_path, "login")
     heartbeat = settings.db_path.with_name(settings.db_path.name + ".alive")
     night = heartbeat.stat().st_mtime - 4 * 3600
     os.utime(heartbeat, (night, night))
@@ -249,18 +256,7 @@ async def test_an_agent_who_logs_in_while_the_engine_starts_is_not_counted_gone(
     from callcenter.seats.console_api import AgentIdentity
     from callcenter.seats.protocol import Role
 
-    settings = load_settings(db_path=tmp_path / "callcenter.db", channels={"enabled": False},
-                             backoffice_path=tmp_path / "backoffice.db",
-                             console={"port": 0, "presence_grace_s": GRACE_S,
-                                      "absent_logout_s": 3600})
-    await add_agents(settings, [agent("A1", "1001")])
-    first = Engine(settings, backoffice_clock=trading_clock)
-    await first.start()
-    try:
-        assert first.acd is not None
-        first.acd.set_state("A1", "not_ready", "break")
-    finally:
-        await first.stop()
+    settings = await left_not_ready(tmp_path, "break")
     second = Engine(settings, backoffice_clock=trading_clock)
     started = console_server.ConsoleServer.start
 
