@@ -284,10 +284,21 @@ class Engine:
         assert self.db is not None and self.acd is not None and self.console_backend is not None
         db = self.db
         self.phones = PhoneLink(self.settings, lambda: load_phones(db),
-                                on_change=self._phone_changed)
+                                on_change=self._phone_changed, in_call=self._phones_in_call)
         self.acd.phone_check = self._phone_problem
         self.console_backend.phones = PhoneSessions(self.phones, db)
         await self.phones.start()
+
+    def _phones_in_call(self) -> list[str]:
+        """The extensions of the engine's SIP phones that carry a call now."""
+        if self.acd is None:
+            return []
+        extensions = []
+        for rt in self.acd.seats.values():
+            tech, _, resource = rt.agent.endpoint.partition("/")
+            if rt.call is not None and tech == "PJSIP" and "@" not in resource:
+                extensions.append(resource)
+        return extensions
 
     def _phone_problem(self, endpoint: str) -> str | None:
         """Why the seat's phone cannot ring now (a SIP phone that is not registered), or None."""
@@ -342,6 +353,8 @@ class Engine:
         if lost_at is not None:  # calls that ended unseen end then, on the ACD's clock
             lost_at = self._on_acd_clock(lost_at)
         await self.acd.resync(live, lost_at=lost_at)
+        if self.phones is not None:  # calls restored on phones already silent or gone
+            self.phones.silent_in_call(self._phones_in_call())
 
     def _on_acd_clock(self, at: float) -> float:
         """A past moment of the controller's clock (the machine's) on the ACD's clock."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Final
 
 from callcenter.config import Settings
@@ -65,10 +65,14 @@ def _source(headers: Mapping[str, str]) -> str:
 
 class PhoneLink:
     def __init__(self, settings: Settings, load: PhoneLoader,
-                 on_change: ChangeHandler | None = None) -> None:
+                 on_change: ChangeHandler | None = None,
+                 in_call: Callable[[], Iterable[str]] | None = None) -> None:
         self.settings = settings
         self._load = load
         self._on_change = on_change
+        #: the extensions of the phones that carry a call now (the ACD's), told again after a
+        #: snapshot when they cannot ring (``silent_in_call``)
+        self._in_call = in_call
         ami = settings.ami.model_copy(update={"username": settings.ami.phones_username})
         self.ami = AmiClient(ami, settings.ami_secret(), on_event=self._event,
                              on_ready=self._ready)
@@ -178,8 +182,24 @@ class PhoneLink:
     async def read_contacts(self) -> None:
         """Replace the registry with Asterisk's contacts (after a login; ``doctor``)."""
         rows = await self._list("PJSIPShowContacts")
-        for change in self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList"):
+        changes = self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList")
+        for change in changes:
             self._changed(change)
+        if self._in_call is not None:
+            told = {change.aor for change in changes}
+            self.silent_in_call([aor for aor in self._in_call() if aor not in told])
+
+    def silent_in_call(self, extensions: Iterable[str]) -> None:
+        """Tell again of those of ``extensions`` (phones with a call) that cannot ring, once the
+        contacts are read: a call restored after a restart, or after a reconnect, on a phone
+        that was already silent or gone brought no change of its own, and would otherwise stay
+        on a phone that may be dead until the caller hangs up."""
+        if not self.registry.loaded:
+            return  # the snapshot to come tells them
+        for extension in extensions:
+            state = self.registry.state(extension)
+            if not state.can_ring:
+                self._changed(state)
 
     def _changed(self, change: PhoneChange) -> None:
         log.info("phone %s %s", change.aor, change.reason)

@@ -43,24 +43,40 @@ class Registry:
     """AOR -> contact URI -> last status (lower case)."""
 
     contacts: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: a ``PJSIPShowContacts`` answer has been read: "not listed" now means not registered
+    loaded: bool = False
 
     def can_ring(self, aor: str) -> bool:
         return any(status not in _DOWN for status in self.contacts.get(aor, {}).values())
 
+    def state(self, aor: str) -> PhoneChange:
+        """Where the phone stands now, as a change from nothing: can ring (registered), listed
+        but not answering probes (unreachable), or not listed (unregistered)."""
+        if self.can_ring(aor):
+            return PhoneChange(aor, True, "registered")
+        return PhoneChange(aor, False, "unreachable" if aor in self.contacts else "unregistered")
+
     def snapshot(self, rows: Iterable[Mapping[str, str]]) -> list[PhoneChange]:
-        """Replace everything with a ``PJSIPShowContacts`` answer (``ContactList`` events)."""
+        """Replace everything with a ``PJSIPShowContacts`` answer (``ContactList`` events); the
+        changes it makes, as ``feed`` tells them: a phone that can ring and could not
+        (registered), one that could and cannot (unreachable if still listed, else
+        unregistered), a silent one now gone (unregistered), and a phone listed only silent
+        that was not listed (unreachable: one already silent when the engine started)."""
         before = {aor for aor in self.contacts if self.can_ring(aor)}
+        silent_before = set(self.contacts) - before
         self.contacts = {}
+        self.loaded = True
         for row in rows:
             # ObjectName is "<aor>;@<hash>"
             aor, uri = row.get("ObjectName", "").partition(";@")[0], row.get("Uri", "")
             if aor and uri:
                 self.contacts.setdefault(aor, {})[uri] = row.get("Status", "unknown").lower()
         after = {aor for aor in self.contacts if self.can_ring(aor)}
-        # a phone still listed but not answering probes is unreachable, not unregistered
-        return ([PhoneChange(aor, True, "registered") for aor in sorted(after - before)]
-                + [PhoneChange(aor, False, "unreachable" if aor in self.contacts
-                               else "unregistered") for aor in sorted(before - after)])
+        silent = set(self.contacts) - after
+        stopped = (before - after) | (silent - silent_before - before) | (
+            silent_before - set(self.contacts))
+        return ([self.state(aor) for aor in sorted(after - before)]
+                + [self.state(aor) for aor in sorted(stopped)])
 
     def feed(self, headers: Mapping[str, str]) -> PhoneChange | None:
         """One ``ContactStatus`` event; the change it makes, if any."""

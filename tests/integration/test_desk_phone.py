@@ -11,6 +11,7 @@ import pytest
 
 from callcenter.acd.core import PHONE_CONFIRM_S
 from callcenter.acd.seat import PHONE_GONE, SeatState
+from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError, TelephonyError
 from callcenter.phones.deskphone import DeskPhone, Transport
@@ -19,9 +20,11 @@ from tests.integration.acd_helpers import (
     desk_agent,
     direct_caller,
     hang_up,
+    hang_up_all,
     until,
     waiting_ids,
 )
+from tests.integration.conftest import trading_clock, wait_no_channels
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +112,30 @@ async def test_desk_phones_register_over_tcp_and_tls_and_take_calls_there(
         assert await phone.answered(1, 30)
 
 
+async def answered_on(engine: Engine, phone: DeskPhone, agent_id: str,
+                      caller_phone: str) -> tuple[str, str]:
+    """The desk phone registered, its seat Ready and a queued caller answered on it: (call id,
+    the caller's channel)."""
+    acd, phones = engine.acd, engine.phones
+    assert acd is not None and phones is not None
+    await phone.register()
+    await until(engine, lambda: phones.can_ring(phone.extension), 10, "registered")
+    acd.set_state(agent_id, "ready", by=agent_id)
+    call_id, caller = await direct_caller(engine, caller_phone)
+    await until(engine, lambda: acd.seat(agent_id).seat.state is SeatState.ON_CALL, 30,
+                "answered")
+    return call_id, caller
+
+
+async def taken_back(engine: Engine, agent_id: str, call_id: str) -> None:
+    """The phone stayed silent: the caller is back in the queue, the seat Not Ready."""
+    assert engine.acd is not None
+    await until(engine, lambda: call_id in waiting_ids(engine), PHONE_CONFIRM_S + 15,
+                "the caller back in the queue")
+    seat = engine.acd.seat(agent_id).seat
+    assert (seat.state, seat.reason) == (SeatState.NOT_READY, PHONE_GONE)
+
+
 async def test_a_phone_that_stops_answering_keeps_its_call_unless_it_stays_silent(
         engine: Engine) -> None:
     """A desk phone in a call freezes (no SIP, no RTP) long enough to miss a qualify probe: the
@@ -121,12 +148,7 @@ async def test_a_phone_that_stops_answering_keeps_its_call_unless_it_stays_silen
     acd, phones, probe = engine.acd, engine.phones, engine.phones.ami
     loop = asyncio.get_running_loop()
     async with DeskPhone(extension, secret, port=5077) as phone:
-        await phone.register()
-        await until(engine, lambda: phones.can_ring(extension), 10, "registered")
-        acd.set_state(agent_id, "ready", by=agent_id)
-        call_id, caller = await direct_caller(engine, "13700000077")
-        await until(engine, lambda: acd.seat(agent_id).seat.state is SeatState.ON_CALL, 30,
-                    "answered")
+        call_id, caller = await answered_on(engine, phone, agent_id, "13700000077")
         call = acd.seat(agent_id).call
         assert call is not None and call.waiter.call_id == call_id
 
@@ -149,9 +171,49 @@ async def test_a_phone_that_stops_answering_keeps_its_call_unless_it_stays_silen
         phone.freeze()
         await probe.action("PJSIPQualify", Endpoint=extension)
         await until(engine, lambda: not phones.can_ring(extension), 15, "unreachable again")
-        await until(engine, lambda: call_id in waiting_ids(engine), PHONE_CONFIRM_S + 10,
-                    "the caller back in the queue")
-        seat = acd.seat(agent_id).seat
-        assert (seat.state, seat.reason) == (SeatState.NOT_READY, PHONE_GONE)
+        await taken_back(engine, agent_id, call_id)
         phone.thaw()
         await hang_up(engine, caller)
+
+
+async def test_a_call_restored_on_a_phone_already_silent_is_taken_back(
+        settings: Settings) -> None:
+    """The engine restarts while an agent's desk phone, in a call, has stopped answering: the
+    new engine restores the call on the seat, finds the phone listed but unreachable (no change
+    of its own: it was so before the engine started), asks it again, and, the phone still
+    silent, gives the caller back to the queue after the confirmation time."""
+    agent_id, extension = "D5078", "75078"
+    first = Engine(settings, backoffice_clock=trading_clock)
+    second: Engine | None = None
+    running = [first]
+    await first.start()
+    try:
+        acd1, phones1 = first.acd, first.phones
+        assert acd1 is not None and phones1 is not None
+        secret = await desk_agent(first, agent_id, extension)
+        async with DeskPhone(extension, secret, port=5078) as phone:
+            call_id, caller = await answered_on(first, phone, agent_id, "13700000078")
+            phone.freeze()
+            await phones1.ami.action("PJSIPQualify", Endpoint=extension)
+            await until(first, lambda: not phones1.can_ring(extension), 15, "unreachable")
+            running.remove(first)
+            await first.stop()  # within the confirmation time: the call is still the agent's
+
+            second = engine2 = Engine(settings, backoffice_clock=trading_clock)
+            running.append(engine2)
+            await engine2.start()
+            acd = engine2.acd
+            assert acd is not None
+            assert acd.seat(agent_id).call is not None  # restored, on the silent phone
+            assert call_id not in waiting_ids(engine2)
+            await taken_back(engine2, agent_id, call_id)
+            phone.thaw()
+            await hang_up(engine2, caller)
+    finally:
+        leftovers: list[str] = []
+        if second is not None and second.ami is not None:
+            await hang_up_all(second)
+            leftovers = await wait_no_channels(second.ami)
+        for engine in running:
+            await engine.stop()
+        assert leftovers == [], f"channels left in Asterisk after the test: {leftovers}"

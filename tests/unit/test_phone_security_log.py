@@ -135,3 +135,44 @@ async def test_a_phone_that_misses_a_probe_is_asked_again_at_once(link: PhoneLin
     await asyncio.sleep(0)
     assert len(sent) == 1 and [c.reason for c in changes][2:] == ["registered", "unregistered"]
     assert not changes[-1].unreachable
+
+
+async def test_a_call_on_a_phone_already_silent_is_told_once_the_contacts_are_read(
+        link: PhoneLink) -> None:
+    """A call restored (after a restart) on a phone that was already unreachable or gone made
+    no change of its own: once the contacts are read, the phones with a call that cannot ring
+    are told (unreachable ones asked again), each once; before that, nothing is told."""
+    sent: list[tuple[str, dict[str, str]]] = []
+    changes: list[PhoneChange] = []
+    rows = [{"Event": "ContactList", "ObjectName": "7301;@a", "Uri": "sip:7301@x",
+             "Status": "Unreachable"},
+            {"Event": "ContactList", "ObjectName": "7302;@b", "Uri": "sip:7302@x",
+             "Status": "Reachable"},
+            {"Event": "ContactList", "ObjectName": "7304;@d", "Uri": "sip:7304@x",
+             "Status": "Unreachable"}]
+
+    async def action(name: str, **headers: str) -> dict[str, str]:
+        sent.append((name, headers))
+        return {}
+
+    async def action_list(name: str, **headers: str) -> list[dict[str, str]]:
+        assert name == "PJSIPShowContacts"
+        return rows
+
+    link.ami.action = action  # type: ignore[method-assign]
+    link.ami.action_list = action_list  # type: ignore[method-assign]
+    link._on_change = changes.append
+    link._in_call = lambda: ["7301", "7302", "7303"]
+    link.silent_in_call(["7301", "7303"])  # the ACD restored its calls first: not read yet
+    assert changes == []
+    await link.read_contacts()
+    await asyncio.sleep(0)
+    # 7302 registered and 7301, 7304 silent by the snapshot; 7303 (a call, no registration)
+    # after it
+    assert sorted((c.aor, c.reason) for c in changes) == [
+        ("7301", "unreachable"), ("7302", "registered"), ("7303", "unregistered"),
+        ("7304", "unreachable")]
+    assert sorted(h["Endpoint"] for _n, h in sent) == ["7301", "7304"]
+    changes.clear()
+    link.silent_in_call(["7301", "7302"])  # the ACD restored its calls after the read
+    assert changes == [PhoneChange("7301", False, "unreachable")]

@@ -121,16 +121,32 @@ def test_a_snapshot_replaces_everything_and_reports_the_difference() -> None:
         {"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "NonQualified"},
         {"ObjectName": "3001;@def", "Uri": "sip:3001@c", "Status": "Unreachable"},
     ])
+    # 3001 is listed only silent (say, silent when the engine started): told, as unreachable
     assert changes == [PhoneChange("2001", True, "registered"),
-                       PhoneChange("1001", False, "unregistered")]
-    assert reg.can_ring("2001") and not reg.can_ring("3001")
-    # after a reconnect: a phone still listed but not answering is unreachable, not gone
+                       PhoneChange("1001", False, "unregistered"),
+                       PhoneChange("3001", False, "unreachable")]
+    assert reg.can_ring("2001") and not reg.can_ring("3001") and reg.loaded
+    # after a reconnect: a phone still listed but not answering is unreachable, not gone;
+    # one that was silent and still is brings no change
     changes = reg.snapshot([
         {"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "Unreachable"},
         {"ObjectName": "3001;@def", "Uri": "sip:3001@c", "Status": "Unreachable"},
     ])
     assert changes == [PhoneChange("2001", False, "unreachable")]
     assert changes[0].unreachable
+    # a silent phone whose registration ended meanwhile is gone (as ``feed`` tells it)
+    assert reg.snapshot([{"ObjectName": "2001;@abc", "Uri": "sip:2001@b",
+                          "Status": "Unreachable"}]) == [
+        PhoneChange("3001", False, "unregistered")]
+
+
+def test_the_registry_tells_where_a_phone_stands() -> None:
+    reg = Registry()
+    reg.snapshot([{"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "Reachable"},
+                  {"ObjectName": "3001;@def", "Uri": "sip:3001@c", "Status": "Unreachable"}])
+    assert reg.state("2001") == PhoneChange("2001", True, "registered")
+    assert reg.state("3001") == PhoneChange("3001", False, "unreachable")
+    assert reg.state("4001") == PhoneChange("4001", False, "unregistered")
 
 
 def test_transports_follow_the_settings_and_bind_nothing_public_by_default() -> None:
