@@ -75,8 +75,10 @@ class PhoneLink:
         self._in_call = in_call
         ami = settings.ami.model_copy(update={"username": settings.ami.phones_username})
         self.ami = AmiClient(ami, settings.ami_secret(), on_event=self._event,
-                             on_ready=self._ready)
+                             on_ready=self._ready, on_lost=self._lost)
         self.registry = Registry()
+        #: the contacts were read on the current login (the registry follows Asterisk)
+        self._fresh = False
         #: extension -> the digest of the current console session's browser secret
         self._session_ha1: dict[str, str] = {}
         #: (source, event) -> when it was last logged; and how many were seen in all
@@ -100,7 +102,11 @@ class PhoneLink:
             task.cancel()
         await self.ami.close()
 
+    def _lost(self) -> None:
+        self._fresh = False
+
     async def _ready(self) -> None:
+        self._fresh = False
         self.synced.clear()
         try:
             await self.sync()
@@ -183,6 +189,7 @@ class PhoneLink:
         """Replace the registry with Asterisk's contacts (after a login; ``doctor``)."""
         rows = await self._list("PJSIPShowContacts")
         changes = self.registry.snapshot(r for r in rows if r.get("Event") == "ContactList")
+        self._fresh = True
         for change in changes:
             self._changed(change)
         if self._in_call is not None:
@@ -194,8 +201,8 @@ class PhoneLink:
         contacts are read: a call restored after a restart, or after a reconnect, on a phone
         that was already silent or gone brought no change of its own, and would otherwise stay
         on a phone that may be dead until the caller hangs up."""
-        if not self.registry.loaded:
-            return  # the snapshot to come tells them
+        if not self._fresh:
+            return  # the contacts are not read on this login: the snapshot to come tells them
         for extension in extensions:
             state = self.registry.state(extension)
             if not state.can_ring:
@@ -203,7 +210,8 @@ class PhoneLink:
 
     def _changed(self, change: PhoneChange) -> None:
         log.info("phone %s %s", change.aor, change.reason)
-        if change.unreachable:
+        if change.unreachable and self._in_call is not None \
+                and change.aor in set(self._in_call()):
             task = asyncio.get_running_loop().create_task(self._recheck(change.aor))
             self._rechecks.add(task)
             task.add_done_callback(self._rechecks.discard)
@@ -211,7 +219,8 @@ class PhoneLink:
             self._on_change(change)
 
     async def _recheck(self, extension: str) -> None:
-        """A phone that missed a qualify probe is asked again at once, not ``qualify_s`` later:
+        """A phone with a call that missed a qualify probe is asked again at once, not
+        ``qualify_s`` later:
         one lost OPTIONS (UDP) or a moment's stall then costs a few seconds of "unreachable"
         (``ContactStatus`` says when it answers), and the ACD can tell a live call on it from a
         dead one (``AcdCore.phone_gone``)."""

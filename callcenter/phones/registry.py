@@ -63,7 +63,9 @@ class Registry:
         unregistered), a silent one now gone (unregistered), and a phone listed only silent
         that was not listed (unreachable: one already silent when the engine started)."""
         before = {aor for aor in self.contacts if self.can_ring(aor)}
-        silent_before = set(self.contacts) - before
+        # before the first snapshot, a silent contact came from an event that told nothing (a
+        # phone unknown till then): the snapshot tells it
+        silent_before = set(self.contacts) - before if self.loaded else set()
         self.contacts = {}
         self.loaded = True
         for row in rows:
@@ -97,9 +99,7 @@ class Registry:
                     return PhoneChange(aor, False, "unregistered")
         else:
             contacts[uri] = status
-        after = self.can_ring(aor)
-        if after == before:
+        if self.can_ring(aor) == before:
             return None
-        if after:
-            return PhoneChange(aor, True, "registered")
-        return PhoneChange(aor, False, "unreachable" if status in _DOWN else "unregistered")
+        # a phone with another contact left that does not answer is unreachable, not gone
+        return self.state(aor)

@@ -119,11 +119,15 @@ async def test_a_phone_that_misses_a_probe_is_asked_again_at_once(link: PhoneLin
 
     link.ami.action = action  # type: ignore[method-assign]
     link._on_change = changes.append
+    link._in_call = lambda: ["7301"]
 
-    def status(value: str) -> OtherEvent:
-        return OtherEvent("ContactStatus", {"AOR": "7301", "URI": "sip:7301@127.0.0.3:5072",
+    def status(value: str, aor: str = "7301") -> OtherEvent:
+        return OtherEvent("ContactStatus", {"AOR": aor, "URI": f"sip:{aor}@127.0.0.3:5072",
                                             "ContactStatus": value})
 
+    link._event(status("Created", "7302"))
+    link._event(status("Unreachable", "7302"))  # no call on it: not asked (it goes Not Ready)
+    changes.clear()
     link._event(status("Created"))
     link._event(status("Unreachable"))
     link._event(status("Unreachable"))  # no change: not asked twice
@@ -168,11 +172,34 @@ async def test_a_call_on_a_phone_already_silent_is_told_once_the_contacts_are_re
     await link.read_contacts()
     await asyncio.sleep(0)
     # 7302 registered and 7301, 7304 silent by the snapshot; 7303 (a call, no registration)
-    # after it
+    # after it; only the silent phone with a call is asked again
     assert sorted((c.aor, c.reason) for c in changes) == [
         ("7301", "unreachable"), ("7302", "registered"), ("7303", "unregistered"),
         ("7304", "unreachable")]
-    assert sorted(h["Endpoint"] for _n, h in sent) == ["7301", "7304"]
+    assert sent == [("PJSIPQualify", {"Endpoint": "7301"})]
     changes.clear()
     link.silent_in_call(["7301", "7302"])  # the ACD restored its calls after the read
     assert changes == [PhoneChange("7301", False, "unreachable")]
+    changes.clear()
+    link._lost()   # the link dropped: what it knew may be old, nothing is told from it
+    link.silent_in_call(["7301"])
+    assert changes == []
+
+
+def test_the_engine_names_the_sip_phones_that_carry_a_call() -> None:
+    """What the phones link re-tells after a snapshot or the ACD's resync: the engine's own SIP
+    phones with a call (not a trunk's endpoint, not a seat without a call)."""
+    from types import SimpleNamespace
+
+    from callcenter.engine import Engine
+
+    def seat(endpoint: str, call: object | None) -> SimpleNamespace:
+        return SimpleNamespace(agent=SimpleNamespace(endpoint=endpoint), call=call)
+
+    engine = Engine(load_settings(ami={"secret": SecretStr("unit-test")}))
+    assert engine._phones_in_call() == []   # no ACD yet
+    engine.acd = SimpleNamespace(seats={  # type: ignore[assignment]
+        "A1": seat("PJSIP/7301", object()), "A2": seat("PJSIP/7302", None),
+        "A3": seat("PJSIP/0123@trunk", object()), "A4": seat("Local/1001@agent-answer",
+                                                             object())})
+    assert engine._phones_in_call() == ["7301"]

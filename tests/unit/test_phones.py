@@ -140,6 +140,25 @@ def test_a_snapshot_replaces_everything_and_reports_the_difference() -> None:
         PhoneChange("3001", False, "unregistered")]
 
 
+def test_a_phone_with_a_silent_contact_left_is_unreachable_not_gone() -> None:
+    reg = Registry()
+    reg.feed(_status("1001", "sip:1001@a", "Created"))
+    reg.feed(_status("1001", "sip:1001@b", "Unreachable"))
+    assert reg.feed(_status("1001", "sip:1001@a", "Removed")) == PhoneChange(
+        "1001", False, "unreachable")   # as a snapshot of the same contacts tells it
+
+
+def test_a_contact_heard_silent_before_the_first_snapshot_is_told_by_it() -> None:
+    """Events come in while the link logs in, before the contacts are read: a silent contact
+    of a phone unknown till then brings no change, and the first snapshot tells it."""
+    reg = Registry()
+    assert reg.feed(_status("1001", "sip:1001@a", "Unreachable")) is None
+    assert reg.snapshot([{"ObjectName": "1001;@a", "Uri": "sip:1001@a",
+                          "Status": "Unreachable"}]) == [PhoneChange("1001", False, "unreachable")]
+    assert reg.snapshot([{"ObjectName": "1001;@a", "Uri": "sip:1001@a",
+                          "Status": "Unreachable"}]) == []   # told once
+
+
 def test_the_registry_tells_where_a_phone_stands() -> None:
     reg = Registry()
     reg.snapshot([{"ObjectName": "2001;@abc", "Uri": "sip:2001@b", "Status": "Reachable"},
