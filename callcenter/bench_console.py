@@ -38,7 +38,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from callcenter.bench_ivr import Machine, asterisk_ticks, machine_info, percenti
 from callcenter.bench_load import Probe, one_step, sipp_and_asterisk, start_probed_engine
 from callcenter.benchdoc import write_section
 from callcenter.config import Settings
+from callcenter.cpu_affinity import available, format_cpus, parse_cpus, pin, split
 from callcenter.engine import Engine
 from callcenter.errors import ConfigError, TelephonyError
 from callcenter.event_loop import running_loop_name
@@ -164,7 +165,8 @@ class Phase:
     #: the fan-out relay process (``console.fanout = process``), else 0
     relay_cpu_s: float = 0.0
     wall_s: float = 0.0
-    machine_busy: float = 0.0    # share of the machine's CPU time busy (all processes)
+    #: share of CPU time busy (all processes): the machine's, or the system's CPUs when split
+    machine_busy: float = 0.0
     setups_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
     round_trips_ms: list[float] = field(default_factory=list)
@@ -179,9 +181,36 @@ def busy_share(before: Sequence[int], after: Sequence[int]) -> float:
     return (total - idle) / total if total > 0 else 0.0
 
 
-def _cpu_counters() -> list[int]:
+def cpu_counters(stat: str, cpus: frozenset[int] | None = None) -> list[int]:
+    """The first eight counters of ``/proc/stat``'s ``cpu`` line, or summed over the lines of
+    ``cpus`` (``cpu0``, ``cpu1``, ...)."""
+    total = [0] * 8
+    for line in stat.splitlines():
+        name, *values = line.split()
+        if name == "cpu" if cpus is None else (
+                name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus):
+            total = [a + int(b) for a, b in zip(total, values[:8], strict=False)]
+    return total
+
+
+def _cpu_counters(cpus: frozenset[int] | None) -> list[int]:
     with open("/proc/stat", encoding="ascii") as f:
-        return [int(x) for x in f.readline().split()[1:9]]
+        return cpu_counters(f.read(), cpus)
+
+
+def cpu_split(choice: str, have: frozenset[int]) -> tuple[frozenset[int], frozenset[int]] | None:
+    """``--consoles-cpus``: (the system's CPUs, the consoles' CPUs), or None (no split)."""
+    if choice == "none":
+        return None
+    if choice == "auto":
+        return split(have) if len(have) >= 2 else None
+    consoles = parse_cpus(choice)
+    if not consoles <= have:
+        raise ConfigError(f"--consoles-cpus: CPU {format_cpus(consoles - have)} is not"
+                          f" available here (available: {format_cpus(have)})")
+    if not have - consoles:
+        raise ConfigError("--consoles-cpus: leave at least one CPU to Asterisk and the engine")
+    return have - consoles, consoles
 
 
 @dataclass
@@ -222,6 +251,10 @@ class ConsoleResult:
     board: Wallboard = field(default_factory=Wallboard)
     #: ``console.fanout``: ``process`` (a relay process writes the boards) or ``inline``
     fanout: str = "process"
+    #: the CPUs of Asterisk, the engine and SIPp, and those of the relay and the clients (as
+    #: the kernel lists them); empty: not split
+    system_cpus: str = ""
+    consoles_cpus: str = ""
 
 
 def _pooled(phases: Sequence[Phase], clients: bool) -> Phase:
@@ -240,23 +273,49 @@ def _pooled(phases: Sequence[Phase], clients: bool) -> Phase:
     return out
 
 
+def _q(values: list[float], p: float) -> float | None:
+    return percentile(values, p) if values else None
+
+
+def _per_call(ph: Phase) -> float | None:
+    return ph.engine_cpu_s / ph.placed * 1000 if ph.placed else None
+
+
+#: the IVR's timings and the engine's CPU (per call), each read from a phase (or a pool)
+METRICS: tuple[tuple[str, Callable[[Phase], float | None]], ...] = (
+    ("setup p50 ms", lambda ph: _q(ph.setups_ms, 50)),
+    ("setup p99 ms", lambda ph: _q(ph.setups_ms, 99)),
+    ("FastAGI RTT p50 ms", lambda ph: _q(ph.round_trips_ms, 50)),
+    ("FastAGI RTT p99 ms", lambda ph: _q(ph.round_trips_ms, 99)),
+    ("engine loop lag p99 ms", lambda ph: _q(ph.lag_ms, 99)),
+    ("engine CPU ms per call", _per_call),
+)
+
+
 def comparisons(phases: Sequence[Phase]) -> list[tuple[str, float | None, float | None]]:
     """(what, without clients, with clients) for the IVR's timings and the engine's CPU, the
     phases of each kind pooled. CPU is per call."""
     a, b = _pooled(phases, False), _pooled(phases, True)
+    return [(what, read(a), read(b)) for what, read in METRICS]
 
-    def q(values: list[float], p: float) -> float | None:
-        return percentile(values, p) if values else None
 
-    def per_call(ph: Phase) -> float | None:
-        return ph.engine_cpu_s / ph.placed * 1000 if ph.placed else None
-
-    return [("setup p50 ms", q(a.setups_ms, 50), q(b.setups_ms, 50)),
-            ("setup p99 ms", q(a.setups_ms, 99), q(b.setups_ms, 99)),
-            ("FastAGI RTT p50 ms", q(a.round_trips_ms, 50), q(b.round_trips_ms, 50)),
-            ("FastAGI RTT p99 ms", q(a.round_trips_ms, 99), q(b.round_trips_ms, 99)),
-            ("engine loop lag p99 ms", q(a.lag_ms, 99), q(b.lag_ms, 99)),
-            ("engine CPU ms per call", per_call(a), per_call(b))]
+def spreads(phases: Sequence[Phase]) -> dict[str, float | None]:
+    """Per metric, how far apart phases of one kind are (the larger value over the smaller,
+    the wider of the two kinds): what the run itself cannot resolve. None: fewer than two
+    phases of each kind."""
+    out: dict[str, float | None] = {}
+    for what, read in METRICS:
+        widest: float | None = None
+        for kind in (False, True):
+            values = [read(ph) for ph in phases if ph.clients is kind]
+            known = [v for v in values if v is not None]
+            if len(known) < 2 or len(known) != len(values):
+                widest = None
+                break
+            r = ratio(max(known), min(known))
+            widest = r if widest is None or (r is not None and r > widest) else widest
+        out[what] = widest
+    return out
 
 
 def frame_cost_us(phases: Sequence[Phase], boards: int, relay: bool = False) -> float | None:
@@ -293,6 +352,15 @@ def _niceness(nice: int) -> str:
             "other machines would")
 
 
+def _split_words(result: ConsoleResult) -> str:
+    if not result.system_cpus:
+        return " Every process may run on every CPU."
+    return (f" CPUs split (`--consoles-cpus`): Asterisk, the engine and SIPp on CPU "
+            f"{result.system_cpus}; the relay (`console.fanout_cpus`) and the clients on CPU "
+            f"{result.consoles_cpus}, which stand for the agents' PCs (the clients) and a CPU "
+            "given to the relay.")
+
+
 def render_section(result: ConsoleResult) -> str:
     """The markdown section for docs/benchmarks.md (heading included)."""
     m, w = result.machine, result.board
@@ -306,9 +374,11 @@ def render_section(result: ConsoleResult) -> str:
         f"{w.board_bytes} bytes a board) while SIPp callers run the first flow over FastAGI at "
         f"{result.rate:g} calls/s for {result.step_s:g} s a phase; the benchmark moves one seat "
         f"every {result.change_s * 1000:.0f} ms in every phase. Phases without and with the "
-        f"clients, in the order listed. Fan-out: {_fanout_words(result.fanout)}.", "",
+        f"clients, in the order listed. Fan-out: {_fanout_words(result.fanout)}."
+        f"{_split_words(result)}", "",
         "| phase | clients | calls | ok | setup p50/p99 ms | FastAGI RTT p50/p99 ms | "
-        "loop lag p99 ms | engine CPU s | relay CPU s | Asterisk CPU s | machine busy | "
+        "loop lag p99 ms | engine CPU s | relay CPU s | Asterisk CPU s | "
+        f"{f'CPU {result.system_cpus} busy' if result.system_cpus else 'machine busy'} | "
         "seat moves | boards pushed |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -322,12 +392,20 @@ def render_section(result: ConsoleResult) -> str:
             f"{ph.machine_busy:.0%} | {ph.moves} | {ph.pushes} |")
     lines += ["", f"With the clients against without (phases pooled; goal at most "
               f"{GOAL_RATIO:g}x):", "",
-              "| | without | with | ratio |", "|---|---|---|---|"]
+              "| | without | with | ratio | phases of one kind apart |",
+              "|---|---|---|---|---|"]
+    apart = spreads(result.phases)
     for what, without, with_ in comparisons(result.phases):
         r = ratio(with_, without)
         mark = "" if r is None else (" ✓" if r <= GOAL_RATIO else " ✗")
+        spread = apart.get(what)
         lines.append(f"| {what} | {_num(without)} | {_num(with_)} | "
-                     f"{'-' if r is None else f'{r:.2f}x'}{mark} |")
+                     f"{'-' if r is None else f'{r:.2f}x'}{mark} | "
+                     f"{'-' if spread is None else f'{spread:.2f}x'} |")
+    lines += ["", "*Phases of one kind apart*: the larger over the smaller value of the two "
+              "phases without clients, or of the two with them, whichever differ more: how far "
+              "apart identical phases of this run came out, so a ratio within it is below what "
+              "the run can tell."]
     per_client = w.messages / w.logged_in if w.logged_in else 0.0
     rate = w.boards / w.logged_in / w.wall_s if w.logged_in and w.wall_s else 0.0
     met = bool(w.latencies_ms) and percentile(w.latencies_ms, 99) <= GOAL_P99_MS \
@@ -389,8 +467,12 @@ def render_section(result: ConsoleResult) -> str:
         f"coalescing (one push per burst, at most every {BOARD_INTERVAL_S} s). *ok*: the flow "
         "completed with "
         "every key (as in `bench load`). CPU per call: the whole engine process (FastAGI, AMI, "
-        "the console) over the calls placed. Machine busy: all CPUs, all processes "
-        "(`/proc/stat`): SIPp, Asterisk, the engine and the clients share them.", ""]
+        "the console) over the calls placed. "
+        + (f"CPU {result.system_cpus} busy: the share of those CPUs' time (`/proc/stat`) "
+           "that any process used: Asterisk, the engine and SIPp run there."
+           if result.system_cpus else
+           "Machine busy: all CPUs, all processes (`/proc/stat`): SIPp, Asterisk, the engine "
+           "and the clients share them."), ""]
     return "\n".join(lines)
 
 
@@ -454,9 +536,10 @@ class _ClientProcs:
     """The client processes: started, logged in, stopped, their results read."""
 
     def __init__(self, folder: Path, url: str, origin: str, password: str, count: int,
-                 procs: int, nice: int = 0) -> None:
+                 procs: int, nice: int = 0, cpus: str = "") -> None:
         self.folder, self.url, self.origin, self.password = folder, url, origin, password
         self.nice = nice
+        self.cpus = cpus
         self.counts = [count // procs + (1 if i < count % procs else 0) for i in range(procs)]
         self.procs: list[asyncio.subprocess.Process] = []
         self.outs = [folder / f"clients-{i}.json" for i in range(procs)]
@@ -468,6 +551,7 @@ class _ClientProcs:
                 sys.executable, "-m", "callcenter.bench_console_clients", "--url", self.url,
                 "--origin", self.origin, "--agent", SUPERVISOR, "--count", str(count),
                 "--mark", MARK, "--out", str(out), "--nice", str(self.nice),
+                *(["--cpus", self.cpus] if self.cpus else []),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             self.procs.append(proc)
             assert proc.stdin is not None
@@ -559,12 +643,12 @@ def _collect(board: Wallboard, results: list[dict[str, Any]],
 
 async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sipp: str,
                  folder: Path, pcap: Path, clients: bool, rate: float, step_s: float,
-                 pid: int) -> tuple[Phase, tuple[float, float]]:
+                 pid: int, cpus: frozenset[int] | None) -> tuple[Phase, tuple[float, float]]:
     moves0, pushes0 = len(mover.moves), len(tap.pushes)
     relay = engine.console.fanout if engine.console is not None else None
     relay_pid = relay.pid if relay is not None else None
     relay0 = asterisk_ticks(relay_pid) if relay_pid is not None else 0
-    cpu0 = _cpu_counters()
+    cpu0 = _cpu_counters(cpus)
     start = time.monotonic()
     moving = asyncio.create_task(mover.run(), name="bench-console-mover")
     try:
@@ -574,7 +658,7 @@ async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sip
         with contextlib.suppress(asyncio.CancelledError):
             await moving
     end = time.monotonic()
-    busy = busy_share(cpu0, _cpu_counters())
+    busy = busy_share(cpu0, _cpu_counters(cpus))
     relay_cpu_s = 0.0
     if relay is not None and relay.pid == relay_pid and relay_pid is not None:
         relay_cpu_s = (asterisk_ticks(relay_pid) - relay0) / os.sysconf("SC_CLK_TCK")
@@ -604,18 +688,21 @@ async def _accounts(bench: Settings, seats: int, password: str) -> None:
 
 async def run_console_bench(settings: Settings, clients: int, procs: int, rate: float,
                             step_s: float, change_s: float, seats: int, abba: bool,
-                            output: str, *, nice: int = 19) -> int:
+                            output: str, *, nice: int = 19, consoles_cpus: str = "auto") -> int:
     """Run the phases, write the report section to ``output``; 1 if the goal was missed."""
     if clients < 1 or procs < 1 or procs > clients:
         raise ConfigError("--clients must be at least 1, --procs between 1 and --clients")
     if rate <= 0 or step_s <= 0 or change_s <= 0 or seats < 0:
         raise ConfigError("--rate, --step-s and --change-s must be above 0, --seats at least 0")
+    cpus = cpu_split(consoles_cpus, available())
     sipp, pid = await sipp_and_asterisk(settings)
     raise_nofile(clients * 2 + 4096)
     machine = await asyncio.to_thread(machine_info, settings, running_loop_name())
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result = ConsoleResult(datetime.now(UTC), machine, load, rate, step_s, change_s, seats,
                            nice, fanout=settings.console.fanout)
+    if cpus is not None:
+        result.system_cpus, result.consoles_cpus = format_cpus(cpus[0]), format_cpus(cpus[1])
     password = secrets.token_urlsafe(18)
     with tempfile.TemporaryDirectory(prefix="callcenter-console-") as tmp:
         folder = Path(tmp)
@@ -625,7 +712,8 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
             "db_path": folder / "bench.db", "backoffice_path": folder / "bo.db",
             "console": settings.console.model_copy(update={
                 "enabled": True, "host": "127.0.0.1", "port": 0, "tls": False,
-                "allowed_origins": [], "max_pending_events": 256}),
+                "allowed_origins": [], "max_pending_events": 256,
+                "fanout_cpus": result.consoles_cpus}),
             "channels": settings.channels.model_copy(update={"enabled": False})})
         await _accounts(bench, seats, password)
         probe = Probe()
@@ -645,11 +733,15 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                                        .model_dump_json())
         result.board.clients, result.board.procs = clients, procs
         group = _ClientProcs(folder, f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}",
-                             password, clients, procs, nice)
+                             password, clients, procs, nice, result.consoles_cpus)
         watcher = asyncio.create_task(probe.watch(), name="bench-console-probe")
         windows: list[tuple[float, float]] = []
         results: list[dict[str, Any]] = []
+        asterisk_cpus = os.sched_getaffinity(pid)
         try:
+            if cpus is not None:  # this process's threads (the engine's), SIPp's, Asterisk's
+                pin(os.getpid(), cpus[0])
+                pin(pid, cpus[0])
             for n, with_clients in enumerate(phase_plan(abba)):
                 if with_clients and not group.procs:
                     t0 = time.monotonic()
@@ -660,7 +752,8 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                 if not with_clients and group.procs:
                     results = await group.stop()
                 phase, window = await _phase(engine, probe, mover, tap, sipp, folder, pcap,
-                                             with_clients, rate, step_s, pid)
+                                             with_clients, rate, step_s, pid,
+                                             cpus[0] if cpus is not None else None)
                 result.phases.append(phase)
                 if with_clients:
                     windows.append(window)
@@ -678,6 +771,7 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                 await watcher
             backend.push = tap.inner
             await engine.stop()
+            pin(pid, asterisk_cpus)
         _collect(result.board, results, windows, mover.moves, tap.pushes)
     board = result.board
     if board.latencies_ms:

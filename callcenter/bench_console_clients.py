@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 from websockets.frames import Frame, Opcode
 from websockets.utils import accept_key, generate_key
 
+from callcenter.cpu_affinity import parse_cpus
+
 #: logins in flight per process: the engine checks passwords (scrypt) in worker threads, and a
 #: connection that waits past the console's login deadline (10 s) is closed
 LOGIN_CONCURRENCY = 8
@@ -333,10 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--nice", type=int, default=0,
                         help="run this much nicer than the engine (0: as nice)")
+    parser.add_argument("--cpus", default="", help="the CPUs to run on (1, 2-3)")
     args = parser.parse_args(argv)
     password = sys.stdin.readline().rstrip("\n")
     if args.nice:
         os.nice(args.nice)
+    if args.cpus:
+        os.sched_setaffinity(0, parse_cpus(args.cpus))
     raise_nofile(args.count * 2 + 64)   # the console socket and the relay socket
     asyncio.run(_Clients(args, password).run())
     return 0

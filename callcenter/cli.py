@@ -922,7 +922,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return run(run_console_bench(
             settings, args.clients, args.procs, args.rate, args.step_s, args.change_s,
-            args.seats, not args.no_abba, args.output, nice=args.nice))
+            args.seats, not args.no_abba, args.output, nice=args.nice,
+            consoles_cpus=args.consoles_cpus))
     return run(run_bench(settings, args.calls, args.concurrency, args.output))
 
 
@@ -1079,6 +1080,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nice", type=int, default=19, choices=range(20), metavar="0-19",
                    help="console: the client processes' niceness (they yield the CPUs to the"
                         " engine and Asterisk, as consoles on other machines would)")
+    p.add_argument("--consoles-cpus", default="auto", metavar="LIST|auto|none",
+                   help="console: the CPUs of the relay and the client processes (as 1 or 2-3);"
+                        " Asterisk, the engine and SIPp run on the others, as with consoles on"
+                        " the agents' PCs. auto: the second half of the CPUs; none: all share"
+                        " every CPU")
     p.add_argument("--output", default="docs/benchmarks.md")
     p.set_defaults(func=cmd_bench)
     return parser

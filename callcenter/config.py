@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from callcenter.channels.settings import ChannelsSettings
+from callcenter.cpu_affinity import parse_cpus
 from callcenter.errors import ConfigError
 from callcenter.sip.settings import DialRules, SipSettings, TrunkSettings
 
@@ -240,8 +241,21 @@ class ConsoleSettings(BaseModel):
     #: how much nicer than the engine the relay runs: when the CPUs are short, calls (Asterisk,
     #: the engine) go first and wallboards wait
     fanout_nice: int = Field(10, ge=0, le=19)
+    #: CPUs of the relay's own, as the kernel lists them (``1``, ``2-3``): pushing boards to
+    #: many consoles then never takes a CPU from Asterisk or the engine. Empty: any CPU
+    fanout_cpus: str = ""
     #: saved numbers the transfer dialog offers (``[{label, number}]``), after agents and queues
     directory_numbers: list[DirectoryNumber] = []
+
+    @field_validator("fanout_cpus")
+    @classmethod
+    def _a_cpu_list(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_cpus(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value.strip()
 
 
 class QueueSettings(BaseModel):

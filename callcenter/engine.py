@@ -38,6 +38,7 @@ from callcenter.channels.runner import ChannelRunner, load_plugin
 from callcenter.channels.sandbox import SandboxPeers
 from callcenter.channels.secretary_edge import Secretary
 from callcenter.config import Settings
+from callcenter.cpu_affinity import check_cpus, parse_cpus
 from callcenter.dialer.rules import own_numbers
 from callcenter.dialer.service import Dialer
 from callcenter.errors import AgiHangup, ConfigError
@@ -562,9 +563,11 @@ def console_fanout(settings: Settings) -> FanoutProcess | None:
     port = console.fanout_port
     if port is None:
         port = console.port + 1 if console.port else 0
+    cpus = (check_cpus(parse_cpus(console.fanout_cpus), "console.fanout_cpus")
+            if console.fanout_cpus else None)
     return FanoutProcess(console.host, port,
                          tls_files=settings.tls_files() if console.tls else None,
-                         loop_choice=settings.event_loop, nice=console.fanout_nice)
+                         loop_choice=settings.event_loop, nice=console.fanout_nice, cpus=cpus)
 
 
 def started_clock(settings: Settings) -> Callable[[], dt.datetime] | None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
+from callcenter.cpu_affinity import format_cpus
 from callcenter.errors import FanoutError
 from callcenter.fanout.feed import Allow, End, FeedState, Message, Push, encode
 
@@ -44,9 +45,11 @@ class FanoutProcess:
     """The relay as a child process of the engine."""
 
     def __init__(self, host: str, port: int, *, tls_files: tuple[Path, Path] | None = None,
-                 loop_choice: str = "auto", nice: int = 0) -> None:
+                 loop_choice: str = "auto", nice: int = 0,
+                 cpus: Iterable[int] | None = None) -> None:
         self.host = host
         self._nice = nice
+        self._cpus = format_cpus(cpus) if cpus else ""
         self._want_port = port
         self._tls_files = tls_files
         self._loop_choice = loop_choice
@@ -86,6 +89,8 @@ class FanoutProcess:
         argv = [sys.executable, "-m", "callcenter.fanout.relay", "--host", self.host,
                 "--port", str(self.port or self._want_port), "--loop", self._loop_choice,
                 "--nice", str(self._nice)]
+        if self._cpus:
+            argv += ["--cpus", self._cpus]
         for origin in self._origins:
             argv += ["--origin", origin]
         if self._tls_files is not None:

@@ -10,10 +10,11 @@ come from here.
 Started by the engine (``process.FanoutProcess``), not by hand::
 
     python -m callcenter.fanout.relay --host H --port P [--origin O ...] [--cert C --key K]
-        [--nice N]
+        [--nice N] [--cpus LIST]
 
 ``--nice`` (``console.fanout_nice``, 10 by default) makes it yield the CPUs to calls: when they
-are short, wallboards wait, not the IVR.
+are short, wallboards wait, not the IVR. ``--cpus`` (``console.fanout_cpus``, unset by default)
+keeps it on CPUs of its own, so that it never takes one from Asterisk or the engine.
 
 It prints ``listening <port>`` once it accepts connections, and exits when its stdin closes
 (the engine is gone). A browser connects to ``/fanout?t=<token>`` with the token of its console
@@ -48,6 +49,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from callcenter.cpu_affinity import parse_cpus
+from callcenter.errors import ConfigError
 from callcenter.event_loop import run
 from callcenter.fanout.feed import PATH, Allow, End, FeedDecoder, FeedState, Message, Push
 from callcenter.telephony.host_limits import raise_fd_limit
@@ -304,11 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     parser.add_argument("--nice", type=int, default=0,
                         help="run this much nicer than the engine (calls go first)")
+    parser.add_argument("--cpus", default="",
+                        help="the CPUs to run on, as the kernel lists them (1, 2-3)")
     args = parser.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cpus:
+        try:
+            os.sched_setaffinity(0, parse_cpus(args.cpus))
+        except (OSError, ConfigError) as exc:   # a container's cpuset may refuse them
+            log.error("fan-out relay: cannot keep to CPU %s (%s): it runs on any CPU",
+                      args.cpus, exc)
     logging.getLogger("websockets").setLevel(logging.WARNING)   # a line per handshake else
     raise_fd_limit()   # a socket per console
     try:

@@ -395,9 +395,29 @@ class _Push:
         #: pushes not written to every socket yet: (frame, sessions, how many are done)
         self._pending: collections.deque[tuple[bytes, list[_Session], int]] = \
             collections.deque()
+        #: agent id -> the sessions logged in as that agent: a push to one agent looks there,
+        #: not through every session (a thousand wallboards open made each one cost a scan)
+        self._of_agent: dict[str, set[_Session]] = {}
+
+    def logged_in(self, session: _Session) -> None:
+        assert session.agent is not None
+        self._of_agent.setdefault(session.agent.agent_id, set()).add(session)
+
+    def logged_out(self, session: _Session) -> None:
+        if session.agent is None:
+            return
+        sessions = self._of_agent.get(session.agent.agent_id)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del self._of_agent[session.agent.agent_id]
+
+    def sessions_of(self, agent_id: str) -> list[_Session]:
+        """The agent's live sessions (not ending)."""
+        return [s for s in self._of_agent.get(agent_id, ()) if not s.ending]
 
     def to_agent(self, agent_id: str, event: Event) -> None:
-        self._fan_out(event, lambda agent: agent.agent_id == agent_id)
+        self._send(event, self.sessions_of(agent_id))
 
     def to_role(self, role: Role, event: Event) -> None:
         rank = _RANK[role]
@@ -414,7 +434,7 @@ class _Push:
         the middle of a request (it may be the one that asked to log out) gets that request's
         reply first; it carries out nothing it sends after this."""
         text = Event(event="session_ended", data={"reason": reason}).model_dump_json()
-        for session in self._targets(lambda agent: agent.agent_id == agent_id):
+        for session in self.sessions_of(agent_id):
             # past any held frames: the session is over, the login reply no longer matters
             session.held = None
             session.ending = True
@@ -436,7 +456,9 @@ class _Push:
                 if s.agent is not None and not s.ending and wanted(s.agent)]
 
     def _fan_out(self, event: Event, wanted: Callable[[AgentIdentity], bool]) -> None:
-        targets = self._targets(wanted)
+        self._send(event, self._targets(wanted))
+
+    def _send(self, event: Event, targets: list[_Session]) -> None:
         if not targets:
             return
         text = event.model_dump_json()
@@ -778,9 +800,11 @@ class ConsoleServer:
         self._guard.succeeded((agent_id, address))
         self._known.add(agent_id, address)
         session.agent, session.held = agent, []
+        self._push.logged_in(session)
         try:
             data = await self._backend.snapshot(agent)
         except Exception as exc:
+            self._push.logged_out(session)
             session.agent, session.held = None, None
             self._reply(session, self._refusal(login.id, exc, f"snapshot for {agent_id}"))
             await self._closed(agent, session)
@@ -867,6 +891,7 @@ class ConsoleServer:
 
     async def _finish(self, session: _Session) -> None:
         self._sessions.discard(session)
+        self._push.logged_out(session)
         session.ending = True
         if session.fanout_token is not None and self._fanout is not None:
             self._fanout.end(session.fanout_token)
@@ -880,9 +905,7 @@ class ConsoleServer:
             await self._closed(session.agent, session)
 
     async def _closed(self, agent: AgentIdentity, session: _Session) -> None:
-        left = sum(1 for s in self._sessions
-                   if s is not session and not s.ending and s.agent is not None
-                   and s.agent.agent_id == agent.agent_id)
+        left = sum(1 for s in self._push.sessions_of(agent.agent_id) if s is not session)
         if left == 0 and self._relay is not None:
             await self._relay.end_agent(agent.agent_id)
         try:

@@ -25,6 +25,7 @@ from callcenter.bench_console import (
     push_latencies,
     ratio,
     render_section,
+    spreads,
 )
 from callcenter.bench_console_clients import (
     ClientLog,
@@ -32,7 +33,7 @@ from callcenter.bench_console_clients import (
     client_frame,
     split_frames,
 )
-from callcenter.bench_ivr import Machine
+from callcenter.bench_ivr import Machine, percentile
 from callcenter.seats.protocol import Event
 
 MOVES = [(1000.1, 10.0), (1000.2, 10.1), (1000.3, 10.2)]   # (since, monotonic)
@@ -159,6 +160,17 @@ def test_comparisons_pool_the_phases_of_each_kind() -> None:
     assert rows["engine CPU ms per call"] == (10.0, 15.0)
     assert ratio(15.0, 10.0) == 1.5
     assert ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+
+
+def test_the_spread_of_phases_of_one_kind_is_what_the_run_cannot_tell() -> None:
+    apart = spreads(result().phases)
+    assert apart["engine loop lag p99 ms"] == 1.0    # the same lags in every phase
+    # the phases with clients: p99 of (4, 8) against (4, 4); and CPU 2 s against 1 s a phase
+    assert apart["setup p99 ms"] == pytest.approx(percentile([4.0, 8.0], 99) / 4.0)
+    assert apart["engine CPU ms per call"] == 2.0
+    assert spreads(result().phases[:2]) == dict.fromkeys(apart)   # one phase of each kind
+    assert "| engine CPU ms per call | 10.00 | 15.00 | 1.50x ✗ | 2.00x |" in render_section(
+        result())
 
 
 def test_the_report_section() -> None:

@@ -727,6 +727,19 @@ async def test_push_to_agent_reaches_every_session_of_that_agent(start: Start) -
             assert (got["event"], got["data"]) == ("call_held", {"call_id": call_id})
 
 
+async def test_sessions_are_found_by_agent_until_they_end(start: Start,
+                                                          backend: FakeBackend) -> None:
+    """A push to one agent looks up that agent's sessions (no scan of every session); a
+    session that ends leaves that index, so nothing grows with logins over a day."""
+    server = await start()
+    async with logged_in(server, "1001"), logged_in(server, "9001"):
+        assert {a: len(ss) for a, ss in server._push._of_agent.items()} == {"1001": 1,
+                                                                             "9001": 1}
+    assert {await backend.next_closed(), await backend.next_closed()} == {("1001", 0),
+                                                                         ("9001", 0)}
+    assert server._push._of_agent == {}
+
+
 async def test_push_to_role_reaches_that_role_and_above(start: Start) -> None:
     server = await start()
     async with logged_in(server, "1001") as a, logged_in(server, "9001") as s, \

@@ -1,0 +1,88 @@
+"""Which CPUs a process may run on (Linux ``sched_setaffinity``).
+
+``console.fanout_cpus`` gives the fan-out relay CPUs of its own, so that writing wallboards to
+many consoles never takes a CPU from Asterisk or the engine; ``callcenter bench console`` splits
+the machine's CPUs between the system under test and the consoles it simulates (which on a site
+run on the agents' PCs). CPU lists are written as the kernel writes them: ``0,2-3``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from callcenter.errors import ConfigError
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """``"0,2-3"`` -> {0, 2, 3}; a clear error for anything else."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise ConfigError(f"not a CPU list: {text!r} (write it as 0,2-3)") from None
+        if low < 0 or high < low:
+            raise ConfigError(f"not a CPU list: {text!r} (write it as 0,2-3)")
+        cpus.update(range(low, high + 1))
+    return frozenset(cpus)
+
+
+def format_cpus(cpus: Iterable[int]) -> str:
+    """{0, 2, 3} -> ``"0,2-3"``."""
+    runs: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def available() -> frozenset[int]:
+    """The CPUs this process may run on."""
+    return frozenset(os.sched_getaffinity(0))
+
+
+def online() -> frozenset[int]:
+    """The machine's CPUs that are online (those a process may be given; a container's cpuset
+    may allow fewer, which ``sched_setaffinity`` then refuses)."""
+    try:
+        return parse_cpus(Path("/sys/devices/system/cpu/online").read_text(encoding="ascii"))
+    except (OSError, ConfigError):
+        return available()
+
+
+def check_cpus(cpus: Iterable[int], what: str) -> frozenset[int]:
+    """``cpus`` if every one of them is online, else a ``ConfigError``."""
+    wanted, have = frozenset(cpus), online()
+    if not wanted:
+        raise ConfigError(f"{what}: no CPU given")
+    missing = wanted - have
+    if missing:
+        raise ConfigError(f"{what}: CPU {format_cpus(missing)} is not available here"
+                          f" (available: {format_cpus(have)})")
+    return wanted
+
+
+def pin(pid: int, cpus: Iterable[int]) -> None:
+    """Keep process ``pid`` on ``cpus``: every thread it has (a thread started later inherits
+    the CPUs of the thread that starts it). A thread that ends meanwhile is skipped."""
+    wanted = frozenset(cpus)
+    tasks = Path(f"/proc/{pid}/task")
+    for task in sorted(tasks.iterdir()) if tasks.exists() else []:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(task.name), wanted)
+
+
+def split(cpus: Iterable[int]) -> tuple[frozenset[int], frozenset[int]]:
+    """The CPUs in two sets, the first half (rounded up) and the rest; at least one each."""
+    ordered = sorted(set(cpus))
+    if len(ordered) < 2:
+        raise ConfigError(f"splitting the CPUs needs two or more (this process has"
+                          f" {format_cpus(ordered) or 'none'})")
+    half = (len(ordered) + 1) // 2
+    return frozenset(ordered[:half]), frozenset(ordered[half:])
