@@ -204,7 +204,11 @@ def cpu_split(choice: str, have: frozenset[int]) -> tuple[frozenset[int], frozen
         return None
     if choice == "auto":
         return split(have) if len(have) >= 2 else None
-    consoles = parse_cpus(choice)
+    try:
+        consoles = parse_cpus(choice)
+    except ConfigError:
+        raise ConfigError(f"--consoles-cpus: {choice!r} is neither auto, none nor a CPU list"
+                          " (1, 2-3)") from None
     if not consoles <= have:
         raise ConfigError(f"--consoles-cpus: CPU {format_cpus(consoles - have)} is not"
                           f" available here (available: {format_cpus(have)})")
@@ -312,8 +316,11 @@ def spreads(phases: Sequence[Phase]) -> dict[str, float | None]:
             if len(known) < 2 or len(known) != len(values):
                 widest = None
                 break
-            r = ratio(max(known), min(known))
-            widest = r if widest is None or (r is not None and r > widest) else widest
+            r = 1.0 if max(known) == 0 else ratio(max(known), min(known))
+            if r is None:   # one phase measured 0, the other not: no ratio to tell
+                widest = None
+                break
+            widest = r if widest is None or r > widest else widest
         out[what] = widest
     return out
 
@@ -355,10 +362,16 @@ def _niceness(nice: int) -> str:
 def _split_words(result: ConsoleResult) -> str:
     if not result.system_cpus:
         return " Every process may run on every CPU."
+    if result.fanout != "process":
+        return (f" CPUs split (`--consoles-cpus`): Asterisk, the engine (which writes every "
+                f"board itself) and SIPp on CPU {result.system_cpus}; the clients, standing "
+                f"for the agents' PCs, on CPU {result.consoles_cpus}.")
     return (f" CPUs split (`--consoles-cpus`): Asterisk, the engine and SIPp on CPU "
             f"{result.system_cpus}; the relay (`console.fanout_cpus`) and the clients on CPU "
-            f"{result.consoles_cpus}, which stand for the agents' PCs (the clients) and a CPU "
-            "given to the relay.")
+            f"{result.consoles_cpus}, standing for a CPU given to the relay and the agents' "
+            "PCs. The system's timings are those of fewer CPUs than the machine has (compare "
+            "with and without the clients, not with other runs), and the relay's CPU is not "
+            "the system's: a site gets these figures by giving the relay a CPU of its own.")
 
 
 def render_section(result: ConsoleResult) -> str:
@@ -402,10 +415,13 @@ def render_section(result: ConsoleResult) -> str:
         lines.append(f"| {what} | {_num(without)} | {_num(with_)} | "
                      f"{'-' if r is None else f'{r:.2f}x'}{mark} | "
                      f"{'-' if spread is None else f'{spread:.2f}x'} |")
-    lines += ["", "*Phases of one kind apart*: the larger over the smaller value of the two "
-              "phases without clients, or of the two with them, whichever differ more: how far "
-              "apart identical phases of this run came out, so a ratio within it is below what "
-              "the run can tell."]
+    if any(v is not None for v in apart.values()):
+        lines += ["", "*Phases of one kind apart*: the larger over the smaller value of the "
+                  "two phases without clients, or of the two with them, whichever differ more: "
+                  "how far apart identical phases of this run came out, so a ratio within it is "
+                  "below what the run can tell. Setup times and the loop lag come in whole "
+                  "milliseconds (setup in steps of 4 ms), so at a few milliseconds one step is "
+                  "already 1.25x-2x."]
     per_client = w.messages / w.logged_in if w.logged_in else 0.0
     rate = w.boards / w.logged_in / w.wall_s if w.logged_in and w.wall_s else 0.0
     met = bool(w.latencies_ms) and percentile(w.latencies_ms, 99) <= GOAL_P99_MS \
@@ -672,6 +688,19 @@ async def _phase(engine: Engine, probe: Probe, mover: _Mover, tap: _PushTap, sip
     return phase, (start, end)
 
 
+def _pin_system(asterisk: int, cpus: frozenset[int]) -> set[int]:
+    """Keep this process (the engine, and SIPp started from it) and Asterisk on ``cpus``;
+    Asterisk's CPUs before, to give back."""
+    try:
+        before = os.sched_getaffinity(asterisk)
+        pin(asterisk, cpus)
+    except PermissionError:
+        raise ConfigError(f"Asterisk (pid {asterisk}) belongs to another user: run the"
+                          " benchmark as root, or with --consoles-cpus none") from None
+    pin(os.getpid(), cpus)
+    return before
+
+
 async def _accounts(bench: Settings, seats: int, password: str) -> None:
     db = await open_db(bench.database)
     try:
@@ -737,11 +766,8 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
         watcher = asyncio.create_task(probe.watch(), name="bench-console-probe")
         windows: list[tuple[float, float]] = []
         results: list[dict[str, Any]] = []
-        asterisk_cpus = os.sched_getaffinity(pid)
+        asterisk_cpus = _pin_system(pid, cpus[0]) if cpus is not None else None
         try:
-            if cpus is not None:  # this process's threads (the engine's), SIPp's, Asterisk's
-                pin(os.getpid(), cpus[0])
-                pin(pid, cpus[0])
             for n, with_clients in enumerate(phase_plan(abba)):
                 if with_clients and not group.procs:
                     t0 = time.monotonic()
@@ -765,13 +791,14 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
             if group.procs:
                 results = await group.stop()
         finally:
+            if asterisk_cpus is not None:   # first: whatever fails below, Asterisk is freed
+                pin(pid, asterisk_cpus)
             await group.kill()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             backend.push = tap.inner
             await engine.stop()
-            pin(pid, asterisk_cpus)
         _collect(result.board, results, windows, mover.moves, tap.pushes)
     board = result.board
     if board.latencies_ms:

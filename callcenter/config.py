@@ -247,9 +247,12 @@ class ConsoleSettings(BaseModel):
     #: saved numbers the transfer dialog offers (``[{label, number}]``), after agents and queues
     directory_numbers: list[DirectoryNumber] = []
 
-    @field_validator("fanout_cpus")
+    @field_validator("fanout_cpus", mode="before")
     @classmethod
-    def _a_cpu_list(cls, value: str) -> str:
+    def _a_cpu_list(cls, value: object) -> str:
+        value = str(value) if isinstance(value, int) else value
+        if not isinstance(value, str):
+            raise ValueError("a CPU list such as 3 or 2-3")
         if value.strip():
             try:
                 parse_cpus(value)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from callcenter.errors import ConfigError
 
+#: no machine this runs on has more: a list beyond is a typing error, not a set to build
+MAX_CPU = 4095
+
 
 def parse_cpus(text: str) -> frozenset[int]:
     """``"0,2-3"`` -> {0, 2, 3}; a clear error for anything else."""
@@ -25,7 +28,7 @@ def parse_cpus(text: str) -> frozenset[int]:
             low, high = int(first), int(last if dash else first)
         except ValueError:
             raise ConfigError(f"not a CPU list: {text!r} (write it as 0,2-3)") from None
-        if low < 0 or high < low:
+        if low < 0 or high < low or high > MAX_CPU:
             raise ConfigError(f"not a CPU list: {text!r} (write it as 0,2-3)")
         cpus.update(range(low, high + 1))
     return frozenset(cpus)
@@ -72,8 +75,11 @@ def pin(pid: int, cpus: Iterable[int]) -> None:
     """Keep process ``pid`` on ``cpus``: every thread it has (a thread started later inherits
     the CPUs of the thread that starts it). A thread that ends meanwhile is skipped."""
     wanted = frozenset(cpus)
-    tasks = Path(f"/proc/{pid}/task")
-    for task in sorted(tasks.iterdir()) if tasks.exists() else []:
+    try:
+        tasks = sorted(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return   # the process is gone
+    for task in tasks:
         with contextlib.suppress(ProcessLookupError, FileNotFoundError):
             os.sched_setaffinity(int(task.name), wanted)
 

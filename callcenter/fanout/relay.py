@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             os.sched_setaffinity(0, parse_cpus(args.cpus))
         except (OSError, ConfigError) as exc:   # a container's cpuset may refuse them
-            log.error("fan-out relay: cannot keep to CPU %s (%s): it runs on any CPU",
+            log.error("fan-out relay: cannot keep to CPU %s (%s): it runs on the engine's CPUs",
                       args.cpus, exc)
     logging.getLogger("websockets").setLevel(logging.WARNING)   # a line per handshake else
     raise_fd_limit()   # a socket per console

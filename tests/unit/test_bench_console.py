@@ -169,6 +169,12 @@ def test_the_spread_of_phases_of_one_kind_is_what_the_run_cannot_tell() -> None:
     assert apart["setup p99 ms"] == pytest.approx(percentile([4.0, 8.0], 99) / 4.0)
     assert apart["engine CPU ms per call"] == 2.0
     assert spreads(result().phases[:2]) == dict.fromkeys(apart)   # one phase of each kind
+    zero = result().phases
+    for ph in zero:
+        ph.lag_ms = [0.0]
+    assert spreads(zero)["engine loop lag p99 ms"] == 1.0   # 0 ms in every phase: no spread
+    zero[0].lag_ms = [2.0]
+    assert spreads(zero)["engine loop lag p99 ms"] is None  # 2 against 0: no ratio to tell
     assert "| engine CPU ms per call | 10.00 | 15.00 | 1.50x ✗ | 2.00x |" in render_section(
         result())
 

@@ -29,7 +29,7 @@ def test_cpu_lists_are_read_and_written_as_the_kernel_writes_them() -> None:
     assert parse_cpus(" 1 ") == {1}
     assert format_cpus({0, 2, 3, 5, 6, 7}) == "0,2-3,5-7"
     assert format_cpus([]) == ""
-    for bad in ("", "a", "3-1", "-1", "1,,2", "1-"):
+    for bad in ("", "a", "3-1", "-1", "1,,2", "1-", "0-4000000000"):
         with pytest.raises(ConfigError, match="not a CPU list"):
             parse_cpus(bad)
 
@@ -52,6 +52,8 @@ def test_the_console_bench_splits_the_cpus_as_asked() -> None:
         cpu_split("3,7", have)
     with pytest.raises(ConfigError, match="leave at least one CPU"):
         cpu_split("0-3", have)
+    with pytest.raises(ConfigError, match="'all' is neither auto, none nor a CPU list"):
+        cpu_split("all", have)
 
 
 def test_busy_time_is_summed_over_the_cpus_asked_for() -> None:
@@ -66,6 +68,7 @@ def test_busy_time_is_summed_over_the_cpus_asked_for() -> None:
 
 def test_fanout_cpus_must_be_a_cpu_list_of_this_machine() -> None:
     assert ConsoleSettings(fanout_cpus=" 0 ").fanout_cpus == "0"
+    assert ConsoleSettings(fanout_cpus=3).fanout_cpus == "3"   # as TOML gives a number
     with pytest.raises(ValidationError, match="not a CPU list"):
         ConsoleSettings(fanout_cpus="first")
     beyond = max(online()) + 1
