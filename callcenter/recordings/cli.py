@@ -5,7 +5,8 @@ same ``RecordingService`` as the administration API and the console (no engine n
 its access log; ``export ID -o FILE`` writes the plain audio (mode 0600), checked against the
 digest taken when it was sealed, and logs the access (``via`` "cli", as ``--as`` or the login
 name, ``detail`` the file's name); ``hold ID --reason TEXT`` and ``release ID`` put and lift a
-legal hold (logged). Errors are the engine's own (``RecordingError``)."""
+legal hold (logged); ``rotate-key`` and ``rekey``, with the engine stopped, rotate the site key
+(``rekey.py``). Errors are the engine's own (``RecordingError``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ from typing import Any
 
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, RecordingError
+from callcenter.recordings.rekey import RekeyReport, rekey, rotate
 from callcenter.recordings.retention import kind_of
 from callcenter.recordings.service import RecordingService
 from callcenter.recordings.store import Recording
+from callcenter.recordings.vault import retired_dir
 
 __all__ = ["add_recording_parsers"]
 
@@ -63,6 +66,10 @@ def add_recording_parsers(sub: Any) -> None:
     for verb in (e, h, r):
         verb.add_argument("--as", dest="actor", default="",
                           help="who, in the access log (default: your login name)")
+    rsub.add_parser("rotate-key", help="retire the recordings key (kept to open what it sealed)"
+                                       " and make a new one; the engine stopped")
+    rsub.add_parser("rekey", help="seal the recordings of retired keys again under the current"
+                                  " key, each checked against its digest; the engine stopped")
     p.set_defaults(func=cmd_recordings)
 
 
@@ -104,6 +111,17 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             case "export":
                 return await _export(service, args.id, args.output, actor)
+            case "rotate-key":
+                old, new = await rotate(settings)
+                print(f"recordings key {old} retired to"
+                      f" {retired_dir(settings.recordings_key_file) / (old + '.key')};"
+                      f" new key {new} in {settings.recordings_key_file}.\n"
+                      "BACK UP the new key now (without it, recordings sealed from now on"
+                      " cannot be played), keep the retired one, then run `callcenter"
+                      " recordings rekey`.")
+                return 0
+            case "rekey":
+                return _rekey_report(await rekey(settings, db), settings)
             case _:
                 reason = args.reason if args.action == "hold" else None
                 rec = await service.hold(args.id, by=actor, via="cli", reason=reason)
@@ -112,6 +130,24 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
     finally:
         await db.close()
+
+
+def _rekey_report(report: RekeyReport, settings: Settings) -> int:
+    print(f"recordings sealed again under key {report.current}: {report.resealed};"
+          f" already under it: {report.already}")
+    for rec_id in report.missing:
+        print(f"recording {rec_id}: no file to seal again (its row says it is kept)",
+              file=sys.stderr)
+    for rec_id, why in report.failed:
+        print(f"recording {rec_id}: not sealed again: {why}", file=sys.stderr)
+    folder = retired_dir(settings.recordings_key_file)
+    for kid, count in sorted(report.needed.items()):
+        print(f"retired key {kid}: still needed by {count} recording(s) (above): keep"
+              f" {folder / (kid + '.key')}")
+    for kid in report.unneeded:
+        print(f"retired key {kid}: no kept recording needs it; {folder / (kid + '.key')} may"
+              " be removed once the backups that hold older recordings no longer need it")
+    return 1 if report.failed or report.missing else 0
 
 
 async def _export(service: RecordingService, recording_id: int, output: Path,

@@ -20,7 +20,7 @@ from callcenter.errors import RecordingError
 from callcenter.periodic import Periodic
 from callcenter.recordings import store
 from callcenter.recordings.retention import Kept, due, kind_of, retain_until
-from callcenter.recordings.vault import load_or_create_key, open_sealed, seal_file
+from callcenter.recordings.vault import Keyring, load_keyring, open_sealed, seal_file
 
 __all__ = ["RecordingKeeper"]
 
@@ -31,7 +31,7 @@ class RecordingKeeper:
     def __init__(self, settings: Settings, db: aiosqlite.Connection) -> None:
         self.settings = settings
         self.db = db
-        self._key: bytes | None = None
+        self._key: Keyring | None = None
         self._rounds = Periodic("recording-keeper", self.round,
                                 lambda: self.settings.recordings.interval_s, log,
                                 "recordings: round failed; the next one, in %.0f s, retries")
@@ -40,12 +40,13 @@ class RecordingKeeper:
         #: told after every round (tests wait on it)
         self.rounds = 0
 
-    async def key(self) -> bytes:
-        """The site key; made on first start, but never while sealed recordings exist (a new
-        key would open none of them: the old one must be restored from its backup)."""
+    async def key(self) -> Keyring:
+        """The site key (it seals) and the retired ones (they open what they sealed); made on
+        first start, but never while sealed recordings exist (a new key would open none of
+        them: the old one must be restored from its backup)."""
         if self._key is None:
             may_create = await store.count_sealed(self.db) == 0
-            self._key = await asyncio.to_thread(load_or_create_key,
+            self._key = await asyncio.to_thread(load_keyring,
                                                 self.settings.recordings_key_file,
                                                 create=may_create)
         return self._key
@@ -89,7 +90,7 @@ class RecordingKeeper:
                 log.warning("recording %d: no file %s to seal (never written?)", rec.id,
                             plain.name)
             return False
-        key = await self.key()
+        key = (await self.key()).current
         digest, size = await asyncio.to_thread(seal_file, plain, sealed, key, rec.path)
         days = self.settings.recordings.retention_days
         until = retain_until(rec.started_at, kind_of(rec.kind, rec.intent_kind), days)

@@ -15,7 +15,7 @@ from callcenter.errors import RecordingError, RecordingNotFound
 from callcenter.store.tx import transaction
 
 __all__ = ["Recording", "access_log", "add_proof", "count_sealed", "end_recording", "get",
-           "log_access", "mark_deleted", "mark_sealed", "past_retention", "search",
+           "log_access", "mark_deleted", "mark_sealed", "past_retention", "sealed", "search",
            "search_query", "set_hold", "to_seal"]
 
 #: a recording whose end was never seen (an engine that died) counts as ended after this
@@ -121,6 +121,13 @@ async def to_seal(db: aiosqlite.Connection, now: float, after_s: float) -> list[
             " (r.ended_at <= ? OR r.started_at <= ? OR EXISTS (SELECT 1 FROM calls c"
             "  WHERE c.id = r.call_id AND c.ended_at <= ?)) ORDER BY r.id",
             (cut, now - STALE_S, cut)) as cur:
+        return [_recording(r) for r in await cur.fetchall()]
+
+
+async def sealed(db: aiosqlite.Connection) -> list[Recording]:
+    """Sealed recordings not deleted (their files are kept), oldest first."""
+    async with db.execute(_SELECT + " WHERE r.sealed_at IS NOT NULL"
+                          " AND r.deleted_at IS NULL ORDER BY r.id") as cur:
         return [_recording(r) for r in await cur.fetchall()]
 
 

@@ -9,6 +9,11 @@ call and let playback stream. The cipher comes from ``cryptography`` (OpenSSL); 
 is ours, because no maintained library here offers a streaming AEAD file format (age and
 Tink's streaming AEAD are not in Debian's Python).
 
+Keys rotate (``rotate_key``): the current key seals; retired keys, kept in
+``<key file's stem>-retired/<key id>.key``, only open what they sealed (a ``Keyring`` picks the
+key by the id in each file's header), until ``reseal`` has sealed those files again under the
+current key, each checked against the digest taken when it was first sealed.
+
 Blocking (file I/O, crypto): call these from a worker thread.
 """
 
@@ -21,7 +26,8 @@ import logging
 import os
 import secrets
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +36,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from callcenter.errors import RecordingError
 
-__all__ = ["key_id", "load_or_create_key", "open_sealed", "seal_file"]
+__all__ = ["Keyring", "key_id", "load_keyring", "load_or_create_key", "open_sealed", "reseal",
+           "retired_dir", "rotate_key", "seal_file", "sealed_with"]
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,93 @@ def key_id(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()[:8]
 
 
+@dataclass(frozen=True)
+class Keyring:
+    """The current key (it seals) and the retired ones by key id (they only open)."""
+
+    current: bytes
+    retired: Mapping[bytes, bytes] = field(default_factory=dict)
+
+    def key_for(self, kid: bytes) -> bytes | None:
+        if kid == key_id(self.current):
+            return self.current
+        return self.retired.get(kid)
+
+
+def retired_dir(key_file: Path) -> Path:
+    """Where the retired keys of ``key_file`` are kept, one file per key id."""
+    return key_file.with_name(f"{key_file.stem}-retired")
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        key = base64.b64decode(text, validate=True)
+    except (ValueError, UnicodeDecodeError):
+        key = b""
+    if len(key) != 32:
+        raise RecordingError(f"{path}: not a recordings key (base64 of 32 bytes)")
+    return key
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    """Write ``key`` to ``path`` whole (mode 0600, on disk before it is renamed in place)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(base64.b64encode(key).decode() + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def load_keyring(path: Path, *, create: bool = True) -> Keyring:
+    """The current key (``load_or_create_key``) and the retired ones beside it."""
+    current = load_or_create_key(path, create=create)
+    retired: dict[bytes, bytes] = {}
+    folder = retired_dir(path)
+    try:
+        files = sorted(folder.glob("*.key")) if folder.is_dir() else []
+        for file in files:
+            key = _read_key(file)
+            if file.stem != key_id(key).hex():
+                raise RecordingError(f"{file}: holds key {key_id(key).hex()}, not the key its"
+                                     " name says")
+            retired[key_id(key)] = key
+    except OSError as exc:
+        raise RecordingError(f"cannot read the retired recordings keys in {folder}: {exc}") \
+            from exc
+    return Keyring(current, retired)
+
+
+def rotate_key(path: Path) -> tuple[str, str]:
+    """Retire the current key (kept in ``retired_dir``, written there first) and make a new
+    one; (retired key id, new key id), in hex. A crash in between leaves the old key both
+    current and retired: running it again finishes the rotation."""
+    old = load_or_create_key(path, create=False)
+    folder = retired_dir(path)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    kept = folder / f"{key_id(old).hex()}.key"
+    if kept.exists() and _read_key(kept) != old:
+        raise RecordingError(f"{kept}: holds another key than the current one")
+    _write_key(kept, old)
+    new = secrets.token_bytes(32)
+    _write_key(path, new)
+    log.warning("recordings: key %s retired to %s, new key %s in %s; BACK UP the new key",
+                key_id(old).hex(), folder, key_id(new).hex(), path)
+    return key_id(old).hex(), key_id(new).hex()
+
+
 def load_or_create_key(path: Path, *, create: bool = True) -> bytes:
     """The site key from ``path`` (base64 of 32 bytes); made there (mode 0600) if missing and
     ``create``, else ``RecordingError``."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        path.stat()
     except FileNotFoundError:
         if not create:
             raise RecordingError(f"the recordings key {path} is missing: restore it from its"
@@ -64,16 +153,12 @@ def load_or_create_key(path: Path, *, create: bool = True) -> bytes:
             out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
         log.warning("recordings: made a new site key in %s; BACK IT UP, without it no sealed"
                     " recording can be played", path)
-        text = path.read_text(encoding="ascii").strip()
     except OSError as exc:
         raise RecordingError(f"cannot read the recordings key {path}: {exc}") from exc
     try:
-        key = base64.b64decode(text, validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise RecordingError(f"{path}: not a recordings key (base64 of 32 bytes)")
-    return key
+        return _read_key(path)
+    except OSError as exc:
+        raise RecordingError(f"cannot read the recordings key {path}: {exc}") from exc
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
@@ -83,42 +168,88 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
 def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
     """Seal ``src`` into ``dst`` (written whole, then renamed: never half a file); return the
     plain recording's SHA-256 (hex) and size. ``src`` is left for the caller to remove."""
+    try:
+        with src.open("rb") as plain:
+            # the size it has now: a file still being written (a recording whose end was
+            # never seen) is sealed as it is, in whole chunks, never a short one in between
+            left = os.fstat(plain.fileno()).st_size
+
+            def blocks() -> Iterator[bytes]:
+                nonlocal left
+                while left > 0:
+                    block = _read_exactly(plain, min(CHUNK, left))
+                    if not block:
+                        return
+                    left -= len(block)
+                    yield block
+
+            return _write_sealed(blocks(), dst, key, label)
+    except OSError as exc:
+        raise RecordingError(f"cannot seal {src}: {exc}") from exc
+
+
+def _write_sealed(chunks: Iterable[bytes], dst: Path, key: bytes, label: str,
+                  expect_sha256: str | None = None) -> tuple[str, int]:
+    """Seal ``chunks`` (``CHUNK`` bytes each but the last) into ``dst``, written whole then
+    renamed (only if the plain content's digest is ``expect_sha256``, when given); the plain
+    content's SHA-256 (hex) and size."""
     aead = AESGCM(key)
     header = MAGIC + key_id(key) + secrets.token_bytes(PREFIX)
     aad = header + label.encode()
     digest, size = hashlib.sha256(), 0
     tmp = dst.with_name(f".{dst.name}.tmp")
     try:
-        with src.open("rb") as plain, tmp.open("wb") as out:
-            # the size it has now: a file still being written (a recording whose end was
-            # never seen) is sealed as it is, in whole chunks, never a short one in between
-            left = os.fstat(plain.fileno()).st_size
-
-            def take() -> bytes:
-                nonlocal left
-                block = _read_exactly(plain, min(CHUNK, left))
-                left -= len(block)
-                return block
-
+        with tmp.open("wb") as out:
             out.write(header)
-            chunk, index = take(), 0
+            it = iter(chunks)
+            chunk, index = next(it, b""), 0
             while True:
-                following = take() if chunk and left > 0 else b""
-                last = not following
+                following = next(it, None) if chunk else None
+                last = following is None
+                if not last and len(chunk) != CHUNK:
+                    raise RecordingError(f"cannot seal {dst.name}: a short chunk before the end")
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(aead.encrypt(_nonce(header[-PREFIX:], index, last), chunk, aad))
-                if last:
+                if following is None:
                     break
                 chunk, index = following, index + 1
             out.flush()
             os.fsync(out.fileno())
+        if expect_sha256 is not None and digest.hexdigest() != expect_sha256:
+            raise RecordingError(f"{dst.name}: its content does not match the digest taken"
+                                 " when it was sealed; left as it was")
         os.replace(tmp, dst)
-    except OSError as exc:
+    except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise RecordingError(f"cannot seal {src}: {exc}") from exc
+        raise
     return digest.hexdigest(), size
+
+
+def sealed_with(path: Path) -> bytes:
+    """The id of the key ``path`` was sealed with (``RecordingError`` if it is not sealed)."""
+    try:
+        with path.open("rb") as sealed:
+            header = sealed.read(HEADER)
+    except OSError as exc:
+        raise RecordingError(f"cannot read {path.name}: {exc}") from exc
+    if len(header) != HEADER or not header.startswith(MAGIC):
+        raise RecordingError(f"{path.name}: not a sealed recording")
+    return header[len(MAGIC):len(MAGIC) + 8]
+
+
+def reseal(path: Path, ring: Keyring, label: str, sha256: str) -> bool:
+    """Seal ``path`` again under the current key if a retired one sealed it (False: it is
+    already under the current key). The new file replaces the old one only once its content
+    has been checked against ``sha256``, the digest taken when it was first sealed."""
+    if sealed_with(path) == key_id(ring.current):
+        return False
+    try:
+        _write_sealed(open_sealed(path, ring, label), path, ring.current, label, sha256)
+    except OSError as exc:
+        raise RecordingError(f"cannot seal {path.name} again: {exc}") from exc
+    return True
 
 
 def _read_exactly(f: BinaryIO, n: int) -> bytes:
@@ -133,20 +264,25 @@ def _read_exactly(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def open_sealed(path: Path, key: bytes, label: str, first: int = 0,
+def open_sealed(path: Path, key: bytes | Keyring, label: str, first: int = 0,
                 count: int | None = None) -> Iterator[bytes]:
     """The plain recording, chunk by chunk (``count`` chunks from chunk ``first``, or all):
     ``RecordingError`` if it is not whole and ours. The last chunk is known from the file's
     size, so a file cut at a chunk boundary fails too (its new last chunk was not sealed as
-    the last)."""
-    aead = AESGCM(key)
+    the last). With a ``Keyring``, the key named in the file's header opens it."""
+    ring = key if isinstance(key, Keyring) else Keyring(key)
     try:
         with path.open("rb") as sealed:
             header = sealed.read(HEADER)
             if len(header) != HEADER or not header.startswith(MAGIC):
                 raise RecordingError(f"{path.name}: not a sealed recording")
-            if header[len(MAGIC):len(MAGIC) + 8] != key_id(key):
-                raise RecordingError(f"{path.name}: sealed with another site key")
+            kid = header[len(MAGIC):len(MAGIC) + 8]
+            use = ring.key_for(kid)
+            if use is None:
+                raise RecordingError(f"{path.name}: sealed with another site key (key id"
+                                     f" {kid.hex()}: a retired key must be kept until"
+                                     " `callcenter recordings rekey` has run)")
+            aead = AESGCM(use)
             aad, prefix = header + label.encode(), header[-PREFIX:]
             body = os.fstat(sealed.fileno()).st_size - HEADER
             if body < TAG:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from callcenter.engine import ACTION_NAMES
 from callcenter.ivr.registry import FlowRegistry
 from callcenter.ops.http import OpsServer, make_app
 from callcenter.recordings.keeper import RecordingKeeper
+from callcenter.recordings.store import Recording
 from callcenter.store.db import open_db
 
 #: the test trunk's password: never in an answer
@@ -92,3 +95,36 @@ async def sealed_order_recording(settings: Settings, db: aiosqlite.Connection,
         (path, time.time() - 60, time.time() - 30))
     assert await keeper.round() == (1, 0)
     return audio
+
+
+RecordingsCli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def recordings_cli(tmp_path: Path) -> tuple[Settings, RecordingsCli]:
+    """Settings on ``tmp_path`` and ``callcenter recordings ...`` run as a process on them."""
+    env = {"CALLCENTER_DB_PATH": str(tmp_path / "cc.db"),
+           "CALLCENTER_STATE_DIR": str(tmp_path / "state"),
+           "CALLCENTER_PBX__ROOT": str(tmp_path / "pbx-root"),
+           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    settings = load_settings(db_path=tmp_path / "cc.db", state_dir=tmp_path / "state",
+                             pbx={"root": tmp_path / "pbx-root"})
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "callcenter", "recordings", *args],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    return settings, cli
+
+
+async def sealed_order_recording_in(settings: Settings) -> tuple[bytes, Recording]:
+    """``sealed_order_recording`` in the database ``settings`` name (opened and closed here):
+    its plain audio and its row."""
+    from callcenter.recordings import store
+
+    db = await open_db(settings.database)
+    try:
+        audio = await sealed_order_recording(settings, db, RecordingKeeper(settings, db))
+        (rec,) = await store.search(db, {"reference": "30000001"})
+    finally:
+        await db.close()
+    return audio, rec

@@ -5,35 +5,17 @@ reads, the access logged with who), hold and release; clear errors for what cann
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
-from callcenter.config import load_settings
 from callcenter.recordings import store
-from callcenter.recordings.keeper import RecordingKeeper
 from callcenter.store.db import open_db
 
-from .admin_world import sealed_order_recording
+from .admin_world import recordings_cli, sealed_order_recording_in
 
 
 async def test_an_operator_finds_exports_and_holds_a_recording(tmp_path: Path) -> None:
-    env = {"CALLCENTER_DB_PATH": str(tmp_path / "cc.db"),
-           "CALLCENTER_STATE_DIR": str(tmp_path / "state"),
-           "CALLCENTER_PBX__ROOT": str(tmp_path / "pbx-root"),
-           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    settings = load_settings(db_path=tmp_path / "cc.db", state_dir=tmp_path / "state",
-                             pbx={"root": tmp_path / "pbx-root"})
-    db = await open_db(settings.database)
-    try:
-        audio = await sealed_order_recording(settings, db, RecordingKeeper(settings, db))
-        (rec,) = await store.search(db, {"reference": "30000001"})
-    finally:
-        await db.close()
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "callcenter", "recordings", *args],
-                              capture_output=True, text=True, env=env, timeout=120)
+    settings, cli = recordings_cli(tmp_path)
+    audio, rec = await sealed_order_recording_in(settings)
 
     found = cli("find", "--reference", "30000001")
     assert found.returncode == 0, found.stderr

@@ -1,0 +1,86 @@
+"""Rotating the recordings key: ``callcenter recordings rotate-key``, then ``rekey``.
+
+``rotate_key`` retires the current key (kept beside it, ``vault.retired_dir``) and makes a new
+one: from then on new recordings are sealed with the new key, and the retired one still opens
+what it sealed. ``rekey`` seals every kept recording that a retired key sealed again under the
+current key, each checked against the digest taken when it was first sealed and swapped whole
+(a crash halfway leaves every file openable: the retired key is still there), then says which
+retired keys no kept recording needs any more, so that an operator may remove them.
+
+Both refuse while the engine runs: it holds the keys in memory, and its keeper seals and
+deletes recordings (a file deleted after its retention must not come back from a re-seal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import aiosqlite
+
+from callcenter.config import Settings
+from callcenter.errors import ConfigError, RecordingError
+from callcenter.ops.engine_process import engine_pid
+from callcenter.recordings import store
+from callcenter.recordings.vault import key_id, load_keyring, reseal, rotate_key, sealed_with
+
+__all__ = ["RekeyReport", "engine_stopped", "rekey", "rotate"]
+
+
+@dataclass
+class RekeyReport:
+    current: str                                   # the current key's id (hex)
+    resealed: int = 0
+    already: int = 0                               # sealed with the current key before
+    missing: list[int] = field(default_factory=list)              # no file to re-seal
+    failed: list[tuple[int, str]] = field(default_factory=list)   # (recording id, why)
+    #: retired key id (hex) -> kept recordings still sealed with it
+    needed: dict[str, int] = field(default_factory=dict)
+    #: retired keys no kept recording needs any more (hex)
+    unneeded: list[str] = field(default_factory=list)
+
+
+def engine_stopped(settings: Settings, verb: str) -> None:
+    """``ConfigError`` while the engine runs on this state directory."""
+    pid = engine_pid(settings.state_dir)
+    if pid is not None:
+        raise ConfigError(f"recordings {verb}: stop the engine first (pid {pid}): it holds the"
+                          " recordings keys, and it seals and deletes recordings")
+
+
+async def rotate(settings: Settings) -> tuple[str, str]:
+    """(retired key id, new key id), in hex."""
+    engine_stopped(settings, "rotate-key")
+    path = settings.recordings_key_file
+    if not await asyncio.to_thread(path.exists):
+        raise ConfigError(f"recordings rotate-key: there is no recordings key in {path} yet"
+                          " (the engine makes one when it first starts): nothing to rotate")
+    return await asyncio.to_thread(rotate_key, path)
+
+
+async def rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
+    engine_stopped(settings, "rekey")
+    ring = await asyncio.to_thread(load_keyring, settings.recordings_key_file, create=False)
+    report = RekeyReport(key_id(ring.current).hex())
+    for rec in await store.sealed(db):
+        path = settings.pbx_path(rec.stored_path)
+        if not await asyncio.to_thread(path.exists):
+            report.missing.append(rec.id)
+            continue
+        try:
+            if rec.sha256 is None:
+                raise RecordingError(f"recording {rec.id} has no digest to check it against")
+            if await asyncio.to_thread(reseal, path, ring, rec.path, rec.sha256):
+                report.resealed += 1
+            else:
+                report.already += 1
+        except RecordingError as exc:
+            report.failed.append((rec.id, str(exc)))
+            try:
+                kid = (await asyncio.to_thread(sealed_with, path)).hex()
+            except RecordingError:
+                continue
+            if kid != report.current:
+                report.needed[kid] = report.needed.get(kid, 0) + 1
+    report.unneeded = sorted(kid.hex() for kid in ring.retired if kid.hex() not in report.needed)
+    return report
