@@ -37,10 +37,13 @@ def engine_pid(state_dir: Path) -> int | None:
     """The pid in the pid file, if that process is alive."""
     try:
         pid = read_pid(state_dir)
+    except (OSError, ValueError):
+        return None
+    try:
         os.kill(pid, 0)
     except PermissionError:
         return pid  # alive, another user's
-    except (OSError, ValueError):
+    except OSError:
         return None
     return pid
 

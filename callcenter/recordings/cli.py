@@ -142,9 +142,16 @@ def _rekey_report(report: RekeyReport, settings: Settings) -> int:
         print(f"recording {rec_id}: not sealed again: {why}", file=sys.stderr)
     folder = retired_dir(settings.recordings_key_file)
     for kid, count in sorted(report.needed.items()):
-        print(f"retired key {kid}: still needed by {count} recording(s) (above): keep"
-              f" {folder / (kid + '.key')}")
-    for kid in report.unneeded:
+        if kid in report.lost:
+            print(f"key {kid}: sealed {count} recording(s) (above) and is in no key file:"
+                  f" restore it from its backup as {folder / (kid + '.key')}", file=sys.stderr)
+        else:
+            print(f"retired key {kid}: still needed by {count} recording(s) (above): keep"
+                  f" {folder / (kid + '.key')}")
+    if report.unneeded is None:
+        print("which retired keys are no longer needed cannot be told: some recordings could"
+              " not be read (above); keep them all", file=sys.stderr)
+    for kid in report.unneeded or []:
         print(f"retired key {kid}: no kept recording needs it; {folder / (kid + '.key')} may"
               " be removed once the backups that hold older recordings no longer need it")
     return 1 if report.failed or report.missing else 0

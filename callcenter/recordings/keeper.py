@@ -3,7 +3,9 @@ that have ended (``vault.seal_file``, the plain file removed once the sealed one
 and deletes those past their retention that are not on hold (``retention.py``). Files are
 reached through ``Settings.pbx_path`` (Asterisk writes them in its own file system); the
 crypto and file work runs in a worker thread. ``play`` streams a recording back, opened
-chunk by chunk, after logging who listened."""
+chunk by chunk, after logging who listened. Each round holds the recordings lock
+(``lock.py``): while ``callcenter recordings rotate-key`` or ``rekey`` runs, rounds are skipped;
+the keys are read again when their files change."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from callcenter.config import Settings
 from callcenter.errors import RecordingError
 from callcenter.periodic import Periodic
 from callcenter.recordings import store
+from callcenter.recordings.lock import holding
 from callcenter.recordings.retention import Kept, due, kind_of, retain_until
-from callcenter.recordings.vault import Keyring, load_keyring, open_sealed, seal_file
+from callcenter.recordings.vault import Keyring, load_keyring, open_sealed, retired_dir, seal_file
 
 __all__ = ["RecordingKeeper"]
 
@@ -32,6 +35,8 @@ class RecordingKeeper:
         self.settings = settings
         self.db = db
         self._key: Keyring | None = None
+        #: the key files' state when ``_key`` was read (changed: read again)
+        self._key_stamp: tuple[int, ...] = ()
         self._rounds = Periodic("recording-keeper", self.round,
                                 lambda: self.settings.recordings.interval_s, log,
                                 "recordings: round failed; the next one, in %.0f s, retries")
@@ -44,12 +49,26 @@ class RecordingKeeper:
         """The site key (it seals) and the retired ones (they open what they sealed); made on
         first start, but never while sealed recordings exist (a new key would open none of
         them: the old one must be restored from its backup)."""
-        if self._key is None:
+        stamp = await asyncio.to_thread(self._stamp)
+        if self._key is None or stamp != self._key_stamp:
             may_create = await store.count_sealed(self.db) == 0
             self._key = await asyncio.to_thread(load_keyring,
                                                 self.settings.recordings_key_file,
                                                 create=may_create)
+            self._key_stamp = await asyncio.to_thread(self._stamp)
         return self._key
+
+    def _stamp(self) -> tuple[int, ...]:
+        stamp: list[int] = []
+        key_file = self.settings.recordings_key_file
+        for path in (key_file, retired_dir(key_file)):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamp += [0, 0]
+                continue
+            stamp += [st.st_ino, st.st_mtime_ns]
+        return tuple(stamp)
 
     async def start(self) -> None:
         await self.key()  # a broken key file stops the engine at start, not at the first call
@@ -59,7 +78,15 @@ class RecordingKeeper:
         await self._rounds.close()
 
     async def round(self, now: float | None = None) -> tuple[int, int]:
-        """Seal what has ended, delete what has expired; (sealed, deleted)."""
+        """Seal what has ended, delete what has expired; (sealed, deleted). Skipped (0, 0)
+        while a key rotation or re-seal holds the recordings lock."""
+        with holding(self.settings.state_dir) as held:
+            if not held:
+                log.info("recordings: a key rotation or re-seal runs; this round is skipped")
+                return 0, 0
+            return await self._round(now)
+
+    async def _round(self, now: float | None) -> tuple[int, int]:
         now = time.time() if now is None else now
         sealed = deleted = 0
         for rec in await store.to_seal(self.db, now, self.settings.recordings.seal_after_s):

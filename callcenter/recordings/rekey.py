@@ -7,8 +7,10 @@ current key, each checked against the digest taken when it was first sealed and 
 (a crash halfway leaves every file openable: the retired key is still there), then says which
 retired keys no kept recording needs any more, so that an operator may remove them.
 
-Both refuse while the engine runs: it holds the keys in memory, and its keeper seals and
-deletes recordings (a file deleted after its retention must not come back from a re-seal).
+Both refuse while the engine runs (its pid file), and both hold the recordings lock
+(``lock.py``) from start to end: the engine's keeper, which seals and deletes recordings, skips
+its rounds meanwhile (a file deleted after its retention must not come back from a re-seal),
+and a second command stops at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from callcenter.config import Settings
 from callcenter.errors import ConfigError, RecordingError
 from callcenter.ops.engine_process import engine_pid
 from callcenter.recordings import store
+from callcenter.recordings.lock import holding, lock_path
 from callcenter.recordings.vault import key_id, load_keyring, reseal, rotate_key, sealed_with
 
 __all__ = ["RekeyReport", "engine_stopped", "rekey", "rotate"]
@@ -36,8 +39,11 @@ class RekeyReport:
     failed: list[tuple[int, str]] = field(default_factory=list)   # (recording id, why)
     #: retired key id (hex) -> kept recordings still sealed with it
     needed: dict[str, int] = field(default_factory=dict)
-    #: retired keys no kept recording needs any more (hex)
-    unneeded: list[str] = field(default_factory=list)
+    #: key ids (hex) files are sealed with that are in no key file: restore them from backup
+    lost: list[str] = field(default_factory=list)
+    #: retired keys no kept recording needs any more (hex); None: that cannot be told (some
+    #: files could not be read)
+    unneeded: list[str] | None = None
 
 
 def engine_stopped(settings: Settings, verb: str) -> None:
@@ -48,19 +54,37 @@ def engine_stopped(settings: Settings, verb: str) -> None:
                           " recordings keys, and it seals and deletes recordings")
 
 
+def _busy(settings: Settings, verb: str) -> ConfigError:
+    return ConfigError(f"recordings {verb}: another rotate-key or rekey, or the engine's"
+                       f" keeper, holds {lock_path(settings.state_dir)}: try again when it is"
+                       " done")
+
+
 async def rotate(settings: Settings) -> tuple[str, str]:
     """(retired key id, new key id), in hex."""
     engine_stopped(settings, "rotate-key")
     path = settings.recordings_key_file
-    if not await asyncio.to_thread(path.exists):
-        raise ConfigError(f"recordings rotate-key: there is no recordings key in {path} yet"
-                          " (the engine makes one when it first starts): nothing to rotate")
-    return await asyncio.to_thread(rotate_key, path)
+    with holding(settings.state_dir) as held:
+        if not held:
+            raise _busy(settings, "rotate-key")
+        if not await asyncio.to_thread(path.exists):
+            raise ConfigError(f"recordings rotate-key: there is no recordings key in {path}"
+                              " yet (the engine makes one when it first starts): nothing to"
+                              " rotate")
+        return await asyncio.to_thread(rotate_key, path)
 
 
 async def rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
     engine_stopped(settings, "rekey")
+    with holding(settings.state_dir) as held:
+        if not held:
+            raise _busy(settings, "rekey")
+        return await _rekey(settings, db)
+
+
+async def _rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
     ring = await asyncio.to_thread(load_keyring, settings.recordings_key_file, create=False)
+    unreadable = 0
     report = RekeyReport(key_id(ring.current).hex())
     for rec in await store.sealed(db):
         path = settings.pbx_path(rec.stored_path)
@@ -79,8 +103,12 @@ async def rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
             try:
                 kid = (await asyncio.to_thread(sealed_with, path)).hex()
             except RecordingError:
+                unreadable += 1
                 continue
             if kid != report.current:
                 report.needed[kid] = report.needed.get(kid, 0) + 1
-    report.unneeded = sorted(kid.hex() for kid in ring.retired if kid.hex() not in report.needed)
+    known = {kid.hex() for kid in ring.retired}
+    report.lost = sorted(set(report.needed) - known)
+    if not report.missing and not unreadable:
+        report.unneeded = sorted(known - set(report.needed) - {report.current})
     return report

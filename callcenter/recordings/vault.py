@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from callcenter.errors import RecordingError
+from callcenter.store.spool import fsync_dir
 
 __all__ = ["Keyring", "key_id", "load_keyring", "load_or_create_key", "open_sealed", "reseal",
            "retired_dir", "rotate_key", "seal_file", "sealed_with"]
@@ -81,20 +82,53 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
-def _write_key(path: Path, key: bytes) -> None:
-    """Write ``key`` to ``path`` whole (mode 0600, on disk before it is renamed in place)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
+def _own_like(fd: int, like: os.stat_result | None) -> None:
+    """Give the file ``fd`` the owner (when this process may) and mode of ``like``."""
+    if like is None:
+        return
+    if os.geteuid() == 0 and (like.st_uid, like.st_gid) != (os.getuid(), os.getgid()):
+        os.fchown(fd, like.st_uid, like.st_gid)
+    os.fchmod(fd, like.st_mode & 0o777)
+
+
+def _unique_tmp(dst: Path, mode: int) -> tuple[Path, int]:
+    """A new temporary file beside ``dst`` that no other writer shares (created exclusively)."""
+    while True:
+        tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            continue
+
+
+@contextlib.contextmanager
+def _new_file(dst: Path, mode: int) -> Iterator[int]:
+    """A temporary file of its own beside ``dst`` (its descriptor): put in place of ``dst``, the
+    folder synced, when the block ends without an error; removed if it fails."""
+    tmp, fd = _unique_tmp(dst, mode)
+    try:
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dst.parent)
+
+
+def _write_key(path: Path, key: bytes, like: os.stat_result | None = None) -> None:
+    """Write ``key`` to ``path`` whole (mode 0600, the owner of ``like``, on disk before it is
+    renamed in place)."""
+    with _new_file(path, 0o600) as fd, os.fdopen(fd, "w", encoding="ascii",
+                                                 closefd=False) as out:
+        _own_like(out.fileno(), like)
+        os.fchmod(out.fileno(), 0o600)
         out.write(base64.b64encode(key).decode() + "\n")
         out.flush()
         os.fsync(out.fileno())
-    os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def load_keyring(path: Path, *, create: bool = True) -> Keyring:
@@ -103,8 +137,13 @@ def load_keyring(path: Path, *, create: bool = True) -> Keyring:
     retired: dict[bytes, bytes] = {}
     folder = retired_dir(path)
     try:
-        files = sorted(folder.glob("*.key")) if folder.is_dir() else []
-        for file in files:
+        # scandir, not glob: an unreadable folder is an error, never "no retired keys"
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".key"))
+        except FileNotFoundError:
+            names = []
+        for file in (folder / name for name in names):
             key = _read_key(file)
             if file.stem != key_id(key).hex():
                 raise RecordingError(f"{file}: holds key {key_id(key).hex()}, not the key its"
@@ -121,14 +160,17 @@ def rotate_key(path: Path) -> tuple[str, str]:
     one; (retired key id, new key id), in hex. A crash in between leaves the old key both
     current and retired: running it again finishes the rotation."""
     old = load_or_create_key(path, create=False)
+    like = path.stat()   # the engine's user must go on reading them (a rotation run by root)
     folder = retired_dir(path)
     folder.mkdir(mode=0o700, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(folder, like.st_uid, like.st_gid)
     kept = folder / f"{key_id(old).hex()}.key"
     if kept.exists() and _read_key(kept) != old:
         raise RecordingError(f"{kept}: holds another key than the current one")
-    _write_key(kept, old)
+    _write_key(kept, old, like)
     new = secrets.token_bytes(32)
-    _write_key(path, new)
+    _write_key(path, new, like)
     log.warning("recordings: key %s retired to %s, new key %s in %s; BACK UP the new key",
                 key_id(old).hex(), folder, key_id(new).hex(), path)
     return key_id(old).hex(), key_id(new).hex()
@@ -189,17 +231,20 @@ def seal_file(src: Path, dst: Path, key: bytes, label: str) -> tuple[str, int]:
 
 
 def _write_sealed(chunks: Iterable[bytes], dst: Path, key: bytes, label: str,
-                  expect_sha256: str | None = None) -> tuple[str, int]:
-    """Seal ``chunks`` (``CHUNK`` bytes each but the last) into ``dst``, written whole then
-    renamed (only if the plain content's digest is ``expect_sha256``, when given); the plain
-    content's SHA-256 (hex) and size."""
+                  expect_sha256: str | None = None, like: os.stat_result | None = None
+                  ) -> tuple[str, int]:
+    """Seal ``chunks`` (``CHUNK`` bytes each but the last) into ``dst``, written whole to a
+    temporary file of its own, then renamed over ``dst``; the plain content's SHA-256 (hex) and
+    size. With ``expect_sha256``, the written file is opened again and renamed only if what it
+    holds has that digest; with ``like``, it gets that file's owner and mode."""
     aead = AESGCM(key)
     header = MAGIC + key_id(key) + secrets.token_bytes(PREFIX)
     aad = header + label.encode()
     digest, size = hashlib.sha256(), 0
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
-        with tmp.open("wb") as out:
+    # the umask applies, as to any file opened to write
+    with _new_file(dst, 0o666) as fd:
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            _own_like(out.fileno(), like)
             out.write(header)
             it = iter(chunks)
             chunk, index = next(it, b""), 0
@@ -216,15 +261,19 @@ def _write_sealed(chunks: Iterable[bytes], dst: Path, key: bytes, label: str,
                 chunk, index = following, index + 1
             out.flush()
             os.fsync(out.fileno())
-        if expect_sha256 is not None and digest.hexdigest() != expect_sha256:
-            raise RecordingError(f"{dst.name}: its content does not match the digest taken"
-                                 " when it was sealed; left as it was")
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        if expect_sha256 is not None and (digest.hexdigest() != expect_sha256
+                                          or _plain_digest(fd, key, label) != expect_sha256):
+            raise RecordingError(f"{dst.name}: its content does not match the digest taken when"
+                                 " it was sealed; left as it was")
     return digest.hexdigest(), size
+
+
+def _plain_digest(fd: int, key: bytes, label: str) -> str:
+    """The SHA-256 of what the sealed file open as ``fd`` holds, read back from the disk."""
+    written = hashlib.sha256()
+    for block in open_sealed(Path(f"/proc/self/fd/{fd}"), key, label):
+        written.update(block)
+    return written.hexdigest()
 
 
 def sealed_with(path: Path) -> bytes:
@@ -246,7 +295,8 @@ def reseal(path: Path, ring: Keyring, label: str, sha256: str) -> bool:
     if sealed_with(path) == key_id(ring.current):
         return False
     try:
-        _write_sealed(open_sealed(path, ring, label), path, ring.current, label, sha256)
+        _write_sealed(open_sealed(path, ring, label), path, ring.current, label, sha256,
+                      like=path.stat())
     except OSError as exc:
         raise RecordingError(f"cannot seal {path.name} again: {exc}") from exc
     return True

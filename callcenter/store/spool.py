@@ -92,7 +92,7 @@ class SpoolFile:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
     def read(self) -> list[SpooledBatch]:
         try:
@@ -112,10 +112,11 @@ class SpoolFile:
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Put a folder's entries (a file made, renamed or removed in it) on disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

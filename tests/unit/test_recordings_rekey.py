@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from callcenter.errors import RecordingError
+from callcenter.recordings.keeper import RecordingKeeper
+from callcenter.recordings.lock import holding
 from callcenter.recordings.vault import (
     CHUNK,
     Keyring,
@@ -26,6 +28,8 @@ from callcenter.recordings.vault import (
     seal_file,
     sealed_with,
 )
+from callcenter.recordings.vault import _unique_tmp as _unique_tmp_open
+from callcenter.store.db import open_db
 
 from .admin_world import recordings_cli, sealed_order_recording_in
 
@@ -130,3 +134,73 @@ async def test_an_operator_rotates_the_key_and_reseals_the_recordings(tmp_path: 
     exported = cli("export", str(rec.id), "-o", str(out))
     assert exported.returncode == 0, exported.stderr
     assert out.read_bytes() == audio and "Traceback" not in again.stderr
+
+
+def _unique_tmp(dst: Path) -> Path:
+    tmp, fd = _unique_tmp_open(dst, 0o600)
+    os.close(fd)
+    return tmp
+
+
+def test_a_reseal_keeps_the_files_mode_and_writes_through_a_file_of_its_own(
+        tmp_path: Path) -> None:
+    old, new = os.urandom(32), os.urandom(32)
+    path, _plain, digest = sealed(tmp_path, old)
+    path.chmod(0o640)
+    first, second = _unique_tmp(path), _unique_tmp(path)
+    assert first != second   # two writers never share one
+    first.unlink()
+    second.unlink()
+    assert reseal(path, Keyring(new, {key_id(old): old}), LABEL, digest)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+async def test_the_keeper_skips_its_rounds_while_a_rotation_holds_the_lock_and_reads_new_keys(
+        tmp_path: Path) -> None:
+    settings, cli = recordings_cli(tmp_path)
+    await sealed_order_recording_in(settings)
+    db = await open_db(settings.database)
+    try:
+        keeper = RecordingKeeper(settings, db)
+        first = await keeper.key()
+        with holding(settings.state_dir) as held:
+            assert held
+            assert await keeper.round() == (0, 0)
+            busy = cli("rekey")
+            assert busy.returncode == 1 and "holds" in busy.stderr and "try again" in busy.stderr
+        assert cli("rotate-key").returncode == 0
+        ring = await keeper.key()   # read again: the files changed
+        assert ring.current != first.current and ring.retired == {
+            key_id(first.current): first.current}
+    finally:
+        await db.close()
+
+
+async def test_rekey_never_calls_a_key_unneeded_while_a_file_is_missing_or_a_key_is_lost(
+        tmp_path: Path) -> None:
+    settings, cli = recordings_cli(tmp_path)
+    _audio, rec = await sealed_order_recording_in(settings)
+    assert cli("rotate-key").returncode == 0
+    path = settings.pbx_path(rec.stored_path)
+    away = path.with_name("away")
+    path.rename(away)   # storage not mounted, say
+    missing = cli("rekey")
+    assert missing.returncode == 1 and "no file to seal again" in missing.stderr
+    assert "cannot be told" in missing.stderr and "may be removed" not in missing.stdout
+    away.rename(path)
+    folder = retired_dir(settings.recordings_key_file)
+    (kept,) = folder.iterdir()
+    kept.rename(tmp_path / "offline.key")   # the retired key lost
+    lost = cli("rekey")
+    assert lost.returncode == 1 and f"key {kept.stem}: sealed 1 recording(s)" in lost.stderr
+    assert "restore it from its backup" in lost.stderr and "Traceback" not in lost.stderr
+    (tmp_path / "offline.key").rename(kept)
+    assert cli("rekey").returncode == 0
+
+
+def test_an_unreadable_pid_file_is_no_engine(tmp_path: Path) -> None:
+    from callcenter.ops.engine_process import engine_pid, pid_file
+
+    pid_file(tmp_path).mkdir()   # read fails (a directory): no engine, no crash
+    assert engine_pid(tmp_path) is None

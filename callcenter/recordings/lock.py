@@ -1,0 +1,37 @@
+"""One writer of sealed recordings at a time: the engine's keeper (for each round) or
+``callcenter recordings rotate-key`` / ``rekey`` (for the whole command).
+
+An exclusive ``flock`` on ``<state_dir>/recordings.lock``, taken without waiting: a keeper round
+that finds it held is skipped (the next one tries again), a command that finds it held stops
+with a clear error. The kernel lets it go when its holder ends, even by a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_FILE = "recordings.lock"
+
+
+def lock_path(state_dir: Path) -> Path:
+    return state_dir / LOCK_FILE
+
+
+@contextlib.contextmanager
+def holding(state_dir: Path) -> Iterator[bool]:
+    """True while this process holds the lock; False (and nothing held) when another does."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(state_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)   # lets the lock go
