@@ -23,7 +23,14 @@ from callcenter.periodic import Periodic
 from callcenter.recordings import store
 from callcenter.recordings.lock import holding
 from callcenter.recordings.retention import Kept, due, kind_of, retain_until
-from callcenter.recordings.vault import Keyring, load_keyring, open_sealed, retired_dir, seal_file
+from callcenter.recordings.vault import (
+    Keyring,
+    load_keyring,
+    open_sealed,
+    remove_leftovers,
+    retired_dir,
+    seal_file,
+)
 
 __all__ = ["RecordingKeeper"]
 
@@ -44,6 +51,8 @@ class RecordingKeeper:
         self._missing: set[int] = set()
         #: told after every round (tests wait on it)
         self.rounds = 0
+        #: rounds skipped in a row (the recordings lock held by a command)
+        self._skipped = 0
 
     async def key(self) -> Keyring:
         """The site key (it seals) and the retired ones (they open what they sealed); made on
@@ -55,7 +64,8 @@ class RecordingKeeper:
             self._key = await asyncio.to_thread(load_keyring,
                                                 self.settings.recordings_key_file,
                                                 create=may_create)
-            self._key_stamp = await asyncio.to_thread(self._stamp)
+            # the state before the read: a rotation during it is seen at the next call
+            self._key_stamp = stamp
         return self._key
 
     def _stamp(self) -> tuple[int, ...]:
@@ -82,8 +92,13 @@ class RecordingKeeper:
         while a key rotation or re-seal holds the recordings lock."""
         with holding(self.settings.state_dir) as held:
             if not held:
-                log.info("recordings: a key rotation or re-seal runs; this round is skipped")
+                self._skipped += 1
+                level = logging.WARNING if self._skipped % 10 == 3 else logging.INFO
+                log.log(level, "recordings: a key rotation or re-seal holds the recordings lock"
+                        " (%d rounds in a row): nothing is sealed or deleted until it is done",
+                        self._skipped)
                 return 0, 0
+            self._skipped = 0
             return await self._round(now)
 
     async def _round(self, now: float | None) -> tuple[int, int]:
@@ -130,6 +145,7 @@ class RecordingKeeper:
         for path in {self.settings.pbx_path(rec.path),
                      self.settings.pbx_path(rec.path + store.SEALED_SUFFIX)}:
             path.unlink(missing_ok=True)
+            remove_leftovers(path)
 
     async def playable(self, recording_id: int) -> store.Recording:
         """The recording if it can be played now (sealed, not deleted), else

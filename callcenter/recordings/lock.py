@@ -1,9 +1,10 @@
 """One writer of sealed recordings at a time: the engine's keeper (for each round) or
 ``callcenter recordings rotate-key`` / ``rekey`` (for the whole command).
 
-An exclusive ``flock`` on ``<state_dir>/recordings.lock``, taken without waiting: a keeper round
+An exclusive ``flock`` on the state directory itself, taken without waiting: a keeper round
 that finds it held is skipped (the next one tries again), a command that finds it held stops
-with a clear error. The kernel lets it go when its holder ends, even by a crash.
+with a clear error. The kernel lets it go when its holder ends, even by a crash. A directory,
+not a lock file: a command run as root leaves no file the engine's user could not open.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-LOCK_FILE = "recordings.lock"
-
 
 def lock_path(state_dir: Path) -> Path:
-    return state_dir / LOCK_FILE
+    """What the lock is taken on (for messages)."""
+    return state_dir
 
 
 @contextlib.contextmanager
 def holding(state_dir: Path) -> Iterator[bool]:
     """True while this process holds the lock; False (and nothing held) when another does."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(state_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path(state_dir), os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -22,7 +22,7 @@ import aiosqlite
 
 from callcenter.config import Settings
 from callcenter.errors import ConfigError, RecordingError
-from callcenter.ops.engine_process import engine_pid
+from callcenter.ops.engine_process import engine_pid, read_pid
 from callcenter.recordings import store
 from callcenter.recordings.lock import holding, lock_path
 from callcenter.recordings.vault import key_id, load_keyring, reseal, rotate_key, sealed_with
@@ -48,6 +48,13 @@ class RekeyReport:
 
 def engine_stopped(settings: Settings, verb: str) -> None:
     """``ConfigError`` while the engine runs on this state directory."""
+    try:
+        read_pid(settings.state_dir)
+    except (FileNotFoundError, ValueError):
+        pass
+    except OSError as exc:   # fail closed: a pid file there may name a running engine
+        raise ConfigError(f"recordings {verb}: cannot tell whether the engine runs ({exc}):"
+                          " stop it, or remove its pid file if it is not running") from None
     pid = engine_pid(settings.state_dir)
     if pid is not None:
         raise ConfigError(f"recordings {verb}: stop the engine first (pid {pid}): it holds the"
@@ -56,8 +63,8 @@ def engine_stopped(settings: Settings, verb: str) -> None:
 
 def _busy(settings: Settings, verb: str) -> ConfigError:
     return ConfigError(f"recordings {verb}: another rotate-key or rekey, or the engine's"
-                       f" keeper, holds {lock_path(settings.state_dir)}: try again when it is"
-                       " done")
+                       f" keeper, holds the recordings lock on {lock_path(settings.state_dir)}:"
+                       " try again when it is done")
 
 
 async def rotate(settings: Settings) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -91,6 +92,13 @@ def _own_like(fd: int, like: os.stat_result | None) -> None:
     os.fchmod(fd, like.st_mode & 0o777)
 
 
+def remove_leftovers(dst: Path) -> None:
+    """Remove the temporary files a crash left beside ``dst`` (a half-written seal or key):
+    only while writers of sealed files are one at a time (the recordings lock)."""
+    for stale in dst.parent.glob(f".{glob.escape(dst.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 def _unique_tmp(dst: Path, mode: int) -> tuple[Path, int]:
     """A new temporary file beside ``dst`` that no other writer shares (created exclusively)."""
     while True:
@@ -105,6 +113,7 @@ def _unique_tmp(dst: Path, mode: int) -> tuple[Path, int]:
 def _new_file(dst: Path, mode: int) -> Iterator[int]:
     """A temporary file of its own beside ``dst`` (its descriptor): put in place of ``dst``, the
     folder synced, when the block ends without an error; removed if it fails."""
+    remove_leftovers(dst)
     tmp, fd = _unique_tmp(dst, mode)
     try:
         try:
@@ -269,7 +278,7 @@ def _write_sealed(chunks: Iterable[bytes], dst: Path, key: bytes, label: str,
 
 
 def _plain_digest(fd: int, key: bytes, label: str) -> str:
-    """The SHA-256 of what the sealed file open as ``fd`` holds, read back from the disk."""
+    """The SHA-256 of what the sealed file open as ``fd`` holds, as read back."""
     written = hashlib.sha256()
     for block in open_sealed(Path(f"/proc/self/fd/{fd}"), key, label):
         written.update(block)

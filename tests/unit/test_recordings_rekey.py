@@ -204,3 +204,28 @@ def test_an_unreadable_pid_file_is_no_engine(tmp_path: Path) -> None:
 
     pid_file(tmp_path).mkdir()   # read fails (a directory): no engine, no crash
     assert engine_pid(tmp_path) is None
+
+
+def test_the_lock_is_one_holder_at_a_time_and_a_crashs_leftovers_go(tmp_path: Path) -> None:
+    with holding(tmp_path) as first, holding(tmp_path) as second:
+        assert first and not second
+    with holding(tmp_path) as again:
+        assert again   # let go with its holder
+    assert os.listdir(tmp_path) == []   # no lock file to own
+    key = os.urandom(32)
+    path, plain, _ = sealed(tmp_path, key)
+    left = tmp_path / ".a.sealed.0123456789ab.tmp"   # a seal cut short by a crash
+    left.write_bytes(b"half")
+    seal_file(tmp_path / "a.wav", path, key, LABEL)
+    assert not left.exists() and b"".join(open_sealed(path, key, LABEL)) == plain
+
+
+async def test_an_unreadable_pid_file_stops_the_commands(tmp_path: Path) -> None:
+    from callcenter.errors import ConfigError
+    from callcenter.recordings.rekey import engine_stopped
+
+    settings, _cli = recordings_cli(tmp_path)
+    settings.state_dir.mkdir(parents=True)
+    (settings.state_dir / "engine.pid").mkdir()   # cannot be read as a pid file
+    with pytest.raises(ConfigError, match="cannot tell whether the engine runs"):
+        engine_stopped(settings, "rekey")
