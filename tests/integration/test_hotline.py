@@ -8,7 +8,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -30,6 +29,7 @@ from callcenter.config import Settings
 from callcenter.engine import Engine
 from callcenter.telephony.ami import AmiClient
 from callcenter.telephony.simcall import SimCaller
+from tests.leaks import holds
 
 from .conftest import trading_clock, wait_no_channels
 from .hotline import Heard, hotline_call
@@ -200,11 +200,6 @@ async def test_wrong_passwords_lock_across_calls_and_never_leak(
     assert leftovers == []
 
 
-def _holds(text: str, secret: str) -> bool:
-    """``secret`` (a password's digits) stands on its own in ``text``: not inside a longer run
-    of digits, such as a timestamp's (1.79645202...64444447e+09 holds no password)."""
-    return re.search(rf"(?<![0-9.]){secret}(?![0-9])", text) is not None
-
 
 async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture,
                      proxy: TcpProxy) -> None:
@@ -249,9 +244,9 @@ async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptur
     traffic = bytes(proxy.to_server + proxy.to_client)
     assert b"Event: Newchannel" in traffic  # the proxy did see the calls
     for secret in (PW, "111111", "444444", "147036"):
-        assert not _holds(dump, secret)
-        assert not _holds(caplog.text, secret)
-        assert not _holds(traffic.decode("latin-1"), secret)
+        assert not holds(dump, secret)
+        assert not holds(caplog.text, secret)
+        assert not holds(traffic.decode("latin-1"), secret)
     masked = [d for h in (first, weak) for d in h.ivr("ivr.input") if "masked" in d]
     assert masked and all("digits" not in d for d in masked)
 
