@@ -50,13 +50,21 @@ def available() -> frozenset[int]:
     return frozenset(os.sched_getaffinity(0))
 
 
+#: where the kernel lists the CPUs processes here may be given: a container's cpuset (cgroup v2,
+#: then v1), else the machine's CPUs online
+_CPU_LISTS = ("/sys/fs/cgroup/cpuset.cpus.effective",
+              "/sys/fs/cgroup/cpuset/cpuset.effective_cpus",
+              "/sys/devices/system/cpu/online")
+
+
 def online() -> frozenset[int]:
-    """The machine's CPUs that are online (those a process may be given; a container's cpuset
-    may allow fewer, which ``sched_setaffinity`` then refuses)."""
-    try:
-        return parse_cpus(Path("/sys/devices/system/cpu/online").read_text(encoding="ascii"))
-    except (OSError, ConfigError):
-        return available()
+    """The CPUs a process here may be given (beyond its own affinity)."""
+    for name in _CPU_LISTS:
+        try:
+            return parse_cpus(Path(name).read_text(encoding="ascii"))
+        except (OSError, ConfigError):
+            continue
+    return available()
 
 
 def check_cpus(cpus: Iterable[int], what: str) -> frozenset[int]:
@@ -75,13 +83,18 @@ def pin(pid: int, cpus: Iterable[int]) -> None:
     """Keep process ``pid`` on ``cpus``: every thread it has (a thread started later inherits
     the CPUs of the thread that starts it). A thread that ends meanwhile is skipped."""
     wanted = frozenset(cpus)
-    try:
-        tasks = sorted(Path(f"/proc/{pid}/task").iterdir())
-    except FileNotFoundError:
-        return   # the process is gone
-    for task in tasks:
-        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
-            os.sched_setaffinity(int(task.name), wanted)
+    done: set[str] = set()
+    while True:   # again for the threads started meanwhile (they may copy the old CPUs)
+        try:
+            tasks = {t.name for t in Path(f"/proc/{pid}/task").iterdir()} - done
+        except FileNotFoundError:
+            return   # the process is gone
+        if not tasks:
+            return
+        for task in sorted(tasks):
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+                os.sched_setaffinity(int(task), wanted)
+        done |= tasks
 
 
 def split(cpus: Iterable[int]) -> tuple[frozenset[int], frozenset[int]]:

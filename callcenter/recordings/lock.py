@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from callcenter.errors import RecordingError
+
 
 def lock_path(state_dir: Path) -> Path:
     """What the lock is taken on (for messages)."""
@@ -24,14 +26,20 @@ def lock_path(state_dir: Path) -> Path:
 @contextlib.contextmanager
 def holding(state_dir: Path) -> Iterator[bool]:
     """True while this process holds the lock; False (and nothing held) when another does."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(state_dir), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path(state_dir), os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise RecordingError(f"cannot take the recordings lock on {state_dir}: {exc}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
+        except OSError as exc:   # say, a file system without locks
+            raise RecordingError(f"cannot take the recordings lock on {state_dir}: {exc}") \
+                from exc
         yield True
     finally:
         os.close(fd)   # lets the lock go

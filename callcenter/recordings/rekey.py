@@ -76,8 +76,8 @@ async def rotate(settings: Settings) -> tuple[str, str]:
             raise _busy(settings, "rotate-key")
         if not await asyncio.to_thread(path.exists):
             raise ConfigError(f"recordings rotate-key: there is no recordings key in {path}"
-                              " yet (the engine makes one when it first starts): nothing to"
-                              " rotate")
+                              " (the engine makes one when it first starts): run it with the"
+                              " engine's settings (its state directory, as its user)")
         return await asyncio.to_thread(rotate_key, path)
 
 
@@ -90,7 +90,11 @@ async def rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
 
 
 async def _rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
-    ring = await asyncio.to_thread(load_keyring, settings.recordings_key_file, create=False)
+    key_file = settings.recordings_key_file
+    if not await asyncio.to_thread(key_file.exists):
+        raise ConfigError(f"recordings rekey: no recordings key in {key_file}: run it with the"
+                          " engine's settings (its state directory, as its user)")
+    ring = await asyncio.to_thread(load_keyring, key_file, create=False)
     unreadable = 0
     report = RekeyReport(key_id(ring.current).hex())
     for rec in await store.sealed(db):
@@ -100,7 +104,7 @@ async def _rekey(settings: Settings, db: aiosqlite.Connection) -> RekeyReport:
             continue
         try:
             if rec.sha256 is None:
-                raise RecordingError(f"recording {rec.id} has no digest to check it against")
+                raise RecordingError("no digest to check it against")
             if await asyncio.to_thread(reseal, path, ring, rec.path, rec.sha256):
                 report.resealed += 1
             else:

@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from callcenter.errors import RecordingError
-from callcenter.store.spool import fsync_dir
+from callcenter.files import fsync_dir
 
 __all__ = ["Keyring", "key_id", "load_keyring", "load_or_create_key", "open_sealed", "reseal",
            "retired_dir", "rotate_key", "seal_file", "sealed_with"]
@@ -280,8 +280,11 @@ def _write_sealed(chunks: Iterable[bytes], dst: Path, key: bytes, label: str,
 def _plain_digest(fd: int, key: bytes, label: str) -> str:
     """The SHA-256 of what the sealed file open as ``fd`` holds, as read back."""
     written = hashlib.sha256()
-    for block in open_sealed(Path(f"/proc/self/fd/{fd}"), key, label):
-        written.update(block)
+    try:
+        for block in open_sealed(Path(f"/proc/self/fd/{fd}"), key, label):
+            written.update(block)
+    except RecordingError as exc:
+        raise RecordingError(f"the new seal does not read back whole: {exc}") from None
     return written.hexdigest()
 
 

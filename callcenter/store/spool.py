@@ -27,6 +27,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from callcenter.files import fsync_dir
 from callcenter.store.tx import Statement, transaction
 
 log = logging.getLogger(__name__)
@@ -113,15 +114,6 @@ class SpoolFile:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
             fsync_dir(self.path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Put a folder's entries (a file made, renamed or removed in it) on disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def replay(db: aiosqlite.Connection, writer: str, batch: SpooledBatch,

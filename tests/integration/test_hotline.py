@@ -200,7 +200,6 @@ async def test_wrong_passwords_lock_across_calls_and_never_leak(
     assert leftovers == []
 
 
-
 async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture,
                      proxy: TcpProxy) -> None:
     bo = engine.backoffice

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from callcenter.config import ConsoleSettings
-from callcenter.cpu_affinity import online
+from callcenter.cpu_affinity import available
 from callcenter.fanout import process
 from callcenter.fanout.feed import Allow, Push
 from callcenter.fanout.process import FanoutProcess
@@ -39,7 +39,7 @@ backend, clock, static_dir, start = harness.backend, harness.clock, harness.stat
 
 @pytest.fixture
 def fanout() -> FanoutProcess:
-    return FanoutProcess("127.0.0.1", 0, loop_choice="asyncio", nice=3, cpus=[max(online())])
+    return FanoutProcess("127.0.0.1", 0, loop_choice="asyncio", nice=3, cpus=[max(available())])
 
 
 @pytest.fixture
@@ -151,7 +151,7 @@ async def test_the_relay_runs_nicer_than_the_engine(server: ConsoleServer,
     nice = int(stat.rpartition(")")[2].split()[16])
     assert nice == min(19, os.nice(0) + 3)
     assert os.getsid(fanout.pid) == fanout.pid   # its own session: a Ctrl-C is the engine's
-    assert os.sched_getaffinity(fanout.pid) == {max(online())}   # console.fanout_cpus
+    assert os.sched_getaffinity(fanout.pid) == {max(available())}   # console.fanout_cpus
 
 
 async def restarted(fanout: FanoutProcess) -> None:

@@ -104,8 +104,11 @@ async def test_an_operator_rotates_the_key_and_reseals_the_recordings(tmp_path: 
     settings, cli = recordings_cli(tmp_path)
     state = settings.state_dir
 
-    nothing = cli("rotate-key")
-    assert nothing.returncode == 1 and "no recordings key" in nothing.stderr
+    for verb in ("rotate-key", "rekey"):   # another state directory (say, a plain sudo)
+        nothing = cli(verb)
+        assert nothing.returncode == 1 and "no recordings key" in nothing.stderr
+        assert "with the engine's settings" in nothing.stderr and "Traceback" not in \
+            nothing.stderr
     audio, rec = await sealed_order_recording_in(settings)
     old = key_id(load_or_create_key(settings.recordings_key_file, create=False)).hex()
 
