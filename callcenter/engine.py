@@ -54,6 +54,7 @@ from callcenter.ivr.speech import Lang, say_digits
 from callcenter.ops.engine_process import names_pid, pid_file
 from callcenter.ops.service import OpsService
 from callcenter.phones.dialrules import dialable_or_empty
+from callcenter.phones.identity import extension_of
 from callcenter.phones.link import PhoneLink
 from callcenter.phones.registry import PhoneChange
 from callcenter.recordings.keeper import RecordingKeeper
@@ -294,12 +295,8 @@ class Engine:
         """The extensions of the engine's SIP phones that carry a call now."""
         if self.acd is None:
             return []
-        extensions = []
-        for rt in self.acd.seats.values():
-            tech, _, resource = rt.agent.endpoint.partition("/")
-            if rt.call is not None and tech == "PJSIP" and "@" not in resource:
-                extensions.append(resource)
-        return extensions
+        return [ext for rt in self.acd.seats.values()
+                if rt.call is not None and (ext := extension_of(rt.agent.endpoint)) is not None]
 
     def _phone_problem(self, endpoint: str) -> str | None:
         """Why the seat's phone cannot ring now (a SIP phone that is not registered), or None."""

@@ -62,10 +62,11 @@ class Registry:
         (registered), one that could and cannot (unreachable if still listed, else
         unregistered), a silent one now gone (unregistered), and a phone listed only silent
         that was not listed (unreachable: one already silent when the engine started)."""
-        before = {aor for aor in self.contacts if self.can_ring(aor)}
-        # before the first snapshot, a silent contact came from an event that told nothing (a
-        # phone unknown till then): the snapshot tells it
-        silent_before = set(self.contacts) - before if self.loaded else set()
+        before = self._reasons()
+        if not self.loaded:
+            # before the first snapshot, a silent contact came from an event that told nothing
+            # (a phone unknown till then): the snapshot tells it
+            before = {aor: why for aor, why in before.items() if why == "registered"}
         self.contacts = {}
         self.loaded = True
         for row in rows:
@@ -73,12 +74,15 @@ class Registry:
             aor, uri = row.get("ObjectName", "").partition(";@")[0], row.get("Uri", "")
             if aor and uri:
                 self.contacts.setdefault(aor, {})[uri] = row.get("Status", "unknown").lower()
-        after = {aor for aor in self.contacts if self.can_ring(aor)}
-        silent = set(self.contacts) - after
-        stopped = (before - after) | (silent - silent_before - before) | (
-            silent_before - set(self.contacts))
-        return ([self.state(aor) for aor in sorted(after - before)]
-                + [self.state(aor) for aor in sorted(stopped)])
+        after = self._reasons()
+        changed = [aor for aor in before.keys() | after.keys()
+                   if before.get(aor, "unregistered") != after.get(aor, "unregistered")]
+        return sorted((self.state(aor) for aor in changed),
+                      key=lambda change: (not change.can_ring, change.aor))
+
+    def _reasons(self) -> dict[str, str]:
+        """Every listed phone's ``state`` reason (a phone not listed is unregistered)."""
+        return {aor: self.state(aor).reason for aor in self.contacts}
 
     def feed(self, headers: Mapping[str, str]) -> PhoneChange | None:
         """One ``ContactStatus`` event; the change it makes, if any."""

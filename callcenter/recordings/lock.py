@@ -18,17 +18,12 @@ from pathlib import Path
 from callcenter.errors import RecordingError
 
 
-def lock_path(state_dir: Path) -> Path:
-    """What the lock is taken on (for messages)."""
-    return state_dir
-
-
 @contextlib.contextmanager
 def holding(state_dir: Path) -> Iterator[bool]:
     """True while this process holds the lock; False (and nothing held) when another does."""
     try:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(lock_path(state_dir), os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise RecordingError(f"cannot take the recordings lock on {state_dir}: {exc}") from exc
     try:

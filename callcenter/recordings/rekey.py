@@ -24,7 +24,7 @@ from callcenter.config import Settings
 from callcenter.errors import ConfigError, RecordingError
 from callcenter.ops.engine_process import engine_pid, read_pid
 from callcenter.recordings import store
-from callcenter.recordings.lock import holding, lock_path
+from callcenter.recordings.lock import holding
 from callcenter.recordings.vault import key_id, load_keyring, reseal, rotate_key, sealed_with
 
 __all__ = ["RekeyReport", "engine_stopped", "rekey", "rotate"]
@@ -63,7 +63,7 @@ def engine_stopped(settings: Settings, verb: str) -> None:
 
 def _busy(settings: Settings, verb: str) -> ConfigError:
     return ConfigError(f"recordings {verb}: another rotate-key or rekey, or the engine's"
-                       f" keeper, holds the recordings lock on {lock_path(settings.state_dir)}:"
+                       f" keeper, holds the recordings lock on {settings.state_dir}:"
                        " try again when it is done")
 
 
