@@ -40,10 +40,11 @@ CAUSE_NORMAL = 16  # both flows end with the dialplan's Hangup(): normal clearin
 
 FLOWS = {"agi": ("9502", "hotline"), "native": ("9501", "hotline-native")}
 FLOW_TITLES = {"agi": "AGI flow (9502)", "native": "native dialplan (9501)"}
-# A command whose round trip is the network + res_agi alone: no audio, no caller, no media wait.
-PURE_ROUND_TRIP = "GET VARIABLE"
+# A command whose round trip is the network + res_agi alone: no audio, no caller, no media wait
+# (the first flow sends one per call, after its readback: ``Channel.play``).
+PURE_ROUND_TRIP = "CHANNEL STATUS"
 ROUND_TRIP_NOTES = {
-    "GET VARIABLE": "**the FastAGI round trip itself**",
+    PURE_ROUND_TRIP: "**the FastAGI round trip itself**",
     # main/channel.c __ast_answer(): after answering a ringing channel Asterisk waits up to
     # 500 ms for media to flow; the native Answer() waits the same way.
     "ANSWER": "includes Asterisk's wait (up to 500 ms) for media after answering",
@@ -270,7 +271,8 @@ def render_markdown(result: BenchResult) -> str:
         "- The engine process also drives the simulated callers and records every call from AMI "
         "events, so its native-flow figure is that fixed bookkeeping; the difference between the "
         "columns is the IVR's own cost.",
-        "- GET VARIABLE is the pure FastAGI round trip (one per call: the linkedid). ANSWER "
+        "- CHANNEL STATUS is the pure FastAGI round trip (one per call, after the readback: "
+        "it tells a caller who hung up during it). ANSWER "
         "includes Asterisk's own wait for media after answering (the native `Answer()` pays it "
         "too); STREAM FILE and WAIT FOR DIGIT last as long as the prompt or the caller. With few "
         "samples p99 is close to the maximum.",

@@ -267,7 +267,8 @@ class Channel:
         return _variable_value(await self._run("GET FULL VARIABLE", expression))
 
     async def resolve_linkedid(self) -> str:
-        """The linkedid, asked of Asterisk once when the environment did not carry it."""
+        """The linkedid, asked of Asterisk once when the session did not carry it (our
+        dialplan passes it with the session token: ``agi_auth.py``)."""
         if self._linkedid is None:
             self._linkedid = await self.get_variable("CHANNEL(linkedid)") or self.uniqueid
         return self._linkedid
@@ -570,10 +571,12 @@ class AgiServer:
         await self._run_handler(channel)
 
     def _verified(self, environment: Environment, peer: str) -> Environment | None:
-        """The environment with the token arguments removed, or ``None`` for an impostor."""
+        """The environment with the token arguments removed, or ``None`` for an impostor.
+        Its ``agi_linkedid`` is the one the token proves, or none: Asterisk sends no such
+        line, so one from the peer is dropped (the session then asks Asterisk)."""
+        variables = {k: v for k, v in environment.variables.items() if k != "agi_linkedid"}
         if self._key is None:
-            return environment
-        variables = environment.variables
+            return dataclasses.replace(environment, variables=variables)
         try:
             proof = verify_session(
                 self._key, script=environment.script,
@@ -586,7 +589,9 @@ class AgiServer:
             log.warning("FastAGI session from %s refused (script %r, claims channel %r): %s",
                         peer, environment.script[:80], variables.get("agi_channel", "")[:80], exc)
             return None
-        return dataclasses.replace(environment, arguments=proof.arguments)
+        if proof.linkedid is not None:
+            variables["agi_linkedid"] = proof.linkedid
+        return dataclasses.replace(environment, arguments=proof.arguments, variables=variables)
 
     async def _read_environment(
         self, connection: AgiConnection, reader: asyncio.StreamReader, peer: str

@@ -709,8 +709,77 @@ CHANNEL = "Local/9500@hotline-00000001;2"
 
 def token(uniqueid: str, *, at: float | None = None, script: str = "hotline",
           channel: str = CHANNEL, key: str = KEY) -> tuple[str, str]:
+    """A token as a dialplan from before the linkedid argument makes it."""
     issued = int(time.time() if at is None else at)
     return str(issued), session_mac(key, script, uniqueid, channel, issued)
+
+
+def call_token(uniqueid: str, linkedid: str) -> tuple[str, str, str]:
+    """A token as ``asterisk_conf/extensions.conf`` makes it: the call's linkedid bound in."""
+    issued = int(time.time())
+    return (str(issued), session_mac(KEY, "hotline", uniqueid, CHANNEL, issued, linkedid),
+            linkedid)
+
+
+async def test_the_linkedid_comes_with_the_token_and_costs_no_round_trip(
+        start_server: StartServer) -> None:
+    seen: list[tuple[str | None, str, list[str]]] = []
+
+    async def handler(channel: Channel) -> None:
+        known = channel.linkedid
+        seen.append((known, await channel.resolve_linkedid(), channel.arguments))
+        await channel.answer()
+
+    server = await start_server(handler, key=KEY)
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("1700000000.5", *call_token("1700000000.5", "1700000000.1"),
+                            "extra"))
+        await fake.expect(b"ANSWER\n", b"200 result=0\n")  # no GET VARIABLE before it
+        await fake.expect_eof()
+    assert seen == [("1700000000.1", "1700000000.1", ["extra"])]
+
+
+@pytest.mark.parametrize("linkedid", ["1700000000.9", "", "a:b"])
+async def test_a_linkedid_the_token_does_not_bind_is_refused(
+        start_server: StartServer, linkedid: str) -> None:
+    served = Answerer()
+    server = await start_server(served, key=KEY)
+    stamp, mac, _ = call_token("1700000000.6", "1700000000.1")
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(env("1700000000.6", stamp, mac, linkedid))
+        await fake.expect_eof()
+    assert served.served == []
+    assert server.refused_sessions == 1
+
+
+@pytest.mark.parametrize("how", ["older dialplan", "odd linkedid", "no key"])
+async def test_a_session_without_a_proven_plain_linkedid_asks_for_it(
+        start_server: StartServer, how: str) -> None:
+    """Whatever the peer claims: an argument no token binds, its own ``agi_linkedid`` line."""
+    seen: list[tuple[str, list[str]]] = []
+
+    async def handler(channel: Channel) -> None:
+        seen.append((await channel.resolve_linkedid(), channel.arguments))
+
+    server = await start_server(handler, key=None if how == "no key" else KEY)
+    uid = "1700000000.7"
+    issued = int(time.time())
+    args = {
+        "older dialplan": [*token(uid), "1700000000.1"],
+        # an Originate's ChannelId may hold anything; the token proves it, it is not used
+        "odd linkedid": [str(issued), session_mac(KEY, "hotline", uid, CHANNEL, issued, "a:b c"),
+                         "a:b c"],
+        "no key": ["1700000000.1"],
+    }[how]
+    body = env(uid, *args).replace(b"agi_uniqueid:", b"agi_linkedid: 1700000000.3\nagi_uniqueid:")
+    async with fake_asterisk(server.port) as fake:
+        await fake.send(body)
+        await fake.expect(b'GET VARIABLE "CHANNEL(linkedid)"\n',
+                          b"200 result=1 (1700000000.2)\n")
+        await fake.expect_eof()
+    # what Asterisk says, not an unbound argument nor the peer's own line
+    assert seen == [("1700000000.2", {"older dialplan": ["1700000000.1"], "odd linkedid": [],
+                                      "no key": ["1700000000.1"]}[how])]
 
 
 async def test_a_session_with_its_token_is_served_without_the_token_arguments(

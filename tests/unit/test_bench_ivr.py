@@ -90,7 +90,7 @@ def _result(failures: list[str] | None = None) -> BenchResult:
         native=FlowStats(calls=4, wall_s=16.0, engine_cpu_s=0.04, asterisk_cpu_s=0.2,
                          call_s=32.0),
         asterisk_idle_cpu_per_s=0.005,
-        round_trips={"ANSWER": [0.001, 0.003], "GET VARIABLE": [0.002],
+        round_trips={"ANSWER": [0.001, 0.003], "CHANNEL STATUS": [0.002],
                      "STREAM FILE": [2.0, 3.0]},
         failures=failures or [],
         leftover_channels=0,
@@ -112,7 +112,7 @@ def test_report_table_holds_per_call_figures_and_ratios() -> None:
     assert "| engine CPU / Asterisk CPU | 0.50x | 0.20x |  |" in text
     # 0.4 s over 36 s of calls vs 0.2 s over 32 s
     assert "| Asterisk CPU per second of call (ms) | 11.11 | 6.25 | 1.78x |" in text
-    assert "| GET VARIABLE | 1 | 2.00 | 2.00 | **the FastAGI round trip itself** |" in text
+    assert "| CHANNEL STATUS | 1 | 2.00 | 2.00 | **the FastAGI round trip itself** |" in text
     assert "| ANSWER | 2 | 2.00 | 2.98 | includes Asterisk's wait" in text
     assert "| STREAM FILE | 2 | 2500.00 | 2990.00 | plays a prompt: audio-bound |" in text
     assert "None: every AGI call recorded" in text
@@ -127,7 +127,7 @@ def test_report_lists_failures_instead_of_hiding_them() -> None:
     assert "| calls completed / placed | 3 / 4 | 4 / 4 |  |" in text
     summary = render_summary(result)
     assert "failures: 1" in summary
-    assert "round trip (GET VARIABLE): p50 2.00 ms, p99 2.00 ms (n=1)" in summary
+    assert "round trip (CHANNEL STATUS): p50 2.00 ms, p99 2.00 ms (n=1)" in summary
 
 
 def test_report_without_round_trips_or_channel_count() -> None:
@@ -138,5 +138,5 @@ def test_report_without_round_trips_or_channel_count() -> None:
     assert "No AGI command was answered." in text
     assert "Channels left in Asterisk after the run: unknown." in text
     summary = render_summary(result)
-    assert "round trip (GET VARIABLE): none answered" in summary
+    assert "round trip (CHANNEL STATUS): none answered" in summary
     assert "channels left in Asterisk: unknown" in summary

@@ -74,6 +74,9 @@ def test_every_agi_in_the_dialplan_carries_a_token(line: str) -> None:
     assert line in conf
     agi_lines = [x for x in conf.splitlines() if "AGI(" in x and not x.lstrip().startswith(";")]
     assert all("${SHA1(${AGI_KEY}:" in x for x in agi_lines), agi_lines
+    # ... and the call's linkedid, bound by the token (agi_auth.py), so no session asks for it
+    assert all(x.endswith(":${CC_AGI_T}:${CHANNEL(linkedid)}:${AGI_KEY})},${CHANNEL(linkedid)})")
+               for x in agi_lines), agi_lines
 
 
 @pytest.mark.parametrize("where", ["setting", "file"])
