@@ -52,6 +52,7 @@ ROUND_TRIP_NOTES = {
     "WAIT FOR DIGIT": "waits for the caller",
     "GET DATA": "plays a prompt and waits for the caller",
     "SAY DIGITS": "plays audio",
+    "EXEC": "Playback of the readback and goodbye: audio-bound",
 }
 
 
@@ -274,8 +275,8 @@ def render_markdown(result: BenchResult) -> str:
         "- CHANNEL STATUS is the pure FastAGI round trip (one per call, after the readback: "
         "it tells a caller who hung up during it). ANSWER "
         "includes Asterisk's own wait for media after answering (the native `Answer()` pays it "
-        "too); STREAM FILE and WAIT FOR DIGIT last as long as the prompt or the caller. With few "
-        "samples p99 is close to the maximum.",
+        "too); STREAM FILE, GET DATA and EXEC (Playback) last as long as the prompts or the "
+        "caller. With few samples p99 is close to the maximum.",
         "- Native calls are checked by their normal clearing only: the digits a dialplan Read() "
         "collected never reach AMI (the `dialplan` event class is withheld on purpose).",
         "",
