@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from callcenter import heap
 from callcenter.acd.asterisk_qlog_file import QueueLogFile
 from callcenter.acd.service import Acd
 from callcenter.atcc.controller import Controller
@@ -632,6 +633,7 @@ async def run_engine(settings: Settings) -> None:
             loop.add_signal_handler(sig, reloads.spawn, loop, what, running)
         if not stop.is_set():
             await engine.start()
+            heap.settle()   # what lives from start-up on is never walked by the collector
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n")
             print(f"callcenter engine running (FastAGI on {settings.agi.host}:"

@@ -49,6 +49,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from callcenter import heap
 from callcenter.cpu_affinity import parse_cpus
 from callcenter.errors import ConfigError
 from callcenter.event_loop import run
@@ -284,6 +285,7 @@ async def serve_relay(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     await loop.connect_read_pipe(lambda: _FeedReader(relay, done), sys.stdin)
+    heap.settle()   # its sockets' pushes never wait for a walk of what lives from start-up on
     print(f"listening {port}", flush=True)
     log.info("fan-out relay listening on %s:%d", args.host, port)
     await done
