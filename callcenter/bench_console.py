@@ -35,6 +35,7 @@ import contextlib
 import json
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import SecretStr
 
@@ -80,9 +81,14 @@ HEADING = f"## {TITLE}"
 # -- pure pieces ----------------------------------------------------------------------------------
 
 
-def phase_plan(abba: bool) -> list[bool]:
-    """Whether each phase has the clients: ABBA (without, with, with, without) or AB."""
-    return [False, True, True, False] if abba else [False, True]
+def phase_plan(abba: bool, phases: int = 0) -> list[bool]:
+    """Whether each phase has the clients: ABBA (without, with, with, without) or AB, repeated
+    to ``phases`` (a multiple of 4, or of 2 for AB; 0: once)."""
+    unit = [False, True, True, False] if abba else [False, True]
+    if phases % len(unit) or phases < 0:
+        raise ConfigError(f"--phases: {phases} is not a multiple of {len(unit)}"
+                          f" ({'ABBA' if abba else 'AB'} order)")
+    return unit * max(phases // len(unit), 1)
 
 
 def marker_key(marker: float) -> float:
@@ -222,7 +228,9 @@ class Wallboard:
     """What the clients saw over the phases with clients."""
 
     clients: int = 0
-    logged_in: int = 0
+    logged_in: int = 0           # logins, over every round of them
+    rounds: int = 0              # the clients logged in this many times (once per ABBA)
+    client_s: float = 0.0        # seconds each logged-in client spent in the phases, summed
     disconnected: int = 0
     procs: int = 0
     board_bytes: int = 0
@@ -301,6 +309,27 @@ def comparisons(phases: Sequence[Phase]) -> list[tuple[str, float | None, float 
     phases of each kind pooled. CPU is per call."""
     a, b = _pooled(phases, False), _pooled(phases, True)
     return [(what, read(a), read(b)) for what, read in METRICS]
+
+
+#: phases of each kind from which the median of the phases' own figures is reported
+MEDIAN_MIN_PHASES: Final = 3
+
+
+def phase_medians(phases: Sequence[Phase]) -> dict[str, tuple[float, float] | None]:
+    """Per metric, (without, with): the median of the phases' own figures of each kind. A
+    pooled p99 is decided by the worst phase's tail; the median of the phases' p99s is not.
+    None: fewer than ``MEDIAN_MIN_PHASES`` phases of a kind, or one without the figure."""
+    out: dict[str, tuple[float, float] | None] = {}
+    for what, read in METRICS:
+        pair: list[float] = []
+        for kind in (False, True):
+            values = [read(ph) for ph in phases if ph.clients is kind]
+            known = [v for v in values if v is not None]
+            if len(known) < MEDIAN_MIN_PHASES or len(known) != len(values):
+                break
+            pair.append(statistics.median(known))
+        out[what] = (pair[0], pair[1]) if len(pair) == 2 else None
+    return out
 
 
 def spreads(phases: Sequence[Phase]) -> dict[str, float | None]:
@@ -403,27 +432,39 @@ def render_section(result: ConsoleResult) -> str:
             f"{_p(ph.lag_ms, 99)} | {ph.engine_cpu_s:.2f} | {ph.relay_cpu_s:.2f} | "
             f"{ph.asterisk_cpu_s:.2f} | "
             f"{ph.machine_busy:.0%} | {ph.moves} | {ph.pushes} |")
-    lines += ["", f"With the clients against without (phases pooled; goal at most "
-              f"{GOAL_RATIO:g}x):", "",
-              "| | without | with | ratio | phases of one kind apart |",
-              "|---|---|---|---|---|"]
     apart = spreads(result.phases)
+    medians = phase_medians(result.phases)
+    by_phase = any(v is not None for v in medians.values())
+    pooled = "phases pooled, and the median of the phases" if by_phase else "phases pooled"
+    lines += ["", f"With the clients against without ({pooled}; goal at most "
+              f"{GOAL_RATIO:g}x):", "",
+              "| | without | with | ratio | phases of one kind apart |"
+              + (" median of the phases: without / with | ratio |" if by_phase else ""),
+              "|---|---|---|---|---|" + ("---|---|" if by_phase else "")]
+
+    def verdict(r: float | None) -> str:
+        return "-" if r is None else f"{r:.2f}x" + (" ✓" if r <= GOAL_RATIO else " ✗")
+
     for what, without, with_ in comparisons(result.phases):
-        r = ratio(with_, without)
-        mark = "" if r is None else (" ✓" if r <= GOAL_RATIO else " ✗")
         spread = apart.get(what)
-        lines.append(f"| {what} | {_num(without)} | {_num(with_)} | "
-                     f"{'-' if r is None else f'{r:.2f}x'}{mark} | "
-                     f"{'-' if spread is None else f'{spread:.2f}x'} |")
+        row = (f"| {what} | {_num(without)} | {_num(with_)} | {verdict(ratio(with_, without))} | "
+               f"{'-' if spread is None else f'{spread:.2f}x'} |")
+        if by_phase:
+            pair = medians.get(what)
+            row += (" - | - |" if pair is None else
+                    f" {_num(pair[0])} / {_num(pair[1])} | {verdict(ratio(pair[1], pair[0]))} |")
+        lines.append(row)
     if any(v is not None for v in apart.values()):
         lines += ["", "*Phases of one kind apart*: the larger over the smaller value of the "
                   "two phases without clients, or of the two with them, whichever differ more: "
                   "how far apart identical phases of this run came out, so a ratio within it is "
-                  "below what the run can tell. Setup times and the loop lag come in whole "
-                  "milliseconds (setup in steps of 4 ms), so at a few milliseconds one step is "
-                  "already 1.25x-2x."]
+                  "below what the run can tell. Setup times come in steps of 4 ms (SIPp's "
+                  "clock), so at a few milliseconds one step is already 1.25x-2x."]
     per_client = w.messages / w.logged_in if w.logged_in else 0.0
-    rate = w.boards / w.logged_in / w.wall_s if w.logged_in and w.wall_s else 0.0
+    rate = w.boards / w.client_s if w.client_s else 0.0
+    logins = (f"{w.logged_in} of {w.clients} logged in" if w.rounds <= 1 else
+              f"{w.logged_in} logins of {w.clients * w.rounds} ({w.clients} clients, "
+              f"{w.rounds} times)")
     met = bool(w.latencies_ms) and percentile(w.latencies_ms, 99) <= GOAL_P99_MS \
         and w.missed == 0 and w.disconnected == 0
     lines += [
@@ -440,9 +481,9 @@ def render_section(result: ConsoleResult) -> str:
         f"{len(w.not_held_ms)} | {_p(w.not_held_ms, 50)} | {_p(w.not_held_ms, 99)} | "
         f"{_max(w.not_held_ms)} |",
         "",
-        f"Clients: {w.logged_in} of {w.clients} logged in, {w.disconnected} disconnected "
+        f"Clients: {logins}, {w.disconnected} disconnected "
         f"before the end, moves no board showed {w.missed}; {per_client:.0f} messages per "
-        f"client in all, {rate:.1f} boards per client per second in the phases. The "
+        f"login in all, {rate:.1f} boards per client per second in the phases. The "
         f"clients' processes used {w.clients_cpu_s:.1f} s CPU "
         f"(their loop lag p99 {_p(w.clients_lag_ms, 99)} ms: an arrival is stamped when the "
         f"client's loop gets to it). Goal {'met' if met else 'not met'}.",
@@ -599,6 +640,7 @@ class _ClientProcs:
             if out.exists():
                 text = await asyncio.to_thread(out.read_text, encoding="utf-8")
                 results.append(json.loads(text))
+                out.unlink()   # a later round's process that writes none is not read twice
         self.procs = []
         return results
 
@@ -717,8 +759,11 @@ async def _accounts(bench: Settings, seats: int, password: str) -> None:
 
 async def run_console_bench(settings: Settings, clients: int, procs: int, rate: float,
                             step_s: float, change_s: float, seats: int, abba: bool,
-                            output: str, *, nice: int = 19, consoles_cpus: str = "auto") -> int:
-    """Run the phases, write the report section to ``output``; 1 if the goal was missed."""
+                            output: str, *, nice: int = 19, consoles_cpus: str = "auto",
+                            phases: int = 0) -> int:
+    """Run the phases (``phase_plan``), write the report section to ``output``; 1 if the goal
+    was missed. The clients log in afresh for each run of phases with them."""
+    plan = phase_plan(abba, phases)
     if clients < 1 or procs < 1 or procs > clients:
         raise ConfigError("--clients must be at least 1, --procs between 1 and --clients")
     if rate <= 0 or step_s <= 0 or change_s <= 0 or seats < 0:
@@ -764,32 +809,37 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
         group = _ClientProcs(folder, f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}",
                              password, clients, procs, nice, result.consoles_cpus)
         watcher = asyncio.create_task(probe.watch(), name="bench-console-probe")
-        windows: list[tuple[float, float]] = []
-        results: list[dict[str, Any]] = []
+        #: per round of logins: the clients' results, and the windows of its phases
+        rounds: list[tuple[list[dict[str, Any]], list[tuple[float, float]]]] = []
         asterisk_cpus = _pin_system(pid, cpus[0]) if cpus is not None else None
         try:
-            for n, with_clients in enumerate(phase_plan(abba)):
+            logged_in = 0
+            for n, with_clients in enumerate(plan):
                 if with_clients and not group.procs:
-                    t0 = time.monotonic()
+                    t0, before = time.monotonic(), group.logged_in
                     await group.start()
+                    logged_in = group.logged_in - before
                     result.board.logged_in = group.logged_in
-                    print(f"{group.logged_in} of {clients} clients logged in "
+                    result.board.rounds += 1
+                    rounds.append(([], []))
+                    print(f"{logged_in} of {clients} clients logged in "
                           f"({time.monotonic() - t0:.0f} s)")
                 if not with_clients and group.procs:
-                    results = await group.stop()
+                    rounds[-1][0].extend(await group.stop())
                 phase, window = await _phase(engine, probe, mover, tap, sipp, folder, pcap,
                                              with_clients, rate, step_s, pid,
                                              cpus[0] if cpus is not None else None)
                 result.phases.append(phase)
                 if with_clients:
-                    windows.append(window)
+                    rounds[-1][1].append(window)
                     result.board.wall_s += window[1] - window[0]
+                    result.board.client_s += logged_in * (window[1] - window[0])
                 print(f"phase {n + 1} ({'with' if with_clients else 'without'} clients): "
                       f"{phase.ok}/{phase.placed} ok, setup p99 {_p(phase.setups_ms, 99)} ms, "
                       f"RTT p99 {_p(phase.round_trips_ms, 99, '.2f')} ms, loop lag p99 "
                       f"{_p(phase.lag_ms, 99)} ms, engine CPU {phase.engine_cpu_s:.2f} s")
             if group.procs:
-                results = await group.stop()
+                rounds[-1][0].extend(await group.stop())
         finally:
             if asterisk_cpus is not None:   # first: whatever fails below, Asterisk is freed
                 pin(pid, asterisk_cpus)
@@ -799,15 +849,20 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                 await watcher
             backend.push = tap.inner
             await engine.stop()
-        _collect(result.board, results, windows, mover.moves, tap.pushes)
+        for results, windows in rounds:   # each client against the phases it was there for
+            _collect(result.board, results, windows, mover.moves, tap.pushes)
     board = result.board
     if board.latencies_ms:
         print(f"wallboard move -> client: p50 {_p(board.latencies_ms, 50)} ms, p99 "
               f"{_p(board.latencies_ms, 99)} ms, max {_max(board.latencies_ms)} ms; push -> "
               f"client p99 {_p(board.push_ms, 99)} ms; {board.disconnected} disconnected")
+    medians = phase_medians(result.phases)
     for what, without, with_ in comparisons(result.phases):
         r = ratio(with_, without)
-        print(f"{what}: {_num(without)} -> {_num(with_)} ({'-' if r is None else f'{r:.2f}x'})")
+        pair = medians.get(what)
+        m = None if pair is None else ratio(pair[1], pair[0])
+        print(f"{what}: {_num(without)} -> {_num(with_)} ({'-' if r is None else f'{r:.2f}x'}"
+              f"{'' if m is None else f'; median of the phases {m:.2f}x'})")
     path = Path(output)
     await asyncio.to_thread(write_section, path, TITLE, render_section(result))
     print(f"report written to {path}")

@@ -923,7 +923,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return run(run_console_bench(
             settings, args.clients, args.procs, args.rate, args.step_s, args.change_s,
             args.seats, not args.no_abba, args.output, nice=args.nice,
-            consoles_cpus=args.consoles_cpus))
+            consoles_cpus=args.consoles_cpus, phases=args.phases))
     return run(run_bench(settings, args.calls, args.concurrency, args.output))
 
 
@@ -1060,7 +1060,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="acd-load: seconds of arriving callers per phase")
     p.add_argument("--phases", type=int, default=4,
                    help="acd-load: phases, even, in ABBA order (ours, app_queue, app_queue,"
-                        " ours, ...)")
+                        " ours, ...); console: phases, a multiple of 4 in ABBA order (without"
+                        " clients, with, with, without, ...), of 2 with --no-abba")
     p.add_argument("--rates", default="2,5,10,20,40",
                    help="load: rising calls per second, one step each")
     p.add_argument("--step-s", type=float, default=20.0,
@@ -1076,7 +1077,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", type=int, default=20,
                    help="console: seats on the board besides the bench's own two")
     p.add_argument("--no-abba", action="store_true",
-                   help="console: one phase without clients, one with (not ABBA)")
+                   help="console: a phase without clients, one with, ... (AB, not ABBA)")
     p.add_argument("--nice", type=int, default=19, choices=range(20), metavar="0-19",
                    help="console: the client processes' niceness (they yield the CPUs to the"
                         " engine and Asterisk, as consoles on other machines would)")

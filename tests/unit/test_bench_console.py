@@ -21,6 +21,7 @@ from callcenter.bench_console import (
     frame_cost_us,
     marker_key,
     match_moves,
+    phase_medians,
     phase_plan,
     push_latencies,
     ratio,
@@ -34,6 +35,7 @@ from callcenter.bench_console_clients import (
     split_frames,
 )
 from callcenter.bench_ivr import Machine, percentile
+from callcenter.errors import ConfigError
 from callcenter.seats.protocol import Event
 
 MOVES = [(1000.1, 10.0), (1000.2, 10.1), (1000.3, 10.2)]   # (since, monotonic)
@@ -42,6 +44,12 @@ MOVES = [(1000.1, 10.0), (1000.2, 10.1), (1000.3, 10.2)]   # (since, monotonic)
 def test_phases_are_abba_or_ab() -> None:
     assert phase_plan(True) == [False, True, True, False]
     assert phase_plan(False) == [False, True]
+    assert phase_plan(True, 4) == phase_plan(True)
+    assert phase_plan(True, 8) == [False, True, True, False] * 2
+    assert phase_plan(False, 6) == [False, True] * 3
+    for abba, phases in ((True, 6), (True, -4), (False, 3)):
+        with pytest.raises(ConfigError, match="--phases"):
+            phase_plan(abba, phases)
 
 
 def test_a_board_covers_its_move_and_every_earlier_one_not_seen_yet() -> None:
@@ -141,7 +149,8 @@ def phase(clients: bool, setups: list[float], rtts: list[float], cpu: float) -> 
 
 def result(fanout: str = "inline") -> ConsoleResult:
     board = Wallboard(clients=1000, logged_in=1000, procs=2, board_bytes=3000, moves=20,
-                      pushes=20, messages=40_000, boards=40_000, wall_s=4.0,
+                      pushes=20, messages=40_000, boards=40_000, wall_s=4.0, rounds=1,
+                      client_s=4000.0,
                       latencies_ms=[10.0, 20.0, 130.0], push_ms=[5.0, 9.0],
                       coalescing_ms=[0.0, 90.0], not_held_ms=[10.0], clients_cpu_s=3.0,
                       clients_lag_ms=[1.0])
@@ -189,6 +198,26 @@ def test_the_report_section() -> None:
     assert "Goal not met" in text          # p99 over 100 ms
     assert "| 2 | 1000 | 100 | 100 |" in text and "| 1 | 0 | 100 | 100 |" in text
     assert "10.0 boards per client per second" in text
+    assert "Clients: 1000 of 1000 logged in," in text
+    assert "median of the phases" not in text   # two phases of each kind: no medians
+
+
+def test_many_phases_are_also_compared_by_the_median_of_their_own_figures() -> None:
+    res = result()
+    # a second ABBA with plain phases: of the four phases with clients, one had a tail
+    plain = [phase(kind, [4.0, 4.0], [0.5, 1.0], 1.0) for kind in (False, True, True, False)]
+    res.phases += plain
+    res.board.rounds, res.board.logged_in, res.board.client_s = 2, 2000, 4000.0
+    medians = phase_medians(res.phases)
+    # setup p99 per phase with clients: ~8 (the one with a tail), then 4, 4, 4: the median 4
+    assert medians["setup p99 ms"] == pytest.approx((4.0, 4.0))
+    assert medians["engine CPU ms per call"] == pytest.approx((10.0, 10.0))
+    assert phase_medians(result().phases) == dict.fromkeys(medians)   # two of each: none
+    text = render_section(res)
+    assert "phases pooled, and the median of the phases" in text
+    assert "| setup p99 ms | 4.00 | " in text and "| 4.00 / 4.00 | 1.00x ✓ |" in text
+    assert "Clients: 2000 logins of 2000 (1000 clients, 2 times)" in text
+    assert "20 messages per login" in text and "10.0 boards per client per second" in text
 
 
 def test_the_engines_cost_per_board_and_client() -> None:
