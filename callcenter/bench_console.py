@@ -13,7 +13,8 @@ allows several sessions of one login, each gets every event).
 Each phase is ``bench load``'s SIPp step on the FastAGI flow (``--rate`` calls per second for
 ``--step-s`` seconds, then until the calls are gone), while the benchmark moves the mark seat
 every ``--change-s`` seconds (between two not-ready reasons, so nothing is routed). Phases run
-ABBA: without clients, with, with, without; the clients log in once for both middle phases.
+ABBA: without clients, with, with, without (``--phases``: repeated); the clients log in once
+for each pair of phases with them.
 
 Wallboard latency: each move's instant is stamped here (``time.monotonic()``); the move gives
 the mark seat a new ``since``, which every board after it carries; each client stamps when the
@@ -86,7 +87,7 @@ def phase_plan(abba: bool, phases: int = 0) -> list[bool]:
     to ``phases`` (a multiple of 4, or of 2 for AB; 0: once)."""
     unit = [False, True, True, False] if abba else [False, True]
     if phases % len(unit) or phases < 0:
-        raise ConfigError(f"--phases: {phases} is not a multiple of {len(unit)}"
+        raise ConfigError(f"--phases: {phases} is not a positive multiple of {len(unit)}"
                           f" ({'ABBA' if abba else 'AB'} order)")
     return unit * max(phases // len(unit), 1)
 
@@ -238,7 +239,6 @@ class Wallboard:
     pushes: int = 0
     messages: int = 0            # every frame the clients got, login reply included
     boards: int = 0              # distinct boards the clients got in those phases
-    wall_s: float = 0.0
     missed: int = 0
     latencies_ms: list[float] = field(default_factory=list)      # move -> arrival
     push_ms: list[float] = field(default_factory=list)           # push -> arrival
@@ -455,8 +455,8 @@ def render_section(result: ConsoleResult) -> str:
                     f" {_num(pair[0])} / {_num(pair[1])} | {verdict(ratio(pair[1], pair[0]))} |")
         lines.append(row)
     if any(v is not None for v in apart.values()):
-        lines += ["", "*Phases of one kind apart*: the larger over the smaller value of the "
-                  "two phases without clients, or of the two with them, whichever differ more: "
+        lines += ["", "*Phases of one kind apart*: the largest over the smallest value of the "
+                  "phases without clients, or of those with them, whichever differ more: "
                   "how far apart identical phases of this run came out, so a ratio within it is "
                   "below what the run can tell. Setup times come in steps of 4 ms (SIPp's "
                   "clock), so at a few milliseconds one step is already 1.25x-2x."]
@@ -637,10 +637,14 @@ class _ClientProcs:
                     with contextlib.suppress(ProcessLookupError):
                         proc.kill()
                     await proc.wait()
-            if out.exists():
-                text = await asyncio.to_thread(out.read_text, encoding="utf-8")
-                results.append(json.loads(text))
-                out.unlink()   # a later round's process that writes none is not read twice
+            if proc.returncode != 0 or not out.exists():
+                # its clients logged in and counted: a report without them would say too much
+                self.procs = []
+                raise TelephonyError(f"a client process ended without its results (exit"
+                                     f" {proc.returncode}); the run is void")
+            text = await asyncio.to_thread(out.read_text, encoding="utf-8")
+            results.append(json.loads(text))
+            out.unlink()   # a later round's process is not read in its place
         self.procs = []
         return results
 
@@ -832,7 +836,6 @@ async def run_console_bench(settings: Settings, clients: int, procs: int, rate: 
                 result.phases.append(phase)
                 if with_clients:
                     rounds[-1][1].append(window)
-                    result.board.wall_s += window[1] - window[0]
                     result.board.client_s += logged_in * (window[1] - window[0])
                 print(f"phase {n + 1} ({'with' if with_clients else 'without'} clients): "
                       f"{phase.ok}/{phase.placed} ok, setup p99 {_p(phase.setups_ms, 99)} ms, "

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from callcenter import heap
 from callcenter.benchdoc import write_section
 from callcenter.config import Settings
 from callcenter.engine import Engine
@@ -439,6 +440,7 @@ async def run_bench(settings: Settings, calls: int, concurrency: int, output: st
                 "('callcenter run' or an integration test session); stop it and run the "
                 "benchmark again"
             ) from exc
+        heap.settle()   # as ``callcenter run`` does
         try:
             assert engine.ami is not None
             result = BenchResult(datetime.now(UTC), machine, calls, concurrency, DTMF,

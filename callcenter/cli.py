@@ -907,7 +907,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from callcenter.bench_acd_load import run_acd_load_bench
 
         return run(run_acd_load_bench(settings, args.agents, args.backlog,
-                                      args.phase_s, args.phases, args.output))
+                                      args.phase_s, args.phases or 4, args.output))
     if args.what == "load":
         from callcenter.bench_load import run_load_bench
 
@@ -923,7 +923,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return run(run_console_bench(
             settings, args.clients, args.procs, args.rate, args.step_s, args.change_s,
             args.seats, not args.no_abba, args.output, nice=args.nice,
-            consoles_cpus=args.consoles_cpus, phases=args.phases))
+            consoles_cpus=args.consoles_cpus, phases=args.phases or 0))
     return run(run_bench(settings, args.calls, args.concurrency, args.output))
 
 
@@ -1058,14 +1058,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="acd-load: callers kept waiting beyond the agents")
     p.add_argument("--phase-s", type=float, default=30.0,
                    help="acd-load: seconds of arriving callers per phase")
-    p.add_argument("--phases", type=int, default=4,
+    p.add_argument("--phases", type=int, default=None,
                    help="acd-load: phases, even, in ABBA order (ours, app_queue, app_queue,"
-                        " ours, ...); console: phases, a multiple of 4 in ABBA order (without"
-                        " clients, with, with, without, ...), of 2 with --no-abba")
+                        " ours, ...; 4); console: phases, a multiple of 4 in ABBA order"
+                        " (without clients, with, with, without, ...; 4), of 2 with --no-abba"
+                        " (2)")
     p.add_argument("--rates", default="2,5,10,20,40",
                    help="load: rising calls per second, one step each")
     p.add_argument("--step-s", type=float, default=20.0,
-                   help="load: seconds of calls per flow and step")
+                   help="load: seconds of calls per flow and step; console: per phase")
     p.add_argument("--calls", type=int, default=40)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--clients", type=int, default=1000,

@@ -149,7 +149,7 @@ def phase(clients: bool, setups: list[float], rtts: list[float], cpu: float) -> 
 
 def result(fanout: str = "inline") -> ConsoleResult:
     board = Wallboard(clients=1000, logged_in=1000, procs=2, board_bytes=3000, moves=20,
-                      pushes=20, messages=40_000, boards=40_000, wall_s=4.0, rounds=1,
+                      pushes=20, messages=40_000, boards=40_000, rounds=1,
                       client_s=4000.0,
                       latencies_ms=[10.0, 20.0, 130.0], push_ms=[5.0, 9.0],
                       coalescing_ms=[0.0, 90.0], not_held_ms=[10.0], clients_cpu_s=3.0,
