@@ -31,7 +31,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,7 +61,9 @@ DIDS: Mapping[str, str] = {"agi": "95502", "native": "95501"}
 TITLES: Mapping[str, str] = {"agi": "FastAGI", "native": "native"}
 FAILURE_SHARE = 0.001     # a step with more failed calls than this is past the knee
 SETUP_P99_LIMIT_MS = 3000  # or with callers waiting longer than this for an answer (p99)
-#: issue 12's goal for the engine's CPU over Asterisk's at the knee
+#: issue 12's goal for the engine's CPU over Asterisk's at the knee; checked as written (the whole
+#: engine) and per call (the FastAGI IVR's own cost, what a native call does not cost the engine:
+#: the records of a call, which every call needs, are 0.08-0.11 of Asterisk's CPU on their own)
 CPU_GOAL = 0.10
 HOLD_MS = 60_000          # the caller's patience: both flows hang up long before
 LAG_TICK_S = 0.02
@@ -207,20 +209,21 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
         rtt = percentile(step.round_trips_ms, 99) if step.round_trips_ms else 0.0
         lag = percentile(step.lag_ms, 99) if step.lag_ms else 0.0
         out.append(f"- at {label} ({at:g} calls/s): engine / Asterisk CPU {ratio:.2f} (goal "
-                   f"<= {CPU_GOAL:.2f}: {mark(ratio <= CPU_GOAL)}); FastAGI round trip p99 "
-                   f"{rtt:.0f} ms and "
+                   f"as written <= {CPU_GOAL:.2f}: {mark(ratio <= CPU_GOAL)}); FastAGI round "
+                   f"trip p99 {rtt:.0f} ms and "
                    f"loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
                    f"{mark(rtt <= 50 and lag <= 50)})")
         native = next((s for s in steps if s.flow == "native" and s.rate == at), None)
         if native is not None and step.placed and native.placed and step.asterisk_cpu_s:
-            out.append("  " + per_call_line(step, native))
+            out.append("  " + per_call_line(step, native, mark))
     return out
 
 
-def per_call_line(agi: Step, native: Step) -> str:
+def per_call_line(agi: Step, native: Step, mark: Callable[[bool], str]) -> str:
     """The CPU goal per call: what the engine spends on a FastAGI call, what it spends keeping
     the records of a native call (the part of the engine a FastAGI IVR cannot do without), and
-    the difference (the FastAGI IVR's own cost) against Asterisk's CPU per FastAGI call."""
+    the difference (the FastAGI IVR's own cost) against Asterisk's CPU per FastAGI call: the
+    goal as issue 12's notes restate it, since the records alone take most of it as written."""
     engine = agi.engine_cpu_s / agi.placed * 1000
     books = native.engine_cpu_s / native.placed * 1000
     asterisk = agi.asterisk_cpu_s / agi.placed * 1000
@@ -228,9 +231,11 @@ def per_call_line(agi: Step, native: Step) -> str:
     return (f"per call: the engine {engine:.1f} ms for a FastAGI call, of which {books:.1f} ms "
             f"is what it also spends on a native call's records (native's engine / Asterisk: "
             f"{native.engine_cpu_s / native.asterisk_cpu_s:.2f}); the FastAGI IVR's own "
-            f"{own:.1f} ms is {own / asterisk:.2f} of Asterisk's {asterisk:.1f} ms per call. "
-            f"The records alone are {books / asterisk:.2f} of that: a goal of {CPU_GOAL:.2f} for "
-            f"the whole engine leaves the IVR {max(CPU_GOAL - books / asterisk, 0.0):.2f}"
+            f"{own:.1f} ms is {own / asterisk:.3f} of Asterisk's {asterisk:.1f} ms per call "
+            f"(goal per call <= {CPU_GOAL:.2f}: {mark(own / asterisk <= CPU_GOAL)}). The records "
+            f"alone are {books / asterisk:.2f} of Asterisk's CPU per FastAGI call: the goal as "
+            f"written, for the whole engine, leaves the IVR "
+            f"{max(CPU_GOAL - books / asterisk, 0.0):.2f}"
             if native.asterisk_cpu_s else "")
 
 
