@@ -62,8 +62,8 @@ TITLES: Mapping[str, str] = {"agi": "FastAGI", "native": "native"}
 FAILURE_SHARE = 0.001     # a step with more failed calls than this is past the knee
 SETUP_P99_LIMIT_MS = 3000  # or with callers waiting longer than this for an answer (p99)
 #: issue 12's goal for the engine's CPU over Asterisk's at the knee; checked as written (the whole
-#: engine) and per call (the FastAGI IVR's own cost, what a native call does not cost the engine:
-#: the records of a call, which every call needs, are 0.08-0.11 of Asterisk's CPU on their own)
+#: engine) and per call (the FastAGI IVR's own cost: the engine's CPU for a FastAGI call less
+#: what a native call's records cost it, which every call needs; ``per_call_line``)
 CPU_GOAL = 0.10
 HOLD_MS = 60_000          # the caller's patience: both flows hang up long before
 LAG_TICK_S = 0.02
@@ -205,38 +205,45 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
         step = next((s for s in steps if s.flow == "agi" and s.rate == at), None)
         if step is None or at is None:
             continue
-        ratio = step.engine_cpu_s / step.asterisk_cpu_s if step.asterisk_cpu_s else 0.0
         rtt = percentile(step.round_trips_ms, 99) if step.round_trips_ms else 0.0
         lag = percentile(step.lag_ms, 99) if step.lag_ms else 0.0
-        out.append(f"- at {label} ({at:g} calls/s): engine / Asterisk CPU {ratio:.2f} (goal "
-                   f"as written <= {CPU_GOAL:.2f}: {mark(ratio <= CPU_GOAL)}); FastAGI round "
-                   f"trip p99 {rtt:.0f} ms and "
-                   f"loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
+        if step.asterisk_cpu_s > 0:
+            ratio = step.engine_cpu_s / step.asterisk_cpu_s
+            cpu = (f"engine / Asterisk CPU {ratio:.3f} (goal as written <= {CPU_GOAL:.2f}: "
+                   f"{mark(ratio <= CPU_GOAL)})")
+        else:
+            cpu = "engine / Asterisk CPU not measured (Asterisk used no CPU in the step)"
+        out.append(f"- at {label} ({at:g} calls/s): {cpu}; FastAGI round trip p99 {rtt:.0f} ms "
+                   f"and loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
                    f"{mark(rtt <= 50 and lag <= 50)})")
         native = next((s for s in steps if s.flow == "native" and s.rate == at), None)
-        if native is not None and step.placed and native.placed and step.asterisk_cpu_s:
-            out.append("  " + per_call_line(step, native, mark))
+        out.append("  " + per_call_line(step, native, mark))
     return out
 
 
-def per_call_line(agi: Step, native: Step, mark: Callable[[bool], str]) -> str:
-    """The CPU goal per call: what the engine spends on a FastAGI call, what it spends keeping
-    the records of a native call (the part of the engine a FastAGI IVR cannot do without), and
-    the difference (the FastAGI IVR's own cost) against Asterisk's CPU per FastAGI call: the
-    goal as issue 12's notes restate it, since the records alone take most of it as written."""
+def per_call_line(agi: Step, native: Step | None, mark: Callable[[bool], str]) -> str:
+    """The CPU goal per call, this project's reading of issue 12's goal: what the engine spends
+    on a FastAGI call, what it spends keeping the records of a native call at the same rate (the
+    part of the engine a FastAGI IVR cannot do without), and the difference (the FastAGI IVR's
+    own cost) against Asterisk's CPU per FastAGI call. Native calls last longer and have more
+    channels up at once, so their records may cost a little more than a FastAGI call's: the
+    IVR's own figure leans low rather than high. Said, never dropped, when it cannot be
+    measured."""
+    if native is None or not agi.placed or not native.placed or agi.asterisk_cpu_s <= 0:
+        return ("per call: not measured (needs both flows' calls at this rate and Asterisk's CPU"
+                " in the FastAGI step)")
     engine = agi.engine_cpu_s / agi.placed * 1000
     books = native.engine_cpu_s / native.placed * 1000
     asterisk = agi.asterisk_cpu_s / agi.placed * 1000
-    own = engine - books
-    return (f"per call: the engine {engine:.1f} ms for a FastAGI call, of which {books:.1f} ms "
-            f"is what it also spends on a native call's records (native's engine / Asterisk: "
-            f"{native.engine_cpu_s / native.asterisk_cpu_s:.2f}); the FastAGI IVR's own "
-            f"{own:.1f} ms is {own / asterisk:.3f} of Asterisk's {asterisk:.1f} ms per call "
-            f"(goal per call <= {CPU_GOAL:.2f}: {mark(own / asterisk <= CPU_GOAL)}). The records "
-            f"alone are {books / asterisk:.2f} of Asterisk's CPU per FastAGI call: the goal as "
-            f"written, for the whole engine, leaves the IVR "
-            f"{max(CPU_GOAL - books / asterisk, 0.0):.2f}"
-            if native.asterisk_cpu_s else "")
+    own = max(engine - books, 0.0)  # noise can make a native call dearer: the IVR then costs 0
+    return (f"per call: the engine {engine:.1f} ms for a FastAGI call, {books:.1f} ms for a "
+            f"native call's records (native's engine / Asterisk: "
+            f"{fmt_ratio(native.engine_cpu_s, native.asterisk_cpu_s)}); the FastAGI IVR's own "
+            f"{own:.1f} ms (the difference) is {own / asterisk:.3f} of Asterisk's "
+            f"{asterisk:.1f} ms per call (goal per call <= {CPU_GOAL:.2f}: "
+            f"{mark(own / asterisk <= CPU_GOAL)}). The records alone are "
+            f"{books / asterisk:.3f} of Asterisk's CPU per FastAGI call: the goal as written, "
+            f"for the whole engine, leaves the IVR {max(CPU_GOAL - books / asterisk, 0.0):.3f}")
 
 
 def render_section(result: LoadResult) -> str:
