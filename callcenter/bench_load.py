@@ -196,7 +196,7 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
         out.append(f"- calls ok, FastAGI / native, every rate up to native's knee: lowest "
                    f"{min(shares):.3f} (goal >= 0.99: {mark(min(shares) >= 0.99)})")
     if agi_knee is not None and native_knee is not None:
-        out.append(f"- knee, FastAGI / native: {agi_knee / native_knee:.2f} (goal >= 0.95: "
+        out.append(f"- knee, FastAGI / native: {agi_knee / native_knee:.3f} (goal >= 0.95: "
                    f"{mark(agi_knee / native_knee >= 0.95)})")
     knees: list[tuple[str, float | None]] = (
         [("both knees", agi_knee)] if agi_knee == native_knee
@@ -213,8 +213,8 @@ def goal_lines(steps: Sequence[Step], agi_knee: float | None,
                    f"{mark(ratio <= CPU_GOAL)})")
         else:
             cpu = "engine / Asterisk CPU not measured (Asterisk used no CPU in the step)"
-        out.append(f"- at {label} ({at:g} calls/s): {cpu}; FastAGI round trip p99 {rtt:.0f} ms "
-                   f"and loop lag p99 {lag:.0f} ms (goal <= 50 ms each: "
+        out.append(f"- at {label} ({at:g} calls/s): {cpu}; FastAGI round trip p99 {rtt:.1f} ms "
+                   f"and loop lag p99 {lag:.1f} ms (goal <= 50 ms each: "
                    f"{mark(rtt <= 50 and lag <= 50)})")
         native = next((s for s in steps if s.flow == "native" and s.rate == at), None)
         out.append("  " + per_call_line(step, native, mark))

@@ -91,10 +91,10 @@ def test_the_goals_are_read_off_the_fastagi_steps_at_each_knee() -> None:
     lines = goal_lines(steps, knee(steps, "agi"), knee(steps, "native"))
     text = "\n".join(lines)
     assert "lowest 1.000 (goal >= 0.99: met)" in text
-    assert "knee, FastAGI / native: 1.00 (goal >= 0.95: met)" in text
+    assert "knee, FastAGI / native: 1.000 (goal >= 0.95: met)" in text
     # both knees are 20 (said once): the FastAGI step there misses the CPU and round trip goals
     assert ("at both knees (20 calls/s): engine / Asterisk CPU 0.300 (goal as written <= 0.10:"
-            " **missed**); FastAGI round trip p99 80 ms") in text
+            " **missed**); FastAGI round trip p99 80.0 ms") in text
     assert text.count("per call:") == 1
     assert "(goal <= 50 ms each: **missed**)" in text
     # per call, at 20 calls/s: the engine 3.0 s / 400 calls, native's records 1.0 s / 400
@@ -161,3 +161,11 @@ def test_what_cannot_be_measured_is_said_never_dropped() -> None:
     assert "(native's engine / Asterisk: n/a)" in text
     assert "(goal per call <= 0.10: **missed**)" in text
     assert "\n  \n" not in text + "\n"
+
+
+def test_a_p99_just_over_the_goal_does_not_print_as_the_goal() -> None:
+    agi, native = step("agi", 20, 400, 400), step("native", 20, 400, 400)
+    agi.engine_cpu_s, agi.asterisk_cpu_s = 1.0, 10.0
+    agi.round_trips_ms, agi.lag_ms = [50.4] * 100, [2.0] * 100
+    assert ("FastAGI round trip p99 50.4 ms and loop lag p99 2.0 ms (goal <= 50 ms each: "
+            "**missed**)") in cpu_text(agi, native)
