@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,27 +149,37 @@ async def hang_up_all(engine: Engine) -> None:
 
 
 async def hang_up(engine: Engine, channel: str, timeout_s: float = 10.0) -> None:
-    """Hang up ``channel`` (a name or a uniqueid), riding over the instant it has no name: AMI
-    Bridge moves a channel out of dialplan by a masquerade, and a Hangup at that instant answers
-    "No such channel" although the channel lives on. Returns once it is gone or was never there."""
+    """Hang up ``channel`` (a name or a uniqueid) and return once Asterisk no longer lists it.
+
+    A Hangup can miss while a channel is moved out of dialplan into a bridge (AMI ``Bridge`` or
+    the agent leg's ``Bridge()``: a masquerade that retires the channel object): it answers "No
+    such channel" although the channel lives on, or it is accepted and lost with the retired
+    object (a caller left talking to a desk phone until the test ended). So it is sent again
+    until the channel, followed by its uniqueid (which the masquerade keeps), is gone."""
     from callcenter.errors import AmiActionError
 
     assert engine.ami is not None
-    loop = asyncio.get_running_loop()
+    ami, loop = engine.ami, asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
+
+    def there(rows: Iterable[Mapping[str, str]], ids: set[str]) -> set[str]:
+        return {r.get("Uniqueid", "") for r in rows
+                if r.get("Uniqueid") in ids or channel in (r.get("Channel"), r.get("Uniqueid"))}
+
+    ids = there(await ami.action_list("CoreShowChannels"), set())
     while True:
         try:
-            await engine.ami.action("Hangup", Channel=channel)
-            return
+            await ami.action("Hangup", Channel=channel)
         except AmiActionError as exc:
             if "No such channel" not in str(exc):
                 raise
-        rows = await engine.ami.action_list("CoreShowChannels")
-        if not any(channel in (r.get("Channel"), r.get("Uniqueid")) for r in rows):
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"{channel} is listed but Hangup cannot find it")
-        await asyncio.sleep(0.1)
+        retry_at = min(deadline, loop.time() + 1.0)
+        while loop.time() < retry_at:
+            if not there(await ami.action_list("CoreShowChannels"), ids):
+                return
+            await asyncio.sleep(0.1)
+        if loop.time() >= deadline:
+            raise AssertionError(f"{channel} is still there {timeout_s:.0f} s after Hangup")
 
 
 async def direct_caller(engine: Engine, phone: str = "13700000009",
