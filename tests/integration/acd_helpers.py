@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,21 +152,21 @@ async def hang_up(engine: Engine, channel: str, timeout_s: float = 10.0) -> None
     """Hang up ``channel`` (a name or a uniqueid) and return once Asterisk no longer lists it.
 
     A Hangup can miss while a channel is moved out of dialplan into a bridge (AMI ``Bridge`` or
-    the agent leg's ``Bridge()``: a masquerade that retires the channel object): it answers "No
-    such channel" although the channel lives on, or it is accepted and lost with the retired
-    object (a caller left talking to a desk phone until the test ended). So it is sent again
-    until the channel, followed by its uniqueid (which the masquerade keeps), is gone."""
+    the agent leg's ``Bridge()``): the masquerade that moves it takes it out of the channel
+    list for a moment ("No such channel" although it lives on), and a soft hang-up set on the
+    object it retires is not carried over (Asterisk's ``channel_do_masquerade``). The second is
+    the suspected cause of a caller left bridged to a desk phone after an accepted Hangup. So
+    the Hangup is sent again (the moved channel keeps its name and uniqueid) until it is gone."""
     from callcenter.errors import AmiActionError
 
     assert engine.ami is not None
     ami, loop = engine.ami, asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
 
-    def there(rows: Iterable[Mapping[str, str]], ids: set[str]) -> set[str]:
-        return {r.get("Uniqueid", "") for r in rows
-                if r.get("Uniqueid") in ids or channel in (r.get("Channel"), r.get("Uniqueid"))}
+    async def listed() -> bool:
+        rows = await ami.action_list("CoreShowChannels")
+        return any(channel in (r.get("Channel"), r.get("Uniqueid")) for r in rows)
 
-    ids = there(await ami.action_list("CoreShowChannels"), set())
     while True:
         try:
             await ami.action("Hangup", Channel=channel)
@@ -174,9 +174,11 @@ async def hang_up(engine: Engine, channel: str, timeout_s: float = 10.0) -> None
             if "No such channel" not in str(exc):
                 raise
         retry_at = min(deadline, loop.time() + 1.0)
-        while loop.time() < retry_at:
-            if not there(await ami.action_list("CoreShowChannels"), ids):
+        while True:
+            if not await listed():
                 return
+            if loop.time() >= retry_at:
+                break
             await asyncio.sleep(0.1)
         if loop.time() >= deadline:
             raise AssertionError(f"{channel} is still there {timeout_s:.0f} s after Hangup")
