@@ -731,14 +731,14 @@ async def _flows_test(flows: object, directory: Path) -> int:
     ``tryout.DEFAULT_AT``): never at the machine's date."""
     from callcenter.engine import sandbox_rules
     from callcenter.ivr.flowset import FlowSet
-    from callcenter.ivr.tryout import load_scenarios, run_scenario
+    from callcenter.ivr.tryout import DemoLedgers, load_scenarios, run_scenario
 
     assert isinstance(flows, FlowSet)
     failed = 0
-    rules = sandbox_rules(_settings())
+    ledgers = DemoLedgers(sandbox_rules(_settings()))
     scenarios = load_scenarios(directory / "scenarios")
     for path, scenario in scenarios:
-        problems = await run_scenario(flows, scenario, rules)
+        problems = await run_scenario(flows, scenario, ledgers)
         failed += bool(problems)
         print(f"{'FAIL' if problems else 'ok  '} {path.name}: {scenario.name}")
         for problem in problems:

@@ -3,17 +3,23 @@
 ``try_flow`` drives the engine's own interpreter and actions against a throwaway sandbox back
 office (seeded with the demo customers), feeding keys from a script instead of a caller.
 Scenario files (``ivr_flows/scenarios/*.yaml``) list calls with their expected prompts, action
-outcomes and ending; ``run_scenarios`` checks them (operators: ``callcenter flows test``).
+outcomes and ending; ``run_scenario`` checks one (operators: ``callcenter flows test``).
 
 Time stands still at one instant: the ``at`` given (``--at``, a scenario's ``at:``), else
 ``DEFAULT_AT``; the machine's clock is never read, so a run gives the same result on any day.
 The back office keeps the rules it is given (the CLI passes the configured ones, with their
 holidays: ``engine.sandbox_rules``).
+
+Seeding a demo back office hashes the demo passwords with scrypt, most of a short try's time.
+A run of many tries (``flows test``) shares one ``DemoLedgers``: each instant's ledger is seeded
+once and every try gets a fresh copy of that file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,27 +66,59 @@ class TryResult:
         return self.end.reason if self.end else "?"
 
 
+class DemoLedgers:
+    """Fresh demo back offices under one set of rules, for a run of many tries: the first try
+    at an instant seeds a ledger (the demo customers, their scrypt-hashed passwords) and keeps
+    its file's bytes; every try at that instant opens a copy of them, as fresh as a new seed.
+    The copies share the demo passwords' salts, which nothing in a try can tell."""
+
+    def __init__(self, rules: Rules | None = None) -> None:
+        self.rules = rules or DEFAULT_RULES
+        self._seeded: dict[dt.datetime, bytes] = {}
+
+    async def open(self, path: Path, when: dt.datetime) -> SandboxBackOffice:
+        """A demo back office at ``path`` (which must not exist) whose clock stands at ``when``."""
+        image = self._seeded.get(when)
+        if image is None:
+            office = await SandboxBackOffice.open(path, rules=self.rules, clock=lambda: when)
+            try:
+                await seed_demo(office)
+            finally:
+                await office.close()  # the last connection's close folds the WAL into the file
+            image = self._seeded[when] = await asyncio.to_thread(path.read_bytes)
+        else:
+            await asyncio.to_thread(_write_private, path, image)
+        return await SandboxBackOffice.open(path, rules=self.rules, clock=lambda: when)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+        file.write(data)
+
+
 async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700000000",
                    lang: str = "zh", at: dt.datetime | None = None, rules: Rules | None = None,
                    out: Callable[[str], None] = lambda _line: None,
-                   before: Sequence[str] = ()) -> TryResult:
+                   before: Sequence[str] = (), ledgers: DemoLedgers | None = None) -> TryResult:
     """Run ``flow`` with the keys of ``dtmf`` at the instant ``at`` (default ``DEFAULT_AT``),
     against a fresh demo back office under ``rules`` (default: the built-in A-share rules).
     ``before``: the keys of earlier calls, made first against the same back office (what they
-    leave, such as a locked password, is there for this call); the result is this call's."""
+    leave, such as a locked password, is there for this call); the result is this call's.
+    ``ledgers``: a run's seeded back offices, whose rules replace ``rules`` (give one or the
+    other)."""
     if flow not in flows.flows:
         raise ConfigError(f"no flow {flow!r}; flows: {', '.join(sorted(flows.flows))}")
+    if ledgers is not None and rules is not None and rules is not ledgers.rules:
+        raise ValueError("try_flow: give rules or ledgers, not both")
+    ledgers = ledgers or DemoLedgers(rules)
     result = TryResult()
     texts = {**flows.prompts,
              **{k: {"zh": v.zh, "en": v.en} for k, v in backoffice_prompts().items()}}
     with tempfile.TemporaryDirectory() as tmp:
         db = await open_db(Path(tmp) / "try.db")
-        rules = rules or DEFAULT_RULES
-        when = fixed_instant(at, rules)
-        office = await SandboxBackOffice.open(Path(tmp) / "backoffice.db", rules=rules,
-                                              clock=lambda: when)
+        office = await ledgers.open(Path(tmp) / "backoffice.db",
+                                    fixed_instant(at, ledgers.rules))
         try:
-            await seed_demo(office)
             for n, keys in enumerate(before):
                 out(f"(call {n + 1} before: {keys})")
                 await _call(flows, flow, keys, caller, lang, office, db, texts, TryResult(),
@@ -216,7 +254,10 @@ def _in_order(wanted: list[str], heard: list[str]) -> bool:
     return True
 
 
-async def run_scenario(flows: FlowSet, s: Scenario, rules: Rules | None = None) -> list[str]:
+async def run_scenario(flows: FlowSet, s: Scenario,
+                       ledgers: DemoLedgers | None = None) -> list[str]:
+    """What scenario ``s`` did differently (empty: it passed), on a back office of ``ledgers``
+    (default: a fresh one under the built-in rules)."""
     got = await try_flow(flows, s.flow, s.dtmf, caller=s.caller, lang=s.lang, at=s.at,
-                         rules=rules, before=s.before)
+                         before=s.before, ledgers=ledgers)
     return check_scenario(s, got)

@@ -115,6 +115,8 @@ def test_flows_test_uses_the_configured_holidays(tmp_path: Path, monkeypatch: py
     """The same scenario file passes, then fails once 2026-11-23 is a configured holiday."""
     directory = tmp_path / "ivr_flows"
     shutil.copytree(FLOWS, directory)
+    for other in (directory / "scenarios").glob("*.yaml"):
+        other.unlink()
     (directory / "scenarios" / "hotline.yaml").write_text(
         f'- name: a transfer on the default day\n  dtmf: "{TRANSFER}"\n'
         "  actions: {transfer: ok}\n", encoding="utf-8")

@@ -4,7 +4,9 @@ for the transfer only, and never in the call's timeline, the logs or the databas
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
 from callcenter.ivr.runner import ScriptFlowIO, drive, run_action
-from callcenter.ivr.tryout import DEFAULT_AT, Scenario, check_scenario, try_flow
+from callcenter.ivr.tryout import DEFAULT_AT, DemoLedgers, Scenario, check_scenario, try_flow
 from callcenter.store.db import open_db
 from tests.leaks import holds
 
@@ -145,10 +147,12 @@ async def test_check_password_takes_every_kind_and_refuses_others(
 async def test_scenarios_check_prompts_together_last_and_earlier_calls() -> None:
     flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
     lock = f"3 2 {ORDINARY}# {TRADING} 2 000000 000000 000000"
+    ledgers = DemoLedgers()    # shared, as in `flows test`: each try still starts fresh
     after = await try_flow(flows, "hotline", f"3 2 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}",
-                           before=[lock])
+                           before=[lock], ledgers=ledgers)
     assert ("check_password", "account_locked") in after.actions
-    fresh = await try_flow(flows, "hotline", f"3 2 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}")
+    fresh = await try_flow(flows, "hotline", f"3 2 {ORDINARY}# {TRADING} 2 {DEMO_FUND_PASSWORD}",
+                           ledgers=ledgers)
     assert ("check_password", "ok") in fresh.actions      # without the earlier call: no lock
     wrong = Scenario(name="x", dtmf="", together=["zh/enter_fund_password", "zh/enter_amount"],
                      last_prompts=["zh/enter_amount"])
@@ -249,3 +253,27 @@ async def test_a_bank_password_checked_only_by_the_transfer_is_asked_again_when_
         assert len(moved) == 1 and moved[0].amount == Decimal("500")   # once, after the retry
     finally:
         await office.close()
+
+
+def _trading_hash(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT trading_hash FROM bo_customers WHERE account = ?",
+                         (ORDINARY,)).fetchone()
+    return str(row[0])
+
+
+async def test_shared_ledgers_are_private_copies_of_one_seed(tmp_path: Path) -> None:
+    """Each back office ``DemoLedgers`` opens is its own 0600 file; the second is a copy of the
+    first's seed (the same scrypt hash), and what a try did to the first stays in the first."""
+    ledgers = DemoLedgers()
+    when = DEFAULT_AT.replace(tzinfo=SHANGHAI)
+    await (await ledgers.open(tmp_path / "first.db", when)).close()
+    seeded = _trading_hash(tmp_path / "first.db")
+    assert seeded.startswith("scrypt$")
+    with closing(sqlite3.connect(tmp_path / "first.db")) as db, db:
+        db.execute("UPDATE bo_customers SET trading_hash = 'changed'")
+    await (await ledgers.open(tmp_path / "second.db", when)).close()
+    assert _trading_hash(tmp_path / "second.db") == seeded
+    assert _trading_hash(tmp_path / "first.db") == "changed"
+    for name in ("first.db", "second.db"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600

@@ -13,8 +13,8 @@ from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
 from callcenter.ivr import tryout
 from callcenter.ivr.flow_load import load_flowset
-from callcenter.ivr.interpreter import Ask, Proof
-from callcenter.ivr.runner import Digits, ScriptFlowIO
+from callcenter.ivr.interpreter import Ask, Digits, Proof
+from callcenter.ivr.runner import ScriptFlowIO
 from callcenter.ivr.tryout import Scenario, TryResult, check_scenario, load_scenarios
 
 
@@ -38,10 +38,12 @@ async def test_no_shipped_scenario_asks_a_secret_while_a_proof_records(
     monkeypatch.setattr(tryout, "ScriptFlowIO", _Watching)
     flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
     proofs = secrets = 0
+    ledgers = tryout.DemoLedgers()
     for _, scenario in load_scenarios(REPO_ROOT / "ivr_flows" / "scenarios"):
         _Watching.log = []
         await tryout.try_flow(flows, scenario.flow, scenario.dtmf, caller=scenario.caller,
-                              lang=scenario.lang, at=scenario.at, before=scenario.before)
+                              lang=scenario.lang, at=scenario.at, before=scenario.before,
+                              ledgers=ledgers)
         recording = False
         for event in _Watching.log:
             assert not (recording and event == "secret"), scenario.name

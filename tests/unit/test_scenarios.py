@@ -13,7 +13,14 @@ from callcenter.engine import ACTION_NAMES
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.flowset import FlowSet
 from callcenter.ivr.prompts import MAX_CHUNK, chunks, voiced_text
-from callcenter.ivr.tryout import Scenario, check_scenario, load_scenarios, run_scenario, try_flow
+from callcenter.ivr.tryout import (
+    DemoLedgers,
+    Scenario,
+    check_scenario,
+    load_scenarios,
+    run_scenario,
+    try_flow,
+)
 
 FLOWS = REPO_ROOT / "ivr_flows"
 SCENARIOS = load_scenarios(FLOWS / "scenarios")
@@ -24,9 +31,15 @@ def flows() -> FlowSet:
     return load_flowset(FLOWS, actions=ACTION_NAMES)
 
 
+@pytest.fixture(scope="module")
+def ledgers() -> DemoLedgers:
+    """One seed per instant for the whole module, as `flows test` shares them in a run."""
+    return DemoLedgers()
+
+
 @pytest.mark.parametrize("scenario", [s for _, s in SCENARIOS], ids=lambda s: s.name[:40])
-async def test_shipped_scenario(flows: FlowSet, scenario: Scenario) -> None:
-    assert await run_scenario(flows, scenario) == []
+async def test_shipped_scenario(flows: FlowSet, ledgers: DemoLedgers, scenario: Scenario) -> None:
+    assert await run_scenario(flows, scenario, ledgers) == []
 
 
 async def test_a_wrong_expectation_is_reported(flows: FlowSet) -> None:
