@@ -18,8 +18,8 @@ once and every try gets a fresh copy of that file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from callcenter.ivr.interpreter import Call, End, Interpreter, Outcome, Transfer
 from callcenter.ivr.prompts import backoffice_prompts
 from callcenter.ivr.runner import ScriptFlowIO, drive, run_action
 from callcenter.ivr.yaml_source import YamlSyntaxError, load_located
-from callcenter.store.db import open_db
+from callcenter.store.db import make_private, open_db
 
 #: the instant a try or scenario runs at when it names none: Monday 23 November 2026, 10:00 in
 #: Shanghai, a trading day inside the agents' hours (fixed: never the machine's date)
@@ -78,6 +78,8 @@ class DemoLedgers:
 
     async def open(self, path: Path, when: dt.datetime) -> SandboxBackOffice:
         """A demo back office at ``path`` (which must not exist) whose clock stands at ``when``."""
+        if await asyncio.to_thread(path.exists):
+            raise FileExistsError(f"{path}: a demo ledger goes to a new file")
         image = self._seeded.get(when)
         if image is None:
             office = await SandboxBackOffice.open(path, rules=self.rules, clock=lambda: when)
@@ -85,15 +87,23 @@ class DemoLedgers:
                 await seed_demo(office)
             finally:
                 await office.close()  # the last connection's close folds the WAL into the file
-            image = self._seeded[when] = await asyncio.to_thread(path.read_bytes)
+            image = self._seeded[when] = await asyncio.to_thread(_whole_file, path)
         else:
             await asyncio.to_thread(_write_private, path, image)
         return await SandboxBackOffice.open(path, rules=self.rules, clock=lambda: when)
 
 
+def _whole_file(path: Path) -> bytes:
+    """A closed SQLite file's bytes; refused while a write-ahead log still holds part of it."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise RuntimeError(f"{wal}: still holds writes after the ledger was closed")
+    return path.read_bytes()
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-        file.write(data)
+    make_private(path)  # 0600 before a byte of customer data is in it
+    path.write_bytes(data)
 
 
 async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700000000",
@@ -115,18 +125,17 @@ async def try_flow(flows: FlowSet, flow: str, dtmf: str, *, caller: str = "13700
     texts = {**flows.prompts,
              **{k: {"zh": v.zh, "en": v.en} for k, v in backoffice_prompts().items()}}
     with tempfile.TemporaryDirectory() as tmp:
-        db = await open_db(Path(tmp) / "try.db")
-        office = await ledgers.open(Path(tmp) / "backoffice.db",
-                                    fixed_instant(at, ledgers.rules))
-        try:
+        async with contextlib.AsyncExitStack() as closing:
+            db = await open_db(Path(tmp) / "try.db")
+            closing.push_async_callback(db.close)
+            office = await ledgers.open(Path(tmp) / "backoffice.db",
+                                        fixed_instant(at, ledgers.rules))
+            closing.push_async_callback(office.close)
             for n, keys in enumerate(before):
                 out(f"(call {n + 1} before: {keys})")
                 await _call(flows, flow, keys, caller, lang, office, db, texts, TryResult(),
                             f"try-{n + 1}", out)
             await _call(flows, flow, dtmf, caller, lang, office, db, texts, result, "try", out)
-        finally:
-            await office.close()
-            await db.close()
     return result
 
 

@@ -3,8 +3,11 @@ for the transfer only, and never in the call's timeline, the logs or the databas
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import closing
 from decimal import Decimal
@@ -26,7 +29,8 @@ from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import DEMO_BANK_PASSWORD, DEMO_FUND_PASSWORD, ORDINARY, seed_demo
 from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
-from callcenter.errors import BrokerRefusal
+from callcenter.errors import BrokerError, BrokerRefusal
+from callcenter.ivr import tryout
 from callcenter.ivr.actions import BackgroundWork, CallSession, HotlineActions
 from callcenter.ivr.flow_load import load_flowset
 from callcenter.ivr.interpreter import Call, Interpreter, Outcome, Transfer
@@ -262,9 +266,11 @@ def _trading_hash(path: Path) -> str:
     return str(row[0])
 
 
-async def test_shared_ledgers_are_private_copies_of_one_seed(tmp_path: Path) -> None:
-    """Each back office ``DemoLedgers`` opens is its own 0600 file; the second is a copy of the
-    first's seed (the same scrypt hash), and what a try did to the first stays in the first."""
+async def test_shared_ledgers_are_private_copies_of_one_seed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Each back office ``DemoLedgers`` opens is its own new file, 0600 from its first byte (no
+    loose file to tighten); the second is a copy of the first's seed (the same scrypt hash), and
+    what a try did to the first stays in the first."""
     ledgers = DemoLedgers()
     when = DEFAULT_AT.replace(tzinfo=SHANGHAI)
     await (await ledgers.open(tmp_path / "first.db", when)).close()
@@ -272,8 +278,47 @@ async def test_shared_ledgers_are_private_copies_of_one_seed(tmp_path: Path) -> 
     assert seeded.startswith("scrypt$")
     with closing(sqlite3.connect(tmp_path / "first.db")) as db, db:
         db.execute("UPDATE bo_customers SET trading_hash = 'changed'")
-    await (await ledgers.open(tmp_path / "second.db", when)).close()
+    with caplog.at_level(logging.WARNING):
+        await (await ledgers.open(tmp_path / "second.db", when)).close()
+    assert "readable by others" not in caplog.text
     assert _trading_hash(tmp_path / "second.db") == seeded
     assert _trading_hash(tmp_path / "first.db") == "changed"
     for name in ("first.db", "second.db"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):
+        await ledgers.open(tmp_path / "first.db", when)
+    assert _trading_hash(tmp_path / "first.db") == "changed"
+
+
+async def test_shared_ledgers_seed_each_instant_on_its_own_day(tmp_path: Path) -> None:
+    """The demo data dated "today" (IPO allotments) is the day of the instant asked for, also
+    when another instant was seeded first."""
+    ledgers = DemoLedgers()
+    for n, day in enumerate((DEFAULT_AT, DEFAULT_AT + dt.timedelta(days=1), DEFAULT_AT)):
+        path = tmp_path / f"{n}.db"
+        await (await ledgers.open(path, day.replace(tzinfo=SHANGHAI))).close()
+        with closing(sqlite3.connect(path)) as db:
+            dates = {row[0] for row in db.execute("SELECT allotted_on FROM bo_ipo_allotments")}
+        assert dates == {day.date().isoformat()}
+
+
+def _sqlite_threads() -> int:
+    return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+
+
+async def test_a_try_whose_seed_fails_closes_what_it_opened(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    flows = load_flowset(REPO_ROOT / "ivr_flows", actions=ACTION_NAMES)
+    before = _sqlite_threads()
+
+    async def broken(office: SandboxBackOffice) -> None:
+        raise BrokerError("the seed broke")
+
+    monkeypatch.setattr(tryout, "seed_demo", broken)
+    with pytest.raises(BrokerError, match="the seed broke"):
+        await try_flow(flows, "hotline", "1 600519")
+    for _ in range(50):          # a closed connection's thread ends just after close returns
+        if _sqlite_threads() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert _sqlite_threads() == before
