@@ -802,6 +802,7 @@ async def test_messages_panel_shows_the_customers_deliveries(console: Page,
 
     # the relay says the statement went out: the row changes, and the list is read again
     backend.deliveries[0] = {**backend.deliveries[0], "state": "delivered"}
+    assert backend.push is not None
     backend.push.to_role(p.Role.AGENT, p.Event(event="delivery", data={
         "message_id": "m-queued-0001", "channel": "email", "account_masked": "******1234",
         "ref": "48213377", "state": "delivered", "report": "delivered", "reason": "",

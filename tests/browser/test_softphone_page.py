@@ -29,8 +29,8 @@ from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
 
 from callcenter.seats.console_api import AgentIdentity
 from callcenter.seats.console_server import ConsoleServer
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PageProblems
-from tests.browser.test_console_page import AGENT_PW, STATIC_DIR, FakeBackend, screen_pop
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, STATIC_DIR, PageProblems
+from tests.browser.test_console_page import AGENT_PW, FakeBackend, screen_pop
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 

@@ -195,9 +195,13 @@ async def test_receipts_and_inbound_contacts_reach_the_engine(env: Env) -> None:
             async with db.execute("SELECT state FROM outbox") as cur:
                 states = [row[0] for row in await cur.fetchall()]
             async with db.execute("SELECT COUNT(*) FROM contacts") as cur:
-                contacts = (await cur.fetchone())[0]
+                counted = await cur.fetchone()
+                assert counted is not None
+                contacts = counted[0]
             async with db.execute("SELECT COUNT(*) FROM deliveries") as cur:
-                reports = (await cur.fetchone())[0]
+                counted = await cur.fetchone()
+                assert counted is not None
+                reports = counted[0]
             return states == ["delivered"] and contacts == 1 and reports == 2
 
         await until(settled, changed, "receipt and contact")
@@ -207,7 +211,9 @@ async def test_receipts_and_inbound_contacts_reach_the_engine(env: Env) -> None:
     async with db.execute("SELECT state, detail FROM deliveries ORDER BY state") as cur:
         reports = [(row[0], json.loads(row[1])) for row in await cur.fetchall()]
     async with db.execute("SELECT sender, subject, text FROM contacts") as cur:
-        contact = tuple(await cur.fetchone())
+        row = await cur.fetchone()
+        assert row is not None
+        contact = tuple(row)
     await db.close()
     assert reports == [("delivered", {"receipt": "DELIVRD"}), ("sent", {"peer_id": "p-1"})]
     assert contact == ("13800000000", "re: note", "thanks")

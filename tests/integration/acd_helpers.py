@@ -239,6 +239,7 @@ async def engines_for(make_settings: Callable[..., Settings],
     """A test's engines on the real sandbox Asterisk: the first start saves the agents; each
     engine runs the demo back office; at the end every call is hung up, Asterisk must be empty
     and every engine is stopped."""
+    from callcenter.broker.sandbox import SandboxBackOffice
     from callcenter.broker.seed import seed_demo
     from tests.integration.conftest import trading_clock, wait_no_channels
 
@@ -251,7 +252,7 @@ async def engines_for(make_settings: Callable[..., Settings],
             await add_agents(settings, agents)
         eng = Engine(settings, backoffice_clock=trading_clock, acd_clock=clock or default_clock)
         await eng.start()
-        assert eng.backoffice is not None
+        assert isinstance(eng.backoffice, SandboxBackOffice)
         await seed_demo(eng.backoffice)
         engines.append(eng)
         return eng

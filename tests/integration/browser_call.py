@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from playwright.async_api import Page
+from playwright.async_api import Page, Request
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from callcenter.telephony.pbx import Pbx
@@ -26,15 +26,18 @@ async def open_console(page: Page, url: str, agent_id: str = AGENT) -> None:
     said (its errors, the login form's message) and the requests still pending or failed, rather
     than a bare time-out."""
     said: list[str] = []
-    pending: dict[object, str] = {}
+    pending: dict[Request, str] = {}
     failed: list[str] = []
     page.on("console", lambda m: said.append(f"console {m.type}: {m.text}")
             if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: said.append(f"page error: {e}"))
     page.on("request", lambda r: pending.__setitem__(r, r.url))
-    page.on("requestfinished", lambda r: pending.pop(r, None))
 
-    def _failed(request: Any) -> None:
+    def _finished(request: Request) -> None:
+        pending.pop(request, None)
+    page.on("requestfinished", _finished)
+
+    def _failed(request: Request) -> None:
         pending.pop(request, None)
         failed.append(f"{request.url}: {request.failure}")
     page.on("requestfailed", _failed)
@@ -58,8 +61,8 @@ async def softphone_stats(page: Page) -> dict[str, Any] | None:
 
 def audio_both_ways(stats: dict[str, Any] | None) -> bool:
     """The browser received the caller's audio with energy, and sent its microphone's."""
-    inbound = (stats or {}).get("inbound") or {}
-    outbound = (stats or {}).get("outbound") or {}
+    inbound: dict[str, float] = (stats or {}).get("inbound") or {}
+    outbound: dict[str, float] = (stats or {}).get("outbound") or {}
     return (inbound.get("totalAudioEnergy", 0) > 0.01 and inbound.get("packetsReceived", 0) > 100
             and outbound.get("packetsSent", 0) > 100 and outbound.get("totalAudioEnergy", 0) > 0)
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import SecretStr
 
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
@@ -81,7 +82,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Engine]:
     stopped after, failing if calls were left in Asterisk."""
     eng = Engine(settings, backoffice_clock=trading_clock)
     await eng.start()
-    assert eng.backoffice is not None
+    assert isinstance(eng.backoffice, SandboxBackOffice)
     await seed_demo(eng.backoffice)
     try:
         yield eng
@@ -133,7 +134,7 @@ async def ns_engine(namespace: NetNs, ns_settings: Settings) -> AsyncIterator[En
             engine = Engine(ns_settings, backoffice_clock=trading_clock)
             await engine.start()
             try:
-                assert engine.backoffice is not None and engine.db is not None
+                assert isinstance(engine.backoffice, SandboxBackOffice) and engine.db is not None
                 await seed_demo(engine.backoffice)
                 assert engine.phones is not None and engine.acd is not None
                 for agent_id, role, extension in BROWSER_AGENTS:

@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from callcenter.acd.seat import SeatState
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import seed_demo
 from callcenter.config import Settings, load_settings
 from callcenter.engine import Engine
@@ -73,7 +74,7 @@ async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
     await add_agents(settings, [agent("A1", "1001"), agent("S1", "9001", role="supervisor")])
     eng = Engine(settings, backoffice_clock=trading_clock)
     await eng.start()
-    assert eng.backoffice is not None
+    assert isinstance(eng.backoffice, SandboxBackOffice)
     await seed_demo(eng.backoffice)
     try:
         yield eng
@@ -291,7 +292,7 @@ async def proxied(pbx: Pbx, tmp_path: Path) -> AsyncIterator[tuple[Engine, TcpPr
     eng = Engine(settings, backoffice_clock=trading_clock)
     try:
         await eng.start()
-        assert eng.backoffice is not None
+        assert isinstance(eng.backoffice, SandboxBackOffice)
         await seed_demo(eng.backoffice)
         yield eng, proxy, watcher
     finally:
@@ -361,7 +362,7 @@ async def test_ami_cut_while_the_phone_rings_then_the_agent_answers(
     assert engine.db is not None
     async with engine.db.execute("SELECT agent_id, path FROM recordings WHERE call_id = ?",
                                  (call_id,)) as cur:
-        rows = await cur.fetchall()
+        rows = list(await cur.fetchall())
     assert [r[0] for r in rows] == ["A1"] and rows[0][1] == call.recording
     # The call ends normally afterwards: the seat frees.
     await ami.action("Hangup", Channel=agent_uid)

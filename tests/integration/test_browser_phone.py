@@ -148,6 +148,6 @@ async def test_a_sip_caller_reaches_an_agent_who_answers_in_the_browser_with_aud
     async with engine.db.execute("SELECT id FROM calls ORDER BY started_at") as cur:
         ids = [str(r[0]) for r in await cur.fetchall()]
     records = [r for r in [await get_call(engine.db, i) for i in ids] if r is not None]
-    heard = [Heard(r) for r in records]
-    prompts = [p for h in heard for p in h.prompts()]
+    timelines = [Heard(r) for r in records]
+    prompts = [p for h in timelines for p in h.prompts()]
     assert "zh/quote_last" in prompts and "zh/order_placed" in prompts, prompts

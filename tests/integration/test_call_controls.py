@@ -15,6 +15,7 @@ from callcenter.acd.targets import Target
 from callcenter.config import load_settings
 from callcenter.engine import Engine
 from callcenter.errors import ConsoleError
+from callcenter.telephony.ami import Response
 from callcenter.telephony.ami_events import AmiEvent, DialBegin, OtherEvent
 from callcenter.telephony.pbx import Pbx
 from tests.integration.acd_helpers import (
@@ -203,7 +204,7 @@ async def test_a_conference_of_caller_agent_and_a_third_party(engine: Engine) ->
     await control.conference("A1", Target(kind="number", value="13912340000"))
     # conference() returns once the third party answered; its leg then runs the dialplan into
     # ConfBridge (a moment later, longer on a loaded machine)
-    rows: list[dict[str, str]] = []
+    rows: list[Response] = []
     for _ in range(100):
         rows = await engine.ami.action_list("CoreShowChannels")
         if len([r for r in rows if r.get("Application") == "ConfBridge"]) == 3:

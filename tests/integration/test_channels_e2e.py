@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import DEMO_TRADING_PASSWORD, ORDINARY, seed_demo
 from callcenter.config import load_settings
 from callcenter.engine import Engine
@@ -61,7 +62,7 @@ async def world(pbx: Pbx, tmp_path: Path) -> AsyncIterator[World]:
     engine = Engine(settings, backoffice_clock=trading_clock)
     try:
         await engine.start()
-        assert engine.backoffice is not None
+        assert isinstance(engine.backoffice, SandboxBackOffice)
         await seed_demo(engine.backoffice)
         yield World(engine, mail_dir, sms_file)
     finally:
@@ -129,7 +130,8 @@ async def test_an_ivr_statement_by_email_arrives_with_its_pdf(world: World) -> N
     assert message["X-Callcenter-Message-Id"] == row["message_id"]
     [pdf] = [part for part in message.iter_attachments()
              if part.get_content_type() == "application/pdf"]
-    assert pdf.get_filename().endswith("0001.pdf")
+    filename = pdf.get_filename()
+    assert filename is not None and filename.endswith("0001.pdf")
     assert pdf.get_content().startswith(b"%PDF")
 
 

@@ -87,7 +87,7 @@ async def test_run_serves_calls_and_stops_cleanly_on_sigterm(settings: Settings,
     assert proc.stdout is not None
     try:
         # first the sandbox's channel peers report where mail and texts land, then the engine
-        lines = []
+        lines: list[bytes] = []
         while not lines or b"callcenter engine running" not in lines[-1]:
             line = await asyncio.wait_for(proc.stdout.readline(), 30)
             assert line, b"".join(lines)

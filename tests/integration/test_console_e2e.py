@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, expect
 
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import DEMO_TRADING_PASSWORD, ORDINARY, seed_demo
 from callcenter.config import load_settings
 from callcenter.engine import Engine
@@ -45,7 +46,7 @@ async def engine(pbx: Pbx, tmp_path: Path) -> AsyncIterator[Engine]:
                                 agent("S1", "9001", role="supervisor")])
     eng = Engine(settings, backoffice_clock=trading_clock)
     await eng.start()
-    assert eng.backoffice is not None
+    assert isinstance(eng.backoffice, SandboxBackOffice)
     await seed_demo(eng.backoffice)
     try:
         yield eng

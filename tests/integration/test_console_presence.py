@@ -233,6 +233,7 @@ async def test_after_a_night_down_a_seat_left_logged_in_is_logged_out_after_the_
     the seat is logged out once its agent has had the grace to log in again, by system, not
     an hour into the new run with "just logged in" for the whole night on the wallboard."""
     settings = await left_not_ready(tmp_path, "login")
+    assert settings.db_path is not None
     heartbeat = settings.db_path.with_name(settings.db_path.name + ".alive")
     night = heartbeat.stat().st_mtime - 4 * 3600
     os.utime(heartbeat, (night, night))

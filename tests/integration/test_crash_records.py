@@ -220,7 +220,8 @@ async def test_records_and_queue_log_survive_a_database_that_refuses_writes(
             assert call_id in spool.read_text()
         async with engine.db.execute("SELECT COUNT(*) FROM queue_log WHERE call_id = ?",
                                      (call_id,)) as cur:
-            assert (await cur.fetchone())[0] == 0
+            counted = await cur.fetchone()
+            assert counted is not None and counted[0] == 0
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

@@ -44,9 +44,10 @@ from tests.integration.test_dialer import Outgoing, attempts, every_day_plan, pe
 pytestmark = pytest.mark.integration
 
 #: the outcome form of a new account's verification call
-FIELDS = [{"name": "outcome", "label": "结果 / Outcome", "kind": "choice", "required": True,
-           "choices": ["verified", "not_verified"], "success": ["verified"]},
-          {"name": "note", "label": "备注 / Note", "kind": "text"}]
+FIELDS: list[dict[str, Any]] = [
+    {"name": "outcome", "label": "结果 / Outcome", "kind": "choice", "required": True,
+     "choices": ["verified", "not_verified"], "success": ["verified"]},
+    {"name": "note", "label": "备注 / Note", "kind": "text"}]
 
 
 @pytest.fixture

@@ -125,7 +125,8 @@ async def test_kill_9_mid_campaign_no_customer_twice_no_task_lost(
             await call("dialer_join")
 
             async def reached() -> bool:
-                return (await _task(db_path, first_id))["state"] == "reached"
+                state: str = (await _task(db_path, first_id))["state"]
+                return state == "reached"
 
             await _eventually(reached, 60, "the first customer reached")
             first.send_signal(signal.SIGKILL)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from PIL.TiffImagePlugin import TiffImageFile
 
 from callcenter.channels import render
 from callcenter.channels.fax import FaxPlugin, FaxSettings
@@ -86,6 +87,7 @@ async def test_a_statement_arrives_with_its_pages(fax: tuple[FaxPlugin, list[Inb
     assert got["Status"] == "SUCCESS" and int(got["Pages"]) == expected
     tiff = pbx.root / got["File"].lstrip("/")
     with Image.open(tiff) as image:
+        assert isinstance(image, TiffImageFile)
         assert image.n_frames == expected
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import seed_demo
 from callcenter.config import REPO_ROOT, Settings
 from callcenter.engine import Engine
@@ -28,7 +29,7 @@ async def editable(settings: Settings, tmp_path: Path) -> AsyncIterator[Engine]:
     eng = Engine(settings.model_copy(update={"flows_dir": flows}),
                  backoffice_clock=trading_clock)
     await eng.start()
-    assert eng.backoffice is not None and eng.ami is not None
+    assert isinstance(eng.backoffice, SandboxBackOffice) and eng.ami is not None
     await seed_demo(eng.backoffice)
     try:
         yield eng

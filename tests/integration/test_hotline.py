@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from callcenter.broker.interface import OrderStatus, PasswordKind, Side
 from callcenter.broker.rules import SHANGHAI
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import (
     DEMO_FUND_PASSWORD,
     DEMO_TRADING_PASSWORD,
@@ -27,7 +28,7 @@ from callcenter.broker.seed import (
 )
 from callcenter.config import Settings
 from callcenter.engine import Engine
-from callcenter.telephony.ami import AmiClient
+from callcenter.telephony.ami import AmiClient, Response
 from callcenter.telephony.simcall import SimCaller
 from tests.leaks import holds
 
@@ -115,7 +116,7 @@ async def test_orders_exactly_once_and_every_refusal_explained(engine: Engine,
 
 async def test_closed_market_and_cancel_by_number(engine: Engine, caller: SimCaller) -> None:
     bo = engine.backoffice
-    assert bo is not None
+    assert isinstance(bo, SandboxBackOffice)
     placed = await hotline_call(engine, caller, f"2w{ORDINARY}#w{PW}w1w600000w10*00#w200#w1",
                                 until="zh/order_placed")
     assert placed.outcomes("place_order") == ["ok"]
@@ -171,7 +172,7 @@ async def watched_engine(settings: Settings) -> AsyncIterator[tuple[Engine, TcpP
     ami = settings.ami.model_copy(update={"port": proxy.port})
     engine = Engine(settings.model_copy(update={"ami": ami}), backoffice_clock=trading_clock)
     await engine.start()
-    assert engine.backoffice is not None
+    assert isinstance(engine.backoffice, SandboxBackOffice)
     await seed_demo(engine.backoffice)
     try:
         yield engine, proxy
@@ -203,7 +204,7 @@ async def test_wrong_passwords_lock_across_calls_and_never_leak(
 async def _passwords(engine: Engine, caller: SimCaller, caplog: pytest.LogCaptureFixture,
                      proxy: TcpProxy) -> None:
     bo = engine.backoffice
-    assert bo is not None
+    assert isinstance(bo, SandboxBackOffice)
     async def lock_out() -> tuple[Heard, Heard, Heard]:
         first = await hotline_call(engine, caller, f"3w1w{SILVER}#w111111w222222w333333",
                                    until="zh/refusal/bad_password", times=3)
@@ -263,7 +264,7 @@ async def test_statement_request_is_queued_with_its_record(engine: Engine,
 
 async def test_to_an_agent_in_and_out_of_hours(engine: Engine, caller: SimCaller) -> None:
     bo = engine.backoffice
-    assert bo is not None
+    assert isinstance(bo, SandboxBackOffice)
     # A wrong password first, then 0 in the account menu: the agent gets the failure too.
     handed = await hotline_call(engine, caller, f"3w1w{GOLD}#w111111w{PW}w0",
                                 until="zh/agent_connecting", caller_id="13800000003")
@@ -306,9 +307,10 @@ async def test_messages_are_kept_whether_ended_by_hash_or_by_hanging_up(
 async def test_account_queries_positions_orders_and_fills(engine: Engine,
                                                           caller: SimCaller) -> None:
     bo = engine.backoffice
-    assert bo is not None
+    assert isinstance(bo, SandboxBackOffice)
     # A buy at today's limit-up price fills at the market's first step.
     limit_up = (await bo.quote("600000")).limit_up
+    assert limit_up is not None
     await bo.place_order(ORDINARY, Side.BUY, "600000", limit_up, 100, "setup-fill")
     bo.set_clock(dt.datetime(2026, 11, 23, 10, 1))
     assert [f.quantity for f in await bo.fills_today(ORDINARY)] == [100]
@@ -345,7 +347,7 @@ async def test_the_handed_off_call_waits_in_the_holding_context(engine: Engine,
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30
-        where: dict[str, str] = {}
+        where: Response = {}
         while loop.time() < deadline:
             rows = await ami.action_list("CoreShowChannels")
             where = next((r for r in rows if r.get("Uniqueid") == ivr_side), {})

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from callcenter.acd.seat import SeatState
+from callcenter.broker.sandbox import SandboxBackOffice
 from callcenter.broker.seed import seed_demo
 from callcenter.config import load_settings
 from callcenter.engine import Engine
@@ -67,7 +68,7 @@ async def world(pbx: Pbx, tmp_path: Path) -> AsyncIterator[World]:
     engine = Engine(settings, backoffice_clock=trading_clock)
     try:
         await engine.start()
-        assert engine.backoffice is not None
+        assert isinstance(engine.backoffice, SandboxBackOffice)
         await seed_demo(engine.backoffice)
         yield World(engine)
     finally:

@@ -81,6 +81,7 @@ async def test_a_supervisor_finds_a_phone_order_by_its_number_and_plays_it(
         await page.wait_for_function(
             "() => document.getElementById('rec-audio').readyState >= 1")
         duration = await audio.evaluate("a => a.duration")
+        assert rec.bytes is not None  # sealed: its size is recorded
         assert duration == pytest.approx((rec.bytes - 44) / 16000, abs=0.2)
         await page.wait_for_function(
             "() => { const a = document.getElementById('rec-audio');"

@@ -523,7 +523,7 @@ async def test_a_phone_lost_while_asterisk_is_out_of_reach_waits_for_the_link(
     assert two.acd.seat("A1").call is call
     clock.advance(PHONE_CONFIRM_S)
     two.acd.on_timer()
-    assert two.acd.seat("A1").call is None and call.life.state is CallState.WAITING
+    assert two.acd.seat("A1").call is None and life(call) is CallState.WAITING
     await two.until(lambda: two.acd.find_waiter(call_id="c-1") is not None)
 
 

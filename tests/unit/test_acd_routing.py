@@ -11,6 +11,7 @@ from callcenter.acd.routing import (
     Assignment,
     Present,
     QueuePolicy,
+    SeatChoice,
     SeatView,
     WaitCode,
     WaitingCall,
@@ -125,8 +126,8 @@ def test_callback_keeps_original_arrival() -> None:
     ("choice", "expected"),
     [("longest_idle", "b"), ("skill_level", "c"), ("fewest_calls", "a")],
 )
-def test_seat_choice(choice: str, expected: str) -> None:
-    policy = QueuePolicy(name="q", seat_choice=choice)  # type: ignore[arg-type]
+def test_seat_choice(choice: SeatChoice, expected: str) -> None:
+    policy = QueuePolicy(name="q", seat_choice=choice)
     call = WaitingCall("c", Tier.ORDINARY, 0.0, None, "fund")
     seats = [seat("a", 5.0, {"fund": 3}, calls=1), seat("b", 1.0, {"fund": 3}, calls=4),
              seat("c", 8.0, {"fund": 9}, calls=2)]
@@ -138,7 +139,7 @@ def test_seat_choice_ties() -> None:
     seats = [seat("z", 5.0, {"fund": 3}), seat("y", 2.0, {"fund": 3}),
              seat("x", 2.0, {"fund": 3})]
     for choice in ("longest_idle", "skill_level", "fewest_calls"):
-        policy = QueuePolicy(name="q", seat_choice=choice)  # type: ignore[arg-type]
+        policy = QueuePolicy(name="q", seat_choice=choice)
         assert next_assignment([call], seats, policy, 10.0) == Assignment("c", "x")
 
 
@@ -303,7 +304,7 @@ def routing_states(draw: st.DrawFn) -> tuple[list[WaitingCall], list[SeatView], 
     stage_offsets = (0.0, policy.manager_first_s, policy.vip_team_s)
     boundaries = [c.arrived_at + d + e for c in calls if c.tier in (Tier.GOLD, Tier.PLATINUM)
                   for d in stage_offsets for e in (-0.5, 0.0, 0.5)]
-    if boundaries and draw(st.booleans()):
+    if bool(boundaries) and draw(st.booleans()):
         now = draw(st.sampled_from(boundaries))
     else:
         now = draw(st.integers(30, 90)) / 2

@@ -14,10 +14,10 @@ from pydantic import SecretStr
 from callcenter.acd.control import dial_rule
 from callcenter.acd.seat import SeatState
 from callcenter.acd.service import Acd
-from callcenter.config import AcdSettings
+from callcenter.config import SIM_PHONE_CONTEXTS, AcdSettings
 from callcenter.errors import AmiConnectionError, ConfigError, ConsoleError
 from callcenter.phones.dialrules import mask
-from callcenter.store.agents import SIM_PHONE_CONTEXTS, AgentRecord, check_endpoint, save_agent
+from callcenter.store.agents import AgentRecord, check_endpoint, save_agent
 from callcenter.store.db import open_db
 from callcenter.telephony.ami_events import AmiEvent
 

@@ -49,6 +49,7 @@ def test_prices_stay_in_the_band_on_the_tick_and_exact() -> None:
         m.step(at(9, 30) + dt.timedelta(minutes=minute))
         for listing in LISTINGS:
             q = m.quote(listing.security.code)
+            assert q.limit_down is not None and q.limit_up is not None
             assert q.limit_down <= q.low <= q.last <= q.high <= q.limit_up
             assert q.last % D("0.01") == 0
             for value in (q.last, q.open, q.high, q.low, q.amount, q.prev_close):

@@ -736,9 +736,11 @@ async def test_lives_in_the_engine_database_too(tmp_path: Path) -> None:
         assert (await bo.quote("600519")).last == D("1480.00")
         await bo.close()                                  # does not close the engine's db
         async with db.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == len(MIGRATIONS)
+            row = await cur.fetchone()
+            assert row is not None and row[0] == len(MIGRATIONS)
         async with db.execute("SELECT version FROM bo_schema_version") as cur:
-            assert (await cur.fetchone())[0] == len(SCHEMA)
+            row = await cur.fetchone()
+            assert row is not None and row[0] == len(SCHEMA)
         await SandboxBackOffice.open(db, clock=lambda: at(10))   # re-open: no migration
     finally:
         await db.close()

@@ -19,6 +19,7 @@ from callcenter.acd.notices import (
     ConsultChanged,
     MonitorChanged,
 )
+from callcenter.acd.records import ActiveCall
 from callcenter.acd.seat import PHONE_GONE, SeatState
 from callcenter.acd.targets import Target
 from callcenter.errors import ConsoleError
@@ -31,6 +32,11 @@ from callcenter.telephony.ami_events import (
     OtherEvent,
 )
 from tests.unit.acd_world import CALLER, CALLER_UID, CONSULTED, World, info, parked
+
+
+def life(call: ActiveCall) -> CallState:
+    """The call's state, read afresh (a control moved it meanwhile)."""
+    return call.life.state
 
 
 def on_hold(name: str, headers: dict[str, Any], agent_uid: str) -> list[AmiEvent]:
@@ -52,7 +58,7 @@ async def test_hold_moves_the_call_once_both_legs_are_parked(acd_world: World) -
         if n == "Bridge" else []
     call.agent_parked = True
     await acd_world.control.resume("A1")
-    assert call.life.state is CallState.CONNECTED
+    assert life(call) is CallState.CONNECTED
     assert any(isinstance(n, CallResumed) for n in acd_world.notices)
 
 
@@ -125,7 +131,7 @@ async def test_a_cancelled_consultation_bridges_back_only_after_the_agent_leg_wa
     await acd_world.control.consult_cancel("A1")
     names = acd_world.ami.names()
     assert names[-2:] == ["Hangup", "Bridge"]
-    assert call.life.state is CallState.CONNECTED
+    assert life(call) is CallState.CONNECTED
     assert acd_world.acd.seat("A1").seat.state is SeatState.ON_CALL
     assert [n.state for n in acd_world.notices if isinstance(n, ConsultChanged)] == [
         "ringing", "ended"]

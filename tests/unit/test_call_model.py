@@ -7,6 +7,7 @@ from callcenter.atcc.model import (
     CallEnded,
     CallModel,
     CallStarted,
+    Change,
     TimelineAdded,
 )
 from callcenter.telephony.ami_events import (
@@ -24,7 +25,7 @@ def info(uid: str, linked: str, name: str = "", state: int = 4, desc: str = "Rin
                        "hotline", "9500")
 
 
-def kinds(changes: list[object]) -> list[str]:
+def kinds(changes: list[Change]) -> list[str]:
     out = []
     for c in changes:
         if isinstance(c, TimelineAdded):

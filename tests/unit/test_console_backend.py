@@ -237,6 +237,16 @@ def channel(name: str, uniqueid: str = "") -> ChannelInfo:
     return ChannelInfo(uniqueid or name, uniqueid or name, name, 6, "Up", "", "", "", "")
 
 
+def seat_state(rt: SeatRuntime) -> SeatState:
+    """The seat's state, read afresh (a command moved it meanwhile)."""
+    return rt.seat.state
+
+
+def seat_call(rt: SeatRuntime) -> ActiveCall | None:
+    """The seat's call, read afresh (an event moved it meanwhile)."""
+    return rt.call
+
+
 # -- acting on the customer of a call --------------------------------------------------------
 
 
@@ -330,7 +340,7 @@ async def test_click_to_call_back_the_last_caller(world: World) -> None:
     assert rt.seat.state is SeatState.RINGING
     # the agent's phone does not answer here (no Asterisk): the seat goes not ready
     async with asyncio.timeout(5):
-        while rt.seat.state is SeatState.RINGING:
+        while seat_state(rt) is SeatState.RINGING:
             await asyncio.sleep(0.01)
     assert [e["call_id"] for e in world.pushes.of(ME.agent_id, "call_ended")] == [
         reply["call_id"]]
@@ -896,7 +906,7 @@ async def test_a_call_is_not_cut_and_the_seat_goes_not_ready_after_it(
                           "Normal Clearing"))
     await world.pushes.until(lambda: rt.seat.state is SeatState.NOT_READY)
     assert rt.seat.reason == "console gone"
-    assert waiter.ringing == "" and rt.call is None  # the next caller was not offered
+    assert waiter.ringing == "" and seat_call(rt) is None  # the next caller was not offered
     assert rt.wrap_up_due is None
 
 
@@ -1032,7 +1042,7 @@ async def test_saving_the_wrap_up_under_a_backlog_answers_saved(world: World) ->
     rt = world.seat(ME.agent_id)
     world.give_call(ME.agent_id, "c-1", state=SeatState.WRAP_UP, last=True)
     world.acd.enqueue("c-2", "general", "PJSIP/trunk-0002", "c-2-uid", {})
-    assert rt.call is None  # nobody ready: the caller waits
+    assert seat_call(rt) is None  # nobody ready: the caller waits
     reply = await world.command(ME, {"type": "wrap_up", "call_id": "c-1",
                                      "disposition": "resolved", "notes": ""})
     assert reply["saved"] is True
@@ -1066,7 +1076,7 @@ async def test_the_disposition_is_required_before_ready(world: World) -> None:
     # a supervisor may still force the seat; the agent saves the form
     reply = await world.command(ME, {"type": "wrap_up", "call_id": "c-1",
                                      "disposition": "resolved", "notes": "ok"})
-    assert reply["saved"] is True and rt.seat.state is SeatState.READY
+    assert reply["saved"] is True and seat_state(rt) is SeatState.READY
 
 
 async def test_without_required_disposition_the_timer_makes_the_seat_ready(

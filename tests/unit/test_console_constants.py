@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from callcenter.acd.seat import DEFAULT_REASONS, SYSTEM_REASONS, SeatState
+from callcenter.acd.targets import Target
 from callcenter.broker.interface import Tier
 from callcenter.seats import console_constants as cc
 from callcenter.seats import protocol as p
@@ -103,7 +104,7 @@ def test_every_word_the_console_shows_has_a_text_in_both_languages() -> None:
         *(f"tier.{t.value}" for t in Tier),
         *(f"role.{r.value}" for r in p.Role),
         *(f"err.{c.value}" for c in p.ErrorCode),
-        *(f"target.kind.{k}" for k in typing.get_args(p.Target.model_fields["kind"].annotation)),
+        *(f"target.kind.{k}" for k in typing.get_args(Target.model_fields["kind"].annotation)),
     ]
     for lang, keys in _i18n_keys().items():
         missing = [k for k in wanted if k not in keys]

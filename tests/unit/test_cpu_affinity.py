@@ -36,9 +36,9 @@ def test_cpu_lists_are_read_and_written_as_the_kernel_writes_them() -> None:
 
 
 def test_a_split_gives_each_side_at_least_one_cpu() -> None:
-    assert split({0, 1}) == ({0}, {1})
-    assert split({0, 1, 2}) == ({0, 1}, {2})
-    assert split({4, 5, 6, 7}) == ({4, 5}, {6, 7})
+    assert split({0, 1}) == (frozenset({0}), frozenset({1}))
+    assert split({0, 1, 2}) == (frozenset({0, 1}), frozenset({2}))
+    assert split({4, 5, 6, 7}) == (frozenset({4, 5}), frozenset({6, 7}))
     with pytest.raises(ConfigError, match="two or more"):
         split({0})
 
@@ -46,9 +46,9 @@ def test_a_split_gives_each_side_at_least_one_cpu() -> None:
 def test_the_console_bench_splits_the_cpus_as_asked() -> None:
     have = frozenset({0, 1, 2, 3})
     assert cpu_split("none", have) is None
-    assert cpu_split("auto", have) == ({0, 1}, {2, 3})
+    assert cpu_split("auto", have) == (frozenset({0, 1}), frozenset({2, 3}))
     assert cpu_split("auto", frozenset({0})) is None      # one CPU: nothing to split
-    assert cpu_split("3", have) == ({0, 1, 2}, {3})
+    assert cpu_split("3", have) == (frozenset({0, 1, 2}), frozenset({3}))
     with pytest.raises(ConfigError, match="CPU 7 is not available"):
         cpu_split("3,7", have)
     with pytest.raises(ConfigError, match="leave at least one CPU"):

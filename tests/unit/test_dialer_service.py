@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from callcenter.acd.records import SeatRuntime, Waiter
 from callcenter.dialer.service import Dialer
 from callcenter.errors import ConsoleError, DialerError
 from callcenter.store.tx import transaction
@@ -171,7 +172,7 @@ async def test_a_late_failure_leaves_no_call_and_gives_the_attempt_back(rig: Rig
     agent is free again, the attempt is not counted."""
     task_id = await rig.task()
 
-    def broken(*_args: Any) -> None:
+    def broken(rt: SeatRuntime, waiter: Waiter) -> None:
         raise RuntimeError("the ACD broke")
 
     rig.world.acd.offer_direct = broken  # type: ignore[method-assign]

@@ -255,7 +255,8 @@ def test_a_stale_wrap_up_counts_in_aht_for_its_first_15_minutes_only() -> None:
     assert stocks.aht_s == a1.aht_s == 60 + 900
     assert a1.wrap_up_s == 4 * 3600 + 2318
     live = LiveQueueFigures(START, TARGETS, seats={"a1": S.READY})
-    for ev in sorted([*qs, *ss[1:]], key=lambda e: e.at):
+    events: list[QueueEvent | SeatEvent] = [*qs, *ss[1:]]
+    for ev in sorted(events, key=lambda e: e.at):
         live.feed(ev)
         if ev is ss[3]:  # into wrap-up
             assert live.agents(T0 + 600)[0].aht_s == 60 + 535   # still going: so far

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from callcenter.acd.core import AcdCore
+from callcenter.acd.effects import Effect
 from callcenter.cli import main
 from callcenter.config import REPO_ROOT
 from callcenter.engine import ACTION_NAMES
@@ -75,7 +76,8 @@ def test_flows_check_uses_the_configured_queues(tmp_path: Path, monkeypatch: pyt
 
 def test_an_unknown_queue_at_run_time_reaches_the_catch_all_and_is_logged(
         caplog: pytest.LogCaptureFixture) -> None:
-    core = AcdCore(default_settings(), [].append, FakeClock(1000.0))
+    effects: list[Effect] = []
+    core = AcdCore(default_settings(), effects.append, FakeClock(1000.0))
     with caplog.at_level(logging.ERROR, logger="callcenter.acd.core"):
         waiter = core.enqueue("c-1", "genral", "PJSIP/carrier-1", "uid-1", {"lang": "zh"})
     assert waiter.queue == "general"  # the first configured queue: a person, not a dead end

@@ -11,7 +11,7 @@ import pytest
 
 from callcenter.errors import ConfigError
 from callcenter.ivr.flow_load import load_flowset
-from callcenter.ivr.flow_model import Confirm, Defaults
+from callcenter.ivr.flow_model import Confirm, Defaults, MenuNode
 from callcenter.ivr.flowset import FlowSetError
 from callcenter.ivr.tryout import load_scenarios
 from callcenter.ivr.yaml_source import YamlSyntaxError, loads_located
@@ -155,7 +155,8 @@ def test_a_flow_file_with_a_hash_key_is_refused_with_file_and_line(tmp_path: Pat
         load_flowset(tmp_path)
     assert str(caught.value).startswith(f"{flow}:9:7: this line starts with #")
     flow.write_text(flow.read_text().replace("#: bye", '"#": bye'))
-    assert load_flowset(tmp_path).flows["main"].nodes["menu"].options == {"1": "bye", "#": "bye"}
+    menu = load_flowset(tmp_path).flows["main"].nodes["menu"]
+    assert isinstance(menu, MenuNode) and menu.options == {"1": "bye", "#": "bye"}
 
 
 def test_a_scenario_file_with_a_lost_hash_is_refused_in_plain_words(tmp_path: Path) -> None:

@@ -238,7 +238,10 @@ def test_refusal_outcome_routes_and_is_remembered(fs: FlowSet) -> None:
 
 def test_closed_hours_and_holidays(fs: FlowSet) -> None:
     for when in (OPEN.replace(hour=21), OPEN.replace(month=10, day=1)):
-        it = Interpreter(fs, "main", clock=lambda w=when: w)
+        def clock(w: dt.datetime = when) -> dt.datetime:
+            return w
+
+        it = Interpreter(fs, "main", clock=clock)
         end = Script(it, [], {}).run()
         assert isinstance(end, End) and end.prompts == ("zh/closed",)
 

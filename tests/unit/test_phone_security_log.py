@@ -15,6 +15,7 @@ from callcenter.phones import link as link_module
 from callcenter.phones.identity import PhoneIdentity
 from callcenter.phones.link import LOG_BUDGET, LOG_WINDOW_S, PhoneLink
 from callcenter.phones.registry import PhoneChange
+from callcenter.telephony.ami import Response
 from callcenter.telephony.ami_events import OtherEvent
 
 
@@ -110,11 +111,11 @@ async def test_a_phone_that_misses_a_probe_is_asked_again_at_once(link: PhoneLin
     """Not the security log, the same link: a contact turning unreachable is qualified again
     right away (``PJSIPQualify``), once per change, and the change reaches the ACD as
     ``unreachable`` (a removed contact is not asked again: it is gone)."""
-    sent: list[tuple[str, dict[str, str]]] = []
+    sent: list[tuple[str, dict[str, str | list[str]]]] = []
     changes: list[PhoneChange] = []
 
-    async def action(name: str, **headers: str) -> dict[str, str]:
-        sent.append((name, headers))
+    async def action(action: str, **headers: str | list[str]) -> Response:
+        sent.append((action, headers))
         return {}
 
     link.ami.action = action  # type: ignore[method-assign]
@@ -146,21 +147,22 @@ async def test_a_call_on_a_phone_already_silent_is_told_once_the_contacts_are_re
     """A call restored (after a restart) on a phone that was already unreachable or gone made
     no change of its own: once the contacts are read, the phones with a call that cannot ring
     are told (unreachable ones asked again), each once; before that, nothing is told."""
-    sent: list[tuple[str, dict[str, str]]] = []
+    sent: list[tuple[str, dict[str, str | list[str]]]] = []
     changes: list[PhoneChange] = []
-    rows = [{"Event": "ContactList", "ObjectName": "7301;@a", "Uri": "sip:7301@x",
-             "Status": "Unreachable"},
-            {"Event": "ContactList", "ObjectName": "7302;@b", "Uri": "sip:7302@x",
-             "Status": "Reachable"},
-            {"Event": "ContactList", "ObjectName": "7304;@d", "Uri": "sip:7304@x",
-             "Status": "Unreachable"}]
+    rows: list[Response] = [
+        {"Event": "ContactList", "ObjectName": "7301;@a", "Uri": "sip:7301@x",
+         "Status": "Unreachable"},
+        {"Event": "ContactList", "ObjectName": "7302;@b", "Uri": "sip:7302@x",
+         "Status": "Reachable"},
+        {"Event": "ContactList", "ObjectName": "7304;@d", "Uri": "sip:7304@x",
+         "Status": "Unreachable"}]
 
-    async def action(name: str, **headers: str) -> dict[str, str]:
-        sent.append((name, headers))
+    async def action(action: str, **headers: str | list[str]) -> Response:
+        sent.append((action, headers))
         return {}
 
-    async def action_list(name: str, **headers: str) -> list[dict[str, str]]:
-        assert name == "PJSIPShowContacts"
+    async def action_list(action: str, **headers: str | list[str]) -> list[Response]:
+        assert action == "PJSIPShowContacts"
         return rows
 
     link.ami.action = action  # type: ignore[method-assign]

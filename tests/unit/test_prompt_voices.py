@@ -33,7 +33,7 @@ WELCOME = PromptText(zh="欢迎致电证券服务热线。", en="Welcome to the 
 
 
 def _telephony(path: Path) -> bytes:
-    with wave.open(str(path)) as w:
+    with wave.open(str(path), "rb") as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() > 0.5 * 8000  # a sentence, not the synthesizer's silence
         return w.readframes(w.getnframes())

@@ -44,6 +44,7 @@ from callcenter.channels.relay import (
     OutboxState,
     Rejected,
     Relay,
+    RelayEvent,
     backoff,
     build_outbound,
     normalise_payload,
@@ -349,7 +350,11 @@ async def test_reports_are_applied_once_and_only_to_known_messages(tmp_path: Pat
     db = relay.db
     heard: list[object] = []
     relay.add_listener(heard.append)
-    relay.add_listener(lambda e: 1 / 0)  # a failing listener harms nobody
+
+    def failing(_event: RelayEvent) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    relay.add_listener(failing)  # a failing listener harms nobody
     try:
         await add_request(db, "note", "c1", account="310000000001", phone=None, detail={},
                           outbox=[("sms", "callcenter/outbox/sms", {
@@ -383,7 +388,8 @@ async def test_reports_are_applied_once_and_only_to_known_messages(tmp_path: Pat
         await relay.store_contact(contact)
         await relay.store_contact(contact)
         async with db.execute("SELECT COUNT(*) FROM contacts") as cur:
-            assert (await cur.fetchone())[0] == 1
+            row = await cur.fetchone()
+            assert row is not None and row[0] == 1
     finally:
         await db.close()
 

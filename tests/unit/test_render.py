@@ -16,6 +16,8 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 from PIL import Image, ImageSequence
+from PIL.TiffImagePlugin import TiffImageFile
+from pypdf.generic import DictionaryObject
 
 from callcenter.channels import render
 from callcenter.channels.messages import Outbound
@@ -114,7 +116,11 @@ def pdf_fonts(pdf: bytes) -> dict[str, dict[str, Any]]:
     """BaseFont -> {"subtype": the CIDFont's, "files": the FontFile keys} over all pages."""
     fonts: dict[str, dict[str, Any]] = {}
     for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
-        for ref in page["/Resources"]["/Font"].values():
+        resources = page["/Resources"]
+        assert isinstance(resources, DictionaryObject)
+        font_dict = resources["/Font"]
+        assert isinstance(font_dict, DictionaryObject)
+        for ref in font_dict.values():
             font = ref.get_object()
             [cid] = [d.get_object() for d in font["/DescendantFonts"]]
             descriptor = cid["/FontDescriptor"].get_object()
@@ -291,7 +297,7 @@ def test_g3_tiff_is_a_fax_document_of_the_same_pages() -> None:
     document = render.render_document(doc(positions=many_positions(120)), "zh")
     tiff = render.to_g3_tiff(document.pdf)
     with Image.open(io.BytesIO(tiff)) as im:
-        assert im.format == "TIFF"
+        assert im.format == "TIFF" and isinstance(im, TiffImageFile)
         assert im.n_frames == document.pages
         for frame in ImageSequence.Iterator(im):
             assert frame.mode == "1"

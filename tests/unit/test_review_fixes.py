@@ -87,7 +87,8 @@ async def test_a_cancelled_begin_does_not_wedge_the_shared_connection(tmp_path: 
         assert not db.in_transaction
         await write()  # the next writer is fine
         async with db.execute("SELECT COUNT(*) FROM surveys") as cur:
-            assert (await cur.fetchone())[0] == 1
+            row = await cur.fetchone()
+            assert row is not None and row[0] == 1
     finally:
         await other.close()
         await db.close()

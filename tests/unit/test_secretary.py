@@ -81,7 +81,7 @@ def test_params_are_checked_and_written_one_way() -> None:
     assert canonical_params("price_below", "email", {"code": "600036", "price": D("40.5")}) \
         == {"code": "600036", "price": "40.50"}
     assert canonical_params("ipo", "fax", {"fax": "02161234567"}) == {"fax": "02161234567"}
-    for kind, channel, params, message in [
+    refused: list[tuple[str, str, dict[str, object], str]] = [
         ("price_above", "sms", {"code": "600519"}, "price"),
         ("price_above", "sms", {"code": "6005", "price": "1"}, "6-digit"),
         ("price_above", "sms", {"code": "600519", "price": 1500.0}, "never float"),
@@ -89,7 +89,8 @@ def test_params_are_checked_and_written_one_way() -> None:
         ("price_above", "sms", {"code": "600519", "price": "0"}, "above zero"),
         ("fill", "fax", {}, "fax number"),
         ("fill", "sms", {"code": "600519"}, "unexpected"),
-    ]:
+    ]
+    for kind, channel, params, message in refused:
         with pytest.raises(ValueError, match=message):
             canonical_params(kind, channel, params)
     with pytest.raises(ValueError):

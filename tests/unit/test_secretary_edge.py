@@ -345,7 +345,7 @@ async def test_a_failing_back_office_loses_nothing(db: aiosqlite.Connection,
     await subscribe(db, ORDINARY, "fill", "sms", now=EARLY)
     await buy_and_fill(bo)
     flaky = FlakyFeed(bo)
-    sec = Secretary(db, flaky, bo.now)  # type: ignore[arg-type]
+    sec = Secretary(db, flaky, bo.now)
     report = await sec.scan()
     assert (report.notices, report.skipped) == (0, ("fills",))
     assert await rows(db, "SELECT * FROM secretary_cursors WHERE name = 'fills'") == []

@@ -40,7 +40,8 @@ async def asterisk() -> AsyncIterator[str]:
 
     async def echo(conn: ServerConnection) -> None:
         async for message in conn:
-            await conn.send(f"echo:{message}")
+            text = message if isinstance(message, str) else message.decode()
+            await conn.send(f"echo:{text}")
 
     async with serve(echo, "127.0.0.1", 0, subprotocols=SIP) as server:
         port = server.sockets[0].getsockname()[1]

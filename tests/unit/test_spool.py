@@ -14,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -219,7 +219,6 @@ async def test_calls_a_crashed_run_left_open_end_at_its_last_heartbeat(db_path: 
 
 def test_a_spool_write_that_fails_midway_leaves_no_torn_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from callcenter.store import spool as spool_module
     from callcenter.store.spool import SpooledBatch, SpoolFile
 
     file = SpoolFile(tmp_path / "x.spool.jsonl")
@@ -232,10 +231,10 @@ def test_a_spool_write_that_fails_midway_leaves_no_torn_line(
         real_write(fd, bytes(data[:10]))  # part of it lands, then the disk is full
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(spool_module.os, "write", disk_full)
+    monkeypatch.setattr("callcenter.store.spool.os.write", disk_full)
     with pytest.raises(OSError):
         file.append([second], at=2.0)
-    monkeypatch.setattr(spool_module.os, "write", real_write)
+    monkeypatch.setattr("callcenter.store.spool.os.write", real_write)
     file.append([second], at=3.0)  # retried once there is room
     assert [b.key for b in file.read()] == ["k1", "k2"]
 
@@ -269,12 +268,12 @@ async def test_a_paced_writer_commits_a_lone_row_at_once_and_a_burst_together(
     that come within the interval after a commit wait and share the next commit; a ``flush``
     never waits for the interval."""
     import callcenter.store.writer as writer_module
+    from callcenter.store.tx import Statement
+    from callcenter.store.tx import apply_batch as real
 
     batches: list[list[object]] = []
-    real = writer_module.apply_batch
 
-    async def counted(db: aiosqlite.Connection, statements: list[tuple[str, tuple[object]]]
-                      ) -> None:
+    async def counted(db: aiosqlite.Connection, statements: Sequence[Statement]) -> None:
         batches.append([params[0] for _, params in statements])
         await real(db, statements)
 
@@ -310,12 +309,12 @@ async def test_the_events_of_a_recorded_call_need_no_stub_row(db_path: Path) -> 
     not seen (an engine note during an AMI outage) still makes the stub row it hangs on."""
     db = await _open(db_path)
     recorder = CallRecorder(db)
-    sql: list[str] = []
+    written: list[str] = []
     put = recorder.writer.put
 
-    def seen(statement: str, params: tuple[object, ...] = ()) -> None:
-        sql.append(statement.split("(")[0].strip())
-        put(statement, params)
+    def seen(sql: str, params: Sequence[object] = ()) -> None:
+        written.append(sql.split("(")[0].strip())
+        put(sql, params)
 
     recorder.writer.put = seen  # type: ignore[method-assign]
     recorder.start()
@@ -324,11 +323,11 @@ async def test_the_events_of_a_recorded_call_need_no_stub_row(db_path: Path) -> 
         recorder.put(model.apply(NewChannel(_info("c1")), 10.0))
         recorder.put(model.note("c1", "ivr.digits", {"digits": "5"}, 11.0))
         recorder.put(model.apply(Hangup(_info("c1"), 16, "Normal Clearing"), 12.0))
-        assert "INSERT OR IGNORE INTO calls" in sql[0]
-        assert [s for s in sql[1:] if s.startswith("INSERT OR IGNORE INTO calls")] == []
-        sql.clear()
+        assert "INSERT OR IGNORE INTO calls" in written[0]
+        assert [s for s in written[1:] if s.startswith("INSERT OR IGNORE INTO calls")] == []
+        written.clear()
         recorder.put(model.note("c9", "ivr.start", {"flow": "first"}, 13.0))
-        assert sql[0] == "INSERT OR IGNORE INTO calls"
+        assert written[0] == "INSERT OR IGNORE INTO calls"
         await recorder.flush()
         record = await get_call(db, "c1")
         assert record is not None and record.ended_at == 12.0

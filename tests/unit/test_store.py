@@ -22,9 +22,11 @@ async def test_open_migrates_and_sets_pragmas(tmp_path: Path) -> None:
     db = await open_db(tmp_path / "x.db")
     try:
         async with db.execute("PRAGMA journal_mode") as cur:
-            assert (await cur.fetchone())[0] == "wal"
+            row = await cur.fetchone()
+            assert row is not None and row[0] == "wal"
         async with db.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == len(MIGRATIONS)
+            row = await cur.fetchone()
+            assert row is not None and row[0] == len(MIGRATIONS)
     finally:
         await db.close()
     # reopening is a no-op migration

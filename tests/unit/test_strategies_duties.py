@@ -226,9 +226,10 @@ async def test_one_call_back_per_complaint_over_the_days_slots(
     async with db.execute("SELECT match_key, deadline_at, customer_name, tier FROM tasks"
                           " ORDER BY id") as cur:
         rows = [tuple(r) for r in await cur.fetchall()]
+    assert second.handled_at is not None
     assert rows == [
         ("complaint:CP-1", (evening + dt.timedelta(hours=24)).timestamp(), gold.name, "gold"),
-        ("complaint:CP-2", (second.handled_at + dt.timedelta(hours=24)).timestamp(),  # type: ignore[operator]
+        ("complaint:CP-2", (second.handled_at + dt.timedelta(hours=24)).timestamp(),
          gold.name, "gold")]
     assert await count(db, "SELECT COUNT(*) FROM strategy_runs WHERE strategy ="
                        " 'complaint-callback'") == 3

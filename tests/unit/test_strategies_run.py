@@ -215,8 +215,9 @@ async def test_the_sandbox_lists_its_customers_facts(bo: SandboxBackOffice) -> N
         assert f.assets == cash.balance + held
     assert facts[NO_BANK].bank_bound is False and facts[ORDINARY].bank_bound is True
     assert facts[NO_BANK].opened_on == MONDAY - dt.timedelta(days=1)
-    assert facts[SILVER].birthday is not None
-    assert (facts[SILVER].birthday.month, facts[SILVER].birthday.day) == (11, 23)
+    birthday = facts[SILVER].birthday
+    assert birthday is not None
+    assert (birthday.month, birthday.day) == (11, 23)
     [complaint] = facts[GOLD].complaints
     assert complaint.handled_at == NINE - dt.timedelta(hours=2)
     assert facts[PLATINUM].trades_30d == 25 and facts[ORDINARY].last_trade_on == (

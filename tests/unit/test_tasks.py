@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import pytest
@@ -45,7 +46,8 @@ def test_a_refused_move_changes_nothing() -> None:
     life = TaskLife(7)
     with pytest.raises(TaskStateError, match="cannot reached while open"):
         life.apply(TaskInput.REACHED, 1.0)
-    assert life.state is TaskState.OPEN and life.history == []
+    # one comparison, so the state is not narrowed to OPEN for the check after the move
+    assert (life.state, life.history) == (TaskState.OPEN, [])
     life.apply(TaskInput.DIAL, 2.0)
     assert life.state is TaskState.DIALING and life.since == 2.0
 
@@ -103,12 +105,13 @@ async def test_moves_are_logged_and_two_claims_race_to_one_winner(
 
 
 def test_an_outcome_form_checks_what_the_agent_sent() -> None:
-    form = [{"name": "outcome", "kind": "choice", "choices": ["verified", "refused"],
-             "success": ["verified"], "required": True},
-            {"name": "note", "kind": "text", "max": 5},
-            {"name": "amount", "kind": "number"},
-            {"name": "when", "kind": "date"},
-            {"name": "risk_ok", "kind": "yes_no"}]
+    form: list[dict[str, Any]] = [
+        {"name": "outcome", "kind": "choice", "choices": ["verified", "refused"],
+         "success": ["verified"], "required": True},
+        {"name": "note", "kind": "text", "max": 5},
+        {"name": "amount", "kind": "number"},
+        {"name": "when", "kind": "date"},
+        {"name": "risk_ok", "kind": "yes_no"}]
     got = check_values(form, {"outcome": "verified", "note": "ok", "amount": "1.50",
                               "when": "2026-12-03", "risk_ok": True})
     assert got == {"outcome": "verified", "note": "ok", "amount": "1.50",
@@ -126,6 +129,7 @@ def test_an_outcome_form_checks_what_the_agent_sent() -> None:
 
 
 def test_a_malformed_form_is_refused() -> None:
+    bad: list[dict[str, Any]]
     for bad in ([{"name": "outcome", "kind": "text"}],
                 [{"name": "x", "kind": "choice"}],
                 [{"name": "outcome", "kind": "choice", "choices": ["a"], "success": ["b"]}],

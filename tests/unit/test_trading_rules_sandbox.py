@@ -25,7 +25,7 @@ from callcenter.broker.interface import (
     Tier,
     TransferDirection,
 )
-from callcenter.broker.market import Listing
+from callcenter.broker.market import Listing, StepResult
 from callcenter.broker.sandbox import BankAccount, Holding, SandboxBackOffice, load_listings
 from callcenter.errors import BrokerRefusal, ConfigError
 
@@ -187,14 +187,14 @@ async def test_a_queued_order_cancelled_by_another_process_meanwhile_is_not_sent
     bo.set_clock(at(NEXT_MONDAY, 9, 20))
     step = bo.market.step
 
-    def other_process_cancels_first(when: dt.datetime) -> object:
+    def other_process_cancels_first(now: dt.datetime) -> StepResult:
         # Another writer on the same ledger (``callcenter sandbox``) between the read of the
         # queued orders and the sending transaction.
         with sqlite3.connect(tmp_path / "bo.db") as other:
             other.execute("UPDATE bo_orders SET status = 'cancelled', frozen = '0.00' "
                           "WHERE order_no = ? AND status = 'queued'", (order.order_no,))
             other.execute("UPDATE bo_cash SET frozen = '0.00' WHERE account = ?", (ACCOUNT,))
-        return step(when)
+        return step(now)
 
     bo.market.step = other_process_cancels_first  # type: ignore[method-assign]
     got = await bo.order_by_key("q-r")

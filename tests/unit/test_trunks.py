@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -170,8 +171,9 @@ def test_values_that_could_break_the_generated_files_are_refused(
 def test_auth_is_checked_when_the_files_are_made_without_echoing_the_password(
         change: dict[str, object], rule: str) -> None:
     trunk = TrunkSettings.model_validate(IDENTIFIED.model_dump() | change)
-    for render in (lambda: render_pjsip([trunk]),
-                   lambda: render_dialplan([trunk], simulated=False)):
+    renders: tuple[Callable[[], str], ...] = (
+        lambda: render_pjsip([trunk]), lambda: render_dialplan([trunk], simulated=False))
+    for render in renders:
         with pytest.raises(ConfigError, match=rule) as refused:
             render()
         assert refused.value.__cause__ is None and refused.value.__context__ is None

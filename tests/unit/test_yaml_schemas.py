@@ -68,6 +68,7 @@ def yaml12(text: str) -> Any:
             return {str(k.value): convert(v) for k, v in node.value}
         if isinstance(node, yaml.SequenceNode):
             return [convert(item) for item in node.value]
+        assert isinstance(node, yaml.ScalarNode)
         value = node.value
         if node.style is not None:
             return value
@@ -80,7 +81,9 @@ def yaml12(text: str) -> Any:
         if _FLOAT.fullmatch(value):
             return float(value)
         return value
-    return convert(yaml.compose(text, Loader=yaml.SafeLoader))
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    assert root is not None
+    return convert(root)
 
 
 # -- committed copies and modelines -----------------------------------------------------------
@@ -142,7 +145,7 @@ HOTLINE, _ = load_located(FLOWS / "hotline.yaml")
 
 
 def flow_with(change: dict[str, Any]) -> dict[str, Any]:
-    raw = copy.deepcopy(HOTLINE)
+    raw: dict[str, Any] = copy.deepcopy(HOTLINE)
     raw["nodes"]["probe"] = change
     return raw
 
@@ -223,7 +226,7 @@ def loader_takes_strategy(raw: dict[str, Any], tmp_path: Path) -> bool:
 
 
 def strategy_with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(CORE)
+    raw: dict[str, Any] = copy.deepcopy(CORE)
     node = raw
     for key in path[:-1]:
         node = node[key]
