@@ -19,6 +19,13 @@ what the crashed run planned and writes nothing twice. Calls the dialer made mea
 other run's rows, stay in the history.
 
 The history covers only the days the strategies look back (``lookback_days``).
+
+Two clocks: a run plans on ``clock`` (the back office's in the engine: the sandbox's day, which
+may be set apart from the machine's), while tasks and outbox rows are kept on the task store's
+clock (the engine's, which agents, the dialer, deadline alerts and the relay go by). What the
+plan dates (a task's due time and deadline, a message's earliest sending) keeps its distance
+from the run on the store's clock: a complaint's 72-hour call-back planned on a sandbox morning
+is due 72 hours after the complaint on that clock, not at once.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiosqlite
 
@@ -238,7 +245,7 @@ async def run_strategies(db: aiosqlite.Connection, customers: CustomerBase,
             for m in found:
                 reports[m.strategy.id].matched += 1
             await lease.renew()
-            await _write(db, store, plan, reports, clock, run_at)
+            await _write(db, store, plan, reports, run_at, shift=store.clock() - clock())
             if plan.messages and on_outbox is not None:
                 on_outbox()
             await _finish(db, group, plan, reports, day, clock())
@@ -311,23 +318,30 @@ async def _finish(db: aiosqlite.Connection, group: Sequence[Strategy], plan: Pla
                               skip.detail)
 
 
+def _later(when: float | None, shift: float) -> float | None:
+    return None if when is None else when + shift
+
+
 async def _write(db: aiosqlite.Connection, store: TaskStore, plan: Plan,
-                 reports: dict[str, RunReport], clock: Callable[[], float],
-                 run_at: float) -> None:
+                 reports: dict[str, RunReport], run_at: float, *, shift: float) -> None:
+    """The plan's tasks and messages, their dates moved by ``shift`` from the run's clock onto
+    the task store's; contact rows stay at ``run_at`` (the history counts the run's days)."""
     for task in plan.tasks:
-        if await store.create(task) is None:
+        moved = replace(task, due_at=_later(task.due_at, shift),
+                        deadline_at=_later(task.deadline_at, shift))
+        if await store.create(moved) is None:
             reports[task.strategy].existing += 1
         else:
             reports[task.strategy].tasks += 1
     for msg in plan.messages:
-        now = clock()
+        now = store.clock()
         async with transaction(db):
             cur = await db.execute(
                 "INSERT OR IGNORE INTO outbox (message_id, channel, topic, payload, state,"
                 " created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
                 (msg.message_id, msg.channel, f"callcenter/outbox/{msg.channel}",
                  json.dumps(msg.payload, ensure_ascii=False, sort_keys=True), now, now,
-                 msg.not_before))
+                 _later(msg.not_before, shift)))
             if cur.rowcount != 1:
                 reports[msg.strategy].existing += 1
                 continue

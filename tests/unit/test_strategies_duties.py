@@ -32,7 +32,7 @@ from callcenter.store.db import open_db
 from callcenter.strategies.conditions import History
 from callcenter.strategies.evaluate import due_slot, matches
 from callcenter.strategies.model import Schedule, Strategy
-from callcenter.strategies.plan import make_plan
+from callcenter.strategies.plan import make_plan, message_not_before
 from callcenter.strategies.runner import (
     LEASE_S,
     RunReport,
@@ -399,3 +399,34 @@ async def test_the_engines_task_store_hears_of_the_new_tasks(db: aiosqlite.Conne
                     [strategy("calls", "task")], tasks=store)
     assert got["calls"].tasks == 2
     assert heard == [("20000001", None), ("20000002", None)]
+
+
+async def test_tasks_and_messages_keep_their_distance_from_the_run_on_the_stores_clock(
+        db: aiosqlite.Connection, shipped: dict[str, Strategy]) -> None:
+    """The sandbox's day set apart from the machine's (``backoffice.clock_start``): a run plans
+    on the back office's Monday morning while the engine's task store and relay go by a clock
+    13 days later. The complaint's call-back is due its 24 hours after the complaint on the
+    store's clock (not overdue at once), the morning note not sent before its hour there."""
+    from callcenter.tasks.store import TaskStore
+
+    [gold] = [f for f in population(3, 1, MONDAY) if f.account == "20000002"]
+    handled = TEN.replace(hour=7)
+    people = ListCustomerBase([complained(gold, Complaint("CP-9", handled, handled))])
+    later = dt.timedelta(days=13, seconds=7)
+    business = TEN.replace(hour=7, minute=31)                   # before the texts' hours
+    store = TaskStore(db, lambda: (business + later).timestamp())
+    got = await run(db, people, [shipped["morning-note"], shipped["complaint-callback"]],
+                    now=business, tasks=store)
+    assert (got["complaint-callback"].tasks, got["morning-note"].messages) == (1, 1)
+    async with db.execute("SELECT created_at, due_at, deadline_at FROM tasks") as cur:
+        [(created, due, deadline)] = [tuple(r) for r in await cur.fetchall()]
+    assert created == (business + later).timestamp()
+    assert deadline == (handled + dt.timedelta(hours=24) + later).timestamp()
+    assert due is not None and created <= due <= deadline
+    async with db.execute("SELECT created_at, next_attempt_at FROM outbox") as cur:
+        [(queued, not_before)] = [tuple(r) for r in await cur.fetchall()]
+    assert queued == (business + later).timestamp()
+    planned = message_not_before(business, gold.timezone)   # the customer's waking hours
+    assert planned is not None and not_before == (planned + later).timestamp()
+    async with db.execute("SELECT at FROM contact_log") as cur:  # the history: the run's day
+        assert [r[0] for r in await cur.fetchall()] == [business.timestamp()]
