@@ -161,7 +161,8 @@ class Engine:
                 self.secretary = Secretary(
                     self.db, self.backoffice, self.backoffice.now, rules.tz,
                     self.settings.secretary.interval_s, rules=rules,
-                    summary_at=self.settings.secretary.summary_at)
+                    summary_at=self.settings.secretary.summary_at,
+                    outbox_clock=self.relay.clock if self.relay is not None else time.time)
                 self.secretary.on_outbox = self.kick_outbox
                 await self.secretary.start()
             if self.settings.strategies.enabled:

@@ -108,19 +108,23 @@ class Secretary:
     """Runs in the engine: ``await start()`` ... ``await close()``, or drive ``scan`` yourself.
 
     ``clock`` returns an aware datetime: the back office's clock in the engine (the sandbox's
-    may be pinned), so "today", trading sessions and quiet hours agree with it. Timestamps
-    written to the store (``created_at``, ``next_attempt_at``) are that clock's epoch seconds.
+    may be pinned or set to another day), so "today", trading sessions and quiet hours agree
+    with it; the notices' own rows are dated on it. Outbox and delivery rows are dated on
+    ``outbox_clock`` (the relay's, which sends them; default ``clock``'s), a notice's earliest
+    sending keeping its distance from the scan there.
     """
 
     def __init__(self, db: aiosqlite.Connection, backoffice: BackOffice,
                  clock: Callable[[], dt.datetime] | None = None, tz: dt.tzinfo = SHANGHAI,
                  interval_s: float = DEFAULT_INTERVAL_S, *, rules: Rules = DEFAULT_RULES,
-                 summary_at: dt.time = DEFAULT_SUMMARY_AT) -> None:
+                 summary_at: dt.time = DEFAULT_SUMMARY_AT,
+                 outbox_clock: Callable[[], float] | None = None) -> None:
         if interval_s <= 0:
             raise ValueError("the scan interval must be positive")
         self.db = db
         self.bo = backoffice
         self.clock = clock or (lambda: dt.datetime.now(tz))
+        self.outbox_clock = outbox_clock
         self.tz = tz
         self.interval_s = interval_s
         self.rules = rules
@@ -359,6 +363,8 @@ class Secretary:
         if not notices and not cursors:
             return 0, 0
         stamp = now.timestamp()
+        # the relay's time for the same instant: the outbox rows are dated on it
+        sent = stamp if self.outbox_clock is None else self.outbox_clock()
         written = failed = 0
         try:
             async with transaction(self.db):
@@ -380,13 +386,13 @@ class Secretary:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (n.message_id, sub.channel.value, f"callcenter/outbox/{sub.channel}",
                          json.dumps(payload, ensure_ascii=False, sort_keys=True),
-                         "failed" if problem else "queued", problem, stamp, stamp,
-                         not_before))
+                         "failed" if problem else "queued", problem, sent, sent,
+                         None if not_before is None else not_before - stamp + sent))
                     if problem:
                         await self.db.execute(
                             "INSERT OR IGNORE INTO deliveries (message_id, state, reason,"
                             " attempt, detail, at) VALUES (?, 'failed', ?, 1, '{}', ?)",
-                            (n.message_id, problem, stamp))
+                            (n.message_id, problem, sent))
                         failed += 1
                     written += 1
                 for name, value in cursors.items():

@@ -24,8 +24,10 @@ Two clocks: a run plans on ``clock`` (the back office's in the engine: the sandb
 may be set apart from the machine's), while tasks and outbox rows are kept on the task store's
 clock (the engine's, which agents, the dialer, deadline alerts and the relay go by). What the
 plan dates (a task's due time and deadline, a message's earliest sending) keeps its distance
-from the run on the store's clock: a complaint's 72-hour call-back planned on a sandbox morning
-is due 72 hours after the complaint on that clock, not at once.
+from the run on the store's clock: the call-back of a complaint handled two hours before a
+sandbox morning's run keeps the 22 hours left to its deadline there, not overdue at once. The
+run rows' ``run_at`` and ``finished_at`` are on the run's clock, ``started_at`` on the store's
+(a rerun compares it with its tasks' ``created_at``).
 """
 
 from __future__ import annotations
@@ -245,7 +247,8 @@ async def run_strategies(db: aiosqlite.Connection, customers: CustomerBase,
             for m in found:
                 reports[m.strategy.id].matched += 1
             await lease.renew()
-            await _write(db, store, plan, reports, run_at, shift=store.clock() - clock())
+            shift = 0.0 if store.clock is clock else store.clock() - clock()
+            await _write(db, store, plan, reports, run_at, shift=shift)
             if plan.messages and on_outbox is not None:
                 on_outbox()
             await _finish(db, group, plan, reports, day, clock())

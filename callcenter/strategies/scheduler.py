@@ -2,9 +2,9 @@
 due (their day by the exchange calendar, a slot of their schedule reached, no finished run of
 that slot).
 
-Times are the site's (``site.timezone``): the schedules' hours, the run days, and the clock of
-the run rows, which is the same as ``now``'s (the back office's in the sandbox). Tasks and
-messages keep the engine's task store's clock (``runner``: "Two clocks").
+Times are the site's (``site.timezone``): the schedules' hours and the run days, on ``now``'s
+clock (the back office's in the sandbox). Tasks and messages keep the engine's task store's
+clock (``runner``: "Two clocks").
 Strategies are read at start, and again when an API release of them is published or an operator
 asks (``callcenter strategies reload``: ``SIGUSR1``): a set with a problem is refused and the
 running one kept; a file with a problem at start stops none of the engine, only this scheduler

@@ -194,6 +194,23 @@ async def test_quiet_hours_hold_the_message_until_they_end(db: aiosqlite.Connect
     assert msg["next_attempt_at"] == notice["not_before"] == at(11).timestamp()
 
 
+async def test_quiet_hours_keep_their_length_on_the_relays_clock(db: aiosqlite.Connection,
+                                                                 bo: SandboxBackOffice) -> None:
+    """The sandbox's day set apart from the machine's (``backoffice.clock_start``): the notice
+    is dated on the back office's clock, its outbox row on the relay's, still an hour away
+    (the quiet hours end at 11:00 and the scan runs at 10:00)."""
+    later = dt.timedelta(days=13, seconds=7).total_seconds()
+    await subscribe(db, ORDINARY, "fill", "sms", quiet=("09:00", "11:00"), now=EARLY)
+    await buy_and_fill(bo)
+    relay_now = at(10).timestamp() + later
+    await Secretary(db, bo, bo.now, r.SHANGHAI, 30.0, outbox_clock=lambda: relay_now).scan()
+    [msg] = await outbox(db)
+    [notice] = await rows(db, "SELECT * FROM notices")
+    assert (notice["created_at"], notice["not_before"]) == (at(10).timestamp(),
+                                                            at(11).timestamp())
+    assert (msg["created_at"], msg["next_attempt_at"]) == (relay_now, relay_now + 3600)
+
+
 async def test_a_missing_address_is_recorded_as_failed(db: aiosqlite.Connection,
                                                        bo: SandboxBackOffice) -> None:
     await subscribe(db, NO_MAIL, "fund", "email", now=EARLY)

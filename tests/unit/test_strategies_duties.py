@@ -405,8 +405,9 @@ async def test_tasks_and_messages_keep_their_distance_from_the_run_on_the_stores
         db: aiosqlite.Connection, shipped: dict[str, Strategy]) -> None:
     """The sandbox's day set apart from the machine's (``backoffice.clock_start``): a run plans
     on the back office's Monday morning while the engine's task store and relay go by a clock
-    13 days later. The complaint's call-back is due its 24 hours after the complaint on the
-    store's clock (not overdue at once), the morning note not sent before its hour there."""
+    13 days later. The complaint's call-back keeps its deadline 24 hours after the handling
+    and its due time 4 hours after the run, on the store's clock (not overdue at once); the
+    morning note waits for the customer's waking hours as long as it would on the sandbox's."""
     from callcenter.tasks.store import TaskStore
 
     [gold] = [f for f in population(3, 1, MONDAY) if f.account == "20000002"]
@@ -422,7 +423,7 @@ async def test_tasks_and_messages_keep_their_distance_from_the_run_on_the_stores
         [(created, due, deadline)] = [tuple(r) for r in await cur.fetchall()]
     assert created == (business + later).timestamp()
     assert deadline == (handled + dt.timedelta(hours=24) + later).timestamp()
-    assert due is not None and created <= due <= deadline
+    assert due == (business + dt.timedelta(hours=4) + later).timestamp()
     async with db.execute("SELECT created_at, next_attempt_at FROM outbox") as cur:
         [(queued, not_before)] = [tuple(r) for r in await cur.fetchall()]
     assert queued == (business + later).timestamp()
